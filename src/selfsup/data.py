@@ -1,0 +1,57 @@
+"""In-memory datasets shared by every modality: samples, optional labels, sample ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+UNLABELED = -1
+
+
+@dataclass
+class ArrayDataset(Dataset):
+    """Decoded samples held in memory.
+
+    ``x`` holds the samples (images: uint8 ``(N, C, H, W)``), ``y`` integer labels or ``UNLABELED``.
+    ``__getitem__`` returns ``(sample, label)`` with the sample as float32 in the modality's input range.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    ids: list[str]
+    classes: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.x[index]
+        if sample.dtype == torch.uint8:
+            sample = sample.float().div_(255.0)
+        return sample, int(self.y[index])
+
+    @property
+    def labeled(self) -> bool:
+        return bool(self.classes) and bool((self.y != UNLABELED).all())
+
+    def subset(self, indices: np.ndarray | list[int]) -> "ArrayDataset":
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
+        return ArrayDataset(self.x[idx], self.y[idx], [self.ids[i] for i in idx.tolist()], self.classes)
+
+    def float_samples(self) -> torch.Tensor:
+        """All samples as float32, as ``__getitem__`` returns them."""
+        return self.x.float().div(255.0) if self.x.dtype == torch.uint8 else self.x.float()
+
+
+@dataclass
+class Splits:
+    """A data source: a training split, and a test split when the source defines one."""
+
+    train: ArrayDataset
+    test: ArrayDataset | None
+    name: str
+    modality: str

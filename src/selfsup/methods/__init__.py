@@ -1,0 +1,1 @@
+"""Methods: one small file each, registered by name."""

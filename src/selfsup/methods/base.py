@@ -1,0 +1,93 @@
+"""What every method is: heads + objective + teacher policy over an encoder, registered by name.
+
+A method never knows the modality: it receives a list of already-augmented views (tensors the
+encoder accepts) and returns a loss. Its ``views`` spec tells the modality which views to make.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
+
+from selfsup.errors import SelfsupError, unknown_name
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Which views a method wants from the modality.
+
+    ``n_global`` full-size views; ``n_local`` small crops (multi-crop, DINO); ``asymmetric`` asks for
+    the BYOL recipe where the two global views get different blur/solarize probabilities.
+    """
+
+    n_global: int = 2
+    n_local: int = 0
+    asymmetric: bool = False
+
+
+class MethodConfig(BaseModel):
+    """Base of every method's hyperparameters; unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class StepOutput:
+    """What ``training_loss`` returns: the loss, numbers to log, and the first view's embedding."""
+
+    loss: torch.Tensor
+    logs: dict[str, float]
+    embedding: torch.Tensor
+
+
+class Method(nn.Module):
+    """Base class: subclasses set the class attributes and implement ``training_loss``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    paper: ClassVar[str]
+    views: ClassVar[ViewSpec] = ViewSpec()
+    default_lr: ClassVar[float] = 1e-3
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(self, encoder: nn.Module, config: MethodConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = config
+
+    def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
+        raise NotImplementedError
+
+    def on_train_batch_end(self, progress: float) -> None:
+        """Called after each optimiser step with training progress in [0, 1] (EMA teachers update here)."""
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise unknown_name("method", name, METHODS, hint="Run 'selfsup methods' to list them.")
+    return METHODS[name]
+
+
+def build_method(name: str, encoder: nn.Module, args: dict[str, Any] | None = None) -> Method:
+    """Instantiate a registered method, validating its hyperparameters."""
+    cls = method_class(name)
+    try:
+        config = cls.Config(**(args or {}))
+    except ValidationError as err:
+        fields = ", ".join(cls.Config.model_fields) or "none"
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise SelfsupError(f"invalid argument for method '{name}': {problems} (its arguments: {fields})") from err
+    return cls(encoder, config)

@@ -1,0 +1,82 @@
+"""The typed, validated description of a pre-training run. CLI flags map onto it; it is saved with every run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from selfsup.errors import SelfsupError
+
+
+class Recipe(BaseModel):
+    """Everything needed to replay a pre-training run."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    data: str = Field(description="folder of images, or builtin:NAME")
+    method: str = "simclr"
+    method_args: dict[str, Any] = Field(default_factory=dict, description="method hyperparameters")
+    encoder: str = Field("small_cnn", description="small_cnn, or any timm model name")
+    image_size: int | None = Field(None, ge=4, le=1024, description="view size; default: the dataset's")
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(256, ge=2)
+    lr: float | None = Field(None, gt=0, description="peak learning rate; default: the method's")
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: float = Field(2.0, ge=0)
+    seed: int = 0
+    out: str = "runs/selfsup"
+    num_workers: int = Field(0, ge=0)
+    bad_files: Literal["fail", "skip"] = "fail"
+    online_probe: bool = True
+    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    max_steps: int = Field(-1, description="stop after this many steps (-1: no limit)")
+
+    @field_validator("method", "encoder")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip()
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a YAML recipe, apply overrides (e.g. CLI flags), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise SelfsupError(f"recipe file '{path}' does not exist; pass the path of a selfsup recipe YAML.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SelfsupError(f"recipe file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(raw, dict):
+        raise SelfsupError(f"recipe file '{path}' must hold a mapping of fields, got {type(raw).__name__}.")
+    raw.update(overrides or {})
+    return make_recipe(**raw)
+
+
+def make_recipe(**fields: Any) -> Recipe:
+    """Validate fields into a Recipe, turning pydantic's report into one readable line."""
+    try:
+        return Recipe(**fields)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "recipe"
+            if e["type"] == "extra_forbidden":
+                known = ", ".join(Recipe.model_fields)
+                problems.append(f"unknown field '{where}' (known fields: {known})")
+            else:
+                problems.append(f"field '{where}': {e['msg']}")
+        raise SelfsupError("invalid recipe: " + "; ".join(problems)) from err
+
+
+def save_recipe(recipe: Recipe, path: Path) -> None:
+    """Write the recipe as YAML, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(recipe.model_dump(), sort_keys=False))
+    tmp.replace(path)
