@@ -1,1 +1,17 @@
-"""selfsup.losses"""
+"""selfsup.losses: pure self-supervised loss functions (contrastive, bootstrap, redundancy)."""
+
+from __future__ import annotations
+
+from selfsup.losses.bootstrap import dino_loss, negative_cosine_similarity, update_center
+from selfsup.losses.contrastive import info_nce_loss, nt_xent_loss
+from selfsup.losses.redundancy import barlow_twins_loss, vicreg_loss
+
+__all__ = [
+    "barlow_twins_loss",
+    "dino_loss",
+    "info_nce_loss",
+    "negative_cosine_similarity",
+    "nt_xent_loss",
+    "update_center",
+    "vicreg_loss",
+]

@@ -1,0 +1,118 @@
+"""Save and load encoders as ``encoder.safetensors`` + ``selfsup.json``: no pickle, no code execution."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from selfsup import __version__
+from selfsup.encoders import build_encoder
+from selfsup.errors import SelfsupError
+
+WEIGHTS = "encoder.safetensors"
+META = "selfsup.json"
+FORMAT = "selfsup-encoder"
+
+
+def _versions() -> dict[str, str]:
+    import timm
+
+    return {"selfsup": __version__, "torch": torch.__version__, "timm": timm.__version__}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``selfsup.json`` content describing an encoder: enough to rebuild it without code from the run."""
+    return {
+        "format": FORMAT,
+        "format_version": 1,
+        "modality": encoder.config["modality"],
+        "encoder": encoder.config,
+        "embed_dim": int(encoder.embed_dim),
+        "recipe": recipe,
+        "versions": _versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_meta(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None) -> None:
+    """Write only ``selfsup.json`` (a run does this at its start, so a killed run can still be exported)."""
+    _atomic_write_text(Path(out_dir) / META, json.dumps(encoder_meta(encoder, recipe), indent=2))
+
+
+def save_encoder(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None) -> Path:
+    """Write the encoder's weights and description into ``out_dir`` (each file atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    tmp_weights = out / (WEIGHTS + ".tmp")
+    save_file(state, str(tmp_weights), metadata={"format": FORMAT})
+    os.replace(tmp_weights, out / WEIGHTS)
+    write_meta(encoder, out, recipe)
+    return out
+
+
+def _folder(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise SelfsupError(f"encoder '{path}' does not exist; pass a run folder or its {WEIGHTS}.")
+    return path if path.is_dir() else path.parent
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The ``selfsup.json`` description of an exported encoder."""
+    meta_path = _folder(path) / META
+    if not meta_path.is_file():
+        raise SelfsupError(f"'{meta_path.parent}' holds no {META}; pass a selfsup run folder or export.")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SelfsupError(f"'{meta_path}' is not valid JSON ({err}); the export is corrupted.") from err
+    if meta.get("format") != FORMAT or "encoder" not in meta:
+        raise SelfsupError(f"'{meta_path}' is not a selfsup encoder description.")
+    return meta
+
+
+def load_encoder(path: str | Path, expect_modality: str | None = None) -> nn.Module:
+    """Rebuild an exported encoder (run folder, its ``encoder.safetensors`` or ``selfsup.json``), in eval mode."""
+    meta = read_meta(path)
+    weights = _folder(path) / WEIGHTS
+    if not weights.is_file():
+        raise SelfsupError(
+            f"'{weights.parent}' holds no {WEIGHTS} (an unfinished run?); "
+            "run 'selfsup export --run RUN --checkpoint RUN/checkpoints/last.ckpt --out DIR' to export its last checkpoint."
+        )
+    if expect_modality and meta["modality"] != expect_modality:
+        raise SelfsupError(
+            f"encoder '{path}' was trained on {meta['modality']} data but the data is {expect_modality}."
+        )
+    encoder = build_encoder(meta["encoder"])
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise SelfsupError(f"cannot read weights '{weights}': {err}. The file is corrupted or truncated.") from err
+    try:
+        result = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch
+        first = str(err).strip().splitlines()[-1].strip()
+        raise SelfsupError(f"weights '{weights}' do not fit the encoder in selfsup.json: {first}") from err
+    if result.missing_keys or result.unexpected_keys:
+        raise SelfsupError(
+            f"weights '{weights}' do not fit the encoder described in selfsup.json: "
+            f"{len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected keys "
+            f"(first: {(result.missing_keys + result.unexpected_keys)[0]})."
+        )
+    return encoder.eval()

@@ -1,0 +1,195 @@
+"""The ``selfsup`` command line. Every pre-training flag maps onto a field of the recipe."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from selfsup.errors import SelfsupError
+
+EXIT_USER_ERROR = 2
+
+
+def _key_values(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SelfsupError(f"--method-arg expects KEY=VALUE, got '{item}'.")
+        parsed[key] = yaml.safe_load(value)
+    return parsed
+
+
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pre-train an encoder with a self-supervised method",
+                       description="Pre-train an encoder. Flags override the fields of --config.")
+    p.add_argument("--data", help="folder of images (class sub-folders = labels for probing) or builtin:NAME")
+    p.add_argument("--method", help="simclr (default), mocov3, byol, simsiam, dino, barlow_twins, vicreg")
+    p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
+    p.add_argument("--encoder", help="small_cnn (default) or any timm model name, e.g. resnet18")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate (AdamW, warm-up + cosine); default: the method's")
+    p.add_argument("--image-size", type=int, help="size of the views fed to the encoder")
+    p.add_argument("--out", help="run folder (default runs/selfsup)")
+    p.add_argument("--config", help="recipe YAML to start from (a run's recipe.yaml replays it)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--bad-files", choices=["fail", "skip"], help="unreadable images: stop (default) or skip")
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints")
+    p.add_argument("--no-probe", action="store_true", help="disable the online linear probe")
+    p.add_argument("--accelerator", help="cpu, gpu, auto (Lightning)")
+    p.add_argument("--devices", help="number of devices (Lightning), e.g. 2")
+    p.add_argument("--strategy", help="auto, ddp, fsdp (Lightning)")
+    p.add_argument("--precision", help="32-true (default), bf16-mixed, 16-mixed (Lightning)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+
+
+RECIPE_FLAGS = ("data", "method", "encoder", "epochs", "batch_size", "lr", "image_size", "out", "seed",
+                "bad_files", "num_workers", "max_steps", "checkpoint_every", "accelerator", "devices",
+                "strategy", "precision")
+
+
+def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
+    from selfsup.recipe import load_recipe, make_recipe
+    from selfsup.training.pretrain import pretrain, resume_recipe
+
+    fields = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None}
+    if isinstance(fields.get("devices"), str) and fields["devices"].isdigit():
+        fields["devices"] = int(fields["devices"])
+    if args.method_arg:
+        fields["method_args"] = _key_values(args.method_arg)
+    if args.no_probe:
+        fields["online_probe"] = False
+    if args.resume:
+        if not args.out:
+            raise SelfsupError("--resume needs --out, the folder of the run to continue.")
+        recipe = resume_recipe(args.out, epochs=args.epochs)
+    elif args.config:
+        recipe = load_recipe(args.config, fields)
+    else:
+        if "data" not in fields:
+            raise SelfsupError("pretrain needs --data (a folder of images or builtin:NAME) or --config.")
+        recipe = make_recipe(**fields)
+    run = pretrain(recipe, resume=args.resume, overwrite=args.overwrite)
+    console.print(f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json); "
+                  f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED")
+
+
+def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
+    from pathlib import Path
+
+    from selfsup.evaluation.evaluate import evaluate
+    from selfsup.evaluation.report import print_table
+
+    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
+    if (out / "results.json").exists() and not args.overwrite:
+        raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
+    result = evaluate(args.encoder, args.data, test_data=args.test_data, protocols=protocols, k=args.k,
+                      seed=args.seed, test_fraction=args.test_fraction, out=out, progress=True)
+    print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console)
+    console.print(f"report: {out / 'summary.md'}")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfsup", description="Self-supervised pre-training and honest evaluation.",
+        epilog="Start with 'selfsup quickstart'. Each command has --help.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quickstart", help="pre-train on built-in digits and compare against baselines (~2 min CPU)")
+    q.add_argument("--out", help="run folder (default selfsup-runs/quickstart-TIMESTAMP)")
+    q.add_argument("--method", default="simclr")
+    q.add_argument("--epochs", type=int, default=30)
+    q.add_argument("--seed", type=int, default=0)
+
+    _add_pretrain(sub)
+
+    e = sub.add_parser("evaluate", help="kNN / linear probe of an encoder vs random-init and raw-input baselines")
+    e.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
+    e.add_argument("--data", required=True, help="labeled data: folder with class sub-folders, or builtin:NAME")
+    e.add_argument("--test-data", help="separate labeled test set (default: the data's own test split, "
+                                       "else a stratified split fixed by --seed)")
+    e.add_argument("--protocol", default="knn,linear", help="comma-separated: knn, linear")
+    e.add_argument("--k", type=int, default=20, help="neighbours for kNN (cosine, similarity-weighted)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--test-fraction", type=float, default=0.25)
+    e.add_argument("--out", help="report folder (default RUN/eval)")
+    e.add_argument("--overwrite", action="store_true")
+
+    m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
+    m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
+    m.add_argument("--data", required=True, help="folder of images or builtin:NAME")
+    m.add_argument("--out", required=True, help="output file: .npy or .parquet (with ids, split and labels)")
+    m.add_argument("--batch-size", type=int, default=512)
+    m.add_argument("--overwrite", action="store_true")
+
+    x = sub.add_parser("export", help="write encoder.safetensors + selfsup.json from a run or a checkpoint")
+    x.add_argument("--run", required=True, help="run folder")
+    x.add_argument("--checkpoint", help="a training checkpoint of that run, e.g. RUN/checkpoints/last.ckpt")
+    x.add_argument("--out", required=True, help="folder to write the export to")
+    x.add_argument("--overwrite", action="store_true")
+
+    sub.add_parser("methods", help="list the self-supervised methods")
+    return parser
+
+
+def _run_methods(console: Console) -> None:
+    from rich.table import Table
+
+    from selfsup.methods import METHODS
+
+    table = Table(title="selfsup methods")
+    for column in ("name", "what it does", "paper"):
+        table.add_column(column)
+    for name, cls in sorted(METHODS.items()):
+        table.add_row(name, cls.summary, cls.paper)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    console = Console()
+    try:
+        if args.command == "quickstart":
+            from selfsup.quickstart import quickstart
+
+            quickstart(args.out, method=args.method, epochs=args.epochs, seed=args.seed, console=console)
+        elif args.command == "pretrain":
+            _run_pretrain(args, console)
+        elif args.command == "evaluate":
+            _run_evaluate(args, console)
+        elif args.command == "embed":
+            from selfsup.export import write_embeddings
+
+            path = write_embeddings(args.encoder, args.data, args.out, overwrite=args.overwrite,
+                                    batch_size=args.batch_size, progress=True)
+            console.print(f"embeddings written to {path}")
+        elif args.command == "export":
+            from selfsup.export import export_encoder
+
+            path = export_encoder(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
+            console.print(f"encoder exported to {path}")
+        elif args.command == "methods":
+            _run_methods(console)
+    except SelfsupError as err:
+        print(f"selfsup: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("selfsup: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Batched, gradient-free embedding of samples with a frozen encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def _default_device(encoder: torch.nn.Module) -> torch.device:
+    for tensor in encoder.parameters():
+        return tensor.device
+    for tensor in encoder.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _batches(samples: torch.Tensor | Dataset, batch_size: int) -> Iterator[torch.Tensor]:
+    if isinstance(samples, torch.Tensor):
+        for start in range(0, len(samples), batch_size):
+            yield samples[start : start + batch_size]
+        return
+    loader = DataLoader(samples, batch_size=batch_size, shuffle=False, num_workers=0)
+    for batch in loader:
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def embed(
+    encoder: torch.nn.Module,
+    samples: torch.Tensor | Dataset,
+    batch_size: int = 512,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Embed ``samples`` with ``encoder`` in eval mode; returns float32 ``(N, D)``.
+
+    ``samples`` is a float tensor ``(N, ...)`` or a Dataset yielding ``(x, y)``. Dropout and
+    batch-norm statistics are frozen during embedding; the encoder's previous train/eval mode
+    is restored afterwards. Outputs with more than two dimensions are flattened per sample.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device) if device is not None else _default_device(encoder)
+    n = len(samples)
+    was_training = encoder.training
+    chunks: list[np.ndarray] = []
+    bar = None
+    try:
+        encoder.eval()
+        if progress:
+            from rich.progress import Progress
+
+            bar = Progress(transient=True)
+            bar.start()
+            task = bar.add_task("embedding", total=n)
+        with torch.inference_mode():
+            for x in _batches(samples, batch_size):
+                out = encoder(x.to(device=device, dtype=torch.float32))
+                chunks.append(out.reshape(len(x), -1).float().cpu().numpy())
+                if bar is not None:
+                    bar.advance(task, len(x))
+    finally:
+        if bar is not None:
+            bar.stop()
+        encoder.train(was_training)
+    if not chunks:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)

@@ -1,0 +1,63 @@
+"""Run the frozen-feature evaluation protocols for several encoders on the same split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from selfsup.errors import unknown_name
+from selfsup.evaluation.knn import knn_predict
+from selfsup.evaluation.linear import linear_probe
+from selfsup.evaluation.stats import accuracy_with_ci
+
+PROTOCOLS = ("knn", "linear")
+KNN_TEMPERATURE = 0.07
+
+
+def run_protocols(
+    features: dict[str, tuple[np.ndarray, np.ndarray]],
+    train_y: np.ndarray,
+    test_y: np.ndarray,
+    protocols: Sequence[str] = PROTOCOLS,
+    k: int = 20,
+    seed: int = 0,
+) -> list[dict]:
+    """One result row per (encoder, protocol), in the order given.
+
+    ``features`` maps an encoder name (e.g. "pretrained", "random-init", "raw-input") to its
+    ``(train_emb, test_emb)``. Rows hold encoder, protocol, accuracy, ci_low, ci_high,
+    n_train, n_test and the protocol's details (kNN: k, temperature; linear: C, CV info).
+    """
+    protocols = [protocols] if isinstance(protocols, str) else list(protocols)
+    for name in protocols:
+        if name not in PROTOCOLS:
+            raise unknown_name("protocol", name, PROTOCOLS)
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    rows: list[dict] = []
+    for encoder, (train_emb, test_emb) in features.items():
+        if len(train_emb) != len(train_y) or len(test_emb) != len(test_y):
+            raise ValueError(
+                f"{encoder}: {len(train_emb)}/{len(test_emb)} embeddings for "
+                f"{len(train_y)}/{len(test_y)} train/test labels"
+            )
+        for protocol in protocols:
+            if protocol == "knn":
+                pred = knn_predict(train_emb, train_y, test_emb, k=k, temperature=KNN_TEMPERATURE)
+                details = {"k": min(k, len(train_emb)), "temperature": KNN_TEMPERATURE}
+            else:
+                pred, details = linear_probe(train_emb, train_y, test_emb, seed=seed)
+            result = accuracy_with_ci(test_y, pred, seed=seed)
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "protocol": protocol,
+                    "accuracy": result["accuracy"],
+                    "ci_low": result["ci_low"],
+                    "ci_high": result["ci_high"],
+                    "n_train": int(len(train_emb)),
+                    "n_test": result["n_test"],
+                    "details": details,
+                }
+            )
+    return rows

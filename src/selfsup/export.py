@@ -1,0 +1,89 @@
+"""Use the result: write embeddings to disk, export an encoder from a run or a training checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfsup.checkpoint import load_encoder, read_meta, save_encoder
+from selfsup.data import UNLABELED
+from selfsup.encoders import build_encoder
+from selfsup.errors import SelfsupError
+from selfsup.evaluation.embed import embed
+from selfsup.modalities import load_data
+
+EMBEDDING_FORMATS = (".npy", ".parquet")
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise SelfsupError(f"'{path}' already exists; pass --overwrite to replace it or choose another path.")
+
+
+def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, overwrite: bool = False,
+                     batch_size: int = 512, progress: bool = False) -> Path:
+    """Embed every sample of ``data`` (train split, then test split if any) into ``.npy`` or ``.parquet``.
+
+    Parquet rows carry the sample id, the split, the label (if any) and one ``e{i}`` column per dimension.
+    """
+    out = Path(out)
+    if out.suffix not in EMBEDDING_FORMATS:
+        raise SelfsupError(f"cannot write embeddings to '{out}': use a .npy or .parquet file name.")
+    _refuse_existing(out, overwrite)
+    encoder = load_encoder(encoder_path)
+    splits = load_data(data)
+    if encoder.config["modality"] != splits.modality:
+        raise SelfsupError(f"the encoder takes {encoder.config['modality']} data but '{data}' is {splits.modality}.")
+    parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test is not None else [])
+    for _, part in parts:
+        if int(part.x.shape[1]) != int(encoder.config["in_chans"]):
+            raise SelfsupError(f"the encoder takes {encoder.config['in_chans']}-channel input but '{data}' has "
+                               f"{part.x.shape[1]} channels.")
+    emb = np.concatenate([embed(encoder, part.float_samples(), batch_size=batch_size, progress=progress)
+                          for _, part in parts])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if out.suffix == ".npy":
+        with tmp.open("wb") as f:
+            np.save(f, emb)
+    else:
+        import pandas as pd
+
+        frame = pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])])
+        frame.insert(0, "split", [name for name, part in parts for _ in range(len(part))])
+        frame.insert(0, "id", [i for _, part in parts for i in part.ids])
+        labels = torch.cat([part.y for _, part in parts]).numpy()
+        classes = splits.train.classes
+        if classes and (labels != UNLABELED).all():
+            frame.insert(2, "label", [classes[i] for i in labels])
+        frame.to_parquet(tmp, index=False)
+    os.replace(tmp, out)
+    return out
+
+
+def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path | None = None,
+                   overwrite: bool = False) -> Path:
+    """Write ``encoder.safetensors`` + ``selfsup.json`` to ``out`` from a run's export or a training checkpoint."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise SelfsupError(f"'{out}' already holds files; pass --overwrite or choose another --out.")
+    meta = read_meta(run)
+    if checkpoint is None:
+        save_encoder(load_encoder(run), out, meta.get("recipe"))
+        return out
+    encoder = build_encoder(meta["encoder"])
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    except (OSError, RuntimeError, KeyError, EOFError) as err:
+        raise SelfsupError(f"cannot read training checkpoint '{checkpoint}': {err}") from err
+    prefix = "method.encoder."
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    if missing or unexpected or not weights:
+        raise SelfsupError(f"checkpoint '{checkpoint}' does not hold this run's encoder "
+                           f"({len(missing)} missing, {len(unexpected)} unexpected weights).")
+    save_encoder(encoder, out, meta.get("recipe"))
+    return out

@@ -1,0 +1,129 @@
+"""Images: folder reader, view factory and default encoder configuration.
+
+A folder with class sub-folders is labeled (labels are used for probing only); a flat folder is
+unlabeled; a folder with ``train/`` and ``test/`` sub-folders gives both splits. Images are decoded
+once, resized (short side) and centre-cropped to a square, and kept in memory as uint8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from rich.progress import track
+
+from selfsup.data import UNLABELED, ArrayDataset, Splits
+from selfsup.errors import SelfsupError
+from selfsup.methods.base import ViewSpec
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+FOLDER_DEFAULT_SIZE = 64
+MIN_VIEW_SIZE = 16
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+
+
+def _decode(path: Path, size: int, grey: bool) -> np.ndarray:
+    with Image.open(path) as img:
+        img.load()
+        img = img.convert("L" if grey else "RGB")
+        scale = size / min(img.size)
+        w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
+        left, top = (w - size) // 2, (h - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if grey else arr.transpose(2, 0, 1)
+
+
+def _is_grey(paths: list[Path]) -> bool:
+    for path in paths[:32]:
+        try:
+            with Image.open(path) as img:
+                if img.mode not in ("L", "1", "I", "I;16", "F", "LA"):
+                    return False
+        except (OSError, UnidentifiedImageError):
+            continue
+    return True
+
+
+def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    class_dirs = [d for d in class_dirs if _images_in(d)]
+    flat = _images_in(folder)
+    if class_dirs and flat:
+        raise SelfsupError(
+            f"'{folder}' holds both images and class sub-folders; put every image in a class sub-folder "
+            "(labeled) or all of them directly in the folder (unlabeled)."
+        )
+    if class_dirs:
+        entries = [(p, label) for label, d in enumerate(class_dirs) for p in _images_in(d)]
+        classes: list[str] | None = [d.name for d in class_dirs]
+    else:
+        entries = [(p, UNLABELED) for p in flat]
+        classes = None
+    if not entries:
+        raise SelfsupError(f"no images found in '{folder}' (looked for {', '.join(EXTENSIONS)} files).")
+    grey = _is_grey([p for p, _ in entries])
+    arrays, labels, ids, skipped = [], [], [], []
+    for path, label in track(entries, description=f"reading {folder.name}", transient=True,
+                             disable=len(entries) < 2000):
+        try:
+            arrays.append(_decode(path, size, grey))
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+            if bad_files == "fail":
+                raise SelfsupError(
+                    f"cannot read image '{path}': {err}. Fix or remove it, or pass --bad-files skip."
+                ) from err
+            skipped.append(str(path))
+            continue
+        labels.append(label)
+        ids.append(str(path.relative_to(folder)))
+    if not arrays:
+        raise SelfsupError(f"none of the {len(entries)} images in '{folder}' could be read.")
+    x = torch.from_numpy(np.stack(arrays))
+    return ArrayDataset(x, torch.tensor(labels, dtype=torch.long), ids, classes, skipped)
+
+
+def load_folder(path: str, image_size: int | None = None, bad_files: str = "fail") -> Splits:
+    """Read an image folder (see module docstring) into memory."""
+    folder = Path(path)
+    if not folder.exists():
+        raise SelfsupError(f"data folder '{folder}' does not exist; pass a folder of images or builtin:NAME.")
+    if not folder.is_dir():
+        raise SelfsupError(f"'{folder}' is not a folder; pass a folder of images or builtin:NAME.")
+    size = image_size or FOLDER_DEFAULT_SIZE
+    if (folder / "train").is_dir() and (folder / "test").is_dir():
+        train = _read_split(folder / "train", size, bad_files)
+        test = _read_split(folder / "test", size, bad_files)
+        if train.classes != test.classes:
+            raise SelfsupError(f"'{folder}/train' and '{folder}/test' have different class sub-folders.")
+    else:
+        train, test = _read_split(folder, size, bad_files), None
+    return Splits(train=train, test=test, name=str(folder), modality="image")
+
+
+def default_view_size(splits: Splits) -> int:
+    """Views at the data's own size, but at least 16 pixels so small CNNs keep spatial structure."""
+    return max(int(splits.train.x.shape[-1]), MIN_VIEW_SIZE)
+
+
+def encoder_config(name: str, splits: Splits, image_size: int) -> dict:
+    """Encoder config with channel count and per-channel normalisation fitted on the training split."""
+    from selfsup.encoders.image import image_encoder_config
+
+    x = splits.train.float_samples()
+    mean = x.mean(dim=(0, 2, 3)).tolist()
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+    return image_encoder_config(name, int(x.shape[1]), image_size, mean, std)
+
+
+def make_views(spec: ViewSpec, image_size: int, channels: int) -> torch.nn.Module:
+    """The batched on-device augmentation pipeline for a method's view spec."""
+    from selfsup.modalities.image_views import ImageViews
+
+    return ImageViews(spec, image_size, channels)

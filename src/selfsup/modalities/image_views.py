@@ -1,0 +1,488 @@
+"""Batched, on-device image augmentation with per-sample random parameters.
+
+``ImageViews`` turns a batch of images ``(B, C, H, W)`` in ``[0, 1]`` into the views a method asks
+for (its :class:`~selfsup.methods.base.ViewSpec`): ``n_global`` full-size views followed by ``n_local``
+small multi-crop views. It replaces per-sample PIL transforms in DataLoader workers: every random
+parameter is drawn for the whole batch in one call per op (with the given ``torch.Generator``, on the
+images' device), and every op is a handful of batched tensor ops, so there is no Python loop over
+samples and it runs wherever the batch lives (CPU or GPU).
+
+The recipe is SimCLR's / BYOL's / DINO's at CIFAR scale:
+
+* random resized crop (area ``crop_scale``, aspect ratio 3/4-4/3 log-uniform, bilinear), fused with
+  the horizontal flip (p=0.5) into one batched affine grid + ``F.grid_sample``;
+* colour jitter with p=0.8: brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1 (all times
+  ``jitter_strength``), applied in that fixed order (torchvision shuffles the order; we do not);
+* random grayscale p=0.2;
+* Gaussian blur: sigma uniform in ``[0.1, 2.0]`` pixels (times ``size / 224`` for views larger than
+  224 px, so the blur keeps SimCLR's proportions there), kernel about 10% of the view size, odd, at
+  least 3 (23 at 224 px as in SimCLR, 3 at 32 px as in the usual CIFAR recipes); reflect padding;
+* solarize (threshold 0.5: pixels ``>= 0.5`` become ``1 - x``).
+
+Probabilities: symmetric spec (SimCLR) blur 0.5 / solarize 0 on every global view; asymmetric spec
+(BYOL, DINO) global view 1 blur 1.0 / solarize 0, global view 2 blur 0.1 / solarize 0.2 (further
+global views alternate); local crops blur 0.5 / solarize 0 and use ``local_crop_scale``.
+
+Saturation, hue and grayscale need RGB and are skipped when ``C != 3``; brightness and contrast apply
+to any channel count (contrast then uses the mean over all channels). Every colour op clamps to
+``[0, 1]``.
+
+Hue: by default the hue shift is a rotation of the chroma (I, Q) plane in YIQ space, i.e. one
+per-sample 3x3 colour matrix applied with a single batched matmul (the approach of e.g. NVIDIA DALI's
+hue op). It is a proper hue rotation: identity for a zero shift, luma (Y) and grey pixels kept
+exactly, a positive shift turns red towards green as an HSV hue shift does, and a third of a turn
+maps the primaries onto one another to within about 20 degrees. It is not HSV's hue (torchvision's
+``adjust_hue``), which keeps each pixel's max and min channel instead of its luma, so per pixel the
+two differ by about as much as the shift itself moves it; as an augmentation (a random colour
+rotation of the jitter's size) that does not matter, and it costs a fraction of the exact version:
+``_hue_hsv`` (an exact, vectorised HSV shift, equal to ``adjust_hue`` to 1e-5) is kept and used when
+``_EXACT_HUE`` is set, at about 1.6x the whole pipeline's CPU time.
+
+Ops that touch a minority of samples (grayscale, blur, solarize) run on CPU only on the selected
+samples (gather, transform, write back); on other devices they run on the whole batch and are blended
+with ``torch.where`` so that nothing waits on the host.
+
+All views of one kind (all globals, all locals) are produced together as one ``(V * B, ...)`` batch
+and split at the end, so each op runs once per kind rather than once per view.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from selfsup.methods.base import ViewSpec
+
+# ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
+_LUMA = (0.299, 0.587, 0.114)
+# RGB -> YIQ (FCC NTSC); rows Y, I, Q.
+_RGB_TO_YIQ = (
+    (0.299, 0.587, 0.114),
+    (0.595716, -0.274453, -0.321263),
+    (0.211456, -0.522591, 0.311135),
+)
+_YIQ_TO_RGB = tuple(tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB_TO_YIQ, dtype=torch.float64)).tolist())
+_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+_CROP_TRIES = 10
+_SIGMA = (0.1, 2.0)
+_SIGMA_REFERENCE_SIZE = 224
+_SOLARIZE_THRESHOLD = 0.5
+
+
+def default_local_size(size: int) -> int:
+    """DINO's local/global ratio (96/224) applied to ``size``, at least 4 pixels."""
+    return max(4, round(size * 3 / 7))
+
+
+def blur_kernel_size(size: int) -> int:
+    """Odd kernel of about 10% of the view size, at least 3 (SimCLR: 23 at 224 px)."""
+    return max(3, 2 * int(size * 0.1 / 2) + 1)
+
+
+def blur_sigma_range(size: int) -> tuple[float, float]:
+    """Sigma range in pixels: SimCLR's (0.1, 2.0), scaled up for views larger than 224 px."""
+    factor = max(1.0, size / _SIGMA_REFERENCE_SIZE)
+    return (_SIGMA[0] * factor, _SIGMA[1] * factor)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    flip_p: float,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """Per-sample affine matrices ``(n, 2, 3)`` (normalised coordinates) of a random resized crop.
+
+    Like torchvision's ``RandomResizedCrop``: area fraction uniform in ``scale``, aspect ratio
+    (width / height, in pixels) log-uniform in ``ratio``; up to ``_CROP_TRIES`` candidates per sample
+    (all drawn at once), the first that fits the image is used, otherwise the last is shrunk to fit.
+    The centre is uniform over the positions that keep the crop inside the image. A horizontal flip
+    (p=``flip_p``) negates the x scale.
+    """
+    u = torch.rand(n, 2 * _CROP_TRIES + 3, generator=generator, device=device)
+    area = scale[0] + (scale[1] - scale[0]) * u[:, :_CROP_TRIES]
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, _CROP_TRIES : 2 * _CROP_TRIES])
+    aspect = aspect * (height / width)  # pixel aspect -> aspect of the normalised fractions
+    frac_w = torch.sqrt(area * aspect)  # crop width / image width
+    frac_h = torch.sqrt(area / aspect)
+    fits = (frac_w <= 1.0) & (frac_h <= 1.0)
+    # index of the first candidate that fits (or the last one when none does)
+    first = torch.where(fits.any(dim=1), fits.to(torch.uint8).argmax(dim=1), _CROP_TRIES - 1)
+    frac_w = frac_w.gather(1, first[:, None]).squeeze(1).clamp_(max=1.0)
+    frac_h = frac_h.gather(1, first[:, None]).squeeze(1).clamp_(max=1.0)
+    centre_x = (1.0 - frac_w) * (2.0 * u[:, -3] - 1.0)
+    centre_y = (1.0 - frac_h) * (2.0 * u[:, -2] - 1.0)
+    sign = torch.where(u[:, -1] < flip_p, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = frac_w * sign
+    theta[:, 0, 2] = centre_x
+    theta[:, 1, 1] = frac_h
+    theta[:, 1, 2] = centre_y
+    return theta
+
+
+def _resized_crop(x: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear crops ``(V * B, C, size, size)`` of ``x`` ``(B, C, H, W)``; ``theta`` is ``(V * B, 2, 3)``.
+
+    Row ``v * B + b`` of the output is a crop of image ``b``. ``theta`` is axis-aligned (scale and
+    translation only), so the sampling grid is built by broadcasting instead of ``F.affine_grid``
+    (whose batched matmul with K=3 costs more than the sampling itself on CPU); same grid, same
+    ``align_corners=False`` convention.
+    """
+    batch, channels = x.shape[:2]
+    n = theta.shape[0]
+    views = n // batch
+    source = x if views == 1 else x.expand(views, *x.shape).reshape(n, *x.shape[1:])
+    theta = theta.to(x.dtype)
+    base = torch.arange(size, device=x.device, dtype=x.dtype).mul_(2.0 / size).add_(1.0 / size - 1.0)
+    grid = torch.empty(n, size, size, 2, device=x.device, dtype=x.dtype)
+    grid[..., 0] = torch.addcmul(theta[:, 0, 2:3], theta[:, 0, 0:1], base).unsqueeze(1)  # x varies along width
+    grid[..., 1] = torch.addcmul(theta[:, 1, 2:3], theta[:, 1, 1:2], base).unsqueeze(2)  # y along height
+    return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _random_resized_crop(
+    x: torch.Tensor,
+    size: int,
+    views: int,
+    scale: tuple[float, float],
+    flip_p: float,
+    generator: torch.Generator | None,
+    ratio: tuple[float, float] = _RATIO,
+) -> torch.Tensor:
+    """``views`` random resized (and maybe flipped) crops of every image: ``(views * B, C, size, size)``."""
+    theta = _crop_boxes(views * x.shape[0], x.shape[-2], x.shape[-1], scale, ratio, flip_p, generator, x.device)
+    return _resized_crop(x, theta, size)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` values shaped ``(n, 1, 1, 1)`` in ``x``'s dtype, to broadcast over images."""
+    return values.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+
+
+def _on_samples(x: torch.Tensor, mask: torch.Tensor, op, *params: torch.Tensor) -> torch.Tensor:
+    """``op(x, *params)`` on the samples where ``mask`` (``(n,)`` bool) is set; the others unchanged.
+
+    ``params`` are per-sample tensors (first dimension ``n``). On CPU only the selected samples are
+    computed (gathered, transformed, written back into ``x`` in place): for the ops applied to a
+    minority of samples (grayscale 0.2, solarize 0.2, blur 0.1-0.5) that is most of their cost. On
+    other devices the op runs on the whole batch and is blended with ``torch.where``, which needs no
+    host synchronisation.
+    """
+    if x.device.type != "cpu":
+        return torch.where(mask.view(-1, 1, 1, 1), op(x, *params), x)
+    index = mask.nonzero().squeeze(1)
+    if index.numel() == 0:
+        return x
+    if index.numel() == x.shape[0]:
+        return op(x, *params)
+    x[index] = op(x[index], *(p[index] for p in params))
+    return x
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """Luma ``(n, 1, H, W)`` of RGB images (the channel mean for other channel counts)."""
+    if x.shape[1] != 3:
+        return x.mean(dim=1, keepdim=True)
+    r, g, b = x.unbind(1)
+    return (r * _LUMA[0]).add_(g, alpha=_LUMA[1]).add_(b, alpha=_LUMA[2]).unsqueeze(1)
+
+
+def _brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``x * factor`` per sample (torchvision ``adjust_brightness``); in place."""
+    return x.mul_(_per_sample(factor, x)).clamp_(0.0, 1.0)
+
+
+def _contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the image's mean grey level (torchvision ``adjust_contrast``); in place."""
+    if x.shape[1] == 3:
+        mean = x.mean(dim=(2, 3)) @ x.new_tensor(_LUMA)  # mean of the luma image
+    else:
+        mean = x.mean(dim=(1, 2, 3))
+    f = factor.to(x.dtype)
+    return x.mul_(_per_sample(f, x)).add_(_per_sample((1.0 - f) * mean, x)).clamp_(0.0, 1.0)
+
+
+def _saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend with the luma image (torchvision ``adjust_saturation``); RGB only; in place."""
+    f = _per_sample(factor, x)
+    grey = _grey(x).mul_(1.0 - f)
+    return x.mul_(f).add_(grey).clamp_(0.0, 1.0)
+
+
+def _hue_matrix(shift: torch.Tensor) -> torch.Tensor:
+    """Per-sample RGB matrices ``(n, 3, 3)``: rotate the YIQ chroma plane by ``shift`` turns."""
+    to_yiq = torch.tensor(_RGB_TO_YIQ, device=shift.device, dtype=shift.dtype)
+    from_yiq = torch.tensor(_YIQ_TO_RGB, device=shift.device, dtype=shift.dtype)
+    angle = (-2.0 * math.pi) * shift  # negative: a positive shift goes red -> green -> blue, as HSV
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+    rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
+    return from_yiq @ rot @ to_yiq
+
+
+def _hue_yiq(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Hue shift by ``shift`` turns per sample as a YIQ chroma rotation: one batched matmul.
+
+    Keeps luma and grey pixels exactly; a positive shift turns red towards green like an HSV hue
+    shift, a third of a turn maps the primaries to one another to within about 20 degrees.
+    """
+    n, c, h, w = x.shape
+    out = torch.bmm(_hue_matrix(shift.to(torch.float32)).to(x.dtype), x.reshape(n, c, h * w))
+    return out.view(n, c, h, w).clamp_(0.0, 1.0)
+
+
+def _hue_hsv(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Exact HSV hue shift by ``shift`` turns per sample (torchvision ``adjust_hue``), vectorised.
+
+    A hue shift keeps each pixel's max and min channel (value and chroma ``c``). With the shifted hue
+    ``h`` in sextants, HSV -> RGB gives channel ``max - c * clamp(min(k, 4 - k), 0, 1)`` with
+    ``k = (h + 5, 3, 1) mod 6`` for R, G, B; written with the circular distance of ``k`` to 2 this is
+    ``min - c + c * clamp(|(h + 6, 4, 2) mod 6 - 3|, 1, 2)``.
+    """
+    r, g, b = x.unbind(1)
+    top = torch.maximum(torch.maximum(r, g), b)
+    bottom = torch.minimum(torch.minimum(r, g), b)
+    chroma = top - bottom
+    inv = chroma.clamp_min(1e-8).reciprocal_()
+    hue = torch.where(top == r, g - b, torch.where(top == g, (b - r).add_(chroma, alpha=2.0),
+                                                   (r - g).add_(chroma, alpha=4.0)))
+    # +12 keeps the argument of the remainder positive (hue >= -1 sextant, shift >= -0.5 turn)
+    hue.mul_(inv).add_(_per_sample(6.0 * shift + 12.0, hue))
+    k = torch.add(hue.unsqueeze(1), x.new_tensor([6.0, 4.0, 2.0]).view(1, 3, 1, 1))
+    k = k.remainder_(6.0).sub_(3.0).abs_().clamp_(1.0, 2.0)
+    return torch.addcmul(bottom.sub_(chroma).unsqueeze(1), chroma.unsqueeze(1), k)
+
+
+# Hue method of the colour jitter: False -> YIQ rotation (default, several times cheaper on CPU),
+# True -> exact HSV (what torchvision's ColorJitter does). See the module docstring.
+_EXACT_HUE = False
+
+
+def _hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Hue shift by ``shift`` turns per sample (RGB only)."""
+    return _hue_hsv(x, shift) if _EXACT_HUE else _hue_yiq(x, shift)
+
+
+def _colour_jitter(
+    x: torch.Tensor, p: float, strength: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """With probability ``p`` per sample: brightness, contrast, saturation, hue (in that order).
+
+    Factors are uniform in ``[max(0, 1 - a), 1 + a]`` for a = 0.4, 0.4, 0.2 (times ``strength``),
+    the hue shift uniform in ``[-h, h]`` turns, h = 0.1 * strength (at most 0.5). Samples that are
+    not jittered get the identity parameters. Saturation and hue are skipped unless ``C == 3``.
+    """
+    amounts = (0.4 * strength, 0.4 * strength, 0.2 * strength)
+    hue = min(0.1 * strength, 0.5)
+    rgb = x.shape[1] == 3
+    u = torch.rand(x.shape[0], 5, generator=generator, device=x.device)
+    low = torch.tensor([max(0.0, 1.0 - a) for a in amounts] + [-hue], device=x.device)
+    high = torch.tensor([1.0 + a for a in amounts] + [hue], device=x.device)
+    identity = torch.tensor([1.0, 1.0, 1.0, 0.0], device=x.device)
+    params = torch.where(u[:, :1] < p, torch.lerp(low, high, u[:, 1:]), identity).unbind(1)
+    if amounts[0] > 0:
+        x = _brightness(x, params[0])
+    if amounts[1] > 0:
+        x = _contrast(x, params[1])
+    if rgb and amounts[2] > 0:
+        x = _saturation(x, params[2])
+    if rgb and hue > 0:
+        x = _hue(x, params[3])
+    return x
+
+
+def _grayscale(x: torch.Tensor) -> torch.Tensor:
+    """Luma of RGB images repeated over the 3 channels (others unchanged)."""
+    if x.shape[1] != 3:
+        return x
+    return _grey(x).expand_as(x)
+
+
+def _random_grayscale(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Grayscale each RGB sample with probability ``p``."""
+    if x.shape[1] != 3 or p <= 0:
+        return x
+    mask = torch.rand(x.shape[0], generator=generator, device=x.device) < p
+    return _on_samples(x, mask, _grayscale)
+
+
+# --------------------------------------------------------------------------- blur and solarize
+
+
+def _gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernels ``(n, kernel_size)``; sigma 0 gives the identity kernel."""
+    half = kernel_size // 2
+    taps = torch.arange(-half, half + 1, device=sigma.device, dtype=sigma.dtype)
+    logits = -(taps**2) / (2.0 * sigma.clamp_min(1e-6)[:, None] ** 2)
+    return torch.softmax(logits, dim=1)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Separable Gaussian blur with a per-sample sigma ``(n,)``, reflect padding.
+
+    The per-sample kernels are applied as ``kernel_size`` shifted multiply-adds per direction with
+    per-sample weights: the same result as a grouped (depthwise) ``conv2d`` with one kernel per
+    sample and channel, but several times faster on CPU for these small kernels (measured: about 7x
+    at 3 taps on 256 x 3 x 32 x 32).
+    """
+    n, c, h, w = x.shape
+    half = min(kernel_size // 2, h - 1, w - 1)  # reflect padding needs pad < size
+    if half <= 0:
+        return x
+    size = 2 * half + 1
+    kernel = _gaussian_kernels(sigma.to(torch.float32), size).to(x.dtype).view(n, 1, 1, size)
+    padded = F.pad(x, (half, half, half, half), mode="reflect")  # (n, c, h + 2 half, w + 2 half)
+    rows = padded[..., 0:w] * kernel[..., 0:1]
+    for t in range(1, size):
+        rows.addcmul_(padded[..., t : t + w], kernel[..., t : t + 1])
+    out = rows[:, :, 0:h, :] * kernel[..., 0:1]
+    for t in range(1, size):
+        out.addcmul_(rows[:, :, t : t + h, :], kernel[..., t : t + 1])
+    return out.clamp_(0.0, 1.0)
+
+
+def _random_blur(
+    x: torch.Tensor,
+    p: torch.Tensor,
+    sigma_range: tuple[float, float],
+    kernel_size: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Blur each sample with probability ``p`` (``(n,)``) and a sigma uniform in ``sigma_range``."""
+    u = torch.rand(x.shape[0], 2, generator=generator, device=x.device)
+    sigma = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * u[:, 1]
+    return _on_samples(x, u[:, 0] < p, lambda images, s: _gaussian_blur(images, s, kernel_size), sigma)
+
+
+def _solarize(x: torch.Tensor, threshold: float = _SOLARIZE_THRESHOLD) -> torch.Tensor:
+    """Invert (``1 - x``) the pixels ``>= threshold``."""
+    return torch.where(x >= threshold, 1.0 - x, x)
+
+
+def _random_solarize(x: torch.Tensor, p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Solarize each sample with probability ``p`` (``(n,)``)."""
+    return _on_samples(x, torch.rand(x.shape[0], generator=generator, device=x.device) < p, _solarize)
+
+
+# --------------------------------------------------------------------------- module
+
+
+class ImageViews(torch.nn.Module):
+    """Random views of an image batch for a method's :class:`ViewSpec` (see the module docstring).
+
+    ``forward(x, generator=None)`` takes float ``(B, C, H, W)`` images in ``[0, 1]`` (``C ==
+    channels``) and returns ``spec.n_global`` tensors ``(B, C, size, size)`` followed by
+    ``spec.n_local`` tensors ``(B, C, local_size, local_size)``, same device and dtype as ``x``.
+    Randomness comes from ``generator`` (on ``x``'s device), or torch's global RNG when it is None.
+    """
+
+    def __init__(
+        self,
+        spec: ViewSpec,
+        size: int,
+        channels: int,
+        *,
+        local_size: int | None = None,
+        crop_scale: tuple[float, float] = (0.25, 1.0),
+        local_crop_scale: tuple[float, float] = (0.05, 0.25),
+        flip: bool = True,
+        jitter_strength: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if size < 1:
+            raise ValueError(f"view size must be positive, got {size}")
+        if spec.n_global < 0 or spec.n_local < 0:
+            raise ValueError(f"view counts must be non-negative, got {spec}")
+        self.spec = spec
+        self.size = int(size)
+        self.channels = int(channels)
+        self.local_size = int(local_size) if local_size is not None else default_local_size(self.size)
+        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
+        self.local_crop_scale = (float(local_crop_scale[0]), float(local_crop_scale[1]))
+        self.flip = flip
+        self.jitter_strength = float(jitter_strength)
+        self.jitter_p = 0.8
+        self.grayscale_p = 0.2
+        blur, solarize = self.global_probabilities(spec)
+        self.global_blur_p, self.global_solarize_p = blur, solarize
+        self.local_blur_p, self.local_solarize_p = 0.5, 0.0
+
+    @staticmethod
+    def global_probabilities(spec: ViewSpec) -> tuple[list[float], list[float]]:
+        """Blur and solarize probabilities of each global view."""
+        if spec.asymmetric:
+            blur = [1.0 if i % 2 == 0 else 0.1 for i in range(spec.n_global)]
+            solarize = [0.0 if i % 2 == 0 else 0.2 for i in range(spec.n_global)]
+        else:
+            blur, solarize = [0.5] * spec.n_global, [0.0] * spec.n_global
+        return blur, solarize
+
+    def extra_repr(self) -> str:
+        return (
+            f"spec={self.spec}, size={self.size}, channels={self.channels}, local_size={self.local_size}, "
+            f"crop_scale={self.crop_scale}, local_crop_scale={self.local_crop_scale}, flip={self.flip}, "
+            f"jitter_strength={self.jitter_strength}"
+        )
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        if x.dim() != 4:
+            raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype}")
+        if x.shape[1] != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {x.shape[1]}")
+        if x.shape[0] == 0:
+            return [x.new_empty(0, x.shape[1], self.size, self.size)] * self.spec.n_global + [
+                x.new_empty(0, x.shape[1], self.local_size, self.local_size)
+            ] * self.spec.n_local
+        views: list[torch.Tensor] = []
+        if self.spec.n_global:
+            views += self._views(x, self.spec.n_global, self.size, self.crop_scale,
+                                 self.global_blur_p, self.global_solarize_p, generator)
+        if self.spec.n_local:
+            views += self._views(x, self.spec.n_local, self.local_size, self.local_crop_scale,
+                                 [self.local_blur_p] * self.spec.n_local,
+                                 [self.local_solarize_p] * self.spec.n_local, generator)
+        return views
+
+    def _views(
+        self,
+        x: torch.Tensor,
+        count: int,
+        size: int,
+        scale: tuple[float, float],
+        blur_p: list[float],
+        solarize_p: list[float],
+        generator: torch.Generator | None,
+    ) -> list[torch.Tensor]:
+        batch = x.shape[0]
+        out = _random_resized_crop(x, size, count, scale, 0.5 if self.flip else 0.0, generator)
+        out = _colour_jitter(out, self.jitter_p, self.jitter_strength, generator)
+        out = _random_grayscale(out, self.grayscale_p, generator)
+
+        def per_view(values: list[float]) -> torch.Tensor:
+            return torch.tensor(values, device=x.device).repeat_interleave(batch)
+
+        if any(p > 0 for p in blur_p):
+            out = _random_blur(out, per_view(blur_p), blur_sigma_range(size), blur_kernel_size(size), generator)
+        if any(p > 0 for p in solarize_p):
+            out = _random_solarize(out, per_view(solarize_p), generator)
+        return list(out.chunk(count))

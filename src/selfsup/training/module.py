@@ -1,0 +1,80 @@
+"""The one generic LightningModule: views on the training device, the method's loss, an online probe.
+
+Methods never write training loops. The online linear probe (as in solo-learn and stable-pretraining)
+trains on detached embeddings of the first view and is scored on a held-out labeled split.
+"""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup.methods.base import Method
+from selfsup.training.schedule import warmup_cosine
+
+
+class PretrainModule(L.LightningModule):
+    def __init__(self, method: Method, views: nn.Module, lr: float, weight_decay: float,
+                 warmup_fraction: float, num_classes: int = 0) -> None:
+        super().__init__()
+        self.method = method
+        self.views = views
+        self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
+        self.probe = nn.Linear(method.encoder.embed_dim, num_classes) if num_classes > 1 else None
+        self._last_time: float | None = None
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        with torch.no_grad():
+            views = self.views(x)
+        out = self.method.training_loss(views)
+        if not torch.isfinite(out.loss):
+            raise FloatingPointError(
+                f"the {self.method.name} loss became {out.loss.item()} at step {self.global_step}; "
+                "lower --lr, or use --precision 32-true."
+            )
+        loss = out.loss
+        if self.probe is not None and (y >= 0).all():
+            probe_loss = F.cross_entropy(self.probe(out.embedding.detach()), y)
+            loss = loss + probe_loss
+            self.log("probe_loss", probe_loss, on_step=True, on_epoch=False)
+        now = time.perf_counter()
+        if self._last_time is not None:
+            self.log("samples_per_s", x.shape[0] / (now - self._last_time), prog_bar=True, on_step=True,
+                     on_epoch=False)
+        self._last_time = now
+        self.log("loss", out.loss, prog_bar=True, on_step=True, on_epoch=True)
+        for key, value in out.logs.items():
+            self.log(key, value, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.method.on_train_batch_end(progress=self.global_step / max(1, self._total_steps()))
+
+    def on_train_epoch_start(self) -> None:
+        self._last_time = None
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        if self.probe is None:
+            return
+        x, y = batch
+        logits = self.probe(self.method.encoder(x))
+        self.log("probe_acc", (logits.argmax(-1) == y).float().mean(), prog_bar=True, on_epoch=True)
+
+    def _total_steps(self) -> int:
+        return int(self.trainer.estimated_stepping_batches)
+
+    def configure_optimizers(self):
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        groups = [{"params": params, "weight_decay": self.weight_decay}]
+        if self.probe is not None:
+            groups.append({"params": list(self.probe.parameters()), "weight_decay": 0.0})
+        optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        total = self._total_steps()
+        warmup = int(self.warmup_fraction * total)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

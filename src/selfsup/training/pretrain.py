@@ -1,0 +1,140 @@
+"""Run a pre-training recipe end to end: data -> views -> encoder -> method -> Lightning -> exported encoder."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.utils.data import DataLoader
+
+from selfsup.checkpoint import save_encoder, write_meta
+from selfsup.data import ArrayDataset, Splits
+from selfsup.encoders import build_encoder
+from selfsup.errors import SelfsupError
+from selfsup.methods import build_method, method_class
+from selfsup.modalities import load_data, modality_module
+from selfsup.recipe import Recipe, load_recipe, save_recipe
+from selfsup.training.module import PretrainModule
+
+RECIPE_FILE = "recipe.yaml"
+LAST_CKPT = Path("checkpoints") / "last.ckpt"
+PROBE_HOLDOUT = 0.1
+
+
+@dataclass
+class PretrainResult:
+    out: Path
+    encoder: nn.Module
+    recipe: Recipe
+    splits: Splits
+    loss_history: list[tuple[int, float]]
+
+
+def _prepare_out(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
+    out = Path(recipe.out)
+    occupied = out.exists() and any(out.iterdir())
+    if resume:
+        if not (out / LAST_CKPT).is_file():
+            raise SelfsupError(f"cannot resume: '{out / LAST_CKPT}' does not exist; start a new run instead.")
+    elif occupied and not overwrite:
+        raise SelfsupError(
+            f"output folder '{out}' already holds files; pass --resume to continue that run, "
+            "--overwrite to replace it, or choose another --out."
+        )
+    if out.exists() and not out.is_dir():
+        raise SelfsupError(f"output path '{out}' is a file; choose a folder for --out.")
+    return out
+
+
+def _probe_split(train: ArrayDataset, seed: int, enabled: bool) -> tuple[ArrayDataset, ArrayDataset | None]:
+    """Carve a stratified held-out split for the online probe when the data is labeled."""
+    counts = np.bincount(train.y.numpy()) if train.labeled else np.array([])
+    if not enabled or not train.labeled or len(counts) < 2 or counts.min() < 2:
+        return train, None
+    idx = np.arange(len(train))
+    fit_idx, val_idx = train_test_split(idx, test_size=PROBE_HOLDOUT, stratify=train.y.numpy(), random_state=seed)
+    return train.subset(fit_idx), train.subset(val_idx)
+
+
+def _loss_history(csv_dir: Path) -> list[tuple[int, float]]:
+    path = csv_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    history = []
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if row.get("loss_step"):
+                history.append((int(row["step"]), float(row["loss_step"])))
+    return history
+
+
+def resume_recipe(out: str | Path, epochs: int | None = None) -> Recipe:
+    """The recipe saved in a run folder (optionally with more epochs), to continue that run."""
+    recipe = load_recipe(Path(out) / RECIPE_FILE)
+    return recipe.model_copy(update={"epochs": epochs}) if epochs else recipe
+
+
+def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> PretrainResult:
+    """Pre-train an encoder as the recipe says; returns the trained encoder and where the run lives."""
+    method_cls = method_class(recipe.method)  # fail on a bad name before any data is read
+    out = _prepare_out(recipe, resume, overwrite)
+    splits = load_data(recipe.data, recipe.image_size, recipe.bad_files)
+    modality = modality_module(splits.modality)
+    size = recipe.image_size or modality.default_view_size(splits)
+    encoder = build_encoder(modality.encoder_config(recipe.encoder, splits, size))
+    method = build_method(recipe.method, encoder, recipe.method_args)
+    fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
+    if len(fit_set) < 2:
+        raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
+
+    if overwrite and out.exists() and not resume:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_recipe(recipe, out / RECIPE_FILE)
+    write_meta(encoder, out, recipe.model_dump())
+    L.seed_everything(recipe.seed, workers=True, verbose=False)
+
+    batch_size = min(recipe.batch_size, len(fit_set))
+    train_loader = DataLoader(fit_set, batch_size=batch_size, shuffle=True, drop_last=True,
+                              num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0)
+    val_loader = (DataLoader(probe_set, batch_size=512, num_workers=recipe.num_workers) if probe_set else None)
+    channels = int(splits.train.x.shape[1])
+    views = modality.make_views(method_cls.views, size, channels)
+    module = PretrainModule(
+        method, views, lr=recipe.lr or method_cls.default_lr, weight_decay=recipe.weight_decay,
+        warmup_fraction=min(1.0, recipe.warmup_epochs / recipe.epochs),
+        num_classes=len(splits.train.classes or []) if probe_set else 0,
+    )
+    csv_logger = CSVLogger(out, name="csv", version="")
+    callbacks = [
+        ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
+                        every_n_epochs=recipe.checkpoint_every),
+    ] + ([RichProgressBar(leave=True)] if progress else [])
+    multi_device = recipe.devices not in (1, "1")
+    trainer = L.Trainer(
+        max_epochs=recipe.epochs, max_steps=recipe.max_steps, accelerator=recipe.accelerator,
+        devices=recipe.devices, strategy=recipe.strategy, precision=recipe.precision,
+        sync_batchnorm=multi_device, callbacks=callbacks,
+        logger=[csv_logger, TensorBoardLogger(out, name="tensorboard", version="")],
+        log_every_n_steps=max(1, min(10, len(train_loader))), enable_progress_bar=progress,
+        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=out,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(out / LAST_CKPT) if resume else None)
+
+    encoder = method.encoder.cpu().eval()
+    if trainer.is_global_zero:
+        save_encoder(encoder, out, recipe.model_dump())
+    return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"))

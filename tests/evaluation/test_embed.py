@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from selfsup.data import ArrayDataset
+from selfsup.evaluation.embed import embed
+
+
+def _encoder() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
+
+
+def test_tensor_input_matches_direct_forward_and_restores_train_mode():
+    enc = _encoder().train()
+    x = torch.randn(37, 3, 4)
+    out = embed(enc, x, batch_size=8)
+    assert out.dtype == np.float32 and out.shape == (37, 5)
+    with torch.no_grad():
+        np.testing.assert_allclose(out, enc(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert enc.training
+
+
+def test_eval_mode_is_used_during_embedding_and_mode_restored():
+    torch.manual_seed(1)
+    enc = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(p=0.9)).train()
+    x = torch.randn(64, 4)
+    a, b = embed(enc, x), embed(enc, x)
+    with torch.no_grad():
+        expected = enc[0](x).numpy()  # dropout is the identity in eval mode
+    np.testing.assert_allclose(a, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(a, b)
+    assert enc.training and enc[1].training
+    enc.eval()
+    embed(enc, x)
+    assert not enc.training
+
+
+def test_dataset_input_matches_tensor_input():
+    enc = _encoder()
+    raw = torch.randint(0, 256, (20, 3, 4), dtype=torch.uint8)
+    ds = ArrayDataset(raw, torch.zeros(20, dtype=torch.long), [str(i) for i in range(20)], ["a"])
+    from_ds = embed(enc, ds, batch_size=6, progress=True)
+    from_tensor = embed(enc, ds.float_samples(), batch_size=50)
+    np.testing.assert_allclose(from_ds, from_tensor, rtol=1e-6)
+    assert from_ds.shape == (20, 5)

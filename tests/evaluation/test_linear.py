@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import numpy as np
+
+from selfsup.evaluation.linear import linear_probe
+
+
+def _separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.normal(size=(n, 10))
+    x[:, 0] += 8.0 * (y == 0)
+    x[:, 1] += 8.0 * (y == 1)
+    x[:, 2] += 8.0 * (y == 2)
+    return x, y
+
+
+def test_separable_data_reaches_full_accuracy():
+    x_train, y_train = _separable(150, 0)
+    x_test, y_test = _separable(90, 1)
+    pred, info = linear_probe(x_train, y_train, x_test)
+    assert (pred == y_test).mean() == 1.0
+    assert set(info) == {"C", "cv_accuracy", "cv_folds"}
+    assert info["cv_folds"] == 5 and info["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)
+    assert info["cv_accuracy"] > 0.95
+
+
+def test_random_labels_are_near_chance():
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.normal(size=(300, 20)), rng.normal(size=(400, 20))
+    y_train, y_test = rng.integers(0, 2, 300), rng.integers(0, 2, 400)
+    pred, _ = linear_probe(x_train, y_train, x_test, Cs=(0.1, 1.0))
+    assert 0.35 < (pred == y_test).mean() < 0.65
+
+
+def test_selection_never_sees_test_embeddings():
+    x_train, y_train = _separable(90, 2)
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 90)  # noisy labels so that C actually matters to CV accuracy
+    Cs = (0.01, 1.0, 100.0)
+    _, info_a = linear_probe(x_train, labels, _separable(30, 3)[0], seed=1, Cs=Cs)
+    _, info_b = linear_probe(x_train, labels, rng.normal(size=(7, 10)) * 1e3, seed=1, Cs=Cs)
+    assert info_a == info_b
+
+
+def test_folds_shrink_to_the_smallest_class_and_single_c_skips_cv():
+    x, y = _separable(30, 4)
+    y = y.copy()
+    y[:] = 0
+    y[:3] = 1  # smallest class has 3 members
+    _, info = linear_probe(x, y, x, cv=5)
+    assert info["cv_folds"] == 3
+    _, info = linear_probe(x, y, x, Cs=(0.5,))
+    assert info == {"C": 0.5, "cv_accuracy": None, "cv_folds": 0}
+
+
+def test_deterministic_given_seed():
+    x, y = _separable(60, 6)
+    y = np.random.default_rng(0).integers(0, 3, 60)
+    a = linear_probe(x, y, x, seed=3, Cs=(0.1, 10.0))
+    b = linear_probe(x, y, x, seed=3, Cs=(0.1, 10.0))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]

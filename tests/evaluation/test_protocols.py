@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selfsup.errors import SelfsupError
+from selfsup.evaluation.protocols import PROTOCOLS, run_protocols
+
+KEYS = {"encoder", "protocol", "accuracy", "ci_low", "ci_high", "n_train", "n_test", "details"}
+
+
+def _data(seed: int):
+    rng = np.random.default_rng(seed)
+    y_train, y_test = np.arange(80) % 2, np.arange(40) % 2
+    centers = 8 * np.eye(4)[:2]  # distinct directions: kNN compares by cosine similarity
+    good = (rng.normal(size=(80, 4)) + centers[y_train], rng.normal(size=(40, 4)) + centers[y_test])
+    noise = (rng.normal(size=(80, 4)), rng.normal(size=(40, 4)))
+    return {"pretrained": good, "random-init": noise}, y_train, y_test
+
+
+def test_rows_have_the_right_keys_and_order():
+    features, y_train, y_test = _data(0)
+    rows = run_protocols(features, y_train, y_test, k=5, seed=0)
+    assert PROTOCOLS == ("knn", "linear")
+    assert [(r["encoder"], r["protocol"]) for r in rows] == [
+        ("pretrained", "knn"),
+        ("pretrained", "linear"),
+        ("random-init", "knn"),
+        ("random-init", "linear"),
+    ]
+    for r in rows:
+        assert set(r) == KEYS
+        assert r["n_train"] == 80 and r["n_test"] == 40
+        assert r["ci_low"] <= r["accuracy"] <= r["ci_high"]
+    assert rows[0]["details"] == {"k": 5, "temperature": 0.07}
+    assert set(rows[1]["details"]) == {"C", "cv_accuracy", "cv_folds"}
+    assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == 1.0
+    assert rows[2]["accuracy"] < 0.8
+
+
+def test_single_protocol_subset():
+    features, y_train, y_test = _data(1)
+    rows = run_protocols(features, y_train, y_test, protocols=["knn"])
+    assert [r["protocol"] for r in rows] == ["knn", "knn"]
+
+
+def test_unknown_protocol_raises_with_suggestion():
+    features, y_train, y_test = _data(2)
+    with pytest.raises(SelfsupError, match="Did you mean 'linear'"):
+        run_protocols(features, y_train, y_test, protocols=["knn", "lineer"])

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import math
+
+import torch
+
+from selfsup.losses import dino_loss, negative_cosine_similarity, update_center
+
+
+def test_negative_cosine_similarity_hand_computed() -> None:
+    p = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    z = torch.tensor([[2.0, 0.0], [3.0, 0.0]], requires_grad=True)
+    # cos = 1 and 1/sqrt(2) -> loss = -(1 + 1/sqrt(2)) / 2
+    loss = negative_cosine_similarity(p, z)
+    assert math.isclose(loss.item(), -(1 + 1 / math.sqrt(2)) / 2, rel_tol=1e-6)
+    loss.backward()  # no detach inside: the caller decides what is a target
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def _xent(p: list[float], q: list[float]) -> float:
+    return -sum(pi * math.log(qi) for pi, qi in zip(p, q))
+
+
+# 2-class hand case, B = 1. teacher_temp = 0.04, student_temp = 0.1.
+# softmax([a, 0]) = [e^a / (e^a + 1), 1 / (e^a + 1)].
+LN3, LN4 = math.log(3), math.log(4)
+TEACHER = [torch.tensor([[0.0, 0.0]]), torch.tensor([[0.04 * LN3, 0.0]])]  # [1/2,1/2], [3/4,1/4]
+STUDENT = [
+    torch.tensor([[0.0, 0.0]]),  # global 0 -> [1/2, 1/2]
+    torch.tensor([[0.1 * LN3, 0.0]]),  # global 1 -> [3/4, 1/4]
+    torch.tensor([[0.0, 0.1 * LN4]]),  # local crop -> [1/5, 4/5]
+]
+S0, S1, S2 = [1 / 2, 1 / 2], [3 / 4, 1 / 4], [1 / 5, 4 / 5]
+
+
+def test_dino_loss_two_class_hand_computed() -> None:
+    t0, t1 = [1 / 2, 1 / 2], [3 / 4, 1 / 4]
+    # pairs (teacher i, student j), i != j: (0,1), (0,2), (1,0), (1,2)
+    expected = (_xent(t0, S1) + _xent(t0, S2) + _xent(t1, S0) + _xent(t1, S2)) / 4
+    loss = dino_loss(STUDENT, TEACHER, torch.zeros(1, 2))
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
+
+
+def test_dino_loss_subtracts_center_from_teacher() -> None:
+    center = torch.tensor([[0.04 * LN3, 0.0]])
+    # t0 - c = [-ln3, 0] * 0.04 -> [1/4, 3/4]; t1 - c = 0 -> [1/2, 1/2]
+    t0, t1 = [1 / 4, 3 / 4], [1 / 2, 1 / 2]
+    expected = (_xent(t0, S1) + _xent(t0, S2) + _xent(t1, S0) + _xent(t1, S2)) / 4
+    loss = dino_loss(STUDENT, TEACHER, center)
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
+
+
+def test_dino_loss_is_batch_mean() -> None:
+    t0, t1 = [1 / 2, 1 / 2], [3 / 4, 1 / 4]
+    case_a = (_xent(t0, S1) + _xent(t0, S2) + _xent(t1, S0) + _xent(t1, S2)) / 4
+    # second sample: all logits zero -> every pair is CE(uniform, uniform) = ln 2
+    pad = torch.zeros(1, 2)
+    student = [torch.cat([s, pad]) for s in STUDENT]
+    teacher = [torch.cat([t, pad]) for t in TEACHER]
+    loss = dino_loss(student, teacher, torch.zeros(1, 2))
+    assert math.isclose(loss.item(), (case_a + math.log(2)) / 2, rel_tol=1e-5)
+
+
+def test_dino_loss_gradient_reaches_student() -> None:
+    student = [s.clone().requires_grad_() for s in STUDENT]
+    dino_loss(student, TEACHER, torch.zeros(1, 2)).backward()
+    assert all(s.grad is not None for s in student)
+
+
+def test_update_center_momentum_rule() -> None:
+    center = torch.tensor([[1.0, 2.0]])
+    teacher = [torch.tensor([[0.0, 0.0], [2.0, 4.0]]), torch.tensor([[4.0, 8.0], [2.0, 4.0]])]
+    # batch mean over the 4 rows = [2, 4]; new = 0.9 * [1, 2] + 0.1 * [2, 4] = [1.1, 2.2]
+    new = update_center(center, teacher, momentum=0.9)
+    assert new.shape == center.shape
+    torch.testing.assert_close(new, torch.tensor([[1.1, 2.2]]))
+    assert not new.requires_grad
+    # a 1-D centre keeps its shape too
+    assert update_center(torch.zeros(2), teacher, momentum=0.5).shape == (2,)
