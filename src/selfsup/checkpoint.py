@@ -99,7 +99,11 @@ def load_encoder(path: str | Path, expect_modality: str | None = None) -> nn.Mod
         raise SelfsupError(
             f"encoder '{path}' was trained on {meta['modality']} data but the data is {expect_modality}."
         )
-    encoder = build_encoder(meta["encoder"])
+    try:
+        encoder = build_encoder(meta["encoder"])
+    except (KeyError, TypeError, ValueError) as err:  # a hand-edited or truncated encoder description
+        raise SelfsupError(f"the encoder described in '{_folder(path) / META}' cannot be built: "
+                           f"{type(err).__name__}: {err}.") from err
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:

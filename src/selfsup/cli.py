@@ -13,14 +13,14 @@ from selfsup.errors import SelfsupError
 EXIT_USER_ERROR = 2
 
 
-def _key_values(items: list[str]) -> dict[str, Any]:
+def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     import yaml
 
     parsed: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SelfsupError(f"--method-arg expects KEY=VALUE, got '{item}'.")
+            raise SelfsupError(f"{flag} expects KEY=VALUE, got '{item}'.")
         parsed[key] = yaml.safe_load(value)
     return parsed
 
@@ -32,6 +32,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", help="simclr (default), mocov3, byol, simsiam, dino, barlow_twins, vicreg")
     p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
+    p.add_argument("--view-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="augmentation option, e.g. flip=false or crop_scale=[0.3,1] (repeatable)")
     p.add_argument("--encoder", help="small_cnn (default) or any timm model name, e.g. resnet18")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -66,13 +68,19 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
     if isinstance(fields.get("devices"), str) and fields["devices"].isdigit():
         fields["devices"] = int(fields["devices"])
     if args.method_arg:
-        fields["method_args"] = _key_values(args.method_arg)
+        fields["method_args"] = _key_values(args.method_arg, "--method-arg")
+    if args.view_arg:
+        fields["view_args"] = _key_values(args.view_arg, "--view-arg")
     if args.no_probe:
         fields["online_probe"] = False
     if args.resume:
         if not args.out:
             raise SelfsupError("--resume needs --out, the folder of the run to continue.")
-        recipe = resume_recipe(args.out, epochs=args.epochs)
+        changed = sorted(set(fields) - {"out", "epochs", "max_steps"})
+        if changed:
+            raise SelfsupError(f"--resume continues the run as its recipe.yaml says; only --epochs and --max-steps "
+                               f"may change (got --{', --'.join(c.replace('_', '-') for c in changed)}).")
+        recipe = resume_recipe(args.out, epochs=args.epochs, max_steps=args.max_steps)
     elif args.config:
         recipe = load_recipe(args.config, fields)
     else:

@@ -55,3 +55,4 @@ class Splits:
     test: ArrayDataset | None
     name: str
     modality: str
+    view_defaults: dict = field(default_factory=dict)  # augmentation defaults that suit this data

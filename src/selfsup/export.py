@@ -68,6 +68,8 @@ def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path |
                    overwrite: bool = False) -> Path:
     """Write ``encoder.safetensors`` + ``selfsup.json`` to ``out`` from a run's export or a training checkpoint."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SelfsupError(f"'{out}' is a file; --out must be a folder.")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise SelfsupError(f"'{out}' already holds files; pass --overwrite or choose another --out.")
     meta = read_meta(run)
@@ -77,11 +79,17 @@ def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path |
     encoder = build_encoder(meta["encoder"])
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    except (OSError, RuntimeError, KeyError, EOFError) as err:
-        raise SelfsupError(f"cannot read training checkpoint '{checkpoint}': {err}") from err
+    except Exception as err:  # noqa: BLE001 - garbage makes the (weights-only) unpickler raise almost anything
+        # not a Lightning checkpoint, or corrupted; torch's own message runs over many lines
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise SelfsupError(f"cannot read training checkpoint '{checkpoint}': {first}") from err
     prefix = "method.encoder."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    try:
+        missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # shape mismatch: a checkpoint of another run
+        raise SelfsupError(f"checkpoint '{checkpoint}' does not hold this run's encoder: "
+                           f"{str(err).strip().splitlines()[-1].strip()}") from err
     if missing or unexpected or not weights:
         raise SelfsupError(f"checkpoint '{checkpoint}' does not hold this run's encoder "
                            f"({len(missing)} missing, {len(unexpected)} unexpected weights).")

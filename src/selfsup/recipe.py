@@ -19,6 +19,7 @@ class Recipe(BaseModel):
     data: str = Field(description="folder of images, or builtin:NAME")
     method: str = "simclr"
     method_args: dict[str, Any] = Field(default_factory=dict, description="method hyperparameters")
+    view_args: dict[str, Any] = Field(default_factory=dict, description="augmentation options, e.g. flip")
     encoder: str = Field("small_cnn", description="small_cnn, or any timm model name")
     image_size: int | None = Field(None, ge=4, le=1024, description="view size; default: the dataset's")
     epochs: int = Field(20, ge=1)

@@ -273,7 +273,8 @@ def test_grayscale_gives_equal_channels_with_the_luma():
     x = _images(4, 3, 8, 8)
     g = iv._grayscale(x)
     assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])
-    assert torch.allclose(g, TF.rgb_to_grayscale(x, num_output_channels=3), atol=1e-5)
+    # torchvision weighs red 0.2989 instead of 0.299 (ours sum to 1 so grey stays grey)
+    assert torch.allclose(g, TF.rgb_to_grayscale(x, num_output_channels=3), atol=2e-4)
     some = iv._random_grayscale(x.clone(), 0.5, _gen(0))
     equal = (some[:, 0] == some[:, 1]).flatten(1).all(1) & (some[:, 1] == some[:, 2]).flatten(1).all(1)
     for i in range(4):
@@ -328,15 +329,14 @@ def test_blur_keeps_a_constant_image_and_reduces_noise_variance():
     assert torch.allclose(out[0], noise[0], atol=1e-3)  # sigma 0.1: nearly the identity
 
 
-def test_blur_matches_a_grouped_conv():
+@pytest.mark.parametrize("kernel_size", [3, 5, 9])  # 9: the two 1-D convs path
+def test_blur_matches_torchvision_per_sample(kernel_size):
     x = _images(3, 3, 12, 12)
     sigma = torch.tensor([0.4, 1.0, 2.0])
-    out = iv._gaussian_blur(x.clone(), sigma, 5)
-    k = iv._gaussian_kernels(sigma, 5)
-    kernel2d = (k[:, :, None] * k[:, None, :]).repeat_interleave(3, 0).unsqueeze(1)  # (9, 1, 5, 5)
-    padded = F.pad(x.reshape(1, 9, 12, 12), (2, 2, 2, 2), mode="reflect")
-    expected = F.conv2d(padded, kernel2d, groups=9).view(3, 3, 12, 12)
-    assert torch.allclose(out, expected, atol=1e-5)
+    out = iv._gaussian_blur(x.clone(), sigma, kernel_size)
+    for i, s in enumerate(sigma.tolist()):
+        expected = TF.gaussian_blur(x[i], [kernel_size, kernel_size], [s, s])
+        assert torch.allclose(out[i], expected, atol=1e-5)
 
 
 def test_blur_kernel_and_sigma_sizes():

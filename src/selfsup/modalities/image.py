@@ -24,7 +24,9 @@ MIN_VIEW_SIZE = 16
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    # hidden files (e.g. macOS '._name.png' resource forks) are not images, like hidden folders are not classes
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
 
 
 def _decode(path: Path, size: int, grey: bool) -> np.ndarray:
@@ -74,7 +76,7 @@ def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
                              disable=len(entries) < 2000):
         try:
             arrays.append(_decode(path, size, grey))
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             if bad_files == "fail":
                 raise SelfsupError(
                     f"cannot read image '{path}': {err}. Fix or remove it, or pass --bad-files skip."
@@ -122,8 +124,21 @@ def encoder_config(name: str, splits: Splits, image_size: int) -> dict:
     return image_encoder_config(name, int(x.shape[1]), image_size, mean, std)
 
 
-def make_views(spec: ViewSpec, image_size: int, channels: int) -> torch.nn.Module:
-    """The batched on-device augmentation pipeline for a method's view spec."""
+VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_size", "flip", "jitter_strength")
+
+
+def make_views(spec: ViewSpec, image_size: int, channels: int, view_args: dict | None = None) -> torch.nn.Module:
+    """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS)."""
     from selfsup.modalities.image_views import ImageViews
 
-    return ImageViews(spec, image_size, channels)
+    view_args = dict(view_args or {})
+    unknown = sorted(set(view_args) - set(VIEW_ARGS))
+    if unknown:
+        raise SelfsupError(f"unknown image view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    for key in ("crop_scale", "local_crop_scale"):
+        if key in view_args:
+            low, high = view_args[key]
+            if not 0 < low <= high <= 1:
+                raise SelfsupError(f"view argument {key} must be two numbers 0 < low <= high <= 1, got {low}, {high}.")
+            view_args[key] = (float(low), float(high))
+    return ImageViews(spec, image_size, channels, **view_args)

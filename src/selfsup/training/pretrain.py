@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
@@ -23,7 +25,7 @@ from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.methods import build_method, method_class
 from selfsup.modalities import load_data, modality_module
-from selfsup.recipe import Recipe, load_recipe, save_recipe
+from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
 from selfsup.training.module import PretrainModule
 
 RECIPE_FILE = "recipe.yaml"
@@ -78,10 +80,52 @@ def _loss_history(csv_dir: Path) -> list[tuple[int, float]]:
     return history
 
 
-def resume_recipe(out: str | Path, epochs: int | None = None) -> Recipe:
-    """The recipe saved in a run folder (optionally with more epochs), to continue that run."""
-    recipe = load_recipe(Path(out) / RECIPE_FILE)
-    return recipe.model_copy(update={"epochs": epochs}) if epochs else recipe
+def _read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted(set().union(*rows)))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _keep_metrics_across_resume(csv_dir: Path) -> Path | None:
+    """Lightning's CSV logger deletes the metrics.csv it finds: set the rows aside before a resumed fit.
+
+    Outside ``csv_dir``: the logger warns that it will delete whatever that folder holds.
+    """
+    path, previous = csv_dir / "metrics.csv", csv_dir.parent / "metrics-before-resume.csv"
+    rows = _read_rows(previous) + _read_rows(path)  # a backup is left only by a resume that crashed
+    if not rows or rank_zero_only.rank != 0:
+        return None
+    _write_rows(previous, rows)
+    path.unlink(missing_ok=True)
+    return previous
+
+
+def _merge_metrics(csv_dir: Path, previous: Path) -> None:
+    """Put the rows logged before the resume back in front of the resumed run's rows."""
+    _write_rows(csv_dir / "metrics.csv", _read_rows(previous) + _read_rows(csv_dir / "metrics.csv"))
+    previous.unlink()
+
+
+def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | None = None) -> Recipe:
+    """The recipe saved in a run folder (optionally trained for longer), to continue that run."""
+    recipe_file = Path(out) / RECIPE_FILE
+    if not recipe_file.is_file():
+        raise SelfsupError(f"cannot resume: '{out}' holds no {RECIPE_FILE}; pass the folder of a selfsup run.")
+    recipe = load_recipe(recipe_file)
+    # the run lives where it is now, not where the recipe says it was first written (moved or copied runs)
+    update = {"out": str(out)} | ({"epochs": epochs} if epochs else {}) | (
+        {"max_steps": max_steps} if max_steps is not None else {})
+    return make_recipe(**(recipe.model_dump() | update))
 
 
 def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> PretrainResult:
@@ -91,8 +135,11 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     splits = load_data(recipe.data, recipe.image_size, recipe.bad_files)
     modality = modality_module(splits.modality)
     size = recipe.image_size or modality.default_view_size(splits)
+    L.seed_everything(recipe.seed, workers=True, verbose=False)  # before the weights are initialised
     encoder = build_encoder(modality.encoder_config(recipe.encoder, splits, size))
     method = build_method(recipe.method, encoder, recipe.method_args)
+    view_args = splits.view_defaults | recipe.view_args
+    views = modality.make_views(method_cls.views, size, int(splits.train.x.shape[1]), view_args)
     fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
@@ -102,23 +149,23 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     out.mkdir(parents=True, exist_ok=True)
     save_recipe(recipe, out / RECIPE_FILE)
     write_meta(encoder, out, recipe.model_dump())
-    L.seed_everything(recipe.seed, workers=True, verbose=False)
 
     batch_size = min(recipe.batch_size, len(fit_set))
     train_loader = DataLoader(fit_set, batch_size=batch_size, shuffle=True, drop_last=True,
                               num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0)
     val_loader = (DataLoader(probe_set, batch_size=512, num_workers=recipe.num_workers) if probe_set else None)
-    channels = int(splits.train.x.shape[1])
-    views = modality.make_views(method_cls.views, size, channels)
     module = PretrainModule(
         method, views, lr=recipe.lr or method_cls.default_lr, weight_decay=recipe.weight_decay,
         warmup_fraction=min(1.0, recipe.warmup_epochs / recipe.epochs),
         num_classes=len(splits.train.classes or []) if probe_set else 0,
     )
+    for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
+        logging.getLogger(name).setLevel(logging.WARNING)
     csv_logger = CSVLogger(out, name="csv", version="")
     callbacks = [
+        # no version counter: a resumed copy of a run must overwrite its last.ckpt, not write last-v1.ckpt
         ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                        every_n_epochs=recipe.checkpoint_every),
+                        every_n_epochs=recipe.checkpoint_every, enable_version_counter=False),
     ] + ([RichProgressBar(leave=True)] if progress else [])
     multi_device = recipe.devices not in (1, "1")
     trainer = L.Trainer(
@@ -130,9 +177,12 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=out,
     )
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        for noise in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*"):
+            warnings.filterwarnings("ignore", message=noise)
+        previous_metrics = _keep_metrics_across_resume(out / "csv") if resume else None
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(out / LAST_CKPT) if resume else None)
+    if previous_metrics is not None and trainer.is_global_zero:
+        _merge_metrics(out / "csv", previous_metrics)
 
     encoder = method.encoder.cpu().eval()
     if trainer.is_global_zero:
