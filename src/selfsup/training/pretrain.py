@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -42,8 +43,15 @@ class PretrainResult:
     loss_history: list[tuple[int, float]]
 
 
+def _launched_rank() -> int:
+    """Rank of a process that Lightning's DDP launcher started by re-running the command (0 in the launcher)."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
+
+
 def _prepare_out(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
     out = Path(recipe.out)
+    if _launched_rank() > 0:  # the launcher (rank 0) has already checked and written the folder
+        return out
     occupied = out.exists() and any(out.iterdir())
     if resume:
         if not (out / LAST_CKPT).is_file():
@@ -144,11 +152,12 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
 
-    if overwrite and out.exists() and not resume:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_recipe(recipe, out / RECIPE_FILE)
-    write_meta(encoder, out, recipe.model_dump())
+    if _launched_rank() == 0:
+        if overwrite and out.exists() and not resume:
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_recipe(recipe, out / RECIPE_FILE)
+        write_meta(encoder, out, recipe.model_dump())
 
     batch_size = min(recipe.batch_size, len(fit_set))
     train_loader = DataLoader(fit_set, batch_size=batch_size, shuffle=True, drop_last=True,
@@ -167,7 +176,9 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
                         every_n_epochs=recipe.checkpoint_every, enable_version_counter=False),
     ] + ([RichProgressBar(leave=True)] if progress else [])
-    multi_device = recipe.devices not in (1, "1")
+    # SyncBatchNorm (global-batch BN statistics, as SimCLR/BYOL use) exists only on GPUs
+    on_gpu = torch.cuda.is_available() and recipe.accelerator in ("auto", "gpu", "cuda")
+    multi_device = recipe.devices not in (1, "1") and on_gpu
     trainer = L.Trainer(
         max_epochs=recipe.epochs, max_steps=recipe.max_steps, accelerator=recipe.accelerator,
         devices=recipe.devices, strategy=recipe.strategy, precision=recipe.precision,
