@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -88,6 +89,8 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
             raise SelfsupError("pretrain needs --data (a folder of images or builtin:NAME) or --config.")
         recipe = make_recipe(**fields)
     run = pretrain(recipe, resume=args.resume, overwrite=args.overwrite)
+    if os.environ.get("LOCAL_RANK", "0") not in ("", "0"):  # DDP worker processes stay quiet
+        return
     console.print(f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json); "
                   f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED")
 
