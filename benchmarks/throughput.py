@@ -24,9 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from views_throughput import (  # noqa: E402
-    POOL, _PILTwoViews, _random_uint8_images, measure_pil_pipeline, measure_view_pipeline, pil_transform,
-)
+from views_throughput import measure_pil_pipeline, measure_view_pipeline, pil_loader  # noqa: E402
 
 from selfsup.encoders.image import image_encoder_config  # noqa: E402
 from selfsup.encoders import build_encoder  # noqa: E402
@@ -91,14 +89,6 @@ def time_steps(step, batches, device: torch.device, seconds: float) -> float:
     return images / (time.perf_counter() - start)
 
 
-def pil_loader(batch_size: int, size: int, workers: int):
-    """Two-view batches from the per-sample PIL reference pipeline in ``workers`` DataLoader processes."""
-    images = _random_uint8_images(POOL, size).permute(0, 2, 3, 1).contiguous().numpy()
-    dataset = _PILTwoViews(images, pil_transform(size), length=10**6)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                       drop_last=True)
-
-
 def step_flops(step, device: torch.device) -> int:
     x = torch.rand(BATCH, 3, SIZE, SIZE, device=device)
     with FlopCounterMode(display=False) as counter:
@@ -142,7 +132,7 @@ def main() -> None:
           f"{results['step_images_per_s']:,.1f} images/s")
     if not args.skip_pil:
         def pil_batches():
-            for view1, view2 in pil_loader(BATCH, SIZE, workers=2):
+            for view1, view2 in pil_loader(BATCH, SIZE, workers=2, length=10**6):
                 yield None, [view1.to(device), view2.to(device)]
 
         results["pil_step_images_per_s"] = time_steps(step, pil_batches(), device, args.seconds)

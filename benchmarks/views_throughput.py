@@ -129,19 +129,12 @@ def pil_transform(size: int = 32):
     ])
 
 
-def measure_pil_pipeline(
-    batch_size: int = 128, size: int = 32, workers: int = 2, seconds: float = 3.0
-) -> float:
-    """Images/s of the per-sample PIL pipeline in a DataLoader with ``workers`` processes.
-
-    Warm-up: worker start-up plus ``2 * workers * prefetch_factor`` batches, so that the batches
-    prefetched during start-up are consumed before the clock starts; then timed for ``seconds``.
-    """
+def pil_loader(batch_size: int, size: int, workers: int, length: int,
+               prefetch: int = 2) -> torch.utils.data.DataLoader:
+    """Two-view batches from the per-sample PIL reference pipeline in ``workers`` DataLoader processes."""
     images = _random_uint8_images(POOL, size).permute(0, 2, 3, 1).contiguous().numpy()
-    batches_needed = int(seconds * 4000 / batch_size) + 64  # generous: never run out
-    dataset = _PILTwoViews(images, pil_transform(size), length=batches_needed * batch_size)
-    prefetch = 2
-    loader = torch.utils.data.DataLoader(
+    dataset = _PILTwoViews(images, pil_transform(size), length=length)
+    return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=True,
@@ -150,7 +143,19 @@ def measure_pil_pipeline(
         persistent_workers=False,
         drop_last=True,
     )
-    it = iter(loader)
+
+
+def measure_pil_pipeline(
+    batch_size: int = 128, size: int = 32, workers: int = 2, seconds: float = 3.0
+) -> float:
+    """Images/s of the per-sample PIL pipeline in a DataLoader with ``workers`` processes.
+
+    Warm-up: worker start-up plus ``2 * workers * prefetch_factor`` batches, so that the batches
+    prefetched during start-up are consumed before the clock starts; then timed for ``seconds``.
+    """
+    batches_needed = int(seconds * 4000 / batch_size) + 64  # generous: never run out
+    prefetch = 2
+    it = iter(pil_loader(batch_size, size, workers, batches_needed * batch_size, prefetch))
     try:
         for _ in range(2 * max(workers, 1) * prefetch):
             next(it)

@@ -13,6 +13,7 @@ from selfsup.data import UNLABELED
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
+from selfsup.evaluation.evaluate import check_fits
 from selfsup.modalities import load_data
 
 EMBEDDING_FORMATS = (".npy", ".parquet")
@@ -35,13 +36,8 @@ def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, ov
     _refuse_existing(out, overwrite)
     encoder = load_encoder(encoder_path)
     splits = load_data(data)
-    if encoder.config["modality"] != splits.modality:
-        raise SelfsupError(f"the encoder takes {encoder.config['modality']} data but '{data}' is {splits.modality}.")
+    check_fits(encoder, splits)
     parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test is not None else [])
-    for _, part in parts:
-        if int(part.x.shape[1]) != int(encoder.config["in_chans"]):
-            raise SelfsupError(f"the encoder takes {encoder.config['in_chans']}-channel input but '{data}' has "
-                               f"{part.x.shape[1]} channels.")
     emb = np.concatenate([embed(encoder, part.float_samples(), batch_size=batch_size, progress=progress)
                           for _, part in parts])
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -57,12 +57,18 @@ def _split(splits: Splits, test_data: str | None, seed: int, test_fraction: floa
     )
 
 
-def _check_fits(encoder: nn.Module, data: ArrayDataset, name: str) -> None:
-    expected = encoder.config.get("in_chans")
-    if expected is not None and int(data.x.shape[1]) != int(expected):
+def check_fits(encoder: nn.Module, splits: Splits) -> None:
+    """Refuse data of another modality or channel count than the encoder was trained on."""
+    if encoder.config["modality"] != splits.modality:
         raise SelfsupError(
-            f"the encoder takes {expected}-channel input but '{name}' has {data.x.shape[1]} channels."
+            f"the encoder was trained on {encoder.config['modality']} data but '{splits.name}' is {splits.modality}."
         )
+    expected = encoder.config.get("in_chans")
+    for part in (splits.train, splits.test):
+        if expected is not None and part is not None and int(part.x.shape[1]) != int(expected):
+            raise SelfsupError(
+                f"the encoder takes {expected}-channel input but '{splits.name}' has {part.x.shape[1]} channels."
+            )
 
 
 def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: str | None = None,
@@ -77,12 +83,9 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     if isinstance(encoder, (str, Path)):
         encoder = load_encoder(encoder)
     splits = data if isinstance(data, Splits) else load_data(data)
-    if encoder.config["modality"] != splits.modality:
-        raise SelfsupError(
-            f"the encoder was trained on {encoder.config['modality']} data but '{splits.name}' is {splits.modality}."
-        )
+    check_fits(encoder, splits)
     train, test, split_note = _split(splits, test_data, seed, test_fraction)
-    _check_fits(encoder, train, splits.name)
+    check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
 
     torch.manual_seed(seed)
     random_init = build_encoder(encoder.config).eval()
