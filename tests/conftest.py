@@ -1,4 +1,4 @@
-"""Shared fixtures: small real data (scikit-learn digits) and a fast encoder."""
+"""Shared fixtures: small real data (scikit-learn digits, GunPoint series) and a fast encoder."""
 
 from __future__ import annotations
 
@@ -21,3 +21,18 @@ def small_encoder_config(digits: Splits) -> dict:
     from selfsup.modalities.image import encoder_config
 
     return encoder_config("small_cnn", digits, 16)
+
+
+@pytest.fixture(scope="session")
+def series() -> torch.Tensor:
+    """GunPoint's 50 training series ``(50, 1, 150)`` (UCR archive, from sktime's data files)."""
+    return load_builtin("gunpoint").train.x
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny steps are dominated by thread synchronisation: on busy shared cores, 2 threads are much slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from selfsup.checkpoint import load_encoder
 from selfsup.cli import EXIT_USER_ERROR, main
+from selfsup.data import DataOptions
 from selfsup.modalities import load_data
 
 CLASSES = ("0", "1", "2")
@@ -65,7 +66,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def _embeddings(encoder_path: Path, data: Path) -> torch.Tensor:
     encoder = load_encoder(encoder_path)
     with torch.no_grad():
-        return encoder(load_data(str(data)).train.float_samples())
+        return encoder(load_data(str(data), encoder_config=encoder.config).train.float_samples())
 
 
 def _fails(capsys, argv: list[str]) -> str:
@@ -241,7 +242,7 @@ def test_resume_continues_the_run(folder, tmp_path):
 
     moved = tmp_path / "moved-run"  # a copy elsewhere resumes where it now lives, not where it was
     shutil.copytree(first, moved)
-    x = load_data(str(folder), 16).train.float_samples()[:8]
+    x = load_data(str(folder), DataOptions(image_size=16)).train.float_samples()[:8]
     with torch.no_grad():
         emb_before = load_encoder(first)(x)
 
@@ -393,7 +394,7 @@ def test_evaluate_unlabeled_folder(run, digits, tmp_path, capsys):
 def test_evaluate_grey_encoder_on_rgb_folder(run, digits, tmp_path, capsys):
     rgb, out = _write_digits(tmp_path / "rgb", digits, 4, mode="RGB"), tmp_path / "eval"
     err = _fails(capsys, ["evaluate", "--encoder", str(run), "--data", str(rgb), "--out", str(out)])
-    assert "1-channel" in err and "3 channels" in err
+    assert "takes 1 channel but" in err and "3 channels" in err
     assert not out.exists()
 
 
@@ -418,11 +419,12 @@ def test_installed_entry_point_exit_code(tmp_path):
 # --------------------------------------------------------------------------- listing and help
 
 
-def test_methods_lists_all_seven(capsys):
+def test_methods_lists_every_method_and_its_data(capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
-    for name in METHOD_NAMES:
+    for name in (*METHOD_NAMES, "scarf", "vime", "ts2vec", "cpc"):
         assert name in out
+    assert "tabular" in out and "timeseries" in out
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["pretrain", "--help"], ["evaluate", "--help"], ["embed", "--help"],

@@ -16,7 +16,7 @@ def test_defaults_and_valid_fields():
     assert recipe.method == "simclr"  # stripped
     assert recipe.epochs == 3
     assert recipe.method_args == {"temperature": 0.2}
-    assert recipe.encoder == "small_cnn"
+    assert recipe.encoder is None  # the modality's default encoder
     assert recipe.bad_files == "fail"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Any
 
 from rich.console import Console
@@ -26,16 +27,43 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     return parsed
 
 
+DATA_HELP = ("folder of images (class sub-folders = labels), a table (.csv/.tsv/.parquet), series (.ts/.npy/.npz, "
+             "or a folder with NAME_TRAIN/NAME_TEST files), or builtin:NAME (see 'selfsup datasets')")
+
+
+def _add_data_flags(p: argparse.ArgumentParser, *, recipe: bool) -> None:
+    """Flags that say how to read the data; for evaluate/embed they default to the encoder's own."""
+    default = "" if recipe else "; default: the encoder's"
+    p.add_argument("--modality", choices=["auto", "image", "tabular", "timeseries"],
+                   help="how to read the data (default auto: by file suffix; a .csv is a table)")
+    p.add_argument("--label", help=f"tables / CSV series: the label column, used for probing only{default}")
+    p.add_argument("--ignore", action="append", metavar="COLUMN",
+                   help="tables: a column to leave out, e.g. an id (repeatable)")
+    p.add_argument("--series-id", help="long-format CSV series: the column naming each series")
+    p.add_argument("--time-column", help="long-format CSV series: the column to order each series by")
+
+
+def _data_options(args: argparse.Namespace):
+    from selfsup.data import DataOptions
+
+    return DataOptions(modality=args.modality or "auto", label=args.label, ignore=tuple(args.ignore or ()),
+                       series_id=args.series_id, time_column=args.time_column)
+
+
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pre-train an encoder with a self-supervised method",
                        description="Pre-train an encoder. Flags override the fields of --config.")
-    p.add_argument("--data", help="folder of images (class sub-folders = labels for probing) or builtin:NAME")
-    p.add_argument("--method", help="simclr (default), mocov3, byol, simsiam, dino, barlow_twins, vicreg")
+    p.add_argument("--data", help=DATA_HELP)
+    _add_data_flags(p, recipe=True)
+    p.add_argument("--method", help="simclr (default) or any name 'selfsup methods' lists, e.g. scarf, ts2vec")
     p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
     p.add_argument("--view-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="augmentation option, e.g. flip=false or crop_scale=[0.3,1] (repeatable)")
-    p.add_argument("--encoder", help="small_cnn (default) or any timm model name, e.g. resnet18")
+    p.add_argument("--encoder", help="images: small_cnn (default) or a timm name; tables: mlp (default), "
+                                     "ft_transformer; series: dilated_conv (default), patch_transformer")
+    p.add_argument("--encoder-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="encoder option, e.g. width=128 (repeatable)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate (AdamW, warm-up + cosine); default: the method's")
@@ -56,7 +84,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
 
 
-RECIPE_FLAGS = ("data", "method", "encoder", "epochs", "batch_size", "lr", "image_size", "out", "seed",
+RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "method", "encoder", "epochs", "batch_size", "lr", "image_size", "out", "seed",
                 "bad_files", "num_workers", "max_steps", "checkpoint_every", "accelerator", "devices",
                 "strategy", "precision")
 
@@ -72,6 +100,10 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
         fields["method_args"] = _key_values(args.method_arg, "--method-arg")
     if args.view_arg:
         fields["view_args"] = _key_values(args.view_arg, "--view-arg")
+    if args.encoder_arg:
+        fields["encoder_args"] = _key_values(args.encoder_arg, "--encoder-arg")
+    if args.ignore:
+        fields["ignore"] = list(args.ignore)
     if args.no_probe:
         fields["online_probe"] = False
     if args.resume:
@@ -86,7 +118,7 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
         recipe = load_recipe(args.config, fields)
     else:
         if "data" not in fields:
-            raise SelfsupError("pretrain needs --data (a folder of images or builtin:NAME) or --config.")
+            raise SelfsupError("pretrain needs --data (images, a table, series or builtin:NAME) or --config.")
         recipe = make_recipe(**fields)
     run = pretrain(recipe, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("LOCAL_RANK", "0") not in ("", "0"):  # DDP worker processes stay quiet
@@ -105,8 +137,9 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
     if (out / "results.json").exists() and not args.overwrite:
         raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
-    result = evaluate(args.encoder, args.data, test_data=args.test_data, protocols=protocols, k=args.k,
-                      seed=args.seed, test_fraction=args.test_fraction, out=out, progress=True)
+    result = evaluate(args.encoder, args.data, test_data=args.test_data, options=_data_options(args),
+                      protocols=protocols, k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out,
+                      progress=True)
     print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console)
     console.print(f"report: {out / 'summary.md'}")
 
@@ -118,17 +151,22 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", help="pre-train on built-in digits and compare against baselines (~2 min CPU)")
-    q.add_argument("--out", help="run folder (default selfsup-runs/quickstart-TIMESTAMP)")
-    q.add_argument("--method", default="simclr")
-    q.add_argument("--epochs", type=int, default=30)
+    q = sub.add_parser("quickstart", help="pre-train on a built-in real dataset and compare against baselines "
+                                          "(about a minute on a CPU)")
+    q.add_argument("--modality", choices=["image", "tabular", "timeseries"], default="image",
+                   help="image: SimCLR on digits (default); tabular: SCARF on breast_cancer; "
+                        "timeseries: TS2Vec on Japanese Vowels")
+    q.add_argument("--out", help="run folder (default selfsup-runs/quickstart-MODALITY-TIMESTAMP)")
+    q.add_argument("--method", help="default: the modality's (see --modality)")
+    q.add_argument("--epochs", type=int, help="default: the modality's")
     q.add_argument("--seed", type=int, default=0)
 
     _add_pretrain(sub)
 
     e = sub.add_parser("evaluate", help="kNN / linear probe of an encoder vs random-init and raw-input baselines")
     e.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
-    e.add_argument("--data", required=True, help="labeled data: folder with class sub-folders, or builtin:NAME")
+    e.add_argument("--data", required=True, help="labeled data: " + DATA_HELP)
+    _add_data_flags(e, recipe=False)
     e.add_argument("--test-data", help="separate labeled test set (default: the data's own test split, "
                                        "else a stratified split fixed by --seed)")
     e.add_argument("--protocol", default="knn,linear", help="comma-separated: knn, linear")
@@ -140,7 +178,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
     m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
-    m.add_argument("--data", required=True, help="folder of images or builtin:NAME")
+    m.add_argument("--data", required=True, help=DATA_HELP)
+    _add_data_flags(m, recipe=False)
     m.add_argument("--out", required=True, help="output file: .npy or .parquet (with ids, split and labels)")
     m.add_argument("--batch-size", type=int, default=512)
     m.add_argument("--overwrite", action="store_true")
@@ -151,7 +190,8 @@ def _build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="folder to write the export to")
     x.add_argument("--overwrite", action="store_true")
 
-    sub.add_parser("methods", help="list the self-supervised methods")
+    sub.add_parser("methods", help="list the self-supervised methods and the data each works on")
+    sub.add_parser("datasets", help="list the built-in datasets (builtin:NAME), all offline")
     return parser
 
 
@@ -161,21 +201,41 @@ def _run_methods(console: Console) -> None:
     from selfsup.methods import METHODS
 
     table = Table(title="selfsup methods")
-    for column in ("name", "what it does", "paper"):
+    for column in ("name", "data", "what it does", "paper"):
         table.add_column(column)
     for name, cls in sorted(METHODS.items()):
-        table.add_row(name, cls.summary, cls.paper)
+        table.add_row(name, ", ".join(cls.modalities) if cls.modalities else "any", cls.summary, cls.paper)
     console.print(table)
+
+
+def _run_datasets(console: Console) -> None:
+    from rich.table import Table
+
+    from selfsup.datasets import builtin_datasets
+
+    table = Table(title="built-in datasets (use as --data builtin:NAME)")
+    for column in ("name", "modality", "what it is"):
+        table.add_column(column)
+    for name, dataset in builtin_datasets().items():
+        table.add_row(name, dataset.modality, dataset.description)
+    console.print(table)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"selfsup: warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
+          file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = Console()
+    warnings.showwarning = _one_line_warning  # e.g. columns left out of a table: one line, not a source dump
     try:
         if args.command == "quickstart":
             from selfsup.quickstart import quickstart
 
-            quickstart(args.out, method=args.method, epochs=args.epochs, seed=args.seed, console=console)
+            quickstart(args.out, method=args.method, epochs=args.epochs, seed=args.seed, modality=args.modality,
+                       console=console)
         elif args.command == "pretrain":
             _run_pretrain(args, console)
         elif args.command == "evaluate":
@@ -183,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "embed":
             from selfsup.export import write_embeddings
 
-            path = write_embeddings(args.encoder, args.data, args.out, overwrite=args.overwrite,
-                                    batch_size=args.batch_size, progress=True)
+            path = write_embeddings(args.encoder, args.data, args.out, options=_data_options(args),
+                                    overwrite=args.overwrite, batch_size=args.batch_size, progress=True)
             console.print(f"embeddings written to {path}")
         elif args.command == "export":
             from selfsup.export import export_encoder
@@ -193,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"encoder exported to {path}")
         elif args.command == "methods":
             _run_methods(console)
+        elif args.command == "datasets":
+            _run_datasets(console)
     except SelfsupError as err:
         print(f"selfsup: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -56,3 +56,17 @@ class Splits:
     name: str
     modality: str
     view_defaults: dict = field(default_factory=dict)  # augmentation defaults that suit this data
+    fitted: dict = field(default_factory=dict)  # preprocessing fitted on train that the encoder config carries
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How to read a data source; the recipe, ``evaluate`` and ``embed`` build it from their flags."""
+
+    modality: str = "auto"  # auto | image | tabular | timeseries
+    image_size: int | None = None  # images: decode size
+    bad_files: str = "fail"  # images: unreadable files stop the run ("fail") or are left out ("skip")
+    label: str | None = None  # tables / CSV series: the label column (used for probing only)
+    ignore: tuple[str, ...] = ()  # tables: columns to leave out (ids)
+    series_id: str | None = None  # long-format CSV series: the column naming each series
+    time_column: str | None = None  # long-format CSV series: the column to order each series by

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from selfsup.checkpoint import load_encoder, read_meta, save_encoder
-from selfsup.data import UNLABELED
+from selfsup.data import UNLABELED, DataOptions
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
@@ -24,18 +24,19 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
         raise SelfsupError(f"'{path}' already exists; pass --overwrite to replace it or choose another path.")
 
 
-def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, overwrite: bool = False,
-                     batch_size: int = 512, progress: bool = False) -> Path:
+def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, options: DataOptions | None = None,
+                     overwrite: bool = False, batch_size: int = 512, progress: bool = False) -> Path:
     """Embed every sample of ``data`` (train split, then test split if any) into ``.npy`` or ``.parquet``.
 
-    Parquet rows carry the sample id, the split, the label (if any) and one ``e{i}`` column per dimension.
+    The data is read the way the encoder was trained (a table with its saved schema). Parquet rows
+    carry the sample id, the split, the label (if any) and one ``e{i}`` column per dimension.
     """
     out = Path(out)
     if out.suffix not in EMBEDDING_FORMATS:
         raise SelfsupError(f"cannot write embeddings to '{out}': use a .npy or .parquet file name.")
     _refuse_existing(out, overwrite)
     encoder = load_encoder(encoder_path)
-    splits = load_data(data)
+    splits = load_data(data, options, encoder_config=encoder.config)
     check_fits(encoder, splits)
     parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test is not None else [])
     emb = np.concatenate([embed(encoder, part.float_samples(), batch_size=batch_size, progress=progress)
@@ -53,8 +54,8 @@ def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, ov
         frame.insert(0, "id", [i for _, part in parts for i in part.ids])
         labels = torch.cat([part.y for _, part in parts]).numpy()
         classes = splits.train.classes
-        if classes and (labels != UNLABELED).all():
-            frame.insert(2, "label", [classes[i] for i in labels])
+        if classes and (labels != UNLABELED).any():
+            frame.insert(2, "label", [classes[i] if i != UNLABELED else None for i in labels])
         frame.to_parquet(tmp, index=False)
     os.replace(tmp, out)
     return out

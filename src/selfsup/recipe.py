@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
 
 
@@ -16,11 +17,18 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    data: str = Field(description="folder of images, or builtin:NAME")
+    data: str = Field(description="folder of images, table (.csv/.parquet), series (.ts/.npy/.npz), or builtin:NAME")
+    modality: Literal["auto", "image", "tabular", "timeseries"] = Field(
+        "auto", description="how to read --data; auto: by suffix (a .csv is a table)")
+    label: str | None = Field(None, description="tables / CSV series: label column, used for probing only")
+    ignore: list[str] = Field(default_factory=list, description="tables: columns to leave out, e.g. ids")
+    series_id: str | None = Field(None, description="long-format CSV series: the column naming each series")
+    time_column: str | None = Field(None, description="long-format CSV series: the column to order by")
     method: str = "simclr"
     method_args: dict[str, Any] = Field(default_factory=dict, description="method hyperparameters")
     view_args: dict[str, Any] = Field(default_factory=dict, description="augmentation options, e.g. flip")
-    encoder: str = Field("small_cnn", description="small_cnn, or any timm model name")
+    encoder: str | None = Field(None, description="encoder name; default: the modality's (small_cnn, mlp, dilated_conv)")
+    encoder_args: dict[str, Any] = Field(default_factory=dict, description="encoder width/depth etc.")
     image_size: int | None = Field(None, ge=4, le=1024, description="view size; default: the dataset's")
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(256, ge=2)
@@ -41,8 +49,14 @@ class Recipe(BaseModel):
 
     @field_validator("method", "encoder")
     @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.strip()
+    def _strip(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    def data_options(self) -> DataOptions:
+        """How to read ``data``."""
+        return DataOptions(modality=self.modality, image_size=self.image_size, bad_files=self.bad_files,
+                           label=self.label, ignore=tuple(self.ignore), series_id=self.series_id,
+                           time_column=self.time_column)
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

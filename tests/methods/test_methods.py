@@ -1,4 +1,7 @@
-"""Every method trains a few steps on real digits: the loss falls and the encoder's weights change."""
+"""Every method made for any modality trains a few steps on real digits: the loss falls, the weights change.
+
+Methods made for one modality (SCARF, VIME, TS2Vec, CPC) are tested on their own data next to this file.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ SMALL_HEADS = {
 }
 
 
-def test_every_registered_method_is_covered() -> None:
-    assert set(METHODS) == set(SMALL_HEADS)
+def test_every_method_for_any_modality_is_covered() -> None:
+    assert {name for name, cls in METHODS.items() if cls.modalities is None} == set(SMALL_HEADS)
 
 
 # DINO's target moves on purpose: centring removes the prototypes every sample shares, so from a random

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from selfsup.data import UNLABELED
+from selfsup.data import DataOptions, UNLABELED
 from selfsup.errors import SelfsupError
 from selfsup.modalities import load_data
 from selfsup.modalities.image import load_folder
@@ -126,7 +126,7 @@ def test_grey_images_give_one_channel(tmp_path, digits):
 
 def test_load_data_dispatches_paths_and_builtins(tmp_path, digits):
     root = _flat(tmp_path / "flat", digits, n=2)
-    assert len(load_data(str(root), 16).train) == 2
+    assert len(load_data(str(root), DataOptions(image_size=16)).train) == 2
     assert load_data("builtin:digits").name == "builtin:digits"
     with pytest.raises(SelfsupError, match="digits"):
         load_data("builtin:digit")

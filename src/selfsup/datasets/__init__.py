@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from selfsup.data import Splits
-from selfsup.datasets.digits import load_digits_splits
 from selfsup.errors import unknown_name
 
 
@@ -15,20 +15,29 @@ class BuiltinDataset:
     name: str
     modality: str
     description: str
-    load: Callable[[], Splits]
+    load: Callable[[dict | None], Splits]  # takes the encoder config new data must fit (or None)
 
 
-BUILTIN: dict[str, BuiltinDataset] = {
-    "digits": BuiltinDataset(
+@cache
+def builtin_datasets() -> dict[str, BuiltinDataset]:
+    """Every built-in dataset by name (their modules are imported on first use)."""
+    from selfsup.datasets.digits import load_digits_splits
+    from selfsup.datasets.tables import TABLES
+    from selfsup.datasets.ucr import SERIES
+
+    builtin = {"digits": BuiltinDataset(
         "digits", "image",
         "1,797 handwritten digits, 8x8 grey, 10 classes (scikit-learn's copy of UCI optdigits); "
         "fixed stratified 75/25 train/test split",
-        load_digits_splits,
-    ),
-}
+        lambda encoder_config: load_digits_splits(),
+    )}
+    builtin |= {name: BuiltinDataset(name, "tabular", desc, load) for name, (desc, load) in TABLES.items()}
+    builtin |= {name: BuiltinDataset(name, "timeseries", desc, load) for name, (desc, load) in SERIES.items()}
+    return builtin
 
 
-def load_builtin(name: str) -> Splits:
-    if name not in BUILTIN:
-        raise unknown_name("built-in dataset", name, BUILTIN, hint="Use builtin:NAME or a folder path.")
-    return BUILTIN[name].load()
+def load_builtin(name: str, encoder_config: dict | None = None) -> Splits:
+    datasets = builtin_datasets()
+    if name not in datasets:
+        raise unknown_name("built-in dataset", name, datasets, hint="Use builtin:NAME or a path.")
+    return datasets[name].load(encoder_config)

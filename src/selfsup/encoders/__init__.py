@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch import nn
 
-from selfsup.encoders.image import ImageEncoder
 from selfsup.errors import SelfsupError
 
-ENCODER_CLASSES: dict[str, type[nn.Module]] = {"image": ImageEncoder}
+# modality -> module with ``build(config)``; imported on first use (each pulls in its own libraries)
+ENCODER_MODULES = {"image": "selfsup.encoders.image", "tabular": "selfsup.encoders.table",
+                   "timeseries": "selfsup.encoders.series"}
 
 
 def build_encoder(config: dict[str, Any]) -> nn.Module:
     """Build a freshly initialised encoder from its config (as saved in ``selfsup.json``)."""
     modality = config.get("modality")
-    if modality not in ENCODER_CLASSES:
-        raise SelfsupError(f"no encoder for modality '{modality}'; known: {', '.join(ENCODER_CLASSES)}.")
-    return ENCODER_CLASSES[modality](config)
+    if modality not in ENCODER_MODULES:
+        raise SelfsupError(f"no encoder for modality '{modality}'; known: {', '.join(ENCODER_MODULES)}.")
+    return importlib.import_module(ENCODER_MODULES[modality]).build(config)

@@ -16,6 +16,7 @@ from selfsup.encoders.small_cnn import SmallCNN
 from selfsup.errors import SelfsupError, unknown_name
 
 BUILTIN = {"small_cnn": "small CNN (32-64-128 channels), fast on a CPU"}
+ENCODERS = BUILTIN | {"<timm name>": "any timm model, e.g. resnet18 or vit_tiny_patch16_224 (random init)"}
 
 
 def _timm_backbone(name: str, in_chans: int, image_size: int) -> nn.Module:
@@ -64,3 +65,7 @@ def image_encoder_config(name: str, in_chans: int, image_size: int, mean: list[f
     """The JSON-serialisable description from which ``ImageEncoder`` is rebuilt."""
     return {"modality": "image", "name": name, "in_chans": in_chans, "image_size": image_size,
             "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+
+
+def build(config: dict[str, Any]) -> ImageEncoder:
+    return ImageEncoder(config)

@@ -16,13 +16,19 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from selfsup.checkpoint import load_encoder
-from selfsup.data import ArrayDataset, Splits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError, unknown_name
+from selfsup.evaluation.baselines import gradient_boosting
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.protocols import PROTOCOLS, run_protocols
 from selfsup.evaluation.report import write_report
-from selfsup.modalities import load_data
+from selfsup.evaluation.stats import accuracy_with_ci
+from selfsup.modalities import load_data, modality_module
+
+RAW_INPUT = {"image": "flattened pixels in [0, 1]",
+             "tabular": "standardised numeric columns, missing indicators and one-hot categories",
+             "timeseries": "per-channel normalised values, flattened (missing and padding as 0)"}
 
 
 @dataclass
@@ -32,20 +38,27 @@ class EvaluationResult:
     files: dict[str, Path]
 
 
-def _split(splits: Splits, test_data: str | None, seed: int, test_fraction: float) -> tuple[
-        ArrayDataset, ArrayDataset, str]:
-    train = splits.train
-    if not train.labeled:
-        raise SelfsupError(
-            f"'{splits.name}' has no labels; evaluation needs labeled data (a folder with one sub-folder per class)."
-        )
+def _labeled_part(data: ArrayDataset, name: str) -> tuple[ArrayDataset, str]:
+    if not data.classes or not (data.y != UNLABELED).any():
+        raise SelfsupError(f"'{name}' has no labels; evaluation needs labeled data (image class sub-folders, "
+                           "or --label COLUMN for tables and CSV series).")
+    unlabeled = int((data.y == UNLABELED).sum())
+    if not unlabeled:
+        return data, ""
+    return data.subset(np.flatnonzero(data.y.numpy() != UNLABELED)), f"; {unlabeled} unlabeled samples left out"
+
+
+def _split(splits: Splits, test_data: str | None, options: DataOptions | None, config: dict, seed: int,
+           test_fraction: float) -> tuple[ArrayDataset, ArrayDataset, str]:
+    train, note = _labeled_part(splits.train, splits.name)
     if test_data:
-        test = load_data(test_data).train
+        test, test_note = _labeled_part(load_data(test_data, options, encoder_config=config).train, test_data)
         if test.classes != train.classes:
             raise SelfsupError(f"'{test_data}' has classes {test.classes}, but '{splits.name}' has {train.classes}.")
-        return train, test, f"train: {splits.name}; test: {test_data}"
+        return train, test, f"train: {splits.name}; test: {test_data}{note}{test_note}"
     if splits.test is not None:
-        return train, splits.test, f"the dataset's own train/test split ({len(train)}/{len(splits.test)})"
+        test, test_note = _labeled_part(splits.test, splits.name)
+        return train, test, f"the dataset's own train/test split ({len(train)}/{len(test)}){note}{test_note}"
     idx = np.arange(len(train))
     try:
         fit_idx, test_idx = train_test_split(idx, test_size=test_fraction, stratify=train.y.numpy(),
@@ -53,53 +66,79 @@ def _split(splits: Splits, test_data: str | None, seed: int, test_fraction: floa
     except ValueError as err:
         raise SelfsupError(f"cannot split '{splits.name}' into train/test: {err}; add more samples per class.") from err
     return train.subset(fit_idx), train.subset(test_idx), (
-        f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split of {splits.name}, seed {seed}"
+        f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split of {splits.name}, seed {seed}{note}"
     )
 
 
 def check_fits(encoder: nn.Module, splits: Splits) -> None:
-    """Refuse data of another modality or channel count than the encoder was trained on."""
+    """Refuse data of another modality, channel count or table width than the encoder was trained on."""
     if encoder.config["modality"] != splits.modality:
         raise SelfsupError(
             f"the encoder was trained on {encoder.config['modality']} data but '{splits.name}' is {splits.modality}."
         )
-    expected = encoder.config.get("in_chans")
+    expected = encoder.config.get("in_chans", encoder.config.get("n_features"))
+    unit = "channel" if "in_chans" in encoder.config else "table feature"
     for part in (splits.train, splits.test):
         if expected is not None and part is not None and int(part.x.shape[1]) != int(expected):
-            raise SelfsupError(
-                f"the encoder takes {expected}-channel input but '{splits.name}' has {part.x.shape[1]} channels."
-            )
+            got = int(part.x.shape[1])
+            raise SelfsupError(f"the encoder takes {expected} {unit}{'s' * (int(expected) != 1)} but "
+                               f"'{splits.name}' has {got} {unit}{'s' * (got != 1)}; pass data like the "
+                               "pre-training data.")
+
+
+def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, config: dict, seed: int) -> dict:
+    n_categorical = len(config["schema"]["categorical"])
+    categorical = np.zeros(train.x.shape[1], dtype=bool)
+    categorical[train.x.shape[1] - n_categorical:] = n_categorical > 0
+    pred, details = gradient_boosting(train.x.numpy(), train.y.numpy(), test.x.numpy(), categorical=categorical,
+                                      seed=seed)
+    result = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
+    return {"encoder": "raw-input", "protocol": "gbdt", "accuracy": result["accuracy"], "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"], "n_train": len(train), "n_test": result["n_test"], "details": details}
 
 
 def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: str | None = None,
-             protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int = 20, seed: int = 0,
-             test_fraction: float = 0.25, out: str | Path | None = None,
+             options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int = 20,
+             seed: int = 0, test_fraction: float = 0.25, out: str | Path | None = None,
              loss_history: list[tuple[int, float]] | None = None, progress: bool = False) -> EvaluationResult:
-    """kNN / linear-probe accuracy with 95% bootstrap CIs for the encoder, a random-init copy and raw input."""
+    """kNN / linear-probe accuracy with 95% bootstrap CIs for the encoder, a random-init copy and raw input.
+
+    Tables also get a gradient-boosted-trees model on the raw features (``gbdt``), the usual bar there.
+    ``options`` says how to read ``data`` (e.g. a table's label column); a table is read with the
+    encoder's own schema, so new rows get the preprocessing fitted at pre-training time.
+    """
     for name in protocols:  # fail on a bad name before any work
         if name not in PROTOCOLS:
             raise unknown_name("protocol", name, PROTOCOLS)
     encoder_path = str(encoder) if isinstance(encoder, (str, Path)) else "in-memory encoder"
     if isinstance(encoder, (str, Path)):
         encoder = load_encoder(encoder)
-    splits = data if isinstance(data, Splits) else load_data(data)
+    config = encoder.config
+    splits = data if isinstance(data, Splits) else load_data(data, options, encoder_config=config)
     check_fits(encoder, splits)
-    train, test, split_note = _split(splits, test_data, seed, test_fraction)
+    train, test, split_note = _split(splits, test_data, options, config, seed, test_fraction)
     check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
+    modality = modality_module(splits.modality)
 
     torch.manual_seed(seed)
-    random_init = build_encoder(encoder.config).eval()
+    random_init = build_encoder(config).eval()
     x_train, x_test = train.float_samples(), test.float_samples()
     features = {
         "pretrained": (embed(encoder, x_train, progress=progress), embed(encoder, x_test, progress=progress)),
         "random-init": (embed(random_init, x_train), embed(random_init, x_test)),
-        "raw-input": (x_train.flatten(1).numpy(), x_test.flatten(1).numpy()),
+        "raw-input": (modality.raw_features(train.x, config), modality.raw_features(test.x, config)),
     }
     rows = run_protocols(features, train.y.numpy(), test.y.numpy(), list(protocols), k=k, seed=seed)
+    baselines = (f"random-init: same architecture, untrained, seed above; "
+                 f"raw-input: {RAW_INPUT.get(splits.modality, 'the inputs')}")
+    if splits.modality == "tabular":
+        rows.append(_gradient_boosting_row(train, test, config, seed))
+        baselines += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
     meta = {
         "encoder": encoder_path,
-        "encoder_config": encoder.config,
+        "encoder_config": config,
         "data": splits.name,
+        "modality": splits.modality,
         "split": split_note,
         "seeds": 1,
         "seed": seed,
@@ -107,7 +146,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
         "n_test": len(test),
         "classes": train.classes,
         "confidence_interval": "95% percentile bootstrap over test samples (2000 resamples)",
-        "baselines": "random-init: same architecture, untrained, seed above; raw-input: flattened pixels",
+        "baselines": baselines,
     }
     files: dict[str, Path] = {}
     if out is not None:

@@ -21,12 +21,14 @@ class ViewSpec:
     """Which views a method wants from the modality.
 
     ``n_global`` full-size views; ``n_local`` small crops (multi-crop, DINO); ``asymmetric`` asks for
-    the BYOL recipe where the two global views get different blur/solarize probabilities.
+    the BYOL recipe where the two global views get different blur/solarize probabilities; ``original``
+    puts the unaugmented batch first (SCARF and VIME compare a row with its corrupted copy).
     """
 
     n_global: int = 2
     n_local: int = 0
     asymmetric: bool = False
+    original: bool = False
 
 
 class MethodConfig(BaseModel):
@@ -51,6 +53,9 @@ class Method(nn.Module):
     summary: ClassVar[str]
     paper: ClassVar[str]
     views: ClassVar[ViewSpec] = ViewSpec()
+    modalities: ClassVar[tuple[str, ...] | None] = None  # None: any modality
+    encoder_defaults: ClassVar[dict[str, Any]] = {}  # encoder arguments the method needs (the recipe's win)
+    view_defaults: ClassVar[dict[str, Any]] = {}  # view arguments from the method's paper (the recipe's win)
     default_lr: ClassVar[float] = 1e-3
     Config: ClassVar[type[MethodConfig]] = MethodConfig
 
@@ -61,6 +66,9 @@ class Method(nn.Module):
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
         raise NotImplementedError
+
+    def check_data(self, x: torch.Tensor) -> None:
+        """Refuse training samples this method cannot use (e.g. too short), before anything is written."""
 
     def on_train_batch_end(self, progress: float) -> None:
         """Called after each optimiser step with training progress in [0, 1] (EMA teachers update here)."""

@@ -1,28 +1,78 @@
-"""Modalities: each module supplies a reader, views and the default encoder config."""
+"""Modalities: each module supplies a reader, views, the default encoder and the raw-input baseline.
+
+See docs/modalities.md for the contract every modality module keeps.
+"""
 
 from __future__ import annotations
 
-from selfsup.data import Splits
-from selfsup.errors import SelfsupError
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from selfsup.data import DataOptions, Splits
+from selfsup.errors import SelfsupError, unknown_name
 
 BUILTIN_PREFIX = "builtin:"
+MODALITIES = ("image", "tabular", "timeseries")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+SERIES_SUFFIXES = (".ts", ".npy", ".npz")
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
 
 
-def load_data(source: str, image_size: int | None = None, bad_files: str = "fail") -> Splits:
-    """Load a data source: ``builtin:NAME`` or a path (a folder of images)."""
+def modality_module(name: str) -> ModuleType:
+    """The module implementing a modality (``load``/``encoder_config``/``make_views``/``raw_features``)."""
+    if name not in MODALITIES:
+        raise unknown_name("modality", name, MODALITIES)
+    return importlib.import_module(f"selfsup.modalities.{name}")
+
+
+def detect_modality(source: str) -> str:
+    """The modality of a path: tables by suffix, series by suffix or a folder of .ts files, else images.
+
+    A CSV is read as a table; pass ``--modality timeseries`` to read it as series.
+    """
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSION_SUFFIXES:  # patients.csv.gz is a table
+        suffix = Path(path.stem).suffix.lower()
+    if suffix in TABLE_SUFFIXES:
+        return "tabular"
+    if suffix in SERIES_SUFFIXES:
+        return "timeseries"
+    if path.is_dir() and any(p.suffix.lower() in SERIES_SUFFIXES or (
+            p.name.lower().rsplit(".", 1)[0].endswith("_train") and p.suffix.lower() in TABLE_SUFFIXES)
+            for p in path.iterdir() if p.is_file()):
+        return "timeseries"  # NAME_TRAIN.ts / NAME_TRAIN.csv + NAME_TEST.*
+    return "image"
+
+
+def load_data(source: str, options: DataOptions | None = None, *, encoder_config: dict | None = None) -> Splits:
+    """Load ``builtin:NAME`` or a path (image folder, table file, series file or folder).
+
+    With ``encoder_config``, new data is read the way that encoder was trained (a table's schema,
+    an image size) and data that does not fit it is refused.
+    """
+    options = options or DataOptions()
     if source.startswith(BUILTIN_PREFIX):
         from selfsup.datasets import load_builtin
 
-        return load_builtin(source[len(BUILTIN_PREFIX):])
-    from selfsup.modalities import image
+        given = [flag for flag, value in (("--label", options.label), ("--ignore", options.ignore),
+                                          ("--series-id", options.series_id), ("--time-column", options.time_column))
+                 if value]
+        if given:
+            raise SelfsupError(f"{', '.join(given)} cannot be used with {source}: built-in datasets come with their "
+                               "labels and columns; pass a file path to choose them.")
 
-    return image.load_folder(source, image_size=image_size, bad_files=bad_files)
-
-
-def modality_module(name: str):
-    """The module implementing a modality (``load``/``make_views``/``encoder_config``/``default_view_size``)."""
-    if name == "image":
-        from selfsup.modalities import image
-
-        return image
-    raise SelfsupError(f"modality '{name}' is not supported yet; supported: image.")
+        splits = load_builtin(source[len(BUILTIN_PREFIX):], encoder_config)
+    else:
+        modality = options.modality
+        if modality == "auto":
+            modality = encoder_config["modality"] if encoder_config else detect_modality(source)
+        if not Path(source).exists():
+            raise SelfsupError(f"data '{source}' does not exist; pass a folder of images, a table (.csv/.parquet), "
+                               "series (.ts/.npy/.npz or a folder of them) or builtin:NAME.")
+        splits = modality_module(modality).load(source, options, encoder_config)
+    if encoder_config is not None and encoder_config["modality"] != splits.modality:
+        raise SelfsupError(f"the encoder was trained on {encoder_config['modality']} data but '{source}' "
+                           f"is {splits.modality}; pass data of the encoder's modality.")
+    return splits

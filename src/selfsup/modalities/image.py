@@ -14,10 +14,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
-from selfsup.data import UNLABELED, ArrayDataset, Splits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
 
+NAME = "image"
+DEFAULT_ENCODER = "small_cnn"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FOLDER_DEFAULT_SIZE = 64
 MIN_VIEW_SIZE = 16
@@ -109,15 +111,31 @@ def load_folder(path: str, image_size: int | None = None, bad_files: str = "fail
     return Splits(train=train, test=test, name=str(folder), modality="image")
 
 
+def load(source: str, options: DataOptions, encoder_config: dict | None = None) -> Splits:
+    """Read an image folder; with an encoder config, at the encoder's input size."""
+    size = options.image_size or (encoder_config or {}).get("image_size")
+    return load_folder(source, image_size=size, bad_files=options.bad_files)
+
+
 def default_view_size(splits: Splits) -> int:
     """Views at the data's own size, but at least 16 pixels so small CNNs keep spatial structure."""
     return max(int(splits.train.x.shape[-1]), MIN_VIEW_SIZE)
 
 
-def encoder_config(name: str, splits: Splits, image_size: int) -> dict:
-    """Encoder config with channel count and per-channel normalisation fitted on the training split."""
+def encoder_config(name: str, splits: Splits, options: DataOptions | int | None = None,
+                   encoder_args: dict | None = None) -> dict:
+    """Encoder config with channel count and per-channel normalisation fitted on the training split.
+
+    ``options`` gives the view size (``image_size``; default: the data's own, at least 16 pixels);
+    an int is taken as the view size itself.
+    """
     from selfsup.encoders.image import image_encoder_config
 
+    if encoder_args:
+        raise SelfsupError(f"image encoders take no encoder arguments (got {', '.join(encoder_args)}); "
+                           "pick another timm model name instead.")
+    image_size = options if isinstance(options, int) else (options.image_size if options else None)
+    image_size = image_size or default_view_size(splits)
     x = splits.train.float_samples()
     mean = x.mean(dim=(0, 2, 3)).tolist()
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
@@ -127,10 +145,11 @@ def encoder_config(name: str, splits: Splits, image_size: int) -> dict:
 VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_size", "flip", "jitter_strength")
 
 
-def make_views(spec: ViewSpec, image_size: int, channels: int, view_args: dict | None = None) -> torch.nn.Module:
+def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
     """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS)."""
     from selfsup.modalities.image_views import ImageViews
 
+    image_size, channels = int(encoder_config["image_size"]), int(encoder_config["in_chans"])
     view_args = dict(view_args or {})
     unknown = sorted(set(view_args) - set(VIEW_ARGS))
     if unknown:
@@ -142,3 +161,9 @@ def make_views(spec: ViewSpec, image_size: int, channels: int, view_args: dict |
                 raise SelfsupError(f"view argument {key} must be two numbers 0 < low <= high <= 1, got {low}, {high}.")
             view_args[key] = (float(low), float(high))
     return ImageViews(spec, image_size, channels, **view_args)
+
+
+def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
+    """The raw-pixel baseline: images in [0, 1], flattened."""
+    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    return x.flatten(1).numpy()

@@ -140,17 +140,23 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     """Pre-train an encoder as the recipe says; returns the trained encoder and where the run lives."""
     method_cls = method_class(recipe.method)  # fail on a bad name before any data is read
     out = _prepare_out(recipe, resume, overwrite)
-    splits = load_data(recipe.data, recipe.image_size, recipe.bad_files)
+    options = recipe.data_options()
+    splits = load_data(recipe.data, options)
+    if method_cls.modalities is not None and splits.modality not in method_cls.modalities:
+        raise SelfsupError(f"method '{recipe.method}' is made for {' and '.join(method_cls.modalities)} data, but "
+                           f"'{recipe.data}' is {splits.modality}; run 'selfsup methods' to see which methods fit.")
     modality = modality_module(splits.modality)
-    size = recipe.image_size or modality.default_view_size(splits)
     L.seed_everything(recipe.seed, workers=True, verbose=False)  # before the weights are initialised
-    encoder = build_encoder(modality.encoder_config(recipe.encoder, splits, size))
+    config = modality.encoder_config(recipe.encoder or modality.DEFAULT_ENCODER, splits, options,
+                                     method_cls.encoder_defaults | recipe.encoder_args)
+    encoder = build_encoder(config)
     method = build_method(recipe.method, encoder, recipe.method_args)
-    view_args = splits.view_defaults | recipe.view_args
-    views = modality.make_views(method_cls.views, size, int(splits.train.x.shape[1]), view_args)
+    view_args = splits.view_defaults | method_cls.view_defaults | recipe.view_args
+    views = modality.make_views(method_cls.views, splits, config, view_args)
     fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
+    method.check_data(fit_set.x)
 
     if _launched_rank() == 0:
         if overwrite and out.exists() and not resume:

@@ -1,0 +1,253 @@
+"""Table encoders: an MLP with per-column category embeddings, and the FT-Transformer.
+
+Both read ``x`` laid out by the table schema (``docs/modalities.md``): the standardised numeric
+columns, then the missing-value indicators, then one category code per categorical column (as a
+float; ``0`` = missing or unseen, ``1..K`` = ``categories[code - 1]``). The config carries the
+schema, so a loaded encoder knows its columns and the cardinality of every categorical one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup.errors import SelfsupError, unknown_name
+
+ENCODERS = {
+    "mlp": "MLP over standardised columns and per-column category embeddings (Linear-Norm-ReLU blocks)",
+    "ft_transformer": "FT-Transformer (Gorishniy et al. 2021): one token per column, [CLS] token, Transformer",
+}
+
+# name -> hyperparameter -> (kind, default); kind: "int" (>= 1), "dropout" (in [0, 1)), "positive", or choices
+_ARGS: dict[str, dict[str, tuple[Any, Any]]] = {
+    # SCARF's encoders are 256-unit ReLU MLPs; depth 3 keeps pre-training fast on a CPU.
+    "mlp": {"width": ("int", 256), "depth": ("int", 3), "embedding_dim": ("int", 8),
+            "dropout": ("dropout", 0.0), "norm": (("batch", "layer", "none"), "batch")},
+    # The paper's default is d_token 192 with 8 heads; 64/4 is the small variant for a 2-core CPU.
+    "ft_transformer": {"d_token": ("int", 64), "n_layers": ("int", 3), "n_heads": ("int", 4),
+                       "ffn_factor": ("positive", 4 / 3), "attention_dropout": ("dropout", 0.1),
+                       "ffn_dropout": ("dropout", 0.05), "residual_dropout": ("dropout", 0.0)},
+}
+
+
+def table_layout(schema: dict[str, Any]) -> tuple[int, list[int]]:
+    """``(n_continuous, cardinalities)``: numeric + indicator column count, and ``len(categories) + 1``
+    for each categorical column (the extra slot is code 0, missing or unseen)."""
+    n_continuous = len(schema.get("numeric", [])) + len(schema.get("indicators", []))
+    return n_continuous, [len(c["categories"]) + 1 for c in schema.get("categorical", [])]
+
+
+def category_codes(codes: torch.Tensor, cardinalities: torch.Tensor) -> torch.Tensor:
+    """Float codes ``(B, C)`` -> long indices: rounded, and ``0`` (unseen) wherever a code is not a
+    valid ``0..K`` (negative, too large, NaN, inf), so garbage can never index out of range."""
+    codes = torch.nan_to_num(codes.float(), nan=0.0, posinf=-1.0, neginf=-1.0).round()
+    valid = (codes >= 0) & (codes < cardinalities.to(codes.dtype))
+    return torch.where(valid, codes, torch.zeros_like(codes)).long()
+
+
+def _check_schema(schema: Any) -> dict[str, Any]:
+    fix = "pass the schema fitted by the table reader (encoder_config['schema'])."
+    if not isinstance(schema, dict):
+        raise SelfsupError(f"the table schema must be a dict, got {type(schema).__name__}; {fix}")
+    for key in ("numeric", "indicators", "categorical"):
+        if not isinstance(schema.get(key, []), list):
+            raise SelfsupError(f"table schema '{key}' must be a list, got {type(schema[key]).__name__}; {fix}")
+    for column in schema.get("categorical", []):
+        if not isinstance(column, dict) or not isinstance(column.get("categories"), list):
+            raise SelfsupError(f"table schema categorical entry {column!r} has no 'categories' list; {fix}")
+    if table_layout(schema)[0] + len(schema.get("categorical", [])) == 0:
+        raise SelfsupError("the table schema has no feature columns; the table needs at least one usable column.")
+    return copy.deepcopy(schema)
+
+
+def _check_arg(name: str, key: str, kind: Any, value: Any) -> Any:
+    bad = f"encoder argument {key}={value!r} for '{name}'"
+    if isinstance(kind, tuple):
+        if value not in kind:
+            raise SelfsupError(f"{bad}: choose from {', '.join(kind)}.")
+        return value
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SelfsupError(f"{bad}: expected a number.") from None
+    if kind == "int":
+        if not math.isfinite(number) or number != int(number) or number < 1:
+            raise SelfsupError(f"{bad}: expected a whole number >= 1.")
+        return int(number)
+    if kind == "dropout" and not 0 <= number < 1:
+        raise SelfsupError(f"{bad}: expected a dropout rate in [0, 1).")
+    if kind == "positive" and not (number > 0 and math.isfinite(number)):
+        raise SelfsupError(f"{bad}: expected a number > 0.")
+    return number
+
+
+def table_encoder_config(name: str, schema: dict[str, Any], **encoder_args: Any) -> dict[str, Any]:
+    """The JSON-serialisable description from which a table encoder is rebuilt.
+
+    ``encoder_args`` override the hyperparameters of ``name`` (see ``_ARGS`` for names and defaults).
+    """
+    if name not in ENCODERS:
+        raise unknown_name("tabular encoder", name, ENCODERS)
+    known = _ARGS[name]
+    unknown = sorted(set(encoder_args) - set(known))
+    if unknown:
+        raise SelfsupError(f"unknown encoder argument(s) {', '.join(unknown)} for '{name}'; "
+                           f"its arguments: {', '.join(known)}.")
+    schema = _check_schema(schema)
+    n_continuous, cardinalities = table_layout(schema)
+    hyper = {key: _check_arg(name, key, kind, encoder_args.get(key, default)) for key, (kind, default) in known.items()}
+    if name == "ft_transformer" and hyper["d_token"] % hyper["n_heads"]:
+        raise SelfsupError(f"ft_transformer d_token={hyper['d_token']} must be a multiple of "
+                           f"n_heads={hyper['n_heads']}; change one of them.")
+    return {"modality": "tabular", "name": name, "schema": schema,
+            "n_features": n_continuous + len(cardinalities), **hyper}
+
+
+class _TableEncoder(nn.Module):
+    """Schema bookkeeping shared by the table encoders: shape check and column split."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = copy.deepcopy(config)
+        self.n_continuous, cardinalities = table_layout(config["schema"])
+        self.cardinalities = cardinalities
+        self.n_features = self.n_continuous + len(cardinalities)
+        self.register_buffer("_cards", torch.tensor(cardinalities, dtype=torch.long), persistent=False)
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check ``x`` is ``(B, F)`` and return continuous columns ``(B, n_continuous)`` (NaN -> 0, the
+        mean) and category indices ``(B, n_categorical)``."""
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise SelfsupError(
+                f"the encoder takes {self.n_features} table features, got shape {tuple(x.shape)}; "
+                "read the table with the encoder's schema."
+            )
+        x = x.float()
+        continuous = torch.nan_to_num(x[:, : self.n_continuous], nan=0.0)
+        return continuous, category_codes(x[:, self.n_continuous:], self._cards)
+
+
+class TableMLP(_TableEncoder):
+    """Category embeddings concatenated with the continuous columns, then ``depth`` Linear-Norm-ReLU
+    blocks of ``width`` units (the SCARF / VIME encoder shape). ``embed_dim = width``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        width, depth, emb = int(config["width"]), int(config["depth"]), int(config["embedding_dim"])
+        self.embeddings = nn.ModuleList(nn.Embedding(card, emb) for card in self.cardinalities)
+        norm = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": None}[config["norm"]]
+        blocks: list[nn.Module] = []
+        dim = self.n_continuous + emb * len(self.cardinalities)
+        for _ in range(depth):
+            blocks.append(nn.Linear(dim, width, bias=norm is None))
+            if norm is not None:
+                blocks.append(norm(width))
+            blocks.append(nn.ReLU(inplace=True))
+            if config["dropout"] > 0:
+                blocks.append(nn.Dropout(float(config["dropout"])))
+            dim = width
+        self.mlp = nn.Sequential(*blocks)
+        self.embed_dim: int = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        continuous, codes = self._split(x)
+        parts = [continuous] + [emb(codes[:, j]) for j, emb in enumerate(self.embeddings)]
+        return self.mlp(torch.cat(parts, dim=1))
+
+
+class _Block(nn.Module):
+    """Pre-norm Transformer block with a ReGLU feed-forward, as in the FT-Transformer."""
+
+    def __init__(self, d: int, heads: int, ffn_factor: float, attention_dropout: float, ffn_dropout: float,
+                 residual_dropout: float, first: bool) -> None:
+        super().__init__()
+        hidden = max(1, int(d * ffn_factor))
+        # FT-Transformer drops the first block's attention normalisation (the tokenizer output is used as is)
+        self.attention_norm = nn.Identity() if first else nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.ffn_norm = nn.LayerNorm(d)
+        self.ffn_in = nn.Linear(d, 2 * hidden)
+        self.ffn_out = nn.Linear(hidden, d)
+        self.heads, self.attention_dropout = heads, attention_dropout
+        self.ffn_dropout, self.residual_dropout = nn.Dropout(ffn_dropout), nn.Dropout(residual_dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.attention_norm(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        dropout = self.attention_dropout if self.training else 0.0
+        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout).transpose(1, 2).reshape(b, n, d)
+        x = x + self.residual_dropout(self.out(attended))
+        a, gate = self.ffn_in(self.ffn_norm(x)).chunk(2, dim=-1)
+        return x + self.residual_dropout(self.ffn_out(self.ffn_dropout(a * F.relu(gate))))
+
+
+class FTTransformer(_TableEncoder):
+    """FT-Transformer: Gorishniy et al. 2021, "Revisiting Deep Learning Models for Tabular Data".
+
+    Feature tokenizer (continuous column ``j``: ``x_j * W_j + b_j``; categorical column ``j``: embedding
+    of its code + ``b_j``), a [CLS] token first, pre-norm blocks, a final LayerNorm. ``forward`` is the
+    [CLS] token ``(B, d_token)``; ``forward_tokens`` all ``F + 1`` tokens, [CLS] at index 0.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        d = int(config["d_token"])
+        bound = 1 / math.sqrt(d)  # the paper's tokenizer init: U(-1/sqrt(d), 1/sqrt(d))
+        self.weight = nn.Parameter(torch.empty(self.n_continuous, d).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(self.n_features, d).uniform_(-bound, bound))
+        # one table for all categorical columns, column j's rows start at _offsets[j]; none without any
+        # (an unused parameter would break DistributedDataParallel)
+        self.category_embedding = nn.Embedding(sum(self.cardinalities), d) if self.cardinalities else None
+        if self.category_embedding is not None:
+            nn.init.uniform_(self.category_embedding.weight, -bound, bound)
+        offsets = torch.tensor([0] + self.cardinalities[:-1], dtype=torch.long).cumsum(0)
+        self.register_buffer("_offsets", offsets[: len(self.cardinalities)], persistent=False)
+        self.cls = nn.Parameter(torch.empty(d).uniform_(-bound, bound))
+        self.blocks = nn.ModuleList(
+            _Block(d, int(config["n_heads"]), float(config["ffn_factor"]), float(config["attention_dropout"]),
+                   float(config["ffn_dropout"]), float(config["residual_dropout"]), first=i == 0)
+            for i in range(int(config["n_layers"]))
+        )
+        self.norm = nn.LayerNorm(d)
+        self.embed_dim: int = d
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, F)`` table rows -> ``(B, F + 1, d_token)`` final-normed tokens, [CLS] first."""
+        continuous, codes = self._split(x)
+        tokens = [continuous.unsqueeze(-1) * self.weight]
+        if self.category_embedding is not None:
+            tokens.append(self.category_embedding(codes + self._offsets))
+        h = torch.cat(tokens, dim=1) + self.bias
+        h = torch.cat([self.cls.expand(len(h), 1, -1), h], dim=1)
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_tokens(x)[:, 0]
+
+
+_CLASSES: dict[str, type[_TableEncoder]] = {"mlp": TableMLP, "ft_transformer": FTTransformer}
+
+
+def build(config: dict[str, Any]) -> nn.Module:
+    """A freshly initialised table encoder from its config (validated as ``table_encoder_config`` does)."""
+    name = config.get("name")
+    if name not in ENCODERS:
+        raise unknown_name("tabular encoder", str(name), ENCODERS)
+    if "schema" not in config:
+        raise SelfsupError("the tabular encoder config has no 'schema'; build it with table_encoder_config().")
+    hyper = {key: config[key] for key in _ARGS[name] if key in config}
+    checked = table_encoder_config(name, config["schema"], **hyper)
+    if "n_features" in config and config["n_features"] != checked["n_features"]:
+        raise SelfsupError(f"the encoder config says n_features={config['n_features']} but its schema has "
+                           f"{checked['n_features']} columns; rebuild the config with table_encoder_config().")
+    return _CLASSES[name](checked)

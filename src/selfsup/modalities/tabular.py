@@ -1,0 +1,578 @@
+"""Tables: CSV / TSV / Parquet reader, a JSON schema fitted on the training rows, SCARF/VIME views.
+
+A table becomes float32 ``x`` of shape ``(N, F)`` through a schema (docs/modalities.md) fitted on the
+pre-training split only and applied unchanged to any later table (``embed``, ``evaluate``):
+standardised numeric columns, then missing-value indicators, then categorical codes.
+
+Column kinds (``fit_schema``), in the table's column order:
+
+* **boolean** (bool dtype, or only ``True``/``False`` values): categorical with ``["False", "True"]``.
+* **numeric**: int / float columns, and text columns whose values are at least 95% numbers (the other
+  values, e.g. ``'?'``, are treated as missing, with a warning). Standardised with the mean and the
+  population standard deviation of the fitted rows; missing values become 0 (the mean) and get an
+  indicator column when the fitted rows had any. Infinite values are treated as missing, with a warning.
+* **categorical**: text / object / category columns, and *integer-coded* columns: whole numbers with
+  at most 10 distinct values each seen twice on average (0/1 flags, ratings, codes). Categories are
+  the sorted distinct values as strings (numbers sorted numerically; ``2.0`` is ``"2"``, so an int
+  column with blanks, which reads as float, keeps its categories). Code 0 = missing or unseen.
+* **left out** (``schema["dropped"]``, with a warning): all values missing; constant (one value, none
+  missing; a single value with some missing is kept, the missingness being the information); dates
+  and times; text with more distinct values than half its rows (and more than 10), or whole numbers
+  that are distinct and consecutive over at least 20 rows (a saved row index): both look like ids.
+
+The label column (``--label``, probing only) is never an input. Its classes are the sorted distinct
+values as strings (numbers sorted numerically); rows without a label get ``UNLABELED``. A label that
+looks continuous (more than 20 distinct numbers, not whole or unique on over half the rows) is refused.
+
+Sample ids: when an ``--ignore``d column is named like an id (``id``, ``*_id``, ``*-id``, ``* id``)
+and its values are present and unique, its values; otherwise ``"row-{i}"`` with ``i`` the row's index
+label in the frame (for a file, the 0-based data row; for the built-in tables, the row of the full table).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.errors import SelfsupError, unknown_name
+from selfsup.methods.base import ViewSpec
+
+NAME = "tabular"
+DEFAULT_ENCODER = "mlp"
+VIEW_ARGS = ("corrupt_rate", "mask_rate", "noise_std")
+
+# suffix -> separator (None: Parquet); CSV/TSV may also be compressed (.gz, .bz2, .zip, .xz, .zst)
+TABLE_FORMATS: dict[str, str | None] = {".csv": ",", ".tsv": "\t", ".parquet": None, ".pq": None}
+COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
+MAX_CODES = 10  # integer columns with at most this many distinct values are categorical codes
+NUMERIC_TEXT_SHARE = 0.95  # a text column with at least this share of numbers is numeric
+HIGH_CARDINALITY_SHARE = 0.5  # categorical columns with more distinct values than this share of rows look like ids
+MIN_ID_ROWS = 20  # consecutive distinct whole numbers over at least this many rows look like a row index
+MAX_LABEL_NUMBERS = 20  # a numeric label with more distinct values (see module docstring) looks continuous
+MAX_MARGINAL_ROWS = 20_000  # training rows the views draw replacement values from
+ID_REASON = "high cardinality (looks like an id; pass --ignore)"
+
+
+def __getattr__(name: str) -> Any:
+    # ENCODERS lives with the encoders (selfsup.encoders.table); imported on first use
+    if name == "ENCODERS":
+        from selfsup.encoders.table import ENCODERS
+
+        return ENCODERS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def _quoted(names: Iterable[Any], limit: int = 5) -> str:
+    names = list(names)
+    text = ", ".join(f"'{n}'" for n in names[:limit])
+    return text + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _table_format(path: Path) -> str | None:
+    name = path.name.lower()
+    for compression in COMPRESSIONS:
+        if name.endswith(compression):
+            name = name[: -len(compression)]
+            break
+    suffix = Path(name).suffix
+    if suffix not in TABLE_FORMATS or (TABLE_FORMATS[suffix] is None and name != path.name.lower()):
+        raise SelfsupError(f"cannot read '{path}' as a table: unknown file type '{path.suffix}'; "
+                           "save it as .csv, .tsv or .parquet.")
+    return TABLE_FORMATS[suffix]
+
+
+def _string_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The frame with string column names; duplicate names are refused."""
+    columns = [str(c) for c in frame.columns]
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise SelfsupError(f"table '{name}' has duplicate columns {_quoted(duplicates)}; rename them.")
+    return frame if list(frame.columns) == columns else frame.set_axis(columns, axis=1)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a .csv / .tsv (optionally compressed) or .parquet file into a DataFrame with string column names.
+
+    CSV/TSV must be UTF-8 with a header row; pandas' usual markers (empty, ``NA``, ``NaN``, ``null``,
+    ``None``, ...) are missing values. Unreadable files and tables without rows raise ``SelfsupError``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SelfsupError(f"table '{path}' does not exist; pass a .csv, .tsv or .parquet file.")
+    if path.is_dir():
+        raise SelfsupError(f"'{path}' is a folder; pass a table file (.csv, .tsv or .parquet).")
+    sep = _table_format(path)
+    try:
+        if sep is None:
+            import pyarrow as pa
+
+            try:
+                frame = pd.read_parquet(path)
+            except (ValueError, OSError, pa.ArrowException) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise SelfsupError(f"cannot read table '{path}': {first}; is it a valid Parquet file?") from err
+        else:
+            frame = pd.read_csv(path, sep=sep, low_memory=False)
+    except pd.errors.EmptyDataError as err:
+        raise SelfsupError(f"table '{path}' is empty; it needs a header row and at least one data row.") from err
+    except UnicodeDecodeError as err:
+        raise SelfsupError(f"cannot read table '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} "
+                           f"at position {err.start}); save it as UTF-8 {path.suffix} or as Parquet.") from err
+    except (pd.errors.ParserError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SelfsupError(f"cannot read table '{path}': {first}; check that it is a valid "
+                           f"{'tab' if sep == chr(9) else 'comma'}-separated file with a header row.") from err
+    frame = _string_columns(frame, str(path))
+    if frame.shape[1] == 0:
+        raise SelfsupError(f"table '{path}' has no columns; it needs a header row.")
+    if frame.shape[1] == 1 and sep is not None:
+        header = str(frame.columns[0])
+        for other in (";", "\t", ",", "|"):
+            if other != sep and other in header:
+                raise SelfsupError(f"table '{path}' reads as one column named '{header[:40]}'; its values seem "
+                                   f"separated by {other!r}. Save it comma-separated (.csv) or tab-separated (.tsv).")
+    if len(frame) == 0:
+        raise SelfsupError(f"table '{path}' has no data rows (only a header).")
+    return frame
+
+
+# ---------------------------------------------------------------- column values
+
+
+def _category_key(value: Any) -> str:
+    """A value as a category string: ``True`` -> ``"True"``, ``2.0`` -> ``"2"``, ``1.5`` -> ``"1.5"``."""
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else str(number)
+    return str(value)
+
+
+def _category_strings(column: pd.Series) -> np.ndarray:
+    """Object array of category strings, ``None`` where the value is missing."""
+    missing = column.isna().to_numpy()
+    out = np.full(len(column), None, dtype=object)
+    present = column[~missing]
+    if isinstance(column.dtype, pd.StringDtype):
+        out[~missing] = present.to_numpy(dtype=object)
+    else:
+        out[~missing] = [_category_key(v) for v in present.astype(object).to_numpy()]
+    return out
+
+
+def _is_boolean(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return True
+    if column.dtype != object:
+        return False
+    present = column.dropna()
+    return len(present) > 0 and all(isinstance(v, (bool, np.bool_)) for v in present.to_numpy())
+
+
+def _numbers(column: pd.Series) -> tuple[np.ndarray, list[str], int]:
+    """Float64 values with NaN for missing, non-numeric text and +-inf; the text values; the inf count."""
+    text: list[str] = []
+    if pd.api.types.is_numeric_dtype(column.dtype):  # bool included
+        values = np.array(column.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    else:
+        source = column.astype(object) if isinstance(column.dtype, pd.CategoricalDtype) else column
+        numbers = pd.to_numeric(source, errors="coerce")
+        values = np.array(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+        text_rows = ~column.isna().to_numpy() & np.isnan(values)
+        text = [str(v) for v in column[text_rows].astype(object).to_numpy()]
+    infinite = np.isinf(values)
+    values[infinite] = np.nan
+    return values, text, int(infinite.sum())
+
+
+def _is_whole(values: np.ndarray) -> bool:
+    return bool(np.all(values == np.round(values)))
+
+
+def _numeric_label(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
+
+
+def _sorted_categories(keys: Iterable[str], numeric: bool) -> list[str]:
+    distinct = set(keys)
+    if numeric:
+        return sorted(distinct, key=float)
+    return sorted(distinct)
+
+
+def _value_note(name: str, text: list[str], infinite: int) -> str | None:
+    parts = []
+    if text:
+        parts.append(f"non-numeric values {_quoted(sorted(set(text)), 3)} ({len(text)} rows)")
+    if infinite:
+        parts.append(f"{infinite} infinite values")
+    return f"column '{name}': {' and '.join(parts)} treated as missing." if parts else None
+
+
+# ---------------------------------------------------------------- schema
+
+
+def _closest(name: str, columns: Sequence[str]) -> str | None:
+    """The column most like ``name``: the same name up to case and spacing, else a close spelling."""
+    def squash(text: str) -> str:
+        return "".join(text.lower().split()).replace("_", "").replace("-", "")
+
+    same = [c for c in columns if squash(c) == squash(name)]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(name.lower(), [c.lower() for c in columns], n=1, cutoff=0.6)
+    return next(c for c in columns if c.lower() == close[0]) if close else None
+
+
+def _check_columns(frame: pd.DataFrame, label: str | None, ignore: Sequence[str]) -> None:
+    columns = list(frame.columns)
+    if label is not None and label not in columns:
+        raise unknown_name("label column", label, columns, hint="Pass --label with one of the table's columns.")
+    for name in ignore:
+        if name not in columns:
+            raise unknown_name("--ignore column", name, columns, hint="Pass --ignore with the table's column names.")
+    if label is not None and label in ignore:
+        raise SelfsupError(f"column '{label}' is both the --label and an --ignore column; pass it as one of them.")
+
+
+def _fit_column(column: pd.Series, name: str) -> tuple[str, dict | None, str | None]:
+    """(kind, schema entry, reason); kind: 'numeric', 'numeric_missing' (gets an indicator), 'categorical', 'dropped'."""
+    missing = column.isna().to_numpy()
+    n_present = int((~missing).sum())
+    if n_present == 0:
+        return "dropped", None, "all values missing"
+    if _is_boolean(column):
+        keys = _category_strings(column)[~missing]
+        if len(set(keys)) == 1 and n_present == len(column):
+            return "dropped", None, "constant"
+        return "categorical", {"name": name, "categories": ["False", "True"]}, None
+    if pd.api.types.is_datetime64_any_dtype(column.dtype) or pd.api.types.is_timedelta64_dtype(column.dtype):
+        return "dropped", None, "dates and times are not supported; derive numeric columns from them or pass --ignore"
+    numeric = pd.api.types.is_numeric_dtype(column.dtype)
+    if not numeric and not isinstance(column.dtype, pd.CategoricalDtype):
+        # text: numeric when nearly every value is a number (e.g. '?' marking missing values); a sample first
+        for sample in (column.dropna().head(1000), column):
+            _, text, _ = _numbers(sample)
+            present = int(sample.notna().sum())
+            numeric = len(text) < present and present - len(text) >= NUMERIC_TEXT_SHARE * present
+            if not numeric:
+                break
+    if numeric:
+        values, text, infinite = _numbers(column)
+        note = _value_note(name, text, infinite)
+        if note:
+            _warn(note)
+        finite = values[~np.isnan(values)]
+        if len(finite) == 0:
+            return "dropped", None, "no finite numbers"
+        distinct = np.unique(finite)
+        has_missing = len(finite) < len(values)
+        if len(distinct) == 1 and not has_missing:
+            return "dropped", None, "constant"
+        if _is_whole(finite):
+            if len(distinct) <= MAX_CODES and len(finite) >= 2 * len(distinct):
+                return "categorical", {"name": name, "categories": [_category_key(v) for v in distinct]}, None
+            if (len(distinct) == len(finite) == len(values) >= MIN_ID_ROWS
+                    and distinct[-1] - distinct[0] + 1 == len(distinct)):
+                return "dropped", None, ID_REASON
+        mean = float(finite.mean())
+        std = float(finite.std())
+        if not std > 1e-12 * max(1.0, abs(mean)):
+            std = 1.0
+        entry = {"name": name, "mean": mean, "std": std}
+        return ("numeric_missing" if has_missing else "numeric"), entry, None
+    keys = _category_strings(column)[~missing]
+    distinct_keys = set(keys)
+    if len(distinct_keys) == 1 and n_present == len(column):
+        return "dropped", None, "constant"
+    if len(distinct_keys) > max(HIGH_CARDINALITY_SHARE * n_present, MAX_CODES):
+        return "dropped", None, ID_REASON
+    return "categorical", {"name": name, "categories": sorted(distinct_keys)}, None
+
+
+def _fit_classes(column: pd.Series, name: str) -> list[str]:
+    """Sorted distinct label values as strings; refuses labels that are all missing or look continuous."""
+    present = column.dropna()
+    if len(present) == 0:
+        raise SelfsupError(f"label column '{name}' has no values; pass a column holding class labels as --label, "
+                           "or leave --label out.")
+    numeric = _numeric_label(column)
+    keys = _category_strings(present)
+    if numeric:
+        values = present.to_numpy(dtype=np.float64)
+        distinct = np.unique(values[np.isfinite(values)])
+        if len(distinct) > MAX_LABEL_NUMBERS and (not _is_whole(distinct) or len(distinct) > 0.5 * len(present)):
+            raise SelfsupError(f"label column '{name}' looks continuous ({len(distinct)} distinct numbers); probing "
+                               "needs class labels: pass a column of classes as --label, or leave --label out.")
+        if len(distinct) < len(set(keys)):
+            raise SelfsupError(f"label column '{name}' holds infinite values; fix those rows or leave --label out.")
+    return _sorted_categories(keys, numeric)
+
+
+def fit_schema(frame: pd.DataFrame, label: str | None = None, ignore: Sequence[str] = ()) -> dict:
+    """Fit the table schema (docs/modalities.md; kinds and rules in the module docstring) on ``frame``.
+
+    ``label`` is the class column (left out of the inputs), ``ignore`` columns to leave out (ids).
+    Left-out columns are reported in ``schema["dropped"]`` and in one warning.
+    """
+    frame = _string_columns(frame, "table")
+    ignore = [str(c) for c in ignore]
+    _check_columns(frame, label, ignore)
+    if len(frame) == 0:
+        raise SelfsupError("the table has no rows; pre-training needs at least one.")
+    numeric: list[dict] = []
+    indicators: list[str] = []
+    categorical: list[dict] = []
+    dropped: list[dict] = []
+    for name in frame.columns:
+        if name == label or name in ignore:
+            continue
+        kind, entry, reason = _fit_column(frame[name], name)
+        if kind == "dropped":
+            dropped.append({"name": name, "reason": reason})
+        elif kind == "categorical":
+            categorical.append(entry)
+        else:
+            numeric.append(entry)
+            if kind == "numeric_missing":
+                indicators.append(name)
+    left_out = "; ".join(f"'{d['name']}' ({d['reason']})" for d in dropped)
+    if not numeric and not categorical:
+        why = left_out or "every column is the label or ignored"
+        raise SelfsupError(f"the table has no usable input columns ({why}); it needs at least one numeric, "
+                           "categorical or boolean column besides --label and --ignore.")
+    if dropped:
+        _warn(f"left out {len(dropped)} column(s): {left_out}.")
+    return {
+        "numeric": numeric,
+        "indicators": indicators,
+        "categorical": categorical,
+        "label": label,
+        "classes": _fit_classes(frame[label], label) if label is not None else None,
+        "ignored": ignore,
+        "dropped": dropped,
+    }
+
+
+def schema_width(schema: dict) -> int:
+    """``F``: the number of ``x`` columns the schema produces."""
+    return len(schema["numeric"]) + len(schema["indicators"]) + len(schema["categorical"])
+
+
+def _check_schema(schema: Any) -> dict:
+    keys = ("numeric", "indicators", "categorical", "label", "classes")
+    if not isinstance(schema, dict) or any(k not in schema for k in keys):
+        raise SelfsupError("the encoder config holds no valid table schema; was the encoder pre-trained on a table?")
+    return schema
+
+
+def _labels(frame: pd.DataFrame, label: str | None, classes: list[str] | None) -> torch.Tensor:
+    if label is None or label not in frame.columns or classes is None:
+        return torch.full((len(frame),), UNLABELED, dtype=torch.long)
+    keys = _category_strings(frame[label])
+    codes = pd.Index(classes).get_indexer(keys)
+    unseen = sorted({k for k, c in zip(keys, codes) if c < 0 and k is not None})
+    if unseen:
+        raise SelfsupError(f"label column '{label}' has values not among the classes {_quoted(classes)}: "
+                           f"{_quoted(unseen)}; leave out those rows or pass another --label.")
+    codes[np.asarray([k is None for k in keys], dtype=bool)] = UNLABELED
+    return torch.from_numpy(codes.astype(np.int64))
+
+
+def apply_schema(frame: pd.DataFrame, schema: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` float32 ``(N, F)`` and labels ``y`` (long, ``UNLABELED`` where missing) from a table.
+
+    Every column the schema uses must be present (else ``SelfsupError`` naming it); other columns are
+    ignored. Missing, infinite and (with a warning) non-numeric values of numeric columns become 0 (the
+    fitted mean), with indicator 1 where the schema has an indicator for the column; missing and unseen
+    categories get code 0. Labels: ``schema["label"]`` mapped to ``schema["classes"]`` when the column
+    is present (unseen values raise), else every row ``UNLABELED``.
+    """
+    schema = _check_schema(schema)
+    frame = _string_columns(frame, "table")
+    needed = [e["name"] for e in schema["numeric"]] + [e["name"] for e in schema["categorical"]]
+    absent = [n for n in needed if n not in frame.columns]
+    if absent:
+        close = _closest(absent[0], [c for c in frame.columns if c not in needed])
+        hint = f" (is '{close}' the column '{absent[0]}'?)" if close else ""
+        raise SelfsupError(f"the table lacks column(s) {_quoted(absent)} that the encoder's table schema needs{hint}; "
+                           "pass a table with the columns the encoder was pre-trained on.")
+    n = len(frame)
+    numeric = np.zeros((n, len(schema["numeric"])), dtype=np.float64)
+    missing_of: dict[str, np.ndarray] = {}
+    for j, entry in enumerate(schema["numeric"]):
+        name = entry["name"]
+        values, text, infinite = _numbers(frame[name])
+        if text and len(text) * 2 > n - int(frame[name].isna().sum()):
+            raise SelfsupError(f"column '{name}' should hold numbers but holds text such as "
+                               f"{_quoted(sorted(set(text)), 3)}; pass a table whose '{name}' column is numeric.")
+        note = _value_note(name, text, infinite)
+        if note:
+            _warn(note)
+        missing = np.isnan(values)
+        missing_of[name] = missing
+        numeric[:, j] = np.where(missing, 0.0, (values - entry["mean"]) / entry["std"])
+    indicators = np.stack([missing_of[name] for name in schema["indicators"]], axis=1).astype(np.float64) \
+        if schema["indicators"] else np.zeros((n, 0))
+    codes = np.zeros((n, len(schema["categorical"])), dtype=np.float64)
+    for j, entry in enumerate(schema["categorical"]):
+        keys = _category_strings(frame[entry["name"]])
+        codes[:, j] = pd.Index(entry["categories"]).get_indexer(keys) + 1  # -1 (missing / unseen) -> 0
+    x = torch.from_numpy(np.concatenate([numeric, indicators, codes], axis=1).astype(np.float32))
+    return x, _labels(frame, schema["label"], schema["classes"])
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _looks_like_id(name: str) -> bool:
+    low = name.strip().lower()
+    return low == "id" or low.endswith(("_id", "-id", " id"))
+
+
+def _ids(frame: pd.DataFrame, ignore: Sequence[str]) -> list[str]:
+    for name in ignore:
+        if _looks_like_id(name) and name in frame.columns:
+            column = frame[name]
+            if not column.isna().any() and column.is_unique:
+                return list(_category_strings(column))
+    return [f"row-{i}" for i in frame.index]
+
+
+def from_frames(train: pd.DataFrame, test: pd.DataFrame | None, name: str, options: DataOptions,
+                encoder_config: dict | None = None) -> Splits:
+    """Splits from DataFrames: the schema is fitted on ``train`` (or taken from ``encoder_config``).
+
+    With ``encoder_config``, its schema is applied unchanged; the label is ``options.label`` when
+    given (classes fitted on ``train`` unless it is the schema's own label), else the schema's label
+    when the table has that column (else the rows are unlabeled).
+    """
+    options = options or DataOptions()
+    ignore = tuple(str(c) for c in options.ignore)
+    train = _string_columns(train, name)
+    if len(train) == 0:
+        raise SelfsupError(f"table '{name}' has no rows.")
+    if encoder_config is None:
+        schema = fit_schema(train, options.label, ignore)
+        label, classes = schema["label"], schema["classes"]
+    else:
+        schema = _check_schema(encoder_config.get("schema"))
+        _check_columns(train, options.label, ignore)
+        inputs = {e["name"] for e in schema["numeric"]} | {e["name"] for e in schema["categorical"]}
+        clash = [c for c in ignore if c in inputs]
+        if clash:
+            raise SelfsupError(f"--ignore {_quoted(clash)}: the encoder was pre-trained with this column as an input; "
+                               "do not ignore it.")
+        if options.label is None or options.label == schema["label"]:
+            label = schema["label"] if schema["label"] in train.columns else None
+            classes = schema["classes"] if label is not None else None
+        else:
+            label = options.label
+            if label in inputs:
+                _warn(f"label column '{label}' is also an input of the encoder; probing accuracy will be inflated.")
+            classes = _fit_classes(train[label], label)
+    applied = {**schema, "label": label, "classes": classes}
+
+    def split(frame: pd.DataFrame) -> ArrayDataset:
+        x, y = apply_schema(frame, applied)
+        return ArrayDataset(x, y, _ids(frame, ignore), classes)
+
+    test_set = None
+    if test is not None:
+        test = _string_columns(test, name)
+        if len(test) == 0:
+            raise SelfsupError(f"the test table of '{name}' has no rows.")
+        test_set = split(test)
+    return Splits(train=split(train), test=test_set, name=name, modality=NAME, fitted={"schema": schema})
+
+
+def load(source: str, options: DataOptions | None = None, encoder_config: dict | None = None) -> Splits:
+    """Read a .csv / .tsv / .parquet file as the training split (no test split); see ``from_frames``."""
+    return from_frames(read_table(source), None, str(source), options or DataOptions(), encoder_config)
+
+
+# ---------------------------------------------------------------- encoder, views, baseline
+
+
+def encoder_config(name: str, splits: Splits, options: DataOptions | None, encoder_args: dict | None) -> dict:
+    """The encoder config: ``table_encoder_config`` with the schema fitted on the training split."""
+    from selfsup.encoders.table import table_encoder_config
+
+    return table_encoder_config(name, _check_schema(splits.fitted.get("schema")), **(encoder_args or {}))
+
+
+def _rate(key: str, value: Any, high: float | None = 1.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or (high is not None and number > high):
+        bound = f"in [0, {high:g}]" if high is not None else "a number >= 0"
+        raise SelfsupError(f"view argument {key} must be {bound}, got {value!r}.")
+    return number
+
+
+def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict | None = None,
+               view_args: dict | None = None) -> torch.nn.Module:
+    """``TableViews`` for a method's view spec (``view_args``: corrupt_rate, mask_rate, noise_std).
+
+    Replacement values are drawn from up to 20,000 training rows (a fixed random choice).
+    """
+    from selfsup.modalities.table_views import TableViews
+
+    view_args = dict(view_args or {})
+    unknown = sorted(set(view_args) - set(VIEW_ARGS))
+    if unknown:
+        raise SelfsupError(f"unknown table view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    args = {key: _rate(key, value, None if key == "noise_std" else 1.0) for key, value in view_args.items()}
+    schema = _check_schema((encoder_config or splits.fitted).get("schema"))
+    rows = splits.train.x.float()
+    if rows.dim() != 2 or rows.shape[1] != schema_width(schema):
+        raise SelfsupError(f"the table has {tuple(rows.shape)} features but the encoder's schema makes "
+                           f"{schema_width(schema)}; read the table with the encoder's schema.")
+    if len(rows) > MAX_MARGINAL_ROWS:
+        pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:MAX_MARGINAL_ROWS]
+        rows = rows[pick.sort().values]
+    return TableViews(spec, len(schema["numeric"]), rows, **args)
+
+
+def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
+    """The raw-input baseline: numeric and indicator columns as they are, categorical codes one-hot.
+
+    Categorical column ``j`` becomes ``len(categories) + 1`` columns (slot 0: missing or unseen).
+    """
+    schema = _check_schema(encoder_config.get("schema"))
+    x = x.detach().float().cpu().numpy()
+    width = schema_width(schema)
+    if x.ndim != 2 or x.shape[1] != width:
+        raise SelfsupError(f"table features have shape {x.shape} but the encoder's schema makes {width} columns; "
+                           "read the table with the encoder's schema.")
+    dense = len(schema["numeric"]) + len(schema["indicators"])
+    parts = [x[:, :dense]]
+    rows = np.arange(len(x))
+    for j, entry in enumerate(schema["categorical"]):
+        size = len(entry["categories"]) + 1
+        codes = np.clip(np.rint(x[:, dense + j]), 0, size - 1).astype(np.int64)
+        onehot = np.zeros((len(x), size), dtype=np.float32)
+        onehot[rows, codes] = 1.0
+        parts.append(onehot)
+    return np.concatenate(parts, axis=1).astype(np.float32)

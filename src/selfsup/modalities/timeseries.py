@@ -1,0 +1,622 @@
+"""Time series: readers, view factory, encoder configuration and the raw-input baseline.
+
+Series are kept raw as float32 ``(N, C, T)`` (``docs/modalities.md``): NaN marks missing values and
+the padding of ragged series, which are padded at the end to the longest; the encoder normalises.
+Labels are used for probing only; classes are the label names as strings, sorted (numerically when
+every label is a number).
+
+Sources:
+
+* a ``.ts`` file, the UCR/UEA archive format (Bagnall et al.; read by our own small reader):
+  ``@tags`` then ``@data`` and one series per line, channels separated by ``:``, values by ``,``,
+  ``?`` for a missing value, the class label after the last ``:`` when ``@classLabel true``.
+  Ragged files (``@equalLength false``) are NaN-padded. A ``@targetLabel`` (regression) file is read
+  unlabeled: only class labels are used for probing. Timestamped files are not supported.
+* a ``.npy`` array ``(N, T)`` or ``(N, C, T)`` (unlabeled), or a ``.npz`` with ``x`` (or ``X``) and an
+  optional label vector ``y`` (or ``Y``); NaN for missing values and padding.
+* a table (``.csv``, ``.tsv``, ``.parquet``) read with ``--modality timeseries``: *wide* (one series
+  per row, every numeric column a time step, in file order; ``--label`` names the label column,
+  ``--ignore`` leaves columns out), or *long* with ``--series-id`` (one row per time step; every
+  numeric column other than the id, ``--time-column`` and ``--label`` is a channel; rows are ordered
+  by ``--time-column`` when given, else kept in file order; the label must be constant per series).
+* a folder holding ``NAME_TRAIN.ext`` and ``NAME_TEST.ext`` of one of these formats: the official
+  train and test splits (a folder with only a train file, or a single file, gives a train split).
+  Both splits are padded to one length; test labels are indexed by the training split's classes, and
+  a test label the training split lacks is refused.
+
+Sample ids: ``FILESTEM/i`` (``i`` the 0-based series or row), or the ``--series-id`` value. Every
+reader refuses, in one line: a file without series, an empty series (length 0, or every value
+missing), a channel missing in every series, infinite or non-numeric values, and channel counts that
+differ between series, splits, or from the encoder's.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.errors import SelfsupError
+from selfsup.methods.base import ViewSpec
+
+NAME = "timeseries"
+DEFAULT_ENCODER = "dilated_conv"
+TS_SUFFIXES = (".ts",)
+ARRAY_SUFFIXES = (".npz", ".npy")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+SUFFIXES = TS_SUFFIXES + ARRAY_SUFFIXES + TABLE_SUFFIXES  # a folder's TRAIN/TEST files: first suffix found wins
+VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_length", "jitter", "scaling", "magnitude_warp", "time_warp",
+             "knots", "mask_ratio", "mask_span", "max_segments")
+MIN_STD = 1e-6  # relative: a channel whose std is below MIN_STD * |mean| is taken as constant (std 1)
+
+
+def __getattr__(name: str) -> Any:
+    """``ENCODERS`` comes from the encoder module, imported on first use (it pulls in torch modules)."""
+    if name == "ENCODERS":
+        from selfsup.encoders.series import ENCODERS
+
+        return ENCODERS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def sorted_classes(labels: Iterable[str]) -> list[str]:
+    """Distinct label names, in numeric order when every one is a number, else in string order."""
+    unique = set(labels)
+    try:
+        return sorted(unique, key=lambda label: (float(label), label))
+    except ValueError:
+        return sorted(unique)
+
+
+def _label_text(value: Any, where: str) -> str | None:
+    """A label as its class name; None when missing. Integral numbers lose their ``.0``."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return None
+        if not float(value).is_integer():
+            raise SelfsupError(f"the labels of {where} hold non-integer numbers (e.g. {value}); only class labels are "
+                               "supported for probing: use class names or integers.")
+        return str(int(value))
+    text = str(value).strip()
+    return text or None
+
+
+def _encode(labels: Sequence[str | None] | None, classes: list[str] | None,
+            where: str) -> tuple[torch.Tensor, list[str] | None]:
+    """Label indices into ``classes`` (the training split's, or the sorted names when None; UNLABELED for a
+    missing label)."""
+    count = 0 if labels is None else len(labels)
+    if labels is None or all(label is None for label in labels):
+        return torch.full((count,), UNLABELED, dtype=torch.long), classes
+    if classes is None:
+        classes = sorted_classes(label for label in labels if label is not None)
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted_classes(label for label in labels if label is not None and label not in index)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise SelfsupError(f"{where} has label(s) {shown} that the training split does not have (classes: "
+                           f"{', '.join(classes)}); every test label must occur in the training split.")
+    y = [UNLABELED if label is None else index[label] for label in labels]
+    return torch.tensor(y, dtype=torch.long), classes
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _stack(series: list[list[np.ndarray]]) -> np.ndarray:
+    """One ``(N, C, T)`` float array from per-series lists of channels, NaN-padded at the end."""
+    channels = len(series[0])
+    length = max(len(values) for channel_values in series for values in channel_values)
+    x = np.full((len(series), channels, length), np.nan, dtype=np.float64)
+    for i, channel_values in enumerate(series):
+        for c, values in enumerate(channel_values):
+            x[i, c, : len(values)] = values
+    return x
+
+
+def _checked(x: np.ndarray, ids: list[str], where: str, channel_names: Sequence[str] | None = None) -> np.ndarray:
+    """``x`` as float32 ``(N, C, T)`` cut to the longest series, after the checks every reader shares."""
+    if x.shape[0] == 0:
+        raise SelfsupError(f"{where} holds no series; pass a file with at least one series.")
+    if x.shape[1] == 0:
+        raise SelfsupError(f"{where} holds series without channels; pass series with at least one channel.")
+    with np.errstate(over="ignore"):
+        x = np.asarray(x, dtype=np.float32)
+    if np.isinf(x).any():
+        i = int(np.flatnonzero(np.isinf(x).any(axis=(1, 2)))[0])
+        raise SelfsupError(f"series {ids[i]} in {where} holds an infinite value (or one too large for float32); "
+                           "replace it with a finite number or NaN (missing).")
+    observed = ~np.isnan(x)
+    steps = observed.any(axis=1)  # (N, T): any channel observed
+    empty = np.flatnonzero(~steps.any(axis=1))
+    if len(empty):
+        raise SelfsupError(f"series {ids[int(empty[0])]} in {where} is empty (length 0 or every value missing); "
+                           f"remove it ({len(empty)} such series).")
+    dead = np.flatnonzero(~observed.any(axis=(0, 2)))
+    if len(dead):
+        k = int(dead[0])
+        name = f"channel {k}" + (f" ('{channel_names[k]}')" if channel_names else "")
+        raise SelfsupError(f"{name} is missing (NaN) in every series of {where}; drop it.")
+    length = int(np.flatnonzero(steps.any(axis=0))[-1]) + 1
+    return np.ascontiguousarray(x[:, :, :length])
+
+
+def _dataset(x: np.ndarray, labels: Sequence[str | None] | None, ids: list[str], classes: list[str] | None,
+             where: str, channel_names: Sequence[str] | None = None) -> ArrayDataset:
+    x = _checked(x, ids, where, channel_names)
+    y, classes = _encode(labels, classes, where)
+    return ArrayDataset(torch.from_numpy(x), y, ids, classes)
+
+
+def pad_length(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Series NaN-padded (or cut) at the end to ``length`` steps."""
+    if x.shape[-1] >= length:
+        return x[..., :length]
+    return torch.nn.functional.pad(x, (0, length - x.shape[-1]), value=float("nan"))
+
+
+# --------------------------------------------------------------------------- .ts
+
+
+def _ts_values(text: str, where: str) -> np.ndarray:
+    text = text.strip()
+    if not text:
+        raise SelfsupError(f"{where} is empty (length 0); every series needs at least one value per channel.")
+    try:
+        return np.array(text.replace("?", "nan").split(","), dtype=np.float64)
+    except ValueError:
+        for token in text.split(","):
+            token = token.strip()
+            if token == "?":
+                continue
+            try:
+                float(token)
+            except ValueError:
+                what = "an empty value (two commas in a row or a trailing comma)" if not token else f"'{token}'"
+                raise SelfsupError(f"{where} holds {what}, not a number; values must be numbers, "
+                                   "with ? for a missing one.") from None
+        raise
+
+
+def _flag(words: list[str], where: str) -> bool:
+    if not words or words[0].lower() not in ("true", "false"):
+        raise SelfsupError(f"{where} must be followed by true or false.")
+    return words[0].lower() == "true"
+
+
+def read_ts(path: str | Path, classes: list[str] | None = None) -> ArrayDataset:
+    """Read a UCR/UEA ``.ts`` file (see the module docstring).
+
+    ``classes`` (a training split's) gives the label indices; otherwise they are the sorted
+    ``@classLabel`` values (or the labels found when the header lists none).
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as err:
+        raise SelfsupError(f"cannot read '{path}': {err}") from err
+    labeled = target = False
+    declared: list[str] | None = None
+    dimensions: int | None = None
+    univariate: bool | None = None
+    start: int | None = None
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"'{path}' line {number}"
+        if not line.startswith("@"):
+            raise SelfsupError(f"{where}: series before the @data line; a .ts file has @tags, then @data, "
+                               "then one series per line.")
+        tag, *words = line[1:].split()
+        tag = tag.lower()
+        if tag == "data":
+            start = number
+            break
+        if tag == "timestamps" and _flag(words, f"{where}: @timeStamps"):
+            raise SelfsupError(f"'{path}' has timestamps (@timeStamps true), which are not supported; "
+                               "write the values without timestamps, NaN-padded or ragged.")
+        if tag == "classlabel":
+            labeled = _flag(words, f"{where}: @classLabel")
+            declared = (words[1:] or None) if labeled else None
+        elif tag == "targetlabel":
+            target = _flag(words, f"{where}: @targetLabel")
+        elif tag == "univariate":
+            univariate = _flag(words, f"{where}: @univariate")
+        elif tag == "dimensions":
+            if not words or not words[0].isdigit() or int(words[0]) < 1:
+                raise SelfsupError(f"{where}: @dimensions must be followed by the number of channels.")
+            dimensions = int(words[0])
+    if start is None:
+        raise SelfsupError(f"'{path}' has no @data line; is it a UCR/UEA .ts file?")
+
+    series: list[list[np.ndarray]] = []
+    labels: list[str | None] = []
+    numbers: list[int] = []
+    channels: int | None = None
+    for number, raw in enumerate(lines[start:], start + 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"'{path}' line {number}"
+        if "(" in line:
+            raise SelfsupError(f"{where} holds timestamped values '(t, v)', which are not supported; write the "
+                               "values without timestamps.")
+        fields = line.split(":")
+        if labeled or target:
+            if len(fields) < 2:
+                raise SelfsupError(f"{where} has no label after a ':'; the header says every series is labeled "
+                                   "(@classLabel true or @targetLabel true).")
+            label = fields.pop().strip()
+            if labeled:
+                if not label:
+                    raise SelfsupError(f"{where} has an empty label after the last ':'.")
+                if declared is not None and label not in declared:
+                    raise SelfsupError(f"{where}: label '{label}' is not one of the @classLabel values "
+                                       f"({' '.join(declared)}); add it to the header or fix the label.")
+            labels.append(label if labeled else None)
+        else:
+            labels.append(None)
+        if channels is None:
+            channels = len(fields)
+            if dimensions is not None and channels != dimensions:
+                raise SelfsupError(f"{where} has {channels} channel(s) but the header says @dimensions "
+                                   f"{dimensions}; every series needs the same channels, separated by ':'.")
+            if univariate and channels != 1:
+                raise SelfsupError(f"{where} has {channels} channels but the header says @univariate true; "
+                                   "fix the header or the ':' separators.")
+        elif len(fields) != channels:
+            raise SelfsupError(f"{where} has {len(fields)} channel(s) but the first series has {channels}; "
+                               "every series in a file needs the same channels, separated by ':'.")
+        series.append([_ts_values(text, f"{where} channel {k}") for k, text in enumerate(fields)])
+        numbers.append(number)
+    if not series:
+        raise SelfsupError(f"'{path}' holds no series after its @data line; pass a file with at least one series.")
+    ids = [f"{path.stem}/{i}" for i in range(len(series))]
+    if classes is None and declared is not None:
+        classes = sorted_classes(declared)
+    return _dataset(_stack(series), labels, ids, classes, f"'{path}'")
+
+
+# --------------------------------------------------------------------------- .npy / .npz
+
+
+def _array_labels(y: np.ndarray, n: int, where: str) -> list[str | None]:
+    if y.ndim != 1 or len(y) != n:
+        raise SelfsupError(f"the labels 'y' of {where} have shape {y.shape}; they must be a vector with one label "
+                           f"per series ({n}).")
+    if y.dtype.kind not in "biufUS":
+        raise SelfsupError(f"the labels 'y' of {where} have dtype {y.dtype}; use integers or strings.")
+    if y.dtype.kind == "S":
+        y = y.astype(str)
+    return [_label_text(value, where) for value in y.tolist()]
+
+
+def read_array(path: str | Path, classes: list[str] | None = None) -> ArrayDataset:
+    """Read a ``.npy`` array ``(N, T)`` / ``(N, C, T)`` (unlabeled), or a ``.npz`` with ``x`` and optional ``y``."""
+    path = Path(path)
+    where = f"'{path}'"
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                x_key = next((k for k in ("x", "X") if k in loaded.files), None)
+                if x_key is None:
+                    raise SelfsupError(f"{where} has no array named 'x' (it has: {', '.join(loaded.files) or 'none'}); "
+                                       "save the series as x (and labels as y), e.g. np.savez(path, x=x, y=y).")
+                y_key = next((k for k in ("y", "Y") if k in loaded.files), None)
+                x, y = loaded[x_key], (loaded[y_key] if y_key else None)
+        else:
+            x, y = loaded, None
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object" in str(err).lower():
+            raise SelfsupError(f"{where} holds an object array, which is not supported; save a numeric array "
+                               "(N, T) or (N, C, T), NaN-padded for ragged series.") from err
+        raise SelfsupError(f"cannot read {where}: {err}") from err
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise SelfsupError(f"cannot read {where}: {err}") from err
+    if x.dtype.kind not in "biuf":
+        raise SelfsupError(f"{where} holds a {x.dtype} array; series must be numbers (NaN for missing values).")
+    if x.ndim == 2:
+        x = x[:, None, :]
+    elif x.ndim != 3:
+        raise SelfsupError(f"{where} holds an array of shape {x.shape}; series must be (N, T) or (N, C, T).")
+    if x.shape[2] == 0:
+        raise SelfsupError(f"{where} holds series of length 0 (shape {x.shape}); pass series with at least one step.")
+    labels = _array_labels(y, x.shape[0], where) if y is not None else None
+    ids = [f"{path.stem}/{i}" for i in range(x.shape[0])]
+    return _dataset(x.astype(np.float64, copy=False), labels, ids, classes, where)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _read_frame(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except pd.errors.EmptyDataError as err:
+        raise SelfsupError(f"'{path}' is empty; pass a table with a header row and one row per series "
+                           "(or per time step with --series-id).") from err
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise SelfsupError(f"cannot read '{path}' as a table: {err}") from err
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _numeric_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+            example = f" (e.g. '{values[bad].iloc[0]}')" if bad.any() else ""
+            raise SelfsupError(f"column '{column}' of {where} is not numeric{example}; name the label with --label, "
+                               "leave other columns out with --ignore, or fix the values.")
+    return frame.astype(np.float64)
+
+
+def _time_order(values: pd.Series, column: str, where: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    try:
+        return pd.to_datetime(values, format="mixed")
+    except (ValueError, TypeError) as err:
+        raise SelfsupError(f"time column '{column}' of {where} holds values that are neither numbers nor dates; "
+                           "pass a column that orders the rows of each series.") from err
+
+
+def read_table(path: str | Path, options: DataOptions | None = None, classes: list[str] | None = None) -> ArrayDataset:
+    """Read series from a table: wide (one per row), or long with ``options.series_id`` (see the module docstring)."""
+    path = Path(path)
+    options = options or DataOptions()
+    where = f"'{path}'"
+    frame = _read_frame(path)
+    named = {"--label": options.label, "--series-id": options.series_id, "--time-column": options.time_column}
+    for flag, column in [*named.items(), *(("--ignore", c) for c in options.ignore)]:
+        if column is not None and column not in frame.columns:
+            raise SelfsupError(f"{flag} column '{column}' is not in {where} (its columns: "
+                               f"{', '.join(frame.columns[:20])}{', ...' if len(frame.columns) > 20 else ''}).")
+    if options.time_column and not options.series_id:
+        raise SelfsupError("--time-column orders the rows of long-format series; pass --series-id too.")
+    if len(frame) == 0:
+        raise SelfsupError(f"{where} holds no series (no rows); pass a table with at least one row.")
+    if options.series_id is None:
+        labels = ([_label_text(v, where) for v in frame[options.label].tolist()] if options.label else None)
+        data = _numeric_columns(frame.drop(columns=[c for c in (options.label, *options.ignore) if c]), where)
+        if data.shape[1] == 0:
+            raise SelfsupError(f"{where} has no numeric columns left for the time steps.")
+        ids = [f"{path.stem}/{i}" for i in range(len(frame))]
+        return _dataset(data.to_numpy()[:, None, :], labels, ids, classes, where)
+
+    key, time, label = options.series_id, options.time_column, options.label
+    if frame[key].isna().any():
+        raise SelfsupError(f"the --series-id column '{key}' of {where} has empty cells; every row needs a series id.")
+    drop = [c for c in (key, time, label, *options.ignore) if c]
+    data = _numeric_columns(frame.drop(columns=drop), where)
+    if data.shape[1] == 0:
+        raise SelfsupError(f"{where} has no numeric channel columns besides '{key}'"
+                           f"{', the time column' if time else ''}{' and the label' if label else ''}.")
+    codes, names = pd.factorize(frame[key])  # series numbered in order of first appearance
+    order = pd.DataFrame({"key": frame[key], "series": codes, "row": np.arange(len(frame))})
+    if time:
+        order["time"] = _time_order(frame[time], time, where)
+        if order["time"].isna().any():
+            raise SelfsupError(f"the --time-column '{time}' of {where} has empty cells; every row needs a time.")
+        repeated = order.duplicated(["key", "time"])
+        if repeated.any():
+            row = order[repeated].iloc[0]
+            raise SelfsupError(f"series '{row['key']}' of {where} has two rows at time {row['time']}; "
+                               "each series needs one row per time step.")
+    order = order.sort_values(["series", "time", "row"] if time else ["series", "row"], kind="stable")
+    values = data.to_numpy()
+    label_values = frame[label].to_numpy() if label else None
+    series: list[list[np.ndarray]] = []
+    labels: list[str | None] | None = [] if label else None
+    for code, group in order.groupby("series", sort=True):
+        rows = group["row"].to_numpy()
+        series.append(list(values[rows].T))
+        if labels is not None:
+            found = {text for text in (_label_text(v, where) for v in label_values[rows]) if text is not None}
+            if len(found) > 1:
+                raise SelfsupError(f"the label of series '{names[code]}' in {where} changes over time "
+                                   f"({', '.join(sorted_classes(found))}); each series has one label.")
+            labels.append(found.pop() if found else None)
+    ids = [str(name) for name in names]
+    return _dataset(_stack(series), labels, ids, classes, where, list(data.columns))
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def read_file(path: str | Path, options: DataOptions | None = None, classes: list[str] | None = None) -> ArrayDataset:
+    """Read one series file by its suffix (``.ts``, ``.npy``/``.npz``, ``.csv``/``.tsv``/``.parquet``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise SelfsupError(f"series file '{path}' does not exist.")
+    if suffix in TS_SUFFIXES:
+        return read_ts(path, classes)
+    if suffix in ARRAY_SUFFIXES:
+        return read_array(path, classes)
+    if suffix in TABLE_SUFFIXES:
+        return read_table(path, options, classes)
+    raise SelfsupError(f"cannot read '{path}' as time series; use a {', '.join(SUFFIXES)} file or a folder with "
+                       "NAME_TRAIN and NAME_TEST files.")
+
+
+def split_files(folder: str | Path) -> tuple[Path, Path | None]:
+    """The train (and test, if any) file of a folder: ``*_TRAIN.ext`` / ``*_TEST.ext``, or its only series file."""
+    folder = Path(folder)
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+             and p.suffix.lower() in SUFFIXES]
+    for suffix in SUFFIXES:
+        of_kind = [p for p in files if p.suffix.lower() == suffix]
+        train = [p for p in of_kind if p.stem.upper().endswith("_TRAIN")]
+        test = [p for p in of_kind if p.stem.upper().endswith("_TEST")]
+        if len(train) > 1 or len(test) > 1:
+            raise SelfsupError(f"'{folder}' holds several {suffix} train or test files "
+                               f"({', '.join(p.name for p in train + test)}); keep one NAME_TRAIN and one NAME_TEST.")
+        if train:
+            return train[0], (test[0] if test else None)
+        if test:
+            raise SelfsupError(f"'{folder}' holds {test[0].name} but no matching *_TRAIN{suffix} file.")
+    if len(files) == 1:
+        return files[0], None
+    found = f"{len(files)} series files" if files else "no series files"
+    raise SelfsupError(f"'{folder}' holds {found}; pass one file, or a folder with NAME_TRAIN and NAME_TEST files "
+                       f"({', '.join(SUFFIXES)}).")
+
+
+def check_channels(dataset: ArrayDataset, encoder_config: dict | None, source: str) -> None:
+    """Refuse series whose channel count differs from the encoder's."""
+    if encoder_config is None:
+        return
+    expected, found = int(encoder_config["in_chans"]), int(dataset.x.shape[1])
+    if expected != found:
+        raise SelfsupError(f"the encoder takes {expected} channel(s) but {source} has {found}; pass series with "
+                           "the channels the encoder was trained on, in the same order.")
+
+
+def load_files(train_path: str | Path, test_path: str | Path | None = None, options: DataOptions | None = None,
+               encoder_config: dict | None = None, name: str | None = None) -> Splits:
+    """Read a train file and an optional test file into splits of one length (test labels use train's classes)."""
+    train = read_file(train_path, options)
+    check_channels(train, encoder_config, f"'{train_path}'")
+    test = None
+    if test_path is not None:
+        test = read_file(test_path, options, classes=train.classes)
+        if test.x.shape[1] != train.x.shape[1]:
+            raise SelfsupError(f"'{train_path}' has {train.x.shape[1]} channel(s) but '{test_path}' has "
+                               f"{test.x.shape[1]}; train and test series need the same channels.")
+        length = max(train.x.shape[-1], test.x.shape[-1])
+        train.x, test.x = pad_length(train.x, length), pad_length(test.x, length)
+    return Splits(train=train, test=test, name=name or str(train_path), modality=NAME)
+
+
+def load(source: str, options: DataOptions, encoder_config: dict | None = None) -> Splits:
+    """Read a series file or a folder of train/test files (see the module docstring); with an encoder config,
+    refuse series with another channel count."""
+    path = Path(source)
+    if not path.exists():
+        raise SelfsupError(f"series data '{source}' does not exist; pass a .ts/.npy/.npz/.csv file or a folder of "
+                           "NAME_TRAIN/NAME_TEST files.")
+    options = _as_trained(options or DataOptions(), encoder_config)
+    train_path, test_path = split_files(path) if path.is_dir() else (path, None)
+    return load_files(train_path, test_path, options, encoder_config, name=str(source))
+
+
+def _as_trained(options: DataOptions, encoder_config: dict | None) -> DataOptions:
+    """Options not given now default to how the encoder's pre-training data was read (CSV columns)."""
+    read = (encoder_config or {}).get("read") or {}
+    return replace(options, label=options.label or read.get("label"),
+                   ignore=options.ignore or tuple(read.get("ignore", ())),
+                   series_id=options.series_id or read.get("series_id"),
+                   time_column=options.time_column or read.get("time_column"))
+
+
+# --------------------------------------------------------------------------- encoder, views, baseline
+
+
+def channel_statistics(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std over every observed (non-NaN) value of ``x`` ``(N, C, T)``.
+
+    A (near-)constant channel, std below ``MIN_STD * |mean|`` (or 0), gets std 1 so that it normalises to 0
+    rather than blowing up small differences in later data.
+    """
+    values = x.double().transpose(0, 1).reshape(x.shape[1], -1).numpy()
+    observed = ~np.isnan(values)
+    count = np.maximum(observed.sum(axis=1), 1)
+    mean = np.where(observed, values, 0.0).sum(axis=1) / count
+    std = np.sqrt(np.where(observed, (values - mean[:, None]) ** 2, 0.0).sum(axis=1) / count)
+    std = np.where((std > 0) & (std > MIN_STD * np.abs(mean)), std, 1.0)
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def encoder_config(name: str, splits: Splits, options: DataOptions | None = None,
+                   encoder_args: dict | None = None) -> dict:
+    """Encoder config with the channel count, the training length and per-channel statistics of the training split."""
+    from selfsup.encoders.series import series_encoder_config
+
+    x = splits.train.x
+    mean, std = channel_statistics(x)
+    valid_steps = torch.nonzero(~torch.isnan(x).all(dim=1).all(dim=0))
+    length = int(valid_steps.max()) + 1 if len(valid_steps) else int(x.shape[-1])  # train's, not a padded test's
+    config = series_encoder_config(name, int(x.shape[1]), length, mean, std, **(encoder_args or {}))
+    if options is not None:  # how CSV columns were read, so embed/evaluate read new files the same way
+        config["read"] = {"label": options.label, "ignore": list(options.ignore), "series_id": options.series_id,
+                          "time_column": options.time_column}
+    return config
+
+
+def _number(key: str, value: Any, low: float = 0.0, high: float | None = None, integer: bool = False) -> float | int:
+    if isinstance(value, str):  # --view-arg KEY=VALUE may arrive as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if ok:
+        ok = value >= low and (high is None or value < high)
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        bound = f">= {low:g}" + (f" and < {high:g}" if high is not None else "")
+        raise SelfsupError(f"view argument {key} must be {kind} {bound}, got {value!r}.")
+    return int(value) if integer else float(value)
+
+
+def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
+    """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS and
+    ``series_views``); scaling and magnitude warping stretch around the training mean of each channel."""
+    from selfsup.modalities.series_views import SeriesViews
+
+    view_args = dict(view_args or {})
+    unknown = sorted(set(view_args) - set(VIEW_ARGS))
+    if unknown:
+        raise SelfsupError(f"unknown time-series view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    for key in ("crop_scale", "local_crop_scale"):
+        if key in view_args:
+            pair = view_args[key]
+            numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+            if not numbers or not 0 < pair[0] <= pair[1] <= 1:
+                raise SelfsupError(f"view argument {key} must be two numbers 0 < low <= high <= 1, got {pair!r}.")
+            view_args[key] = (float(pair[0]), float(pair[1]))
+    for key in ("jitter", "scaling", "magnitude_warp", "time_warp"):
+        if key in view_args:
+            view_args[key] = _number(key, view_args[key])
+    if "mask_ratio" in view_args:
+        view_args["mask_ratio"] = _number("mask_ratio", view_args["mask_ratio"], high=1.0)
+    for key in ("knots", "max_segments", "local_length", "mask_span"):
+        if view_args.get(key) is not None:
+            view_args[key] = _number(key, view_args[key], low=1, integer=True)
+    return SeriesViews(spec, int(encoder_config["in_chans"]), center=encoder_config.get("mean"), **view_args)
+
+
+def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
+    """The raw-input baseline: series normalised per channel as the encoder does, NaN set to 0, padded (or cut)
+    to the encoder's training length, flattened to ``(N, C * length)``."""
+    x = pad_length(x.detach().float().cpu(), int(encoder_config["length"]))
+    mean = torch.tensor(encoder_config["mean"], dtype=torch.float32).view(1, -1, 1)
+    std = torch.tensor(encoder_config["std"], dtype=torch.float32).view(1, -1, 1)
+    return torch.nan_to_num((x - mean) / std, nan=0.0).flatten(1).numpy()
