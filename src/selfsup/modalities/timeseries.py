@@ -555,11 +555,11 @@ def encoder_config(name: str, splits: Splits, options: DataOptions | None = None
                    encoder_args: dict | None = None) -> dict:
     """Encoder config with the channel count, the training length and per-channel statistics of the training split."""
     from selfsup.encoders.series import series_encoder_config
+    from selfsup.modalities.series_views import valid_lengths
 
     x = splits.train.x
     mean, std = channel_statistics(x)
-    valid_steps = torch.nonzero(~torch.isnan(x).all(dim=1).all(dim=0))
-    length = int(valid_steps.max()) + 1 if len(valid_steps) else int(x.shape[-1])  # train's, not a padded test's
+    length = int(valid_lengths(x).max()) or int(x.shape[-1])  # the training split's, not a padded test's
     config = series_encoder_config(name, int(x.shape[1]), length, mean, std, **(encoder_args or {}))
     if options is not None:  # how CSV columns were read, so embed/evaluate read new files the same way
         config["read"] = {"label": options.label, "ignore": list(options.ignore), "series_id": options.series_id,
