@@ -69,6 +69,17 @@ def run_one(dataset: str, method: str, seed: int, steps: int, workdir: Path, bas
             "rows": rows}
 
 
+def save_progress(out: Path, steps: int, seeds: int, results: list[dict]) -> None:
+    """Print the newest run's line and rewrite the JSON of every run so far (temporary name, then rename)."""
+    row = results[-1]
+    pre = {r["protocol"]: r["accuracy"] for r in row["rows"] if r["encoder"] == "pretrained"}
+    print(f"{row['dataset']:18s} {row['method']:13s} seed {row['seed']}: kNN {pre['knn']:.3f} "
+          f"linear {pre['linear']:.3f} ({row['cpu_seconds']:.0f} CPU s)", file=sys.stderr, flush=True)
+    tmp_out = out.with_name(out.name + ".tmp")
+    tmp_out.write_text(json.dumps({"steps": steps, "seeds": seeds, "results": results}, indent=1))
+    os.replace(tmp_out, out)
+
+
 def interval(values: list[float]) -> tuple[float, float, float]:
     """Mean and 95% t-interval over seeds, clipped to [0, 100] (no interval from one seed)."""
     a = np.asarray(values, dtype=float) * 100
@@ -140,13 +151,7 @@ def main() -> None:
                     first = not any(r["dataset"] == dataset and r["seed"] == seed for r in results)
                     row = run_one(dataset, method, seed, args.steps, Path(tmp), baselines=first)
                     results.append(row)
-                    pre = {r["protocol"]: r["accuracy"] for r in row["rows"] if r["encoder"] == "pretrained"}
-                    print(f"{dataset:18s} {method:13s} seed {seed}: kNN {pre['knn']:.3f} linear {pre['linear']:.3f} "
-                          f"({row['cpu_seconds']:.0f} CPU s)", file=sys.stderr, flush=True)
-                    tmp_out = out.with_name(out.name + ".tmp")
-                    tmp_out.write_text(json.dumps({"steps": args.steps, "seeds": args.seeds, "results": results},
-                                                  indent=1))
-                    os.replace(tmp_out, out)
+                    save_progress(out, args.steps, args.seeds, results)
     print(header(args.steps, args.seeds))
     print(markdown(results))
 

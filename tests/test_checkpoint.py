@@ -227,3 +227,18 @@ def test_torch_save_file_disguised_as_safetensors_is_refused(saved, trained_like
         load_encoder(saved)
     assert not marker.exists()
     assert not os.path.exists(marker)
+
+
+def test_a_token_encoder_saved_before_the_rewrite_is_refused_clearly(tmp_path):
+    from selfsup.data import DataOptions
+    from selfsup.datasets import load_builtin
+    from selfsup.modalities.tabular import encoder_config
+
+    config = encoder_config("ft_transformer", load_builtin("iris"), DataOptions(), {"n_layers": 1})
+    save_encoder(build_encoder(config), tmp_path)
+    assert load_encoder(tmp_path).config["name"] == "ft_transformer"  # the current format loads
+    meta = json.loads((tmp_path / META).read_text())
+    meta["format_version"] = 1  # written before ft_transformer became a token transformer
+    (tmp_path / META).write_text(json.dumps(meta))
+    with pytest.raises(SelfsupError, match="saved by an older selfsup .* pre-train it again"):
+        load_encoder(tmp_path)

@@ -20,6 +20,10 @@ from selfsup.errors import SelfsupError
 WEIGHTS = "encoder.safetensors"
 META = "selfsup.json"
 FORMAT = "selfsup-encoder"
+# 2: ft_transformer and patch_transformer became token transformers (issue 4); their version-1 weights
+# have other parameter names
+FORMAT_VERSION = 2
+RENAMED_IN_VERSION_2 = ("ft_transformer", "patch_transformer")
 
 
 def _versions() -> dict[str, str]:
@@ -38,7 +42,7 @@ def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> di
     """The ``selfsup.json`` content describing an encoder: enough to rebuild it without code from the run."""
     return {
         "format": FORMAT,
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "modality": encoder.config["modality"],
         "encoder": encoder.config,
         "embed_dim": int(encoder.embed_dim),
@@ -99,6 +103,10 @@ def load_encoder(path: str | Path, expect_modality: str | None = None) -> nn.Mod
         raise SelfsupError(
             f"encoder '{path}' was trained on {meta['modality']} data but the data is {expect_modality}."
         )
+    if meta.get("format_version", 1) < 2 and meta["encoder"].get("name") in RENAMED_IN_VERSION_2:
+        raise SelfsupError(f"encoder '{path}' is a {meta['encoder']['name']} saved by an older selfsup "
+                           f"(format {meta.get('format_version', 1)}), whose weights this version cannot read; "
+                           "pre-train it again.")
     try:
         encoder = build_encoder(meta["encoder"])
     except (KeyError, TypeError, ValueError) as err:  # a hand-edited or truncated encoder description

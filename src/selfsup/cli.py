@@ -55,13 +55,15 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
                        description="Pre-train an encoder. Flags override the fields of --config.")
     p.add_argument("--data", help=DATA_HELP)
     _add_data_flags(p, recipe=True)
-    p.add_argument("--method", help="simclr (default) or any name 'selfsup methods' lists, e.g. scarf, ts2vec")
+    p.add_argument("--method", help="simclr (default) or any name 'selfsup methods' lists, e.g. scarf, ts2vec, "
+                                    "or a masked one: mae, mfm, data2vec, jepa")
     p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
     p.add_argument("--view-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="augmentation option, e.g. flip=false or crop_scale=[0.3,1] (repeatable)")
-    p.add_argument("--encoder", help="images: small_cnn (default) or a timm name; tables: mlp (default), "
-                                     "ft_transformer; series: dilated_conv (default), patch_transformer")
+    p.add_argument("--encoder", help="images: small_cnn (default), vit or a timm name; tables: mlp (default), "
+                                     "ft_transformer; series: dilated_conv (default), patch_transformer; "
+                                     "masked methods default to vit, ft_transformer, patch_transformer")
     p.add_argument("--encoder-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="encoder option, e.g. width=128 (repeatable)")
     p.add_argument("--epochs", type=int)

@@ -78,10 +78,11 @@ def test_output_shape_and_embed_dim(name: str, table: str, request) -> None:
     out = encoder(x[:16])
     assert out.shape == (16, encoder.embed_dim) and torch.isfinite(out).all()
     if name == "ft_transformer":
-        encoder.eval()  # no dropout: forward is the final-normed [CLS] token of forward_tokens
-        tokens = encoder.forward_tokens(x[:16])
-        assert tokens.shape == (16, x.shape[1] + 1, 64)
-        assert torch.equal(tokens[:, 0], encoder(x[:16]))
+        encoder.eval()  # no dropout: one token per column, valid everywhere; forward is the [CLS] token
+        tokens, valid = encoder.forward_tokens(x[:16])
+        assert tokens.shape == (16, x.shape[1], 64) and valid.all()
+        out = encoder.run(x[:16])
+        assert torch.equal(out.tokens, tokens) and torch.equal(out.pooled, encoder(x[:16]))
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))

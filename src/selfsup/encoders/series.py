@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders.tokens import TokenTransformer, sincos_1d
 from selfsup.errors import SelfsupError, unknown_name
 
 ENCODERS = {
@@ -152,19 +153,7 @@ class _SeriesEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(config["std"], dtype=torch.float32).view(1, -1, 1))
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, C, T)`` raw -> normalised values with NaN set to 0, and ``valid (B, T)``."""
-        if x.ndim != 3 or x.shape[-1] < 1:
-            raise SelfsupError(
-                f"the time-series encoder takes (batch, {self.in_chans}, time) series, got shape {tuple(x.shape)}."
-            )
-        if x.shape[1] != self.in_chans:
-            raise SelfsupError(
-                f"the encoder takes {self.in_chans} channels, got {x.shape[1]}; "
-                "give it data with the channels it was trained on."
-            )
-        x = (x.to(self.mean.dtype) - self.mean) / self.std
-        missing = torch.isnan(x)
-        return x.masked_fill(missing, 0.0), ~missing.all(dim=1)
+        return prepare_series(x, self.mean, self.std)
 
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -224,74 +213,83 @@ class DilatedConvEncoder(_SeriesEncoder):
         return self.dropout(h).transpose(1, 2), valid
 
 
-def sinusoidal_positions(n: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Fixed sine/cosine positional encoding ``(n, dim)`` (Vaswani et al. 2017); any length works."""
-    position = torch.arange(n, device=device, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(n, dim, device=device)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq[: dim // 2])
-    return table
+def prepare_series(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, C, T)`` raw -> values normalised with ``mean``/``std`` ``(1, C, 1)``, NaN set to 0, and
+    ``valid (B, T)`` (a time step is invalid where every channel is NaN)."""
+    chans = mean.shape[1]
+    if x.ndim != 3 or x.shape[-1] < 1:
+        raise SelfsupError(f"the time-series encoder takes (batch, {chans}, time) series, got shape {tuple(x.shape)}.")
+    if x.shape[1] != chans:
+        raise SelfsupError(
+            f"the encoder takes {chans} channels, got {x.shape[1]}; give it data with the channels it was trained on."
+        )
+    x = (x.to(mean.dtype) - mean) / std
+    missing = torch.isnan(x)
+    return x.masked_fill(missing, 0.0), ~missing.all(dim=1)
 
 
-class _Block(nn.Module):
-    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
+class SeriesPatchTokenizer(nn.Module):
+    """Non-overlapping patches of ``patch_size`` steps, one token each (see ``encoders/tokens.py``).
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, dim))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, z: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        batch, n, dim = z.shape
-        q, k, v = self.qkv(self.norm1(z)).view(batch, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
-                                              dropout_p=self.dropout if self.training else 0.0)
-        z = z + self.drop(self.proj(attn.transpose(1, 2).reshape(batch, n, dim)))
-        return z + self.drop(self.mlp(self.norm2(z)))
-
-
-class PatchTransformer(_SeriesEncoder):
-    """PatchTST-style encoder (Nie et al. 2023, "A Time Series is Worth 64 Words").
-
-    Non-overlapping patches of ``patch_size`` steps (the series is padded at the end to a whole
-    number of patches, so any ``T >= 1`` works). Channels are mixed: one token per patch from a linear
-    embedding of all ``C * patch_size`` values (PatchTST embeds each channel separately with shared
-    weights; mixing is simpler and gives ``(B, n_patches, D)`` directly). Fixed sinusoidal positions
-    fit any length. A patch is invalid when all its steps are; tokens attend only to valid patches
-    (and themselves), then a final LayerNorm. One token per ``patch_size`` time steps.
+    The series is padded at the end to a whole number of patches, so any ``T >= 1`` works. Channels
+    are mixed: a token is a linear embedding of all ``C * patch_size`` values (PatchTST embeds each
+    channel separately with shared weights; mixing is simpler and gives ``(B, n_patches, D)``
+    directly), plus fixed sinusoidal positions, which fit any length. A patch is invalid when all its
+    steps are. A patch that ends a ragged series part-way holds zeros after the series' end (also in
+    its reconstruction target).
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        self.patch_size = self.token_stride = int(config["patch_size"])
-        dim, dropout = self.embed_dim, float(config["dropout"])
-        self.patch_embed = nn.Linear(self.in_chans * self.patch_size, dim)
-        self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(
-            _Block(dim, int(config["heads"]), int(config["mlp_dim"]), dropout) for _ in range(int(config["depth"]))
-        )
-        self.norm = nn.LayerNorm(dim)
+    spatial_dims = 1
+    ordered = True
 
-    def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, valid = self._prepare(x)
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.in_chans, self.patch_size = int(config["in_chans"]), int(config["patch_size"])
+        self.dim = int(config["embed_dim"])
+        self.register_buffer("mean", torch.tensor(config["mean"], dtype=torch.float32).view(1, -1, 1))
+        self.register_buffer("std", torch.tensor(config["std"], dtype=torch.float32).view(1, -1, 1))
+        self.embed = nn.Linear(self.in_chans * self.patch_size, self.dim)
+        self.patch_shape = (self.in_chans, self.patch_size)
+
+    def _patched(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, n, C, p)`` normalised patches (NaN -> 0) and ``valid (B, n)``."""
+        h, valid = prepare_series(x, self.mean, self.std)
         batch, chans, steps = h.shape
         size = self.patch_size
         n = -(-steps // size)
         h = F.pad(h, (0, n * size - steps))
         valid = F.pad(valid, (0, n * size - steps), value=False).view(batch, n, size).any(dim=-1)
-        patches = h.view(batch, chans, n, size).transpose(1, 2).reshape(batch, n, chans * size)
-        z = self.patch_embed(patches)
-        z = self.dropout(z + sinusoidal_positions(n, self.embed_dim, h.device).to(z.dtype))
-        eye = torch.eye(n, dtype=torch.bool, device=h.device)
-        allowed = valid.unsqueeze(1) | eye  # (B, query, key); self is always allowed, so no row is empty
-        if self.causal:
-            allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=h.device).tril()
-        allowed = allowed.unsqueeze(1)  # broadcast over heads
-        for block in self.blocks:
-            z = block(z, allowed)
-        return self.norm(z), valid
+        return h.view(batch, chans, n, size).transpose(1, 2), valid
+
+    def grid(self, x: torch.Tensor) -> tuple[int, ...]:
+        return (-(-x.shape[-1] // self.patch_size),)
+
+    def positions(self, n: int) -> torch.Tensor:
+        return sincos_1d(n, self.dim, self.mean.device)
+
+    def patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._patched(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        patches, valid = self._patched(x)
+        tokens = self.embed(patches.flatten(2))
+        return tokens + self.positions(tokens.shape[1]).to(tokens.dtype), valid
+
+
+class PatchTransformer(TokenTransformer):
+    """PatchTST-style encoder (Nie et al. 2023, "A Time Series is Worth 64 Words").
+
+    :class:`SeriesPatchTokenizer` then the shared token transformer; tokens attend only to valid
+    patches (and themselves), then a final LayerNorm; ``forward`` is the max over valid tokens. One
+    token per ``patch_size`` time steps.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        dropout = float(config["dropout"])
+        super().__init__(SeriesPatchTokenizer(config), dim=int(config["embed_dim"]), depth=int(config["depth"]),
+                         heads=int(config["heads"]), hidden=int(config["mlp_dim"]), dropout=dropout,
+                         attention_dropout=dropout, ffn_dropout=dropout, input_dropout=dropout, pool="max",
+                         causal=bool(config["causal"]))
+        self.config = dict(config)
+        self.in_chans = int(config["in_chans"])
+        self.patch_size = self.token_stride = int(config["patch_size"])

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders.tokens import TokenTransformer
 from selfsup.errors import SelfsupError, unknown_name
 
 ENCODERS = {
@@ -162,44 +163,21 @@ class TableMLP(_TableEncoder):
         return self.mlp(torch.cat(parts, dim=1))
 
 
-class _Block(nn.Module):
-    """Pre-norm Transformer block with a ReGLU feed-forward, as in the FT-Transformer."""
+class FeatureTokenizer(_TableEncoder):
+    """The FT-Transformer's feature tokenizer, one token per column (see ``encoders/tokens.py``).
 
-    def __init__(self, d: int, heads: int, ffn_factor: float, attention_dropout: float, ffn_dropout: float,
-                 residual_dropout: float, first: bool) -> None:
-        super().__init__()
-        hidden = max(1, int(d * ffn_factor))
-        # FT-Transformer drops the first block's attention normalisation (the tokenizer output is used as is)
-        self.attention_norm = nn.Identity() if first else nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.out = nn.Linear(d, d)
-        self.ffn_norm = nn.LayerNorm(d)
-        self.ffn_in = nn.Linear(d, 2 * hidden)
-        self.ffn_out = nn.Linear(hidden, d)
-        self.heads, self.attention_dropout = heads, attention_dropout
-        self.ffn_dropout, self.residual_dropout = nn.Dropout(ffn_dropout), nn.Dropout(residual_dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(self.attention_norm(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        dropout = self.attention_dropout if self.training else 0.0
-        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout).transpose(1, 2).reshape(b, n, d)
-        x = x + self.residual_dropout(self.out(attended))
-        a, gate = self.ffn_in(self.ffn_norm(x)).chunk(2, dim=-1)
-        return x + self.residual_dropout(self.ffn_out(self.ffn_dropout(a * F.relu(gate))))
-
-
-class FTTransformer(_TableEncoder):
-    """FT-Transformer: Gorishniy et al. 2021, "Revisiting Deep Learning Models for Tabular Data".
-
-    Feature tokenizer (continuous column ``j``: ``x_j * W_j + b_j``; categorical column ``j``: embedding
-    of its code + ``b_j``), a [CLS] token first, pre-norm blocks, a final LayerNorm. ``forward`` is the
-    [CLS] token ``(B, d_token)``; ``forward_tokens`` all ``F + 1`` tokens, [CLS] at index 0.
+    Continuous column ``j``: ``x_j * W_j + b_j``; categorical column ``j``: the embedding of its code
+    + ``b_j``. The per-column bias ``b_j`` is the column's identity, so it is also the token's position.
+    A token's ``patches`` content is ``(W,)`` with ``W`` the largest cardinality (at least 1): the
+    value in slot 0 for a continuous column, the one-hot code for a categorical one.
     """
+
+    spatial_dims = 0
+    ordered = False
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        d = int(config["d_token"])
+        d = self.dim = int(config["d_token"])
         bound = 1 / math.sqrt(d)  # the paper's tokenizer init: U(-1/sqrt(d), 1/sqrt(d))
         self.weight = nn.Parameter(torch.empty(self.n_continuous, d).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(self.n_features, d).uniform_(-bound, bound))
@@ -210,32 +188,52 @@ class FTTransformer(_TableEncoder):
             nn.init.uniform_(self.category_embedding.weight, -bound, bound)
         offsets = torch.tensor([0] + self.cardinalities[:-1], dtype=torch.long).cumsum(0)
         self.register_buffer("_offsets", offsets[: len(self.cardinalities)], persistent=False)
-        self.cls = nn.Parameter(torch.empty(d).uniform_(-bound, bound))
-        self.blocks = nn.ModuleList(
-            _Block(d, int(config["n_heads"]), float(config["ffn_factor"]), float(config["attention_dropout"]),
-                   float(config["ffn_dropout"]), float(config["residual_dropout"]), first=i == 0)
-            for i in range(int(config["n_layers"]))
-        )
-        self.norm = nn.LayerNorm(d)
-        self.embed_dim: int = d
+        self.width = max([1] + self.cardinalities)
+        self.patch_shape = (self.width,)
 
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, F)`` table rows -> ``(B, F + 1, d_token)`` final-normed tokens, [CLS] first."""
+    def grid(self, x: torch.Tensor) -> tuple[int, ...]:
+        return (self.n_features,)
+
+    def positions(self, n: int) -> torch.Tensor:
+        return self.bias[:n]
+
+    def patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        continuous, codes = self._split(x)
+        parts = [F.pad(continuous.unsqueeze(-1), (0, self.width - 1))]
+        if self.cardinalities:
+            parts.append(F.one_hot(codes, self.width).to(continuous.dtype))
+        patches = torch.cat(parts, dim=1)
+        return patches, torch.ones(patches.shape[:2], dtype=torch.bool, device=patches.device)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         continuous, codes = self._split(x)
         tokens = [continuous.unsqueeze(-1) * self.weight]
         if self.category_embedding is not None:
             tokens.append(self.category_embedding(codes + self._offsets))
         h = torch.cat(tokens, dim=1) + self.bias
-        h = torch.cat([self.cls.expand(len(h), 1, -1), h], dim=1)
-        for block in self.blocks:
-            h = block(h)
-        return self.norm(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_tokens(x)[:, 0]
+        return h, torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
 
 
-_CLASSES: dict[str, type[_TableEncoder]] = {"mlp": TableMLP, "ft_transformer": FTTransformer}
+class FTTransformer(TokenTransformer):
+    """FT-Transformer: Gorishniy et al. 2021, "Revisiting Deep Learning Models for Tabular Data".
+
+    :class:`FeatureTokenizer`, a [CLS] token first, pre-norm blocks with a ReGLU feed-forward (the
+    first without its attention LayerNorm), a final LayerNorm. ``forward`` is the [CLS] token
+    ``(B, d_token)``; ``forward_tokens`` the ``F`` column tokens.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        d = int(config["d_token"])
+        super().__init__(FeatureTokenizer(config), dim=d, depth=int(config["n_layers"]), heads=int(config["n_heads"]),
+                         hidden=max(1, int(d * float(config["ffn_factor"]))),
+                         dropout=float(config["residual_dropout"]),
+                         attention_dropout=float(config["attention_dropout"]),
+                         ffn_dropout=float(config["ffn_dropout"]), glu=True, skip_first_norm=True,
+                         n_prefix=1, pool="cls")
+        self.config = self.tokenizer.config
+
+
+_CLASSES: dict[str, type[nn.Module]] = {"mlp": TableMLP, "ft_transformer": FTTransformer}
 
 
 def build(config: dict[str, Any]) -> nn.Module:

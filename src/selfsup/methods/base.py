@@ -37,6 +37,13 @@ class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def check_heads(config: MethodConfig, width: str, heads: str) -> MethodConfig:
+    """Refuse a transformer head width that its head count does not divide (a config validator)."""
+    if getattr(config, width) % getattr(config, heads):
+        raise ValueError(f"{width}={getattr(config, width)} must be a multiple of {heads}={getattr(config, heads)}")
+    return config
+
+
 @dataclass
 class StepOutput:
     """What ``training_loss`` returns: the loss, numbers to log, and the first view's embedding."""
@@ -54,6 +61,7 @@ class Method(nn.Module):
     paper: ClassVar[str]
     views: ClassVar[ViewSpec] = ViewSpec()
     modalities: ClassVar[tuple[str, ...] | None] = None  # None: any modality
+    needs_tokens: ClassVar[bool] = False  # masked methods: the encoder must be a token transformer
     encoder_defaults: ClassVar[dict[str, Any]] = {}  # encoder arguments the method needs (the recipe's win)
     view_defaults: ClassVar[dict[str, Any]] = {}  # view arguments from the method's paper (the recipe's win)
     default_lr: ClassVar[float] = 1e-3
@@ -61,6 +69,12 @@ class Method(nn.Module):
 
     def __init__(self, encoder: nn.Module, config: MethodConfig) -> None:
         super().__init__()
+        if self.needs_tokens and not hasattr(encoder, "tokenizer"):
+            raise SelfsupError(
+                f"method '{self.name}' masks tokens, so it needs a token encoder (vit for images, "
+                "patch_transformer for series, ft_transformer for tables); leave --encoder unset to get "
+                "the data's token encoder."
+            )
         self.encoder = encoder
         self.config = config
 

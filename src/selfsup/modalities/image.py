@@ -20,6 +20,7 @@ from selfsup.methods.base import ViewSpec
 
 NAME = "image"
 DEFAULT_ENCODER = "small_cnn"
+TOKEN_ENCODER = "vit"  # the default for masked methods, which need tokens
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FOLDER_DEFAULT_SIZE = 64
 MIN_VIEW_SIZE = 16
@@ -131,15 +132,12 @@ def encoder_config(name: str, splits: Splits, options: DataOptions | int | None 
     """
     from selfsup.encoders.image import image_encoder_config
 
-    if encoder_args:
-        raise SelfsupError(f"image encoders take no encoder arguments (got {', '.join(encoder_args)}); "
-                           "pick another timm model name instead.")
     image_size = options if isinstance(options, int) else (options.image_size if options else None)
     image_size = image_size or default_view_size(splits)
     x = splits.train.float_samples()
     mean = x.mean(dim=(0, 2, 3)).tolist()
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-    return image_encoder_config(name, int(x.shape[1]), image_size, mean, std)
+    return image_encoder_config(name, int(x.shape[1]), image_size, mean, std, **(encoder_args or {}))
 
 
 VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_size", "flip", "jitter_strength")

@@ -403,8 +403,8 @@ class ImageViews(torch.nn.Module):
     """Random views of an image batch for a method's :class:`ViewSpec` (see the module docstring).
 
     ``forward(x, generator=None)`` takes float ``(B, C, H, W)`` images in ``[0, 1]`` (``C ==
-    channels``) and returns ``spec.n_global`` tensors ``(B, C, size, size)`` followed by
-    ``spec.n_local`` tensors ``(B, C, local_size, local_size)``, same device and dtype as ``x``.
+    channels``) and returns, after ``x`` itself when ``spec.original``, ``spec.n_global`` tensors
+    ``(B, C, size, size)`` followed by ``spec.n_local`` tensors ``(B, C, local_size, local_size)``, same device and dtype as ``x``.
     Randomness comes from ``generator`` (on ``x``'s device), or torch's global RNG when it is None.
     """
 
@@ -464,11 +464,11 @@ class ImageViews(torch.nn.Module):
             raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype}")
         if x.shape[1] != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {x.shape[1]}")
+        views: list[torch.Tensor] = [x] if self.spec.original else []  # the batch itself (masked methods)
         if x.shape[0] == 0:
-            return [x.new_empty(0, x.shape[1], self.size, self.size)] * self.spec.n_global + [
+            return views + [x.new_empty(0, x.shape[1], self.size, self.size)] * self.spec.n_global + [
                 x.new_empty(0, x.shape[1], self.local_size, self.local_size)
             ] * self.spec.n_local
-        views: list[torch.Tensor] = []
         if self.spec.n_global:
             views += self._views(x, self.spec.n_global, self.size, self.crop_scale,
                                  self.global_blur_p, self.global_solarize_p, generator)

@@ -48,6 +48,7 @@ from selfsup.methods.base import ViewSpec
 
 NAME = "tabular"
 DEFAULT_ENCODER = "mlp"
+TOKEN_ENCODER = "ft_transformer"  # the default for masked methods, which need tokens
 VIEW_ARGS = ("corrupt_rate", "mask_rate", "noise_std")
 
 # suffix -> separator (None: Parquet); CSV/TSV may also be compressed (.gz, .bz2, .zip, .xz, .zst)

@@ -49,6 +49,7 @@ from selfsup.methods.base import ViewSpec
 
 NAME = "timeseries"
 DEFAULT_ENCODER = "dilated_conv"
+TOKEN_ENCODER = "patch_transformer"  # the default for masked methods, which need tokens
 TS_SUFFIXES = (".ts",)
 ARRAY_SUFFIXES = (".npz", ".npy")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")

@@ -147,7 +147,8 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
                            f"'{recipe.data}' is {splits.modality}; run 'selfsup methods' to see which methods fit.")
     modality = modality_module(splits.modality)
     L.seed_everything(recipe.seed, workers=True, verbose=False)  # before the weights are initialised
-    config = modality.encoder_config(recipe.encoder or modality.DEFAULT_ENCODER, splits, options,
+    default_encoder = modality.TOKEN_ENCODER if method_cls.needs_tokens else modality.DEFAULT_ENCODER
+    config = modality.encoder_config(recipe.encoder or default_encoder, splits, options,
                                      method_cls.encoder_defaults | recipe.encoder_args)
     encoder = build_encoder(config)
     method = build_method(recipe.method, encoder, recipe.method_args)

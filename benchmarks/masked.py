@@ -1,0 +1,146 @@
+"""Quality benchmark for the masked methods (issue 4): MAE, MFM, data2vec and JEPA on one image, one
+series and one table dataset, next to the best view-based method of the earlier benchmarks and the baselines.
+
+Each method is pre-trained for the same fixed budget of optimiser steps (the CPU seconds each run took
+are listed) on the training split only, with default hyperparameters, then probed on the dataset's
+test split: kNN (k=20) and a linear probe (C by 5-fold CV on train). Masked methods use the data's
+token encoder (vit, patch_transformer, ft_transformer); the view-based method its default encoder
+(small_cnn, dilated_conv, mlp). Each gets the random-init baseline of its own architecture (same
+seeds), ▼ marking a mean not above it. Numbers: mean over seeds [95% t-interval over seeds].
+
+The view-based method per dataset is the one that did best in the earlier benchmarks: SimCLR on digits
+(the quickstart), Barlow Twins on ItalyPowerDemand (best view-based linear probe in
+``results/series.json``), SimCLR on breast cancer (best linear probe, tied, in ``results/tables.json``).
+
+Usage: python benchmarks/masked.py [--seeds 3] [--steps 100] [--datasets digits,italypowerdemand,breast_cancer]
+       [--methods mae,mfm,data2vec,jepa] [--no-view-method] [--out benchmarks/results/masked.json] [--report JSON]
+
+A masked step costs far fewer CPU seconds than a two-view step on images and series (the encoder
+sees a quarter of the tokens, one view), so the equal-step table is followed by runs with more
+steps (``--no-view-method --steps N``) that match the view method's CPU seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tables_series import accuracies, fmt, save_progress  # noqa: E402
+
+from selfsup.datasets import builtin_datasets  # noqa: E402
+from selfsup.evaluation.embed import embed  # noqa: E402
+from selfsup.evaluation.evaluate import evaluate  # noqa: E402
+from selfsup.evaluation.protocols import run_protocols  # noqa: E402
+from selfsup.recipe import make_recipe  # noqa: E402
+from selfsup.training.pretrain import pretrain  # noqa: E402
+
+VIEW_METHOD = {"digits": "simclr", "italypowerdemand": "barlow_twins", "breast_cancer": "simclr"}
+MASKED = ("mae", "mfm", "data2vec", "jepa")
+BATCH = {"image": 128, "timeseries": 64, "tabular": 128}
+
+
+def run_one(dataset: str, method: str, seed: int, steps: int, workdir: Path, baselines: bool) -> dict:
+    """Pre-train one method with one seed, probe it; with ``baselines``, also probe random-init and raw input."""
+    modality = builtin_datasets()[dataset].modality
+    recipe = make_recipe(data=f"builtin:{dataset}", method=method, seed=seed, max_steps=steps, epochs=10_000,
+                         batch_size=BATCH[modality], warmup_epochs=0, online_probe=False,
+                         checkpoint_every=10_000, out=str(workdir / f"{dataset}-{method}-{seed}"))
+    start, wall = time.process_time(), time.perf_counter()
+    run = pretrain(recipe, progress=False)
+    cpu_seconds, wall_seconds = time.process_time() - start, time.perf_counter() - wall
+    if baselines:
+        result = evaluate(run.encoder, run.splits, seed=seed)  # pre-trained, random-init and raw rows
+        rows, split = result.rows, result.meta["split"]
+    else:  # the same protocols on the same split, for the pre-trained encoder only
+        train, test = run.splits.train, run.splits.test
+        features = {"pretrained": (embed(run.encoder, train.float_samples()), embed(run.encoder, test.float_samples()))}
+        rows = run_protocols(features, train.y.numpy(), test.y.numpy(), seed=seed)
+        split = f"the dataset's own train/test split ({len(train)}/{len(test)})"
+    return {"dataset": dataset, "modality": modality, "method": method, "encoder": run.encoder.config["name"],
+            "seed": seed, "steps": steps, "cpu_seconds": round(cpu_seconds, 1),
+            "wall_seconds": round(wall_seconds, 1), "split": split, "rows": rows}
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["| dataset | encoder / method | kNN | linear | CPU s / run |", "|---|---|---|---|---|"]
+    for dataset in dict.fromkeys(r["dataset"] for r in results):
+        runs = [r for r in results if r["dataset"] == dataset]
+        first = [r for r in runs if r["method"] == runs[0]["method"]]  # probed the baselines
+        lines.append(f"| {dataset} | raw features | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
+                     f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |")
+        gbdt = accuracies(first, "raw-input", "gbdt")
+        if gbdt:
+            lines.append(f"| {dataset} | gradient-boosted trees (raw) | | {fmt(gbdt)} (supervised) | |")
+        random_init = {}
+        for encoder in dict.fromkeys(r["encoder"] for r in runs):
+            one = [r for r in runs if r["encoder"] == encoder]
+            one = [r for r in one if r["method"] == one[0]["method"]]  # the run that probed its baselines
+            random_init[encoder] = (accuracies(one, "random-init", "knn"), accuracies(one, "random-init", "linear"))
+            lines.append(f"| {dataset} | random-init {encoder} | {fmt(random_init[encoder][0])} | "
+                         f"{fmt(random_init[encoder][1])} | |")
+        for method in dict.fromkeys(r["method"] for r in runs):
+            mruns = [r for r in runs if r["method"] == method]
+            encoder = mruns[0]["encoder"]
+            knn, lin = accuracies(mruns, "pretrained", "knn"), accuracies(mruns, "pretrained", "linear")
+            knn_mark = " ▼" if np.mean(knn) <= np.mean(random_init[encoder][0]) else ""
+            lin_mark = " ▼" if np.mean(lin) <= np.mean(random_init[encoder][1]) else ""
+            cpu = np.mean([r["cpu_seconds"] for r in mruns])
+            lines.append(f"| {dataset} | {method} ({encoder}) | {fmt(knn)}{knn_mark} | {fmt(lin)}{lin_mark} | {cpu:.0f} |")
+    return "\n".join(lines)
+
+
+def header(steps: int, seeds: int) -> str:
+    return (f"Fixed budget: {steps} AdamW steps per run (batch 128 images and tables, 64 series, capped at the "
+            f"training-set size), default hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, "
+            f"mean [95% t-interval over seeds]. ▼: mean not above the random-init encoder of the same architecture.\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="optimiser steps per pre-training run (the budget)")
+    parser.add_argument("--datasets", default=",".join(VIEW_METHOD))
+    parser.add_argument("--methods", default=",".join(MASKED), help="masked methods (the view-based one is added)")
+    parser.add_argument("--no-view-method", action="store_true",
+                        help="masked methods only (e.g. a longer budget matching the view method's CPU seconds)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/masked.json")
+    parser.add_argument("--report", metavar="JSON", help="only print the table of a finished (or partial) run")
+    args = parser.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        print(header(saved["steps"], saved["seeds"]))
+        print(markdown(saved["results"]))
+        return
+    torch.set_num_threads(args.threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    results: list[dict] = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in args.datasets.split(","):
+            view = [] if args.no_view_method else [VIEW_METHOD[dataset]]
+            for method in args.methods.split(",") + view:
+                for seed in range(args.seeds):
+                    # baselines depend on the seed and the architecture only: probed once for each
+                    first = method in (args.methods.split(",")[0], VIEW_METHOD[dataset])
+                    row = run_one(dataset, method, seed, args.steps, Path(tmp), baselines=first)
+                    results.append(row)
+                    save_progress(out, args.steps, args.seeds, results)
+    print(header(args.steps, args.seeds))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The one token transformer behind every modality's token encoder (``vit``, ``patch_transformer``,
+``ft_transformer``).
+
+A modality supplies a **tokenizer**, an ``nn.Module`` with:
+
+- ``forward(x) -> (tokens (B, N, D), valid (B, N) bool)``: one embedding per token, positions added;
+  ``valid`` is False for padding (series padded past their end), True everywhere else;
+- ``positions(n) -> (n, D)``: the positional part of each token (a masked-token query needs it);
+- ``patches(x) -> (patches (B, N, *patch_shape), valid)``: the normalised input content of each
+  token, the reconstruction target of masked modelling (``patch_shape``: image ``(C, p, p)``,
+  series ``(C, p)``, table ``(W,)``);
+- ``spatial_dims``: how many trailing dims of a patch are space or time (2, 1, 0): Fourier and
+  gradient targets work over them;
+- ``grid(x) -> tuple[int, ...]``: the token layout, ``(h, w)`` for images, ``(n,)`` for series;
+  ``ordered`` is False for tables, whose columns have no neighbours (masking policies read both).
+
+:class:`TokenTransformer` prepends ``n_prefix`` learned tokens ([CLS]), runs pre-norm blocks and a
+final LayerNorm. ``forward_tokens(x, keep)`` encodes only the tokens at ``keep``: masked methods
+never hand the encoder a masked token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def sincos_1d(n: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Fixed sine/cosine positions ``(n, dim)`` (Vaswani et al. 2017); any length works."""
+    position = torch.arange(n, device=device, dtype=torch.float32).unsqueeze(1)
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n, dim, device=device)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq[: dim // 2])
+    return table
+
+
+def sincos_2d(h: int, w: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """MAE's fixed 2-D positions ``(h * w, dim)``: half the channels encode the row, half the column."""
+    half = dim // 2
+    rows = sincos_1d(h, half, device).unsqueeze(1).expand(h, w, half)
+    cols = sincos_1d(w, dim - half, device).unsqueeze(0).expand(h, w, dim - half)
+    return torch.cat([rows, cols], dim=-1).reshape(h * w, dim)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: ``x + attn(LN(x))``, then ``x + FFN(LN(x))``.
+
+    ``glu`` makes the FFN a ReGLU (FT-Transformer); ``first`` drops the attention LayerNorm, as the
+    FT-Transformer does in its first block (the tokenizer output is used as is).
+    """
+
+    def __init__(self, dim: int, heads: int, hidden: int, *, dropout: float = 0.0,
+                 attention_dropout: float = 0.0, ffn_dropout: float = 0.0, glu: bool = False,
+                 first: bool = False) -> None:
+        super().__init__()
+        self.heads, self.attention_dropout = heads, attention_dropout
+        self.norm1 = nn.Identity() if first else nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.glu = glu
+        self.ffn_in = nn.Linear(dim, 2 * hidden if glu else hidden)
+        self.ffn_out = nn.Linear(hidden, dim)
+        self.ffn_dropout, self.drop = nn.Dropout(ffn_dropout), nn.Dropout(dropout)
+
+    def forward(self, z: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        """``z (B, N, D)``; ``allowed`` (bool, broadcastable to ``(B, heads, N, N)``): which keys a query sees."""
+        batch, n, dim = z.shape
+        q, k, v = self.qkv(self.norm1(z)).view(batch, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.attention_dropout if self.training else 0.0)
+        z = z + self.drop(self.proj(attended.transpose(1, 2).reshape(batch, n, dim)))
+        h = self.ffn_in(self.norm2(z))
+        if self.glu:
+            a, gate = h.chunk(2, dim=-1)
+            h = a * F.relu(gate)
+        else:
+            h = F.gelu(h)
+        return z + self.drop(self.ffn_out(self.ffn_dropout(h)))
+
+
+def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tokens (B, N, ...)`` at ``index (B, K)`` -> ``(B, K, ...)``."""
+    shape = index.shape + tokens.shape[2:]
+    expanded = index.view(*index.shape, *([1] * (tokens.ndim - 2))).expand(shape)
+    return tokens.gather(1, expanded)
+
+
+@dataclass
+class TokenOutput:
+    """What :meth:`TokenTransformer.run` returns: content tokens after the final LayerNorm, their
+    validity, the pooled embedding, and (when asked) every block's output at the content tokens,
+    before the final norm (data2vec's targets)."""
+
+    tokens: torch.Tensor
+    valid: torch.Tensor
+    pooled: torch.Tensor
+    layers: list[torch.Tensor]
+
+
+class TokenTransformer(nn.Module):
+    """Tokenizer, ``n_prefix`` learned tokens, ``depth`` pre-norm blocks, LayerNorm; pooled to ``(B, D)``.
+
+    ``pool``: ``"cls"`` (the first prefix token), ``"mean"`` or ``"max"`` over the valid content
+    tokens. ``dropout`` is on each block's residual branches, ``input_dropout`` on the tokens.
+    ``causal``: a token sees only itself, earlier tokens and the prefix (CPC).
+    """
+
+    def __init__(self, tokenizer: nn.Module, *, dim: int, depth: int, heads: int, hidden: int,
+                 dropout: float = 0.0, attention_dropout: float = 0.0, ffn_dropout: float = 0.0,
+                 input_dropout: float = 0.0,
+                 glu: bool = False, skip_first_norm: bool = False, n_prefix: int = 0, pool: str = "mean",
+                 causal: bool = False) -> None:
+        super().__init__()
+        if pool == "cls" and (n_prefix < 1 or causal):
+            raise ValueError("pool='cls' needs a prefix token, and no causal order (the prefix would see no input)")
+        self.tokenizer = tokenizer
+        self.embed_dim: int = dim
+        self.pool, self.causal, self.n_prefix = pool, causal, n_prefix
+        self.prefix = nn.Parameter(torch.empty(n_prefix, dim).uniform_(-dim**-0.5, dim**-0.5)) if n_prefix else None
+        self.dropout = nn.Dropout(input_dropout)  # on the tokens entering the first block
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, heads, hidden, dropout=dropout, attention_dropout=attention_dropout,
+                             ffn_dropout=ffn_dropout, glu=glu, first=skip_first_norm and i == 0)
+            for i in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def _allowed(self, valid: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, P + K, P + K)`` attention mask: valid keys, prefix keys and oneself; causal order if asked."""
+        batch, k = valid.shape
+        p = self.n_prefix
+        keys = torch.cat([valid.new_ones(batch, p), valid], dim=1)
+        n = p + k
+        eye = torch.eye(n, dtype=torch.bool, device=valid.device)
+        allowed = keys.unsqueeze(1) | eye  # (B, query, key); oneself always, so no row is empty
+        if self.causal:
+            order = torch.ones(n, n, dtype=torch.bool, device=valid.device).tril()
+            order[:, :p] = True  # the prefix is context for everyone
+            allowed = allowed & order
+        return allowed.unsqueeze(1)
+
+    def run(self, x: torch.Tensor, keep: torch.Tensor | None = None, layers: bool = False) -> TokenOutput:
+        """Encode the content tokens at ``keep (B, K)`` (all when None; sorted indices keep causal order)."""
+        tokens, valid = self.tokenizer(x)
+        if keep is not None:
+            tokens, valid = gather_tokens(tokens, keep), gather_tokens(valid, keep)
+        batch, p = tokens.shape[0], self.n_prefix
+        if self.prefix is not None:
+            tokens = torch.cat([self.prefix.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
+        z = self.dropout(tokens)
+        allowed = None if not self.causal and bool(valid.all()) else self._allowed(valid)
+        outputs = []
+        for block in self.blocks:
+            z = block(z, allowed)
+            if layers:
+                outputs.append(z[:, p:])
+        z = self.norm(z)
+        content = z[:, p:]
+        if self.pool == "cls":
+            pooled = z[:, 0]
+        elif self.pool == "max":
+            pooled = content.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)
+            pooled = torch.where(valid.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
+        else:
+            weights = valid.unsqueeze(-1).to(content.dtype)
+            pooled = (content * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return TokenOutput(content, valid, pooled, outputs)
+
+    def forward_tokens(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(tokens (B, K, D), valid (B, K))``: the content tokens at ``keep`` after the final LayerNorm."""
+        out = self.run(x, keep)
+        return out.tokens, out.valid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled ``(B, D)`` embedding of all tokens (zeros for a series with no valid token)."""
+        return self.run(x).pooled
