@@ -66,9 +66,23 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
                                      "masked methods default to vit, ft_transformer, patch_transformer")
     p.add_argument("--encoder-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="encoder option, e.g. width=128 (repeatable)")
+    p.add_argument("--init", help="continue pre-training from these weights: a selfsup run/export folder, a "
+                                  ".safetensors or .pth file (weights only), or a local model folder")
+    p.add_argument("--freeze-encoder-steps", type=int,
+                   help="head warm-up: train only the new heads for this many steps, then the whole model")
+    p.add_argument("--schedule", choices=["cosine", "wsd", "constant"],
+                   help="LR after warm-up: cosine (default), wsd (warm-up, stable, decay at the end), constant")
+    p.add_argument("--decay-fraction", type=float, help="wsd: share of the steps spent decaying (default 0.2)")
+    p.add_argument("--self-distill", action="store_true",
+                   help="with --init: stage 1 further pre-trains into OUT-stage1, stage 2 re-starts from --init "
+                        "pulled towards the stage-1 encoder (Lee et al. 2022)")
+    p.add_argument("--distill-weight", type=float, help="self-distillation: weight of the pull (default 1)")
+    p.add_argument("--replay", help="source-domain data to mix into every batch while continuing (same modality)")
+    p.add_argument("--replay-fraction", type=float, help="share of each batch drawn from --replay (default 0.1)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate (AdamW, warm-up + cosine); default: the method's")
+    p.add_argument("--lr", type=float, help="peak learning rate (AdamW, after warm-up; re-warms a continued run to "
+                                            "this peak); default: the method's")
     p.add_argument("--image-size", type=int, help="size of the views fed to the encoder")
     p.add_argument("--out", help="run folder (default runs/selfsup)")
     p.add_argument("--config", help="recipe YAML to start from (a run's recipe.yaml replays it)")
@@ -86,8 +100,9 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
 
 
-RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "method", "encoder", "epochs", "batch_size", "lr", "image_size", "out", "seed",
-                "bad_files", "num_workers", "max_steps", "checkpoint_every", "accelerator", "devices",
+RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "method", "encoder", "init",
+                "freeze_encoder_steps", "schedule", "decay_fraction", "distill_weight", "replay", "replay_fraction", "epochs", "batch_size", "lr", "image_size",
+                "out", "seed", "bad_files", "num_workers", "max_steps", "checkpoint_every", "accelerator", "devices",
                 "strategy", "precision")
 
 
@@ -108,6 +123,8 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
         fields["ignore"] = list(args.ignore)
     if args.no_probe:
         fields["online_probe"] = False
+    if args.self_distill:
+        fields["self_distill"] = True
     if args.resume:
         if not args.out:
             raise SelfsupError("--resume needs --out, the folder of the run to continue.")
@@ -132,14 +149,31 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
 def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     from pathlib import Path
 
+    from selfsup.evaluation.continued import before_after, init_of, print_before_after
     from selfsup.evaluation.evaluate import evaluate
     from selfsup.evaluation.report import print_table
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
+    # a run continued from a selfsup encoder is compared with it when several sets are given
+    before = args.before or (init_of(args.encoder) if len(args.data) > 1 else None)
+    if len(args.data) > 1 or before:
+        if args.test_data:
+            raise SelfsupError("--test-data goes with one --data and no before/after comparison; "
+                               "give each set with its own test split instead.")
+        if (out / "before_after.json").exists() and not args.overwrite:
+            raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
+        if not before:
+            raise SelfsupError("several --data sets are compared before and after continued pre-training: pass "
+                               "--before ENCODER (this run was not continued from a selfsup encoder).")
+        rows = before_after(args.encoder, args.data, before, options=_data_options(args), protocols=protocols,
+                            k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out)
+        print_before_after(rows, console)
+        console.print(f"report: {out / 'before_after.md'} (each set's full report beside it)")
+        return
     if (out / "results.json").exists() and not args.overwrite:
         raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
-    result = evaluate(args.encoder, args.data, test_data=args.test_data, options=_data_options(args),
+    result = evaluate(args.encoder, args.data[0], test_data=args.test_data, options=_data_options(args),
                       protocols=protocols, k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out,
                       progress=True)
     print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console)
@@ -167,8 +201,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="kNN / linear probe of an encoder vs random-init and raw-input baselines")
     e.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
-    e.add_argument("--data", required=True, help="labeled data: " + DATA_HELP)
+    e.add_argument("--data", required=True, action="append",
+                   help="labeled data: " + DATA_HELP + "; repeat it to evaluate several sets (e.g. target and source)")
     _add_data_flags(e, recipe=False)
+    e.add_argument("--before", help="encoder to compare with, before continued pre-training (default with several "
+                                    "--data: the run's --init when that is a selfsup run); a before/after table")
     e.add_argument("--test-data", help="separate labeled test set (default: the data's own test split, "
                                        "else a stratified split fixed by --seed)")
     e.add_argument("--protocol", default="knn,linear", help="comma-separated: knn, linear")

@@ -29,6 +29,17 @@ class Recipe(BaseModel):
     view_args: dict[str, Any] = Field(default_factory=dict, description="augmentation options, e.g. flip")
     encoder: str | None = Field(None, description="encoder name; default: the modality's (small_cnn, mlp, dilated_conv)")
     encoder_args: dict[str, Any] = Field(default_factory=dict, description="encoder width/depth etc.")
+    init: str | None = Field(None, description="start from these weights: a selfsup run/export, a .safetensors/"
+                                               ".pth file or a local model folder (continued pre-training)")
+    freeze_encoder_steps: int = Field(0, ge=0, description="train only the heads for this many steps first")
+    schedule: Literal["cosine", "wsd", "constant"] = Field(
+        "cosine", description="LR after warm-up: cosine decay, warm-up-stable-decay, or constant")
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of the steps spent decaying")
+    self_distill: bool = Field(False, description="two stages: further pre-train --init (stage 1), then re-start "
+                                                  "from --init with a pull towards the stage-1 encoder")
+    distill_weight: float = Field(1.0, ge=0, description="self-distillation: weight of the pull to the teacher")
+    replay: str | None = Field(None, description="source-domain data to mix into each batch (continued pre-training)")
+    replay_fraction: float = Field(0.1, gt=0, lt=1, description="share of each batch drawn from --replay")
     image_size: int | None = Field(None, ge=4, le=1024, description="view size; default: the dataset's")
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(256, ge=2)

@@ -16,7 +16,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from selfsup.methods.base import Method
-from selfsup.training.schedule import warmup_cosine
+from selfsup.training.ema import frozen_copy
+from selfsup.training.schedule import lr_multiplier
 
 
 class CollapseWarning(UserWarning):
@@ -39,11 +40,17 @@ def embedding_spread(embedding: torch.Tensor) -> float:
 
 class PretrainModule(L.LightningModule):
     def __init__(self, method: Method, views: nn.Module, lr: float, weight_decay: float,
-                 warmup_fraction: float, num_classes: int = 0) -> None:
+                 warmup_fraction: float, num_classes: int = 0, *, schedule: str = "cosine",
+                 decay_fraction: float = 0.2, freeze_encoder_steps: int = 0,
+                 distill_teacher: nn.Module | None = None, distill_weight: float = 1.0) -> None:
         super().__init__()
         self.method = method
         self.views = views
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
+        self.schedule, self.decay_fraction = schedule, decay_fraction
+        self.freeze_encoder_steps = freeze_encoder_steps
+        self.distill_teacher = frozen_copy(distill_teacher).eval() if distill_teacher is not None else None
+        self.distill_weight = distill_weight
         self.probe = nn.Linear(method.encoder.embed_dim, num_classes) if num_classes > 1 else None
         self._last_time: float | None = None
         self._collapse_reported = False
@@ -59,8 +66,13 @@ class PretrainModule(L.LightningModule):
                 "lower --lr, or use --precision 32-true."
             )
         loss = out.loss
-        if self.probe is not None and (y >= 0).all():
-            probe_loss = F.cross_entropy(self.probe(out.embedding.detach()), y)
+        if self.distill_teacher is not None:
+            distill_loss = self._distill_loss(views[0])
+            loss = loss + self.distill_weight * distill_loss
+            self.log("distill_loss", distill_loss, on_step=True, on_epoch=False)
+        labeled = y >= 0  # replayed source samples carry no label
+        if self.probe is not None and labeled.any():
+            probe_loss = F.cross_entropy(self.probe(out.embedding.detach()[labeled]), y[labeled])
             loss = loss + probe_loss
             self.log("probe_loss", probe_loss, on_step=True, on_epoch=False)
         now = time.perf_counter()
@@ -75,6 +87,14 @@ class PretrainModule(L.LightningModule):
             self.log(key, value, on_step=True, on_epoch=False)
         return loss
 
+    def _distill_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-distillation (Lee et al. 2022): squared distance between the student's and the frozen
+        stage-1 teacher's embeddings of the same input, summed over dimensions, averaged over the batch."""
+        with torch.no_grad():
+            self.distill_teacher.eval()
+            target = self.distill_teacher(x)
+        return (self.method.encoder(x) - target).square().sum(dim=1).mean()
+
     def _check_collapse(self, spread: float) -> None:
         """Log the embedding spread; warn once when it falls to ``COLLAPSE_SPREAD`` (collapse)."""
         self.log("embedding_spread", spread, on_step=True, on_epoch=False)
@@ -86,6 +106,22 @@ class PretrainModule(L.LightningModule):
                 "point; lower --lr, raise the EMA momentum, or use another method.",
                 category=CollapseWarning,
             )
+
+    def _encoder_frozen(self) -> bool:
+        return self.global_step < self.freeze_encoder_steps
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """Head warm-up: while the encoder is frozen it also runs in eval mode (no batch-norm statistics
+        or dropout), so new heads learn on the checkpoint's features as they are."""
+        if self._encoder_frozen():
+            self.method.encoder.eval()
+        elif self.training and not self.method.encoder.training:
+            self.method.encoder.train()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self._encoder_frozen():  # no gradient: AdamW neither steps nor decays these weights
+            for p in self.method.encoder.parameters():
+                p.grad = None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.method.on_train_batch_end(progress=self.global_step / max(1, self._total_steps()))
@@ -104,12 +140,31 @@ class PretrainModule(L.LightningModule):
         return int(self.trainer.estimated_stepping_batches)
 
     def configure_optimizers(self):
-        params = [p for p in self.method.parameters() if p.requires_grad]
-        groups = [{"params": params, "weight_decay": self.weight_decay}]
+        """AdamW, one LR schedule. With head warm-up the encoder is its own group whose schedule (warm-up
+        included) starts when it is unfrozen, so it does not meet the full LR with empty optimiser moments."""
+        encoder_ids = {id(p) for p in self.method.encoder.parameters()}
+        trainable = [p for p in self.method.parameters() if p.requires_grad]
+        encoder = [p for p in trainable if id(p) in encoder_ids]
+        heads = [p for p in trainable if id(p) not in encoder_ids]
+        groups = [{"params": encoder, "weight_decay": self.weight_decay},
+                  {"params": heads, "weight_decay": self.weight_decay}]
         if self.probe is not None:
             groups.append({"params": list(self.probe.parameters()), "weight_decay": 0.0})
-        optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
         total = self._total_steps()
         warmup = int(self.warmup_fraction * total)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total))
+        freeze = self.freeze_encoder_steps
+
+        def whole(step: int) -> float:
+            return lr_multiplier(self.schedule, step, warmup, total, self.decay_fraction)
+
+        def after_freeze(step: int) -> float:
+            if step < freeze:
+                return 0.0
+            rest = max(1, total - freeze)
+            return lr_multiplier(self.schedule, step - freeze, int(self.warmup_fraction * rest), rest,
+                                 self.decay_fraction)
+
+        lambdas = [after_freeze if freeze and g is groups[0] else whole for g in groups if g["params"]]
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import shutil
@@ -20,13 +21,15 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
 
-from selfsup.checkpoint import save_encoder, write_meta
-from selfsup.data import ArrayDataset, Splits
+from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, save_encoder, write_meta
+from selfsup.evaluation.evaluate import check_fits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.methods import build_method, method_class
 from selfsup.modalities import load_data, modality_module
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
+from selfsup.training.init import InitReport, InitSource, load_into, read_init, report_table
 from selfsup.training.module import PretrainModule
 
 RECIPE_FILE = "recipe.yaml"
@@ -124,6 +127,95 @@ def _merge_metrics(csv_dir: Path, previous: Path) -> None:
     previous.unlink()
 
 
+def _data_for_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> Splits:
+    """Check a selfsup export fits the data, and read a table with the export's schema."""
+    if encoder_config["modality"] != splits.modality:
+        raise SelfsupError(f"--init '{recipe.init}' is a {encoder_config['modality']} encoder but '{recipe.data}' is "
+                           f"{splits.modality} data; continue pre-training on data of the checkpoint's modality.")
+    if recipe.encoder and recipe.encoder != encoder_config["name"]:
+        raise SelfsupError(f"--init '{recipe.init}' is a '{encoder_config['name']}' encoder, not '{recipe.encoder}'; "
+                           "leave --encoder out to continue it as it is.")
+    if recipe.encoder_args:
+        raise SelfsupError("--encoder-arg cannot change the architecture of a selfsup export given to --init; "
+                           "leave it out.")
+    if splits.modality == "tabular":  # the columns as the checkpoint knows them (unseen categories -> unknown)
+        return load_data(recipe.data, recipe.data_options(), encoder_config=encoder_config)
+    return splits
+
+
+def _check_freeze(recipe: Recipe, n_samples: int) -> None:
+    """Head warm-up must end before training does; without --init it would freeze a random encoder."""
+    draws = n_samples if not recipe.replay else round(n_samples / (1 - recipe.replay_fraction))
+    per_epoch = max(1, draws // min(recipe.batch_size, n_samples))
+    total = per_epoch * recipe.epochs if recipe.max_steps < 0 else min(recipe.max_steps, per_epoch * recipe.epochs)
+    if recipe.freeze_encoder_steps >= total:
+        raise SelfsupError(f"--freeze-encoder-steps {recipe.freeze_encoder_steps} is not below the run's {total} "
+                           "steps, so the encoder would never train; lower it or train for longer.")
+    if not recipe.init:
+        warnings.warn("--freeze-encoder-steps without --init freezes a randomly initialised encoder.")
+
+
+def _replay_set(recipe: Recipe, config: dict, splits: Splits) -> ArrayDataset:
+    """The source-domain samples to replay, read as the encoder reads its data; labels dropped (the online
+    probe knows only the target's classes)."""
+    options = recipe.data_options()
+    if splits.modality == "image":
+        options = DataOptions(**(vars(options) | {"image_size": int(splits.train.x.shape[-1])}))
+    replay = load_data(recipe.replay, options, encoder_config=config if splits.modality == "tabular" else None)
+    if replay.modality != splits.modality:
+        raise SelfsupError(f"--replay '{recipe.replay}' is {replay.modality} data but '{recipe.data}' is "
+                           f"{splits.modality}; replay samples of the same modality.")
+    x, shape = replay.train.x, splits.train.x.shape
+    if splits.modality == "timeseries" and x.shape[1] == shape[1]:  # series: cut or NaN-pad to the data's length
+        x = torch.nn.functional.pad(x[..., : shape[-1]], (0, max(0, shape[-1] - x.shape[-1])), value=float("nan"))
+    if x.shape[1:] != shape[1:]:
+        raise SelfsupError(f"--replay samples have shape {tuple(x.shape[1:])} but the data's are {tuple(shape[1:])}; "
+                           "give replay data with the same channels (or columns).")
+    return ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long), replay.train.ids)
+
+
+class ReplaySampler(torch.utils.data.Sampler):
+    """Every sample of the data once per epoch, plus ``fraction / (1 - fraction)`` as many replay samples
+    drawn at random, all shuffled together: a ``fraction`` of each batch is replay, in expectation.
+    Indices ``>= n_data`` are replay samples. The order depends on ``seed`` and the epoch (``set_epoch``,
+    which Lightning calls), so a resumed run does not repeat its first epoch."""
+
+    def __init__(self, n_data: int, n_replay: int, fraction: float, seed: int) -> None:
+        self.n_data, self.n_replay, self.seed, self.epoch = n_data, n_replay, seed, 0
+        self.n_draws = round(n_data * fraction / (1 - fraction))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_data + self.n_draws
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        replay = self.n_data + torch.randint(0, self.n_replay, (self.n_draws,), generator=generator)
+        order = torch.cat([torch.arange(self.n_data), replay])
+        return iter(order[torch.randperm(len(order), generator=generator)].tolist())
+
+
+def _with_replay(data: ArrayDataset, replay: ArrayDataset, fraction: float, seed: int):
+    """One dataset of both, and the :class:`ReplaySampler` over it."""
+    from torch.utils.data import ConcatDataset
+
+    return ConcatDataset([data, replay]), ReplaySampler(len(data), len(replay), fraction, seed)
+
+
+def _write_init_report(out: Path, init: InitSource, report: InitReport, show: bool) -> None:
+    """Show the loaded / missing / unexpected / shape-mismatch table, and keep it in the run folder."""
+    text = json.dumps({"source": str(init.path)} | report.as_dict(), indent=1)
+    tmp = out / "init.json.tmp"
+    tmp.write_text(text)
+    tmp.replace(out / "init.json")
+    if show:
+        from rich.console import Console
+
+        Console(stderr=True).print(report_table(report, init.path))
+
+
 def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | None = None) -> Recipe:
     """The recipe saved in a run folder (optionally trained for longer), to continue that run."""
     recipe_file = Path(out) / RECIPE_FILE
@@ -136,21 +228,58 @@ def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | N
     return make_recipe(**(recipe.model_dump() | update))
 
 
+def stage1_folder(out: str | Path) -> Path:
+    """Where a self-distillation run keeps its stage 1 (the further pre-trained teacher): beside it."""
+    out = Path(out)
+    return out.with_name(out.name + "-stage1")
+
+
 def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> PretrainResult:
-    """Pre-train an encoder as the recipe says; returns the trained encoder and where the run lives."""
+    """Pre-train an encoder as the recipe says; returns the trained encoder and where the run lives.
+
+    With ``recipe.self_distill`` (Lee et al. 2022, "Self-Distillation for Further Pre-training of
+    Transformers") this is two runs: stage 1 further pre-trains ``recipe.init`` on the data into
+    ``OUT-stage1``; stage 2 re-starts from ``recipe.init`` and trains the same objective plus
+    ``distill_weight`` x the squared distance of its embeddings to the frozen stage-1 encoder's, into OUT.
+    """
     method_cls = method_class(recipe.method)  # fail on a bad name before any data is read
+    teacher = None
+    if recipe.self_distill:
+        if not recipe.init:
+            raise SelfsupError("--self-distill re-starts from the original checkpoint: give it with --init.")
+        first = recipe.model_copy(update={"self_distill": False, "out": str(stage1_folder(recipe.out))})
+        stage1 = Path(first.out)
+        if resume and (stage1 / WEIGHTS).is_file():  # stage 1 finished: only stage 2 continues
+            teacher = load_encoder(stage1)
+        else:
+            if not resume:
+                _prepare_out(recipe, resume, overwrite)  # both folders are checked before stage 1 starts
+            teacher = pretrain(first, resume=resume and (stage1 / LAST_CKPT).is_file(),
+                               overwrite=overwrite and not resume, progress=progress).encoder
+        resume = resume and (Path(recipe.out) / LAST_CKPT).is_file()  # stage 2 may not have started yet
     out = _prepare_out(recipe, resume, overwrite)
     options = recipe.data_options()
+    saved_config = read_meta(out)["encoder"] if resume and recipe.init else None  # last.ckpt holds the weights
+    # a bad checkpoint fails before the data is read; a resumed run no longer needs it
+    init = read_init(recipe.init) if recipe.init and not resume else None
+    export_config = saved_config or (init.encoder_config if init is not None else None)
     splits = load_data(recipe.data, options)
+    if export_config is not None and (saved_config is None or splits.modality == "tabular"):
+        splits = _data_for_export(recipe, export_config, splits)
     if method_cls.modalities is not None and splits.modality not in method_cls.modalities:
         raise SelfsupError(f"method '{recipe.method}' is made for {' and '.join(method_cls.modalities)} data, but "
                            f"'{recipe.data}' is {splits.modality}; run 'selfsup methods' to see which methods fit.")
     modality = modality_module(splits.modality)
     L.seed_everything(recipe.seed, workers=True, verbose=False)  # before the weights are initialised
-    default_encoder = modality.TOKEN_ENCODER if method_cls.needs_tokens else modality.DEFAULT_ENCODER
-    config = modality.encoder_config(recipe.encoder or default_encoder, splits, options,
-                                     method_cls.encoder_defaults | recipe.encoder_args)
+    if export_config is not None:
+        config = dict(export_config)  # the export's architecture and input normalisation, as trained
+    else:
+        default_encoder = modality.TOKEN_ENCODER if method_cls.needs_tokens else modality.DEFAULT_ENCODER
+        name = recipe.encoder or (init.architecture if init else None) or default_encoder
+        config = modality.encoder_config(name, splits, options, method_cls.encoder_defaults | recipe.encoder_args)
     encoder = build_encoder(config)
+    check_fits(encoder, splits)  # e.g. an RGB checkpoint on grey images
+    init_report = load_into(encoder, init) if init is not None else None
     method = build_method(recipe.method, encoder, recipe.method_args)
     view_args = splits.view_defaults | method_cls.view_defaults | recipe.view_args
     views = modality.make_views(method_cls.views, splits, config, view_args)
@@ -158,6 +287,11 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
     method.check_data(fit_set.x)
+    replay = _replay_set(recipe, config, splits) if recipe.replay else None
+    if replay is not None:
+        method.check_data(replay.x)
+    if recipe.freeze_encoder_steps:
+        _check_freeze(recipe, len(fit_set))
 
     if _launched_rank() == 0:
         if overwrite and out.exists() and not resume:
@@ -165,15 +299,23 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         out.mkdir(parents=True, exist_ok=True)
         save_recipe(recipe, out / RECIPE_FILE)
         write_meta(encoder, out, recipe.model_dump())
+        if init_report is not None:
+            _write_init_report(out, init, init_report, progress)
 
     batch_size = min(recipe.batch_size, len(fit_set))
-    train_loader = DataLoader(fit_set, batch_size=batch_size, shuffle=True, drop_last=True,
-                              num_workers=recipe.num_workers, persistent_workers=recipe.num_workers > 0)
+    train_set, sampler = (fit_set, None) if replay is None else _with_replay(fit_set, replay, recipe.replay_fraction,
+                                                                             recipe.seed)
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                              drop_last=True, num_workers=recipe.num_workers,
+                              persistent_workers=recipe.num_workers > 0)
     val_loader = (DataLoader(probe_set, batch_size=512, num_workers=recipe.num_workers) if probe_set else None)
     module = PretrainModule(
         method, views, lr=recipe.lr or method_cls.default_lr, weight_decay=recipe.weight_decay,
         warmup_fraction=min(1.0, recipe.warmup_epochs / recipe.epochs),
         num_classes=len(splits.train.classes or []) if probe_set else 0,
+        schedule=recipe.schedule, decay_fraction=recipe.decay_fraction,
+        freeze_encoder_steps=recipe.freeze_encoder_steps,
+        distill_teacher=teacher, distill_weight=recipe.distill_weight,
     )
     for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,73 @@
+"""Forgetting, measured: the same protocols on several labeled sets, before and after continued pre-training.
+
+"Before" is the encoder that ``--init`` started from (a selfsup run or export, read from the run's
+recipe) or one given explicitly; "after" is the continued encoder. Each set is evaluated with the
+same split and seed for both, so a target set shows the gain and a source-domain set the change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from selfsup.checkpoint import META, read_meta
+from selfsup.data import DataOptions
+from selfsup.evaluation.evaluate import EvaluationResult, evaluate
+
+
+def init_of(encoder: str | Path) -> str | None:
+    """The selfsup encoder a run was continued from (its recipe's ``init``), if that is a selfsup run/export."""
+    recipe = read_meta(encoder).get("recipe") or {}
+    init = recipe.get("init")
+    return init if init and (Path(init) / META).is_file() else None
+
+
+def _accuracy(result: EvaluationResult, encoder: str, protocol: str) -> float:
+    return next(r["accuracy"] for r in result.rows if r["encoder"] == encoder and r["protocol"] == protocol)
+
+
+def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, options: DataOptions | None,
+                 protocols: list[str], k: int, seed: int, test_fraction: float, out: Path) -> list[dict]:
+    """Evaluate ``before`` and ``encoder`` on every set in ``datas``; one row per set and protocol with both
+    accuracies and the change. Each set's full report goes to ``out/<i>-<name>``; the comparison to
+    ``out/before_after.md`` and ``.json``."""
+    rows = []
+    for i, data in enumerate(datas):
+        folder = out / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)[-60:]}"
+        common = dict(options=options, protocols=protocols, k=k, seed=seed, test_fraction=test_fraction)
+        after = evaluate(encoder, data, out=folder, **common)
+        prior = evaluate(before, data, **common)
+        for protocol in protocols:
+            a, b = _accuracy(after, "pretrained", protocol), _accuracy(prior, "pretrained", protocol)
+            rows.append({"data": data, "split": after.meta["split"], "protocol": protocol, "before": b,
+                         "after": a, "change": a - b, "random_init": _accuracy(after, "random-init", protocol),
+                         "raw_input": _accuracy(after, "raw-input", protocol), "n_test": after.meta["n_test"]})
+    lines = ["# Before and after continued pre-training\n", f"before: `{before}`; after: `{encoder}`; seed {seed}; "
+             "accuracy on each set's test split (its own, else a stratified split fixed by the seed).\n",
+             "| data | protocol | before | after | change | random-init | raw input | n_test |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['data']} | {r['protocol']} | {100 * r['before']:.2f} | {100 * r['after']:.2f} | "
+              f"{100 * r['change']:+.2f} | {100 * r['random_init']:.2f} | {100 * r['raw_input']:.2f} | {r['n_test']} |"
+              for r in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("before_after.md", "\n".join(lines) + "\n"), ("before_after.json", json.dumps(rows, indent=1))):
+        tmp = out / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out / name)
+    return rows
+
+
+def print_before_after(rows: list[dict], console: Console) -> None:
+    table = Table(title="before -> after continued pre-training (pretrained encoder, same split and seed)")
+    for column in ("data", "protocol", "before", "after", "change", "random-init", "raw input"):
+        table.add_column(column, justify="left" if column in ("data", "protocol") else "right")
+    for r in rows:
+        style = "red" if r["change"] < 0 else "green"
+        table.add_row(r["data"], r["protocol"], f"{100 * r['before']:.2f}", f"{100 * r['after']:.2f}",
+                      f"{100 * r['change']:+.2f}", f"{100 * r['random_init']:.2f}", f"{100 * r['raw_input']:.2f}",
+                      style=style)
+    console.print(table)

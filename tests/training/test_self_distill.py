@@ -1,0 +1,68 @@
+"""Self-distillation for further pre-training: two stages from one command, the pull hand-computed."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from selfsup.checkpoint import load_encoder
+from selfsup.cli import EXIT_USER_ERROR, main
+from selfsup.methods.base import build_method
+from selfsup.training.module import PretrainModule
+
+TINY = ["--epochs", "2", "--max-steps", "3", "--batch-size", "32"]
+
+
+class _Linear(nn.Linear):
+    embed_dim = 2
+
+
+def test_distill_loss_hand_computed() -> None:
+    student, teacher = _Linear(2, 2, bias=False), _Linear(2, 2, bias=False)
+    with torch.no_grad():
+        student.weight.copy_(torch.eye(2))
+        teacher.weight.copy_(2 * torch.eye(2))
+    method = build_method("simclr", student, {"hidden_dim": 4, "projection_dim": 2})
+    module = PretrainModule(method, nn.Identity(), lr=1e-3, weight_decay=0.0, warmup_fraction=0.0,
+                            distill_teacher=teacher)
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    # student x, teacher 2x: squared distances 1 and 2, mean 1.5
+    assert math.isclose(module._distill_loss(x).item(), 1.5)
+    assert not any(p.requires_grad for p in module.distill_teacher.parameters())
+    assert teacher.weight.requires_grad  # the teacher is a frozen copy, the original is untouched
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    out = tmp_path_factory.mktemp("source") / "run"
+    assert main(["pretrain", "--data", "builtin:iris", "--method", "simclr", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_one_command_runs_both_stages(source, tmp_path) -> None:
+    out = tmp_path / "distilled"
+    assert main(["pretrain", "--data", "builtin:iris", "--method", "simclr", "--init", str(source),
+                 "--self-distill", "--distill-weight", "0.5", "--out", str(out), *TINY]) == 0
+    stage1 = tmp_path / "distilled-stage1"
+    assert load_encoder(stage1) is not None and load_encoder(out) is not None
+    with (out / "csv" / "metrics.csv").open() as f:
+        distill = [float(r["distill_loss"]) for r in csv.DictReader(f) if r.get("distill_loss")]
+    assert distill and all(d >= 0 for d in distill)
+    import json
+
+    # stage 2 re-starts from --init (the original checkpoint), not from the stage-1 encoder
+    assert json.loads((out / "init.json").read_text())["source"] == str(source)
+    with (stage1 / "csv" / "metrics.csv").open() as f:
+        assert not any(r.get("distill_loss") for r in csv.DictReader(f))
+
+
+def test_self_distill_needs_init(tmp_path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["pretrain", "--data", "builtin:iris", "--self-distill", "--out", str(tmp_path / "r"), *TINY]) \
+        == EXIT_USER_ERROR
+    assert "give it with --init" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r-stage1").exists()
