@@ -180,6 +180,29 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     console.print(f"report: {out / 'summary.md'}")
 
 
+def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from selfsup.training.selftrain import self_train
+
+    out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "selftrain"
+    result = self_train(args.encoder, args.labeled, args.unlabeled, options=_data_options(args),
+                        threshold=args.threshold, temperature=args.temperature, epochs=args.epochs, lr=args.lr,
+                        seed=args.seed, out=out)
+    table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% bootstrap CI")
+    for column in ("model", "accuracy", "95% CI", "trained on"):
+        table.add_column(column)
+    for name, row, data in (("teacher", result.teacher, f"{result.n_labeled} labeled"),
+                            ("student", result.student, f"{result.n_labeled} labeled + {result.n_pseudo} of "
+                                                        f"{result.n_pool} pseudo-labeled (p >= {result.threshold})")):
+        table.add_row(name, f"{100 * row['accuracy']:.2f}", f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]",
+                      data)
+    console.print(table)
+    console.print(f"report: {out / 'selftrain.json'}")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfsup", description="Self-supervised pre-training and honest evaluation.",
@@ -214,6 +237,21 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument("--out", help="report folder (default RUN/eval)")
     e.add_argument("--overwrite", action="store_true")
+
+    t = sub.add_parser("selftrain", help="self-training: fine-tune a teacher, pseudo-label a pool, distill a student",
+                       description="SimCLRv2-style self-training (Chen et al. 2020) on a pre-trained encoder; "
+                                   "reports the student against the teacher on the labeled data's test split.")
+    t.add_argument("--encoder", required=True, help="pre-trained encoder: run folder or export")
+    t.add_argument("--labeled", required=True, help="labeled data: " + DATA_HELP)
+    t.add_argument("--unlabeled", required=True, help="unlabeled pool (any labels in it are not read)")
+    _add_data_flags(t, recipe=False)
+    t.add_argument("--threshold", type=float, default=0.9, help="keep pool samples the teacher gives at least "
+                                                                 "this top-class probability (default 0.9)")
+    t.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (default 1)")
+    t.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs for teacher and student")
+    t.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (the head gets 10x)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", help="folder for selftrain.json (default ENCODER/selftrain)")
 
     m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
     m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
@@ -279,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_pretrain(args, console)
         elif args.command == "evaluate":
             _run_evaluate(args, console)
+        elif args.command == "selftrain":
+            _run_selftrain(args, console)
         elif args.command == "embed":
             from selfsup.export import write_embeddings
 

@@ -219,3 +219,16 @@ def test_an_export_with_other_channels_is_refused(digits, tmp_path, capsys) -> N
                  str(tmp_path / "run"), *TINY]) == EXIT_USER_ERROR
     assert "takes 3 channels but 'builtin:digits' has 1 channel" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name, args", [("byol", {"hidden_dim": 32, "projection_dim": 16}),
+                                        ("dino", {"hidden_dim": 32, "bottleneck_dim": 16, "prototypes": 32})])
+def test_bootstrap_teachers_start_from_the_checkpoint(name, args, table_export) -> None:
+    from selfsup.methods.base import build_method
+
+    encoder = build_encoder(load_encoder(table_export).config)
+    load_into(encoder, read_init(table_export))
+    method = build_method(name, encoder, args)
+    teacher = method.target[0] if name == "byol" else method.teacher[0]
+    checkpoint = load_encoder(table_export).state_dict()
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in checkpoint.items())

@@ -1,0 +1,62 @@
+"""Self-training: teacher, pseudo-labels above a threshold, student; the pool's labels are never read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from selfsup.cli import EXIT_USER_ERROR, main
+from selfsup.data import DataOptions
+from selfsup.errors import SelfsupError
+from selfsup.training.selftrain import self_train
+
+FAST = dict(epochs=20, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """80 labeled breast-cancer rows, the other 489 as a pool (its label column kept, to show it is unused)."""
+    root = tmp_path_factory.mktemp("selftrain")
+    frame = load_breast_cancer(as_frame=True).frame.sample(frac=1.0, random_state=0)
+    labeled, pool, shuffled = root / "labeled.csv", root / "pool.csv", root / "pool_shuffled.csv"
+    frame.iloc[:80].to_csv(labeled, index=False)
+    frame.iloc[80:].to_csv(pool, index=False)
+    wrong = frame.iloc[80:].copy()
+    wrong["target"] = 1 - wrong["target"]  # every pool label flipped
+    wrong.to_csv(shuffled, index=False)
+    run = root / "run"
+    assert main(["pretrain", "--data", str(labeled), "--label", "target", "--method", "scarf", "--out", str(run),
+                 "--epochs", "2", "--max-steps", "4", "--batch-size", "32"]) == 0
+    return run, labeled, pool, shuffled
+
+
+def test_teacher_pseudo_labels_student_and_the_pool_labels_are_never_read(setup) -> None:
+    run, labeled, pool, flipped = setup
+    options = DataOptions(label="target")
+    loose = self_train(run, str(labeled), str(pool), options=options, threshold=0.0, **FAST)
+    strict = self_train(run, str(labeled), str(pool), options=options, threshold=0.99, **FAST)
+    assert loose.n_pool == 489 and loose.n_pseudo == 489  # threshold 0 keeps every pool row
+    assert strict.n_pseudo <= loose.n_pseudo
+    assert loose.n_labeled == 60  # 75% of the 80 labeled rows; 20 held out for the test
+    assert loose.teacher["n_test"] == loose.student["n_test"] == 20
+    assert loose.teacher["accuracy"] > 0.7  # breast cancer is easy: far above the 63% majority class
+    # every pool label flipped: nothing changes, since the pool is read without its label column
+    same = self_train(run, str(labeled), str(flipped), options=options, threshold=0.0, **FAST)
+    assert same.n_pseudo == loose.n_pseudo and same.student == loose.student and same.teacher == loose.teacher
+
+
+def test_cli_and_bad_input(setup, tmp_path, capsys) -> None:
+    run, labeled, pool, _ = setup
+    out = tmp_path / "st"
+    assert main(["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool),
+                 "--label", "target", "--epochs", "2", "--out", str(out)]) == 0
+    saved = json.loads((out / "selftrain.json").read_text())
+    assert set(saved) >= {"teacher", "student", "n_pseudo", "threshold"}
+    capsys.readouterr()
+    assert main(["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool),
+                 "--label", "target", "--threshold", "1.0", "--out", str(tmp_path / "bad")]) == EXIT_USER_ERROR
+    assert "--threshold 1.0 must be in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(SelfsupError, match="image"):
+        self_train(run, str(labeled), "builtin:digits", options=DataOptions(label="target"), **FAST)
