@@ -66,3 +66,31 @@ def test_self_distill_needs_init(tmp_path, capsys) -> None:
         == EXIT_USER_ERROR
     assert "give it with --init" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "r-stage1").exists()
+
+
+def test_resume_continues_whichever_stage_stopped(source, tmp_path) -> None:
+    out = tmp_path / "distilled"
+    argv = ["pretrain", "--data", "builtin:iris", "--method", "simclr", "--init", str(source), "--self-distill",
+            "--out", str(out), *TINY]
+    assert main(argv) == 0
+    stage1 = tmp_path / "distilled-stage1"
+    # stopped after stage 1: stage 2 has no checkpoint and no export yet
+    for path in (out / "checkpoints" / "last.ckpt", out / "encoder.safetensors"):
+        path.unlink()
+    assert main(["pretrain", "--resume", "--out", str(out)]) == 0
+    assert (out / "encoder.safetensors").is_file()
+    # stopped inside stage 1: its last checkpoint is there, its export is not
+    (stage1 / "encoder.safetensors").unlink()
+    (out / "checkpoints" / "last.ckpt").unlink()
+    assert main(["pretrain", "--resume", "--out", str(out)]) == 0
+    assert (stage1 / "encoder.safetensors").is_file() and (out / "encoder.safetensors").is_file()
+
+
+def test_an_occupied_stage1_folder_is_refused_before_writing(source, tmp_path, capsys) -> None:
+    (tmp_path / "d-stage1").mkdir()
+    (tmp_path / "d-stage1" / "something").write_text("x")
+    capsys.readouterr()
+    code = main(["pretrain", "--data", "builtin:iris", "--init", str(source), "--self-distill",
+                 "--out", str(tmp_path / "d"), *TINY])
+    assert code == EXIT_USER_ERROR and "already holds files" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

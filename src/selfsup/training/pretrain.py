@@ -248,15 +248,23 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         if not recipe.init:
             raise SelfsupError("--self-distill re-starts from the original checkpoint: give it with --init.")
         first = recipe.model_copy(update={"self_distill": False, "out": str(stage1_folder(recipe.out))})
-        stage1 = Path(first.out)
+        stage1, final = Path(first.out), Path(recipe.out)
+        if not resume:
+            _prepare_out(recipe, resume, overwrite)  # both folders are checked before anything is written
+            _prepare_out(first, resume, overwrite)
+            if _launched_rank() == 0:  # OUT's recipe first, so that '--resume --out OUT' finds the run
+                if overwrite and final.exists():
+                    shutil.rmtree(final)
+                final.mkdir(parents=True, exist_ok=True)
+                save_recipe(recipe, final / RECIPE_FILE)
         if resume and (stage1 / WEIGHTS).is_file():  # stage 1 finished: only stage 2 continues
             teacher = load_encoder(stage1)
-        else:
-            if not resume:
-                _prepare_out(recipe, resume, overwrite)  # both folders are checked before stage 1 starts
-            teacher = pretrain(first, resume=resume and (stage1 / LAST_CKPT).is_file(),
-                               overwrite=overwrite and not resume, progress=progress).encoder
-        resume = resume and (Path(recipe.out) / LAST_CKPT).is_file()  # stage 2 may not have started yet
+        else:  # stage 1 from its last checkpoint, or again from the start when it never wrote one
+            stage1_resume = resume and (stage1 / LAST_CKPT).is_file()
+            teacher = pretrain(first, resume=stage1_resume, overwrite=not stage1_resume and (overwrite or resume),
+                               progress=progress).encoder
+        resume = resume and (final / LAST_CKPT).is_file()  # stage 2 may not have started yet
+        overwrite = not resume  # OUT holds only its recipe (or a start without a checkpoint)
     out = _prepare_out(recipe, resume, overwrite)
     options = recipe.data_options()
     saved_config = read_meta(out)["encoder"] if resume and recipe.init else None  # last.ckpt holds the weights
