@@ -6,7 +6,6 @@ trains on detached embeddings of the first view and is scored on a held-out labe
 
 from __future__ import annotations
 
-import math
 import time
 
 import lightning as L
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from selfsup.evaluation.monitors import embedding_spread, rankme
 from selfsup.methods.base import Method
 from selfsup.training.ema import frozen_copy
 from selfsup.training.schedule import lr_multiplier
@@ -28,14 +28,6 @@ class CollapseWarning(UserWarning):
 # built-in data, a collapsed one ~0.
 COLLAPSE_SPREAD = 0.01
 COLLAPSE_CHECK_EVERY = 10  # steps
-
-
-def embedding_spread(embedding: torch.Tensor) -> float:
-    """How spread out a batch's embeddings are: the per-dimension std of the L2-normalised embeddings,
-    averaged over dimensions, times ``sqrt(D)``; about 1 for directions spread over the sphere, 0 when
-    every input maps to the same direction (representation collapse)."""
-    z = F.normalize(embedding.detach().float(), dim=1)
-    return float(z.std(dim=0).mean() * math.sqrt(z.shape[1]))
 
 
 class PretrainModule(L.LightningModule):
@@ -82,6 +74,7 @@ class PretrainModule(L.LightningModule):
         self._last_time = now
         self.log("loss", out.loss, prog_bar=True, on_step=True, on_epoch=True)
         if len(out.embedding) > 1 and self.global_step % COLLAPSE_CHECK_EVERY == 0:  # a host sync: not every step
+            self.log("rankme", rankme(out.embedding), on_step=True, on_epoch=False)
             self._check_collapse(embedding_spread(out.embedding))
         for key, value in out.logs.items():
             self.log(key, value, on_step=True, on_epoch=False)
