@@ -231,7 +231,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "--data: the run's --init when that is a selfsup run); a before/after table")
     e.add_argument("--test-data", help="separate labeled test set (default: the data's own test split, "
                                        "else a stratified split fixed by --seed)")
-    e.add_argument("--protocol", default="knn,linear", help="comma-separated: knn, linear")
+    e.add_argument("--protocol", default="knn,linear",
+                   help="comma-separated: knn, linear, fewshot (1-, 5-, 10-shot episodes)")
     e.add_argument("--k", type=int, default=20, help="neighbours for kNN (cosine, similarity-weighted)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--test-fraction", type=float, default=0.25)

@@ -21,7 +21,7 @@ from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError, unknown_name
 from selfsup.evaluation.baselines import gradient_boosting
 from selfsup.evaluation.embed import embed
-from selfsup.evaluation.protocols import PROTOCOLS, run_protocols
+from selfsup.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS, run_protocols
 from selfsup.evaluation.report import write_report
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.modalities import load_data, modality_module
@@ -108,8 +108,8 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     encoder's own schema, so new rows get the preprocessing fitted at pre-training time.
     """
     for name in protocols:  # fail on a bad name before any work
-        if name not in PROTOCOLS:
-            raise unknown_name("protocol", name, PROTOCOLS)
+        if name not in ALL_PROTOCOLS:
+            raise unknown_name("protocol", name, ALL_PROTOCOLS)
     encoder_path = str(encoder) if isinstance(encoder, (str, Path)) else "in-memory encoder"
     if isinstance(encoder, (str, Path)):
         encoder = load_encoder(encoder)

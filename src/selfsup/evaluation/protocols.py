@@ -7,11 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from selfsup.errors import unknown_name
+from selfsup.evaluation.fewshot import few_shot
 from selfsup.evaluation.knn import knn_predict
 from selfsup.evaluation.linear import linear_probe
 from selfsup.evaluation.stats import accuracy_with_ci
 
-PROTOCOLS = ("knn", "linear")
+PROTOCOLS = ("knn", "linear")  # the default ones
+OPTIONAL_PROTOCOLS = ("fewshot",)  # 1-, 5- and 10-shot episodes (evaluation/fewshot.py)
+ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
 KNN_TEMPERATURE = 0.07
 
 
@@ -31,8 +34,8 @@ def run_protocols(
     """
     protocols = [protocols] if isinstance(protocols, str) else list(protocols)
     for name in protocols:
-        if name not in PROTOCOLS:
-            raise unknown_name("protocol", name, PROTOCOLS)
+        if name not in ALL_PROTOCOLS:
+            raise unknown_name("protocol", name, ALL_PROTOCOLS)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     rows: list[dict] = []
     for encoder, (train_emb, test_emb) in features.items():
@@ -42,6 +45,10 @@ def run_protocols(
                 f"{len(train_y)}/{len(test_y)} train/test labels"
             )
         for protocol in protocols:
+            if protocol == "fewshot":
+                for row in few_shot(train_emb, train_y, test_emb, test_y, seed=seed):
+                    rows.append({"encoder": encoder, **row, "n_train": int(len(train_emb))})
+                continue
             if protocol == "knn":
                 pred = knn_predict(train_emb, train_y, test_emb, k=k, temperature=KNN_TEMPERATURE)
                 details = {"k": min(k, len(train_emb)), "temperature": KNN_TEMPERATURE}

@@ -78,6 +78,10 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
             else "fixed (too few candidates or samples per class for cross-validation)"
         )
         notes.append(f"- **linear**: logistic regression on standardised frozen embeddings; C {how} ({chosen}).")
+    shot = next((r for r in rows if r["protocol"].endswith("-shot")), None)
+    if shot is not None:
+        notes.append(f"- **k-shot**: k training samples per class drawn {shot['details']['episodes']} times; nearest "
+                     "class centroid (cosine, SimpleShot); mean accuracy with a 95% interval over the episodes.")
     return notes
 
 
