@@ -41,11 +41,8 @@ def test_too_many_shots_are_refused() -> None:
         few_shot(x, y, x, y, shots=(5,))
 
 
-def test_evaluate_reports_few_shot_rows(tmp_path) -> None:
-    out = tmp_path / "run"
-    assert main(["pretrain", "--data", "builtin:iris", "--out", str(out), "--epochs", "1", "--max-steps", "2",
-                 "--batch-size", "32"]) == 0
-    assert main(["evaluate", "--encoder", str(out), "--data", "builtin:iris", "--protocol", "knn,fewshot",
+def test_evaluate_reports_few_shot_rows(iris_run, tmp_path) -> None:
+    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--protocol", "knn,fewshot",
                  "--out", str(tmp_path / "eval")]) == 0
     summary = (tmp_path / "eval" / "summary.md").read_text()
     assert "| pretrained | 5-shot |" in summary and "| random-init | 10-shot |" in summary

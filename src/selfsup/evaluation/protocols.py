@@ -9,11 +9,13 @@ import numpy as np
 from selfsup.errors import unknown_name
 from selfsup.evaluation.fewshot import few_shot
 from selfsup.evaluation.knn import knn_predict
+from selfsup.evaluation.label_efficiency import label_efficiency
 from selfsup.evaluation.linear import linear_probe
 from selfsup.evaluation.stats import accuracy_with_ci
 
 PROTOCOLS = ("knn", "linear")  # the default ones
-OPTIONAL_PROTOCOLS = ("fewshot",)  # 1-, 5- and 10-shot episodes (evaluation/fewshot.py)
+# 1-, 5- and 10-shot episodes (fewshot.py); the linear probe on 1%, 10%, 100% of the labels (label_efficiency.py)
+OPTIONAL_PROTOCOLS = ("fewshot", "labels")
 ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
 KNN_TEMPERATURE = 0.07
 
@@ -45,9 +47,13 @@ def run_protocols(
                 f"{len(train_y)}/{len(test_y)} train/test labels"
             )
         for protocol in protocols:
-            if protocol == "fewshot":
-                for row in few_shot(train_emb, train_y, test_emb, test_y, seed=seed):
-                    rows.append({"encoder": encoder, **row, "n_train": int(len(train_emb))})
+            if protocol in OPTIONAL_PROTOCOLS:
+                if protocol == "fewshot":
+                    extra = [r | {"n_train": int(len(train_emb))} for r in few_shot(train_emb, train_y, test_emb,
+                                                                                   test_y, seed=seed)]
+                else:
+                    extra = label_efficiency(train_emb, train_y, test_emb, test_y, seed=seed)
+                rows += [{"encoder": encoder, **r} for r in extra]
                 continue
             if protocol == "knn":
                 pred = knn_predict(train_emb, train_y, test_emb, k=k, temperature=KNN_TEMPERATURE)

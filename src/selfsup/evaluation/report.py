@@ -78,6 +78,9 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
             else "fixed (too few candidates or samples per class for cross-validation)"
         )
         notes.append(f"- **linear**: logistic regression on standardised frozen embeddings; C {how} ({chosen}).")
+    if any(r["protocol"].startswith("linear@") for r in rows):
+        notes.append("- **linear@p%**: the linear probe trained on a stratified p% of the training labels (at least one "
+                     "per class, C by CV on that subset), scored on the whole test split; see label_efficiency.png.")
     shot = next((r for r in rows if r["protocol"].endswith("-shot")), None)
     if shot is not None:
         notes.append(f"- **k-shot**: k training samples per class drawn {shot['details']['episodes']} times; nearest "
@@ -168,6 +171,26 @@ def _embedding_map(
     return _figure_bytes(fig)
 
 
+def _label_efficiency_curve(rows: list[dict]) -> bytes:
+    """Accuracy against the share of training labels (log scale), one line per encoder, with CIs."""
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    for encoder in dict.fromkeys(r["encoder"] for r in rows):
+        points = sorted((r["details"]["label_fraction"], r) for r in rows
+                        if r["encoder"] == encoder and r["protocol"].startswith("linear@"))
+        x = [f for f, _ in points]
+        ax.plot(x, [100 * r["accuracy"] for _, r in points], marker="o", label=encoder)
+        ax.fill_between(x, [100 * r["ci_low"] for _, r in points], [100 * r["ci_high"] for _, r in points], alpha=0.15)
+    ax.set_xscale("log")
+    fractions = sorted({r["details"]["label_fraction"] for r in rows if r["protocol"].startswith("linear@")})
+    ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
+    ax.set_xlabel("share of training labels")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("label efficiency (linear probe, 95% CI)")
+    ax.legend()
+    return _figure_bytes(fig)
+
+
 def write_report(
     out_dir: Path,
     rows: list[dict],
@@ -190,6 +213,8 @@ def write_report(
     paths["summary"] = _atomic_write(out_dir / "summary.md", _summary_markdown(rows, meta).encode())
     if loss_history:
         paths["loss_curve"] = _atomic_write(out_dir / "loss_curve.png", _loss_curve(loss_history))
+    if any(r["protocol"].startswith("linear@") for r in rows):
+        paths["label_efficiency"] = _atomic_write(out_dir / "label_efficiency.png", _label_efficiency_curve(rows))
     if train_emb is not None and len(train_emb) > 0:
         seed = meta.get("seed", 0)  # the subsample and t-SNE layout are deterministic given this
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
