@@ -232,7 +232,7 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--test-data", help="separate labeled test set (default: the data's own test split, "
                                        "else a stratified split fixed by --seed)")
     e.add_argument("--protocol", default="knn,linear",
-                   help="comma-separated: knn, linear, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
+                   help="comma-separated: knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
                         "on 1%%, 10%%, 100%% of the training labels, plotted)")
     e.add_argument("--k", type=int, default=20, help="neighbours for kNN (cosine, similarity-weighted)")
     e.add_argument("--seed", type=int, default=0)

@@ -11,11 +11,12 @@ from selfsup.evaluation.fewshot import few_shot
 from selfsup.evaluation.knn import knn_predict
 from selfsup.evaluation.label_efficiency import label_efficiency
 from selfsup.evaluation.linear import linear_probe
+from selfsup.evaluation.mlp import mlp_probe
 from selfsup.evaluation.stats import accuracy_with_ci
 
 PROTOCOLS = ("knn", "linear")  # the default ones
 # 1-, 5- and 10-shot episodes (fewshot.py); the linear probe on 1%, 10%, 100% of the labels (label_efficiency.py)
-OPTIONAL_PROTOCOLS = ("fewshot", "labels")
+OPTIONAL_PROTOCOLS = ("mlp", "fewshot", "labels")  # mlp: one-hidden-layer probe (mlp.py)
 ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
 KNN_TEMPERATURE = 0.07
 
@@ -47,7 +48,7 @@ def run_protocols(
                 f"{len(train_y)}/{len(test_y)} train/test labels"
             )
         for protocol in protocols:
-            if protocol in OPTIONAL_PROTOCOLS:
+            if protocol in ("fewshot", "labels"):  # several rows each
                 if protocol == "fewshot":
                     extra = [r | {"n_train": int(len(train_emb))} for r in few_shot(train_emb, train_y, test_emb,
                                                                                    test_y, seed=seed)]
@@ -58,6 +59,8 @@ def run_protocols(
             if protocol == "knn":
                 pred = knn_predict(train_emb, train_y, test_emb, k=k, temperature=KNN_TEMPERATURE)
                 details = {"k": min(k, len(train_emb)), "temperature": KNN_TEMPERATURE}
+            elif protocol == "mlp":
+                pred, details = mlp_probe(train_emb, train_y, test_emb, seed=seed)
             else:
                 pred, details = linear_probe(train_emb, train_y, test_emb, seed=seed)
             result = accuracy_with_ci(test_y, pred, seed=seed)

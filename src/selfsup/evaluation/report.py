@@ -78,6 +78,9 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
             else "fixed (too few candidates or samples per class for cross-validation)"
         )
         notes.append(f"- **linear**: logistic regression on standardised frozen embeddings; C {how} ({chosen}).")
+    if any(r["protocol"] == "mlp" for r in rows):
+        notes.append("- **mlp**: one hidden layer of 256 ReLU units on standardised frozen embeddings, early stopping on "
+                     "10% of the training split.")
     if any(r["protocol"].startswith("linear@") for r in rows):
         notes.append("- **linear@p%**: the linear probe trained on a stratified p% of the training labels (at least one "
                      "per class, C by CV on that subset), scored on the whole test split; see label_efficiency.png.")
