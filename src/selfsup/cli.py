@@ -146,6 +146,18 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
                   f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED")
 
 
+def _k_value(text: str) -> int | str:
+    if text == "cv":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'cv', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"k must be at least 1, got {value}")
+    return value
+
+
 def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     from pathlib import Path
 
@@ -234,7 +246,9 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--protocol", default="knn,linear",
                    help="comma-separated: knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
                         "on 1%%, 10%%, 100%% of the training labels, plotted)")
-    e.add_argument("--k", type=int, default=20, help="neighbours for kNN (cosine, similarity-weighted)")
+    e.add_argument("--k", type=_k_value, default=20,
+                   help="neighbours for kNN (cosine, similarity-weighted), or 'cv' to choose k by 5-fold "
+                        "cross-validation on the training split (default 20)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument("--out", help="report folder (default RUN/eval)")

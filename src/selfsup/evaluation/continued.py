@@ -31,7 +31,7 @@ def _accuracy(result: EvaluationResult, encoder: str, protocol: str) -> float:
 
 
 def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, options: DataOptions | None,
-                 protocols: list[str], k: int, seed: int, test_fraction: float, out: Path) -> list[dict]:
+                 protocols: list[str], k: int | str, seed: int, test_fraction: float, out: Path) -> list[dict]:
     """Evaluate ``before`` and ``encoder`` on every set in ``datas``; one row per set and protocol with both
     accuracies and the change. Each set's full report goes to ``out/<i>-<name>``; the comparison to
     ``out/before_after.md`` and ``.json``."""

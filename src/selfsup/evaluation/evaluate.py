@@ -98,7 +98,7 @@ def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, config: dict
 
 
 def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: str | None = None,
-             options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int = 20,
+             options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int | str = 20,
              seed: int = 0, test_fraction: float = 0.25, out: str | Path | None = None,
              loss_history: list[tuple[int, float]] | None = None, progress: bool = False) -> EvaluationResult:
     """kNN / linear-probe accuracy with 95% bootstrap CIs for the encoder, a random-init copy and raw input.

@@ -64,3 +64,32 @@ def knn_predict(
         np.add.at(votes, (np.repeat(rows, k), y_idx[top].ravel()), weights.ravel())
         preds[start : start + len(sim)] = votes.argmax(axis=1)
     return classes[preds]
+
+
+K_CANDIDATES = (1, 3, 5, 10, 20, 50, 100)
+
+
+def choose_k(train_emb: np.ndarray, train_y: np.ndarray, candidates: tuple[int, ...] = K_CANDIDATES,
+             folds: int = 5, temperature: float = 0.07, seed: int = 0) -> tuple[int, float | None]:
+    """``k`` by stratified K-fold cross-validation on the training split only: ``(best k, its CV accuracy)``.
+
+    Folds are reduced to the size of the smallest class; with fewer than 2 possible folds the
+    middle candidate is used (``None`` accuracy). Candidates larger than a fold's training part are
+    dropped; ties go to the smaller k.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    train_y = np.asarray(train_y)
+    counts = np.unique(train_y, return_counts=True)[1]
+    folds = min(folds, int(counts.min()))
+    if folds < 2:
+        return candidates[len(candidates) // 2], None
+    usable = [k for k in candidates if k <= len(train_y) - len(train_y) // folds - 1] or [1]
+    scores = np.zeros(len(usable))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit, held in splitter.split(train_emb, train_y):
+        for i, k in enumerate(usable):
+            predicted = knn_predict(train_emb[fit], train_y[fit], train_emb[held], k=k, temperature=temperature)
+            scores[i] += float((predicted == train_y[held]).mean()) / folds
+    best = int(np.argmax(scores))  # the first maximum: the smallest k among ties
+    return usable[best], float(scores[best])

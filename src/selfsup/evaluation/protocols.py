@@ -8,7 +8,7 @@ import numpy as np
 
 from selfsup.errors import unknown_name
 from selfsup.evaluation.fewshot import few_shot
-from selfsup.evaluation.knn import knn_predict
+from selfsup.evaluation.knn import choose_k, knn_predict
 from selfsup.evaluation.label_efficiency import label_efficiency
 from selfsup.evaluation.linear import linear_probe
 from selfsup.evaluation.mlp import mlp_probe
@@ -26,7 +26,7 @@ def run_protocols(
     train_y: np.ndarray,
     test_y: np.ndarray,
     protocols: Sequence[str] = PROTOCOLS,
-    k: int = 20,
+    k: int | str = 20,
     seed: int = 0,
 ) -> list[dict]:
     """One result row per (encoder, protocol), in the order given.
@@ -57,8 +57,12 @@ def run_protocols(
                 rows += [{"encoder": encoder, **r} for r in extra]
                 continue
             if protocol == "knn":
-                pred = knn_predict(train_emb, train_y, test_emb, k=k, temperature=KNN_TEMPERATURE)
-                details = {"k": min(k, len(train_emb)), "temperature": KNN_TEMPERATURE}
+                chosen, cv_accuracy = (choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
+                                       if k == "cv" else (int(k), None))
+                pred = knn_predict(train_emb, train_y, test_emb, k=chosen, temperature=KNN_TEMPERATURE)
+                details = {"k": min(chosen, len(train_emb)), "temperature": KNN_TEMPERATURE}
+                if k == "cv":
+                    details |= {"k_by": "5-fold CV on the training split", "cv_accuracy": cv_accuracy}
             elif protocol == "mlp":
                 pred, details = mlp_probe(train_emb, train_y, test_emb, seed=seed)
             else:

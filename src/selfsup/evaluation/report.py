@@ -64,8 +64,9 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
     knn = next((r for r in rows if r["protocol"] == "knn"), None)
     if knn is not None:
         d = knn.get("details", {})
+        how = f" (chosen by {d['k_by']})" if d.get("k_by") else ""
         notes.append(
-            f"- **knn**: cosine-similarity k-nearest neighbours, k={d.get('k', '?')}, votes weighted by "
+            f"- **knn**: cosine-similarity k-nearest neighbours, k={d.get('k', '?')}{how}, votes weighted by "
             f"exp(sim/T) with T={d.get('temperature', '?')} (Wu et al. 2018)."
         )
     linear = [r for r in rows if r["protocol"] == "linear"]
