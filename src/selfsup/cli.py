@@ -297,7 +297,9 @@ def _run_methods(console: Console) -> None:
     for column in ("name", "data", "what it does", "paper"):
         table.add_column(column)
     for name, cls in sorted(METHODS.items()):
-        table.add_row(name, ", ".join(cls.modalities) if cls.modalities else "any", cls.summary, cls.paper)
+        data = ", ".join(cls.modalities) if cls.modalities else "any"
+        data += " (token encoder)" if cls.needs_tokens else ""
+        table.add_row(name, data, cls.summary, cls.paper)
     console.print(table)
 
 
