@@ -192,6 +192,24 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     console.print(f"report: {out / 'summary.md'}")
 
 
+def _run_compare(args: argparse.Namespace, console: Console) -> None:
+    from rich.table import Table
+
+    from selfsup.evaluation.compare import compare
+
+    protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
+    result = compare(args.encoders, args.data, options=_data_options(args), protocols=protocols, k=args.k,
+                     seed=args.seed, out=args.out)
+    table = Table(title=f"{args.data}: {result['split']}; paired 95% bootstrap CI, McNemar p")
+    for column in ("protocol", "A", "B", "A - B", "95% CI", "p", "verdict"):
+        table.add_column(column)
+    for p in result["pairs"]:
+        table.add_row(p["protocol"], p["a"], p["b"], f"{100 * p['difference']:+.2f}",
+                      f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]", f"{p['mcnemar_p']:.3g}", p["verdict"])
+    console.print(table)
+    console.print(f"report: {args.out}/compare.md")
+
+
 def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
     from pathlib import Path
 
@@ -253,6 +271,17 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument("--out", help="report folder (default RUN/eval)")
     e.add_argument("--overwrite", action="store_true")
+
+    c = sub.add_parser("compare", help="compare encoders on one labeled set: paired bootstrap and McNemar test",
+                       description="Probe several encoders (plus random-init and raw input) on identical splits and "
+                                   "seeds; 'A beats B' only when the paired 95%% interval excludes zero.")
+    c.add_argument("encoders", nargs="+", help="run folders or exports")
+    c.add_argument("--data", required=True, help="labeled data: " + DATA_HELP)
+    _add_data_flags(c, recipe=False)
+    c.add_argument("--protocol", default="knn,linear", help="comma-separated: knn, linear, mlp")
+    c.add_argument("--k", type=_k_value, default=20, help="kNN neighbours, or 'cv'")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default="compare", help="folder for compare.md and compare.json (default ./compare)")
 
     t = sub.add_parser("selftrain", help="self-training: fine-tune a teacher, pseudo-label a pool, distill a student",
                        description="SimCLRv2-style self-training (Chen et al. 2020) on a pre-trained encoder; "
@@ -337,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_evaluate(args, console)
         elif args.command == "selftrain":
             _run_selftrain(args, console)
+        elif args.command == "compare":
+            _run_compare(args, console)
         elif args.command == "embed":
             from selfsup.export import write_embeddings
 

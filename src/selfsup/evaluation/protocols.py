@@ -21,6 +21,22 @@ ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
 KNN_TEMPERATURE = 0.07
 
 
+def predict(protocol: str, train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, *,
+            k: int | str = 20, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Test-split predictions of one single-row protocol (knn, linear, mlp) and its details."""
+    if protocol == "knn":
+        chosen, cv_accuracy = (choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
+                               if k == "cv" else (int(k), None))
+        pred = knn_predict(train_emb, train_y, test_emb, k=chosen, temperature=KNN_TEMPERATURE)
+        details = {"k": min(chosen, len(train_emb)), "temperature": KNN_TEMPERATURE}
+        if k == "cv":
+            details |= {"k_by": "5-fold CV on the training split", "cv_accuracy": cv_accuracy}
+        return pred, details
+    if protocol == "mlp":
+        return mlp_probe(train_emb, train_y, test_emb, seed=seed)
+    return linear_probe(train_emb, train_y, test_emb, seed=seed)
+
+
 def run_protocols(
     features: dict[str, tuple[np.ndarray, np.ndarray]],
     train_y: np.ndarray,
@@ -56,17 +72,7 @@ def run_protocols(
                     extra = label_efficiency(train_emb, train_y, test_emb, test_y, seed=seed)
                 rows += [{"encoder": encoder, **r} for r in extra]
                 continue
-            if protocol == "knn":
-                chosen, cv_accuracy = (choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
-                                       if k == "cv" else (int(k), None))
-                pred = knn_predict(train_emb, train_y, test_emb, k=chosen, temperature=KNN_TEMPERATURE)
-                details = {"k": min(chosen, len(train_emb)), "temperature": KNN_TEMPERATURE}
-                if k == "cv":
-                    details |= {"k_by": "5-fold CV on the training split", "cv_accuracy": cv_accuracy}
-            elif protocol == "mlp":
-                pred, details = mlp_probe(train_emb, train_y, test_emb, seed=seed)
-            else:
-                pred, details = linear_probe(train_emb, train_y, test_emb, seed=seed)
+            pred, details = predict(protocol, train_emb, train_y, test_emb, k=k, seed=seed)
             result = accuracy_with_ci(test_y, pred, seed=seed)
             rows.append(
                 {

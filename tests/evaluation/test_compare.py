@@ -1,0 +1,53 @@
+"""Paired comparisons: hand-computed statistics, no difference between an encoder and its copy, and a
+verdict only when the interval excludes zero."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+
+from selfsup.cli import main
+from selfsup.evaluation.compare import mcnemar, paired_bootstrap, verdict
+
+
+def test_paired_bootstrap_and_mcnemar_hand_computed() -> None:
+    same = np.array([1, 0, 1, 1, 0] * 20, dtype=bool)
+    assert paired_bootstrap(same, same) == (0.0, 0.0, 0.0) and mcnemar(same, same) == 1.0
+    a, b = np.ones(10, dtype=bool), np.zeros(10, dtype=bool)
+    assert math.isclose(mcnemar(a, b), 2 * 0.5**10)  # all 10 discordant one way
+    diff, low, high = paired_bootstrap(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]))
+    assert diff == 0.25 and 0.0 <= low <= diff <= high <= 0.75
+
+
+def test_intervals_shrink_as_the_test_set_grows() -> None:
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (50, 500, 5000):
+        a, b = rng.random(n) < 0.8, rng.random(n) < 0.7
+        _, low, high = paired_bootstrap(a, b)
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+
+
+def test_verdict_only_when_the_interval_excludes_zero() -> None:
+    rng = np.random.default_rng(0)
+    perfect, coin = np.ones(200, dtype=bool), rng.random(200) < 0.5
+    _, low, high = paired_bootstrap(perfect, coin)
+    assert verdict("A", "B", low, high) == "A beats B" and verdict("B", "A", -high, -low) == "A beats B"
+    assert verdict("A", "B", -0.01, 0.02) == "no difference shown"
+
+
+def test_an_encoder_and_its_copy_show_no_difference(iris_run, tmp_path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(iris_run, copy)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(iris_run), str(copy), "--data", "builtin:iris", "--out", str(out)]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    same = [p for p in result["pairs"] if {p["a"], p["b"]} == {str(iris_run), str(copy)}]
+    assert len(same) == 2  # knn and linear
+    assert all(p["difference"] == 0 and p["mcnemar_p"] == 1.0 and p["verdict"] == "no difference shown" for p in same)
+    assert [p["b"] for p in result["pairs"][:3]] == [str(copy), "random-init", "raw-input"]  # baselines always there
+    assert "| knn |" in (out / "compare.md").read_text()
