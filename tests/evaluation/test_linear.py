@@ -61,3 +61,19 @@ def test_deterministic_given_seed():
     b = linear_probe(x, y, x, seed=3, Cs=(0.1, 10.0))
     np.testing.assert_array_equal(a[0], b[0])
     assert a[1] == b[1]
+
+
+def test_large_training_sets_use_the_torch_head_and_separable_data_is_solved(monkeypatch) -> None:
+    import selfsup.evaluation.linear as linear
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 200)
+    x = rng.normal(size=(600, 6)) + 6 * np.eye(6)[y * 2]  # three well-separated classes
+    yt = np.repeat(np.arange(3), 50)
+    xt = rng.normal(size=(150, 6)) + 6 * np.eye(6)[yt * 2]
+    monkeypatch.setattr(linear, "TORCH_ABOVE", 500)
+    predicted, details = linear.linear_probe(x, y, xt)
+    assert details["solver"].startswith("torch") and details["weight_decay"] in linear.WEIGHT_DECAYS
+    assert (predicted == yt).mean() == 1.0
+    monkeypatch.setattr(linear, "TORCH_ABOVE", 5000)  # below the threshold: scikit-learn with CV, as before
+    assert "solver" not in linear.linear_probe(x, y, xt)[1]

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+
+from selfsup.evaluation.linear import TORCH_ABOVE
 from rich.console import Console
 from rich.table import Table
 
@@ -70,7 +72,12 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
             f"exp(sim/T) with T={d.get('temperature', '?')} (Wu et al. 2018)."
         )
     linear = [r for r in rows if r["protocol"] == "linear"]
-    if linear:
+    if linear and linear[0].get("details", {}).get("solver"):
+        chosen = ", ".join(f"{r['encoder']}: {r['details'].get('weight_decay')}" for r in linear)
+        notes.append("- **linear**: softmax linear head (AdamW, 100 epochs) on standardised frozen embeddings, used above "
+                     f"{TORCH_ABOVE} training samples; weight decay chosen on a stratified 10% validation split of the "
+                     f"training split ({chosen}).")
+    elif linear:
         chosen = ", ".join(f"{r['encoder']}: C={r.get('details', {}).get('C')}" for r in linear)
         folds = linear[0].get("details", {}).get("cv_folds") or 0
         how = (
