@@ -41,29 +41,14 @@ def token_encoder(modality: str) -> tuple[torch.nn.Module, torch.Tensor]:
     return build_encoder(config), splits.train.float_samples()[:32]
 
 
-def train(method, x: torch.Tensor, steps: int = 15) -> list[float]:
-    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for step in range(steps):
-        torch.manual_seed(0)  # the same masks every step: a fixed objective to lower
-        out = method.training_loss([x])
-        optimizer.zero_grad()
-        out.loss.backward()
-        optimizer.step()
-        method.on_train_batch_end(step / steps)
-        losses.append(out.loss.item())
-    assert out.embedding.shape == (len(x), method.encoder.embed_dim) and torch.isfinite(out.embedding).all()
-    return losses
-
-
 @pytest.mark.parametrize("modality", sorted(DATA))
 @pytest.mark.parametrize("name", MASKED)
-def test_method_trains_on_real_data(name: str, modality: str) -> None:
+def test_method_trains_on_real_data(name: str, modality: str, train_fixed) -> None:
     encoder, x = token_encoder(modality)
     method = build_method(name, encoder, SMALL_HEAD[name])
     assert method.views.original and method.views.n_global == 0  # no augmentation: the input itself
     before = {k: v.clone() for k, v in method.encoder.state_dict().items()}
-    losses = train(method, x)
+    losses = train_fixed(method, x, steps=15)
     assert all(np.isfinite(losses)), losses
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     after = method.encoder.state_dict()
@@ -158,7 +143,7 @@ def test_hog_target_refused_on_tables() -> None:
 
 
 @pytest.mark.parametrize("name", ["mae", "jepa"])
-def test_ragged_series_train_and_padding_is_never_a_target(name: str) -> None:
+def test_ragged_series_train_and_padding_is_never_a_target(name: str, train_fixed) -> None:
     """Japanese Vowels: 7-29 steps padded with NaN; with patches of 4 steps many tokens are padding."""
     splits = load_builtin("japanesevowels")
     module = modality_module("timeseries")
@@ -169,7 +154,7 @@ def test_ragged_series_train_and_padding_is_never_a_target(name: str) -> None:
     _, valid = encoder.tokenizer.patches(x)
     assert not valid.all()  # padding tokens exist
     method = build_method(name, encoder, SMALL_HEAD[name])
-    losses = train(method, x, steps=10)
+    losses = train_fixed(method, x, steps=10)
     assert all(np.isfinite(losses)) and sum(losses[-3:]) < sum(losses[:3]), losses
     if name == "jepa":  # padding tokens drawn as targets are left out of the loss
         torch.manual_seed(0)

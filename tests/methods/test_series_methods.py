@@ -41,22 +41,6 @@ def encoder_for(name: str, x: torch.Tensor, **args) -> torch.nn.Module:
     return build(series_encoder_config(name, x.shape[1], x.shape[2], mean, std, **(SMALL[name] | args)))
 
 
-def train(method, x: torch.Tensor, steps: int = 25) -> list[float]:
-    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for step in range(steps):
-        torch.manual_seed(0)  # the same crops, masks and dropout every step: a fixed objective to lower
-        out = method.training_loss([x])
-        optimizer.zero_grad()
-        out.loss.backward()
-        optimizer.step()
-        method.on_train_batch_end(step / steps)
-        losses.append(out.loss.item())
-    assert out.embedding.shape == (len(x), method.encoder.embed_dim)
-    assert torch.isfinite(out.embedding).all()
-    return losses
-
-
 CASES = [
     ("ts2vec", "dilated_conv", "ragged", {}),
     ("ts2vec", "patch_transformer", "two_channels", {}),
@@ -66,13 +50,13 @@ CASES = [
 
 
 @pytest.mark.parametrize("method_name, encoder_name, data, encoder_args", CASES)
-def test_method_trains_on_gunpoint(method_name, encoder_name, data, encoder_args, series) -> None:
+def test_method_trains_on_gunpoint(method_name, encoder_name, data, encoder_args, series, train_fixed) -> None:
     torch.manual_seed(0)
     x = {"ragged": ragged, "two_channels": two_channels}[data](series[:24])
     method = build_method(method_name, encoder_for(encoder_name, x, **encoder_args), {})
     assert method.modalities == ("timeseries",) and method.views.original and method.views.n_global == 0
     before = {k: v.clone() for k, v in method.encoder.state_dict().items()}
-    losses = train(method, x)
+    losses = train_fixed(method, x, steps=25)
     assert all(np.isfinite(losses)), losses
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     after = method.encoder.state_dict()
