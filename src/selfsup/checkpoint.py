@@ -16,6 +16,7 @@ from torch import nn
 from selfsup import __version__
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
+from selfsup.files import write_atomic
 
 WEIGHTS = "encoder.safetensors"
 META = "selfsup.json"
@@ -30,12 +31,6 @@ def _versions() -> dict[str, str]:
     import timm
 
     return {"selfsup": __version__, "torch": torch.__version__, "timm": timm.__version__}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -54,7 +49,7 @@ def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> di
 
 def write_meta(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None) -> None:
     """Write only ``selfsup.json`` (a run does this at its start, so a killed run can still be exported)."""
-    _atomic_write_text(Path(out_dir) / META, json.dumps(encoder_meta(encoder, recipe), indent=2))
+    write_atomic(Path(out_dir) / META, json.dumps(encoder_meta(encoder, recipe), indent=2))
 
 
 def save_encoder(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None) -> Path:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
+from selfsup.files import write_atomic
 
 
 class Recipe(BaseModel):
@@ -103,6 +104,4 @@ def make_recipe(**fields: Any) -> Recipe:
 
 def save_recipe(recipe: Recipe, path: Path) -> None:
     """Write the recipe as YAML, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(recipe.model_dump(), sort_keys=False))
-    tmp.replace(path)
+    write_atomic(path, yaml.safe_dump(recipe.model_dump(), sort_keys=False))

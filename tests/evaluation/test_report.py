@@ -77,7 +77,7 @@ def test_print_table_highlights_best_per_protocol():
 def test_every_file_is_written_through_a_tmp_and_os_replace(tmp_path, monkeypatch):
     import os
 
-    import selfsup.evaluation.report as report
+    import selfsup.files as files  # the report writes through selfsup.files.write_atomic
 
     calls = []
     real_replace = os.replace
@@ -87,6 +87,6 @@ def test_every_file_is_written_through_a_tmp_and_os_replace(tmp_path, monkeypatc
         calls.append((os.path.basename(src), os.path.basename(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(report.os, "replace", spy)
+    monkeypatch.setattr(files.os, "replace", spy)
     paths = write_report(tmp_path, ROWS, META, loss_history=[(0, 1.0), (1, 0.5)])
     assert sorted(calls) == sorted((p.name + ".tmp", p.name) for p in paths.values())

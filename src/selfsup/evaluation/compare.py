@@ -24,8 +24,9 @@ from selfsup.data import DataOptions
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
-from selfsup.evaluation.evaluate import _split, check_fits
+from selfsup.evaluation.evaluate import check_fits, labeled_split
 from selfsup.evaluation.protocols import predict
+from selfsup.files import write_atomic
 from selfsup.modalities import load_data, modality_module
 
 COMPARE_PROTOCOLS = ("knn", "linear", "mlp")
@@ -75,7 +76,7 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
         encoder = load_encoder(path)
         splits = load_data(data, options, encoder_config=encoder.config)
         check_fits(encoder, splits)
-        train, test, split_note = _split(splits, None, options, encoder.config, seed, test_fraction)
+        train, test, split_note = labeled_split(splits, None, options, encoder.config, seed, test_fraction)
         if labels is None:
             labels = (train.y.numpy(), test.y.numpy(), split_note, [str(s) for s in test.ids])
         elif [str(s) for s in test.ids] != labels[3]:
@@ -124,6 +125,4 @@ def _write(out: Path, result: dict) -> None:
               for p in result["pairs"]]
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("compare.md", "\n".join(lines) + "\n"), ("compare.json", json.dumps(result, indent=1))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out / name)
+        write_atomic(out / name, text)

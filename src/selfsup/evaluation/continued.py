@@ -17,6 +17,7 @@ from rich.table import Table
 from selfsup.checkpoint import META, read_meta
 from selfsup.data import DataOptions
 from selfsup.evaluation.evaluate import EvaluationResult, evaluate
+from selfsup.files import write_atomic
 
 
 def init_of(encoder: str | Path) -> str | None:
@@ -55,9 +56,7 @@ def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, o
               for r in rows]
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("before_after.md", "\n".join(lines) + "\n"), ("before_after.json", json.dumps(rows, indent=1))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out / name)
+        write_atomic(out / name, text)
     return rows
 
 

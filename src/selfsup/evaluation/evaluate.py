@@ -48,8 +48,10 @@ def _labeled_part(data: ArrayDataset, name: str) -> tuple[ArrayDataset, str]:
     return data.subset(np.flatnonzero(data.y.numpy() != UNLABELED)), f"; {unlabeled} unlabeled samples left out"
 
 
-def _split(splits: Splits, test_data: str | None, options: DataOptions | None, config: dict, seed: int,
-           test_fraction: float) -> tuple[ArrayDataset, ArrayDataset, str]:
+def labeled_split(splits: Splits, test_data: str | None, options: DataOptions | None, config: dict, seed: int,
+                  test_fraction: float) -> tuple[ArrayDataset, ArrayDataset, str]:
+    """The labeled train and test parts, and a note saying how they were split: ``test_data`` when given,
+    else the data's own test split, else a stratified ``test_fraction`` split fixed by ``seed``."""
     train, note = _labeled_part(splits.train, splits.name)
     if test_data:
         test, test_note = _labeled_part(load_data(test_data, options, encoder_config=config).train, test_data)
@@ -116,7 +118,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     config = encoder.config
     splits = data if isinstance(data, Splits) else load_data(data, options, encoder_config=config)
     check_fits(encoder, splits)
-    train, test, split_note = _split(splits, test_data, options, config, seed, test_fraction)
+    train, test, split_note = labeled_split(splits, test_data, options, config, seed, test_fraction)
     check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
     modality = modality_module(splits.modality)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +12,12 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from selfsup.evaluation.linear import TORCH_ABOVE
+from selfsup.files import write_atomic
 from rich.console import Console
 from rich.table import Table
 
 MAX_MAP_POINTS = 2000
 MAX_LEGEND_CLASSES = 20
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via ``path.tmp`` + ``os.replace`` so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def _json_default(value):
@@ -220,17 +207,17 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     results = json.dumps({"meta": meta, "rows": rows}, indent=2, default=_json_default)
-    paths["results"] = _atomic_write(out_dir / "results.json", (results + "\n").encode())
-    paths["summary"] = _atomic_write(out_dir / "summary.md", _summary_markdown(rows, meta).encode())
+    paths["results"] = write_atomic(out_dir / "results.json", (results + "\n").encode())
+    paths["summary"] = write_atomic(out_dir / "summary.md", _summary_markdown(rows, meta).encode())
     if loss_history:
-        paths["loss_curve"] = _atomic_write(out_dir / "loss_curve.png", _loss_curve(loss_history))
+        paths["loss_curve"] = write_atomic(out_dir / "loss_curve.png", _loss_curve(loss_history))
     if any(r["protocol"].startswith("linear@") for r in rows):
-        paths["label_efficiency"] = _atomic_write(out_dir / "label_efficiency.png", _label_efficiency_curve(rows))
+        paths["label_efficiency"] = write_atomic(out_dir / "label_efficiency.png", _label_efficiency_curve(rows))
     if train_emb is not None and len(train_emb) > 0:
         seed = meta.get("seed", 0)  # the subsample and t-SNE layout are deterministic given this
         seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
         png = _embedding_map(train_emb, train_labels, class_names, seed)
-        paths["embedding_map"] = _atomic_write(out_dir / "embedding_map.png", png)
+        paths["embedding_map"] = write_atomic(out_dir / "embedding_map.png", png)
     return paths
 
 

@@ -22,10 +22,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, save_encoder, write_meta
-from selfsup.evaluation.evaluate import check_fits
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
+from selfsup.evaluation.evaluate import check_fits
+from selfsup.files import write_atomic
 from selfsup.methods import build_method, method_class
 from selfsup.modalities import load_data, modality_module
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
@@ -206,10 +207,7 @@ def _with_replay(data: ArrayDataset, replay: ArrayDataset, fraction: float, seed
 
 def _write_init_report(out: Path, init: InitSource, report: InitReport, show: bool) -> None:
     """Show the loaded / missing / unexpected / shape-mismatch table, and keep it in the run folder."""
-    text = json.dumps({"source": str(init.path)} | report.as_dict(), indent=1)
-    tmp = out / "init.json.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "init.json")
+    write_atomic(out / "init.json", json.dumps({"source": str(init.path)} | report.as_dict(), indent=1))
     if show:
         from rich.console import Console
 

@@ -26,8 +26,9 @@ from torch import nn
 from selfsup.checkpoint import load_encoder
 from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
-from selfsup.evaluation.evaluate import _split, check_fits
+from selfsup.evaluation.evaluate import check_fits, labeled_split
 from selfsup.evaluation.stats import accuracy_with_ci
+from selfsup.files import write_atomic
 from selfsup.modalities import load_data
 
 
@@ -91,7 +92,7 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     config = pretrained.config
     splits = load_data(labeled, options, encoder_config=config)
     check_fits(pretrained, splits)
-    train, test, split_note = _split(splits, None, options, config, seed, test_fraction)
+    train, test, split_note = labeled_split(splits, None, options, config, seed, test_fraction)
     pool_splits = load_data(unlabeled, DataOptions(**(vars(options or DataOptions()) | {"label": None})),
                             encoder_config=config)
     check_fits(pretrained, pool_splits)
@@ -121,8 +122,6 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "selftrain.json.tmp"
-        tmp.write_text(json.dumps(asdict(result), indent=1, default=float))
-        tmp.replace(out / "selftrain.json")
+        write_atomic(out / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
     return result
 
