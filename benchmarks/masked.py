@@ -27,7 +27,6 @@ import json
 import logging
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -35,40 +34,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import accuracies, fmt, save_progress  # noqa: E402
-
-from selfsup.datasets import builtin_datasets  # noqa: E402
-from selfsup.evaluation.embed import embed  # noqa: E402
-from selfsup.evaluation.evaluate import evaluate  # noqa: E402
-from selfsup.evaluation.protocols import run_protocols  # noqa: E402
-from selfsup.recipe import make_recipe  # noqa: E402
-from selfsup.training.pretrain import pretrain  # noqa: E402
+from tables_series import accuracies, fmt, run_one, save_progress  # noqa: E402
 
 VIEW_METHOD = {"digits": "simclr", "italypowerdemand": "barlow_twins", "breast_cancer": "simclr"}
 MASKED = ("mae", "mfm", "data2vec", "jepa")
-BATCH = {"image": 128, "timeseries": 64, "tabular": 128}
-
-
-def run_one(dataset: str, method: str, seed: int, steps: int, workdir: Path, baselines: bool) -> dict:
-    """Pre-train one method with one seed, probe it; with ``baselines``, also probe random-init and raw input."""
-    modality = builtin_datasets()[dataset].modality
-    recipe = make_recipe(data=f"builtin:{dataset}", method=method, seed=seed, max_steps=steps, epochs=10_000,
-                         batch_size=BATCH[modality], warmup_epochs=0, online_probe=False,
-                         checkpoint_every=10_000, out=str(workdir / f"{dataset}-{method}-{seed}"))
-    start, wall = time.process_time(), time.perf_counter()
-    run = pretrain(recipe, progress=False)
-    cpu_seconds, wall_seconds = time.process_time() - start, time.perf_counter() - wall
-    if baselines:
-        result = evaluate(run.encoder, run.splits, seed=seed)  # pre-trained, random-init and raw rows
-        rows, split = result.rows, result.meta["split"]
-    else:  # the same protocols on the same split, for the pre-trained encoder only
-        train, test = run.splits.train, run.splits.test
-        features = {"pretrained": (embed(run.encoder, train.float_samples()), embed(run.encoder, test.float_samples()))}
-        rows = run_protocols(features, train.y.numpy(), test.y.numpy(), seed=seed)
-        split = f"the dataset's own train/test split ({len(train)}/{len(test)})"
-    return {"dataset": dataset, "modality": modality, "method": method, "encoder": run.encoder.config["name"],
-            "seed": seed, "steps": steps, "cpu_seconds": round(cpu_seconds, 1),
-            "wall_seconds": round(wall_seconds, 1), "split": split, "rows": rows}
 
 
 def markdown(results: list[dict]) -> str:

@@ -38,7 +38,7 @@ from selfsup.training.pretrain import pretrain
 
 TABLES = ("breast_cancer", "wine", "iris")
 SERIES = ("gunpoint", "italypowerdemand", "basicmotions", "japanesevowels")  # arrowhead: --datasets arrowhead
-BATCH = {"tabular": 128, "timeseries": 64}
+BATCH = {"tabular": 128, "timeseries": 64, "image": 128}
 
 
 def applicable_methods(modality: str, only: list[str] | None) -> list[str]:
@@ -64,7 +64,8 @@ def run_one(dataset: str, method: str, seed: int, steps: int, workdir: Path, bas
         features = {"pretrained": (embed(run.encoder, train.float_samples()), embed(run.encoder, test.float_samples()))}
         rows = run_protocols(features, train.y.numpy(), test.y.numpy(), seed=seed)
         split = f"the dataset's own train/test split ({len(train)}/{len(test)})"
-    return {"dataset": dataset, "modality": modality, "method": method, "seed": seed, "steps": steps,
+    return {"dataset": dataset, "modality": modality, "method": method, "encoder": run.encoder.config["name"],
+            "seed": seed, "steps": steps,
             "cpu_seconds": round(cpu_seconds, 1), "wall_seconds": round(wall_seconds, 1), "split": split,
             "rows": rows}
 
