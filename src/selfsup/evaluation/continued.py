@@ -41,7 +41,7 @@ def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, o
         folder = out / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)[-60:]}"
         common = dict(options=options, protocols=protocols, k=k, seed=seed, test_fraction=test_fraction)
         after = evaluate(encoder, data, out=folder, **common)
-        prior = evaluate(before, data, **common)
+        prior = evaluate(before, data, baselines=False, **common)  # the baselines are the same as after's
         for protocol in [r["protocol"] for r in after.rows if r["encoder"] == "pretrained"]:  # fewshot: k-shot rows
             a, b = _accuracy(after, "pretrained", protocol), _accuracy(prior, "pretrained", protocol)
             rows.append({"data": data, "split": after.meta["split"], "protocol": protocol, "before": b,

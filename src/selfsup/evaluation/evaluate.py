@@ -102,12 +102,15 @@ def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, config: dict
 def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: str | None = None,
              options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int | str = 20,
              seed: int = 0, test_fraction: float = 0.25, out: str | Path | None = None,
-             loss_history: list[tuple[int, float]] | None = None, progress: bool = False) -> EvaluationResult:
+             loss_history: list[tuple[int, float]] | None = None, progress: bool = False,
+             baselines: bool = True) -> EvaluationResult:
     """kNN / linear-probe accuracy with 95% bootstrap CIs for the encoder, a random-init copy and raw input.
 
     Tables also get a gradient-boosted-trees model on the raw features (``gbdt``), the usual bar there.
     ``options`` says how to read ``data`` (e.g. a table's label column); a table is read with the
     encoder's own schema, so new rows get the preprocessing fitted at pre-training time.
+    ``baselines=False`` probes the encoder alone, for a caller that already has the baselines of the
+    same split and seed (the before/after comparison).
     """
     for name in protocols:  # fail on a bad name before any work
         if name not in ALL_PROTOCOLS:
@@ -122,20 +125,20 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
     modality = modality_module(splits.modality)
 
-    torch.manual_seed(seed)
-    random_init = build_encoder(config).eval()
     x_train, x_test = train.float_samples(), test.float_samples()
-    features = {
-        "pretrained": (embed(encoder, x_train, progress=progress), embed(encoder, x_test, progress=progress)),
-        "random-init": (embed(random_init, x_train), embed(random_init, x_test)),
-        "raw-input": (modality.raw_features(train.x, config), modality.raw_features(test.x, config)),
-    }
+    features = {"pretrained": (embed(encoder, x_train, progress=progress), embed(encoder, x_test, progress=progress))}
+    note = "none"
+    if baselines:
+        torch.manual_seed(seed)
+        random_init = build_encoder(config).eval()
+        features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
+        features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
+        note = (f"random-init: same architecture, untrained, seed above; "
+                f"raw-input: {RAW_INPUT.get(splits.modality, 'the inputs')}")
     rows = run_protocols(features, train.y.numpy(), test.y.numpy(), list(protocols), k=k, seed=seed)
-    baselines = (f"random-init: same architecture, untrained, seed above; "
-                 f"raw-input: {RAW_INPUT.get(splits.modality, 'the inputs')}")
-    if splits.modality == "tabular":
+    if baselines and splits.modality == "tabular":
         rows.append(_gradient_boosting_row(train, test, config, seed))
-        baselines += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
+        note += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
     meta = {
         "encoder": encoder_path,
         "encoder_config": config,
@@ -148,7 +151,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
         "n_test": len(test),
         "classes": train.classes,
         "confidence_interval": "95% percentile bootstrap over test samples (2000 resamples)",
-        "baselines": baselines,
+        "baselines": note,
     }
     files: dict[str, Path] = {}
     if out is not None:

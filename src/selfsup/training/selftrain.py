@@ -74,9 +74,9 @@ def _train(model: Classifier, x: torch.Tensor, targets: torch.Tensor, *, epochs:
 
 
 @torch.no_grad()
-def _probabilities(model: Classifier, x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def _logits(model: Classifier, x: torch.Tensor) -> torch.Tensor:
     model.eval()
-    return torch.cat([F.softmax(model(x[i:i + 512]) / temperature, dim=1) for i in range(0, len(x), 512)])
+    return torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
 
 
 def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: DataOptions | None = None,
@@ -104,15 +104,16 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     torch.manual_seed(seed)
     teacher = _train(Classifier(copy.deepcopy(pretrained), classes), x, y, epochs=epochs, lr=lr,
                      batch_size=batch_size, seed=seed)
-    teacher_pred = _probabilities(teacher, x_test).argmax(1).numpy()
-    soft = _probabilities(teacher, pool, temperature)
-    keep = _probabilities(teacher, pool).max(dim=1).values >= threshold
+    teacher_pred = _logits(teacher, x_test).argmax(1).numpy()
+    pool_logits = _logits(teacher, pool)
+    soft = F.softmax(pool_logits / temperature, dim=1)
+    keep = F.softmax(pool_logits, dim=1).max(dim=1).values >= threshold
 
     torch.manual_seed(seed)
     targets = torch.cat([F.one_hot(y, classes).float(), soft[keep]])
     student = _train(Classifier(copy.deepcopy(pretrained), classes), torch.cat([x, pool[keep]]), targets,
                      epochs=epochs, lr=lr, batch_size=batch_size, seed=seed + 1)
-    student_pred = _probabilities(student, x_test).argmax(1).numpy()
+    student_pred = _logits(student, x_test).argmax(1).numpy()
     result = SelfTrainResult(
         teacher=accuracy_with_ci(y_test, teacher_pred, seed=seed),
         student=accuracy_with_ci(y_test, student_pred, seed=seed),
