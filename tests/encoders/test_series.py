@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from selfsup.encoders.series import DEFAULTS, ENCODERS, build, pool_tokens, series_encoder_config
+from selfsup.encoders.series import DEFAULTS, ENCODERS, build, series_encoder_config
+from selfsup.encoders.tokens import pool_tokens
 from selfsup.errors import SelfsupError
 
 # small widths keep the file fast on 2 CPU cores

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.encoders.tokens import TokenTransformer, sincos_1d
+from selfsup.encoders.tokens import TokenTransformer, pool_tokens, sincos_1d
 from selfsup.errors import SelfsupError, unknown_name
 
 ENCODERS = {
@@ -130,12 +130,6 @@ def build(config: dict[str, Any]) -> nn.Module:
     if "read" in config:  # how the pre-training files were read (CSV columns): travels with the encoder
         full["read"] = dict(config["read"])
     return {"dilated_conv": DilatedConvEncoder, "patch_transformer": PatchTransformer}[name](full)
-
-
-def pool_tokens(features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Max over the valid tokens: ``(B, T', D), (B, T') -> (B, D)``; zeros where no token is valid."""
-    pooled = features.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)
-    return torch.where(valid.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
 
 
 class _SeriesEncoder(nn.Module):

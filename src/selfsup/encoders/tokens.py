@@ -84,6 +84,19 @@ class TransformerBlock(nn.Module):
         return z + self.drop(self.ffn_out(self.ffn_dropout(h)))
 
 
+def key_mask(keys: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` attendable keys -> ``(B, 1, N, N)`` attention mask; a token always sees itself, so no row is
+    empty (padding queries attend to themselves only)."""
+    eye = torch.eye(keys.shape[1], dtype=torch.bool, device=keys.device)
+    return (keys.unsqueeze(1) | eye).unsqueeze(1)
+
+
+def pool_tokens(features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Max over the valid tokens: ``(B, T', D), (B, T') -> (B, D)``; zeros where no token is valid."""
+    pooled = features.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)
+    return torch.where(valid.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
+
+
 def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``tokens (B, N, ...)`` at ``index (B, K)`` -> ``(B, K, ...)``."""
     shape = index.shape + tokens.shape[2:]
@@ -133,17 +146,14 @@ class TokenTransformer(nn.Module):
 
     def _allowed(self, valid: torch.Tensor) -> torch.Tensor:
         """``(B, 1, P + K, P + K)`` attention mask: valid keys, prefix keys and oneself; causal order if asked."""
-        batch, k = valid.shape
         p = self.n_prefix
-        keys = torch.cat([valid.new_ones(batch, p), valid], dim=1)
-        n = p + k
-        eye = torch.eye(n, dtype=torch.bool, device=valid.device)
-        allowed = keys.unsqueeze(1) | eye  # (B, query, key); oneself always, so no row is empty
+        allowed = key_mask(torch.cat([valid.new_ones(len(valid), p), valid], dim=1))
         if self.causal:
+            n = allowed.shape[-1]
             order = torch.ones(n, n, dtype=torch.bool, device=valid.device).tril()
             order[:, :p] = True  # the prefix is context for everyone
             allowed = allowed & order
-        return allowed.unsqueeze(1)
+        return allowed
 
     def run(self, x: torch.Tensor, keep: torch.Tensor | None = None, layers: bool = False) -> TokenOutput:
         """Encode the content tokens at ``keep (B, K)`` (all when None; sorted indices keep causal order)."""
@@ -165,8 +175,7 @@ class TokenTransformer(nn.Module):
         if self.pool == "cls":
             pooled = z[:, 0]
         elif self.pool == "max":
-            pooled = content.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)
-            pooled = torch.where(valid.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
+            pooled = pool_tokens(content, valid)
         else:
             weights = valid.unsqueeze(-1).to(content.dtype)
             pooled = (content * weights).sum(1) / weights.sum(1).clamp_min(1.0)

@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from selfsup.encoders.series import pool_tokens
+from selfsup.encoders.tokens import pool_tokens
 from selfsup.errors import SelfsupError
 from selfsup.losses.temporal import cpc_loss
 from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method

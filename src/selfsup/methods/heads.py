@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.encoders.tokens import TransformerBlock
+from selfsup.encoders.tokens import TransformerBlock, key_mask
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2, last_bn: bool = False) -> nn.Sequential:
@@ -72,7 +72,7 @@ class TokenPredictor(nn.Module):
         allowed = None
         if context_valid is not None and not bool(context_valid.all()):
             keys = torch.cat([context_valid, context_valid.new_ones(target_index.shape)], dim=1)
-            allowed = (keys.unsqueeze(1) | torch.eye(z.shape[1], dtype=torch.bool, device=z.device)).unsqueeze(1)
+            allowed = key_mask(keys)
         for block in self.blocks:
             z = block(z, allowed)
         return self.head(self.norm(z[:, context.shape[1]:]))
