@@ -27,10 +27,16 @@ FORMAT_VERSION = 2
 RENAMED_IN_VERSION_2 = ("ft_transformer", "patch_transformer")
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """The versions a result depends on, recorded in checkpoints and reports."""
+    import platform
+
+    import numpy
+    import sklearn
     import timm
 
-    return {"selfsup": __version__, "torch": torch.__version__, "timm": timm.__version__}
+    return {"selfsup": __version__, "torch": torch.__version__, "timm": timm.__version__, "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
 
 def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -42,7 +48,7 @@ def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> di
         "encoder": encoder.config,
         "embed_dim": int(encoder.embed_dim),
         "recipe": recipe,
-        "versions": _versions(),
+        "versions": versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -163,6 +163,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
 
     from selfsup.evaluation.continued import before_after, init_of, print_before_after
     from selfsup.evaluation.evaluate import evaluate
+    from selfsup.evaluation.finetune import FinetuneOptions
     from selfsup.evaluation.report import print_table
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
@@ -185,11 +186,15 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
         return
     if (out / "results.json").exists() and not args.overwrite:
         raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
+    finetune = FinetuneOptions(blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr,
+                               epochs=args.finetune_epochs)
     result = evaluate(args.encoder, args.data[0], test_data=args.test_data, options=_data_options(args),
-                      protocols=protocols, k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out,
-                      progress=True)
-    print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console)
-    console.print(f"report: {out / 'summary.md'}")
+                      protocols=protocols, k=args.k, seed=args.seed, seeds=args.seeds, test_fraction=args.test_fraction,
+                      finetune=finetune, out=out, progress=True)
+    interval = "95% bootstrap CI" if args.seeds == 1 else "95% t-interval over seeds"
+    print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, {args.seeds} seed"
+                             f"{'s' * (args.seeds > 1)}, {interval}", console)
+    console.print(f"report: {out / 'report.html'} (and summary.md)")
 
 
 def _run_compare(args: argparse.Namespace, console: Console) -> None:
@@ -263,11 +268,22 @@ def _build_parser() -> argparse.ArgumentParser:
                                        "else a stratified split fixed by --seed)")
     e.add_argument("--protocol", default="knn,linear",
                    help="comma-separated: knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
-                        "on 1%%, 10%%, 100%% of the training labels, plotted)")
-    e.add_argument("--k", type=_k_value, default=20,
-                   help="neighbours for kNN (cosine, similarity-weighted), or 'cv' to choose k by 5-fold "
-                        "cross-validation on the training split (default 20)")
+                        "on 1%%, 10%%, 100%% of the training labels, plotted), finetune (encoder + linear head, "
+                        "early stopping on 10%% of the training split)")
+    e.add_argument("--k", type=_k_value, default="cv",
+                   help="neighbours for kNN (cosine, similarity-weighted), or 'cv' (default) to choose k by 5-fold "
+                        "cross-validation on the training split")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seeds", type=int, default=1,
+                   help="repeat with seeds SEED..SEED+N-1 (split when the data has none, random-init, probes) and "
+                        "report the mean with a 95%% t-interval over seeds (default 1: bootstrap over test samples)")
+    e.add_argument("--finetune-blocks", type=int,
+                   help="finetune: train only the encoder's last N stages (default: all of it)")
+    e.add_argument("--finetune-lr", type=float, default=1e-3, help="finetune: encoder learning rate (default 1e-3)")
+    e.add_argument("--head-lr", type=float, default=1e-2, help="finetune: linear head learning rate (default 1e-2)")
+    e.add_argument("--finetune-epochs", type=int, default=100,
+                   help="finetune: at most this many epochs (default 100); stops after 10 without a lower "
+                        "validation loss and keeps the best epoch")
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument("--out", help="report folder (default RUN/eval)")
     e.add_argument("--overwrite", action="store_true")
@@ -279,7 +295,8 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", required=True, help="labeled data: " + DATA_HELP)
     _add_data_flags(c, recipe=False)
     c.add_argument("--protocol", default="knn,linear", help="comma-separated: knn, linear, mlp")
-    c.add_argument("--k", type=_k_value, default=20, help="kNN neighbours, or 'cv'")
+    c.add_argument("--k", type=_k_value, default="cv", help="kNN neighbours, or 'cv' (default: 5-fold CV on the "
+                                                             "training split)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", default="compare", help="folder for compare.md and compare.json (default ./compare)")
 

@@ -48,7 +48,9 @@ def test_the_choice_never_sees_the_test_split(monkeypatch) -> None:
     assert rows[0]["details"]["k_by"] == "5-fold CV on the training split"
 
 
-def test_evaluate_with_k_by_cv(iris_run, tmp_path, capsys) -> None:
-    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--k", "cv",
-                 "--out", str(tmp_path / "eval")]) == 0
-    assert "(chosen by 5-fold CV on the training split)" in (tmp_path / "eval" / "summary.md").read_text()
+def test_evaluate_chooses_k_by_cv_by_default(iris_run, tmp_path, capsys) -> None:
+    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--out", str(tmp_path / "eval")]) == 0
+    assert ", chosen by 5-fold CV on the training split)" in (tmp_path / "eval" / "summary.md").read_text()
+    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--k", "7",
+                 "--out", str(tmp_path / "fixed")]) == 0
+    assert "neighbours (k=7)" in (tmp_path / "fixed" / "summary.md").read_text()

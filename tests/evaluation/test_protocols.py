@@ -6,7 +6,7 @@ import pytest
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.protocols import PROTOCOLS, run_protocols
 
-KEYS = {"encoder", "protocol", "accuracy", "ci_low", "ci_high", "n_train", "n_test", "details"}
+KEYS = {"encoder", "protocol", "accuracy", "ci_low", "ci_high", "n_train", "n_test", "details", "confusion"}
 
 
 def _data(seed: int):
@@ -36,6 +36,8 @@ def test_rows_have_the_right_keys_and_order():
     assert set(rows[1]["details"]) == {"C", "cv_accuracy", "cv_folds"}
     assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == 1.0
     assert rows[2]["accuracy"] < 0.8
+    assert rows[0]["confusion"] == [[int((y_test == 0).sum()), 0], [0, int((y_test == 1).sum())]]
+    assert np.sum(rows[2]["confusion"]) == 40 and np.trace(rows[2]["confusion"]) == round(40 * rows[2]["accuracy"])
 
 
 def test_single_protocol_subset():

@@ -28,10 +28,11 @@ def test_write_report_files(tmp_path):
     emb = rng.normal(size=(60, 8)) + 5 * np.eye(8)[labels]
     out = tmp_path / "new" / "report"
     paths = write_report(
-        out, ROWS, META, train_emb=emb, train_labels=labels, class_names=["cat", "dog", "fox"],
+        out, ROWS, META, embeddings={"pretrained": emb, "raw-input": emb[:, :4]}, train_labels=labels,
+        class_names=["cat", "dog", "fox"],
         loss_history=[(i, math.exp(-i / 30) + 0.05 * rng.random()) for i in range(100)],
     )
-    assert set(paths) == {"results", "summary", "loss_curve", "embedding_map"}
+    assert set(paths) == {"results", "summary", "html", "loss_curve", "embedding_map"}
     assert all(p.parent == out and p.exists() for p in paths.values())
 
     results = json.loads((out / "results.json").read_text())
@@ -54,12 +55,12 @@ def test_write_report_minimal_and_subsampled(tmp_path, monkeypatch):
     import selfsup.evaluation.report as report
 
     paths = write_report(tmp_path, ROWS[:1], {"split": "s", "seeds": 1})
-    assert set(paths) == {"results", "summary"}
+    assert set(paths) == {"results", "summary", "html"}
     assert not (tmp_path / "loss_curve.png").exists()
 
     monkeypatch.setattr(report, "MAX_MAP_POINTS", 40)
     emb = np.random.default_rng(1).normal(size=(300, 4))
-    paths = write_report(tmp_path, ROWS, META, train_emb=emb, train_labels=None)
+    paths = write_report(tmp_path, ROWS, META, embeddings={"pretrained": emb}, train_labels=None)
     assert (tmp_path / "embedding_map.png").read_bytes().startswith(PNG_MAGIC)
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -90,3 +91,17 @@ def test_every_file_is_written_through_a_tmp_and_os_replace(tmp_path, monkeypatc
     monkeypatch.setattr(files.os, "replace", spy)
     paths = write_report(tmp_path, ROWS, META, loss_history=[(0, 1.0), (1, 0.5)])
     assert sorted(calls) == sorted((p.name + ".tmp", p.name) for p in paths.values())
+
+
+def test_confusion_matrix_and_per_class_accuracy(tmp_path):
+    row = {"encoder": "pretrained", "protocol": "linear", "accuracy": 0.75, "ci_low": 0.5, "ci_high": 0.9,
+           "n_train": 8, "n_test": 8, "details": {"C": 1.0}, "confusion": [[3, 1], [1, 3]]}
+    baseline = row | {"encoder": "raw-input", "confusion": [[4, 0], [2, 2]], "accuracy": 0.75}
+    paths = write_report(tmp_path, [row, baseline], META, class_names=["cat", "dog"])
+    assert paths["confusion"].read_bytes().startswith(PNG_MAGIC)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Per-class accuracy (pretrained, linear): cat: 75.00%, dog: 75.00%" in summary
+    assert "![confusion](confusion.png)" in summary
+    page = (tmp_path / "report.html").read_text()
+    assert '<table id="per-class">' in page and "<td>100.0%</td><td>50.0%</td>" not in page
+    assert "<td>75.0%</td><td>100.0%</td>" in page and "<td>75.0%</td><td>50.0%</td>" in page  # cat, dog rows

@@ -53,3 +53,25 @@ def test_accuracy_with_ci_keys_and_values():
         accuracy_with_ci(np.array([0, 1]), np.array([0]))
     with pytest.raises(ValueError):
         bootstrap_ci(np.array([]))
+
+
+def test_seed_interval_hand_computed_and_degenerate_for_one_seed() -> None:
+    from scipy.stats import t
+
+    from selfsup.evaluation.stats import seed_interval
+
+    mean, low, high = seed_interval([0.8, 0.9, 1.0])
+    half = t.ppf(0.975, 2) * 0.1 / np.sqrt(3)  # sample std of 0.8, 0.9, 1.0 is 0.1
+    assert mean == pytest.approx(0.9) and low == pytest.approx(0.9 - half) and high == pytest.approx(0.9 + half)
+    assert seed_interval([0.7]) == (0.7, 0.7, 0.7)
+
+
+def test_seed_intervals_shrink_as_seeds_grow() -> None:
+    from selfsup.evaluation.stats import seed_interval
+
+    rng = np.random.default_rng(0)
+    widths = {}
+    for n in (2, 3, 5, 10, 30):
+        runs = [seed_interval(rng.normal(0.8, 0.05, size=n)) for _ in range(200)]
+        widths[n] = np.mean([high - low for _, low, high in runs])
+    assert all(widths[a] > widths[b] for a, b in zip(list(widths)[:-1], list(widths)[1:]))

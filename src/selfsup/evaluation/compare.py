@@ -61,7 +61,7 @@ def verdict(name_a: str, name_b: str, low: float, high: float) -> str:
 
 
 def compare(encoders: list[str], data: str, *, options: DataOptions | None = None,
-            protocols: tuple[str, ...] = ("knn", "linear"), k: int | str = 20, seed: int = 0,
+            protocols: tuple[str, ...] = ("knn", "linear"), k: int | str = "cv", seed: int = 0,
             test_fraction: float = 0.25, out: str | Path | None = None) -> dict:
     """Probe every encoder on the same split; return per-encoder accuracies and every pairwise comparison."""
     for name in protocols:

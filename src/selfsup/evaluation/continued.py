@@ -28,7 +28,9 @@ def init_of(encoder: str | Path) -> str | None:
 
 
 def _accuracy(result: EvaluationResult, encoder: str, protocol: str) -> float:
-    return next(r["accuracy"] for r in result.rows if r["encoder"] == encoder and r["protocol"] == protocol)
+    """NaN where the protocol has no row for that encoder (raw input is not fine-tuned)."""
+    return next((r["accuracy"] for r in result.rows if r["encoder"] == encoder and r["protocol"] == protocol),
+                float("nan"))
 
 
 def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, options: DataOptions | None,

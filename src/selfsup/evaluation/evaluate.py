@@ -1,8 +1,8 @@
 """Evaluate an encoder on labeled data against the random-init and raw-input baselines.
 
-Protocols run on frozen embeddings; all selection (k is fixed, C by cross-validation) uses the
-training split only. The test split is the data's own when it has one, otherwise a stratified
-split fixed by the seed and recorded in the report.
+Frozen-embedding protocols and fine-tuning; all selection (k and C by cross-validation, early
+stopping on a validation part) uses the training split only. The test split is the data's own when
+it has one, otherwise a stratified split fixed by the seed and recorded in the report.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from selfsup.checkpoint import load_encoder
+from selfsup.checkpoint import load_encoder, versions
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError, unknown_name
@@ -23,7 +23,8 @@ from selfsup.evaluation.baselines import gradient_boosting
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS, run_protocols
 from selfsup.evaluation.report import write_report
-from selfsup.evaluation.stats import accuracy_with_ci
+from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
+from selfsup.evaluation.stats import accuracy_with_ci, confusion, seed_interval
 from selfsup.modalities import load_data, modality_module
 
 RAW_INPUT = {"image": "flattened pixels in [0, 1]",
@@ -99,62 +100,118 @@ def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, config: dict
             "ci_high": result["ci_high"], "n_train": len(train), "n_test": result["n_test"], "details": details}
 
 
+def _aggregate(per_seed: list[list[dict]]) -> list[dict]:
+    """One row per (encoder, protocol): the mean over seeds with a 95% t-interval, each seed's accuracy kept."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    rows = []
+    for first in per_seed[0]:
+        same = [next(r for r in rows_s if (r["encoder"], r["protocol"]) == (first["encoder"], first["protocol"]))
+                for rows_s in per_seed]
+        mean, low, high = seed_interval([r["accuracy"] for r in same])
+        row = first | {"accuracy": mean, "ci_low": max(0.0, low), "ci_high": min(1.0, high),
+                       "per_seed": [r["accuracy"] for r in same]}
+        if "confusion" in first:  # summed over seeds
+            row["confusion"] = np.sum([r["confusion"] for r in same], axis=0).tolist()
+        rows.append(row)
+    return rows
+
+
+def _finetune_rows(encoders: dict[str, nn.Module], train: ArrayDataset, test: ArrayDataset,
+                   options: FinetuneOptions, seed: int, progress: bool) -> list[dict]:
+    rows = []
+    for name, model in encoders.items():
+        pred, details = fine_tune(model, train.float_samples(), train.y.numpy(), test.float_samples(),
+                                  options=options, seed=seed, progress=progress)
+        result = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
+        rows.append({"encoder": name, "protocol": "finetune", **result, "n_train": len(train), "details": details,
+                     "confusion": confusion(test.y.numpy(), pred, len(train.classes))})
+    return rows
+
+
 def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: str | None = None,
-             options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] = PROTOCOLS, k: int | str = 20,
-             seed: int = 0, test_fraction: float = 0.25, out: str | Path | None = None,
+             options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] = PROTOCOLS,
+             k: int | str = "cv", seed: int = 0, seeds: int = 1, test_fraction: float = 0.25,
+             finetune: FinetuneOptions | None = None, out: str | Path | None = None,
              loss_history: list[tuple[int, float]] | None = None, progress: bool = False,
              baselines: bool = True) -> EvaluationResult:
-    """kNN / linear-probe accuracy with 95% bootstrap CIs for the encoder, a random-init copy and raw input.
+    """Accuracy of every protocol with 95% CIs for the encoder, a random-init copy and raw input.
 
     Tables also get a gradient-boosted-trees model on the raw features (``gbdt``), the usual bar there.
     ``options`` says how to read ``data`` (e.g. a table's label column); a table is read with the
     encoder's own schema, so new rows get the preprocessing fitted at pre-training time.
+    With ``seeds`` > 1 everything seeded (a split the data does not fix, the random-init copy, the
+    probes) is repeated for seeds ``seed .. seed + seeds - 1`` and each row is the mean with a 95%
+    t-interval over seeds; with one seed the interval is a bootstrap over test samples.
     ``baselines=False`` probes the encoder alone, for a caller that already has the baselines of the
     same split and seed (the before/after comparison).
     """
     for name in protocols:  # fail on a bad name before any work
-        if name not in ALL_PROTOCOLS:
-            raise unknown_name("protocol", name, ALL_PROTOCOLS)
+        if name not in ALL_PROTOCOLS + ("finetune",):
+            raise unknown_name("protocol", name, ALL_PROTOCOLS + ("finetune",))
+    if seeds < 1:
+        raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
     encoder_path = str(encoder) if isinstance(encoder, (str, Path)) else "in-memory encoder"
     if isinstance(encoder, (str, Path)):
         encoder = load_encoder(encoder)
     config = encoder.config
     splits = data if isinstance(data, Splits) else load_data(data, options, encoder_config=config)
     check_fits(encoder, splits)
-    train, test, split_note = labeled_split(splits, test_data, options, config, seed, test_fraction)
-    check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
     modality = modality_module(splits.modality)
-
-    x_train, x_test = train.float_samples(), test.float_samples()
-    features = {"pretrained": (embed(encoder, x_train, progress=progress), embed(encoder, x_test, progress=progress))}
+    frozen = [p for p in protocols if p != "finetune"]
+    per_seed, split_notes, cached = [], [], {}
+    for s in range(seed, seed + seeds):
+        train, test, split_note = labeled_split(splits, test_data, options, config, s, test_fraction)
+        check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
+        split_notes.append(split_note)
+        x_train, x_test = train.float_samples(), test.float_samples()
+        key = (tuple(train.ids), tuple(test.ids))  # the pretrained encoder's embeddings depend on the split only
+        if key not in cached:
+            cached = {key: (embed(encoder, x_train, progress=progress), embed(encoder, x_test, progress=progress))}
+        features = {"pretrained": cached[key]}
+        models = {"pretrained": encoder}
+        if baselines:
+            torch.manual_seed(s)
+            models["random-init"] = random_init = build_encoder(config).eval()
+            features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
+            features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
+        rows = run_protocols(features, train.y.numpy(), test.y.numpy(), frozen, k=k, seed=s,
+                             n_classes=len(train.classes))
+        if "finetune" in protocols:
+            rows += _finetune_rows(models, train, test, finetune or FinetuneOptions(), s, progress)
+        if baselines and splits.modality == "tabular":
+            rows.append(_gradient_boosting_row(train, test, config, s))
+        per_seed.append(rows)
     note = "none"
     if baselines:
-        torch.manual_seed(seed)
-        random_init = build_encoder(config).eval()
-        features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
-        features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
-        note = (f"random-init: same architecture, untrained, seed above; "
+        note = (f"random-init: same architecture, untrained, seeded by the run's seed; "
                 f"raw-input: {RAW_INPUT.get(splits.modality, 'the inputs')}")
-    rows = run_protocols(features, train.y.numpy(), test.y.numpy(), list(protocols), k=k, seed=seed)
-    if baselines and splits.modality == "tabular":
-        rows.append(_gradient_boosting_row(train, test, config, seed))
-        note += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
+        if splits.modality == "tabular":
+            note += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
+    split_note = split_notes[0] if len(set(split_notes)) == 1 else (
+        split_notes[0].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}"))
     meta = {
         "encoder": encoder_path,
         "encoder_config": config,
         "data": splits.name,
         "modality": splits.modality,
         "split": split_note,
-        "seeds": 1,
+        "seeds": seeds,
         "seed": seed,
         "n_train": len(train),
         "n_test": len(test),
         "classes": train.classes,
-        "confidence_interval": "95% percentile bootstrap over test samples (2000 resamples)",
+        "confidence_interval": ("95% percentile bootstrap over test samples (2000 resamples)" if seeds == 1 else
+                                f"95% Student-t interval of the mean over {seeds} seeds"),
         "baselines": note,
+        "versions": versions(),
     }
+    if isinstance(encoder_path, str) and (Path(encoder_path) / "recipe.yaml").is_file():
+        meta["recipe"] = (Path(encoder_path) / "recipe.yaml").read_text()
+    rows = _aggregate(per_seed)
     files: dict[str, Path] = {}
     if out is not None:
-        files = write_report(Path(out), rows, meta, train_emb=features["pretrained"][0],
-                             train_labels=train.y.numpy(), class_names=train.classes, loss_history=loss_history)
+        maps = {name: f[0] for name, f in features.items()}
+        files = write_report(Path(out), rows, meta, embeddings=maps, train_labels=train.y.numpy(),
+                             class_names=train.classes, loss_history=loss_history)
     return EvaluationResult(rows, meta, files)

@@ -12,7 +12,7 @@ from selfsup.evaluation.knn import choose_k, knn_predict
 from selfsup.evaluation.label_efficiency import label_efficiency
 from selfsup.evaluation.linear import linear_probe
 from selfsup.evaluation.mlp import mlp_probe
-from selfsup.evaluation.stats import accuracy_with_ci
+from selfsup.evaluation.stats import accuracy_with_ci, confusion
 
 PROTOCOLS = ("knn", "linear")  # the default ones
 # 1-, 5- and 10-shot episodes (fewshot.py); the linear probe on 1%, 10%, 100% of the labels (label_efficiency.py)
@@ -22,7 +22,7 @@ KNN_TEMPERATURE = 0.07
 
 
 def predict(protocol: str, train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, *,
-            k: int | str = 20, seed: int = 0) -> tuple[np.ndarray, dict]:
+            k: int | str = "cv", seed: int = 0) -> tuple[np.ndarray, dict]:
     """Test-split predictions of one single-row protocol (knn, linear, mlp) and its details."""
     if protocol == "knn":
         chosen, cv_accuracy = (choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
@@ -42,20 +42,23 @@ def run_protocols(
     train_y: np.ndarray,
     test_y: np.ndarray,
     protocols: Sequence[str] = PROTOCOLS,
-    k: int | str = 20,
+    k: int | str = "cv",
     seed: int = 0,
+    n_classes: int | None = None,
 ) -> list[dict]:
     """One result row per (encoder, protocol), in the order given.
 
     ``features`` maps an encoder name (e.g. "pretrained", "random-init", "raw-input") to its
     ``(train_emb, test_emb)``. Rows hold encoder, protocol, accuracy, ci_low, ci_high,
-    n_train, n_test and the protocol's details (kNN: k, temperature; linear: C, CV info).
+    n_train, n_test, the protocol's details (kNN: k, temperature; linear: C, CV info) and, for the
+    single-row protocols, the confusion matrix over ``n_classes`` (default: the labels seen).
     """
     protocols = [protocols] if isinstance(protocols, str) else list(protocols)
     for name in protocols:
         if name not in ALL_PROTOCOLS:
             raise unknown_name("protocol", name, ALL_PROTOCOLS)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
     rows: list[dict] = []
     for encoder, (train_emb, test_emb) in features.items():
         if len(train_emb) != len(train_y) or len(test_emb) != len(test_y):
@@ -84,6 +87,7 @@ def run_protocols(
                     "n_train": int(len(train_emb)),
                     "n_test": result["n_test"],
                     "details": details,
+                    "confusion": confusion(test_y, pred, n_classes),
                 }
             )
     return rows

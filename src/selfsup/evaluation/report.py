@@ -11,12 +11,13 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from selfsup.evaluation.html import confusion_row, per_class_accuracy, report_html
 from selfsup.evaluation.linear import TORCH_ABOVE
 from selfsup.files import write_atomic
 from rich.console import Console
 from rich.table import Table
 
-MAX_MAP_POINTS = 2000
+MAX_MAP_POINTS = 1000  # per panel; t-SNE time grows with it
 MAX_LEGEND_CLASSES = 20
 
 
@@ -50,14 +51,13 @@ def _ci(row: dict) -> str:
 
 def _protocol_notes(rows: list[dict]) -> list[str]:
     notes = []
-    knn = next((r for r in rows if r["protocol"] == "knn"), None)
-    if knn is not None:
-        d = knn.get("details", {})
-        how = f" (chosen by {d['k_by']})" if d.get("k_by") else ""
-        notes.append(
-            f"- **knn**: cosine-similarity k-nearest neighbours, k={d.get('k', '?')}{how}, votes weighted by "
-            f"exp(sim/T) with T={d.get('temperature', '?')} (Wu et al. 2018)."
-        )
+    knn = [r for r in rows if r["protocol"] == "knn"]
+    if knn:
+        d = knn[0].get("details", {})
+        k = (", ".join(f"{r['encoder']}: k={r['details'].get('k')}" for r in knn) + f", chosen by {d['k_by']}"
+             if d.get("k_by") else f"k={d.get('k', '?')}")
+        notes.append(f"- **knn**: cosine-similarity k-nearest neighbours ({k}), votes weighted by exp(sim/T) with "
+                     f"T={d.get('temperature', '?')} (Wu et al. 2018).")
     linear = [r for r in rows if r["protocol"] == "linear"]
     if linear and linear[0].get("details", {}).get("solver"):
         chosen = ", ".join(f"{r['encoder']}: {r['details'].get('weight_decay')}" for r in linear)
@@ -79,6 +79,15 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
     if any(r["protocol"].startswith("linear@") for r in rows):
         notes.append("- **linear@p%**: the linear probe trained on a stratified p% of the training labels (at least one "
                      "per class, C by CV on that subset), scored on the whole test split; see label_efficiency.png.")
+    tuned = next((r for r in rows if r["protocol"] == "finetune"), None)
+    if tuned is not None:
+        d = tuned["details"]
+        which = "the whole encoder" if d["blocks"] is None else f"the last {d['stages_trained']} of {d['stages']} stages"
+        notes.append(f"- **finetune**: {which} and a linear head trained on the labels (AdamW, encoder LR "
+                     f"{d['backbone_lr']}, head LR {d['head_lr']}, batch {d['batch_size']}, no augmentation), at most "
+                     f"{d['epochs']} epochs, stopped after {d['patience']} without a lower loss on a stratified "
+                     f"{d['val_fraction']:.0%} validation part of the training split, best epoch kept; `random-init` "
+                     "fine-tuned is supervised training from scratch.")
     shot = next((r for r in rows if r["protocol"].endswith("-shot")), None)
     if shot is not None:
         notes.append(f"- **k-shot**: k training samples per class drawn {shot['details']['episodes']} times; nearest "
@@ -86,7 +95,8 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
     return notes
 
 
-def _summary_markdown(rows: list[dict], meta: dict) -> str:
+def _summary_markdown(rows: list[dict], meta: dict, figures: list[str] = (),
+                      class_names: list[str] | None = None) -> str:
     lines = ["# Evaluation summary", ""]
     lines += _protocol_notes(rows)
     lines += [
@@ -95,12 +105,21 @@ def _summary_markdown(rows: list[dict], meta: dict) -> str:
         "- **baselines**: `random-init` (same architecture, untrained) and `raw-input` (the inputs "
         "themselves) show what the protocol reaches without pre-training; pre-training helps only "
         "where it beats them beyond the confidence intervals.",
-        "- 95% CI: percentile bootstrap over test samples.",
+        f"- **95% CI**: {meta.get('confidence_interval', 'percentile bootstrap over test samples')}.",
         "",
         "| encoder | protocol | accuracy | 95% CI |",
         "|---|---|---|---|",
     ]
     lines += [f"| {r['encoder']} | {r['protocol']} | {_pct(r['accuracy'])} | {_ci(r)} |" for r in rows]
+    shown = confusion_row(rows)
+    if shown is not None:
+        accuracy = per_class_accuracy(shown)
+        names = class_names if class_names and len(class_names) == len(accuracy) else range(len(accuracy))
+        lines += ["", f"Per-class accuracy ({shown['encoder']}, {shown['protocol']}): "
+                  + ", ".join(f"{n}: {_pct(a)}" for n, a in zip(names, accuracy))]
+    lines += [""] + [f"![{name}]({name}.png)" for name in figures]
+    if meta.get("versions"):
+        lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     return "\n".join(lines) + "\n"
 
 
@@ -122,31 +141,28 @@ def _loss_curve(loss_history: list[tuple[int, float]]) -> bytes:
     return _figure_bytes(fig)
 
 
-def _embedding_map(
-    emb: np.ndarray, labels: np.ndarray | None, class_names: list[str] | None, seed: int
-) -> bytes:
+def _tsne(emb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """2-D t-SNE of at most ``MAX_MAP_POINTS`` rows: ``(xy, row indices, rows in all)``."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
     emb = np.asarray(emb, dtype=np.float32).reshape(len(emb), -1)
-    n_all = len(emb)
-    idx = np.arange(n_all)
-    if n_all > MAX_MAP_POINTS:
-        idx = np.sort(np.random.default_rng(seed).choice(n_all, MAX_MAP_POINTS, replace=False))
+    idx = np.arange(len(emb))
+    if len(emb) > MAX_MAP_POINTS:
+        idx = np.sort(np.random.default_rng(seed).choice(len(emb), MAX_MAP_POINTS, replace=False))
     x = emb[idx]
     n = len(x)
-    if n >= 3:
-        perplexity = float(max(1.0, min(30.0, (n - 1) / 3)))
-        init = "pca" if min(x.shape) >= 2 else "random"
-        # One thread: t-SNE's OpenMP loop slows down by 10-50x when the cores are shared.
-        with threadpool_limits(limits=1):
-            xy = TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed).fit_transform(x)
-    else:  # too few points for t-SNE: draw them on a line
-        xy = np.stack([np.arange(n, dtype=np.float64), np.zeros(n)], axis=1)
-    y = np.full(n, -1) if labels is None else np.asarray(labels)[idx]
+    if n < 3:  # too few points for t-SNE: draw them on a line
+        return np.stack([np.arange(n, dtype=np.float64), np.zeros(n)], axis=1), idx, len(emb)
+    perplexity = float(max(1.0, min(30.0, (n - 1) / 3)))
+    init = "pca" if min(x.shape) >= 2 else "random"
+    # One thread: t-SNE's OpenMP loop slows down by 10-50x when the cores are shared.
+    with threadpool_limits(limits=1):
+        xy = TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed).fit_transform(x)
+    return xy, idx, len(emb)
 
-    fig = Figure(figsize=(7, 6))
-    ax = fig.add_subplot()
+
+def _scatter(ax, xy: np.ndarray, y: np.ndarray, class_names: list[str] | None, legend: bool) -> None:
     present = [c for c in np.unique(y) if c != -1]
     if len(present) <= MAX_LEGEND_CLASSES:
         colours = colormaps["tab10" if len(present) <= 10 else "tab20"]
@@ -156,16 +172,26 @@ def _embedding_map(
             ax.scatter(xy[mask, 0], xy[mask, 1], s=6, color=colours(i), label=name)
     else:
         mask = y != -1
-        sc = ax.scatter(xy[mask, 0], xy[mask, 1], s=6, c=y[mask], cmap="turbo")
-        fig.colorbar(sc, ax=ax, label="class index")
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=6, c=y[mask], cmap="turbo")
     if (y == -1).any():
-        mask = y == -1
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=6, color="lightgrey", label="unlabeled")
-    if ax.get_legend_handles_labels()[0]:
+        ax.scatter(xy[y == -1, 0], xy[y == -1, 1], s=6, color="lightgrey", label="unlabeled")
+    if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(markerscale=3, fontsize="small", loc="best")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"t-SNE of training embeddings ({n} of {n_all} points)")
+
+
+def _embedding_maps(embeddings: dict[str, np.ndarray], labels: np.ndarray | None, class_names: list[str] | None,
+                    seed: int) -> bytes:
+    """t-SNE maps (van der Maaten & Hinton 2008) of each encoder's training embeddings, side by side."""
+    fig = Figure(figsize=(5.5 * len(embeddings), 5))
+    axes = fig.subplots(1, len(embeddings), squeeze=False)[0]
+    for i, (ax, (name, emb)) in enumerate(zip(axes, embeddings.items())):
+        xy, idx, n_all = _tsne(emb, seed)
+        y = np.full(len(idx), -1) if labels is None else np.asarray(labels)[idx]
+        _scatter(ax, xy, y, class_names, legend=i == len(embeddings) - 1)
+        ax.set_title(f"{name} ({len(idx)} of {n_all} points)")
+    fig.suptitle("t-SNE of the training embeddings")
     return _figure_bytes(fig)
 
 
@@ -189,35 +215,93 @@ def _label_efficiency_curve(rows: list[dict]) -> bytes:
     return _figure_bytes(fig)
 
 
+def _few_shot_plot(rows: list[dict]) -> bytes:
+    """Mean k-shot accuracy with its 95% interval, one line per encoder."""
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    for encoder in dict.fromkeys(r["encoder"] for r in rows):
+        points = sorted((r["details"]["shots"], r) for r in rows
+                        if r["encoder"] == encoder and r["protocol"].endswith("-shot"))
+        mean = np.array([100 * r["accuracy"] for _, r in points])
+        err = np.array([[m - 100 * r["ci_low"], 100 * r["ci_high"] - m] for m, (_, r) in zip(mean, points)]).T
+        ax.errorbar([k for k, _ in points], mean, yerr=err, marker="o", capsize=3, label=encoder)
+    ax.set_xlabel("labeled samples per class (k)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("few-shot (nearest centroid, 95% interval)")
+    ax.legend()
+    return _figure_bytes(fig)
+
+
+def _confusion_plot(row: dict, class_names: list[str] | None) -> bytes:
+    counts = np.asarray(row["confusion"])
+    n = len(counts)
+    names = class_names if class_names and len(class_names) == n else [str(i) for i in range(n)]
+    fig = Figure(figsize=(1.2 + 0.45 * n, 1 + 0.45 * n))
+    ax = fig.subplots()
+    ax.imshow(counts, cmap="Blues")
+    if n <= MAX_LEGEND_CLASSES:
+        ax.set_xticks(range(n), names, rotation=90)
+        ax.set_yticks(range(n), names)
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    over = f", summed over {len(row['per_seed'])} seeds" if "per_seed" in row else ""
+    ax.set_title(f"{row['encoder']}, {row['protocol']}: confusion on the test split{over}")
+    return _figure_bytes(fig)
+
+
+def _figures(rows: list[dict], meta: dict, embeddings: dict[str, np.ndarray] | None, train_labels: np.ndarray | None,
+             class_names: list[str] | None, loss_history: list[tuple[int, float]] | None) -> dict[str, bytes]:
+    """The report's PNGs by file stem, in the order the page shows them."""
+    figures: dict[str, bytes] = {}
+    if any(r["protocol"].startswith("linear@") for r in rows):
+        figures["label_efficiency"] = _label_efficiency_curve(rows)
+    if any(r["protocol"].endswith("-shot") for r in rows):
+        figures["few_shot"] = _few_shot_plot(rows)
+    shown = confusion_row(rows)
+    if shown is not None:
+        figures["confusion"] = _confusion_plot(shown, class_names)
+    embeddings = {name: emb for name, emb in (embeddings or {}).items() if emb is not None and len(emb) > 0}
+    if embeddings:
+        seed = meta.get("seed", 0)  # the subsample and t-SNE layout are deterministic given this
+        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+        figures["embedding_map"] = _embedding_maps(embeddings, train_labels, class_names, seed)
+    if loss_history:
+        figures["loss_curve"] = _loss_curve(loss_history)
+    return figures
+
+
 def write_report(
     out_dir: Path,
     rows: list[dict],
     meta: dict,
-    train_emb: np.ndarray | None = None,
+    embeddings: dict[str, np.ndarray] | None = None,
     train_labels: np.ndarray | None = None,
     class_names: list[str] | None = None,
     loss_history: list[tuple[int, float]] | None = None,
 ) -> dict[str, Path]:
     """Write the report files into ``out_dir`` (each atomically) and return their paths by name.
 
-    Always ``results.json`` and ``summary.md``; ``loss_curve.png`` when ``loss_history`` is
-    given; ``embedding_map.png`` (t-SNE, van der Maaten & Hinton 2008) when ``train_emb`` is.
+    Always ``results.json``, ``summary.md`` and ``report.html`` (one self-contained page, the PNGs
+    inlined, that opens offline); a PNG per figure the rows call for: ``label_efficiency``,
+    ``few_shot``, ``confusion`` (the pretrained encoder's), ``embedding_map`` (a t-SNE panel per
+    encoder in ``embeddings``, their training embeddings) and ``loss_curve`` (``loss_history``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     results = json.dumps({"meta": meta, "rows": rows}, indent=2, default=_json_default)
     paths["results"] = write_atomic(out_dir / "results.json", (results + "\n").encode())
-    paths["summary"] = write_atomic(out_dir / "summary.md", _summary_markdown(rows, meta).encode())
-    if loss_history:
-        paths["loss_curve"] = write_atomic(out_dir / "loss_curve.png", _loss_curve(loss_history))
-    if any(r["protocol"].startswith("linear@") for r in rows):
-        paths["label_efficiency"] = write_atomic(out_dir / "label_efficiency.png", _label_efficiency_curve(rows))
-    if train_emb is not None and len(train_emb) > 0:
-        seed = meta.get("seed", 0)  # the subsample and t-SNE layout are deterministic given this
-        seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
-        png = _embedding_map(train_emb, train_labels, class_names, seed)
-        paths["embedding_map"] = write_atomic(out_dir / "embedding_map.png", png)
+    figures = _figures(rows, meta, embeddings, train_labels, class_names, loss_history)
+    for name, png in figures.items():
+        paths[name] = write_atomic(out_dir / f"{name}.png", png)
+    paths["summary"] = write_atomic(out_dir / "summary.md", _summary_markdown(rows, meta, list(figures),
+                                                                              class_names).encode())
+    page = report_html(rows, meta, figures, _protocol_notes(rows), class_names)
+    paths["html"] = write_atomic(out_dir / "report.html", page.encode())
     return paths
 
 

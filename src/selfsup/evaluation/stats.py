@@ -1,4 +1,4 @@
-"""Accuracy with a percentile-bootstrap confidence interval over test samples (Efron 1979)."""
+"""Confidence intervals: percentile bootstrap over test samples (Efron 1979), Student t over seeds."""
 
 from __future__ import annotations
 
@@ -40,3 +40,24 @@ def accuracy_with_ci(y_true: np.ndarray, y_pred: np.ndarray, **kw) -> dict:
         raise ValueError(f"y_true has {y_true.size} labels but y_pred has {y_pred.size}")
     accuracy, low, high = bootstrap_ci(y_true == y_pred, **kw)
     return {"accuracy": accuracy, "ci_low": low, "ci_high": high, "n_test": int(y_true.size)}
+
+
+def seed_interval(values: np.ndarray | list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)`` of per-seed results: the Student-t interval of the mean (degenerate for one seed)."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("seed_interval needs at least one value")
+    mean = float(values.mean())
+    if values.size == 1:
+        return mean, mean, mean
+    half = float(t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+    return mean, mean - half, mean + half
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """``counts[true][predicted]`` over the test samples (labels are class indices)."""
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return counts.tolist()

@@ -1,0 +1,151 @@
+"""Fine-tuning: train the encoder (all of it or its last stages) and a linear head on the labels.
+
+The usual transfer protocol next to the frozen probes (SimCLR, Chen et al. 2020, §B.5; MAE, He et al.
+2022, §4): the backbone gets its own, smaller learning rate than the new head, and training stops
+early on the cross-entropy of a stratified validation split carved from the training split, restoring
+the best epoch, so the test split is used once, for the reported accuracy. No augmentation is applied.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from selfsup.errors import SelfsupError
+
+_NORMS = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """``blocks``: how many of the encoder's last stages to train (None: all of it)."""
+
+    blocks: int | None = None
+    backbone_lr: float = 1e-3
+    head_lr: float = 1e-2
+    weight_decay: float = 1e-4
+    epochs: int = 100
+    patience: int = 10
+    batch_size: int = 64
+    val_fraction: float = 0.1
+
+
+def stages(encoder: nn.Module) -> list[nn.Module]:
+    """The encoder's layers in order, at the granularity 'last N blocks' counts in.
+
+    Single-child wrappers are opened; a ``ModuleList``/``Sequential`` contributes its members; a norm
+    layer joins the stage before it (a ViT's final LayerNorm belongs to its last block).
+    """
+    children = [c for c in encoder.children() if any(True for _ in c.parameters())]
+    if len(children) == 1 and not any(True for _ in encoder.parameters(recurse=False)):
+        return stages(children[0])
+    flat: list[nn.Module] = []
+    for child in children:
+        members = list(child) if isinstance(child, (nn.ModuleList, nn.Sequential)) else [child]
+        flat += [m for m in members if any(True for _ in m.parameters())]
+    grouped: list[list[nn.Module]] = []
+    for module in flat:
+        if grouped and isinstance(module, _NORMS):
+            grouped[-1].append(module)
+        else:
+            grouped.append([module])
+    return [g[0] if len(g) == 1 else nn.ModuleList(g) for g in grouped]
+
+
+def train_last(backbone: nn.Module, blocks: int | None) -> tuple[list[nn.Module], int]:
+    """Freeze all but the last ``blocks`` stages (None: train everything); ``(frozen stages, stages trained)``."""
+    all_stages = stages(backbone)
+    if blocks is None:
+        return [], len(all_stages)
+    if blocks < 0:
+        raise SelfsupError(f"--finetune-blocks must be 0 or more, got {blocks}.")
+    n_trained = min(blocks, len(all_stages))
+    backbone.requires_grad_(False)
+    for stage in all_stages[len(all_stages) - n_trained:]:
+        stage.requires_grad_(True)
+    return all_stages[:len(all_stages) - n_trained], n_trained
+
+
+def _validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.arange(len(y))
+    n_val = max(int(round(fraction * len(y))), len(np.unique(y)))
+    if n_val >= len(y):
+        raise SelfsupError(f"fine-tuning needs a validation split carved from the {len(y)} training samples; "
+                           "add labeled samples.")
+    try:
+        return train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
+    except ValueError:  # a class with one sample cannot be stratified
+        return train_test_split(idx, test_size=n_val, random_state=seed)
+
+
+def _validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> tuple[float, float]:
+    """``(cross-entropy, accuracy)`` on the validation part."""
+    model.eval()
+    with torch.inference_mode():
+        logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def fine_tune(encoder: nn.Module, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor, *,
+              options: FinetuneOptions = FinetuneOptions(), seed: int = 0,
+              progress: bool = False) -> tuple[np.ndarray, dict]:
+    """Fine-tune a copy of ``encoder`` with a linear head; return test predictions and the details."""
+    o = options
+    classes, y = np.unique(np.asarray(y_train), return_inverse=True)
+    fit_idx, val_idx = _validation_split(y, o.val_fraction, seed)
+    torch.manual_seed(seed)
+    backbone = copy.deepcopy(encoder).float()
+    frozen, n_trained = train_last(backbone, o.blocks)
+    model = nn.Sequential(backbone, nn.Linear(encoder.embed_dim, len(classes)))
+    trained = [p for p in backbone.parameters() if p.requires_grad]
+    groups = [{"params": model[1].parameters(), "lr": o.head_lr}] + ([{"params": trained, "lr": o.backbone_lr}]
+                                                                        if trained else [])
+    optimizer = torch.optim.AdamW(groups, weight_decay=o.weight_decay)
+    x_fit, y_fit = x_train[fit_idx], torch.as_tensor(y[fit_idx])
+    x_val, y_val = x_train[val_idx], torch.as_tensor(y[val_idx])
+    generator = torch.Generator().manual_seed(seed)
+    best = (float("inf"), 0.0, 0, copy.deepcopy(model.state_dict()))  # loss, accuracy, epoch, weights
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task("fine-tuning", total=o.epochs)
+    try:
+        for epoch in range(1, o.epochs + 1):
+            model.train()
+            for stage in frozen:  # frozen stages keep their batch-norm statistics and no dropout
+                stage.eval()
+            order = torch.randperm(len(x_fit), generator=generator)
+            for i in range(0, len(order), o.batch_size):
+                batch = order[i:i + o.batch_size]
+                if len(batch) < 2 and len(order) > 1:  # batch norm cannot train on one sample
+                    continue
+                loss = F.cross_entropy(model(x_fit[batch].float()), y_fit[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            loss, accuracy = _validate(model, x_val.float(), y_val)
+            if loss < best[0]:
+                best = (loss, accuracy, epoch, copy.deepcopy(model.state_dict()))
+            if bar is not None:
+                bar.advance(task)
+            if epoch - best[2] >= o.patience:
+                break
+    finally:
+        if bar is not None:
+            bar.stop()
+    model.load_state_dict(best[3])
+    model.eval()
+    with torch.inference_mode():
+        logits = torch.cat([model(x_test[i:i + 256].float()) for i in range(0, len(x_test), 256)])
+    details = asdict(o) | {"stages_trained": n_trained, "stages": len(frozen) + n_trained, "best_epoch": best[2],
+                           "epochs_run": epoch, "val_loss": best[0], "val_accuracy": best[1], "n_val": int(len(val_idx))}
+    return classes[logits.argmax(1).numpy()], details

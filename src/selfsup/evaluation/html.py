@@ -1,0 +1,125 @@
+"""The evaluation report as one self-contained HTML page: inline CSS, PNGs as data URIs, no scripts
+from anywhere else, so it opens offline and can be mailed as a single file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html import escape
+
+import numpy as np
+
+CAPTIONS = {
+    "label_efficiency": "Label efficiency: the linear probe trained on a share of the training labels.",
+    "few_shot": "Few-shot: k labeled samples per class, nearest class centroid, mean over episodes.",
+    "confusion": "Confusion matrix on the test split.",
+    "embedding_map": "t-SNE maps of the training embeddings, one per encoder, side by side.",
+    "loss_curve": "Pre-training loss.",
+}
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+th:first-child, td:first-child, td.name { text-align: left; }
+tr.best td { background: #e6f4e6; font-weight: bold; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+.note { color: #555; }
+"""
+
+# marks the page once every image has decoded, so a headless browser can check the figures rendered
+ONLOAD = """window.addEventListener('load', () => {
+  const ok = [...document.images].filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute('data-images-rendered', ok);
+});"""
+
+
+def confusion_row(rows: list[dict]) -> dict | None:
+    """The row whose confusion matrix the report shows: the pretrained encoder's linear probe, else its first."""
+    mine = [r for r in rows if r["encoder"] == "pretrained" and "confusion" in r]
+    return next((r for r in mine if r["protocol"] == "linear"), mine[0] if mine else None)
+
+
+def per_class_accuracy(row: dict) -> list[float]:
+    counts = np.asarray(row["confusion"], dtype=np.float64)
+    return (np.diag(counts) / np.maximum(counts.sum(axis=1), 1)).tolist()
+
+
+def _markdown_inline(text: str) -> str:
+    """The protocol notes' markdown (``**bold**``, ``- `` bullets, `code`) as HTML."""
+    text = escape(text.removeprefix("- "))
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def _results_table(rows: list[dict]) -> str:
+    best: dict[str, float] = {}
+    for r in rows:
+        best[r["protocol"]] = max(best.get(r["protocol"], -1.0), r["accuracy"])
+    seeds = any("per_seed" in r for r in rows)
+    head = "<tr><th>encoder</th><th>protocol</th><th>accuracy</th><th>95% CI</th><th>n_train</th><th>n_test</th>"
+    head += "<th>per seed</th></tr>" if seeds else "</tr>"
+    body = []
+    for r in rows:
+        cls = ' class="best"' if r["accuracy"] == best[r["protocol"]] else ""
+        cells = [escape(str(r["encoder"])), escape(r["protocol"]), f"{100 * r['accuracy']:.2f}%",
+                 f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]", str(r.get("n_train", "")),
+                 str(r.get("n_test", ""))]
+        if seeds:
+            cells.append(", ".join(f"{100 * a:.1f}" for a in r.get("per_seed", [])))
+        body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f'<table id="results">{head}{"".join(body)}</table>'
+
+
+def _per_class_table(rows: list[dict], protocol: str, class_names: list[str] | None) -> str:
+    shown = [r for r in rows if r["protocol"] == protocol and "confusion" in r]
+    if not shown:
+        return ""
+    n = len(shown[0]["confusion"])
+    names = class_names if class_names and len(class_names) == n else [str(i) for i in range(n)]
+    head = "<tr><th>class</th>" + "".join(f"<th>{escape(str(r['encoder']))}</th>" for r in shown) + "</tr>"
+    columns = [per_class_accuracy(r) for r in shown]
+    body = "".join(f'<tr><td class="name">{escape(str(name))}</td>'
+                   + "".join(f"<td>{100 * col[i]:.1f}%</td>" for col in columns) + "</tr>"
+                   for i, name in enumerate(names))
+    return (f"<h2>Per-class accuracy ({escape(protocol)})</h2>"
+            f'<table id="per-class">{head}{body}</table>')
+
+
+def report_html(rows: list[dict], meta: dict, figures: dict[str, bytes], notes: list[str],
+                class_names: list[str] | None = None) -> str:
+    """The whole page as a string."""
+    facts = [("data", meta.get("data")), ("split", meta.get("split")), ("seeds", meta.get("seeds")),
+             ("confidence interval", meta.get("confidence_interval")), ("baselines", meta.get("baselines")),
+             ("encoder", meta.get("encoder"))]
+    parts = [f"<h1>Evaluation: {escape(str(meta.get('data', '')))}</h1>",
+             "<ul>" + "".join(f"<li><b>{k}</b>: {escape(str(v))}</li>" for k, v in facts if v is not None) + "</ul>",
+             "<h2>Results</h2>", _results_table(rows),
+             '<p class="note">Bold rows: the best accuracy of each protocol. Pre-training helps only where it '
+             "beats the random-init and raw-input baselines beyond the confidence intervals. No hyperparameter "
+             "saw the test split.</p>",
+             "<h2>Protocols</h2><ul>" + "".join(f"<li>{_markdown_inline(n)}</li>" for n in notes) + "</ul>"]
+    shown = confusion_row(rows)
+    if shown is not None:
+        parts.append(_per_class_table(rows, shown["protocol"], class_names))
+    if figures:
+        parts.append("<h2>Figures</h2>")
+    for name, png in figures.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{escape(CAPTIONS.get(name, name))}</figcaption></figure>")
+    if meta.get("recipe"):
+        parts.append(f"<h2>Recipe</h2><pre>{escape(meta['recipe'])}</pre>")
+    if meta.get("encoder_config"):
+        parts.append("<h2>Encoder</h2><pre>" + escape(json.dumps(meta["encoder_config"], indent=1, default=str))
+                     + "</pre>")
+    if meta.get("versions"):
+        parts.append('<h2>Versions</h2><table id="versions">' + "".join(
+            f'<tr><td class="name">{escape(k)}</td><td class="name">{escape(str(v))}</td></tr>'
+            for k, v in meta["versions"].items()) + "</table>")
+    title = escape(f"selfsup evaluation: {meta.get('data', '')}")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{STYLE}</style><script>{ONLOAD}</script></head>\n<body>\n" + "\n".join(parts)
+            + "\n</body></html>\n")

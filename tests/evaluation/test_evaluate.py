@@ -1,0 +1,68 @@
+"""evaluate(): several seeds, fine-tuning next to the frozen probes, and no selection on the test split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.model_selection import StratifiedKFold
+
+import selfsup.evaluation.finetune as finetune_module
+from selfsup.checkpoint import load_encoder
+from selfsup.errors import SelfsupError
+from selfsup.evaluation.embed import embed
+from selfsup.evaluation.evaluate import evaluate, labeled_split
+from selfsup.evaluation.finetune import FinetuneOptions
+from selfsup.modalities import load_data
+
+
+def test_several_seeds_give_a_mean_and_a_t_interval(iris_run) -> None:
+    result = evaluate(iris_run, "builtin:iris", seeds=3, seed=4)
+    assert result.meta["seeds"] == 3 and "over 3 seeds" in result.meta["confidence_interval"]
+    for row in result.rows:
+        if row["protocol"] == "gbdt":
+            continue
+        assert len(row["per_seed"]) == 3 and row["accuracy"] == pytest.approx(np.mean(row["per_seed"]))
+        assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
+        assert np.sum(row["confusion"]) == 3 * row["n_test"]  # summed over the seeds
+    # iris has its own split and the pretrained encoder is fixed, so only the seeded parts vary
+    knn = {r["encoder"]: r for r in result.rows if r["protocol"] == "knn"}
+    assert len(set(knn["pretrained"]["per_seed"])) == 1 and knn["pretrained"]["ci_low"] == knn["pretrained"]["ci_high"]
+    one = evaluate(iris_run, "builtin:iris", seed=4)
+    assert one.meta["seeds"] == 1 and "bootstrap" in one.meta["confidence_interval"]
+    assert [r["accuracy"] for r in one.rows if r["encoder"] == "pretrained"] == [
+        r["per_seed"][0] for r in result.rows if r["encoder"] == "pretrained"]
+    with pytest.raises(SelfsupError, match="at least 1"):
+        evaluate(iris_run, "builtin:iris", seeds=0)
+
+
+def test_selection_never_touches_the_test_split(iris_run, monkeypatch, tmp_path) -> None:
+    """Instrument every split the harness makes: CV folds (k, C) and fine-tuning's validation part see
+    training samples only."""
+    encoder = load_encoder(iris_run)
+    splits = load_data("builtin:iris", encoder_config=encoder.config)
+    train, test, _ = labeled_split(splits, None, None, encoder.config, 0, 0.25)
+    train_rows = sorted(row.tobytes() for row in embed(encoder, train.float_samples()))
+    seen_cv, seen_val = [], []
+    real_split, real_val = StratifiedKFold.split, finetune_module._validation_split
+
+    def cv_spy(self, X, y=None, groups=None):
+        seen_cv.append(np.asarray(X))
+        return real_split(self, X, y, groups)
+
+    def val_spy(y, fraction, seed):
+        seen_val.append(len(y))
+        return real_val(y, fraction, seed)
+
+    monkeypatch.setattr(StratifiedKFold, "split", cv_spy)
+    monkeypatch.setattr(finetune_module, "_validation_split", val_spy)
+    result = evaluate(iris_run, splits, protocols=("knn", "linear", "finetune"), k="cv",
+                      finetune=FinetuneOptions(epochs=3), out=tmp_path)
+    assert len(seen_cv) >= 6  # k and C for three encoders
+    assert all(len(x) == len(train) for x in seen_cv)
+    # the pretrained encoder's k and C were chosen on exactly its training embeddings
+    assert sum(sorted(row.tobytes() for row in x.astype(np.float32)) == train_rows for x in seen_cv) >= 2
+    assert seen_val == [len(train), len(train)]  # pretrained and random-init fine-tuned on the training split
+    tuned = {r["encoder"] for r in result.rows if r["protocol"] == "finetune"}
+    assert tuned == {"pretrained", "random-init"}  # raw input has no encoder to fine-tune
+    page = (tmp_path / "report.html").read_text()
+    assert "finetune</b>: the whole encoder" in page and "supervised training from scratch" in page

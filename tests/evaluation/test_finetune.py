@@ -1,0 +1,67 @@
+"""Fine-tuning: known answers on separable data, which stages train, and the input encoder left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from selfsup.encoders import build_encoder
+from selfsup.encoders.image import image_encoder_config
+from selfsup.errors import SelfsupError
+from selfsup.evaluation.finetune import FinetuneOptions, fine_tune, stages, train_last
+
+
+class TinyEncoder(nn.Sequential):
+    embed_dim = 8
+
+    def __init__(self) -> None:
+        super().__init__(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8))
+
+
+def _blobs(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.normal(0, 0.3, size=(n, 4)) + 3 * np.eye(4)[y]
+    return torch.as_tensor(x, dtype=torch.float32), y
+
+
+def test_separable_data_reaches_full_accuracy_and_the_encoder_is_left_alone() -> None:
+    torch.manual_seed(0)
+    encoder = TinyEncoder()
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    (x_train, y_train), (x_test, y_test) = _blobs(120, 0), _blobs(60, 1)
+    pred, details = fine_tune(encoder, x_train, y_train, x_test, seed=0)
+    assert (pred == y_test).all()
+    assert details["n_val"] == 12 and 1 <= details["best_epoch"] <= details["epochs_run"]
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+
+
+def test_labels_keep_their_values() -> None:
+    (x_train, y_train), (x_test, y_test) = _blobs(90, 2), _blobs(30, 3)
+    pred, _ = fine_tune(TinyEncoder(), x_train, y_train * 10 + 5, x_test, seed=0)
+    assert set(np.unique(pred)) <= {5, 15, 25} and (pred == y_test * 10 + 5).mean() > 0.9
+
+
+def test_last_n_stages_train_and_norms_join_the_stage_before() -> None:
+    vit = build_encoder(image_encoder_config("vit", 1, 8, [0.5], [0.25], depth=3))
+    names = [type(s).__name__ for s in stages(vit)]
+    assert names == ["ImagePatchTokenizer", "TransformerBlock", "TransformerBlock", "ModuleList"]  # last: block+norm
+    frozen, n_trained = train_last(vit, 1)
+    assert n_trained == 1 and len(frozen) == 3
+    assert all(p.requires_grad for p in [*vit.norm.parameters(), *vit.blocks[2].parameters()])
+    assert not any(p.requires_grad for p in vit.blocks[1].parameters())
+    assert not any(p.requires_grad for p in vit.tokenizer.parameters())
+
+    encoder = TinyEncoder()
+    assert [type(s).__name__ for s in stages(encoder)] == ["ModuleList", "Linear"]  # Linear+BatchNorm, Linear
+    assert train_last(encoder, 5)[1] == 2 and train_last(encoder, None) == ([], 2)
+    with pytest.raises(SelfsupError, match="0 or more"):
+        train_last(encoder, -1)
+
+
+def test_too_few_samples_for_a_validation_split() -> None:
+    x, y = _blobs(3, 0)
+    with pytest.raises(SelfsupError, match="validation split"):
+        fine_tune(TinyEncoder(), x, y, x)
