@@ -8,9 +8,10 @@ import math
 import shutil
 
 import numpy as np
+import pytest
 
 from selfsup.cli import main
-from selfsup.evaluation.compare import mcnemar, paired_bootstrap, verdict
+from selfsup.evaluation.compare import compare, mcnemar, paired_bootstrap, verdict
 
 
 def test_paired_bootstrap_and_mcnemar_hand_computed() -> None:
@@ -51,3 +52,19 @@ def test_an_encoder_and_its_copy_show_no_difference(iris_run, tmp_path) -> None:
     assert all(p["difference"] == 0 and p["mcnemar_p"] == 1.0 and p["verdict"] == "no difference shown" for p in same)
     assert [p["b"] for p in result["pairs"][:3]] == [str(copy), "random-init", "raw-input"]  # baselines always there
     assert "| knn |" in (out / "compare.md").read_text()
+
+
+def test_several_seeds_test_the_per_seed_differences(iris_run, tmp_path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(iris_run, copy)
+    result = compare([str(iris_run), str(copy)], "builtin:iris", protocols=("linear",), seeds=3,
+                     out=tmp_path / "cmp")
+    assert result["seeds"] == 3
+    same = next(p for p in result["pairs"] if p["b"] == str(copy))
+    assert same["per_seed"] == [0.0, 0.0, 0.0] and same["paired_t_p"] == 1.0
+    assert same["verdict"] == "no difference shown"
+    vs_random = next(p for p in result["pairs"] if p["a"] == str(iris_run) and p["b"] == "random-init")
+    assert len(vs_random["per_seed"]) == 3
+    assert vs_random["difference"] == pytest.approx(np.mean(vs_random["per_seed"]))
+    assert vs_random["ci_low"] <= vs_random["difference"] <= vs_random["ci_high"]
+    assert "Student-t interval over 3 seeds" in (tmp_path / "cmp" / "compare.md").read_text()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
+from scipy.stats import binomtest, ttest_1samp
 
 from selfsup.checkpoint import load_encoder
 from selfsup.data import DataOptions
@@ -26,6 +26,7 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.evaluate import check_fits, labeled_split
 from selfsup.evaluation.protocols import predict
+from selfsup.evaluation.stats import seed_interval
 from selfsup.files import write_atomic
 from selfsup.modalities import load_data, modality_module
 
@@ -60,15 +61,9 @@ def verdict(name_a: str, name_b: str, low: float, high: float) -> str:
     return "no difference shown"
 
 
-def compare(encoders: list[str], data: str, *, options: DataOptions | None = None,
-            protocols: tuple[str, ...] = ("knn", "linear"), k: int | str = "cv", seed: int = 0,
-            test_fraction: float = 0.25, out: str | Path | None = None) -> dict:
-    """Probe every encoder on the same split; return per-encoder accuracies and every pairwise comparison."""
-    for name in protocols:
-        if name not in COMPARE_PROTOCOLS:
-            raise SelfsupError(f"compare supports the protocols {', '.join(COMPARE_PROTOCOLS)}; got '{name}'.")
-    if len(set(encoders)) != len(encoders) or not encoders:
-        raise SelfsupError("give compare one or more different encoders.")
+def _correctness(encoders: list[str], data: str, options: DataOptions | None, protocols: tuple[str, ...],
+                 k: int | str, seed: int, test_fraction: float) -> tuple[dict[tuple[str, str], np.ndarray], str, int]:
+    """Per (encoder, protocol), which test samples it got right at ``seed``; the split note; the test size."""
     features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     baselines: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of the first encoder, listed after the encoders
     labels = None
@@ -92,36 +87,80 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
             baselines["raw-input"] = (raw(train.x, encoder.config), raw(test.x, encoder.config))
     features |= baselines
     train_y, test_y, split_note, _ = labels
-    correct: dict[tuple[str, str], np.ndarray] = {}
-    accuracies = []
+    correct = {}
     for protocol in protocols:
         for name, (train_emb, test_emb) in features.items():
             pred, _ = predict(protocol, train_emb, train_y, test_emb, k=k, seed=seed)
             correct[name, protocol] = pred == test_y
-            accuracies.append({"encoder": name, "protocol": protocol, "accuracy": float(correct[name, protocol].mean())})
+    return correct, split_note, int(len(test_y))
+
+
+def compare(encoders: list[str], data: str, *, options: DataOptions | None = None,
+            protocols: tuple[str, ...] = ("knn", "linear"), k: int | str = "cv", seed: int = 0, seeds: int = 1,
+            test_fraction: float = 0.25, out: str | Path | None = None) -> dict:
+    """Probe every encoder on the same split; return per-encoder accuracies and every pairwise comparison.
+
+    With one seed the difference gets a paired bootstrap interval over test samples and McNemar's test;
+    with several (seeds ``seed .. seed + seeds - 1``: the split where the data has none, random-init,
+    probes) each seed's difference is computed on its shared split and the interval is Student's t over
+    seeds, with a paired t-test.
+    """
+    for name in protocols:
+        if name not in COMPARE_PROTOCOLS:
+            raise SelfsupError(f"compare supports the protocols {', '.join(COMPARE_PROTOCOLS)}; got '{name}'.")
+    if len(set(encoders)) != len(encoders) or not encoders:
+        raise SelfsupError("give compare one or more different encoders.")
+    if seeds < 1:
+        raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
+    runs = [_correctness(encoders, data, options, protocols, k, s, test_fraction) for s in range(seed, seed + seeds)]
+    names = list(dict.fromkeys(name for name, _ in runs[0][0]))
+    accuracies = [{"encoder": name, "protocol": protocol,
+                   "accuracy": float(np.mean([run[0][name, protocol].mean() for run in runs]))}
+                  for protocol in protocols for name in names]
     pairs = []
-    names = list(features)
     for protocol in protocols:
         for i, a in enumerate(names):
             for b in names[i + 1:]:
-                diff, low, high = paired_bootstrap(correct[a, protocol], correct[b, protocol], seed=seed)
+                if seeds == 1:
+                    correct = runs[0][0]
+                    diff, low, high = paired_bootstrap(correct[a, protocol], correct[b, protocol], seed=seed)
+                    test = {"mcnemar_p": mcnemar(correct[a, protocol], correct[b, protocol])}
+                else:
+                    per_seed = [float(run[0][a, protocol].mean() - run[0][b, protocol].mean()) for run in runs]
+                    diff, low, high = seed_interval(per_seed)
+                    test = {"paired_t_p": _one_sample_t_p(per_seed), "per_seed": per_seed}
                 pairs.append({"protocol": protocol, "a": a, "b": b, "difference": diff, "ci_low": low, "ci_high": high,
-                              "mcnemar_p": mcnemar(correct[a, protocol], correct[b, protocol]),
-                              "verdict": verdict(a, b, low, high)})
-    result = {"data": data, "split": split_note, "seed": seed, "n_test": int(len(test_y)), "accuracies": accuracies,
-              "pairs": pairs}
+                              **test, "verdict": verdict(a, b, low, high)})
+    split = runs[0][1] if seeds == 1 else runs[0][1].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}")
+    result = {"data": data, "split": split, "seed": seed, "seeds": seeds, "n_test": runs[0][2],
+              "accuracies": accuracies, "pairs": pairs}
     if out is not None:
         _write(Path(out), result)
     return result
 
 
+def _one_sample_t_p(values: list[float]) -> float:
+    """Two-sided p of a paired t-test (the per-seed differences against zero); 1.0 when they are all equal to 0."""
+    values = np.asarray(values, dtype=float)
+    if np.allclose(values, values[0]):
+        return 1.0 if values[0] == 0 else 0.0
+    return float(ttest_1samp(values, 0.0).pvalue)
+
+
+def p_value(pair: dict) -> float:
+    """McNemar's p (one seed) or the paired t-test's (several)."""
+    return pair["mcnemar_p"] if "mcnemar_p" in pair else pair["paired_t_p"]
+
+
 def _write(out: Path, result: dict) -> None:
-    lines = ["# Paired comparison", "", f"- data: {result['data']}; split: {result['split']}; seed {result['seed']}",
-             "- difference: accuracy A − B in points, 95% paired bootstrap interval over test samples; "
-             "p: exact McNemar test. \"A beats B\" only when the interval excludes zero.", "",
-             "| protocol | A | B | A − B | 95% CI | McNemar p | verdict |", "|---|---|---|---|---|---|---|"]
+    one = result["seeds"] == 1
+    how = ("95% paired bootstrap interval over test samples; p: exact McNemar test" if one else
+           f"95% Student-t interval over {result['seeds']} seeds of the per-seed difference; p: paired t-test")
+    lines = ["# Paired comparison", "", f"- data: {result['data']}; split: {result['split']}",
+             f"- difference: accuracy A − B in points, {how}. \"A beats B\" only when the interval excludes zero.",
+             "", "| protocol | A | B | A − B | 95% CI | p | verdict |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {p['protocol']} | {p['a']} | {p['b']} | {100 * p['difference']:+.2f} | "
-              f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}] | {p['mcnemar_p']:.3g} | {p['verdict']} |"
+              f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}] | {p_value(p):.3g} | {p['verdict']} |"
               for p in result["pairs"]]
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("compare.md", "\n".join(lines) + "\n"), ("compare.json", json.dumps(result, indent=1))):

@@ -54,19 +54,27 @@ def _markdown_inline(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
-def _results_table(rows: list[dict]) -> str:
-    best: dict[str, float] = {}
+def best_by_protocol(rows: list[dict]) -> dict[tuple, float]:
+    """The best accuracy of each (group, protocol): a leaderboard compares methods within a dataset only."""
+    best: dict[tuple, float] = {}
     for r in rows:
-        best[r["protocol"]] = max(best.get(r["protocol"], -1.0), r["accuracy"])
+        key = (r.get("group"), r["protocol"])
+        best[key] = max(best.get(key, -1.0), r["accuracy"])
+    return best
+
+
+def _results_table(rows: list[dict]) -> str:
+    best = best_by_protocol(rows)
     seeds = any("per_seed" in r for r in rows)
-    head = "<tr><th>encoder</th><th>protocol</th><th>accuracy</th><th>95% CI</th><th>n_train</th><th>n_test</th>"
-    head += "<th>per seed</th></tr>" if seeds else "</tr>"
+    groups = any("group" in r for r in rows)
+    head = "<tr>" + "<th>data</th>" * groups + "<th>encoder</th><th>protocol</th><th>accuracy</th><th>95% CI</th>"
+    head += "<th>n_train</th><th>n_test</th>" + "<th>per seed</th>" * seeds + "</tr>"
     body = []
     for r in rows:
-        cls = ' class="best"' if r["accuracy"] == best[r["protocol"]] else ""
-        cells = [escape(str(r["encoder"])), escape(r["protocol"]), f"{100 * r['accuracy']:.2f}%",
-                 f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]", str(r.get("n_train", "")),
-                 str(r.get("n_test", ""))]
+        cls = ' class="best"' if r["accuracy"] == best[r.get("group"), r["protocol"]] else ""
+        cells = [escape(str(r.get("group", "")))] * groups + [
+            escape(str(r["encoder"])), escape(r["protocol"]), f"{100 * r['accuracy']:.2f}%",
+            f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]", str(r.get("n_train", "")), str(r.get("n_test", ""))]
         if seeds:
             cells.append(", ".join(f"{100 * a:.1f}" for a in r.get("per_seed", [])))
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -91,10 +99,11 @@ def _per_class_table(rows: list[dict], protocol: str, class_names: list[str] | N
 def report_html(rows: list[dict], meta: dict, figures: dict[str, bytes], notes: list[str],
                 class_names: list[str] | None = None) -> str:
     """The whole page as a string."""
-    facts = [("data", meta.get("data")), ("split", meta.get("split")), ("seeds", meta.get("seeds")),
+    facts = [("data", meta.get("data")), ("suite", meta.get("suite")), ("split", meta.get("split")),
+             ("seeds", meta.get("seeds")),
              ("confidence interval", meta.get("confidence_interval")), ("baselines", meta.get("baselines")),
-             ("encoder", meta.get("encoder"))]
-    parts = [f"<h1>Evaluation: {escape(str(meta.get('data', '')))}</h1>",
+             ("encoder", meta.get("encoder")), ("time", meta.get("time"))]
+    parts = [f"<h1>{escape(str(meta.get('title') or 'Evaluation: ' + str(meta.get('data', ''))))}</h1>",
              "<ul>" + "".join(f"<li><b>{k}</b>: {escape(str(v))}</li>" for k, v in facts if v is not None) + "</ul>",
              "<h2>Results</h2>", _results_table(rows),
              '<p class="note">Bold rows: the best accuracy of each protocol. Pre-training helps only where it '

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from selfsup.evaluation.html import confusion_row, per_class_accuracy, report_html
+from selfsup.evaluation.html import best_by_protocol, confusion_row, per_class_accuracy, report_html
 from selfsup.evaluation.linear import TORCH_ABOVE
 from selfsup.files import write_atomic
 from rich.console import Console
@@ -97,7 +97,7 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
 
 def _summary_markdown(rows: list[dict], meta: dict, figures: list[str] = (),
                       class_names: list[str] | None = None) -> str:
-    lines = ["# Evaluation summary", ""]
+    lines = [f"# {meta.get('title', 'Evaluation summary')}", ""]
     lines += _protocol_notes(rows)
     lines += [
         f"- **split**: {meta.get('split', 'unspecified')}",
@@ -107,10 +107,11 @@ def _summary_markdown(rows: list[dict], meta: dict, figures: list[str] = (),
         "where it beats them beyond the confidence intervals.",
         f"- **95% CI**: {meta.get('confidence_interval', 'percentile bootstrap over test samples')}.",
         "",
-        "| encoder | protocol | accuracy | 95% CI |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {r['encoder']} | {r['protocol']} | {_pct(r['accuracy'])} | {_ci(r)} |" for r in rows]
+    groups = any("group" in r for r in rows)
+    lines += ["| data " * groups + "| encoder | protocol | accuracy | 95% CI |", "|---" * (4 + groups) + "|"]
+    lines += [f"| {r.get('group', '')} " * groups + f"| {r['encoder']} | {r['protocol']} | {_pct(r['accuracy'])} | {_ci(r)} |"
+              for r in rows]
     shown = confusion_row(rows)
     if shown is not None:
         accuracy = per_class_accuracy(shown)
@@ -306,17 +307,19 @@ def write_report(
 
 
 def print_table(rows: list[dict], title: str, console: Console | None = None) -> None:
-    """Print the results as a rich table, the best accuracy of each protocol in bold green."""
-    best: dict[str, float] = {}
-    for r in rows:
-        best[r["protocol"]] = max(best.get(r["protocol"], -1.0), r["accuracy"])
+    """Print the results as a rich table, the best accuracy of each protocol (within a data group) in bold green."""
+    best = best_by_protocol(rows)
+    groups = any("group" in r for r in rows)
     table = Table(title=title)
+    if groups:
+        table.add_column("data")
     table.add_column("encoder")
     table.add_column("protocol")
     table.add_column("accuracy", justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("n_test", justify="right")
     for r in rows:
-        style = "bold green" if r["accuracy"] == best[r["protocol"]] else None
-        table.add_row(r["encoder"], r["protocol"], _pct(r["accuracy"]), _ci(r), str(r["n_test"]), style=style)
+        style = "bold green" if r["accuracy"] == best[r.get("group"), r["protocol"]] else None
+        cells = [r.get("group", "")] * groups + [r["encoder"], r["protocol"], _pct(r["accuracy"]), _ci(r), str(r["n_test"])]
+        table.add_row(*cells, style=style)
     (console or Console()).print(table)

@@ -1,0 +1,47 @@
+"""selfsup bench: the leaderboard's arithmetic on known cells, and the smoke suite end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selfsup.cli import EXIT_USER_ERROR, main
+from selfsup.evaluation.bench import SUITES, leaderboard
+from selfsup.evaluation.stats import seed_interval
+
+
+def _cell(method: str, seed: int, pretrained: float, random_init: float) -> dict:
+    def row(encoder: str, accuracy: float) -> dict:
+        return {"encoder": encoder, "protocol": "knn", "accuracy": accuracy, "ci_low": 0, "ci_high": 1,
+                "n_train": 10, "n_test": 5}
+
+    return {"dataset": "toy", "method": method, "encoder": "mlp", "seed": seed, "steps": 3, "cpu_seconds": 2.0,
+            "split": "own", "rows": [row("pretrained", pretrained), row("random-init", random_init),
+                                     row("raw-input", 0.5)]}
+
+
+def test_leaderboard_ranks_methods_and_shares_baselines_across_methods() -> None:
+    cells = [_cell("a", 0, 0.6, 0.4), _cell("a", 1, 0.8, 0.2), _cell("b", 0, 0.9, 0.4), _cell("b", 1, 0.9, 0.2)]
+    rows = leaderboard(cells)
+    assert [r["encoder"] for r in rows] == ["b", "a", "random-init (mlp)", "raw-input"]  # best method first
+    a = rows[1]
+    assert a["accuracy"] == pytest.approx(0.7) and a["per_seed"] == [0.6, 0.8]
+    assert (a["accuracy"], a["ci_low"], a["ci_high"]) == pytest.approx(seed_interval([0.6, 0.8])[:1] + (0.0, 1.0))
+    assert rows[2]["per_seed"] == [0.4, 0.2]  # one random-init per seed, not one per method and seed
+    assert rows[0]["details"]["steps"] == 3 and rows[0]["group"] == "toy"
+
+
+def test_smoke_suite_writes_a_leaderboard_and_keeps_it(tmp_path, capsys) -> None:
+    out = tmp_path / "bench"
+    assert main(["bench", "--suite", "smoke", "--seeds", "1", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    methods = {c.method for c in SUITES["smoke"]}
+    assert methods <= {r["encoder"] for r in results["rows"]} and {"raw-input"} <= {r["encoder"] for r in results["rows"]}
+    assert results["meta"]["suite"] == "smoke" and len(json.loads((out / "cells.json").read_text())) == len(methods)
+    page = (out / "report.html").read_text()
+    assert "<th>data</th>" in page and "selfsup bench: suite &#x27;smoke&#x27;" in page
+    assert main(["bench", "--suite", "smoke", "--seeds", "1", "--out", str(out)]) == EXIT_USER_ERROR
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["bench", "--suite", "nope", "--out", str(tmp_path / "other")]) == EXIT_USER_ERROR
+    assert "unknown suite 'nope'" in capsys.readouterr().err and not (tmp_path / "other").exists()
