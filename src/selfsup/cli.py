@@ -27,27 +27,35 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     return parsed
 
 
-DATA_HELP = ("folder of images (class sub-folders = labels), a table (.csv/.tsv/.parquet), series (.ts/.npy/.npz, "
-             "or a folder with NAME_TRAIN/NAME_TEST files), or builtin:NAME (see 'selfsup datasets')")
+DATA_HELP = ("folder of images or of audio files (class sub-folders = labels), a table (.csv/.tsv/.parquet), series "
+             "(.ts/.npy/.npz, or a folder with NAME_TRAIN/NAME_TEST files), text (.txt one document per line, "
+             ".jsonl), or builtin:NAME (see 'selfsup datasets')")
 
 
 def _add_data_flags(p: argparse.ArgumentParser, *, recipe: bool) -> None:
     """Flags that say how to read the data; for evaluate/embed they default to the encoder's own."""
     default = "" if recipe else "; default: the encoder's"
-    p.add_argument("--modality", choices=["auto", "image", "tabular", "timeseries"],
-                   help="how to read the data (default auto: by file suffix; a .csv is a table)")
+    p.add_argument("--modality", choices=["auto", "image", "tabular", "timeseries", "audio", "text"],
+                   help="how to read the data (default auto: by file suffix; a .csv is a table, pass --modality "
+                        "timeseries or text to read it otherwise)")
     p.add_argument("--label", help=f"tables / CSV series: the label column, used for probing only{default}")
     p.add_argument("--ignore", action="append", metavar="COLUMN",
                    help="tables: a column to leave out, e.g. an id (repeatable)")
     p.add_argument("--series-id", help="long-format CSV series: the column naming each series")
     p.add_argument("--time-column", help="long-format CSV series: the column to order each series by")
+    p.add_argument("--sample-rate", type=int, help=f"audio: resample to this rate in Hz (default 16000{default})")
+    p.add_argument("--segment-seconds", type=float,
+                   help=f"audio: cut files into clips this long, in seconds (default 1.0{default})")
+    p.add_argument("--text-column", dest="text_field",
+                   help="text: the JSONL field or CSV column holding the text (default 'text')")
 
 
 def _data_options(args: argparse.Namespace):
     from selfsup.data import DataOptions
 
     return DataOptions(modality=args.modality or "auto", label=args.label, ignore=tuple(args.ignore or ()),
-                       series_id=args.series_id, time_column=args.time_column)
+                       series_id=args.series_id, time_column=args.time_column, sample_rate=args.sample_rate,
+                       segment_seconds=args.segment_seconds, text_field=args.text_field)
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
@@ -62,8 +70,10 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--view-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="augmentation option, e.g. flip=false or crop_scale=[0.3,1] (repeatable)")
     p.add_argument("--encoder", help="images: small_cnn (default), vit or a timm name; tables: mlp (default), "
-                                     "ft_transformer; series: dilated_conv (default), patch_transformer; "
-                                     "masked methods default to vit, ft_transformer, patch_transformer")
+                                     "ft_transformer; series: dilated_conv (default), patch_transformer; audio: "
+                                     "audio_cnn (default), spec_transformer; text: minilm (default), small_bert or a "
+                                     "local Hugging Face model folder; masked methods default to vit, "
+                                     "ft_transformer, patch_transformer, spec_transformer")
     p.add_argument("--encoder-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="encoder option, e.g. width=128 (repeatable)")
     p.add_argument("--init", help="continue pre-training from these weights: a selfsup run/export folder, a "
@@ -100,7 +110,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
 
 
-RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "method", "encoder", "init",
+RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "sample_rate", "segment_seconds",
+                "text_field", "method", "encoder", "init",
                 "freeze_encoder_steps", "schedule", "decay_fraction", "distill_weight", "replay", "replay_fraction", "epochs", "batch_size", "lr", "image_size",
                 "out", "seed", "bad_files", "num_workers", "max_steps", "checkpoint_every", "accelerator", "devices",
                 "strategy", "precision")
@@ -200,19 +211,70 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
 def _run_compare(args: argparse.Namespace, console: Console) -> None:
     from rich.table import Table
 
-    from selfsup.evaluation.compare import compare
+    from selfsup.evaluation.compare import compare, p_value
 
     protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
     result = compare(args.encoders, args.data, options=_data_options(args), protocols=protocols, k=args.k,
-                     seed=args.seed, out=args.out)
-    table = Table(title=f"{args.data}: {result['split']}; paired 95% bootstrap CI, McNemar p")
+                     seed=args.seed, seeds=args.seeds, out=args.out)
+    how = "paired 95% bootstrap CI, McNemar p" if args.seeds == 1 else "95% t-interval over seeds, paired t-test p"
+    table = Table(title=f"{args.data}: {result['split']}; {how}")
     for column in ("protocol", "A", "B", "A - B", "95% CI", "p", "verdict"):
         table.add_column(column)
     for p in result["pairs"]:
         table.add_row(p["protocol"], p["a"], p["b"], f"{100 * p['difference']:+.2f}",
-                      f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]", f"{p['mcnemar_p']:.3g}", p["verdict"])
+                      f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]", f"{p_value(p):.3g}", p["verdict"])
     console.print(table)
     console.print(f"report: {args.out}/compare.md")
+
+
+def _run_bench(args: argparse.Namespace, console: Console) -> None:
+    import json
+    import time
+    from pathlib import Path
+
+    from selfsup.checkpoint import versions
+    from selfsup.evaluation.bench import SUITES, bench, leaderboard
+    from selfsup.evaluation.report import print_table, write_report
+    from selfsup.files import write_atomic
+
+    out = Path(args.out)
+    if (out / "results.json").exists() and not args.overwrite:
+        raise SelfsupError(f"'{out}' already holds a leaderboard; pass --overwrite or choose another --out.")
+    if args.suite not in SUITES:  # before any work
+        from selfsup.errors import unknown_name
+
+        raise unknown_name("suite", args.suite, SUITES)
+    start = time.perf_counter()
+    done: list[dict] = []
+
+    def on_cell(result: dict, i: int, total: int) -> None:
+        done.append(result)
+        scores = {r["protocol"]: r["accuracy"] for r in result["rows"] if r["encoder"] == "pretrained"}
+        elapsed = time.perf_counter() - start
+        console.print(f"[{i}/{total}] {result['dataset']} {result['method']} seed {result['seed']}: "
+                      f"kNN {100 * scores['knn']:.1f}, linear {100 * scores['linear']:.1f} "
+                      f"({elapsed / 60:.1f} min so far, about {elapsed / i * (total - i) / 60:.1f} min left)")
+        out.mkdir(parents=True, exist_ok=True)  # every finished cell is kept, even if the run is stopped
+        write_atomic(out / "cells.json", json.dumps(done, indent=1, default=str))
+
+    console.print(f"[bold]selfsup bench[/]: suite '{args.suite}', {len(SUITES[args.suite])} recipes x "
+                  f"{args.seeds} seeds -> {out}")
+    bench(args.suite, args.seeds, out / "runs", on_cell=on_cell)
+    minutes = (time.perf_counter() - start) / 60
+    rows = leaderboard(done)
+    meta = {"title": f"selfsup bench: suite '{args.suite}'", "suite": args.suite,
+            "recipes": [f"{c.method} on {c.dataset}, {c.steps} steps" for c in SUITES[args.suite]],
+            "split": "each dataset's own train/test split; pre-training on its training split only",
+            "seeds": args.seeds, "seed": 0,
+            "confidence_interval": f"95% Student-t interval of the mean over {args.seeds} seeds"
+                                   if args.seeds > 1 else "none (one seed)",
+            "baselines": "random-init: the method's architecture, untrained, same seed; raw-input: the inputs "
+                         "themselves; gbdt: gradient-boosted trees on raw table features",
+            "time": f"{minutes:.1f} min", "versions": versions()}
+    write_report(out, rows, meta)
+    print_table(rows, f"suite '{args.suite}': mean over {args.seeds} seed{'s' * (args.seeds > 1)}, "
+                      f"each dataset's own test split", console)
+    console.print(f"{minutes:.1f} min. leaderboard: {out / 'report.html'} (and summary.md, results.json)")
 
 
 def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
@@ -298,7 +360,20 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--k", type=_k_value, default="cv", help="kNN neighbours, or 'cv' (default: 5-fold CV on the "
                                                              "training split)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seeds", type=int, default=1,
+                   help="repeat with seeds SEED..SEED+N-1 and test the per-seed differences (default 1: paired "
+                        "bootstrap over test samples and McNemar's test)")
     c.add_argument("--out", default="compare", help="folder for compare.md and compare.json (default ./compare)")
+
+    b = sub.add_parser("bench", help="run a named suite (recipes x built-in datasets x seeds) into a leaderboard",
+                       description="Pre-train every recipe of a suite on its built-in dataset with each seed, evaluate "
+                                   "it against random-init and raw-input baselines on the dataset's own test split, "
+                                   "and write a leaderboard report (HTML, markdown, JSON). Suites: cpu (about 15 "
+                                   "minutes on a 2-core CPU with 2 seeds), smoke (seconds).")
+    b.add_argument("--suite", default="cpu", help="cpu (default) or smoke")
+    b.add_argument("--seeds", type=int, default=2, help="seeds per recipe (default 2)")
+    b.add_argument("--out", default="bench", help="leaderboard folder (default ./bench); runs go to OUT/runs")
+    b.add_argument("--overwrite", action="store_true")
 
     t = sub.add_parser("selftrain", help="self-training: fine-tune a teacher, pseudo-label a pool, distill a student",
                        description="SimCLRv2-style self-training (Chen et al. 2020) on a pre-trained encoder; "
@@ -385,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_selftrain(args, console)
         elif args.command == "compare":
             _run_compare(args, console)
+        elif args.command == "bench":
+            _run_bench(args, console)
         elif args.command == "embed":
             from selfsup.export import write_embeddings
 

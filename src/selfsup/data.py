@@ -63,10 +63,13 @@ class Splits:
 class DataOptions:
     """How to read a data source; the recipe, ``evaluate`` and ``embed`` build it from their flags."""
 
-    modality: str = "auto"  # auto | image | tabular | timeseries
+    modality: str = "auto"  # auto | image | tabular | timeseries | audio | text
     image_size: int | None = None  # images: decode size
-    bad_files: str = "fail"  # images: unreadable files stop the run ("fail") or are left out ("skip")
+    bad_files: str = "fail"  # images, audio: unreadable files stop the run ("fail") or are left out ("skip")
     label: str | None = None  # tables / CSV series: the label column (used for probing only)
     ignore: tuple[str, ...] = ()  # tables: columns to leave out (ids)
     series_id: str | None = None  # long-format CSV series: the column naming each series
     time_column: str | None = None  # long-format CSV series: the column to order each series by
+    sample_rate: int | None = None  # audio: resample to this rate in Hz (default 16000, or the encoder's)
+    segment_seconds: float | None = None  # audio: cut files into clips this long (default 1.0, or the encoder's)
+    text_field: str | None = None  # text: the JSON field / table column holding the text (default "text")

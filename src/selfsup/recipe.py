@@ -18,17 +18,25 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    data: str = Field(description="folder of images, table (.csv/.parquet), series (.ts/.npy/.npz), or builtin:NAME")
-    modality: Literal["auto", "image", "tabular", "timeseries"] = Field(
+    data: str = Field(description="folder of images, table (.csv/.parquet), series (.ts/.npy/.npz), audio "
+                                  "(.wav/.flac/.ogg or a folder of them), or builtin:NAME")
+    modality: Literal["auto", "image", "tabular", "timeseries", "audio", "text"] = Field(
         "auto", description="how to read --data; auto: by suffix (a .csv is a table)")
     label: str | None = Field(None, description="tables / CSV series: label column, used for probing only")
     ignore: list[str] = Field(default_factory=list, description="tables: columns to leave out, e.g. ids")
     series_id: str | None = Field(None, description="long-format CSV series: the column naming each series")
     time_column: str | None = Field(None, description="long-format CSV series: the column to order by")
+    sample_rate: int | None = Field(None, ge=1000, le=384000, description="audio: resample to this rate in Hz "
+                                                                         "(default 16000)")
+    segment_seconds: float | None = Field(None, gt=0, le=600, description="audio: cut files into clips this long "
+                                                                          "(default 1.0)")
+    text_field: str | None = Field(None, description="text: the JSON field or table column holding the text "
+                                                   "(default 'text')")
     method: str = "simclr"
     method_args: dict[str, Any] = Field(default_factory=dict, description="method hyperparameters")
     view_args: dict[str, Any] = Field(default_factory=dict, description="augmentation options, e.g. flip")
-    encoder: str | None = Field(None, description="encoder name; default: the modality's (small_cnn, mlp, dilated_conv)")
+    encoder: str | None = Field(None, description="encoder name; default: the modality's (small_cnn, mlp, "
+                                                  "dilated_conv, audio_cnn)")
     encoder_args: dict[str, Any] = Field(default_factory=dict, description="encoder width/depth etc.")
     init: str | None = Field(None, description="start from these weights: a selfsup run/export, a .safetensors/"
                                                ".pth file or a local model folder (continued pre-training)")
@@ -68,7 +76,8 @@ class Recipe(BaseModel):
         """How to read ``data``."""
         return DataOptions(modality=self.modality, image_size=self.image_size, bad_files=self.bad_files,
                            label=self.label, ignore=tuple(self.ignore), series_id=self.series_id,
-                           time_column=self.time_column)
+                           time_column=self.time_column, sample_rate=self.sample_rate,
+                           segment_seconds=self.segment_seconds, text_field=self.text_field)
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

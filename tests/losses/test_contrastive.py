@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from selfsup.losses import info_nce_loss, nt_xent_loss
+from selfsup.losses import info_nce_loss, nt_xent_loss, simcse_loss
 
 E1 = [1.0, 0.0]
 E2 = [0.0, 1.0]
@@ -71,3 +71,29 @@ def test_info_nce_gradient_reaches_queries_only_when_keys_detached() -> None:
     k = torch.randn(4, 8, generator=g)
     info_nce_loss(q, k).backward()
     assert q.grad is not None and torch.isfinite(q.grad).all() and q.grad.abs().sum() > 0
+
+
+def test_simcse_hand_computed() -> None:
+    # z1 = (e1, e2), z2 = (e1, (e1 + e2)/sqrt 2) after normalisation; t = 0.05.
+    # cos: z1[0]-z2[0] = 1, z1[0]-z2[1] = 1/sqrt2, z1[1]-z2[0] = 0, z1[1]-z2[1] = 1/sqrt2.
+    # Text 0: -log(e^{20} / (e^{20} + e^{20/sqrt2})); text 1 (positive z2[1]): -log(e^{a} / (e^0 + e^{a})), a = 20/sqrt2.
+    z1 = torch.tensor([E1, E2])
+    z2 = torch.tensor([[2.0, 0.0], [3.0, 3.0]])  # scale does not matter: cosine similarity
+    a = 20 / math.sqrt(2)
+    first = -(20 - math.log(math.exp(20) + math.exp(a)))
+    second = -(a - math.log(1 + math.exp(a)))
+    expected = (first + second) / 2
+    assert math.isclose(simcse_loss(z1, z2, temperature=0.05).item(), expected, rel_tol=1e-5)
+    # one-directional: z2's texts are only candidates, never anchors
+    assert not math.isclose(simcse_loss(z2, z1, temperature=0.05).item(), expected, rel_tol=1e-3)
+
+
+def test_simcse_matches_naive_loop() -> None:
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    t = 0.1
+    total = 0.0
+    for i in range(6):
+        scores = [F.cosine_similarity(z1[i], z2[j], dim=0).item() / t for j in range(6)]
+        total += -scores[i] + math.log(sum(math.exp(s) for s in scores))
+    assert math.isclose(simcse_loss(z1, z2, temperature=t).item(), total / 6, rel_tol=1e-5)

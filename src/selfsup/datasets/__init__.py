@@ -22,7 +22,9 @@ class BuiltinDataset:
 def builtin_datasets() -> dict[str, BuiltinDataset]:
     """Every built-in dataset by name (their modules are imported on first use)."""
     from selfsup.datasets.digits import load_digits_splits
+    from selfsup.datasets.speech import SPEECH
     from selfsup.datasets.tables import TABLES
+    from selfsup.datasets.text import TEXTS
     from selfsup.datasets.ucr import SERIES
 
     builtin = {"digits": BuiltinDataset(
@@ -33,6 +35,8 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
     )}
     builtin |= {name: BuiltinDataset(name, "tabular", desc, load) for name, (desc, load) in TABLES.items()}
     builtin |= {name: BuiltinDataset(name, "timeseries", desc, load) for name, (desc, load) in SERIES.items()}
+    builtin |= {name: BuiltinDataset(name, "text", desc, load) for name, (desc, load) in TEXTS.items()}
+    builtin |= {name: BuiltinDataset(name, "audio", desc, load) for name, (desc, load) in SPEECH.items()}
     return builtin
 
 

@@ -11,7 +11,8 @@ from selfsup.errors import SelfsupError
 
 # modality -> module with ``build(config)``; imported on first use (each pulls in its own libraries)
 ENCODER_MODULES = {"image": "selfsup.encoders.image", "tabular": "selfsup.encoders.table",
-                   "timeseries": "selfsup.encoders.series"}
+                   "timeseries": "selfsup.encoders.series", "audio": "selfsup.encoders.audio",
+                   "text": "selfsup.encoders.text"}
 
 
 def build_encoder(config: dict[str, Any]) -> nn.Module:

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """Two 3x3 conv-BatchNorm-ReLU layers at the same resolution (also the audio CNN's stage)."""
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
         nn.BatchNorm2d(c_out),
@@ -23,11 +24,11 @@ class SmallCNN(nn.Module):
     def __init__(self, in_chans: int, width: int = 32) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            _block(in_chans, width),
+            conv_block(in_chans, width),
             nn.MaxPool2d(2),
-            _block(width, 2 * width),
+            conv_block(width, 2 * width),
             nn.MaxPool2d(2),
-            _block(2 * width, 4 * width),
+            conv_block(2 * width, 4 * width),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )

@@ -1,5 +1,5 @@
 """The one token transformer behind every modality's token encoder (``vit``, ``patch_transformer``,
-``ft_transformer``).
+``ft_transformer``, ``spec_transformer``).
 
 A modality supplies a **tokenizer**, an ``nn.Module`` with:
 
@@ -8,10 +8,10 @@ A modality supplies a **tokenizer**, an ``nn.Module`` with:
 - ``positions(n) -> (n, D)``: the positional part of each token (a masked-token query needs it);
 - ``patches(x) -> (patches (B, N, *patch_shape), valid)``: the normalised input content of each
   token, the reconstruction target of masked modelling (``patch_shape``: image ``(C, p, p)``,
-  series ``(C, p)``, table ``(W,)``);
+  series ``(C, p)``, table ``(W,)``, audio log-mel ``(1, p_freq, p_time)``);
 - ``spatial_dims``: how many trailing dims of a patch are space or time (2, 1, 0): Fourier and
   gradient targets work over them;
-- ``grid(x) -> tuple[int, ...]``: the token layout, ``(h, w)`` for images, ``(n,)`` for series;
+- ``grid(x) -> tuple[int, ...]``: the token layout, ``(h, w)`` for images and spectrograms, ``(n,)`` for series;
   ``ordered`` is False for tables, whose columns have no neighbours (masking policies read both).
 
 :class:`TokenTransformer` prepends ``n_prefix`` learned tokens ([CLS]), runs pre-norm blocks and a

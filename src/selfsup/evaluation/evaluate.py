@@ -29,7 +29,9 @@ from selfsup.modalities import load_data, modality_module
 
 RAW_INPUT = {"image": "flattened pixels in [0, 1]",
              "tabular": "standardised numeric columns, missing indicators and one-hot categories",
-             "timeseries": "per-channel normalised values, flattened (missing and padding as 0)"}
+             "timeseries": "per-channel normalised values, flattened (missing and padding as 0)",
+             "audio": "per-mel-bin mean and std over time of the normalised log-mel spectrogram",
+             "text": "hashed bag of subword ids (4,096 columns, log counts, L2-normalised)"}
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from selfsup.losses.bootstrap import dino_loss, negative_cosine_similarity, update_center
-from selfsup.losses.contrastive import info_nce_loss, nt_xent_loss
+from selfsup.losses.contrastive import info_nce_loss, nt_xent_loss, simcse_loss
 from selfsup.losses.redundancy import barlow_twins_loss, vicreg_loss
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "info_nce_loss",
     "negative_cosine_similarity",
     "nt_xent_loss",
+    "simcse_loss",
     "update_center",
     "vicreg_loss",
 ]

