@@ -20,54 +20,25 @@ import logging
 import os
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from selfsup.datasets import builtin_datasets
-from selfsup.evaluation.embed import embed
-from selfsup.evaluation.evaluate import evaluate
-from selfsup.evaluation.protocols import run_protocols
+from selfsup.evaluation.bench import BATCH, run_cell
+from selfsup.evaluation.stats import seed_interval
 from selfsup.methods import METHODS
-from selfsup.recipe import make_recipe
-from selfsup.training.pretrain import pretrain
 
 TABLES = ("breast_cancer", "wine", "iris")
 SERIES = ("gunpoint", "italypowerdemand", "basicmotions", "japanesevowels")  # arrowhead: --datasets arrowhead
-BATCH = {"tabular": 128, "timeseries": 64, "image": 128}
+run_one = run_cell  # one pre-train + evaluate cell, shared with `selfsup bench`
 
 
 def applicable_methods(modality: str, only: list[str] | None) -> list[str]:
     names = [n for n, cls in sorted(METHODS.items()) if cls.modalities is None or modality in cls.modalities]
     return [n for n in names if not only or n in only]
-
-
-def run_one(dataset: str, method: str, seed: int, steps: int, workdir: Path, baselines: bool) -> dict:
-    """Pre-train one method with one seed, probe it; with ``baselines``, also probe the baselines (per seed)."""
-    modality = builtin_datasets()[dataset].modality
-    recipe = make_recipe(data=f"builtin:{dataset}", method=method, seed=seed, max_steps=steps, epochs=10_000,
-                         batch_size=BATCH[modality], warmup_epochs=0, online_probe=False,
-                         checkpoint_every=10_000, out=str(workdir / f"{dataset}-{method}-{seed}"))
-    start = time.process_time()
-    wall = time.perf_counter()
-    run = pretrain(recipe, progress=False)
-    cpu_seconds, wall_seconds = time.process_time() - start, time.perf_counter() - wall
-    if baselines:
-        result = evaluate(run.encoder, run.splits, seed=seed)
-        rows, split = result.rows, result.meta["split"]
-    else:  # the same protocols on the same split, for the pre-trained encoder only
-        train, test = run.splits.train, run.splits.test
-        features = {"pretrained": (embed(run.encoder, train.float_samples()), embed(run.encoder, test.float_samples()))}
-        rows = run_protocols(features, train.y.numpy(), test.y.numpy(), seed=seed)
-        split = f"the dataset's own train/test split ({len(train)}/{len(test)})"
-    return {"dataset": dataset, "modality": modality, "method": method, "encoder": run.encoder.config["name"],
-            "seed": seed, "steps": steps,
-            "cpu_seconds": round(cpu_seconds, 1), "wall_seconds": round(wall_seconds, 1), "split": split,
-            "rows": rows}
 
 
 def save_progress(out: Path, steps: int, seeds: int, results: list[dict]) -> None:
@@ -82,12 +53,11 @@ def save_progress(out: Path, steps: int, seeds: int, results: list[dict]) -> Non
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds, clipped to [0, 100] (no interval from one seed)."""
-    a = np.asarray(values, dtype=float) * 100
-    if len(a) < 2:
-        return float(a.mean()), float("nan"), float("nan")
-    half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
-    return float(a.mean()), float(max(0.0, a.mean() - half)), float(min(100.0, a.mean() + half))
+    """Mean and 95% t-interval over seeds in percent, clipped to [0, 100] (no interval from one seed)."""
+    if len(values) < 2:
+        return 100 * float(np.mean(values)), float("nan"), float("nan")
+    mean, low, high = seed_interval(values)
+    return 100 * mean, max(0.0, 100 * low), min(100.0, 100 * high)
 
 
 def fmt(values: list[float]) -> str:

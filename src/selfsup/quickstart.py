@@ -61,6 +61,6 @@ def quickstart(out: str | Path | None = None, method: str | None = None, epochs:
     result.meta["pretrain_seconds"] = round(trained, 1)
     print_table(result.rows, f"{plan.data}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console)
     console.print(f"pre-training took {trained:.0f} s. {plan.note}")
-    console.print(f"report: {out / 'report' / 'summary.md'} (plots: loss_curve.png, embedding_map.png)")
+    console.print(f"report: {out / 'report' / 'report.html'} (one page, opens offline; also summary.md and the plots)")
     console.print(f"encoder: {out / 'encoder.safetensors'} — load it with selfsup.load_encoder('{out}')")
     return result

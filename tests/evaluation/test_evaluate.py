@@ -66,3 +66,16 @@ def test_selection_never_touches_the_test_split(iris_run, monkeypatch, tmp_path)
     assert tuned == {"pretrained", "random-init"}  # raw input has no encoder to fine-tune
     page = (tmp_path / "report.html").read_text()
     assert "finetune</b>: the whole encoder" in page and "supervised training from scratch" in page
+
+
+def test_a_split_made_by_seed_is_saved_with_the_report(iris_run, tmp_path) -> None:
+    import json
+
+    encoder = load_encoder(iris_run)
+    own = load_data("builtin:iris", encoder_config=encoder.config)
+    pooled = type(own)(train=own.train, test=None, name="iris train part", modality=own.modality)  # no own split
+    result = evaluate(encoder, pooled, protocols=("knn",), seeds=2, out=tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())["meta"]["test_ids_by_seed"]
+    assert set(saved) == {"0", "1"} and saved["0"] != saved["1"]
+    assert len(saved["0"]) == result.meta["n_test"] and set(saved["0"]) <= {str(i) for i in own.train.ids}
+    assert "test_ids_by_seed" not in evaluate(encoder, own, protocols=("knn",)).meta  # the dataset's own split

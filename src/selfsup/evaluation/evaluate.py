@@ -161,9 +161,11 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     check_fits(encoder, splits)
     modality = modality_module(splits.modality)
     frozen = [p for p in protocols if p != "finetune"]
-    per_seed, split_notes, cached = [], [], {}
+    per_seed, split_notes, cached, test_ids = [], [], {}, {}
     for s in range(seed, seed + seeds):
         train, test, split_note = labeled_split(splits, test_data, options, config, s, test_fraction)
+        if not test_data and splits.test is None:  # a split made here is saved, so it can be checked and reused
+            test_ids[str(s)] = [str(i) for i in test.ids]
         check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
         split_notes.append(split_note)
         x_train, x_test = train.float_samples(), test.float_samples()
@@ -208,6 +210,8 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
         "baselines": note,
         "versions": versions(),
     }
+    if test_ids:
+        meta["test_ids_by_seed"] = test_ids
     if isinstance(encoder_path, str) and (Path(encoder_path) / "recipe.yaml").is_file():
         meta["recipe"] = (Path(encoder_path) / "recipe.yaml").read_text()
     rows = _aggregate(per_seed)
