@@ -68,3 +68,5 @@ def test_several_seeds_test_the_per_seed_differences(iris_run, tmp_path) -> None
     assert vs_random["difference"] == pytest.approx(np.mean(vs_random["per_seed"]))
     assert vs_random["ci_low"] <= vs_random["difference"] <= vs_random["ci_high"]
     assert "Student-t interval over 3 seeds" in (tmp_path / "cmp" / "compare.md").read_text()
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert "<h2>Pairs</h2>" in page and "no difference shown" in page and "torch" in page

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from scipy.stats import binomtest, ttest_1samp
 
-from selfsup.checkpoint import load_encoder
+from selfsup.checkpoint import load_encoder, versions
 from selfsup.data import DataOptions
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.evaluate import check_fits, labeled_split
+from selfsup.evaluation.html import simple_page
 from selfsup.evaluation.protocols import predict
 from selfsup.evaluation.stats import seed_interval
 from selfsup.files import write_atomic
@@ -162,6 +163,15 @@ def _write(out: Path, result: dict) -> None:
     lines += [f"| {p['protocol']} | {p['a']} | {p['b']} | {100 * p['difference']:+.2f} | "
               f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}] | {p_value(p):.3g} | {p['verdict']} |"
               for p in result["pairs"]]
+    pairs = [[p["protocol"], p["a"], p["b"], f"{100 * p['difference']:+.2f}",
+              f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]", f"{p_value(p):.3g}", p["verdict"]]
+             for p in result["pairs"]]
+    accuracies = [[a["encoder"], a["protocol"], f"{100 * a['accuracy']:.2f}%"] for a in result["accuracies"]]
+    page = simple_page("Paired comparison", [("data", result["data"]), ("split", result["split"]),
+                                             ("seeds", str(result["seeds"])), ("difference", how)],
+                       [("Accuracy (mean over seeds)", ["encoder", "protocol", "accuracy"], accuracies),
+                        ("Pairs", ["protocol", "A", "B", "A − B", "95% CI", "p", "verdict"], pairs)], versions())
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("compare.md", "\n".join(lines) + "\n"), ("compare.json", json.dumps(result, indent=1))):
+    for name, text in (("compare.md", "\n".join(lines) + "\n"), ("compare.json", json.dumps(result, indent=1)),
+                       ("report.html", page)):
         write_atomic(out / name, text)

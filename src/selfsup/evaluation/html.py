@@ -96,6 +96,12 @@ def _per_class_table(rows: list[dict], protocol: str, class_names: list[str] | N
             f'<table id="per-class">{head}{body}</table>')
 
 
+def _versions_table(versions: dict) -> str:
+    return '<h2>Versions</h2><table id="versions">' + "".join(
+        f'<tr><td class="name">{escape(k)}</td><td class="name">{escape(str(v))}</td></tr>'
+        for k, v in versions.items()) + "</table>"
+
+
 def report_html(rows: list[dict], meta: dict, figures: dict[str, bytes], notes: list[str],
                 class_names: list[str] | None = None) -> str:
     """The whole page as a string."""
@@ -125,10 +131,23 @@ def report_html(rows: list[dict], meta: dict, figures: dict[str, bytes], notes: 
         parts.append("<h2>Encoder</h2><pre>" + escape(json.dumps(meta["encoder_config"], indent=1, default=str))
                      + "</pre>")
     if meta.get("versions"):
-        parts.append('<h2>Versions</h2><table id="versions">' + "".join(
-            f'<tr><td class="name">{escape(k)}</td><td class="name">{escape(str(v))}</td></tr>'
-            for k, v in meta["versions"].items()) + "</table>")
+        parts.append(_versions_table(meta["versions"]))
     title = escape(f"selfsup evaluation: {meta.get('data', '')}")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{STYLE}</style><script>{ONLOAD}</script></head>\n<body>\n" + "\n".join(parts)
             + "\n</body></html>\n")
+
+
+def simple_page(title: str, facts: list[tuple[str, str]], tables: list[tuple[str, list[str], list[list[str]]]],
+                versions: dict | None = None) -> str:
+    """A self-contained page of facts and ``(heading, header, rows)`` tables (the comparison report)."""
+    parts = [f"<h1>{escape(title)}</h1>",
+             "<ul>" + "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in facts) + "</ul>"]
+    for heading, header, rows in tables:
+        parts.append(f"<h2>{escape(heading)}</h2><table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header)
+                     + "</tr>" + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+                                         for row in rows) + "</table>")
+    if versions:
+        parts.append(_versions_table(versions))
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
