@@ -6,11 +6,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 import torch
 
 from selfsup.datasets import builtin_datasets, load_builtin
 from selfsup.datasets.speech import FOLDER
+from selfsup.errors import SelfsupError
+from selfsup.modalities import load_data
 
 WORDS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes"]
 
@@ -33,7 +36,12 @@ def test_sizes_classes_and_split_by_voice():
     assert torch.bincount(splits.train.y).tolist() == [32] * 10 and torch.bincount(splits.test.y).tolist() == [16] * 10
     voices = {split: {Path(i).name.split("_s")[0] for i in part.ids}
               for split, part in (("train", splits.train), ("test", splits.test))}
-    assert len(voices["train"]) == 8 and len(voices["test"]) == 4 and not voices["train"] & voices["test"]
+    assert len(voices["train"]) == 8 and len(voices["test"]) == 4
+    # ACCENT-VARIANT: a test voice's variant (f4 of en-us-f4) is never heard in training, in any accent
+    variants = {split: {voice.rsplit("-", 1)[1] for voice in names} for split, names in voices.items()}
+    assert len(variants["test"]) == 4 and not variants["train"] & variants["test"]
+    train_clips = {row.numpy().tobytes() for row in splits.train.x}
+    assert len(train_clips) == 320 and not train_clips & {row.numpy().tobytes() for row in splits.test.x}
     lengths = (~torch.isnan(splits.train.x[:, 0])).sum(dim=1)
     assert lengths.min() > 0.2 * 16000 and lengths.max() < 16000  # one word each, padded to the 1-s segment
 
@@ -44,9 +52,17 @@ def test_files_match_the_generator_and_stay_small():
     files = sorted(FOLDER.rglob("*.flac"))
     per_voice = len(generator.WORDS) * len(generator.SPEEDS) * len(generator.PITCHES)
     assert len(files) == per_voice * (len(generator.TRAIN_VOICES) + len(generator.TEST_VOICES)) == 480
+    train_variants = {generator.variant(voice) for voice in generator.TRAIN_VOICES}
+    assert not train_variants & {generator.variant(voice) for voice in generator.TEST_VOICES}
+    assert not any(voice.startswith("en-gb+") for voice in generator.TRAIN_VOICES + generator.TEST_VOICES)  # ignored
     assert sum(f.stat().st_size for f in files) < 3_000_000
     info = sf.info(files[0])
     assert info.samplerate == generator.RATE == 8000 and info.channels == 1 and info.subtype == "PCM_16"
+
+
+def test_an_encoder_of_another_modality_is_refused_in_one_line():
+    with pytest.raises(SelfsupError, match="trained on text data but 'builtin:spoken_words' is audio"):
+        load_data("builtin:spoken_words", encoder_config={"modality": "text", "tokenizer": "minilm", "max_length": 8})
 
 
 def test_read_at_the_encoders_rate():

@@ -49,6 +49,13 @@ def test_rotten_tomatoes_is_tokenised_by_the_encoder(splits):
     assert x[0, : len(ids)].tolist() == ids and (x[0, len(ids):] == 0).all()
 
 
+def test_an_encoder_of_another_modality_is_refused_in_one_line():
+    from selfsup.encoders.audio import audio_encoder_config
+
+    with pytest.raises(SelfsupError, match="trained on audio data but 'builtin:rottentomatoes' is text"):
+        load_data("builtin:rottentomatoes", encoder_config=audio_encoder_config("audio_cnn", 16000, 1.0))
+
+
 def test_builtin_text_refuses_reading_options():
     with pytest.raises(SelfsupError, match="--text-column cannot be used with builtin:rottentomatoes"):
         load_data("builtin:rottentomatoes", DataOptions(text_field="body"))

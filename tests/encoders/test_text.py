@@ -70,7 +70,7 @@ def test_config_errors_are_one_line(tmp_path):
                               ("minilm", {"pooling": "max"}, "pooling='max' must be one of mean, cls"),
                               ("minilm", {"max_length": 1000}, "between 2 and 512"),
                               ("small_bert", {"embed_dim": 30, "heads": 4}, "multiple of heads"),
-                              ("small_bert", {"depth": "deep"}, "depth='deep'.*must be a int"),
+                              ("small_bert", {"depth": "deep"}, "depth='deep'.*must be a whole number"),
                               (str(tmp_path), {}, "not a model folder")]:
         with pytest.raises(SelfsupError, match=match) as info:
             text_encoder_config(name, **args)
@@ -109,6 +109,18 @@ def test_a_local_model_folder_is_an_encoder(tmp_path):
     x = tokenize(["a folder of weights and tokenizer files"], config)
     with torch.no_grad():
         assert torch.allclose(encoder.eval()(x), source.eval()(x), atol=1e-6)
+
+
+def test_a_tokenizer_with_more_tokens_than_the_model_has_rows_is_refused(tmp_path):
+    build_encoder(text_encoder_config("small_bert", **SMALL)).model.save_pretrained(tmp_path)
+    tokenizer = load_tokenizer("minilm").__class__.from_pretrained(minilm_folder())
+    tokenizer.add_tokens(["selfsupword", "anotherselfsupword"])  # ids 30522, 30523: past the 30522 rows
+    tokenizer.save_pretrained(tmp_path)
+    config = text_encoder_config(str(tmp_path), max_length=24)
+    assert config["vocab_size"] == 30524
+    with pytest.raises(SelfsupError, match="has 30524 tokens but the model's embedding table only 30522 rows") as info:
+        build_encoder(config)
+    assert "\n" not in str(info.value)
 
 
 def test_saved_and_loaded_through_the_checkpoint_format(tmp_path):

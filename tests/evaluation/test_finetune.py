@@ -10,7 +10,7 @@ from torch import nn
 from selfsup.encoders import build_encoder
 from selfsup.encoders.image import image_encoder_config
 from selfsup.errors import SelfsupError
-from selfsup.evaluation.finetune import FinetuneOptions, fine_tune, stages, train_last
+from selfsup.evaluation.finetune import fine_tune, stages, train_last
 
 
 class TinyEncoder(nn.Sequential):

@@ -14,10 +14,9 @@ from selfsup.encoders import build_encoder
 from selfsup.encoders.text import load_pretrained, load_tokenizer, text_encoder_config, tokenize
 from selfsup.errors import SelfsupError
 from selfsup.methods import build_method
-from selfsup.methods.mlm import IGNORE, mask_tokens, word_starts
+from selfsup.methods.mlm import IGNORE, word_starts
 
 SMALL = {"embed_dim": 64, "depth": 2, "heads": 2, "mlp_dim": 128, "max_length": 32}
-PAD, CLS, SEP, MASK = 0, 101, 102, 103
 
 
 @pytest.fixture(scope="module")
@@ -32,40 +31,44 @@ def snippets() -> list[str]:
     return sentences[:16]
 
 
-def _batch(generator: torch.Generator, rows: int = 64, length: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random BERT-like rows: [CLS] words [SEP] then padding; returns the ids and which positions may be masked."""
-    ids = torch.randint(1000, 30000, (rows, length), generator=generator)
-    lengths = torch.randint(3, length + 1, (rows,), generator=generator)
-    position = torch.arange(length).expand(rows, -1)
-    ids[:, 0] = CLS
-    ids[position == (lengths - 1).unsqueeze(1)] = SEP
-    ids[position >= lengths.unsqueeze(1)] = PAD
-    return ids, ~torch.isin(ids, torch.tensor([PAD, CLS, SEP, MASK]))
+@pytest.fixture(scope="module")
+def prose_ids() -> tuple[torch.Tensor, dict]:
+    """Every usable sentence of the scikit-learn dataset descriptions as MiniLM token ids, padded to 64."""
+    folder = Path(sklearn.__file__).parent / "datasets" / "descr"
+    text = re.sub(r"\s+", " ", " ".join(path.read_text() for path in sorted(folder.glob("*.rst"))))
+    sentences = [s for s in re.split(r"(?<=[a-z])\. (?=[A-Z])", text) if 4 <= len(s.split()) <= 80]
+    config = text_encoder_config("small_bert", **(SMALL | {"max_length": 64}))
+    return tokenize(sentences, config), config
 
 
-def test_masking_chooses_15_percent_split_80_10_10_and_never_special_tokens():
+def test_mlm_masks_15_percent_of_the_text_80_10_10_never_special_tokens_or_padding(prose_ids):
+    ids, config = prose_ids
+    method = build_method("mlm", build_encoder(config), {})
+    tokenizer = load_tokenizer("minilm")
+    special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids + [tokenizer.pad_token_id]))
+    assert (ids[:, 0] == tokenizer.cls_token_id).all() and (ids == tokenizer.pad_token_id).float().mean() > 0.2
+    text = ~special
     generator = torch.Generator().manual_seed(0)
-    replacements = torch.arange(1000, 30522)
-    chosen_total = maskable_total = masked = swapped = kept = 0
-    for _ in range(20):
-        ids, maskable = _batch(generator)
-        inputs, targets = mask_tokens(ids, maskable, MASK, replacements, 0.15, generator=generator)
+    chosen_total = masked = swapped = kept = 0
+    draws = max(1, 60_000 // int(text.sum()))
+    for _ in range(draws):
+        inputs, targets = method.mask(ids, generator)
         chosen = targets != IGNORE
-        assert not (chosen & ~maskable).any()  # never [CLS], [SEP] or padding
+        assert not (chosen & special).any()  # never [CLS], [SEP], [PAD] (or [UNK], [MASK])
         assert torch.equal(inputs[~chosen], ids[~chosen]) and torch.equal(targets[chosen], ids[chosen])
-        assert (targets[~chosen] == IGNORE).all()
-        maskable_total += int(maskable.sum())
         chosen_total += int(chosen.sum())
-        masked += int((inputs[chosen] == MASK).sum())
-        swapped += int(((inputs != ids) & (inputs != MASK) & chosen).sum())
+        masked += int((inputs[chosen] == tokenizer.mask_token_id).sum())
+        swapped += int(((inputs != ids) & (inputs != tokenizer.mask_token_id) & chosen).sum())
         kept += int((inputs[chosen] == ids[chosen]).sum())
-        assert torch.isin(inputs[chosen & (inputs != MASK)], replacements).all()  # a random token is a word piece
-    assert maskable_total > 50_000
+        random = inputs[chosen & (inputs != ids) & (inputs != tokenizer.mask_token_id)]
+        assert not torch.isin(random, torch.tensor(tokenizer.all_special_ids)).any()  # a random token is a word piece
+    total = draws * int(text.sum())
+    assert total > 50_000
     # binomial standard deviations: sqrt(0.15 * 0.85 / 50k) = 0.0016; sqrt(0.1 * 0.9 / 7.5k) = 0.0035
-    assert abs(chosen_total / maskable_total - 0.15) < 0.008
+    assert abs(chosen_total / total - 0.15) < 0.008
     assert abs(masked / chosen_total - 0.8) < 0.02
     assert abs(swapped / chosen_total - 0.1) < 0.015
-    assert abs(kept / chosen_total - 0.1) < 0.015  # a swap drawing the same token counts here: 1 in 29k
+    assert abs(kept / chosen_total - 0.1) < 0.015  # a swap drawing the same token counts here: 1 in 30k
 
 
 def test_whole_word_masking_chooses_every_piece_of_a_word():
@@ -73,12 +76,12 @@ def test_whole_word_masking_chooses_every_piece_of_a_word():
     starts_table = word_starts(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
     assert starts_table[tokenizer.convert_tokens_to_ids("the")] and not starts_table[
         tokenizer.convert_tokens_to_ids("##s")]
-    config = text_encoder_config("minilm", max_length=64)
+    config = text_encoder_config("small_bert", **(SMALL | {"max_length": 64}))
+    method = build_method("mlm", build_encoder(config), {"whole_word": True, "mask_rate": 0.3})
     ids = tokenize(["unbelievably overwrought melodramatics everywhere", "tokenization splits words"] * 32, config)
-    maskable = ~torch.isin(ids, torch.tensor(config["special_ids"]))
+    maskable = ~torch.isin(ids, torch.tensor(config["special_ids"] + [config["pad_id"]]))
     starts = starts_table[ids]
-    generator = torch.Generator().manual_seed(1)
-    _, targets = mask_tokens(ids, maskable, MASK, torch.arange(1000, 30522), 0.3, starts, generator)
+    _, targets = method.mask(ids, torch.Generator().manual_seed(1))
     chosen = targets != IGNORE
     word = torch.cumsum(starts | ~maskable, dim=1)
     some = 0

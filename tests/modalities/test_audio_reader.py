@@ -123,6 +123,9 @@ def test_errors(tmp_path, capsys):
     (bad / "broken.wav").write_bytes(b"RIFF not really a wave file")
     with pytest.raises(SelfsupError, match="cannot read audio file .*broken.wav.*--bad-files skip"):
         load_folder(bad)
+    with pytest.raises(SelfsupError, match="cannot read audio file .*broken.wav.*pass another file") as info:
+        load_folder(bad / "broken.wav")  # one file: skipping it would leave nothing, so no --bad-files hint
+    assert "--bad-files" not in str(info.value)
     skipped = load_folder(bad, bad_files="skip").train
     assert skipped.ids == ["good.wav"] and skipped.skipped == [str(bad / "broken.wav")]
     (tmp_path / "only_bad").mkdir()

@@ -113,6 +113,25 @@ def test_options_default_to_how_the_encoder_read_its_data(tmp_path, short):
     assert plain.ids == ["line-1"] and plain.classes is None
 
 
+def test_a_label_field_no_record_has_is_refused_unless_it_is_the_encoders_own(tmp_path, short):
+    path = _jsonl(tmp_path / "r.jsonl", [{"text": "good", "stars": 5}, {"text": "bad", "stars": 1, "user": "x"}])
+    message = _error("no record of .* has the label field 'star'", load_data, str(path), DataOptions(label="star"),
+                     encoder_config=short)
+    assert "'text', 'stars', 'user'" in message and "--label" in message
+    # new data without the field the encoder's pre-training data was labeled by (embed): unlabeled
+    config = text.encoder_config("minilm", None, DataOptions(label="sentiment"), {"max_length": 16})
+    data = load_data(str(path), encoder_config=config).train
+    assert data.classes is None and (data.y == UNLABELED).all()
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"text": ["a", "b"]}).to_csv(table, index=False)
+    assert load_data(str(table), TEXT, encoder_config=config).train.classes is None
+
+
+def test_a_folder_is_not_text(tmp_path):
+    message = _error("is a folder", load_data, str(tmp_path), TEXT)
+    assert ".txt, .jsonl or .csv file" in message and "does not exist" not in message
+
+
 def test_reader_errors_are_one_clear_line(tmp_path, short):
     empty = _write(tmp_path / "empty.txt", "")
     _error("holds no text", load_data, str(empty), encoder_config=short)

@@ -49,6 +49,18 @@ def test_small_bert_mlm_run_rereads_the_text_and_evaluates(tmp_path, reviews, on
     assert {row["encoder"] for row in report.rows} >= {"pretrained", "random-init", "raw-input"}
 
 
+def test_a_resumed_init_run_reads_with_the_exports_tokenizer_and_length(tmp_path, reviews, one_thread):
+    from selfsup.training.pretrain import resume_recipe
+
+    export = pretrain(_recipe(tmp_path, reviews, method="mlm", encoder="small_bert", encoder_args=SMALL,
+                              out=str(tmp_path / "export")), progress=False)
+    first = pretrain(_recipe(tmp_path, reviews, method="mlm", init=str(export.out), max_steps=-1), progress=False)
+    assert first.splits.train.x.shape == (12, 16)  # the export's max_length, not the default 128
+    resumed = pretrain(resume_recipe(tmp_path / "run", epochs=2), resume=True, progress=False)
+    assert resumed.splits.train.x.shape == (12, 16) and resumed.splits.fitted == {"tokenizer": "minilm",
+                                                                                   "max_length": 16}
+
+
 def test_a_minilm_run_starts_from_its_weights(tmp_path, reviews, one_thread):
     from selfsup.encoders.text import load_pretrained
 

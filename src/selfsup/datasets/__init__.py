@@ -15,7 +15,7 @@ class BuiltinDataset:
     name: str
     modality: str
     description: str
-    load: Callable[[dict | None], Splits]  # takes the encoder config new data must fit (or None)
+    load: Callable[[dict | None], Splits]  # takes the encoder config new data must fit (or None), of its modality
 
 
 @cache
@@ -41,7 +41,11 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
 
 
 def load_builtin(name: str, encoder_config: dict | None = None) -> Splits:
+    """A built-in dataset, read as ``encoder_config`` says when the encoder is of the dataset's modality (for
+    another one, ``load_data`` refuses the data in one line)."""
     datasets = builtin_datasets()
     if name not in datasets:
         raise unknown_name("built-in dataset", name, datasets, hint="Use builtin:NAME or a path.")
-    return datasets[name].load(encoder_config)
+    dataset = datasets[name]
+    fits = encoder_config is not None and encoder_config.get("modality") == dataset.modality
+    return dataset.load(encoder_config if fits else None)

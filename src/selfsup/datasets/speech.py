@@ -3,7 +3,8 @@
 Made offline by ``scripts/make_spoken_words.py`` with espeak-ng (formant-synthesised speech, not
 recordings of people): the ten Speech Commands keywords (Warden 2018, "Speech Commands: A Dataset for
 Limited-Vocabulary Speech Recognition") by 12 English voices at 2 speeds and 2 pitches, 8 kHz 16-bit
-FLAC, silence trimmed, each clip under 1 s. The split is by voice, so the test voices are unseen.
+FLAC, silence trimmed, each clip under 1 s. The split is by voice, and no test voice's variant (espeak-ng's
+``+f3``, ``+m5``, ...) is used in training, so the test voices are unseen.
 The folder is read by the audio reader, resampled to 16 kHz (or the encoder's rate).
 """
 
@@ -34,7 +35,7 @@ SPEECH: dict[str, tuple[str, Callable[[dict | None], Splits]]] = {
     "spoken_words": (
         "480 one-word clips, 10 classes (yes, no, up, down, left, right, on, off, stop, go); SYNTHETIC speech made "
         "with espeak-ng by 12 English voices x 2 speeds x 2 pitches, 8 kHz; train/test split by voice "
-        "(320 clips by 8 voices / 160 by 4 unseen voices)",
+        "(320 clips by 8 voices / 160 by 4 unseen voices, whose voice variants training never uses)",
         load_spoken_words,
     ),
 }

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders.args import checked_args
 from selfsup.encoders.small_cnn import conv_block
 from selfsup.encoders.tokens import TokenTransformer, pool_tokens, sincos_2d
 from selfsup.errors import SelfsupError, unknown_name
@@ -156,21 +157,6 @@ class AudioFrontend(nn.Module):
 # --------------------------------------------------------------------------- config
 
 
-def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of ``default`` (``--encoder-arg KEY=VALUE`` values arrive as text)."""
-    try:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        number = float(value)
-        if isinstance(default, int) and number != int(number):
-            raise ValueError(value)
-        return int(number) if isinstance(default, int) else number
-    except (TypeError, ValueError):
-        kind = "a whole number" if isinstance(default, int) else "a number"
-        raise SelfsupError(f"encoder argument {key}={value!r} of audio encoder '{name}' must be {kind} "
-                           f"(default {default}).") from None
-
-
 def _check(name: str, hyper: dict[str, Any], sample_rate: int) -> None:
     for key, value in hyper.items():
         if key == "dropout":
@@ -208,12 +194,7 @@ def audio_encoder_config(name: str, sample_rate: int, segment_seconds: float, me
     """
     if name not in ENCODERS:
         raise unknown_name("audio encoder", name, ENCODERS)
-    defaults = DEFAULTS[name]
-    unknown = sorted(set(encoder_args) - set(defaults))
-    if unknown:
-        raise SelfsupError(f"unknown encoder argument(s) {', '.join(unknown)} for audio encoder '{name}'; "
-                           f"known: {', '.join(defaults)}.")
-    hyper = {key: _coerce(name, key, encoder_args.get(key, default), default) for key, default in defaults.items()}
+    hyper = checked_args(f"audio encoder '{name}'", DEFAULTS[name], encoder_args)
     _check(name, hyper, int(sample_rate))
     n_mels = hyper["n_mels"]
     mean = [0.0] * n_mels if mean is None else [float(m) for m in mean]

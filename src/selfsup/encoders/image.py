@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders.args import checked_args
 from selfsup.encoders.small_cnn import SmallCNN
 from selfsup.encoders.tokens import TokenTransformer, sincos_2d
 from selfsup.errors import SelfsupError, unknown_name
@@ -68,22 +69,7 @@ class ImageEncoder(nn.Module):
 
 
 def _vit_args(image_size: int, encoder_args: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(encoder_args) - set(VIT_DEFAULTS))
-    if unknown:
-        raise SelfsupError(f"unknown encoder argument(s) {', '.join(unknown)} for 'vit'; "
-                           f"its arguments: {', '.join(VIT_DEFAULTS)}.")
-    hyper: dict[str, Any] = {}
-    for key, default in VIT_DEFAULTS.items():
-        value = encoder_args.get(key, default)
-        try:
-            number = float(value)
-            if isinstance(value, bool) or (isinstance(default, int) and number != int(number)):
-                raise ValueError
-        except (TypeError, ValueError):
-            kind = "whole number" if isinstance(default, int) else "number"
-            raise SelfsupError(f"encoder argument {key}={value!r} for 'vit' must be a {kind} "
-                               f"(default {default}).") from None
-        hyper[key] = int(number) if isinstance(default, int) else number
+    hyper = checked_args("image encoder 'vit'", VIT_DEFAULTS, encoder_args)
     hyper["patch_size"] = hyper["patch_size"] or max(1, image_size // 4)
     if not 0 <= hyper["dropout"] < 1:
         raise SelfsupError(f"encoder argument dropout={hyper['dropout']} for 'vit' must be in [0, 1).")

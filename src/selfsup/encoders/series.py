@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders.args import checked_args
 from selfsup.encoders.tokens import TokenTransformer, pool_tokens, sincos_1d
 from selfsup.errors import SelfsupError, unknown_name
 
@@ -44,30 +45,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "patch_transformer": {"patch_size": 8, "embed_dim": 64, "depth": 3, "heads": 4, "mlp_dim": 128,
                           "dropout": 0.1, "causal": False},
 }
-
-
-def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
-    """Give ``value`` the type of ``default`` (``--encoder-arg KEY=VALUE`` values may arrive as text)."""
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.strip().lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                    raise ValueError(value)
-                return value.strip().lower() in {"true", "1", "yes"}
-            if value not in (True, False, 0, 1):
-                raise ValueError(value)
-            return bool(value)
-        if isinstance(default, int):
-            number = float(value)
-            if number != int(number):
-                raise ValueError(value)
-            return int(number)
-        return float(value)
-    except (TypeError, ValueError):
-        kind = "true or false" if isinstance(default, bool) else type(default).__name__
-        raise SelfsupError(
-            f"encoder argument {key}={value!r} of time-series encoder '{name}' must be {kind} (default {default})."
-        ) from None
 
 
 def _check(name: str, hyper: dict[str, Any]) -> None:
@@ -91,14 +68,7 @@ def series_encoder_config(name: str, in_chans: int, length: int, mean: Any, std:
     """
     if name not in ENCODERS:
         raise unknown_name("time-series encoder", name, ENCODERS)
-    defaults = DEFAULTS[name]
-    unknown = sorted(set(encoder_args) - set(defaults))
-    if unknown:
-        raise SelfsupError(
-            f"unknown encoder argument(s) {', '.join(unknown)} for time-series encoder '{name}'; "
-            f"known: {', '.join(defaults)}."
-        )
-    hyper = {key: _coerce(name, key, encoder_args.get(key, default), default) for key, default in defaults.items()}
+    hyper = checked_args(f"time-series encoder '{name}'", DEFAULTS[name], encoder_args)
     _check(name, hyper)
     mean, std = [float(m) for m in mean], [float(s) for s in std]
     if len(mean) != int(in_chans) or len(std) != int(in_chans):

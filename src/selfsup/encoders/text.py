@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from selfsup.encoders.args import checked_args
 from selfsup.errors import SelfsupError, unknown_name
 
 MINILM = "minilm"
@@ -119,20 +120,6 @@ def tokenize(texts: list[str], config: dict[str, Any]) -> torch.Tensor:
     return out
 
 
-def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
-    """``value`` with the type of ``default`` (``--encoder-arg KEY=VALUE`` values arrive as text)."""
-    try:
-        if isinstance(default, str):
-            return str(value)
-        number = float(value)
-        if isinstance(value, bool) or (isinstance(default, int) and number != int(number)):
-            raise ValueError(value)
-        return int(number) if isinstance(default, int) else number
-    except (TypeError, ValueError):
-        raise SelfsupError(f"encoder argument {key}={value!r} of text encoder '{name}' must be a "
-                           f"{type(default).__name__} (default {default}).") from None
-
-
 def _special_ids(tokenizer: Any, name: str) -> tuple[int, int | None, list[int]]:
     """The pad id, mask id (None without one) and every special id; refuse tokenizers whose padding cannot
     be told from text."""
@@ -164,11 +151,7 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
         defaults, config = COMMON_DEFAULTS, {"name": FOLDER, "model": folder, "tokenizer": folder}
     else:
         raise unknown_name("text encoder", name, [MINILM, SMALL_BERT], hint="Or pass a local Hugging Face model folder.")
-    unknown = sorted(set(encoder_args) - set(defaults))
-    if unknown:
-        raise SelfsupError(f"unknown encoder argument(s) {', '.join(unknown)} for text encoder '{name}'; "
-                           f"its arguments: {', '.join(defaults)}.")
-    config |= {key: _coerce(name, key, encoder_args.get(key, default), default) for key, default in defaults.items()}
+    config |= checked_args(f"text encoder '{name}'", defaults, encoder_args)
     if config["tokenizer"] != MINILM:
         config["tokenizer"] = str(folder_of(config["tokenizer"]).resolve())
     if config["pooling"] not in POOLINGS:
@@ -216,8 +199,14 @@ class TextEncoder(nn.Module):
         from transformers import AutoModel
 
         self.config = dict(config)
+        model_config = _model_config(config)
+        rows = getattr(model_config, "vocab_size", None)
+        if rows is not None and int(config["vocab_size"]) > int(rows):  # e.g. a tokenizer with added tokens
+            raise SelfsupError(f"the tokenizer of '{config.get('model', config['name'])}' has {config['vocab_size']} "
+                               f"tokens but the model's embedding table only {rows} rows, so some token ids would "
+                               "be out of range; resize the model's embeddings to the tokenizer and save it again.")
         with quiet_transformers():
-            self.model = AutoModel.from_config(_model_config(config))
+            self.model = AutoModel.from_config(model_config)
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None
         self.embed_dim: int = int(self.model.config.hidden_size)

@@ -49,7 +49,7 @@ class StepOutput:
     """What ``training_loss`` returns: the loss, numbers to log, and the first view's embedding."""
 
     loss: torch.Tensor
-    logs: dict[str, float]
+    logs: dict[str, float | torch.Tensor]  # tensors are logged without a host sync
     embedding: torch.Tensor
 
 

@@ -124,17 +124,21 @@ class MLM(Method):
             starts = word_starts(load_tokenizer(settings["tokenizer"]).convert_ids_to_tokens(vocab.tolist()))
         self.register_buffer("starts", starts, persistent=False)
 
-    def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
-        ids = self.encoder.token_ids(views[0])
+    def mask(self, ids: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's masking of token ids ``(B, L)``: ``(inputs, targets)`` of :func:`mask_tokens`, never at
+        the tokenizer's special tokens or padding."""
         maskable = ~torch.isin(ids, self.special)
         starts = self.starts[ids] if self.starts is not None else None
-        inputs, targets = mask_tokens(ids, maskable, int(self.encoder.config["mask_id"]), self.replacements,
-                                      self.config.mask_rate, starts)
+        return mask_tokens(ids, maskable, int(self.encoder.config["mask_id"]), self.replacements,
+                           self.config.mask_rate, starts, generator)
+
+    def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
+        inputs, targets = self.mask(self.encoder.token_ids(views[0]))
         hidden, valid = self.encoder.forward_tokens(inputs)
         chosen = targets != IGNORE
         if not bool(chosen.any()):  # nothing drawn (a tiny batch): no prediction this step
             return StepOutput(hidden.sum() * 0.0, {}, self.encoder.pool(hidden, valid))
         logits = self.head(hidden[chosen]).float()
         loss = F.cross_entropy(logits, targets[chosen])
-        accuracy = (logits.argmax(-1) == targets[chosen]).float().mean().item()
+        accuracy = (logits.argmax(-1) == targets[chosen]).float().mean().detach()  # a tensor: no host sync
         return StepOutput(loss, {"mlm_accuracy": accuracy}, self.encoder.pool(hidden, valid))

@@ -32,6 +32,7 @@ from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
 from selfsup.modalities import AUDIO_SUFFIXES
+from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
 
 NAME = "audio"
 DEFAULT_ENCODER = "audio_cnn"
@@ -106,8 +107,8 @@ def _read_files(entries: list[tuple[Path, int]], root: Path, sample_rate: int, l
             wave = read_clip(path, sample_rate)
         except (sf.SoundFileError, OSError, ValueError, EOFError) as err:
             if bad_files == "fail":
-                raise SelfsupError(f"cannot read audio file '{path}': {err}. Fix or remove it, or pass "
-                                   "--bad-files skip.") from err
+                fix = "Fix or remove it, or pass --bad-files skip." if path != root else "Fix it, or pass another file."
+                raise SelfsupError(f"cannot read audio file '{path}': {err}. {fix}") from err
             skipped.append(str(path))
             continue
         cut = segments(wave, length)
@@ -244,42 +245,21 @@ def encoder_config(name: str, splits: Splits, options: DataOptions | None = None
     return audio_encoder_config(name, rate, seconds, mean, std, **args)
 
 
-def _number(key: str, value: Any, high: float | None = None) -> float:
-    if isinstance(value, str):  # --view-arg KEY=VALUE may arrive as text
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (
-            high is not None and value > high):
-        bound = ">= 0" + (f" and <= {high:g}" if high is not None else "")
-        raise SelfsupError(f"view argument {key} must be a number {bound}, got {value!r}.")
-    return float(value)
-
-
 def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
     """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS and
     ``audio_views``); its views are log-mel spectrograms made with the encoder's front end."""
     from selfsup.encoders.audio import LogMel
     from selfsup.modalities.audio_views import AudioViews
 
-    view_args = dict(view_args or {})
-    unknown = sorted(set(view_args) - set(VIEW_ARGS))
-    if unknown:
-        raise SelfsupError(f"unknown audio view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    view_args = check_known(view_args, VIEW_ARGS, "audio")
     for key in ("crop_scale", "local_crop_scale"):
         if key in view_args:
-            pair = view_args[key]
-            numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
-            if not numbers or not 0 < pair[0] <= pair[1] <= 1:
-                raise SelfsupError(f"view argument {key} must be two numbers 0 < low <= high <= 1, got {pair!r}.")
-            view_args[key] = (float(pair[0]), float(pair[1]))
+            view_args[key] = crop_pair(key, view_args[key])
     if "gain_db" in view_args:
-        view_args["gain_db"] = _number("gain_db", view_args["gain_db"])
+        view_args["gain_db"] = bounded_number("gain_db", view_args["gain_db"])
     for key in ("mix", "time_mask", "freq_mask"):
         if key in view_args:
-            view_args[key] = _number(key, view_args[key], high=1.0)
+            view_args[key] = bounded_number(key, view_args[key], high=1.0)
     return AudioViews(spec, LogMel.from_config(encoder_config), encoder_config["mean"], **view_args)
 
 

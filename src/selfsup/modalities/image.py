@@ -146,18 +146,13 @@ VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_size", "flip", "jitter_str
 def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
     """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS)."""
     from selfsup.modalities.image_views import ImageViews
+    from selfsup.modalities.view_args import check_known, crop_pair
 
     image_size, channels = int(encoder_config["image_size"]), int(encoder_config["in_chans"])
-    view_args = dict(view_args or {})
-    unknown = sorted(set(view_args) - set(VIEW_ARGS))
-    if unknown:
-        raise SelfsupError(f"unknown image view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    view_args = check_known(view_args, VIEW_ARGS, "image")
     for key in ("crop_scale", "local_crop_scale"):
         if key in view_args:
-            low, high = view_args[key]
-            if not 0 < low <= high <= 1:
-                raise SelfsupError(f"view argument {key} must be two numbers 0 < low <= high <= 1, got {low}, {high}.")
-            view_args[key] = (float(low), float(high))
+            view_args[key] = crop_pair(key, view_args[key])
     return ImageViews(spec, image_size, channels, **view_args)
 
 

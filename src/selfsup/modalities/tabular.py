@@ -539,11 +539,9 @@ def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict | None = Non
     Replacement values are drawn from up to 20,000 training rows (a fixed random choice).
     """
     from selfsup.modalities.table_views import TableViews
+    from selfsup.modalities.view_args import check_known
 
-    view_args = dict(view_args or {})
-    unknown = sorted(set(view_args) - set(VIEW_ARGS))
-    if unknown:
-        raise SelfsupError(f"unknown table view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    view_args = check_known(view_args, VIEW_ARGS, "table")
     args = {key: _rate(key, value, None if key == "noise_std" else 1.0) for key, value in view_args.items()}
     schema = _check_schema((encoder_config or splits.fitted).get("schema"))
     rows = splits.train.x.float()

@@ -11,7 +11,8 @@ Sources (one training split; labels, for probing only, are class names as string
 
 * ``.txt``: one text per line, unlabeled.
 * ``.jsonl`` (or ``.ndjson``): one JSON object per line, the text in field ``text`` (``--text-column``
-  names another), the label in the field ``--label`` names (a record without it is unlabeled).
+  names another), the label in the field ``--label`` names (a record without it is unlabeled; a --label
+  field that no record has is refused).
 * a table (``.csv``, ``.tsv``, ``.parquet``) read with ``--modality text``: the text column ``text`` (or
   ``--text-column``), the label column ``--label``.
 
@@ -34,6 +35,7 @@ from torch import nn
 from selfsup.data import ArrayDataset, DataOptions, Splits
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
+from selfsup.modalities.labels import encode_labels, label_text
 
 NAME = "text"
 DEFAULT_ENCODER = "minilm"
@@ -83,11 +85,11 @@ def read_txt(path: Path) -> tuple[list[str], list[str | None] | None, list[str]]
     return [text for _, text in rows], None, [sample_id for sample_id, _ in rows]
 
 
-def read_jsonl(path: Path, field: str, label: str | None) -> tuple[list[str], list[str | None] | None, list[str]]:
-    """Texts, labels and ids of a JSON-lines file (see the module docstring)."""
-    from selfsup.modalities.timeseries import _label_text
-
-    texts, labels, ids = [], [], []
+def read_jsonl(path: Path, field: str, label: str | None,
+               strict: bool = True) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """Texts, labels and ids of a JSON-lines file (see the module docstring). A label field that no record has
+    is refused (a misspelt --label), or with ``strict=False`` (the encoder's own label) leaves them unlabeled."""
+    texts, labels, ids, fields = [], [], [], {}
     for n, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
@@ -102,21 +104,31 @@ def read_jsonl(path: Path, field: str, label: str | None) -> tuple[list[str], li
             known = ", ".join(f"'{k}'" for k in list(record)[:8])
             raise SelfsupError(f"{where} has no text field '{field}' (its fields: {known}); name the text field "
                                "with --text-column.")
+        fields |= dict.fromkeys(record)
         text = _text(record[field], f"field '{field}' of {where}")
         if text is None:
             continue
         texts.append(text)
-        labels.append(_label_text(record.get(label), where) if label else None)
+        labels.append(label_text(record.get(label), where) if label else None)
         ids.append(f"line-{n}")
+    if label and label not in fields:
+        if not strict:
+            return texts, None, ids
+        known = ", ".join(f"'{k}'" for k in list(fields)[:8])
+        raise SelfsupError(f"no record of '{path}' has the label field '{label}' (their fields: {known}); name the "
+                           "label field with --label.")
     return texts, (labels if label else None), ids
 
 
-def read_text_table(path: Path, field: str, label: str | None) -> tuple[list[str], list[str | None] | None, list[str]]:
-    """Texts, labels and ids of a table's text (and label) column."""
+def read_text_table(path: Path, field: str, label: str | None,
+                    strict: bool = True) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """Texts, labels and ids of a table's text (and label) column; a missing label column is refused, or with
+    ``strict=False`` leaves the rows unlabeled."""
     from selfsup.modalities.tabular import read_table
-    from selfsup.modalities.timeseries import _label_text
 
     frame = read_table(path)
+    if not strict and label not in frame.columns:
+        label = None
     for column, flag in ((field, "--text-column"), (label, "--label")):
         if column is not None and column not in frame.columns:
             known = ", ".join(f"'{c}'" for c in list(frame.columns)[:8])
@@ -128,16 +140,21 @@ def read_text_table(path: Path, field: str, label: str | None) -> tuple[list[str
         if text is None:
             continue
         texts.append(text)
-        labels.append(_label_text(label_values[i], f"'{path}'") if label_values is not None else None)
+        labels.append(label_text(label_values[i], f"'{path}'") if label_values is not None else None)
         ids.append(f"row-{i}")
     return texts, (labels if label else None), ids
 
 
-def read_texts(path: str | Path, options: DataOptions) -> tuple[list[str], list[str | None] | None, list[str]]:
-    """Texts, labels (None when the source has none) and sample ids of a text file, by its suffix."""
+def read_texts(path: str | Path, options: DataOptions,
+               default_label: str | None = None) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """Texts, labels (None when the source has none) and sample ids of a text file, by its suffix; without
+    ``options.label``, the ``default_label`` field or column labels the texts where the file has it."""
     path = Path(path)
+    if path.is_dir():
+        raise SelfsupError(f"text data '{path}' is a folder; text is read from one file: pass a .txt, .jsonl or "
+                           ".csv file.")
     if not path.is_file():
-        raise SelfsupError(f"text data '{path}' does not exist or is not a file; pass a .txt, .jsonl or .csv file.")
+        raise SelfsupError(f"text data '{path}' does not exist; pass a .txt, .jsonl or .csv file.")
     suffix = path.suffix.lower()
     field = options.text_field or TEXT_FIELD
     if suffix in LINE_SUFFIXES:
@@ -146,9 +163,9 @@ def read_texts(path: str | Path, options: DataOptions) -> tuple[list[str], list[
                                "need a .jsonl or .csv file.")
         found = read_txt(path)
     elif suffix in JSONL_SUFFIXES:
-        found = read_jsonl(path, field, options.label)
+        found = read_jsonl(path, field, options.label or default_label, strict=bool(options.label))
     elif suffix in TABLE_SUFFIXES or Path(path.stem).suffix.lower() in TABLE_SUFFIXES:  # .csv.gz too
-        found = read_text_table(path, field, options.label)
+        found = read_text_table(path, field, options.label or default_label, strict=bool(options.label))
     else:
         raise SelfsupError(f"cannot read '{path}' as text: unknown file type '{path.suffix}'; use "
                            f"{', '.join(SUFFIXES)}.")
@@ -173,23 +190,21 @@ def dataset(texts: list[str], labels: list[str | None] | None, ids: list[str], e
             where: str, classes: list[str] | None = None) -> ArrayDataset:
     """Token ids of ``texts`` with their labels (classes: sorted names unless given)."""
     from selfsup.encoders.text import tokenize
-    from selfsup.modalities.timeseries import _encode
 
-    y, classes = _encode(labels, classes, where)
+    y, classes = encode_labels(labels, classes, where)
     return ArrayDataset(tokenize(texts, encoder_config), y, ids, classes)
 
 
 def load(source: str, options: DataOptions | None = None, encoder_config: dict | None = None) -> Splits:
     """Read a text file (see the module docstring) as the training split, tokenised the encoder's way
     (without an encoder config: the default encoder's); for .jsonl and tables, options not given default to
-    the encoder's pre-training read (``encoder_config["read"]``)."""
+    the encoder's pre-training read (``encoder_config["read"]``), its label where the file has that field."""
     read = (encoder_config or {}).get("read") or {}
     options = options or DataOptions()
     if Path(source).suffix.lower() not in LINE_SUFFIXES:  # a .txt file has no fields to name
-        options = replace(options, text_field=options.text_field or read.get("text_field"),
-                          label=options.label or read.get("label"))
+        options = replace(options, text_field=options.text_field or read.get("text_field"))
     config = encoder_config or default_config()
-    texts, labels, ids = read_texts(source, options)
+    texts, labels, ids = read_texts(source, options, default_label=read.get("label"))
     train = dataset(texts, labels, ids, config, f"'{source}'")
     return Splits(train=train, test=None, name=str(source), modality=NAME, fitted=read_settings(config))
 

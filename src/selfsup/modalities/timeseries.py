@@ -32,9 +32,8 @@ differ between series, splits, or from the encoder's.
 
 from __future__ import annotations
 
-import math
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.data import ArrayDataset, DataOptions, Splits
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
+from selfsup.modalities.labels import encode_labels, label_text, sorted_classes
+from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
 
 NAME = "timeseries"
 DEFAULT_ENCODER = "dilated_conv"
@@ -66,56 +67,6 @@ def __getattr__(name: str) -> Any:
 
         return ENCODERS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# --------------------------------------------------------------------------- labels
-
-
-def sorted_classes(labels: Iterable[str]) -> list[str]:
-    """Distinct label names, in numeric order when every one is a number, else in string order."""
-    unique = set(labels)
-    try:
-        return sorted(unique, key=lambda label: (float(label), label))
-    except ValueError:
-        return sorted(unique)
-
-
-def _label_text(value: Any, where: str) -> str | None:
-    """A label as its class name; None when missing. Integral numbers lose their ``.0``."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return None
-        if not float(value).is_integer():
-            raise SelfsupError(f"the labels of {where} hold non-integer numbers (e.g. {value}); only class labels are "
-                               "supported for probing: use class names or integers.")
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
-
-
-def _encode(labels: Sequence[str | None] | None, classes: list[str] | None,
-            where: str) -> tuple[torch.Tensor, list[str] | None]:
-    """Label indices into ``classes`` (the training split's, or the sorted names when None; UNLABELED for a
-    missing label)."""
-    count = 0 if labels is None else len(labels)
-    if labels is None or all(label is None for label in labels):
-        return torch.full((count,), UNLABELED, dtype=torch.long), classes
-    if classes is None:
-        classes = sorted_classes(label for label in labels if label is not None)
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted_classes(label for label in labels if label is not None and label not in index)
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise SelfsupError(f"{where} has label(s) {shown} that the training split does not have (classes: "
-                           f"{', '.join(classes)}); every test label must occur in the training split.")
-    y = [UNLABELED if label is None else index[label] for label in labels]
-    return torch.tensor(y, dtype=torch.long), classes
 
 
 # --------------------------------------------------------------------------- arrays
@@ -162,7 +113,7 @@ def _checked(x: np.ndarray, ids: list[str], where: str, channel_names: Sequence[
 def _dataset(x: np.ndarray, labels: Sequence[str | None] | None, ids: list[str], classes: list[str] | None,
              where: str, channel_names: Sequence[str] | None = None) -> ArrayDataset:
     x = _checked(x, ids, where, channel_names)
-    y, classes = _encode(labels, classes, where)
+    y, classes = encode_labels(labels, classes, where)
     return ArrayDataset(torch.from_numpy(x), y, ids, classes)
 
 
@@ -307,7 +258,7 @@ def _array_labels(y: np.ndarray, n: int, where: str) -> list[str | None]:
         raise SelfsupError(f"the labels 'y' of {where} have dtype {y.dtype}; use integers or strings.")
     if y.dtype.kind == "S":
         y = y.astype(str)
-    return [_label_text(value, where) for value in y.tolist()]
+    return [label_text(value, where) for value in y.tolist()]
 
 
 def read_array(path: str | Path, classes: list[str] | None = None) -> ArrayDataset:
@@ -401,7 +352,7 @@ def read_table(path: str | Path, options: DataOptions | None = None, classes: li
     if len(frame) == 0:
         raise SelfsupError(f"{where} holds no series (no rows); pass a table with at least one row.")
     if options.series_id is None:
-        labels = ([_label_text(v, where) for v in frame[options.label].tolist()] if options.label else None)
+        labels = ([label_text(v, where) for v in frame[options.label].tolist()] if options.label else None)
         data = _numeric_columns(frame.drop(columns=[c for c in (options.label, *options.ignore) if c]), where)
         if data.shape[1] == 0:
             raise SelfsupError(f"{where} has no numeric columns left for the time steps.")
@@ -436,7 +387,7 @@ def read_table(path: str | Path, options: DataOptions | None = None, classes: li
         rows = group["row"].to_numpy()
         series.append(list(values[rows].T))
         if labels is not None:
-            found = {text for text in (_label_text(v, where) for v in label_values[rows]) if text is not None}
+            found = {text for text in (label_text(v, where) for v in label_values[rows]) if text is not None}
             if len(found) > 1:
                 raise SelfsupError(f"the label of series '{names[code]}' in {where} changes over time "
                                    f"({', '.join(sorted_classes(found))}); each series has one label.")
@@ -568,49 +519,23 @@ def encoder_config(name: str, splits: Splits, options: DataOptions | None = None
     return config
 
 
-def _number(key: str, value: Any, low: float = 0.0, high: float | None = None, integer: bool = False) -> float | int:
-    if isinstance(value, str):  # --view-arg KEY=VALUE may arrive as text
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer:
-        ok = float(value).is_integer()
-    if ok:
-        ok = value >= low and (high is None or value < high)
-    if not ok:
-        kind = "a whole number" if integer else "a number"
-        bound = f">= {low:g}" + (f" and < {high:g}" if high is not None else "")
-        raise SelfsupError(f"view argument {key} must be {kind} {bound}, got {value!r}.")
-    return int(value) if integer else float(value)
-
-
 def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
     """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS and
     ``series_views``); scaling and magnitude warping stretch around the training mean of each channel."""
     from selfsup.modalities.series_views import SeriesViews
 
-    view_args = dict(view_args or {})
-    unknown = sorted(set(view_args) - set(VIEW_ARGS))
-    if unknown:
-        raise SelfsupError(f"unknown time-series view argument(s) {', '.join(unknown)}; known: {', '.join(VIEW_ARGS)}.")
+    view_args = check_known(view_args, VIEW_ARGS, "time-series")
     for key in ("crop_scale", "local_crop_scale"):
         if key in view_args:
-            pair = view_args[key]
-            numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
-            if not numbers or not 0 < pair[0] <= pair[1] <= 1:
-                raise SelfsupError(f"view argument {key} must be two numbers 0 < low <= high <= 1, got {pair!r}.")
-            view_args[key] = (float(pair[0]), float(pair[1]))
+            view_args[key] = crop_pair(key, view_args[key])
     for key in ("jitter", "scaling", "magnitude_warp", "time_warp"):
         if key in view_args:
-            view_args[key] = _number(key, view_args[key])
+            view_args[key] = bounded_number(key, view_args[key])
     if "mask_ratio" in view_args:
-        view_args["mask_ratio"] = _number("mask_ratio", view_args["mask_ratio"], high=1.0)
+        view_args["mask_ratio"] = bounded_number("mask_ratio", view_args["mask_ratio"], below=1.0)
     for key in ("knots", "max_segments", "local_length", "mask_span"):
         if view_args.get(key) is not None:
-            view_args[key] = _number(key, view_args[key], low=1, integer=True)
+            view_args[key] = bounded_number(key, view_args[key], low=1, integer=True)
     return SeriesViews(spec, int(encoder_config["in_chans"]), center=encoder_config.get("mean"), **view_args)
 
 

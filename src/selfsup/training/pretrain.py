@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -28,7 +29,8 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluation.evaluate import check_fits
 from selfsup.files import write_atomic
 from selfsup.methods import build_method, method_class
-from selfsup.modalities import load_data, modality_module
+from selfsup.modalities import BUILTIN_PREFIX, load_data, modality_module
+from selfsup.modalities.text import LINE_SUFFIXES
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
 from selfsup.training.init import InitReport, InitSource, load_into, read_init, report_table
 from selfsup.training.module import PretrainModule
@@ -71,9 +73,11 @@ def _prepare_out(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
 
 
 def _probe_split(train: ArrayDataset, seed: int, enabled: bool) -> tuple[ArrayDataset, ArrayDataset | None]:
-    """Carve a stratified held-out split for the online probe when the data is labeled."""
+    """Carve a stratified held-out split for the online probe when the data is labeled (and has a sample of
+    every class to hold out)."""
     counts = np.bincount(train.y.numpy()) if train.labeled else np.array([])
-    if not enabled or not train.labeled or len(counts) < 2 or counts.min() < 2:
+    if not enabled or not train.labeled or len(counts) < 2 or counts.min() < 2 or (
+            math.ceil(PROBE_HOLDOUT * len(train)) < len(counts)):
         return train, None
     idx = np.arange(len(train))
     fit_idx, val_idx = train_test_split(idx, test_size=PROBE_HOLDOUT, stratify=train.y.numpy(), random_state=seed)
@@ -128,8 +132,8 @@ def _merge_metrics(csv_dir: Path, previous: Path) -> None:
     previous.unlink()
 
 
-def _data_for_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> Splits:
-    """Check a selfsup export fits the data, and read a table with the export's schema."""
+def _check_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> None:
+    """Check a selfsup export given to --init fits the data and the recipe."""
     if encoder_config["modality"] != splits.modality:
         raise SelfsupError(f"--init '{recipe.init}' is a {encoder_config['modality']} encoder but '{recipe.data}' is "
                            f"{splits.modality} data; continue pre-training on data of the checkpoint's modality.")
@@ -139,10 +143,6 @@ def _data_for_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> Sp
     if recipe.encoder_args:
         raise SelfsupError("--encoder-arg cannot change the architecture of a selfsup export given to --init; "
                            "leave it out.")
-    if splits.modality in ("tabular", "audio"):  # a table's columns as the checkpoint knows them (unseen
-        # categories -> unknown); audio at the checkpoint's sample rate and segment length
-        return load_data(recipe.data, recipe.data_options(), encoder_config=encoder_config)
-    return splits
 
 
 def _check_freeze(recipe: Recipe, n_samples: int) -> None:
@@ -157,12 +157,22 @@ def _check_freeze(recipe: Recipe, n_samples: int) -> None:
         warnings.warn("--freeze-encoder-steps without --init freezes a randomly initialised encoder.")
 
 
-def _replay_set(recipe: Recipe, config: dict, splits: Splits) -> ArrayDataset:
-    """The source-domain samples to replay, read as the encoder reads its data; labels dropped (the online
-    probe knows only the target's classes)."""
-    options = recipe.data_options()
+def _replay_options(recipe: Recipe, splits: Splits) -> DataOptions:
+    """How to read the replay source: the target's options without its label (the online probe knows only the
+    target's classes); a built-in source keeps none of the reading flags, a .txt file no --text-column."""
+    options = replace(recipe.data_options(), label=None)
     if splits.modality == "image":
-        options = DataOptions(**(vars(options) | {"image_size": int(splits.train.x.shape[-1])}))
+        options = replace(options, image_size=int(splits.train.x.shape[-1]))
+    if recipe.replay.startswith(BUILTIN_PREFIX):  # built-in data comes with its own columns and fields
+        return DataOptions(modality=options.modality, image_size=options.image_size, bad_files=options.bad_files)
+    if Path(recipe.replay).suffix.lower() in LINE_SUFFIXES:  # one text per line: no fields to name
+        return replace(options, text_field=None)
+    return options
+
+
+def _replay_set(recipe: Recipe, config: dict, splits: Splits) -> ArrayDataset:
+    """The source-domain samples to replay, read as the encoder reads its data; labels dropped."""
+    options = _replay_options(recipe, splits)
     replay = load_data(recipe.replay, options,
                        encoder_config=config if splits.modality in ("tabular", "text", "audio") else None)
     if replay.modality != splits.modality:
@@ -272,8 +282,11 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     init = read_init(recipe.init) if recipe.init and not resume else None
     export_config = saved_config or (init.encoder_config if init is not None else None)
     splits = load_data(recipe.data, options)
-    if export_config is not None and (saved_config is None or splits.modality == "tabular"):
-        splits = _data_for_export(recipe, export_config, splits)
+    if init is not None and init.encoder_config is not None:  # a resumed run passed these checks when it began
+        _check_export(recipe, init.encoder_config, splits)
+    if export_config is not None and splits.modality in ("tabular", "audio"):  # a table's columns as the
+        # checkpoint knows them (unseen categories -> unknown); audio at its sample rate and segment length
+        splits = load_data(recipe.data, options, encoder_config=export_config)
     if method_cls.modalities is not None and splits.modality not in method_cls.modalities:
         raise SelfsupError(f"method '{recipe.method}' is made for {' and '.join(method_cls.modalities)} data, but "
                            f"'{recipe.data}' is {splits.modality}; run 'selfsup methods' to see which methods fit.")
