@@ -57,7 +57,7 @@ def main() -> None:
     print(f"{len(x)} samples ({len(train_idx)} train / {len(test_idx)} test), small_cnn "
           f"({encoder.embed_dim}-d), {args.threads} threads")
     print(f"embed:        {embedded - start:6.2f} s")
-    print(f"kNN (k=20):   {knn_done - embedded:6.2f} s   accuracy {knn[0]['accuracy']:.3f}")
+    print(f"kNN (k={knn[0]['details']['k']}, by CV): {knn_done - embedded:6.2f} s   accuracy {knn[0]['accuracy']:.3f}")
     print(f"linear probe: {done - knn_done:6.2f} s   accuracy {linear[0]['accuracy']:.3f} ({linear[0]['details']})")
     print(f"total:        {done - start:6.2f} s")
 

@@ -368,7 +368,7 @@ def _build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run a named suite (recipes x built-in datasets x seeds) into a leaderboard",
                        description="Pre-train every recipe of a suite on its built-in dataset with each seed, evaluate "
                                    "it against random-init and raw-input baselines on the dataset's own test split, "
-                                   "and write a leaderboard report (HTML, markdown, JSON). Suites: cpu (about 15 "
+                                   "and write a leaderboard report (HTML, markdown, JSON). Suites: cpu (about 23 "
                                    "minutes on a 2-core CPU with 2 seeds), smoke (seconds).")
     b.add_argument("--suite", default="cpu", help="cpu (default) or smoke")
     b.add_argument("--seeds", type=int, default=2, help="seeds per recipe (default 2)")

@@ -29,7 +29,7 @@ class Cell:
 
 
 SUITES: dict[str, tuple[Cell, ...]] = {
-    # about 15 minutes with 2 seeds on a 2-core CPU (see the closing note of issue 6 for the measured time)
+    # 22.5 minutes with 2 seeds on an idle 2-core CPU (measured 2026-11-23; results in benchmarks/results)
     "cpu": (Cell("digits", "simclr", 300), Cell("digits", "byol", 300),
             Cell("breast_cancer", "scarf", 200), Cell("breast_cancer", "vicreg", 200),
             Cell("wine", "scarf", 200),
