@@ -16,7 +16,7 @@ from pathlib import Path
 from selfsup.datasets import builtin_datasets
 from selfsup.errors import SelfsupError, unknown_name
 from selfsup.evaluation.evaluate import evaluate
-from selfsup.evaluation.stats import seed_interval
+from selfsup.evaluation.stats import over_seeds
 
 BATCH = {"tabular": 128, "timeseries": 64, "image": 128, "audio": 64, "text": 32}
 
@@ -83,15 +83,13 @@ def leaderboard(results: list[dict]) -> list[dict]:
 
 
 def _summarise(dataset: str, name: str, protocol: str, same: list[dict]) -> dict:
-    mean, low, high = seed_interval([r["accuracy"] for r in same])
     cells = [r["cell"] for r in same]
     details = {"seeds": [c["seed"] for c in cells], "split": cells[0]["split"]}
     if name == cells[0]["method"]:
         details |= {"encoder": cells[0]["encoder"], "steps": cells[0]["steps"],
                     "cpu_seconds": round(sum(c["cpu_seconds"] for c in cells) / len(cells), 1)}
-    return {"group": dataset, "encoder": name, "protocol": protocol, "accuracy": mean, "ci_low": max(0.0, low),
-            "ci_high": min(1.0, high), "per_seed": [r["accuracy"] for r in same], "n_train": same[0].get("n_train"),
-            "n_test": same[0]["n_test"], "details": details}
+    return {"group": dataset, "encoder": name, "protocol": protocol, **over_seeds([r["accuracy"] for r in same]),
+            "n_train": same[0].get("n_train"), "n_test": same[0]["n_test"], "details": details}
 
 
 def bench(suite: str, seeds: int, workdir: Path, on_cell: Callable[[dict, int, int], None] | None = None) -> list[dict]:

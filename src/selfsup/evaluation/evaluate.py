@@ -24,7 +24,7 @@ from selfsup.evaluation.embed import embed
 from selfsup.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS, run_protocols
 from selfsup.evaluation.report import write_report
 from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
-from selfsup.evaluation.stats import accuracy_with_ci, confusion, seed_interval
+from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
 from selfsup.modalities import load_data, modality_module
 
 RAW_INPUT = {"image": "flattened pixels in [0, 1]",
@@ -110,9 +110,7 @@ def _aggregate(per_seed: list[list[dict]]) -> list[dict]:
     for first in per_seed[0]:
         same = [next(r for r in rows_s if (r["encoder"], r["protocol"]) == (first["encoder"], first["protocol"]))
                 for rows_s in per_seed]
-        mean, low, high = seed_interval([r["accuracy"] for r in same])
-        row = first | {"accuracy": mean, "ci_low": max(0.0, low), "ci_high": min(1.0, high),
-                       "per_seed": [r["accuracy"] for r in same]}
+        row = first | over_seeds([r["accuracy"] for r in same])
         if "confusion" in first:  # summed over seeds
             row["confusion"] = np.sum([r["confusion"] for r in same], axis=0).tolist()
         rows.append(row)

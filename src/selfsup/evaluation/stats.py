@@ -56,6 +56,12 @@ def seed_interval(values: np.ndarray | list[float], confidence: float = 0.95) ->
     return mean, mean - half, mean + half
 
 
+def over_seeds(accuracies: list[float]) -> dict:
+    """A result row's accuracy fields from per-seed accuracies: mean, t-interval clipped to [0, 1], the values."""
+    mean, low, high = seed_interval(accuracies)
+    return {"accuracy": mean, "ci_low": max(0.0, low), "ci_high": min(1.0, high), "per_seed": list(accuracies)}
+
+
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
     """``counts[true][predicted]`` over the test samples (labels are class indices)."""
     counts = np.zeros((n_classes, n_classes), dtype=np.int64)
