@@ -178,6 +178,8 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     from selfsup.evaluation.report import print_table
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    finetune = FinetuneOptions(blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr,
+                               epochs=args.finetune_epochs)
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
     # a run continued from a selfsup encoder is compared with it when several sets are given
     before = args.before or (init_of(args.encoder) if len(args.data) > 1 else None)
@@ -191,14 +193,13 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
             raise SelfsupError("several --data sets are compared before and after continued pre-training: pass "
                                "--before ENCODER (this run was not continued from a selfsup encoder).")
         rows = before_after(args.encoder, args.data, before, options=_data_options(args), protocols=protocols,
-                            k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out)
+                            k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out, seeds=args.seeds,
+                            finetune=finetune)
         print_before_after(rows, console)
         console.print(f"report: {out / 'before_after.md'} (each set's full report beside it)")
         return
     if (out / "results.json").exists() and not args.overwrite:
         raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
-    finetune = FinetuneOptions(blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr,
-                               epochs=args.finetune_epochs)
     result = evaluate(args.encoder, args.data[0], test_data=args.test_data, options=_data_options(args),
                       protocols=protocols, k=args.k, seed=args.seed, seeds=args.seeds, test_fraction=args.test_fraction,
                       finetune=finetune, out=out, progress=True)
@@ -209,6 +210,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
 
 
 def _run_compare(args: argparse.Namespace, console: Console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from selfsup.evaluation.compare import compare, p_value
@@ -216,12 +218,14 @@ def _run_compare(args: argparse.Namespace, console: Console) -> None:
     protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
     result = compare(args.encoders, args.data, options=_data_options(args), protocols=protocols, k=args.k,
                      seed=args.seed, seeds=args.seeds, out=args.out)
-    how = "paired 95% bootstrap CI, McNemar p" if args.seeds == 1 else "95% t-interval over seeds, paired t-test p"
+    how = ("paired 95% bootstrap CI, McNemar p" if args.seeds == 1 else
+           f"paired 95% bootstrap CI over test samples scored over {args.seeds} seeds, paired t-test p"
+           if result["fixed_split"] else "95% t-interval over seeds, paired t-test p")
     table = Table(title=f"{args.data}: {result['split']}; {how}")
     for column in ("protocol", "A", "B", "A - B", "95% CI", "p", "verdict"):
         table.add_column(column)
     for p in result["pairs"]:
-        table.add_row(p["protocol"], p["a"], p["b"], f"{100 * p['difference']:+.2f}",
+        table.add_row(p["protocol"], escape(p["a"]), escape(p["b"]), f"{100 * p['difference']:+.2f}",
                       f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]", f"{p_value(p):.3g}", p["verdict"])
     console.print(table)
     console.print(f"report: {args.out}/compare.md")

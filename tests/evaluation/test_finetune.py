@@ -56,7 +56,8 @@ def test_last_n_stages_train_and_norms_join_the_stage_before() -> None:
 
     encoder = TinyEncoder()
     assert [type(s).__name__ for s in stages(encoder)] == ["ModuleList", "Linear"]  # Linear+BatchNorm, Linear
-    assert train_last(encoder, 5)[1] == 2 and train_last(encoder, None) == ([], 2)
+    assert train_last(encoder, 5) == ([], 2) and train_last(encoder, None) == ([], 2)
+    assert all(p.requires_grad for p in encoder.parameters())  # "more stages than there are" trains everything
     with pytest.raises(SelfsupError, match="0 or more"):
         train_last(encoder, -1)
 
@@ -65,3 +66,13 @@ def test_too_few_samples_for_a_validation_split() -> None:
     x, y = _blobs(3, 0)
     with pytest.raises(SelfsupError, match="validation split"):
         fine_tune(TinyEncoder(), x, y, x)
+
+
+def test_bad_options_and_divergence_are_one_clear_line() -> None:
+    from selfsup.evaluation.finetune import FinetuneOptions
+
+    with pytest.raises(SelfsupError, match="at least 1"):
+        FinetuneOptions(epochs=0)
+    x, y = _blobs(60, 0)
+    with pytest.raises(SelfsupError, match="diverged"):
+        fine_tune(TinyEncoder(), x * float("nan"), y, x, options=FinetuneOptions(epochs=2))

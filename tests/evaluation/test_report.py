@@ -105,3 +105,9 @@ def test_confusion_matrix_and_per_class_accuracy(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert '<table id="per-class">' in page and "<td>100.0%</td><td>50.0%</td>" not in page
     assert "<td>75.0%</td><td>100.0%</td>" in page and "<td>75.0%</td><td>50.0%</td>" in page  # cat, dog rows
+
+
+def test_print_table_shows_paths_with_brackets_verbatim():
+    console = Console(record=True, width=160)
+    print_table([ROWS[0] | {"encoder": "runs/[/x]/a[bold]"}], "Results", console=console)
+    assert "runs/[/x]/a[bold]" in console.export_text()

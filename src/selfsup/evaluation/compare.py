@@ -36,13 +36,17 @@ COMPARE_PROTOCOLS = ("knn", "linear", "mlp")
 
 def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_resamples: int = 2000,
                      seed: int = 0) -> tuple[float, float, float]:
-    """``(accuracy A - accuracy B, low, high)``: 95% percentile interval over resampled test samples."""
+    """``(accuracy A - accuracy B, low, high)``: 95% percentile interval over resampled test samples.
+
+    ``correct_a``/``correct_b`` are 0/1 per test sample, or the share of seeds that got it right."""
     a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError("paired correctness vectors must be 1-D, non-empty and of equal length")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n_resamples, len(a)))
-    diffs = (a[idx] - b[idx]).mean(axis=1)
+    chunk = max(1, 10_000_000 // len(a))  # resamples at a time: memory stays ~100 MB on any test set
+    diffs = np.concatenate([(a[idx] - b[idx]).mean(axis=1) for idx in (
+        rng.integers(0, len(a), size=(min(chunk, n_resamples - start), len(a)))
+        for start in range(0, n_resamples, chunk))])
     low, high = np.quantile(diffs, [0.025, 0.975])
     return float((a - b).mean()), float(low), float(high)
 
@@ -63,8 +67,8 @@ def verdict(name_a: str, name_b: str, low: float, high: float) -> str:
 
 
 def _correctness(encoders: list[str], data: str, options: DataOptions | None, protocols: tuple[str, ...],
-                 k: int | str, seed: int, test_fraction: float) -> tuple[dict[tuple[str, str], np.ndarray], str, int]:
-    """Per (encoder, protocol), which test samples it got right at ``seed``; the split note; the test size."""
+                 k: int | str, seed: int, test_fraction: float) -> tuple[dict[tuple[str, str], np.ndarray], str, list[str]]:
+    """Per (encoder, protocol), which test samples it got right at ``seed``; the split note; the test ids."""
     features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     baselines: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of the first encoder, listed after the encoders
     labels = None
@@ -93,7 +97,7 @@ def _correctness(encoders: list[str], data: str, options: DataOptions | None, pr
         for name, (train_emb, test_emb) in features.items():
             pred, _ = predict(protocol, train_emb, train_y, test_emb, k=k, seed=seed)
             correct[name, protocol] = pred == test_y
-    return correct, split_note, int(len(test_y))
+    return correct, split_note, labels[3]
 
 
 def compare(encoders: list[str], data: str, *, options: DataOptions | None = None,
@@ -103,8 +107,10 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
 
     With one seed the difference gets a paired bootstrap interval over test samples and McNemar's test;
     with several (seeds ``seed .. seed + seeds - 1``: the split where the data has none, random-init,
-    probes) each seed's difference is computed on its shared split and the interval is Student's t over
-    seeds, with a paired t-test.
+    probes) and a split that changes with the seed, each seed's difference is computed on its shared
+    split and the interval is Student's t over seeds, with a paired t-test. When every seed scores the
+    same test samples, those samples are resampled instead (each scored as the share of seeds that got
+    it right), so the interval covers test-sampling uncertainty; p is a paired t-test over samples.
     """
     for name in protocols:
         if name not in COMPARE_PROTOCOLS:
@@ -115,6 +121,7 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
         raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
     runs = [_correctness(encoders, data, options, protocols, k, s, test_fraction) for s in range(seed, seed + seeds)]
     names = list(dict.fromkeys(name for name, _ in runs[0][0]))
+    fixed_split = all(run[2] == runs[0][2] for run in runs)
     accuracies = [{"encoder": name, "protocol": protocol,
                    "accuracy": float(np.mean([run[0][name, protocol].mean() for run in runs]))}
                   for protocol in protocols for name in names]
@@ -126,6 +133,12 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
                     correct = runs[0][0]
                     diff, low, high = paired_bootstrap(correct[a, protocol], correct[b, protocol], seed=seed)
                     test = {"mcnemar_p": mcnemar(correct[a, protocol], correct[b, protocol])}
+                elif fixed_split:  # the same test samples every seed: resample them, each scored over the seeds
+                    share_a = np.mean([run[0][a, protocol] for run in runs], axis=0)
+                    share_b = np.mean([run[0][b, protocol] for run in runs], axis=0)
+                    diff, low, high = paired_bootstrap(share_a, share_b, seed=seed)
+                    test = {"paired_t_p": _one_sample_t_p(list(share_a - share_b)),
+                            "per_seed": [float(run[0][a, protocol].mean() - run[0][b, protocol].mean()) for run in runs]}
                 else:
                     per_seed = [float(run[0][a, protocol].mean() - run[0][b, protocol].mean()) for run in runs]
                     diff, low, high = seed_interval(per_seed)
@@ -133,7 +146,7 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
                 pairs.append({"protocol": protocol, "a": a, "b": b, "difference": diff, "ci_low": low, "ci_high": high,
                               **test, "verdict": verdict(a, b, low, high)})
     split = runs[0][1] if seeds == 1 else runs[0][1].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}")
-    result = {"data": data, "split": split, "seed": seed, "seeds": seeds, "n_test": runs[0][2],
+    result = {"data": data, "split": split, "seed": seed, "seeds": seeds, "n_test": len(runs[0][2]), "fixed_split": fixed_split,
               "accuracies": accuracies, "pairs": pairs}
     if out is not None:
         _write(Path(out), result)
@@ -141,10 +154,10 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
 
 
 def _one_sample_t_p(values: list[float]) -> float:
-    """Two-sided p of a paired t-test (the per-seed differences against zero); 1.0 when they are all equal to 0."""
+    """Two-sided p of a paired t-test of the differences against zero; 1.0 when they do not vary (no test)."""
     values = np.asarray(values, dtype=float)
-    if np.allclose(values, values[0]):
-        return 1.0 if values[0] == 0 else 0.0
+    if np.ptp(values) == 0:
+        return 1.0
     return float(ttest_1samp(values, 0.0).pvalue)
 
 
@@ -156,6 +169,9 @@ def p_value(pair: dict) -> float:
 def _write(out: Path, result: dict) -> None:
     one = result["seeds"] == 1
     how = ("95% paired bootstrap interval over test samples; p: exact McNemar test" if one else
+           f"95% paired bootstrap interval over test samples, each scored as the share of {result['seeds']} seeds "
+           "that got it right (the split is the same for every seed); p: paired t-test over samples"
+           if result["fixed_split"] else
            f"95% Student-t interval over {result['seeds']} seeds of the per-seed difference; p: paired t-test")
     lines = ["# Paired comparison", "", f"- data: {result['data']}; split: {result['split']}",
              f"- difference: accuracy A − B in points, {how}. \"A beats B\" only when the interval excludes zero.",

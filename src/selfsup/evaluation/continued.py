@@ -17,6 +17,7 @@ from rich.table import Table
 from selfsup.checkpoint import META, read_meta
 from selfsup.data import DataOptions
 from selfsup.evaluation.evaluate import EvaluationResult, evaluate
+from selfsup.evaluation.finetune import FinetuneOptions
 from selfsup.files import write_atomic
 
 
@@ -34,14 +35,16 @@ def _accuracy(result: EvaluationResult, encoder: str, protocol: str) -> float:
 
 
 def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, options: DataOptions | None,
-                 protocols: list[str], k: int | str, seed: int, test_fraction: float, out: Path) -> list[dict]:
+                 protocols: list[str], k: int | str, seed: int, test_fraction: float, out: Path, seeds: int = 1,
+                 finetune: FinetuneOptions | None = None) -> list[dict]:
     """Evaluate ``before`` and ``encoder`` on every set in ``datas``; one row per set and protocol with both
     accuracies and the change. Each set's full report goes to ``out/<i>-<name>``; the comparison to
     ``out/before_after.md`` and ``.json``."""
     rows = []
     for i, data in enumerate(datas):
         folder = out / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)[-60:]}"
-        common = dict(options=options, protocols=protocols, k=k, seed=seed, test_fraction=test_fraction)
+        common = dict(options=options, protocols=protocols, k=k, seed=seed, seeds=seeds, test_fraction=test_fraction,
+                      finetune=finetune)
         after = evaluate(encoder, data, out=folder, **common)
         prior = evaluate(before, data, baselines=False, **common)  # the baselines are the same as after's
         for protocol in [r["protocol"] for r in after.rows if r["encoder"] == "pretrained"]:  # fewshot: k-shot rows

@@ -102,15 +102,17 @@ def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, config: dict
             "ci_high": result["ci_high"], "n_train": len(train), "n_test": result["n_test"], "details": details}
 
 
-def _aggregate(per_seed: list[list[dict]]) -> list[dict]:
-    """One row per (encoder, protocol): the mean over seeds with a 95% t-interval, each seed's accuracy kept."""
+def _aggregate(per_seed: list[list[dict]], fixed_split: bool) -> list[dict]:
+    """One row per (encoder, protocol): the mean over seeds with a 95% interval (``stats.over_seeds``; with a
+    ``fixed_split`` it includes the test-sample uncertainty), each seed's accuracy kept."""
     if len(per_seed) == 1:
         return per_seed[0]
     rows = []
     for first in per_seed[0]:
         same = [next(r for r in rows_s if (r["encoder"], r["protocol"]) == (first["encoder"], first["protocol"]))
                 for rows_s in per_seed]
-        row = first | over_seeds([r["accuracy"] for r in same])
+        halves = [(r["ci_high"] - r["ci_low"]) / 2 for r in same] if fixed_split else None
+        row = first | over_seeds([r["accuracy"] for r in same], halves)
         if "confusion" in first:  # summed over seeds
             row["confusion"] = np.sum([r["confusion"] for r in same], axis=0).tolist()
         rows.append(row)
@@ -159,7 +161,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     check_fits(encoder, splits)
     modality = modality_module(splits.modality)
     frozen = [p for p in protocols if p != "finetune"]
-    per_seed, split_notes, cached, test_ids = [], [], {}, {}
+    per_seed, split_notes, cached, test_ids, cached_keys = [], [], {}, {}, set()
     for s in range(seed, seed + seeds):
         train, test, split_note = labeled_split(splits, test_data, options, config, s, test_fraction)
         if not test_data and splits.test is None:  # a split made here is saved, so it can be checked and reused
@@ -168,6 +170,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
         split_notes.append(split_note)
         x_train, x_test = train.float_samples(), test.float_samples()
         key = (tuple(train.ids), tuple(test.ids))  # the pretrained encoder's embeddings depend on the split only
+        cached_keys.add(key)
         if key not in cached:
             cached = {key: (embed(encoder, x_train, progress=progress), embed(encoder, x_test, progress=progress))}
         features = {"pretrained": cached[key]}
@@ -204,7 +207,9 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
         "n_test": len(test),
         "classes": train.classes,
         "confidence_interval": ("95% percentile bootstrap over test samples (2000 resamples)" if seeds == 1 else
-                                f"95% Student-t interval of the mean over {seeds} seeds"),
+                                f"95% Student-t interval of the mean over {seeds} seeds" + (
+                                    ", combined in quadrature with the mean bootstrap interval over test samples "
+                                    "(every seed scored the same test split)" if len(cached_keys) == 1 else "")),
         "baselines": note,
         "versions": versions(),
     }
@@ -212,7 +217,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
         meta["test_ids_by_seed"] = test_ids
     if isinstance(encoder_path, str) and (Path(encoder_path) / "recipe.yaml").is_file():
         meta["recipe"] = (Path(encoder_path) / "recipe.yaml").read_text()
-    rows = _aggregate(per_seed)
+    rows = _aggregate(per_seed, fixed_split=len(cached_keys) == 1)
     files: dict[str, Path] = {}
     if out is not None:
         maps = {name: f[0] for name, f in features.items()}

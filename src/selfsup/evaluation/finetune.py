@@ -35,6 +35,13 @@ class FinetuneOptions:
     batch_size: int = 64
     val_fraction: float = 0.1
 
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
+            raise SelfsupError(f"fine-tuning needs epochs, patience and batch size of at least 1, got {self.epochs}, "
+                               f"{self.patience} and {self.batch_size}.")
+        if not 0 < self.val_fraction < 1:
+            raise SelfsupError(f"the fine-tuning validation fraction must be in (0, 1), got {self.val_fraction}.")
+
 
 def stages(encoder: nn.Module) -> list[nn.Module]:
     """The encoder's layers in order, at the granularity 'last N blocks' counts in.
@@ -61,10 +68,10 @@ def stages(encoder: nn.Module) -> list[nn.Module]:
 def train_last(backbone: nn.Module, blocks: int | None) -> tuple[list[nn.Module], int]:
     """Freeze all but the last ``blocks`` stages (None: train everything); ``(frozen stages, stages trained)``."""
     all_stages = stages(backbone)
-    if blocks is None:
-        return [], len(all_stages)
-    if blocks < 0:
+    if blocks is not None and blocks < 0:
         raise SelfsupError(f"--finetune-blocks must be 0 or more, got {blocks}.")
+    if blocks is None or blocks >= len(all_stages):  # everything, parameters outside any stage included
+        return [], len(all_stages)
     n_trained = min(blocks, len(all_stages))
     backbone.requires_grad_(False)
     for stage in all_stages[len(all_stages) - n_trained:]:
@@ -142,6 +149,9 @@ def fine_tune(encoder: nn.Module, x_train: torch.Tensor, y_train: np.ndarray, x_
     finally:
         if bar is not None:
             bar.stop()
+    if best[2] == 0:
+        raise SelfsupError("fine-tuning diverged: the validation loss was never finite; lower --finetune-lr and "
+                           "--head-lr.")
     model.load_state_dict(best[3])
     model.eval()
     with torch.inference_mode():

@@ -11,11 +11,13 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from selfsup.evaluation.html import best_by_protocol, confusion_row, per_class_accuracy, report_html
 from selfsup.evaluation.linear import TORCH_ABOVE
 from selfsup.files import write_atomic
-from rich.console import Console
-from rich.table import Table
 
 MAX_MAP_POINTS = 1000  # per panel; t-SNE time grows with it
 MAX_LEGEND_CLASSES = 20
@@ -320,6 +322,7 @@ def print_table(rows: list[dict], title: str, console: Console | None = None) ->
     table.add_column("n_test", justify="right")
     for r in rows:
         style = "bold green" if r["accuracy"] == best[r.get("group"), r["protocol"]] else None
-        cells = [r.get("group", "")] * groups + [r["encoder"], r["protocol"], _pct(r["accuracy"]), _ci(r), str(r["n_test"])]
+        cells = [escape(str(c)) for c in [r.get("group", "")] * groups + [r["encoder"], r["protocol"]]]  # paths
+        cells += [_pct(r["accuracy"]), _ci(r), str(r["n_test"])]
         table.add_row(*cells, style=style)
     (console or Console()).print(table)

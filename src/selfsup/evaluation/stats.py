@@ -56,10 +56,19 @@ def seed_interval(values: np.ndarray | list[float], confidence: float = 0.95) ->
     return mean, mean - half, mean + half
 
 
-def over_seeds(accuracies: list[float]) -> dict:
-    """A result row's accuracy fields from per-seed accuracies: mean, t-interval clipped to [0, 1], the values."""
+def over_seeds(accuracies: list[float], sample_half_widths: list[float] | None = None) -> dict:
+    """A result row's accuracy fields from per-seed accuracies: the mean, a 95% interval clipped to [0, 1], the values.
+
+    The interval is Student t over seeds. When every seed scored the same test samples (a fixed split),
+    the seeds do not see test-sampling uncertainty, so ``sample_half_widths`` (each seed's interval over
+    test samples) are added in quadrature: ``half = sqrt(t_half**2 + mean(sample_half)**2)``.
+    """
     mean, low, high = seed_interval(accuracies)
-    return {"accuracy": mean, "ci_low": max(0.0, low), "ci_high": min(1.0, high), "per_seed": list(accuracies)}
+    half = (high - low) / 2
+    if sample_half_widths:
+        half = float(np.sqrt(half ** 2 + np.mean(sample_half_widths) ** 2))
+    return {"accuracy": mean, "ci_low": max(0.0, mean - half), "ci_high": min(1.0, mean + half),
+            "per_seed": list(accuracies)}
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
