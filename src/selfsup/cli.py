@@ -270,8 +270,10 @@ def _run_bench(args: argparse.Namespace, console: Console) -> None:
             "recipes": [f"{c.method} on {c.dataset}, {c.steps} steps" for c in SUITES[args.suite]],
             "split": "each dataset's own train/test split; pre-training on its training split only",
             "seeds": args.seeds, "seed": 0,
-            "confidence_interval": f"95% Student-t interval of the mean over {args.seeds} seeds"
-                                   if args.seeds > 1 else "none (one seed)",
+            "confidence_interval": f"95% Student-t interval of the mean over {args.seeds} seeds, combined in "
+                                   "quadrature with the mean bootstrap interval over test samples (each dataset's "
+                                   "test split is the same for every seed)" if args.seeds > 1 else
+                                   "95% percentile bootstrap over test samples (one seed)",
             "baselines": "random-init: the method's architecture, untrained, same seed; raw-input: the inputs "
                          "themselves; gbdt: gradient-boosted trees on raw table features",
             "time": f"{minutes:.1f} min", "versions": versions()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from selfsup.cli import EXIT_USER_ERROR, main
@@ -27,7 +28,9 @@ def test_leaderboard_ranks_methods_and_shares_baselines_across_methods() -> None
     assert [r["encoder"] for r in rows] == ["b", "a", "random-init (mlp)", "raw-input"]  # best method first
     a = rows[1]
     assert a["accuracy"] == pytest.approx(0.7) and a["per_seed"] == [0.6, 0.8]
-    assert (a["accuracy"], a["ci_low"], a["ci_high"]) == pytest.approx(seed_interval([0.6, 0.8])[:1] + (0.0, 1.0))
+    # the same split every seed: the seeds' t-interval and the test-sample interval (half 0.5 here) combine
+    half = np.sqrt(((seed_interval([0.6, 0.8])[2] - 0.6 - 0.1)) ** 2 + 0.5 ** 2)
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((max(0.0, 0.7 - half), min(1.0, 0.7 + half)))
     assert rows[2]["per_seed"] == [0.4, 0.2]  # one random-init per seed, not one per method and seed
     assert rows[0]["details"]["steps"] == 3 and rows[0]["group"] == "toy"
 
