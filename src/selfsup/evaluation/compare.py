@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import binomtest, ttest_1samp
+from torch import nn
 
 from selfsup.checkpoint import load_encoder, versions
-from selfsup.data import DataOptions
+from selfsup.data import DataOptions, Splits
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
@@ -66,24 +67,39 @@ def verdict(name_a: str, name_b: str, low: float, high: float) -> str:
     return "no difference shown"
 
 
-def _correctness(encoders: list[str], data: str, options: DataOptions | None, protocols: tuple[str, ...],
-                 k: int | str, seed: int, test_fraction: float) -> tuple[dict[tuple[str, str], np.ndarray], str, list[str]]:
-    """Per (encoder, protocol), which test samples it got right at ``seed``; the split note; the test ids."""
-    features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    baselines: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of the first encoder, listed after the encoders
-    labels = None
-    for i, path in enumerate(encoders):
+def _load(encoders: list[str], data: str, options: DataOptions | None) -> list[tuple[str, nn.Module, Splits]]:
+    """Each encoder with ``data`` read its way (a table with its schema), checked to fit it; loaded once."""
+    loaded = []
+    for path in encoders:
         encoder = load_encoder(path)
         splits = load_data(data, options, encoder_config=encoder.config)
         check_fits(encoder, splits)
+        loaded.append((str(path), encoder, splits))
+    return loaded
+
+
+def _correctness(loaded: list[tuple[str, nn.Module, Splits]], data: str, options: DataOptions | None,
+                 protocols: tuple[str, ...], k: int | str, seed: int, test_fraction: float,
+                 cache: dict) -> tuple[dict[tuple[str, str], np.ndarray], str, list[str]]:
+    """Per (encoder, protocol), which test samples it got right at ``seed``; the split note; the test ids.
+
+    ``cache`` keeps each encoder's embeddings by split, so seeds that share a split embed it once.
+    """
+    features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    baselines: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of the first encoder, listed after the encoders
+    labels = None
+    for i, (path, encoder, splits) in enumerate(loaded):
         train, test, split_note = labeled_split(splits, None, options, encoder.config, seed, test_fraction)
         if labels is None:
             labels = (train.y.numpy(), test.y.numpy(), split_note, [str(s) for s in test.ids])
         elif [str(s) for s in test.ids] != labels[3]:
-            raise SelfsupError(f"'{path}' reads '{data}' into another test split than '{encoders[0]}'; "
+            raise SelfsupError(f"'{path}' reads '{data}' into another test split than '{loaded[0][0]}'; "
                                "compare encoders that read the data the same way.")
         x_train, x_test = train.float_samples(), test.float_samples()
-        features[str(path)] = (embed(encoder, x_train), embed(encoder, x_test))
+        key = (path, tuple(train.ids), tuple(test.ids))
+        if key not in cache:
+            cache[key] = (embed(encoder, x_train), embed(encoder, x_test))
+        features[path] = cache[key]
         if i == 0:
             torch.manual_seed(seed)
             random_init = build_encoder(encoder.config).eval()
@@ -119,7 +135,9 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
         raise SelfsupError("give compare one or more different encoders.")
     if seeds < 1:
         raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
-    runs = [_correctness(encoders, data, options, protocols, k, s, test_fraction) for s in range(seed, seed + seeds)]
+    loaded, cache = _load(encoders, data, options), {}
+    runs = [_correctness(loaded, data, options, protocols, k, s, test_fraction, cache)
+            for s in range(seed, seed + seeds)]
     names = list(dict.fromkeys(name for name, _ in runs[0][0]))
     fixed_split = all(run[2] == runs[0][2] for run in runs)
     accuracies = [{"encoder": name, "protocol": protocol,
