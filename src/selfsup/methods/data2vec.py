@@ -13,34 +13,24 @@ several); a transformer decoder (2.0: a convolutional one for images).
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from selfsup.losses.masked import masked_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, check_heads, register_method
+from selfsup.methods.base import Method, StepOutput, ViewSpec, register_method
 from selfsup.methods.heads import TokenPredictor
-from selfsup.methods.mae import predict_hidden
+from selfsup.methods.mae import HiddenTokenConfig, predict_hidden
 from selfsup.methods.masking import check_masking
 from selfsup.training.ema import cosine_momentum, ema_update, frozen_copy
 
 
-class Data2VecConfig(MethodConfig):
+class Data2VecConfig(HiddenTokenConfig):
     mask_ratio: float = Field(0.6, gt=0, lt=1, description="share of tokens hidden from the student")
-    masking: Literal["random", "block", "span", "feature_subset"] = "random"
-    block_size: int = Field(2, ge=1)
     top_k_layers: int = Field(3, ge=1, description="teacher layers averaged into the target (all if fewer)")
     momentum: float = Field(0.999, ge=0, le=1, description="EMA momentum at the start; rises to 1")
-    decoder_dim: int = Field(64, ge=1)
-    decoder_depth: int = Field(2, ge=1)
-    decoder_heads: int = Field(4, ge=1)
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self):
-        return check_heads(self, "decoder_dim", "decoder_heads")
 
 
 def layer_average_targets(layers: list[torch.Tensor], top_k: int) -> torch.Tensor:

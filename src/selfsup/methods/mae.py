@@ -24,7 +24,7 @@ from selfsup.methods.masking import check_masking, split_tokens
 
 
 def predict_hidden(encoder: nn.Module, decoder: TokenPredictor, x: torch.Tensor,
-                   config: MethodConfig) -> tuple[torch.Tensor, torch.Tensor, TokenOutput]:
+                   config: HiddenTokenConfig) -> tuple[torch.Tensor, torch.Tensor, TokenOutput]:
     """Mask ``x``'s tokens as ``config`` says (``mask_ratio``, ``masking``, ``block_size``), encode the
     visible ones only, and decode predictions at the hidden ones (MAE and data2vec 2.0).
 
@@ -39,12 +39,12 @@ def predict_hidden(encoder: nn.Module, decoder: TokenPredictor, x: torch.Tensor,
     return prediction, masked, visible
 
 
-class MAEConfig(MethodConfig):
+class HiddenTokenConfig(MethodConfig):
+    """What ``predict_hidden`` reads: how tokens are hidden, and the decoder that predicts them (MAE, data2vec)."""
+
     mask_ratio: float = Field(0.75, gt=0, lt=1, description="share of tokens hidden from the encoder")
     masking: Literal["random", "block", "span", "feature_subset"] = "random"
     block_size: int = Field(2, ge=1, description="tokens per block side (block) or mean span length (span)")
-    target: Literal["pixels", "frequency", "hog"] = "pixels"
-    norm_target: bool = Field(True, description="standardise each patch's target (MAE's norm_pix_loss)")
     decoder_dim: int = Field(64, ge=1)
     decoder_depth: int = Field(2, ge=1)
     decoder_heads: int = Field(4, ge=1)
@@ -52,6 +52,11 @@ class MAEConfig(MethodConfig):
     @model_validator(mode="after")
     def _heads_divide_width(self):
         return check_heads(self, "decoder_dim", "decoder_heads")
+
+
+class MAEConfig(HiddenTokenConfig):
+    target: Literal["pixels", "frequency", "hog"] = "pixels"
+    norm_target: bool = Field(True, description="standardise each patch's target (MAE's norm_pix_loss)")
 
 
 @register_method
