@@ -23,18 +23,14 @@ steps (``--no-view-method --steps N``) that match the view method's CPU seconds.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import accuracies, fmt, run_one, save_progress  # noqa: E402
+from tables_series import accuracies, add_run_args, fmt, prepare, print_saved, run_one, save_progress  # noqa: E402
 
 VIEW_METHOD = {"digits": "simclr", "italypowerdemand": "barlow_twins", "breast_cancer": "simclr"}
 MASKED = ("mae", "mfm", "data2vec", "jepa")
@@ -76,27 +72,17 @@ def header(steps: int, seeds: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=100, help="optimiser steps per pre-training run (the budget)")
+    add_run_args(parser, "benchmarks/results/masked.json")
     parser.add_argument("--datasets", default=",".join(VIEW_METHOD))
     parser.add_argument("--methods", default=",".join(MASKED), help="masked methods (the view-based one is added)")
     parser.add_argument("--no-view-method", action="store_true",
                         help="masked methods only (e.g. a longer budget matching the view method's CPU seconds)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/results/masked.json")
-    parser.add_argument("--report", metavar="JSON", help="only print the table of a finished (or partial) run")
     args = parser.parse_args()
     if args.report:
-        saved = json.loads(Path(args.report).read_text())
-        print(header(saved["steps"], saved["seeds"]))
-        print(markdown(saved["results"]))
+        print_saved(args.report, header, markdown)
         return
-    torch.set_num_threads(args.threads)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+    out = prepare(args)
     results: list[dict] = []
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets.split(","):
             view = [] if args.no_view_method else [VIEW_METHOD[dataset]]

@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -92,29 +93,44 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_args(parser: argparse.ArgumentParser, out: str) -> None:
+    """The flags every quality benchmark shares: seeds, step budget, threads, output, report-only mode."""
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100, help="optimiser steps per pre-training run (the budget)")
-    parser.add_argument("--datasets", help="comma-separated built-in names (default: 3 tables, 4 series)")
-    parser.add_argument("--methods", help="comma-separated method names (default: every applicable one)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/results/tables_series.json")
+    parser.add_argument("--out", default=out)
     parser.add_argument("--report", metavar="JSON", help="only print the table of a finished (or partial) run")
-    args = parser.parse_args()
-    if args.report:
-        saved = json.loads(Path(args.report).read_text())
-        print(header(saved["steps"], saved["seeds"]))
-        print(markdown(saved["results"]))
-        return
+
+
+def print_saved(path: str, header: Callable[[int, int], str], markdown: Callable[[list[dict]], str]) -> None:
+    saved = json.loads(Path(path).read_text())
+    print(header(saved["steps"], saved["seeds"]))
+    print(markdown(saved["results"]))
+
+
+def prepare(args: argparse.Namespace) -> Path:
+    """Threads and quiet logs for a run; the output path, its folder made."""
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_args(parser, "benchmarks/results/tables_series.json")
+    parser.add_argument("--datasets", help="comma-separated built-in names (default: 3 tables, 4 series)")
+    parser.add_argument("--methods", help="comma-separated method names (default: every applicable one)")
+    args = parser.parse_args()
+    if args.report:
+        print_saved(args.report, header, markdown)
+        return
+    out = prepare(args)
     datasets = args.datasets.split(",") if args.datasets else list(TABLES + SERIES)
     only = args.methods.split(",") if args.methods else None
     results: list[dict] = []
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in datasets:
             for method in applicable_methods(builtin_datasets()[dataset].modality, only):
