@@ -425,6 +425,7 @@ def test_methods_lists_every_method_and_its_data(capsys):
     for name in (*METHOD_NAMES, "scarf", "vime", "ts2vec", "cpc"):
         assert name in out
     assert "tabular" in out and "timeseries" in out
+    assert "clip" in out and "pairs of any two" in out
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["pretrain", "--help"], ["evaluate", "--help"], ["embed", "--help"],

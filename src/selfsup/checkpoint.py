@@ -39,9 +39,11 @@ def versions() -> dict[str, str]:
             "scikit-learn": sklearn.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
 
-def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``selfsup.json`` content describing an encoder: enough to rebuild it without code from the run."""
-    return {
+def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``selfsup.json`` content describing an encoder: enough to rebuild it without code from the run.
+    ``extra``: more to record (a paired side's ``paired_with``: its partner's folder, relative to its own)."""
+    return (extra or {}) | {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "modality": encoder.config["modality"],
@@ -53,12 +55,14 @@ def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None) -> di
     }
 
 
-def write_meta(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None) -> None:
+def write_meta(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None,
+               extra: dict[str, Any] | None = None) -> None:
     """Write only ``selfsup.json`` (a run does this at its start, so a killed run can still be exported)."""
-    write_atomic(Path(out_dir) / META, json.dumps(encoder_meta(encoder, recipe), indent=2))
+    write_atomic(Path(out_dir) / META, json.dumps(encoder_meta(encoder, recipe, extra), indent=2))
 
 
-def save_encoder(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None) -> Path:
+def save_encoder(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> Path:
     """Write the encoder's weights and description into ``out_dir`` (each file atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +70,7 @@ def save_encoder(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any]
     tmp_weights = out / (WEIGHTS + ".tmp")
     save_file(state, str(tmp_weights), metadata={"format": FORMAT})
     os.replace(tmp_weights, out / WEIGHTS)
-    write_meta(encoder, out, recipe)
+    write_meta(encoder, out, recipe, extra)
     return out
 
 
@@ -91,9 +95,20 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_encoder(path: str | Path, expect_modality: str | None = None) -> nn.Module:
-    """Rebuild an exported encoder (run folder, its ``encoder.safetensors`` or ``selfsup.json``), in eval mode."""
+def load_encoder(path: str | Path, expect_modality: str | None = None, allow_pair: bool = False) -> nn.Module:
+    """Rebuild an exported encoder (run folder, its ``encoder.safetensors`` or ``selfsup.json``), in eval mode.
+    A paired run's root (both sides) is refused, naming the sides, unless ``allow_pair``."""
     meta = read_meta(path)
+    if meta["modality"] == "pairs" and not allow_pair:
+        from selfsup.encoders.pair import side_names
+
+        a, b = (_folder(path) / name for name in side_names(meta["encoder"]))
+        if not (a / WEIGHTS).is_file():
+            raise SelfsupError(f"'{_folder(path)}' is a paired run that has not written its sides yet; export them "
+                               f"with 'selfsup export --run {_folder(path)} --checkpoint "
+                               f"{_folder(path) / 'checkpoints' / 'last.ckpt'} --out DIR'.")
+        raise SelfsupError(f"'{_folder(path)}' holds a pair of encoders trained together; pass one side: '{a}' or "
+                           f"'{b}'.")
     weights = _folder(path) / WEIGHTS
     if not weights.is_file():
         raise SelfsupError(

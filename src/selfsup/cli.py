@@ -76,6 +76,16 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
                                      "ft_transformer, patch_transformer, spec_transformer")
     p.add_argument("--encoder-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="encoder option, e.g. width=128 (repeatable)")
+    p.add_argument("--pair-data", help="paired methods (clip): the second side of each pair, e.g. captions; its "
+                                       "sample ids (a .jsonl 'id' field, file paths without suffix) match --data's")
+    p.add_argument("--pair-modality", choices=["auto", "image", "tabular", "timeseries", "audio", "text"],
+                   help="how to read --pair-data (default auto: by suffix; a .csv of captions needs text)")
+    p.add_argument("--pair-text-column", dest="pair_text_field",
+                   help="text --pair-data: the JSON field or table column holding the text (default 'text')")
+    p.add_argument("--pair-encoder", help="paired methods: encoder of the --pair-data side (default: its modality's, "
+                                          "e.g. minilm for text)")
+    p.add_argument("--pair-encoder-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="paired methods: an argument of the --pair-data side's encoder (as --encoder-arg)")
     p.add_argument("--init", help="continue pre-training from these weights: a selfsup run/export folder, a "
                                   ".safetensors or .pth file (weights only), or a local model folder")
     p.add_argument("--freeze-encoder-steps", type=int,
@@ -111,7 +121,7 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
 
 
 RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "sample_rate", "segment_seconds",
-                "text_field", "method", "encoder", "init",
+                "text_field", "method", "encoder", "init", "pair_data", "pair_modality", "pair_text_field", "pair_encoder",
                 "freeze_encoder_steps", "schedule", "decay_fraction", "distill_weight", "replay", "replay_fraction", "epochs", "batch_size", "lr", "image_size",
                 "out", "seed", "bad_files", "num_workers", "max_steps", "checkpoint_every", "accelerator", "devices",
                 "strategy", "precision")
@@ -130,6 +140,8 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
         fields["view_args"] = _key_values(args.view_arg, "--view-arg")
     if args.encoder_arg:
         fields["encoder_args"] = _key_values(args.encoder_arg, "--encoder-arg")
+    if args.pair_encoder_arg:
+        fields["pair_encoder_args"] = _key_values(args.pair_encoder_arg, "--pair-encoder-arg")
     if args.ignore:
         fields["ignore"] = list(args.ignore)
     if args.no_probe:
@@ -152,6 +164,11 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
         recipe = make_recipe(**fields)
     run = pretrain(recipe, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("LOCAL_RANK", "0") not in ("", "0"):  # DDP worker processes stay quiet
+        return
+    if run.sides:
+        a, b = run.sides
+        console.print(f"paired encoders written to {a} and {b}; evaluate one side (with zero-shot label prompts "
+                      f"when the other is text) with: selfsup evaluate --encoder {a} --data LABELED")
         return
     console.print(f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json); "
                   f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED")
@@ -177,7 +194,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     from selfsup.evaluation.finetune import FinetuneOptions
     from selfsup.evaluation.report import print_table
 
-    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()]
+    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
     finetune = FinetuneOptions(blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr,
                                epochs=args.finetune_epochs)
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
@@ -194,7 +211,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
                                "--before ENCODER (this run was not continued from a selfsup encoder).")
         rows = before_after(args.encoder, args.data, before, options=_data_options(args), protocols=protocols,
                             k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out, seeds=args.seeds,
-                            finetune=finetune)
+                            finetune=finetune, partner=args.partner, prompt=args.prompt)
         print_before_after(rows, console)
         console.print(f"report: {out / 'before_after.md'} (each set's full report beside it)")
         return
@@ -202,7 +219,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
         raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
     result = evaluate(args.encoder, args.data[0], test_data=args.test_data, options=_data_options(args),
                       protocols=protocols, k=args.k, seed=args.seed, seeds=args.seeds, test_fraction=args.test_fraction,
-                      finetune=finetune, out=out, progress=True)
+                      finetune=finetune, out=out, progress=True, partner=args.partner, prompt=args.prompt)
     interval = "95% bootstrap CI" if args.seeds == 1 else "95% t-interval over seeds"
     print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, {args.seeds} seed"
                              f"{'s' * (args.seeds > 1)}, {interval}", console)
@@ -334,10 +351,17 @@ def _build_parser() -> argparse.ArgumentParser:
                                     "--data: the run's --init when that is a selfsup run); a before/after table")
     e.add_argument("--test-data", help="separate labeled test set (default: the data's own test split, "
                                        "else a stratified split fixed by --seed)")
-    e.add_argument("--protocol", default="knn,linear",
-                   help="comma-separated: knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
+    e.add_argument("--protocol",
+                   help="comma-separated (default knn,linear, plus zeroshot for a paired run's side with a text "
+                        "partner): knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
                         "on 1%%, 10%%, 100%% of the training labels, plotted), finetune (encoder + linear head, "
-                        "early stopping on 10%% of the training split)")
+                        "early stopping on 10%% of the training split), zeroshot (nearest label prompt embedded "
+                        "by the text partner)")
+    e.add_argument("--prompt", default="{}",
+                   help="zero-shot: the label prompt, '{}' standing for the class name, e.g. 'the word {}' "
+                        "(default '{}')")
+    e.add_argument("--partner", help="zero-shot: the text encoder trained with --encoder (default: the other side "
+                                     "of a paired run, e.g. RUN/text for RUN/audio)")
     e.add_argument("--k", type=_k_value, default="cv",
                    help="neighbours for kNN (cosine, similarity-weighted), or 'cv' (default) to choose k by 5-fold "
                         "cross-validation on the training split")
@@ -426,6 +450,7 @@ def _run_methods(console: Console) -> None:
     for name, cls in sorted(METHODS.items()):
         data = ", ".join(cls.modalities) if cls.modalities else "any"
         data += " (token encoder)" if cls.needs_tokens else ""
+        data = "pairs of any two (--pair-data)" if cls.paired else data
         table.add_row(name, data, cls.summary, cls.paper)
     console.print(table)
 

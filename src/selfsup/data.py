@@ -8,7 +8,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from selfsup.errors import SelfsupError
+
 UNLABELED = -1
+# file suffixes a sample id may carry that pairing ignores: images, audio, series arrays, text files
+MEDIA_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".wav", ".flac", ".ogg", ".mp3",
+                  ".npy", ".txt", ".json")
 
 
 @dataclass
@@ -73,3 +78,78 @@ class DataOptions:
     sample_rate: int | None = None  # audio: resample to this rate in Hz (default 16000, or the encoder's)
     segment_seconds: float | None = None  # audio: cut files into clips this long (default 1.0, or the encoder's)
     text_field: str | None = None  # text: the JSON field / table column holding the text (default "text")
+
+
+@dataclass
+class PairedDataset(Dataset):
+    """Samples of two sources that belong together (a clip and its caption), side ``a`` first.
+
+    ``__getitem__`` returns ``((a_sample, b_sample), label)``, the label being side a's. Labels, classes and
+    ids are side a's, so the online probe and the evaluation splits treat a pair as its side-a sample.
+    """
+
+    a: ArrayDataset
+    b: ArrayDataset
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, index: int) -> tuple[tuple[torch.Tensor, torch.Tensor], int]:
+        sample, label = self.a[index]
+        return (sample, self.b[index][0]), label
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.a.x
+
+    @property
+    def y(self) -> torch.Tensor:
+        return self.a.y
+
+    @property
+    def ids(self) -> list[str]:
+        return self.a.ids
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.a.classes
+
+    @property
+    def labeled(self) -> bool:
+        return self.a.labeled
+
+    def float_samples(self) -> torch.Tensor:
+        return self.a.float_samples()
+
+    def subset(self, indices: np.ndarray | list[int]) -> "PairedDataset":
+        return PairedDataset(self.a.subset(indices), self.b.subset(indices))
+
+
+def pair_key(sample_id: str) -> str:
+    """What a sample id is matched on: without a segment number (``clip.wav#2``) and a media file's suffix,
+    with '/' as the separator, so ``yes/clip-1.flac#0`` (an audio segment) matches ``yes/clip-1`` (a
+    caption's id); other dots stay (``take.1``)."""
+    key = sample_id.split("#", 1)[0].replace("\\", "/")
+    stem, dot, suffix = key.rpartition(".")
+    return stem if dot and "/" not in suffix and f".{suffix.lower()}" in MEDIA_SUFFIXES else key
+
+
+def pair_by_id(a: ArrayDataset, b: ArrayDataset, name_a: str, name_b: str,
+               required: bool = True) -> PairedDataset | None:
+    """Pair each sample of ``a`` with the sample of ``b`` whose id matches (:func:`pair_key`); samples of
+    ``a`` without a match are left out. Refuses ids that ``b`` repeats, and data with no match at all (or,
+    unless ``required``, returns None for it)."""
+    position: dict[str, int] = {}
+    for i, sample_id in enumerate(b.ids):
+        key = pair_key(sample_id)
+        if key in position:
+            raise SelfsupError(f"'{name_b}' has two samples with id '{key}'; each id must name one sample to pair.")
+        position[key] = i
+    keep = [i for i, sample_id in enumerate(a.ids) if pair_key(sample_id) in position]
+    if not keep and not required:
+        return None
+    if not keep:
+        raise SelfsupError(f"no sample of '{name_a}' has a match in '{name_b}' (ids such as '{a.ids[0]}' and "
+                           f"'{b.ids[0]}'); give the second source the first one's ids (file paths relative to "
+                           "the folder, without the suffix: an 'id' field of a .jsonl, or an 'id' column).")
+    return PairedDataset(a.subset(keep), b.subset([position[pair_key(a.ids[i])] for i in keep]))

@@ -70,9 +70,17 @@ def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path |
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise SelfsupError(f"'{out}' already holds files; pass --overwrite or choose another --out.")
     meta = read_meta(run)
-    if checkpoint is None:
-        save_encoder(load_encoder(run), out, meta.get("recipe"))
-        return out
+    encoder = load_encoder(run, allow_pair=True) if checkpoint is None else _from_checkpoint(meta, checkpoint)
+    save_encoder(encoder, out, meta.get("recipe"))
+    if meta["modality"] == "pairs":  # and each side, as the run writes them
+        from selfsup.training.pairs import export_sides
+
+        export_sides(encoder, out, meta.get("recipe"))
+    return out
+
+
+def _from_checkpoint(meta: dict, checkpoint: str | Path) -> torch.nn.Module:
+    """The encoder ``meta`` describes, with the weights of a run's Lightning checkpoint."""
     encoder = build_encoder(meta["encoder"])
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
@@ -90,5 +98,4 @@ def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path |
     if missing or unexpected or not weights:
         raise SelfsupError(f"checkpoint '{checkpoint}' does not hold this run's encoder "
                            f"({len(missing)} missing, {len(unexpected)} unexpected weights).")
-    save_encoder(encoder, out, meta.get("recipe"))
-    return out
+    return encoder

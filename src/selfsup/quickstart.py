@@ -9,9 +9,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from selfsup.errors import unknown_name
+from selfsup.errors import SelfsupError, unknown_name
 from selfsup.evaluation.evaluate import EvaluationResult, evaluate
 from selfsup.evaluation.report import print_table
+from selfsup.methods import method_class
 from selfsup.recipe import make_recipe
 from selfsup.training.pretrain import pretrain
 
@@ -48,6 +49,10 @@ def quickstart(out: str | Path | None = None, method: str | None = None, epochs:
         raise unknown_name("quickstart modality", modality, QUICKSTARTS)
     plan = QUICKSTARTS[modality]
     method, epochs = method or plan.method, epochs or plan.epochs
+    if method_class(method).paired:
+        raise SelfsupError(f"quickstart runs a method on one built-in dataset, but '{method}' trains on pairs; run it "
+                           "with 'selfsup pretrain --method clip --data builtin:spoken_words --pair-data "
+                           "builtin:spoken_word_captions'.")
     console = console or Console()
     out = Path(out) if out else Path("selfsup-runs") / f"quickstart-{modality}-{datetime.now():%Y%m%d-%H%M%S}"
     recipe = make_recipe(data=plan.data, method=method, epochs=epochs, batch_size=plan.batch_size, seed=seed,

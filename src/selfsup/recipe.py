@@ -32,6 +32,16 @@ class Recipe(BaseModel):
                                                                           "(default 1.0)")
     text_field: str | None = Field(None, description="text: the JSON field or table column holding the text "
                                                    "(default 'text')")
+    pair_data: str | None = Field(None, description="paired methods (clip): the second side of each pair, a source "
+                                                    "whose sample ids match --data's")
+    pair_modality: Literal["auto", "image", "tabular", "timeseries", "audio", "text"] = Field(
+        "auto", description="how to read --pair-data; auto: by suffix (a .csv of captions needs text)")
+    pair_text_field: str | None = Field(None, description="text --pair-data: the JSON field or table column holding "
+                                                         "the text (default 'text')")
+    pair_encoder: str | None = Field(None, description="paired methods: the encoder of --pair-data's side; "
+                                                       "default: its modality's")
+    pair_encoder_args: dict[str, Any] = Field(default_factory=dict, description="paired methods: --pair-encoder's "
+                                                                               "width/depth etc.")
     method: str = "simclr"
     method_args: dict[str, Any] = Field(default_factory=dict, description="method hyperparameters")
     view_args: dict[str, Any] = Field(default_factory=dict, description="augmentation options, e.g. flip")
@@ -67,7 +77,7 @@ class Recipe(BaseModel):
     precision: str = "32-true"
     max_steps: int = Field(-1, description="stop after this many steps (-1: no limit)")
 
-    @field_validator("method", "encoder")
+    @field_validator("method", "encoder", "pair_encoder")
     @classmethod
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() if value is not None else None

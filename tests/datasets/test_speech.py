@@ -69,3 +69,17 @@ def test_read_at_the_encoders_rate():
     splits = load_builtin("spoken_words", {"modality": "audio", "sample_rate": 8000, "segment_seconds": 0.5})
     assert splits.fitted == {"sample_rate": 8000, "segment_seconds": 0.5}
     assert splits.train.x.shape == (320, 1, 4000)  # the longest word (0.73 s) leaves under half a segment over
+
+
+def test_captions_describe_each_clip_with_its_id_label_and_split():
+    from selfsup.datasets.speech import caption
+
+    words, captions = load_builtin("spoken_words"), load_builtin("spoken_word_captions")
+    assert captions.modality == "text" and captions.train.classes == words.train.classes
+    for clips, texts in ((words.train, captions.train), (words.test, captions.test)):
+        assert sorted(i.rsplit(".", 1)[0] for i in clips.ids) == sorted(texts.ids)
+    assert caption("yes", "en-gb-scotland-m4_s130_p35") == ('the word "yes" spoken slowly by a low-pitched Scottish '
+                                                           "male voice")
+    assert caption("go", "en-us-f4_s175_p65") == 'the word "go" spoken at a normal pace by a high-pitched American female voice'
+    first = captions.train.ids.index("down/en-029-f1_s130_p35")
+    assert captions.train.classes[int(captions.train.y[first])] == "down"

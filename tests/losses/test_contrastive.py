@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from selfsup.losses import info_nce_loss, nt_xent_loss, simcse_loss
+from selfsup.losses import clip_loss, info_nce_loss, nt_xent_loss, simcse_loss
 
 E1 = [1.0, 0.0]
 E2 = [0.0, 1.0]
@@ -97,3 +97,22 @@ def test_simcse_matches_naive_loop() -> None:
         scores = [F.cosine_similarity(z1[i], z2[j], dim=0).item() / t for j in range(6)]
         total += -scores[i] + math.log(sum(math.exp(s) for s in scores))
     assert math.isclose(simcse_loss(z1, z2, temperature=t).item(), total / 6, rel_tol=1e-5)
+
+
+def test_clip_loss_hand_computed() -> None:
+    """Two pairs: a = (1, 0), (0, 1); b = (1, 0), (1, 1) (cosines 1, 1/sqrt2 / 0, 1/sqrt2), scale 2."""
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [3.0, 3.0]])  # length does not matter: cosines
+    r = 2 * (1 / math.sqrt(2))
+    a_to_b = (-math.log(math.exp(2) / (math.exp(2) + math.exp(r))) - math.log(math.exp(r) / (1 + math.exp(r)))) / 2
+    b_to_a = (-math.log(math.exp(2) / (math.exp(2) + 1)) + math.log(2)) / 2
+    expected = (a_to_b + b_to_a) / 2
+    assert math.isclose(clip_loss(a, b, logit_scale=2.0).item(), expected, rel_tol=1e-6)
+    assert math.isclose(clip_loss(a, b, logit_scale=torch.tensor(2.0)).item(), expected, rel_tol=1e-6)
+
+
+def test_clip_loss_is_symmetric_and_prefers_matched_pairs() -> None:
+    torch.manual_seed(0)
+    a, b = torch.randn(8, 16), torch.randn(8, 16)
+    assert math.isclose(clip_loss(a, b, 10.0).item(), clip_loss(b, a, 10.0).item(), rel_tol=1e-6)
+    assert clip_loss(a, a + 0.01 * torch.randn(8, 16), 10.0) < clip_loss(a, b, 10.0)

@@ -52,7 +52,7 @@ def test_txt_one_text_per_line_blank_lines_dropped(tmp_path, short):
     data = splits.train
     assert splits.modality == "text" and splits.test is None
     assert data.ids == ["line-1", "line-4"]
-    assert data.classes is None and (data.y == UNLABELED).all()
+    assert data.classes is None and data.y.tolist() == [UNLABELED, UNLABELED]  # one per sample
     assert data.x.shape == (2, 16) and data.x.dtype == torch.int64
     assert _decoded(data.x, 0) == "a first line." and _decoded(data.x, 1) == "second line here"
     # [CLS] text [SEP], then padding with the pad id to max_length: the attention mask is x != pad_id
@@ -83,6 +83,14 @@ def test_jsonl_with_labels_and_another_text_field(tmp_path, short):
     assert data.ids == ["line-1", "line-2", "line-4", "line-5"]  # the blank text is left out
     assert data.classes == ["1", "5"]
     assert data.y.tolist() == [1, 0, UNLABELED, 1]
+
+
+def test_an_id_field_or_column_names_the_samples(tmp_path, short):
+    path = _jsonl(tmp_path / "captions.jsonl", [{"id": "yes/clip-1", "text": "a"}, {"text": "b"}, {"id": 7, "text": "c"}])
+    assert load_data(str(path), encoder_config=short).train.ids == ["yes/clip-1", "line-2", "7"]
+    table = tmp_path / "captions.csv"
+    pd.DataFrame({"id": ["a/1", None, "a/3"], "text": ["x", "y", "z"]}).to_csv(table, index=False)
+    assert load_data(str(table), TEXT, encoder_config=short).train.ids == ["a/1", "row-1", "a/3"]
 
 
 def test_jsonl_is_detected_and_read_without_an_encoder(tmp_path):
@@ -121,7 +129,7 @@ def test_a_label_field_no_record_has_is_refused_unless_it_is_the_encoders_own(tm
     # new data without the field the encoder's pre-training data was labeled by (embed): unlabeled
     config = text.encoder_config("minilm", None, DataOptions(label="sentiment"), {"max_length": 16})
     data = load_data(str(path), encoder_config=config).train
-    assert data.classes is None and (data.y == UNLABELED).all()
+    assert data.classes is None and data.y.tolist() == [UNLABELED] * len(data) and len(data) > 0
     table = tmp_path / "t.csv"
     pd.DataFrame({"text": ["a", "b"]}).to_csv(table, index=False)
     assert load_data(str(table), TEXT, encoder_config=config).train.classes is None

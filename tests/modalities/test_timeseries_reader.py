@@ -113,7 +113,7 @@ def test_ts_ragged_channels_and_unlabeled(tmp_path):
 def test_ts_regression_file_is_read_unlabeled():
     path = sktime_data_folder() / "Covid3Month" / "Covid3Month_TRAIN.ts"  # lower-case tags, @targetlabel true
     data = ts.read_ts(path)
-    assert data.classes is None and (data.y == UNLABELED).all()
+    assert data.classes is None and data.y.tolist() == [UNLABELED] * len(data) and len(data) > 0
     assert data.x.shape[1] == 1 and not torch.isnan(data.x).all(dim=(1, 2)).any()
 
 
@@ -149,7 +149,7 @@ def test_npy_2d_and_3d(tmp_path, basicmotions):
     np.save(tmp_path / "u.npy", x3[:, 0].astype(np.float64))
     multi, uni = ts.read_array(tmp_path / "m.npy"), ts.read_array(tmp_path / "u.npy")
     assert torch.equal(multi.x, basicmotions.train.x) and multi.classes is None
-    assert (multi.y == UNLABELED).all() and multi.ids[0] == "m/0"
+    assert multi.y.tolist() == [UNLABELED] * 40 and multi.ids[0] == "m/0"  # one per series
     assert uni.x.shape == (40, 1, 100) and uni.x.dtype == torch.float32
 
 

@@ -80,3 +80,13 @@ def test_text_methods_refuse_other_data_and_masked_methods_refuse_text(tmp_path,
         pretrain(make_recipe(data="builtin:iris", method="mlm", out=str(tmp_path / "a")), progress=False)
     with pytest.raises(SelfsupError, match="use mlm"):
         pretrain(_recipe(tmp_path, reviews, method="mae", out=str(tmp_path / "b")), progress=False)
+
+
+def test_an_unlabeled_txt_corpus_pre_trains(tmp_path, one_thread):
+    """One text per line, no labels: every sample gets the unlabeled mark (this once gave an empty label
+    tensor, which broke the data loader)."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(GOOD + BAD) + "\n")
+    result = pretrain(make_recipe(data=str(corpus), method="mlm", encoder="small_bert", encoder_args=SMALL,
+                                  out=str(tmp_path / "run"), epochs=1, max_steps=3, batch_size=4), progress=False)
+    assert len(result.splits.train.y) == 12 and result.loss_history

@@ -22,7 +22,7 @@ class BuiltinDataset:
 def builtin_datasets() -> dict[str, BuiltinDataset]:
     """Every built-in dataset by name (their modules are imported on first use)."""
     from selfsup.datasets.digits import load_digits_splits
-    from selfsup.datasets.speech import SPEECH
+    from selfsup.datasets.speech import CAPTIONS_DESCRIPTION, SPEECH, load_spoken_word_captions
     from selfsup.datasets.tables import TABLES
     from selfsup.datasets.text import TEXTS
     from selfsup.datasets.ucr import SERIES
@@ -37,6 +37,8 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
     builtin |= {name: BuiltinDataset(name, "timeseries", desc, load) for name, (desc, load) in SERIES.items()}
     builtin |= {name: BuiltinDataset(name, "text", desc, load) for name, (desc, load) in TEXTS.items()}
     builtin |= {name: BuiltinDataset(name, "audio", desc, load) for name, (desc, load) in SPEECH.items()}
+    builtin["spoken_word_captions"] = BuiltinDataset("spoken_word_captions", "text", CAPTIONS_DESCRIPTION,
+                                                     load_spoken_word_captions)
     return builtin
 
 

@@ -16,8 +16,13 @@ ENCODER_MODULES = {"image": "selfsup.encoders.image", "tabular": "selfsup.encode
 
 
 def build_encoder(config: dict[str, Any]) -> nn.Module:
-    """Build a freshly initialised encoder from its config (as saved in ``selfsup.json``)."""
+    """Build a freshly initialised encoder from its config (as saved in ``selfsup.json``); a pair, or a side of
+    one (a config with ``projection``), is built by :mod:`selfsup.encoders.pair`."""
     modality = config.get("modality")
+    if modality == "pairs" or "projection" in config:
+        from selfsup.encoders.pair import build
+
+        return build(config)
     if modality not in ENCODER_MODULES:
         raise SelfsupError(f"no encoder for modality '{modality}'; known: {', '.join(ENCODER_MODULES)}.")
     return importlib.import_module(ENCODER_MODULES[modality]).build(config)

@@ -18,12 +18,16 @@ from selfsup.checkpoint import META, read_meta
 from selfsup.data import DataOptions
 from selfsup.evaluation.evaluate import EvaluationResult, evaluate
 from selfsup.evaluation.finetune import FinetuneOptions
+from selfsup.evaluation.zeroshot import DEFAULT_PROMPT
 from selfsup.files import write_atomic
 
 
 def init_of(encoder: str | Path) -> str | None:
     """The selfsup encoder a run was continued from (its recipe's ``init``), if that is a selfsup run/export."""
-    recipe = read_meta(encoder).get("recipe") or {}
+    meta = read_meta(encoder)
+    if meta.get("side") == "b":  # a paired run's --init is side a's
+        return None
+    recipe = meta.get("recipe") or {}
     init = recipe.get("init")
     return init if init and (Path(init) / META).is_file() else None
 
@@ -35,8 +39,9 @@ def _accuracy(result: EvaluationResult, encoder: str, protocol: str) -> float:
 
 
 def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, options: DataOptions | None,
-                 protocols: list[str], k: int | str, seed: int, test_fraction: float, out: Path, seeds: int = 1,
-                 finetune: FinetuneOptions | None = None) -> list[dict]:
+                 protocols: list[str] | None, k: int | str, seed: int, test_fraction: float, out: Path,
+                 seeds: int = 1, finetune: FinetuneOptions | None = None, partner: str | Path | None = None,
+                 prompt: str = DEFAULT_PROMPT) -> list[dict]:
     """Evaluate ``before`` and ``encoder`` on every set in ``datas``; one row per set and protocol with both
     accuracies and the change. Each set's full report goes to ``out/<i>-<name>``; the comparison to
     ``out/before_after.md`` and ``.json``."""
@@ -45,8 +50,10 @@ def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, o
         folder = out / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)[-60:]}"
         common = dict(options=options, protocols=protocols, k=k, seed=seed, seeds=seeds, test_fraction=test_fraction,
                       finetune=finetune)
-        after = evaluate(encoder, data, out=folder, **common)
-        prior = evaluate(before, data, baselines=False, **common)  # the baselines are the same as after's
+        after = evaluate(encoder, data, out=folder, partner=partner, prompt=prompt, **common)
+        # the baselines are the same as after's; zero-shot only where the earlier encoder has its own text partner
+        prior = evaluate(before, data, baselines=False, prompt=prompt,
+                         **common | {"protocols": [p for p in protocols if p != "zeroshot"] if protocols else None})
         for protocol in [r["protocol"] for r in after.rows if r["encoder"] == "pretrained"]:  # fewshot: k-shot rows
             a, b = _accuracy(after, "pretrained", protocol), _accuracy(prior, "pretrained", protocol)
             rows.append({"data": data, "split": after.meta["split"], "protocol": protocol, "before": b,

@@ -25,6 +25,7 @@ from selfsup.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS, run_protocols
 from selfsup.evaluation.report import write_report
 from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
 from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
+from selfsup.evaluation.zeroshot import DEFAULT_PROMPT, class_prompts, load_partner, partner_path, zero_shot
 from selfsup.modalities import load_data, modality_module
 
 RAW_INPUT = {"image": "flattened pixels in [0, 1]",
@@ -131,12 +132,24 @@ def _finetune_rows(encoders: dict[str, nn.Module], train: ArrayDataset, test: Ar
     return rows
 
 
+def _zero_shot_rows(features: dict[str, tuple[np.ndarray, np.ndarray]], partners: dict[str, nn.Module],
+                    test: ArrayDataset, prompt: str, seed: int) -> list[dict]:
+    """Zero-shot rows: each encoder's test embeddings against its text partner's label-prompt embeddings."""
+    rows = []
+    for name, text_encoder in partners.items():
+        pred, details = zero_shot(features[name][1], text_encoder, test.classes, prompt)
+        rows.append({"encoder": name, "protocol": "zeroshot", **accuracy_with_ci(test.y.numpy(), pred, seed=seed),
+                     "n_train": 0, "details": details, "confusion": confusion(test.y.numpy(), pred, len(test.classes))})
+    return rows
+
+
 def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: str | None = None,
-             options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] = PROTOCOLS,
+             options: DataOptions | None = None, protocols: tuple[str, ...] | list[str] | None = None,
              k: int | str = "cv", seed: int = 0, seeds: int = 1, test_fraction: float = 0.25,
              finetune: FinetuneOptions | None = None, out: str | Path | None = None,
              loss_history: list[tuple[int, float]] | None = None, progress: bool = False,
-             baselines: bool = True) -> EvaluationResult:
+             baselines: bool = True, partner: nn.Module | str | Path | None = None,
+             prompt: str = DEFAULT_PROMPT) -> EvaluationResult:
     """Accuracy of every protocol with 95% CIs for the encoder, a random-init copy and raw input.
 
     Tables also get a gradient-boosted-trees model on the raw features (``gbdt``), the usual bar there.
@@ -147,15 +160,34 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     t-interval over seeds; with one seed the interval is a bootstrap over test samples.
     ``baselines=False`` probes the encoder alone, for a caller that already has the baselines of the
     same split and seed (the before/after comparison).
+    ``protocols`` defaults to kNN and linear, plus ``zeroshot`` when the encoder has a text ``partner``: a text
+    encoder trained with it (a paired run's other side; by default the one its export names), whose
+    embeddings of label ``prompt``s classify the test split.
     """
-    for name in protocols:  # fail on a bad name before any work
-        if name not in ALL_PROTOCOLS + ("finetune",):
-            raise unknown_name("protocol", name, ALL_PROTOCOLS + ("finetune",))
+    for name in protocols or ():  # fail on a bad name before any work
+        if name not in ALL_PROTOCOLS + ("finetune", "zeroshot"):
+            raise unknown_name("protocol", name, ALL_PROTOCOLS + ("finetune", "zeroshot"))
     if seeds < 1:
         raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
+    class_prompts(["class"], prompt)  # a bad template fails before any work
     encoder_path = str(encoder) if isinstance(encoder, (str, Path)) else "in-memory encoder"
     if isinstance(encoder, (str, Path)):
+        if partner is None and (protocols is None or "zeroshot" in protocols):  # a paired run's text side
+            partner = partner_path(encoder, modality="text")
         encoder = load_encoder(encoder)
+    if protocols is None:
+        protocols = PROTOCOLS + (("zeroshot",) if partner is not None else ())
+    zero_shot_on = "zeroshot" in protocols
+    if zero_shot_on and partner is None:
+        raise SelfsupError(f"zero-shot classification needs the text encoder trained with '{encoder_path}' (the "
+                           "other side of a paired run, e.g. clip, which its export names); this encoder has "
+                           "none: pass --partner TEXT_ENCODER.")
+    partner_name = str(partner) if isinstance(partner, (str, Path)) else "in-memory text encoder"
+    partner = load_partner(partner) if zero_shot_on and isinstance(partner, (str, Path)) else partner
+    if zero_shot_on and partner.embed_dim != encoder.embed_dim:
+        raise SelfsupError(f"the text encoder '{partner_name}' embeds into {partner.embed_dim} dimensions but the "
+                           f"encoder into {encoder.embed_dim}; pass the text side trained with it.")
+    protocols = [p for p in protocols if p != "zeroshot"]
     config = encoder.config
     splits = data if isinstance(data, Splits) else load_data(data, options, encoder_config=config)
     check_fits(encoder, splits)
@@ -182,6 +214,12 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
             features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
         rows = run_protocols(features, train.y.numpy(), test.y.numpy(), frozen, k=k, seed=s,
                              n_classes=len(train.classes))
+        if zero_shot_on:
+            partners = {"pretrained": partner}
+            if baselines:
+                torch.manual_seed(s)
+                partners["random-init"] = build_encoder(partner.config).eval()
+            rows += _zero_shot_rows(features, partners, test, prompt, s)
         if "finetune" in protocols:
             rows += _finetune_rows(models, train, test, finetune or FinetuneOptions(), s, progress)
         if baselines and splits.modality == "tabular":
@@ -215,6 +253,9 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     }
     if test_ids:
         meta["test_ids_by_seed"] = test_ids
+    if zero_shot_on:
+        meta["zero_shot"] = {"text_encoder": partner_name, "prompt": prompt,
+                             "prompts": class_prompts(train.classes, prompt)}
     if isinstance(encoder_path, str) and (Path(encoder_path) / "recipe.yaml").is_file():
         meta["recipe"] = (Path(encoder_path) / "recipe.yaml").read_text()
     rows = _aggregate(per_seed, fixed_split=len(cached_keys) == 1)

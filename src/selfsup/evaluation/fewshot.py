@@ -16,7 +16,8 @@ SHOTS = (1, 5, 10)
 EPISODES = 100
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float64)."""
     x = np.asarray(x, dtype=np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -30,7 +31,7 @@ def few_shot(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, t
     if max(shots) > smallest:
         raise SelfsupError(f"{max(shots)}-shot episodes need {max(shots)} training samples per class, but a class "
                            f"has {smallest}; choose fewer shots.")
-    train_n, test_n = _normalise(train_emb), _normalise(test_emb)
+    train_n, test_n = normalise(train_emb), normalise(test_emb)
     by_class = [np.flatnonzero(train_y == c) for c in classes]
     rng = np.random.default_rng(seed)
     rows = []
@@ -38,7 +39,7 @@ def few_shot(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, t
         accuracies = np.empty(episodes)
         for e in range(episodes):
             centroids = np.stack([train_n[rng.choice(idx, size=k, replace=False)].mean(axis=0) for idx in by_class])
-            predicted = classes[np.argmax(test_n @ _normalise(centroids).T, axis=1)]
+            predicted = classes[np.argmax(test_n @ normalise(centroids).T, axis=1)]
             accuracies[e] = float((predicted == test_y).mean())
         mean = float(accuracies.mean())
         half = 1.96 * float(accuracies.std(ddof=1)) / np.sqrt(episodes) if episodes > 1 else 0.0

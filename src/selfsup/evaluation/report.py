@@ -90,6 +90,11 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
                      f"{d['epochs']} epochs, stopped after {d['patience']} without a lower loss on a stratified "
                      f"{d['val_fraction']:.0%} validation part of the training split, best epoch kept; `random-init` "
                      "fine-tuned is supervised training from scratch.")
+    zero = next((r for r in rows if r["protocol"] == "zeroshot"), None)
+    if zero is not None:
+        notes.append(f"- **zeroshot**: no labels used; each test sample gets the class whose prompt (template "
+                     f"`{zero['details']['prompt']}`) the paired text encoder embeds nearest by cosine similarity "
+                     "(CLIP); `random-init` pairs untrained copies of both sides (chance level).")
     shot = next((r for r in rows if r["protocol"].endswith("-shot")), None)
     if shot is not None:
         notes.append(f"- **k-shot**: k training samples per class drawn {shot['details']['episodes']} times; nearest "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from selfsup.losses.bootstrap import dino_loss, negative_cosine_similarity, update_center
-from selfsup.losses.contrastive import info_nce_loss, nt_xent_loss, simcse_loss
+from selfsup.losses.contrastive import clip_loss, info_nce_loss, nt_xent_loss, simcse_loss
 from selfsup.losses.redundancy import barlow_twins_loss, vicreg_loss
 
 __all__ = [
     "barlow_twins_loss",
+    "clip_loss",
     "dino_loss",
     "info_nce_loss",
     "negative_cosine_similarity",

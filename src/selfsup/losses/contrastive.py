@@ -1,6 +1,6 @@
-"""Contrastive losses: SimCLR's NT-Xent, MoCo v3's InfoNCE and SimCSE's.
+"""Contrastive losses: SimCLR's NT-Xent, MoCo v3's InfoNCE, SimCSE's and CLIP's.
 
-Both are written so that with ``W`` processes holding ``B`` samples each, the mean over ranks
+All are written so that with ``W`` processes holding ``B`` samples each, the mean over ranks
 of the per-rank loss equals the single-process loss on the full ``W*B`` batch; together with
 :func:`selfsup.distributed.gather_with_grad` this makes DDP's averaged gradient equal the
 full-batch gradient (see :mod:`selfsup.distributed`).
@@ -74,3 +74,20 @@ def simcse_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.05, g
     ``i`` of ``-log softmax_j(cos(z1_i, z2_j) / t)[i]``. This is MoCo v3's InfoNCE without its ``2t`` factor.
     """
     return info_nce_loss(z1, z2, temperature=temperature, gather=gather) / (2 * temperature)
+
+
+def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor | float, gather: bool = True) -> torch.Tensor:
+    """Symmetric contrastive loss of CLIP (Radford et al. 2021, "Learning Transferable Visual Models From
+    Natural Language Supervision").
+
+    ``a``, ``b``: ``(B, D)`` embeddings of the two sides of ``B`` pairs (an audio clip and its caption).
+    Logits are cosine similarities times ``logit_scale`` (CLIP's learned ``exp(t)``); pair ``i``'s ``a`` is
+    classified among every (gathered) ``b`` and its ``b`` among every ``a``, and the two cross-entropies are
+    averaged: ``(CE(s * A B^T, I) + CE(s * B A^T, I)) / 2``.
+    """
+    batch = a.shape[0]
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    rank, world_size = world() if gather else (0, 1)
+    all_a, all_b = (gather_with_grad(a), gather_with_grad(b)) if world_size > 1 else (a, b)
+    labels = torch.arange(batch, device=a.device) + rank * batch
+    return (F.cross_entropy(logit_scale * a @ all_b.T, labels) + F.cross_entropy(logit_scale * b @ all_a.T, labels)) / 2

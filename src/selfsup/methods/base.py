@@ -62,6 +62,8 @@ class Method(nn.Module):
     views: ClassVar[ViewSpec] = ViewSpec()
     modalities: ClassVar[tuple[str, ...] | None] = None  # None: any modality
     needs_tokens: ClassVar[bool] = False  # masked methods: the encoder must be a token transformer
+    paired: ClassVar[bool] = False  # trains two encoders on paired data (--pair-data): views are [side a, side b]
+    accepts_pairs: ClassVar[bool] = False  # with --pair-data, views are [sample, its pair] through the one encoder
     encoder_defaults: ClassVar[dict[str, Any]] = {}  # encoder arguments the method needs (the recipe's win)
     view_defaults: ClassVar[dict[str, Any]] = {}  # view arguments from the method's paper (the recipe's win)
     default_lr: ClassVar[float] = 1e-3
@@ -80,6 +82,11 @@ class Method(nn.Module):
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
         raise NotImplementedError
+
+    def backbone(self) -> nn.Module:
+        """The pre-trainable weights that head warm-up (``--freeze-encoder-steps``) freezes: the encoder, less
+        any heads a method puts inside it (CLIP's projections)."""
+        return self.encoder
 
     def check_data(self, x: torch.Tensor) -> None:
         """Refuse training samples this method cannot use (e.g. too short), before anything is written."""

@@ -4,8 +4,12 @@ Dropout is the only augmentation: the same batch of texts goes through the encod
 (one forward pass of the batch stacked on itself, as the official code does, so each copy gets its own
 dropout masks), and each text's second embedding is its positive against every other text's, by
 InfoNCE on cosine similarities at temperature 0.05. The loss is on the pooled embeddings themselves (the
-paper's training-only MLP over [CLS] is left out). The supervised variant (NLI pairs with hard
-negatives) is not implemented.
+paper's training-only MLP over [CLS] is left out).
+
+Supervised SimCSE: with ``--pair-data`` (a positive text per text, matched by id, e.g. NLI entailment
+hypotheses for their premises) the second view of each text is its pair instead of itself, through the
+same encoder; the batch's other pairs are the negatives. The paper's contradiction hard negatives are
+not used (its "entailment pairs only" variant).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class SimCSE(Method):
     paper = "Gao, Yao & Chen 2021, SimCSE: Simple Contrastive Learning of Sentence Embeddings"
     views = ViewSpec(n_global=2)  # text views are the ids themselves: the encoder's dropout makes them differ
     modalities = ("text",)
+    accepts_pairs = True  # supervised: [text, its positive]
     default_lr = 3e-5
     Config = SimCSEConfig
 

@@ -46,13 +46,12 @@ def label_text(value: Any, where: str) -> str | None:
     return text or None
 
 
-def encode_labels(labels: Sequence[str | None] | None, classes: list[str] | None,
-            where: str) -> tuple[torch.Tensor, list[str] | None]:
-    """Label indices into ``classes`` (the training split's, or the sorted names when None; UNLABELED for a
-    missing label)."""
-    count = 0 if labels is None else len(labels)
-    if labels is None or all(label is None for label in labels):
-        return torch.full((count,), UNLABELED, dtype=torch.long), classes
+def encode_labels(labels: Sequence[str | None], classes: list[str] | None,
+                  where: str) -> tuple[torch.Tensor, list[str] | None]:
+    """Label indices into ``classes`` (the training split's, or the sorted names when None), one per sample;
+    UNLABELED for a missing label (an unlabeled source passes ``[None] * n``)."""
+    if all(label is None for label in labels):
+        return torch.full((len(labels),), UNLABELED, dtype=torch.long), classes
     if classes is None:
         classes = sorted_classes(label for label in labels if label is not None)
     index = {name: i for i, name in enumerate(classes)}

@@ -16,7 +16,8 @@ Sources (one training split; labels, for probing only, are class names as string
 * a table (``.csv``, ``.tsv``, ``.parquet``) read with ``--modality text``: the text column ``text`` (or
   ``--text-column``), the label column ``--label``.
 
-Empty and blank texts are left out. Sample ids: ``line-{n}`` (1-based line of a .txt/.jsonl file) or
+Empty and blank texts are left out. Sample ids: a record's ``id`` field or a table's ``id`` column where
+there is one (what ``--pair-data`` matches on), else ``line-{n}`` (1-based line of a .txt/.jsonl file) or
 ``row-{i}`` (0-based data row of a table). An empty file, or one with no text left, a missing text field
 or column, a record that is not a JSON object and a text that is not a string are refused in one line.
 """
@@ -42,6 +43,7 @@ DEFAULT_ENCODER = "minilm"
 TOKEN_ENCODER = "minilm"  # masked methods over text: use mlm; the generic ones (mae, ...) refuse text encoders
 VIEW_ARGS: tuple[str, ...] = ()
 TEXT_FIELD = "text"
+ID_FIELD = "id"  # a sample's id where the source names it (what --pair-data matches on)
 LINE_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
@@ -110,7 +112,7 @@ def read_jsonl(path: Path, field: str, label: str | None,
             continue
         texts.append(text)
         labels.append(label_text(record.get(label), where) if label else None)
-        ids.append(f"line-{n}")
+        ids.append(str(record[ID_FIELD]) if record.get(ID_FIELD) is not None else f"line-{n}")
     if label and label not in fields:
         if not strict:
             return texts, None, ids
@@ -135,13 +137,14 @@ def read_text_table(path: Path, field: str, label: str | None,
             raise SelfsupError(f"table '{path}' has no column '{column}' (its columns: {known}); name it with {flag}.")
     texts, labels, ids = [], [], []
     label_values = frame[label].tolist() if label else None
+    given_ids = frame[ID_FIELD].tolist() if ID_FIELD in frame.columns else None
     for i, value in enumerate(frame[field].tolist()):
         text = _text(value, f"row {i} of column '{field}' in '{path}'")
         if text is None:
             continue
         texts.append(text)
         labels.append(label_text(label_values[i], f"'{path}'") if label_values is not None else None)
-        ids.append(f"row-{i}")
+        ids.append(str(given_ids[i]) if given_ids is not None and given_ids[i] == given_ids[i] and given_ids[i] is not None else f"row-{i}")
     return texts, (labels if label else None), ids
 
 
@@ -191,7 +194,7 @@ def dataset(texts: list[str], labels: list[str | None] | None, ids: list[str], e
     """Token ids of ``texts`` with their labels (classes: sorted names unless given)."""
     from selfsup.encoders.text import tokenize
 
-    y, classes = encode_labels(labels, classes, where)
+    y, classes = encode_labels(labels if labels is not None else [None] * len(texts), classes, where)
     return ArrayDataset(tokenize(texts, encoder_config), y, ids, classes)
 
 

@@ -113,7 +113,7 @@ def _checked(x: np.ndarray, ids: list[str], where: str, channel_names: Sequence[
 def _dataset(x: np.ndarray, labels: Sequence[str | None] | None, ids: list[str], classes: list[str] | None,
              where: str, channel_names: Sequence[str] | None = None) -> ArrayDataset:
     x = _checked(x, ids, where, channel_names)
-    y, classes = encode_labels(labels, classes, where)
+    y, classes = encode_labels(labels if labels is not None else [None] * len(x), classes, where)
     return ArrayDataset(torch.from_numpy(x), y, ids, classes)
 
 

@@ -46,6 +46,7 @@ class PretrainModule(L.LightningModule):
         self.probe = nn.Linear(method.encoder.embed_dim, num_classes) if num_classes > 1 else None
         self._last_time: float | None = None
         self._collapse_reported = False
+        self._warming_up = False  # the backbone is in eval mode for head warm-up
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -69,7 +70,7 @@ class PretrainModule(L.LightningModule):
             self.log("probe_loss", probe_loss, on_step=True, on_epoch=False)
         now = time.perf_counter()
         if self._last_time is not None:
-            self.log("samples_per_s", x.shape[0] / (now - self._last_time), prog_bar=True, on_step=True,
+            self.log("samples_per_s", len(y) / (now - self._last_time), prog_bar=True, on_step=True,
                      on_epoch=False)
         self._last_time = now
         self.log("loss", out.loss, prog_bar=True, on_step=True, on_epoch=True)
@@ -107,13 +108,15 @@ class PretrainModule(L.LightningModule):
         """Head warm-up: while the encoder is frozen it also runs in eval mode (no batch-norm statistics
         or dropout), so new heads learn on the checkpoint's features as they are."""
         if self._encoder_frozen():
-            self.method.encoder.eval()
-        elif self.training and not self.method.encoder.training:
-            self.method.encoder.train()
+            self.method.backbone().eval()
+            self._warming_up = True
+        elif self._warming_up and self.training:
+            self.method.backbone().train()
+            self._warming_up = False
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self._encoder_frozen():  # no gradient: AdamW neither steps nor decays these weights
-            for p in self.method.encoder.parameters():
+            for p in self.method.backbone().parameters():
                 p.grad = None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
@@ -126,6 +129,8 @@ class PretrainModule(L.LightningModule):
         if self.probe is None:
             return
         x, y = batch
+        if isinstance(x, (list, tuple)) and not self.method.paired:  # a sample and its pair: probe the sample
+            x = x[0]
         logits = self.probe(self.method.encoder(x))
         self.log("probe_acc", (logits.argmax(-1) == y).float().mean(), prog_bar=True, on_epoch=True)
 
@@ -135,7 +140,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self):
         """AdamW, one LR schedule. With head warm-up the encoder is its own group whose schedule (warm-up
         included) starts when it is unfrozen, so it does not meet the full LR with empty optimiser moments."""
-        encoder_ids = {id(p) for p in self.method.encoder.parameters()}
+        encoder_ids = {id(p) for p in self.method.backbone().parameters()}
         trainable = [p for p in self.method.parameters() if p.requires_grad]
         encoder = [p for p in trainable if id(p) in encoder_ids]
         heads = [p for p in trainable if id(p) not in encoder_ids]

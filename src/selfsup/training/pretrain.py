@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, save_encoder, write_meta
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.encoders import build_encoder
+from selfsup.encoders.pair import PairEncoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.evaluate import check_fits
 from selfsup.files import write_atomic
@@ -34,6 +35,9 @@ from selfsup.modalities.text import LINE_SUFFIXES
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
 from selfsup.training.init import InitReport, InitSource, load_into, read_init, report_table
 from selfsup.training.module import PretrainModule
+from selfsup.training.pairs import (
+    check_paired, export_sides, pair_splits, pair_views, resolved_lock, same_encoder_side, side_b,
+)
 
 RECIPE_FILE = "recipe.yaml"
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
@@ -47,6 +51,7 @@ class PretrainResult:
     recipe: Recipe
     splits: Splits
     loss_history: list[tuple[int, float]]
+    sides: tuple[Path, Path] | None = None  # a paired run's side exports
 
 
 def _launched_rank() -> int:
@@ -253,6 +258,7 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     ``distill_weight`` x the squared distance of its embeddings to the frozen stage-1 encoder's, into OUT.
     """
     method_cls = method_class(recipe.method)  # fail on a bad name before any data is read
+    check_paired(recipe, method_cls)
     teacher = None
     if recipe.self_distill:
         if not recipe.init:
@@ -278,6 +284,8 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     out = _prepare_out(recipe, resume, overwrite)
     options = recipe.data_options()
     saved_config = read_meta(out)["encoder"] if resume and recipe.init else None  # last.ckpt holds the weights
+    if saved_config is not None and saved_config["modality"] == "pairs":
+        saved_config = saved_config["a"]  # --init is side a's
     # a bad checkpoint fails before the data is read; a resumed run no longer needs it
     init = read_init(recipe.init) if recipe.init and not resume else None
     export_config = saved_config or (init.encoder_config if init is not None else None)
@@ -307,9 +315,21 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         from selfsup.encoders.text import load_pretrained
 
         load_pretrained(encoder)  # minilm or a model folder: continued pre-training from its own weights
-    method = build_method(recipe.method, encoder, recipe.method_args)
+    pair = side_b(recipe, options, resume) if method_cls.paired else None
+    if pair is not None:
+        encoder = PairEncoder(encoder, pair[1])
+    method_args = resolved_lock(recipe, pair[0].modality) if pair is not None else recipe.method_args
+    method = build_method(recipe.method, encoder, method_args)
     view_args = splits.view_defaults | method_cls.view_defaults | recipe.view_args
-    views = modality.make_views(method_cls.views, splits, config, view_args)
+    if pair is not None:
+        views = pair_views(method_cls.views, splits, pair[0], encoder.a.config, encoder.b.config, view_args)
+        splits = pair_splits(splits, pair[0])
+    elif recipe.pair_data:  # a positive per sample, through the one encoder (supervised SimCSE)
+        partner = same_encoder_side(recipe, config)
+        views = pair_views(method_cls.views, splits, partner, config, config, view_args)
+        splits = pair_splits(splits, partner)
+    else:
+        views = modality.make_views(method_cls.views, splits, config, view_args)
     fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
@@ -373,6 +393,9 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         _merge_metrics(out / "csv", previous_metrics)
 
     encoder = method.encoder.cpu().eval()
+    sides = None
     if trainer.is_global_zero:
         save_encoder(encoder, out, recipe.model_dump())
-    return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"))
+        if pair is not None:
+            sides = export_sides(encoder, out, recipe.model_dump())
+    return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)

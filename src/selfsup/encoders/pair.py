@@ -1,0 +1,68 @@
+"""Paired encoders (CLIP, Radford et al. 2021): one encoder per side of a pair, each with a linear projection
+into the space the two sides share.
+
+A side is saved as an ordinary export of its modality: its config is the inner encoder's plus
+``"projection": D`` (``build_encoder`` then wraps it in :class:`Projected`), so every command reads a
+side as it reads any encoder of that modality. The pair itself (``modality: "pairs"``) is what a paired
+run writes at its root; its config holds both sides'.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+PAIR_MODALITY = "pairs"
+
+
+class Projected(nn.Module):
+    """An encoder followed by a bias-free linear projection: ``(B, ...) -> (B, projection)``."""
+
+    def __init__(self, encoder: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projection = nn.Linear(encoder.embed_dim, dim, bias=False)
+        self.embed_dim = int(dim)
+        self.config = dict(encoder.config) | {"projection": int(dim)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.encoder(x))
+
+
+class PairEncoder(nn.Module):
+    """The two sides of a pair. ``forward`` takes ``(a, b)`` and returns side a's embedding (what the online
+    probe and the monitors watch); a method calls ``self.a`` and ``self.b`` itself."""
+
+    def __init__(self, a: nn.Module, b: nn.Module) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.a.embed_dim)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"name": "pair", "modality": PAIR_MODALITY, "a": self.a.config, "b": self.b.config}
+
+    def forward(self, pair: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor]) -> torch.Tensor:
+        return self.a(pair[0])
+
+
+def side_names(config: dict[str, Any]) -> tuple[str, str]:
+    """The folders a paired run exports its sides to: their modalities (``audio``, ``text``), or
+    ``MODALITY_a`` / ``MODALITY_b`` when both sides have the same one."""
+    a, b = config["a"]["modality"], config["b"]["modality"]
+    return (a, b) if a != b else (f"{a}_a", f"{b}_b")
+
+
+def build(config: dict[str, Any]) -> nn.Module:
+    """A pair (``modality: "pairs"``) or a projected side (a config with ``projection``), random weights."""
+    from selfsup.encoders import build_encoder
+
+    if config.get("modality") == PAIR_MODALITY:
+        return PairEncoder(build_encoder(config["a"]), build_encoder(config["b"]))
+    inner = {k: v for k, v in config.items() if k != "projection"}
+    return Projected(build_encoder(inner), int(config["projection"]))

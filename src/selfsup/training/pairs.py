@@ -1,0 +1,130 @@
+"""Paired pre-training: the second side of each pair, its encoder and views, and the side exports (CLIP), or
+pairs through one encoder (supervised SimCSE).
+
+``--data`` is side a (``--init`` is its) and ``--pair-data`` side b; a sample of a is paired with the sample of b whose id
+matches (``data.pair_key``: ids without a file suffix or segment number), wherever b has it (b's own
+train/test split is not used: a's decides). Samples of a without a match are left out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from selfsup.checkpoint import save_encoder
+from selfsup.data import ArrayDataset, DataOptions, Splits, pair_by_id
+from selfsup.encoders import build_encoder
+from selfsup.encoders.pair import PairEncoder, side_names
+from selfsup.errors import SelfsupError
+from selfsup.methods.base import Method, ViewSpec
+from selfsup.modalities import load_data, modality_module
+from selfsup.recipe import Recipe
+
+
+def check_paired(recipe: Recipe, method: type[Method]) -> None:
+    """A paired method needs --pair-data; other methods refuse it unless they take pairs through their one
+    encoder (supervised SimCSE); pairs do not mix with replay or self-distillation."""
+    if method.paired and not recipe.pair_data:
+        raise SelfsupError(f"method '{recipe.method}' trains on pairs: give the second side with --pair-data (a "
+                           "source whose sample ids match --data's, e.g. builtin:spoken_word_captions for "
+                           "builtin:spoken_words).")
+    if recipe.pair_data and not (method.paired or method.accepts_pairs):
+        raise SelfsupError(f"--pair-data is for paired methods (clip, and simcse for supervised pairs); method "
+                           f"'{recipe.method}' trains on --data alone.")
+    if (recipe.pair_encoder or recipe.pair_encoder_args) and not method.paired:
+        raise SelfsupError(f"--pair-encoder and --pair-encoder-arg are for two-encoder methods (clip); method "
+                           f"'{recipe.method}' reads --pair-data with its one encoder.")
+    if recipe.pair_data and (recipe.replay or recipe.self_distill):
+        raise SelfsupError("--replay and --self-distill are not supported with paired data; leave them out.")
+    if method.paired and recipe.method_args.get("lock") == "a" and not recipe.init:
+        warnings.warn("lock=a keeps side a's encoder fixed, but without --init it is randomly initialised; give "
+                      "--init, or lock b (the pre-trained text side).")
+
+
+def _pool(splits: Splits) -> ArrayDataset:
+    """Every sample of a source, whatever its split: side b is matched by id wherever it is."""
+    if splits.test is None:
+        return splits.train
+    train, test = splits.train, splits.test
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise SelfsupError(f"the train and test samples of '{splits.name}' have different shapes.")
+    classes = train.classes if train.classes == test.classes else None
+    return ArrayDataset(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]), train.ids + test.ids, classes)
+
+
+def side_b(recipe: Recipe, options: DataOptions, resume: bool) -> tuple[Splits, nn.Module]:
+    """``--pair-data`` read with its own options (``--pair-modality``, ``--pair-text-column``; --data's
+    reading flags are --data's alone), and its encoder: ``--pair-encoder`` or the modality's default, with its
+    pre-trained weights where it has them (text)."""
+    options_b = DataOptions(modality=recipe.pair_modality, text_field=recipe.pair_text_field,
+                            bad_files=recipe.bad_files)
+    splits = load_data(recipe.pair_data, options_b)
+    modality = modality_module(splits.modality)
+    config = modality.encoder_config(recipe.pair_encoder or modality.DEFAULT_ENCODER, splits, options_b,
+                                     recipe.pair_encoder_args)
+    if splits.modality == "text" and splits.fitted != modality.read_settings(config):
+        splits = load_data(recipe.pair_data, options_b, encoder_config=config)  # the chosen encoder's tokenizer
+    encoder = build_encoder(config)
+    if splits.modality == "text" and not resume:
+        from selfsup.encoders.text import load_pretrained
+
+        load_pretrained(encoder)
+    elif recipe.method_args.get("lock") == "b":  # asked for: auto never locks a side without weights
+        warnings.warn(f"lock=b keeps side b's {splits.modality} encoder fixed at random weights (only text sides "
+                      "start from pre-trained ones); lock the pre-trained side, or leave lock out.")
+    return splits, encoder
+
+
+def resolved_lock(recipe: Recipe, modality_b: str) -> dict:
+    """The method arguments with CLIP's ``lock=auto`` decided: lock side b when it is text (which starts from
+    pre-trained weights) and side a starts from scratch (no --init); otherwise train both."""
+    args = dict(recipe.method_args)
+    if args.get("lock", "auto") == "auto":
+        args["lock"] = "b" if modality_b == "text" and not recipe.init else "none"
+    return args
+
+
+def same_encoder_side(recipe: Recipe, config: dict) -> Splits:
+    """``--pair-data`` read the way the one encoder reads --data (for supervised SimCSE: a positive text per
+    text); data of another modality is refused."""
+    options = DataOptions(text_field=recipe.pair_text_field, bad_files=recipe.bad_files)
+    return load_data(recipe.pair_data, options, encoder_config=config)
+
+
+def pair_splits(a: Splits, b: Splits) -> Splits:
+    """Side a's splits with each sample paired with its match in ``b`` (``PairedDataset`` splits); a test split
+    with no match at all is dropped (pre-training does not use it)."""
+    pool = _pool(b)
+    train = pair_by_id(a.train, pool, a.name, b.name)
+    test = pair_by_id(a.test, pool, a.name, b.name, required=False) if a.test is not None else None
+    return replace(a, train=train, test=test)
+
+
+class PairViews(nn.Module):
+    """Views of a batch of pairs: one view of side a by a's modality, one of side b by b's."""
+
+    def __init__(self, a: nn.Module, b: nn.Module) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, pair: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.a(pair[0])[0], self.b(pair[1])[0]]
+
+
+def pair_views(spec: ViewSpec, a: Splits, b: Splits, config_a: dict, config_b: dict, view_args: dict) -> PairViews:
+    """``view_args`` (the recipe's and the data's defaults) go to side a; side b gets its data's defaults."""
+    views_a = modality_module(a.modality).make_views(spec, a, config_a, view_args)
+    views_b = modality_module(b.modality).make_views(spec, b, config_b, b.view_defaults)
+    return PairViews(views_a, views_b)
+
+
+def export_sides(encoder: PairEncoder, out: Path, recipe: dict) -> tuple[Path, Path]:
+    """Write each side as an ordinary export of its modality (``OUT/audio``, ``OUT/text``), each naming the other
+    as its partner, so ``evaluate`` can classify zero-shot with the text side's label prompts."""
+    name_a, name_b = side_names(encoder.config)
+    return (save_encoder(encoder.a, out / name_a, recipe, extra={"paired_with": f"../{name_b}", "side": "a"}),
+            save_encoder(encoder.b, out / name_b, recipe, extra={"paired_with": f"../{name_a}", "side": "b"}))
