@@ -63,6 +63,10 @@ def test_a_side_evaluates_with_zero_shot_rows(run, tmp_path) -> None:
     assert {r["protocol"] for r in text.rows} == {"knn", "linear"}
     with pytest.raises(SelfsupError, match="needs the text encoder trained with .*pass --partner"):
         evaluate(run / "text", "builtin:spoken_word_captions", protocols=("zeroshot",))
+    with pytest.raises(SelfsupError, match="--partner is the text encoder for zero-shot rows; add zeroshot"):
+        evaluate(run / "audio", "builtin:spoken_words", protocols=("knn",), partner=run / "text")
+    with pytest.raises(SelfsupError, match="encoder '.*nothing-here' does not exist"):
+        evaluate(run / "nothing-here", "builtin:spoken_words")
 
 
 def test_evaluate_cli_takes_prompt_and_refuses_a_bad_one(run, tmp_path, capsys) -> None:
@@ -165,7 +169,8 @@ def test_supervised_simcse_takes_each_text_with_its_positive(tmp_path) -> None:
     (tmp_path / "h.jsonl").write_text("\n".join(json.dumps({"id": f"s{i}", "sentence": t})
                                                 for i, t in reversed(list(enumerate(positives)))))
     recipe = make_recipe(data=str(tmp_path / "p.jsonl"), pair_data=str(tmp_path / "h.jsonl"), method="simcse",
-                         text_field="sentence", encoder="small_bert", max_steps=3, batch_size=3,
+                         text_field="sentence", pair_text_field="sentence", encoder="small_bert", max_steps=3,
+                         batch_size=3,
                          encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 16},
                          out=str(tmp_path / "run"))
     result = pretrain(recipe, progress=False)
@@ -177,17 +182,31 @@ def test_supervised_simcse_takes_each_text_with_its_positive(tmp_path) -> None:
     assert torch.equal(first[0], pair.a.x[:2]) and torch.equal(first[1], pair.b.x[:2])
     assert not torch.equal(first[0], first[1])
     for bad, match in (({"pair_encoder": "minilm"}, "--pair-encoder and --pair-encoder-arg are for two-encoder"),
-                       ({"method": "mlm"}, "--pair-data is for paired methods")):
+                       ({"method": "mlm"}, "--pair-data is for paired methods"),
+                       ({"pair_modality": "text"}, "leave --pair-modality out"),
+                       ({"pair_text_field": None}, "has no text field 'text' .* with --pair-text-column")):
         with pytest.raises(SelfsupError, match=match):
             pretrain(make_recipe(**(recipe.model_dump() | {"out": str(tmp_path / "bad")} | bad)), progress=False)
 
 
-def test_lock_auto_locks_a_pre_trained_text_side_facing_a_fresh_encoder() -> None:
-    from selfsup.training.pairs import resolved_lock
+def test_lock_auto_locks_the_pre_trained_side_facing_a_fresh_encoder() -> None:
+    from selfsup.encoders.text import text_encoder_config
+    from selfsup.training.pairs import resolved_lock, starts_pre_trained
 
-    base = {"data": "builtin:spoken_words", "method": "clip", "pair_data": "builtin:spoken_word_captions"}
-    assert resolved_lock(make_recipe(**base), "text")["lock"] == "b"
-    assert resolved_lock(make_recipe(**base, init="runs/audio"), "text")["lock"] == "none"  # both start trained
-    assert resolved_lock(make_recipe(**base), "image")["lock"] == "none"  # no pre-trained side
-    assert resolved_lock(make_recipe(**base, method_args={"lock": "none", "dim": 8}), "text") == {"lock": "none",
-                                                                                                 "dim": 8}
+    recipe = make_recipe(data="builtin:spoken_words", method="clip", pair_data="builtin:spoken_word_captions")
+    assert starts_pre_trained(text_encoder_config("minilm")) and not starts_pre_trained(
+        text_encoder_config("small_bert"))
+    assert starts_pre_trained({"modality": "audio"}, init="runs/a") and not starts_pre_trained({"modality": "audio"})
+    assert resolved_lock(recipe, False, True)["lock"] == "b"
+    assert resolved_lock(recipe, True, False)["lock"] == "a"  # e.g. MiniLM captions as --data, images as pairs
+    assert resolved_lock(recipe, True, True)["lock"] == "none" and resolved_lock(recipe, False, False)["lock"] == "none"
+    fixed = make_recipe(**(recipe.model_dump() | {"method_args": {"lock": "none", "dim": 8}}))
+    assert resolved_lock(fixed, False, True) == {"lock": "none", "dim": 8}
+    with pytest.warns(UserWarning, match="lock=a keeps side a's encoder fixed at random weights"):
+        resolved_lock(make_recipe(**(recipe.model_dump() | {"method_args": {"lock": "a"}})), False, True)
+
+
+def test_run_records_the_lock_it_applied(run) -> None:
+    # SMALL_RUN's small_bert text side has no pre-trained weights, so auto locks nothing
+    assert read_meta(run / "audio")["recipe"]["method_args"]["lock"] == "none"
+    assert read_meta(run)["recipe"]["method_args"].get("lock", "auto") == "auto"  # the recipe as given

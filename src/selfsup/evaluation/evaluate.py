@@ -171,10 +171,12 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
         raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
     class_prompts(["class"], prompt)  # a bad template fails before any work
     encoder_path = str(encoder) if isinstance(encoder, (str, Path)) else "in-memory encoder"
+    if partner is not None and protocols is not None and "zeroshot" not in protocols:
+        raise SelfsupError("--partner is the text encoder for zero-shot rows; add zeroshot to --protocol.")
     if isinstance(encoder, (str, Path)):
+        path, encoder = encoder, load_encoder(encoder)
         if partner is None and (protocols is None or "zeroshot" in protocols):  # a paired run's text side
-            partner = partner_path(encoder, modality="text")
-        encoder = load_encoder(encoder)
+            partner = partner_path(path, modality="text")
     if protocols is None:
         protocols = PROTOCOLS + (("zeroshot",) if partner is not None else ())
     zero_shot_on = "zeroshot" in protocols

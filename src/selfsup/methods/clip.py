@@ -6,8 +6,9 @@ cosine similarities, times a learned scale ``exp(t)`` (initialised at 1 / ``temp
 as in the paper), pulls each pair together and pushes it from the batch's other pairs. ``lock`` keeps one
 side's encoder fixed and trains its projection only: LiT (Zhai et al. 2022, "LiT: Zero-Shot Transfer with
 Locked-image text Tuning"), the usual choice when that side is already a good pre-trained model; by default
-(``auto``) ``pretrain`` locks a pre-trained text side b (MiniLM) facing an encoder trained from scratch: with
-both trained at CLIP's learning rate the pre-trained text side is wrecked (benchmarks/pairs.py). Views: one
+(``auto``) ``pretrain`` locks the side that starts pre-trained (MiniLM, or an ``--init``) when the other starts
+from scratch: with both trained at CLIP's learning rate the pre-trained text side is wrecked
+(benchmarks/pairs.py). Views: one
 per side, from each side's own modality. The projections are part of the exported sides, so their
 embeddings lie in the shared space and ``evaluate`` can classify zero-shot with label prompts.
 """
@@ -34,8 +35,8 @@ class CLIPConfig(MethodConfig):
     temperature: float = Field(0.07, gt=0, description="initial temperature (the logit scale starts at 1/t)")
     learn_temperature: bool = True
     lock: Literal["auto", "none", "a", "b"] = Field(
-        "auto", description="keep this side's encoder fixed (b: --pair-data's); auto: pre-training locks a text "
-                            "side b that starts from pre-trained weights when side a has no --init, else none")
+        "auto", description="keep this side's encoder fixed (b: --pair-data's); auto: pre-training locks the side "
+                            "that starts from pre-trained weights when the other starts from scratch, else none")
 
 
 @register_method

@@ -40,9 +40,9 @@ def check_paired(recipe: Recipe, method: type[Method]) -> None:
                            f"'{recipe.method}' reads --pair-data with its one encoder.")
     if recipe.pair_data and (recipe.replay or recipe.self_distill):
         raise SelfsupError("--replay and --self-distill are not supported with paired data; leave them out.")
-    if method.paired and recipe.method_args.get("lock") == "a" and not recipe.init:
-        warnings.warn("lock=a keeps side a's encoder fixed, but without --init it is randomly initialised; give "
-                      "--init, or lock b (the pre-trained text side).")
+    if recipe.pair_modality != "auto" and not method.paired:
+        raise SelfsupError(f"method '{recipe.method}' reads --pair-data as its one encoder reads --data; leave "
+                           "--pair-modality out.")
 
 
 def _pool(splits: Splits) -> ArrayDataset:
@@ -56,43 +56,69 @@ def _pool(splits: Splits) -> ArrayDataset:
     return ArrayDataset(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]), train.ids + test.ids, classes)
 
 
+def _read_pair_data(recipe: Recipe, options: DataOptions, config: dict | None = None) -> Splits:
+    """``load_data`` of --pair-data, its messages naming the --pair-* flags that read it."""
+    try:
+        return load_data(recipe.pair_data, options, encoder_config=config)
+    except SelfsupError as err:
+        message = str(err).replace("--text-column", "--pair-text-column").replace("--modality", "--pair-modality")
+        raise SelfsupError(message) from err
+
+
 def side_b(recipe: Recipe, options: DataOptions, resume: bool) -> tuple[Splits, nn.Module]:
     """``--pair-data`` read with its own options (``--pair-modality``, ``--pair-text-column``; --data's
     reading flags are --data's alone), and its encoder: ``--pair-encoder`` or the modality's default, with its
     pre-trained weights where it has them (text)."""
     options_b = DataOptions(modality=recipe.pair_modality, text_field=recipe.pair_text_field,
                             bad_files=recipe.bad_files)
-    splits = load_data(recipe.pair_data, options_b)
+    splits = _read_pair_data(recipe, options_b)
     modality = modality_module(splits.modality)
     config = modality.encoder_config(recipe.pair_encoder or modality.DEFAULT_ENCODER, splits, options_b,
                                      recipe.pair_encoder_args)
     if splits.modality == "text" and splits.fitted != modality.read_settings(config):
-        splits = load_data(recipe.pair_data, options_b, encoder_config=config)  # the chosen encoder's tokenizer
+        splits = _read_pair_data(recipe, options_b, config)  # the chosen encoder's tokenizer
     encoder = build_encoder(config)
     if splits.modality == "text" and not resume:
         from selfsup.encoders.text import load_pretrained
 
         load_pretrained(encoder)
-    elif recipe.method_args.get("lock") == "b":  # asked for: auto never locks a side without weights
-        warnings.warn(f"lock=b keeps side b's {splits.modality} encoder fixed at random weights (only text sides "
-                      "start from pre-trained ones); lock the pre-trained side, or leave lock out.")
     return splits, encoder
 
 
-def resolved_lock(recipe: Recipe, modality_b: str) -> dict:
-    """The method arguments with CLIP's ``lock=auto`` decided: lock side b when it is text (which starts from
-    pre-trained weights) and side a starts from scratch (no --init); otherwise train both."""
+def starts_pre_trained(config: dict, init: str | None = None) -> bool:
+    """Whether a side's encoder starts from pre-trained weights: an ``--init``, or a text model with a weights
+    folder (minilm, a local model; not small_bert)."""
+    if init:
+        return True
+    if config["modality"] != "text":
+        return False
+    from selfsup.encoders.text import weights_folder
+
+    return weights_folder(config) is not None
+
+
+def resolved_lock(recipe: Recipe, trained_a: bool, trained_b: bool) -> dict:
+    """The method arguments with CLIP's ``lock=auto`` decided from which sides start pre-trained
+    (``trained_a``, ``trained_b``): lock the one that does when the other starts from scratch, else none.
+    A lock asked for on a side that starts from scratch is warned about."""
     args = dict(recipe.method_args)
-    if args.get("lock", "auto") == "auto":
-        args["lock"] = "b" if modality_b == "text" and not recipe.init else "none"
+    lock = args.get("lock", "auto")
+    if lock == "auto":
+        args["lock"] = "a" if trained_a and not trained_b else "b" if trained_b and not trained_a else "none"
+    elif lock in ("a", "b") and not (trained_a if lock == "a" else trained_b):
+        warnings.warn(f"lock={lock} keeps side {lock}'s encoder fixed at random weights; give that side pre-trained "
+                      "weights (--init for side a, a text model for side b) or leave lock out.")
     return args
 
 
 def same_encoder_side(recipe: Recipe, config: dict) -> Splits:
-    """``--pair-data`` read the way the one encoder reads --data (for supervised SimCSE: a positive text per
-    text); data of another modality is refused."""
+    """``--pair-data`` read as the one encoder reads data (its tokenizer and length; for supervised SimCSE a
+    positive text per text), its field ``--pair-text-column`` (default 'text'), not --data's; data of another
+    modality is refused."""
+    if "read" in config:  # --data's text field and label are --data's alone
+        config = config | {"read": {"text_field": recipe.pair_text_field, "label": None}}
     options = DataOptions(text_field=recipe.pair_text_field, bad_files=recipe.bad_files)
-    return load_data(recipe.pair_data, options, encoder_config=config)
+    return _read_pair_data(recipe, options, config)
 
 
 def pair_splits(a: Splits, b: Splits) -> Splits:

@@ -37,6 +37,7 @@ from selfsup.training.init import InitReport, InitSource, load_into, read_init, 
 from selfsup.training.module import PretrainModule
 from selfsup.training.pairs import (
     check_paired, export_sides, pair_splits, pair_views, resolved_lock, same_encoder_side, side_b,
+    starts_pre_trained,
 )
 
 RECIPE_FILE = "recipe.yaml"
@@ -318,7 +319,10 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     pair = side_b(recipe, options, resume) if method_cls.paired else None
     if pair is not None:
         encoder = PairEncoder(encoder, pair[1])
-    method_args = resolved_lock(recipe, pair[0].modality) if pair is not None else recipe.method_args
+    method_args = recipe.method_args
+    if pair is not None:  # the applied lock is what the exports' recipe records
+        method_args = resolved_lock(recipe, starts_pre_trained(config, recipe.init),
+                                    starts_pre_trained(pair[1].config))
     method = build_method(recipe.method, encoder, method_args)
     view_args = splits.view_defaults | method_cls.view_defaults | recipe.view_args
     if pair is not None:
@@ -397,5 +401,5 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     if trainer.is_global_zero:
         save_encoder(encoder, out, recipe.model_dump())
         if pair is not None:
-            sides = export_sides(encoder, out, recipe.model_dump())
+            sides = export_sides(encoder, out, recipe.model_dump() | {"method_args": method_args})
     return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
