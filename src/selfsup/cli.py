@@ -68,7 +68,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
     p.add_argument("--view-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="augmentation option, e.g. flip=false or crop_scale=[0.3,1] (repeatable)")
+                   help="augmentation option, e.g. flip=false, crop_scale=[0.3,1] or, for audio, pitch=3 "
+                        "(repeatable; an unknown name lists the known ones)")
     p.add_argument("--encoder", help="images: small_cnn (default), vit or a timm name; tables: mlp (default), "
                                      "ft_transformer; series: dilated_conv (default), patch_transformer; audio: "
                                      "audio_cnn (default), spec_transformer; text: minilm (default), small_bert or a "

@@ -92,7 +92,7 @@ def test_encoder_takes_waveforms_and_log_mels_and_ignores_padding(name, words, c
         out = encoder(clips)
         assert out.shape == (len(clips), encoder.embed_dim) and torch.isfinite(out).all()
         views = make_views(ViewSpec(1), words, config, {"crop_scale": (1.0, 1.0), "gain_db": 0, "mix": 0,
-                                                        "time_mask": 0, "freq_mask": 0})
+                                                        "pitch": 0, "stretch": 1, "time_mask": 0, "freq_mask": 0})
         assert torch.allclose(encoder(views(clips)[0]), out, atol=1e-5)  # the views' log-mels: the same input
         longer = torch.cat([clips, torch.full_like(clips, float("nan"))], dim=-1)
         assert torch.allclose(encoder(longer), out, atol=1e-5)  # more padding after the clip changes nothing

@@ -3,18 +3,22 @@ determinism, differing samples), the statistics of each op, and view-argument ch
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from selfsup.datasets import load_builtin
-from selfsup.encoders.audio import LogMel
+from selfsup.encoders.audio import LogMel, hz_to_mel, mel_centres, mel_to_hz
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
 from selfsup.modalities.audio import encoder_config, make_views
-from selfsup.modalities.audio_views import crop_frames, mask_frequency, mask_time, mix_clips, random_gain
+from selfsup.modalities.audio_views import (crop_frames, mask_frequency, mask_time, mix_clips, random_gain,
+                                             shift_pitch, stretch_frames)
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-NONE = {"crop_scale": (1.0, 1.0), "gain_db": 0.0, "mix": 0.0, "time_mask": 0.0, "freq_mask": 0.0}
+NONE = {"crop_scale": (1.0, 1.0), "gain_db": 0.0, "mix": 0.0, "pitch": 0.0, "stretch": 1.0, "time_mask": 0.0,
+        "freq_mask": 0.0}
 
 
 def _gen(seed: int, device: str = "cpu") -> torch.Generator:
@@ -49,7 +53,10 @@ def spectrograms(words, clips) -> torch.Tensor:
 @pytest.mark.parametrize("spec", [ViewSpec(), ViewSpec(2, 3), ViewSpec(0, original=True), ViewSpec(1, original=True)])
 def test_shapes_device_and_padding(words, clips, spectrograms, spec, device):
     splits, config = words
-    views = make_views(spec, splits, config).to(device)
+    views = make_views(spec, splits, config, {"stretch": 1.0}).to(device)  # no stretch: each clip keeps its end
+    stretched = make_views(spec, splits, config).to(device)  # the defaults stretch
+    for view in stretched(clips.to(device), _gen(0, device))[spec.original:]:  # a clip's end moves, frames stay whole
+        assert view.device.type == device and torch.equal(torch.isnan(view).all(dim=2), torch.isnan(view).any(dim=2))
     x = clips.to(device)
     out = views(x, _gen(0, device))
     assert len(out) == spec.original + spec.n_global + spec.n_local
@@ -74,8 +81,9 @@ def test_empty_batch(words, clips):
     assert [tuple(v.shape) for v in out] == [(0, 1, 32, 101), (0, 1, 32, 101), (0, 1, 32, 50)]
 
 
-def test_generator_makes_views_reproducible_and_samples_differ(words, clips):
-    views = make_views(ViewSpec(2), *words)
+@pytest.mark.parametrize("view_args", [{}, {"pitch": 0.0, "stretch": 1.0}])
+def test_generator_makes_views_reproducible_and_samples_differ(words, clips, view_args):
+    views = make_views(ViewSpec(2), *words, view_args)
     first, again, other = views(clips, _gen(3)), views(clips, _gen(3)), views(clips, _gen(4))
     assert all(_equal(a, b) for a, b in zip(first, again))
     assert not _equal(first[0], other[0])
@@ -141,6 +149,86 @@ def test_crop_keeps_the_length_and_stretches_a_span(spectrograms):
         assert values[0] >= 0 and values[-1] <= n - 1
 
 
+def _sines(config: dict, hz: float, count: int = 1, seconds: float = 0.5) -> torch.Tensor:
+    """``count`` copies of a pure tone ``(count, 1, S)``, NaN-padded to 1 s like the reader's clips."""
+    rate = int(config["sample_rate"])
+    t = torch.arange(int(seconds * rate)) / rate
+    wave = torch.full((count, 1, rate), float("nan"))
+    wave[:, 0, :len(t)] = torch.sin(2 * math.pi * hz * t)
+    return wave
+
+
+def _tone(config: dict, hz: float) -> torch.Tensor:
+    """The log-mel ``(1, M, T)`` of a pure tone."""
+    return LogMel.from_config(config)(_sines(config, hz))[:, 0]
+
+
+def _peak_hz(spec: torch.Tensor, config: dict) -> torch.Tensor:
+    """Per row of log-mels ``(n, M, T)``, the power-weighted mel centre of the mean spectrum's peak bin and its
+    neighbours, in Hz."""
+    bins = spec.shape[1]
+    centres = hz_to_mel(mel_centres(config["sample_rate"], bins))
+    mean = spec.nanmean(dim=2)
+    top = mean.argmax(dim=1)
+    near = (torch.arange(bins)[None, :] - top[:, None]).abs() <= 1
+    power = torch.where(near, 10 ** (mean / 10), torch.zeros_like(mean))
+    return mel_to_hz((power * centres).sum(dim=1) / power.sum(dim=1))
+
+
+def test_pitch_shift_moves_a_tone_by_the_semitones(words):
+    config = words[1]
+    tone = _tone(config, 1000.0)
+    assert _equal(shift_pitch(tone, torch.zeros(1), config["sample_rate"]), tone)  # no shift: the identity
+    for semitones, hz in [(12.0, 2000.0), (-12.0, 500.0), (7.0, 1000 * 2 ** (7 / 12)), (-5.0, 1000 * 2 ** (-5 / 12))]:
+        shifted = shift_pitch(tone, torch.tensor([semitones]), config["sample_rate"])
+        target = _tone(config, hz)
+        assert torch.equal(torch.isnan(shifted), torch.isnan(tone))  # the clip's end is kept
+        assert _peak_hz(shifted, config).item() == pytest.approx(hz, rel=0.06)
+        assert _peak_hz(target, config).item() == pytest.approx(hz, rel=0.06)
+        assert shifted.nanmean(dim=2).argmax() == target.nanmean(dim=2).argmax()  # the tone's own bin
+
+
+def test_pitch_view_draws_shifts_within_the_bound(words):
+    config = words[1]
+    out = make_views(ViewSpec(1), *words, NONE | {"pitch": 4.0})(_sines(config, 1000.0, 200), _gen(0))[0][:, 0]
+    shift = 12 * torch.log2(_peak_hz(out, config) / _peak_hz(_tone(config, 1000.0), config))
+    assert shift.abs().max() <= 4.0 + 0.7  # within the bound, up to a bin's resolution
+    assert shift.max() > 2.5 and shift.min() < -2.5 and shift.mean().abs() < 0.6  # U(-4, 4) semitones
+
+
+def test_stretch_scales_the_valid_frames_within_the_factor(words, clips, spectrograms):
+    frames = torch.full((4000,), 40)
+    out, keep = stretch_frames(frames, 1.5, 101, _gen(0))
+    ratio = out.float() / 40
+    assert ratio.min() >= 1 / 1.5 - 0.02 and ratio.max() <= 1.5 + 0.02 and (keep == 1).all()
+    assert ratio.min() < 0.7 and ratio.max() > 1.45 and ratio.log().mean().abs() < 0.02  # log-uniform
+    full, keep = stretch_frames(torch.full((400,), 100), 2.0, 101, _gen(0))  # slowed past the view's end:
+    assert full.max() == 101 and (full[keep < 1] == 101).all() and (keep[full < 101] == 1).all()  # cut there
+    wanted = full.float() / keep
+    assert (wanted <= 200.5).all() and wanted.max() > 190 and (keep >= 101 / 200 - 0.01).all()
+    empty, keep = stretch_frames(torch.tensor([0, 10]), 2.0, 101, _gen(0))
+    assert empty[0] == 0 and keep[0] == 1  # an empty clip stays empty
+    # through the views: each clip, whole (no crop), resampled onto its stretched frames, first to last frame
+    view = make_views(ViewSpec(1), *words, NONE | {"stretch": 1.5})(clips, _gen(1))[0][:, 0]
+    have = (~torch.isnan(spectrograms[:, 0])).sum(dim=1)
+    got = (~torch.isnan(view[:, 0])).sum(dim=1)
+    assert torch.equal(torch.isnan(view).all(dim=1), torch.isnan(view).any(dim=1))
+    assert (got.float() / have >= 1 / 1.5 - 0.05).all() and (got.float() / have <= 1.5 + 0.05).all()
+    assert (got > have).any() and (got < have).any()
+    for row, clip, n, m in zip(view, spectrograms, have.tolist(), got.tolist()):
+        assert torch.allclose(row[:, 0], clip[:, 0]) and torch.allclose(row[:, m - 1], clip[:, n - 1], atol=1e-4)
+    # a ramp that fills the view, slowed: the rate holds and the tail is cut (frame k shows k / f)
+    total = spectrograms.shape[-1]
+    ramp = torch.arange(total, dtype=torch.float32).expand(400, 1, total)
+    every = torch.full((400,), total)
+    out, keep = stretch_frames(every, 1.5, total, _gen(2))
+    slowed = crop_frames(ramp, every, total, out, (1.0, 1.0), _gen(3), keep)[:, 0]
+    rate = (slowed[:, -1] - slowed[:, 0]) / (total - 1)  # frames shown per frame of the view
+    cut = keep < 1
+    assert cut.sum() > 150 and torch.allclose(rate[cut], keep[cut], atol=0.02)
+    assert (slowed[cut].diff(dim=1) < 1).all()  # every step less than a frame: slower
+
+
 def test_masks_hide_at_most_the_stated_fraction_with_the_mean(words, spectrograms):
     fill = torch.tensor(words[1]["mean"]).view(1, -1, 1)
     frames = (~torch.isnan(spectrograms[:, 0])).sum(dim=1)
@@ -175,5 +263,11 @@ def test_view_arguments_are_checked(words):
         make_views(ViewSpec(), *words, {"time_mask": 1.5})
     with pytest.raises(SelfsupError, match="crop_scale must be two numbers"):
         make_views(ViewSpec(), *words, {"crop_scale": (0.8, 0.2)})
-    views = make_views(ViewSpec(), *words, {"gain_db": "3", "mix": "0"})  # --view-arg values arrive as text
-    assert views.gain_db == 3.0 and views.mix == 0.0
+    with pytest.raises(SelfsupError, match="stretch must be a number >= 1"):
+        make_views(ViewSpec(), *words, {"stretch": 0.5})
+    with pytest.raises(SelfsupError, match="pitch must be a number >= 0 and <= 24"):
+        make_views(ViewSpec(), *words, {"pitch": -2})
+    with pytest.raises(SelfsupError, match="pitch must be a number >= 0 and <= 24"):
+        make_views(ViewSpec(), *words, {"pitch": 30})
+    views = make_views(ViewSpec(), *words, {"gain_db": "3", "mix": "0", "pitch": "2", "stretch": "1.2"})  # as text
+    assert views.gain_db == 3.0 and views.mix == 0.0 and views.pitch == 2.0 and views.stretch == 1.2

@@ -63,6 +63,12 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return torch.where(mel >= 15.0, 1000.0 * torch.exp(log_step * (mel - 15.0)), mel * (200.0 / 3))
 
 
+def mel_centres(sample_rate: int, n_mels: int) -> torch.Tensor:
+    """The centre frequencies (Hz, float32) of :func:`mel_filterbank`'s ``n_mels`` filters from 0 Hz to Nyquist."""
+    low, high = hz_to_mel(torch.tensor([0.0, sample_rate / 2], dtype=torch.float64))
+    return mel_to_hz(torch.linspace(float(low), float(high), n_mels + 2, dtype=torch.float64))[1:-1].float()
+
+
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
                    f_max: float | None = None) -> torch.Tensor:
     """``(n_mels, n_fft // 2 + 1)`` triangular filters evenly spaced on the Slaney mel scale, each scaled to

@@ -9,6 +9,7 @@ leaderboard row is the mean over seeds with a 95% t-interval over seeds; nothing
 from __future__ import annotations
 
 import time
+from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,23 +41,25 @@ SUITES: dict[str, tuple[Cell, ...]] = {
 }
 
 
-def run_cell(dataset: str, method: str, seed: int, steps: int, workdir: Path, baselines: bool = True) -> dict:
-    """Pre-train ``method`` on ``builtin:dataset`` for ``steps`` steps with ``seed``, then evaluate it (kNN and
-    linear; with ``baselines``, the random-init and raw-input baselines of the same seed too)."""
+def run_cell(dataset: str, method: str, seed: int, steps: int, workdir: Path, baselines: bool = True,
+             view_args: dict[str, Any] | None = None) -> dict:
+    """Pre-train ``method`` on ``builtin:dataset`` for ``steps`` steps with ``seed`` (and ``view_args``), then
+    evaluate it (kNN and linear; with ``baselines``, the random-init and raw-input baselines of the same seed too)."""
     from selfsup.recipe import make_recipe
     from selfsup.training.pretrain import pretrain
 
     modality = builtin_datasets()[dataset].modality
     recipe = make_recipe(data=f"builtin:{dataset}", method=method, seed=seed, max_steps=steps, epochs=10_000,
                          batch_size=BATCH[modality], warmup_epochs=0, online_probe=False,
-                         checkpoint_every=10_000, out=str(workdir / f"{dataset}-{method}-{seed}"))
+                         checkpoint_every=10_000, view_args=view_args or {},
+                         out=str(workdir / f"{dataset}-{method}-{seed}"))
     start, wall = time.process_time(), time.perf_counter()
     run = pretrain(recipe, progress=False)
     cpu_seconds, wall_seconds = time.process_time() - start, time.perf_counter() - wall
     result = evaluate(run.encoder, run.splits, seed=seed, baselines=baselines)
     return {"dataset": dataset, "modality": modality, "method": method, "encoder": run.encoder.config["name"],
             "seed": seed, "steps": steps, "cpu_seconds": round(cpu_seconds, 1), "wall_seconds": round(wall_seconds, 1),
-            "split": result.meta["split"], "rows": result.rows}
+            "split": result.meta["split"], "view_args": view_args or {}, "rows": result.rows}
 
 
 def leaderboard(results: list[dict]) -> list[dict]:

@@ -27,6 +27,19 @@ def _batches(samples: torch.Tensor | Dataset, batch_size: int) -> Iterator[torch
         yield batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
+def _by_length(encoder: torch.nn.Module, samples: torch.Tensor | Dataset) -> torch.Tensor | None:
+    """For token ids ``(N, L)`` (int, or float as ``float_samples`` gives them) of an encoder whose config names a
+    ``pad_id`` (text), the order of the rows from the fewest real tokens to the most, on the samples' device:
+    batched in that order, each batch is cut after its own longest text instead of carrying the padding of the
+    longest text in the set. None for other samples."""
+    config = getattr(encoder, "config", None)
+    pad = config.get("pad_id") if isinstance(config, dict) else None
+    if pad is None or not isinstance(samples, torch.Tensor) or samples.ndim != 2:
+        return None
+    ids = samples.round() if samples.is_floating_point() else samples
+    return torch.argsort((ids != int(pad)).sum(dim=1), stable=True)
+
+
 def embed(
     encoder: torch.nn.Module,
     samples: torch.Tensor | Dataset,
@@ -36,14 +49,18 @@ def embed(
 ) -> np.ndarray:
     """Embed ``samples`` with ``encoder`` in eval mode; returns float32 ``(N, D)``.
 
-    ``samples`` is a float tensor ``(N, ...)`` or a Dataset yielding ``(x, y)``. Dropout and
+    ``samples`` is a tensor ``(N, ...)`` (float, or int token ids) or a Dataset yielding ``(x, y)``. Dropout and
     batch-norm statistics are frozen during embedding; the encoder's previous train/eval mode
-    is restored afterwards. Outputs with more than two dimensions are flattened per sample.
+    is restored afterwards. Outputs with more than two dimensions are flattened per sample. Token ids of a
+    text encoder are embedded shortest first (less padding per batch) and returned in their own order.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device) if device is not None else _default_device(encoder)
     n = len(samples)
+    order = _by_length(encoder, samples)
+    if order is not None:
+        samples = samples[order]
     was_training = encoder.training
     chunks: list[np.ndarray] = []
     bar = None
@@ -67,4 +84,7 @@ def embed(
         encoder.train(was_training)
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+    out = np.concatenate(chunks)
+    if order is not None:
+        out[order.cpu().numpy()] = out.copy()
+    return np.ascontiguousarray(out, dtype=np.float32)

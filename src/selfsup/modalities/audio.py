@@ -43,7 +43,7 @@ DEFAULT_SEGMENT_SECONDS = 1.0
 MAX_SAMPLE_RATE = 384000
 MAX_SEGMENT_SECONDS = 600.0
 MIN_STD_DB = 1.0  # per-bin std floor: a band silent in training (above a low source rate's Nyquist) stays tame
-VIEW_ARGS = ("crop_scale", "local_crop_scale", "gain_db", "mix", "time_mask", "freq_mask")
+VIEW_ARGS = ("crop_scale", "local_crop_scale", "gain_db", "mix", "pitch", "stretch", "time_mask", "freq_mask")
 
 
 def __getattr__(name: str) -> Any:
@@ -257,6 +257,10 @@ def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: 
             view_args[key] = crop_pair(key, view_args[key])
     if "gain_db" in view_args:
         view_args["gain_db"] = bounded_number("gain_db", view_args["gain_db"])
+    if "pitch" in view_args:
+        view_args["pitch"] = bounded_number("pitch", view_args["pitch"], high=24.0)  # semitones: two octaves
+    if "stretch" in view_args:
+        view_args["stretch"] = bounded_number("stretch", view_args["stretch"], low=1.0)
     for key in ("mix", "time_mask", "freq_mask"):
         if key in view_args:
             view_args[key] = bounded_number(key, view_args[key], high=1.0)

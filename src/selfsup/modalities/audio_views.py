@@ -22,27 +22,40 @@ Per view, in this order (all in the mel power or dB domain of the spectrogram):
    (a memory bank); the rest of the batch plays that part here.
 2. **gain** (``gain_db``): every bin of a clip shifts by one offset ``~ U(-gain_db, gain_db)`` dB, which is
    the waveform scaled by ``10^(offset / 20)`` (up to the -100 dB floor of silence).
-3. **crop + resize in time** (``crop_scale``; local views ``local_crop_scale``): a span of a uniform
-   fraction of the clip's valid frames, linearly resampled back to that many frames (a time stretch
-   without a pitch change; BYOL-A's random resize crop does the same in time); frames past the clip's end
-   stay NaN.
-4. **frequency masking** (``freq_mask``; SpecAugment, Park et al. 2019): one band of ``~ U{0..freq_mask *
+3. **pitch shift** (``pitch``, in semitones; off at 0): the whole spectrum moves by ``s ~ U(-pitch,
+   pitch)`` semitones, i.e. every mel bin reads the spectrum at its centre frequency divided by ``2^(s / 12)``,
+   interpolated linearly (in dB) between the neighbouring bins and held at the edge bins beyond the first
+   and the last. This is the clip resampled in frequency, as if played faster or slower and then stretched
+   back to its own duration, so the harmonics and the formants move together (a voice sounds higher or
+   lower and a little smaller or larger); a vocoder-style shift that keeps the formants costs far more.
+4. **time stretch** (``stretch``, a rate factor >= 1; off at 1): the view's valid frames become the clip's
+   times ``f = exp(U(-ln stretch, ln stretch))``, so a word is spoken up to ``stretch`` times slower or
+   faster; the crop below is resampled onto them. Where a slowed clip would run past the view's end, the view
+   ends there and the crop is shortened to what fits at rate ``f`` (the rate holds; the clip's tail is cut).
+5. **crop + resize in time** (``crop_scale``; local views ``local_crop_scale``): a span of a uniform
+   fraction of the clip's valid frames, linearly resampled onto the view's valid frames (a time stretch
+   without a pitch change; BYOL-A's random resize crop does the same in time); frames past them stay NaN.
+6. **frequency masking** (``freq_mask``; SpecAugment, Park et al. 2019): one band of ``~ U{0..freq_mask *
    n_mels}`` adjacent mel bins at a uniform position is set to the training mean of each bin.
-5. **time masking** (``time_mask``): one span of ``~ U{0..time_mask * frames}`` adjacent frames (the clip's
+7. **time masking** (``time_mask``): one span of ``~ U{0..time_mask * frames}`` adjacent frames (the clip's
    valid frames in the view) at a uniform position within the clip, set to the training mean.
 
-Defaults: mixing up to 0.4 (BYOL-A's alpha), gain +-6 dB, crop (0.5, 1.0) (local (0.25, 0.5)), masks up
-to 0.2 of the frames and of the bins. ``spec.asymmetric`` changes nothing here.
+Defaults: mixing up to 0.4 (BYOL-A's alpha), gain +-6 dB, pitch +-3 semitones, stretch up to 1.25x either way,
+crop (0.5, 1.0) (local (0.25, 0.5)), masks up to 0.2 of the frames and of the bins. ``spec.asymmetric`` changes
+nothing here. Pitch and stretch are on because on the built-in spoken words (unseen test voices) they lifted
+SimCLR's kNN accuracy from 58.5 to 72.5 on average, on each of 3 seeds (``benchmarks/audio_views.py``); set
+``pitch=0`` and ``stretch=1`` for BYOL-A's views exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from selfsup.encoders.audio import AMIN, LogMel
+from selfsup.encoders.audio import AMIN, LogMel, hz_to_mel, mel_centres
 from selfsup.methods.base import ViewSpec
 
 
@@ -72,15 +85,48 @@ def random_gain(spec: torch.Tensor, max_db: float,
     return spec + offset.view(-1, 1, 1), offset
 
 
+def shift_pitch(spec: torch.Tensor, semitones: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Shift each log-mel of ``spec (n, M, T)`` (the mel bins of ``LogMel`` at ``sample_rate``, ``M >= 2``) by
+    ``semitones (n,)`` (step 3 above). No shift gives the spectrogram back exactly; NaN frames stay NaN."""
+    bins, frames = spec.shape[1:]
+    hz = mel_centres(sample_rate, bins).to(spec.device)
+    mel = hz_to_mel(hz)  # evenly spaced
+    ratio = torch.pow(2.0, semitones.to(device=spec.device, dtype=torch.float32) / 12.0)
+    source = hz_to_mel(hz[None, :] / ratio[:, None])
+    position = ((source - mel[0]) / (mel[1] - mel[0])).clamp(0.0, bins - 1.0)
+    snapped = position.round()  # whole bins stay exact (no shift: the identity)
+    position = torch.where((position - snapped).abs() < 1e-4, snapped, position)
+    below = position.floor().long().clamp(max=bins - 1)
+    above = (below + 1).clamp(max=bins - 1)
+    weight = (position - below.float()).to(spec.dtype).unsqueeze(-1)
+    return torch.lerp(spec.gather(1, below.unsqueeze(-1).expand(-1, -1, frames)),
+                      spec.gather(1, above.unsqueeze(-1).expand(-1, -1, frames)), weight)
+
+
+def stretch_frames(frames: torch.Tensor, stretch: float, length: int,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each clip's ``frames (n,)`` times ``f = exp(U(-ln stretch, ln stretch))`` (step 4 above), rounded:
+    ``(out_frames, keep)``. Where that passes the view's ``length``, ``out_frames`` is ``length`` and ``keep``
+    (< 1) is the fraction of the crop that fits at rate ``f``; elsewhere ``keep`` is 1. Empty clips stay empty."""
+    u = torch.rand(frames.shape[0], generator=generator, device=frames.device)
+    factor = torch.exp((2 * u - 1) * math.log(stretch))
+    wanted = (frames.float() * factor).round().clamp_min(1.0)
+    out_frames = torch.where(frames > 0, wanted.clamp(max=float(length)).long(), frames)
+    return out_frames, torch.where(frames > 0, out_frames.float() / wanted, torch.ones_like(wanted))
+
+
 def crop_frames(spec: torch.Tensor, frames: torch.Tensor, length: int, out_frames: torch.Tensor,
-                scale: tuple[float, float], generator: torch.Generator | None = None) -> torch.Tensor:
-    """Crop a span of a ``U(scale)`` fraction of each clip's ``frames`` valid frames of ``spec (n, M, T)`` and
-    resample it linearly to ``out_frames`` frames of an ``(n, M, length)`` output (NaN after them)."""
+                scale: tuple[float, float], generator: torch.Generator | None = None,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Crop a span of a ``U(scale)`` fraction (times ``keep (n,)`` when given) of each clip's ``frames`` valid
+    frames of ``spec (n, M, T)`` and resample it linearly to ``out_frames`` frames of an ``(n, M, length)`` output
+    (NaN after them)."""
     n, bins = spec.shape[:2]
     device, dtype = spec.device, spec.dtype
     u = torch.rand(n, 2, generator=generator, device=device, dtype=dtype)
     have = frames.clamp_min(1).to(dtype)
-    crop = ((scale[0] + (scale[1] - scale[0]) * u[:, 0]) * have).clamp_min(1.0)
+    crop = (scale[0] + (scale[1] - scale[0]) * u[:, 0]) * have
+    crop = (crop if keep is None else crop * keep.to(dtype)).clamp_min(1.0)
     start = (have - crop) * u[:, 1]
     steps = torch.arange(length, device=device, dtype=dtype)
     t = (steps[None, :] / (out_frames - 1).clamp_min(1).to(dtype)[:, None]).clamp(max=1.0)
@@ -139,7 +185,8 @@ class AudioViews(nn.Module):
 
     def __init__(self, spec: ViewSpec, log_mel: LogMel, fill: Sequence[float], *,
                  crop_scale: tuple[float, float] = (0.5, 1.0), local_crop_scale: tuple[float, float] = (0.25, 0.5),
-                 gain_db: float = 6.0, mix: float = 0.4, time_mask: float = 0.2, freq_mask: float = 0.2) -> None:
+                 gain_db: float = 6.0, mix: float = 0.4, pitch: float = 3.0, stretch: float = 1.25,
+                 time_mask: float = 0.2, freq_mask: float = 0.2) -> None:
         super().__init__()
         if spec.n_global < 0 or spec.n_local < 0:
             raise ValueError(f"view counts must be non-negative, got {spec}")
@@ -147,6 +194,8 @@ class AudioViews(nn.Module):
             raise ValueError(f"crop scales must be 0 < low <= high <= 1, got {crop_scale}, {local_crop_scale}")
         if gain_db < 0 or not 0 <= mix <= 1 or not 0 <= time_mask <= 1 or not 0 <= freq_mask <= 1:
             raise ValueError("gain_db must be >= 0 and mix, time_mask, freq_mask in [0, 1]")
+        if pitch < 0 or stretch < 1:
+            raise ValueError(f"pitch must be >= 0 semitones and stretch >= 1, got {pitch}, {stretch}")
         if len(fill) != log_mel.n_mels:
             raise ValueError(f"fill has {len(fill)} values for {log_mel.n_mels} mel bins")
         self.spec, self.log_mel = spec, log_mel
@@ -154,11 +203,13 @@ class AudioViews(nn.Module):
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.local_crop_scale = (float(local_crop_scale[0]), float(local_crop_scale[1]))
         self.gain_db, self.mix = float(gain_db), float(mix)
+        self.pitch, self.stretch = float(pitch), float(stretch)
         self.time_mask, self.freq_mask = float(time_mask), float(freq_mask)
 
     def extra_repr(self) -> str:
         return (f"spec={self.spec}, crop_scale={self.crop_scale}, local_crop_scale={self.local_crop_scale}, "
-                f"gain_db={self.gain_db}, mix={self.mix}, time_mask={self.time_mask}, freq_mask={self.freq_mask}")
+                f"gain_db={self.gain_db}, mix={self.mix}, pitch={self.pitch}, stretch={self.stretch}, "
+                f"time_mask={self.time_mask}, freq_mask={self.freq_mask}")
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -185,9 +236,15 @@ class AudioViews(nn.Module):
             out = mix_clips(out, spec, self.mix, generator)[0]
         if self.gain_db > 0:
             out = random_gain(out, self.gain_db, generator)[0]
+        if self.pitch > 0:
+            u = torch.rand(out.shape[0], generator=generator, device=out.device)
+            out = shift_pitch(out, (2 * u - 1) * self.pitch, self.log_mel.sample_rate)
         out_frames = frames if length == total else (frames * length + total // 2).div(
             total, rounding_mode="floor").clamp(1, length)
-        out = crop_frames(out, frames, length, out_frames, scale, generator)
+        keep = None
+        if self.stretch > 1:
+            out_frames, keep = stretch_frames(out_frames, self.stretch, length, generator)
+        out = crop_frames(out, frames, length, out_frames, scale, generator, keep)
         fill = self.fill.to(out.device)
         if self.freq_mask > 0:
             out = mask_frequency(out, self.freq_mask, fill, generator)[0]
