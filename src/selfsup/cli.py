@@ -313,13 +313,15 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
                         threshold=args.threshold, temperature=args.temperature, epochs=args.epochs, lr=args.lr,
                         seed=args.seed, out=out)
     table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% bootstrap CI")
-    for column in ("model", "accuracy", "95% CI", "trained on"):
+    for column in ("model", "accuracy", "95% CI", "trained on", "best epoch (val. accuracy)"):
         table.add_column(column)
     for name, row, data in (("teacher", result.teacher, f"{result.n_labeled} labeled"),
                             ("student", result.student, f"{result.n_labeled} labeled + {result.n_pseudo} of "
                                                         f"{result.n_pool} pseudo-labeled (p >= {result.threshold})")):
+        fit = result.fitting[name]
         table.add_row(name, f"{100 * row['accuracy']:.2f}", f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]",
-                      data)
+                      data, f"{fit['best_epoch']} of {fit['epochs_run']} ({100 * fit['val_accuracy']:.1f}, "
+                            f"{fit['n_val']} held out)")
     console.print(table)
     console.print(f"report: {out / 'selftrain.json'}")
 
@@ -416,7 +418,8 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threshold", type=float, default=0.9, help="keep pool samples the teacher gives at least "
                                                                  "this top-class probability (default 0.9)")
     t.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (default 1)")
-    t.add_argument("--epochs", type=int, default=30, help="fine-tuning epochs for teacher and student")
+    t.add_argument("--epochs", type=int, default=30, help="most fine-tuning epochs for teacher and student; each "
+                                                          "stops early on a validation part of its training data")
     t.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (the head gets 10x)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="folder for selftrain.json (default ENCODER/selftrain)")

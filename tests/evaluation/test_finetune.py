@@ -10,7 +10,7 @@ from torch import nn
 from selfsup.encoders import build_encoder
 from selfsup.encoders.image import image_encoder_config
 from selfsup.errors import SelfsupError
-from selfsup.evaluation.finetune import fine_tune, stages, train_last
+from selfsup.evaluation.finetune import FinetuneOptions, fine_tune, logits_of, stages, train_classifier, train_last
 
 
 class TinyEncoder(nn.Sequential):
@@ -36,6 +36,19 @@ def test_separable_data_reaches_full_accuracy_and_the_encoder_is_left_alone() ->
     assert (pred == y_test).all()
     assert details["n_val"] == 12 and 1 <= details["best_epoch"] <= details["epochs_run"]
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+
+
+def test_soft_targets_are_learned_as_probabilities() -> None:
+    """Cross-entropy against probabilities is lowest where the model predicts those probabilities: each blob's
+    softmax approaches its soft target (which a hard-label fit, driving them to 0 and 1, would not)."""
+    x, y = _blobs(150, 4)
+    table = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.1, 0.6]])
+    options = FinetuneOptions(epochs=60, patience=60, backbone_lr=1e-2, head_lr=5e-2)
+    model, details = train_classifier(TinyEncoder(), x, table[y], y, 3, options=options, seed=0)
+    probs = torch.softmax(logits_of(model, x), dim=1)
+    for k in range(3):
+        assert torch.allclose(probs[y == k].mean(0), table[k], atol=0.08)
+    assert details["val_accuracy"] == 1.0  # each blob's top target class
 
 
 def test_labels_keep_their_values() -> None:

@@ -91,31 +91,39 @@ def _validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nda
         return train_test_split(idx, test_size=n_val, random_state=seed)
 
 
-def _validate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> tuple[float, float]:
-    """``(cross-entropy, accuracy)`` on the validation part."""
+def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """``model``'s outputs for ``x`` in eval mode, in batches, without gradients."""
     model.eval()
     with torch.inference_mode():
-        logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+        return torch.cat([model(x[i:i + batch_size].float()) for i in range(0, len(x), batch_size)])
 
 
-def fine_tune(encoder: nn.Module, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor, *,
-              options: FinetuneOptions = FinetuneOptions(), seed: int = 0,
-              progress: bool = False) -> tuple[np.ndarray, dict]:
-    """Fine-tune a copy of ``encoder`` with a linear head; return test predictions and the details."""
+def _validate(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+    """``(cross-entropy, accuracy)`` on the validation part (``targets``: class indices or probabilities)."""
+    logits = logits_of(model, x)
+    truth = targets if targets.ndim == 1 else targets.argmax(1)
+    return float(F.cross_entropy(logits, targets)), float((logits.argmax(1) == truth).float().mean())
+
+
+def train_classifier(encoder: nn.Module, x: torch.Tensor, targets: torch.Tensor, strata: np.ndarray, classes: int,
+                     *, options: FinetuneOptions = FinetuneOptions(), seed: int = 0,
+                     progress: bool = False) -> tuple[nn.Module, dict]:
+    """Train a copy of ``encoder`` (its last ``options.blocks`` stages, or all of it) and a linear head on
+    ``targets``: class indices ``(N,)`` or class probabilities ``(N, classes)`` (soft targets, which
+    self-training's student learns from). Training stops early on the cross-entropy of a validation part of
+    ``x`` stratified by ``strata`` and keeps the best epoch. Returns ``(model in eval mode, details)``."""
     o = options
-    classes, y = np.unique(np.asarray(y_train), return_inverse=True)
-    fit_idx, val_idx = _validation_split(y, o.val_fraction, seed)
+    fit_idx, val_idx = _validation_split(strata, o.val_fraction, seed)
     torch.manual_seed(seed)
     backbone = copy.deepcopy(encoder).float()
     frozen, n_trained = train_last(backbone, o.blocks)
-    model = nn.Sequential(backbone, nn.Linear(encoder.embed_dim, len(classes)))
+    model = nn.Sequential(backbone, nn.Linear(encoder.embed_dim, classes))
     trained = [p for p in backbone.parameters() if p.requires_grad]
     groups = [{"params": model[1].parameters(), "lr": o.head_lr}] + ([{"params": trained, "lr": o.backbone_lr}]
                                                                         if trained else [])
     optimizer = torch.optim.AdamW(groups, weight_decay=o.weight_decay)
-    x_fit, y_fit = x_train[fit_idx], torch.as_tensor(y[fit_idx])
-    x_val, y_val = x_train[val_idx], torch.as_tensor(y[val_idx])
+    x_fit, y_fit = x[fit_idx], targets[fit_idx]
+    x_val, y_val = x[val_idx], targets[val_idx]
     generator = torch.Generator().manual_seed(seed)
     best = (float("inf"), 0.0, 0, copy.deepcopy(model.state_dict()))  # loss, accuracy, epoch, weights
     bar = None
@@ -139,7 +147,7 @@ def fine_tune(encoder: nn.Module, x_train: torch.Tensor, y_train: np.ndarray, x_
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            loss, accuracy = _validate(model, x_val.float(), y_val)
+            loss, accuracy = _validate(model, x_val, y_val)
             if loss < best[0]:
                 best = (loss, accuracy, epoch, copy.deepcopy(model.state_dict()))
             if bar is not None:
@@ -154,8 +162,16 @@ def fine_tune(encoder: nn.Module, x_train: torch.Tensor, y_train: np.ndarray, x_
                            "--head-lr.")
     model.load_state_dict(best[3])
     model.eval()
-    with torch.inference_mode():
-        logits = torch.cat([model(x_test[i:i + 256].float()) for i in range(0, len(x_test), 256)])
     details = asdict(o) | {"stages_trained": n_trained, "stages": len(frozen) + n_trained, "best_epoch": best[2],
                            "epochs_run": epoch, "val_loss": best[0], "val_accuracy": best[1], "n_val": int(len(val_idx))}
-    return classes[logits.argmax(1).numpy()], details
+    return model, details
+
+
+def fine_tune(encoder: nn.Module, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor, *,
+              options: FinetuneOptions = FinetuneOptions(), seed: int = 0,
+              progress: bool = False) -> tuple[np.ndarray, dict]:
+    """Fine-tune a copy of ``encoder`` with a linear head; return test predictions and the details."""
+    classes, y = np.unique(np.asarray(y_train), return_inverse=True)
+    model, details = train_classifier(encoder, x_train, torch.as_tensor(y), y, len(classes), options=options,
+                                      seed=seed, progress=progress)
+    return classes[logits_of(model, x_test).argmax(1).numpy()], details

@@ -8,25 +8,27 @@ Strong Semi-Supervised Learners"): fine-tune, pseudo-label, distill.
    (cross-entropy) and the kept pool samples (cross-entropy against the teacher's soft predictions at
    ``temperature``, SimCLRv2's distillation loss).
 
-Both are scored on the labeled data's test split (its own, else a stratified split fixed by the seed);
-no choice is made on it. The pool's labels, if it has any, are never read.
+Both are trained by the fine-tuning protocol (``evaluation/finetune.py``): the head at 10x the encoder's
+learning rate, early stopping on a stratified validation part carved from what each one trains on (the
+student's pseudo-labelled samples are stratified by their top class), keeping the best epoch. Both are
+scored on the labeled data's test split (its own, else a stratified split fixed by the seed); no choice is
+made on it. The pool's labels, if it has any, are never read.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from selfsup.checkpoint import load_encoder
 from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.evaluate import check_fits, labeled_split
+from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classifier
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.files import write_atomic
 from selfsup.modalities import load_data
@@ -42,41 +44,11 @@ class SelfTrainResult:
     threshold: float
     temperature: float
     split: str
+    fitting: dict  # per model: best epoch, epochs run, validation size, loss and accuracy
 
 
-class Classifier(nn.Module):
-    def __init__(self, encoder: nn.Module, classes: int) -> None:
-        super().__init__()
-        self.encoder, self.head = encoder, nn.Linear(encoder.embed_dim, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
-
-
-def _train(model: Classifier, x: torch.Tensor, targets: torch.Tensor, *, epochs: int, lr: float,
-           batch_size: int, seed: int) -> Classifier:
-    """Fine-tune ``model`` on ``x`` against ``targets``: class indices ``(N,)`` or probabilities ``(N, K)``."""
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW([{"params": model.encoder.parameters(), "lr": lr},
-                                   {"params": model.head.parameters(), "lr": 10 * lr}], weight_decay=1e-4)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x) - 1, batch_size):  # a batch of one would break batch norm
-            idx = order[start:start + batch_size]
-            if len(idx) < 2:
-                continue
-            loss = F.cross_entropy(model(x[idx]), targets[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def _logits(model: Classifier, x: torch.Tensor) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
+def _fit_summary(details: dict) -> dict:
+    return {key: details[key] for key in ("best_epoch", "epochs_run", "n_val", "val_loss", "val_accuracy")}
 
 
 def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: DataOptions | None = None,
@@ -101,24 +73,24 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     x, y = train.float_samples(), train.y
     x_test, y_test = test.float_samples(), test.y.numpy()
 
-    torch.manual_seed(seed)
-    teacher = _train(Classifier(copy.deepcopy(pretrained), classes), x, y, epochs=epochs, lr=lr,
-                     batch_size=batch_size, seed=seed)
-    teacher_pred = _logits(teacher, x_test).argmax(1).numpy()
-    pool_logits = _logits(teacher, pool)
+    fitting = FinetuneOptions(backbone_lr=lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
+    teacher, teacher_fit = train_classifier(pretrained, x, y, y.numpy(), classes, options=fitting, seed=seed)
+    teacher_pred = logits_of(teacher, x_test).argmax(1).numpy()
+    pool_logits = logits_of(teacher, pool)
     soft = F.softmax(pool_logits / temperature, dim=1)
     keep = F.softmax(pool_logits, dim=1).max(dim=1).values >= threshold
 
-    torch.manual_seed(seed)
     targets = torch.cat([F.one_hot(y, classes).float(), soft[keep]])
-    student = _train(Classifier(copy.deepcopy(pretrained), classes), torch.cat([x, pool[keep]]), targets,
-                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed + 1)
-    student_pred = _logits(student, x_test).argmax(1).numpy()
+    strata = torch.cat([y, soft[keep].argmax(1)]).numpy()
+    student, student_fit = train_classifier(pretrained, torch.cat([x, pool[keep]]), targets, strata, classes,
+                                            options=fitting, seed=seed + 1)
+    student_pred = logits_of(student, x_test).argmax(1).numpy()
     result = SelfTrainResult(
         teacher=accuracy_with_ci(y_test, teacher_pred, seed=seed),
         student=accuracy_with_ci(y_test, student_pred, seed=seed),
         n_labeled=len(train), n_pool=len(pool), n_pseudo=int(keep.sum()), threshold=threshold,
         temperature=temperature, split=split_note,
+        fitting={"teacher": _fit_summary(teacher_fit), "student": _fit_summary(student_fit)},
     )
     if out is not None:
         out = Path(out)
