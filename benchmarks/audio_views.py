@@ -8,7 +8,7 @@ baselines. Mean over seeds with a 95% t-interval over seeds, and each seed's pai
 same seed draws the same split, initial weights and batches, so the difference is the views'). The spoken
 words are synthetic speech (espeak-ng): 10 words, several voices, speeds and pitches.
 
-Usage: python benchmarks/audio_views.py [--seeds 2] [--steps 100] [--pitch 3] [--stretch 1.25] [--threads 2]
+Usage: python benchmarks/audio_views.py [--seeds 3] [--steps 100] [--pitch 3] [--stretch 1.25] [--threads 2]
        [--out benchmarks/results/audio_views.json]
 """
 
@@ -46,7 +46,7 @@ def markdown(runs: dict[str, list[dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--pitch", type=float, default=3.0, help="largest pitch shift, semitones")
     parser.add_argument("--stretch", type=float, default=1.25, help="largest time-stretch rate factor")

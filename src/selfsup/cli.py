@@ -313,15 +313,16 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
                         threshold=args.threshold, temperature=args.temperature, epochs=args.epochs, lr=args.lr,
                         seed=args.seed, out=out)
     table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% bootstrap CI")
-    for column in ("model", "accuracy", "95% CI", "trained on", "best epoch (val. accuracy)"):
+    for column in ("model", "accuracy", "95% CI", "trained on", "early stopping"):
         table.add_column(column)
     for name, row, data in (("teacher", result.teacher, f"{result.n_labeled} labeled"),
                             ("student", result.student, f"{result.n_labeled} labeled + {result.n_pseudo} of "
                                                         f"{result.n_pool} pseudo-labeled (p >= {result.threshold})")):
         fit = result.fitting[name]
         table.add_row(name, f"{100 * row['accuracy']:.2f}", f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]",
-                      data, f"{fit['best_epoch']} of {fit['epochs_run']} ({100 * fit['val_accuracy']:.1f}, "
-                            f"{fit['n_val']} held out)")
+                      data, f"{fit['n_val']} of them held out; best epoch {fit['best_epoch']} of {fit['epochs_run']}, "
+                            f"{'accuracy' if name == 'teacher' else 'agreement with labels + pseudo-labels'} "
+                            f"{100 * fit['val_accuracy']:.1f}% there")
     console.print(table)
     console.print(f"report: {out / 'selftrain.json'}")
 

@@ -51,6 +51,14 @@ def test_soft_targets_are_learned_as_probabilities() -> None:
     assert details["val_accuracy"] == 1.0  # each blob's top target class
 
 
+def test_too_few_samples_to_hold_some_out_is_a_clear_error() -> None:
+    x, y = _blobs(5, 5)  # 3 classes: 3 held out for validation would leave 2; 4 samples would leave 1
+    with pytest.raises(SelfsupError, match="at least 2 left to train on"):
+        fine_tune(TinyEncoder(), x[:4], y[:4], x, seed=0)
+    with pytest.raises(ValueError, match="do not match"):
+        train_classifier(TinyEncoder(), x, torch.zeros(5, 2), y, 3)
+
+
 def test_labels_keep_their_values() -> None:
     (x_train, y_train), (x_test, y_test) = _blobs(90, 2), _blobs(30, 3)
     pred, _ = fine_tune(TinyEncoder(), x_train, y_train * 10 + 5, x_test, seed=0)

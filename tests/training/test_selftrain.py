@@ -53,7 +53,11 @@ def test_cli_and_bad_input(setup, tmp_path, capsys) -> None:
     assert main(["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool),
                  "--label", "target", "--epochs", "2", "--out", str(out)]) == 0
     saved = json.loads((out / "selftrain.json").read_text())
-    assert set(saved) >= {"teacher", "student", "n_pseudo", "threshold"}
+    assert set(saved) >= {"teacher", "student", "n_pseudo", "threshold", "fitting"}
+    teacher, student = saved["fitting"]["teacher"], saved["fitting"]["student"]
+    assert teacher["n_val"] == round(0.1 * saved["n_labeled"])  # early stopping on a part of what each trains on
+    assert student["n_val"] == round(0.1 * (saved["n_labeled"] + saved["n_pseudo"]))
+    assert 1 <= teacher["best_epoch"] <= teacher["epochs_run"] <= 2
     capsys.readouterr()
     assert main(["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool),
                  "--label", "target", "--threshold", "1.0", "--out", str(tmp_path / "bad")]) == EXIT_USER_ERROR

@@ -82,9 +82,9 @@ def train_last(backbone: nn.Module, blocks: int | None) -> tuple[list[nn.Module]
 def _validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.arange(len(y))
     n_val = max(int(round(fraction * len(y))), len(np.unique(y)))
-    if n_val >= len(y):
-        raise SelfsupError(f"fine-tuning needs a validation split carved from the {len(y)} training samples; "
-                           "add labeled samples.")
+    if len(y) - n_val < 2:
+        raise SelfsupError(f"fine-tuning needs a validation split carved from the {len(y)} training samples and at "
+                           "least 2 left to train on; add labeled samples.")
     try:
         return train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
     except ValueError:  # a class with one sample cannot be stratified
@@ -113,6 +113,10 @@ def train_classifier(encoder: nn.Module, x: torch.Tensor, targets: torch.Tensor,
     self-training's student learns from). Training stops early on the cross-entropy of a validation part of
     ``x`` stratified by ``strata`` and keeps the best epoch. Returns ``(model in eval mode, details)``."""
     o = options
+    if not len(x) == len(targets) == len(strata) or (targets.ndim == 2 and targets.shape[1] != classes):
+        raise ValueError(f"{len(x)} samples, targets {tuple(targets.shape)} and {len(strata)} strata for {classes} "
+                         "classes do not match")
+    targets = targets.float() if targets.ndim == 2 else targets.long()
     fit_idx, val_idx = _validation_split(strata, o.val_fraction, seed)
     torch.manual_seed(seed)
     backbone = copy.deepcopy(encoder).float()
@@ -158,8 +162,8 @@ def train_classifier(encoder: nn.Module, x: torch.Tensor, targets: torch.Tensor,
         if bar is not None:
             bar.stop()
     if best[2] == 0:
-        raise SelfsupError("fine-tuning diverged: the validation loss was never finite; lower --finetune-lr and "
-                           "--head-lr.")
+        raise SelfsupError("fine-tuning diverged: the validation loss was never finite; lower the learning rates "
+                           "(evaluate: --finetune-lr and --head-lr; selftrain: --lr).")
     model.load_state_dict(best[3])
     model.eval()
     details = asdict(o) | {"stages_trained": n_trained, "stages": len(frozen) + n_trained, "best_epoch": best[2],

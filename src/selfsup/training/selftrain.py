@@ -44,7 +44,8 @@ class SelfTrainResult:
     threshold: float
     temperature: float
     split: str
-    fitting: dict  # per model: best epoch, epochs run, validation size, loss and accuracy
+    fitting: dict  # per model: best epoch, epochs run, validation size, loss and accuracy (the student's validation
+    # part is mostly pseudo-labelled: its "accuracy" there is agreement with the teacher's top class)
 
 
 def _fit_summary(details: dict) -> dict:
