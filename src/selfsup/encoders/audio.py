@@ -63,20 +63,26 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return torch.where(mel >= 15.0, 1000.0 * torch.exp(log_step * (mel - 15.0)), mel * (200.0 / 3))
 
 
+def mel_edges(sample_rate: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
+    """The ``n_mels + 2`` band edges (Hz, float64) evenly spaced on the Slaney mel scale from ``f_min`` to ``f_max``
+    (default Nyquist): filter ``m`` of :func:`mel_filterbank` rises from edge ``m``, peaks at ``m + 1``, ends at
+    ``m + 2``."""
+    f_max = sample_rate / 2 if f_max is None else f_max
+    low, high = hz_to_mel(torch.tensor([f_min, f_max], dtype=torch.float64))
+    return mel_to_hz(torch.linspace(float(low), float(high), n_mels + 2, dtype=torch.float64))
+
+
 def mel_centres(sample_rate: int, n_mels: int) -> torch.Tensor:
     """The centre frequencies (Hz, float32) of :func:`mel_filterbank`'s ``n_mels`` filters from 0 Hz to Nyquist."""
-    low, high = hz_to_mel(torch.tensor([0.0, sample_rate / 2], dtype=torch.float64))
-    return mel_to_hz(torch.linspace(float(low), float(high), n_mels + 2, dtype=torch.float64))[1:-1].float()
+    return mel_edges(sample_rate, n_mels)[1:-1].float()
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
                    f_max: float | None = None) -> torch.Tensor:
     """``(n_mels, n_fft // 2 + 1)`` triangular filters evenly spaced on the Slaney mel scale, each scaled to
     unit area (``2 / bandwidth``): librosa's ``filters.mel(norm="slaney", htk=False)``, in float32."""
-    f_max = sample_rate / 2 if f_max is None else f_max
     fft_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    low, high = hz_to_mel(torch.tensor([f_min, f_max], dtype=torch.float64))
-    edges = mel_to_hz(torch.linspace(float(low), float(high), n_mels + 2, dtype=torch.float64))
+    edges = mel_edges(sample_rate, n_mels, f_min, f_max)
     width = edges.diff()
     ramps = edges[:, None] - fft_hz[None, :]
     rising = -ramps[:-2] / width[:-1, None]

@@ -9,10 +9,10 @@ leaderboard row is the mean over seeds with a 95% t-interval over seeds; nothing
 from __future__ import annotations
 
 import time
-from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from selfsup.datasets import builtin_datasets
 from selfsup.errors import SelfsupError, unknown_name

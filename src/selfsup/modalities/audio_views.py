@@ -85,22 +85,34 @@ def random_gain(spec: torch.Tensor, max_db: float,
     return spec + offset.view(-1, 1, 1), offset
 
 
+def _interpolate(spec: torch.Tensor, positions: torch.Tensor, last: torch.Tensor, dim: int) -> torch.Tensor:
+    """``spec (n, M, T)`` read at fractional ``positions (n, K)`` along ``dim`` (1: mel bins, 2: frames), linearly
+    between the two nearest whole positions, none past ``last`` (a number or ``(n, 1)``): ``(n, K, T)`` or
+    ``(n, M, K)``. A position within 1e-4 of a whole one reads it exactly, so resampling onto the same grid is
+    the identity."""
+    snapped = positions.round()
+    positions = torch.where((positions - snapped).abs() < 1e-4, snapped, positions)
+    last = torch.as_tensor(last, device=positions.device)
+    below = positions.floor().long().clamp(min=0).minimum(last)
+    above = (below + 1).minimum(last)
+    weight = (positions - below.to(positions.dtype)).clamp(0.0, 1.0).to(spec.dtype)
+    shape = list(spec.shape)
+    shape[dim] = positions.shape[1]
+    other = 3 - dim  # the axis not resampled
+    return torch.lerp(spec.gather(dim, below.unsqueeze(other).expand(shape)),
+                      spec.gather(dim, above.unsqueeze(other).expand(shape)), weight.unsqueeze(other))
+
+
 def shift_pitch(spec: torch.Tensor, semitones: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Shift each log-mel of ``spec (n, M, T)`` (the mel bins of ``LogMel`` at ``sample_rate``, ``M >= 2``) by
     ``semitones (n,)`` (step 3 above). No shift gives the spectrogram back exactly; NaN frames stay NaN."""
-    bins, frames = spec.shape[1:]
+    bins = spec.shape[1]
     hz = mel_centres(sample_rate, bins).to(spec.device)
     mel = hz_to_mel(hz)  # evenly spaced
     ratio = torch.pow(2.0, semitones.to(device=spec.device, dtype=torch.float32) / 12.0)
     source = hz_to_mel(hz[None, :] / ratio[:, None])
     position = ((source - mel[0]) / (mel[1] - mel[0])).clamp(0.0, bins - 1.0)
-    snapped = position.round()  # whole bins stay exact (no shift: the identity)
-    position = torch.where((position - snapped).abs() < 1e-4, snapped, position)
-    below = position.floor().long().clamp(max=bins - 1)
-    above = (below + 1).clamp(max=bins - 1)
-    weight = (position - below.float()).to(spec.dtype).unsqueeze(-1)
-    return torch.lerp(spec.gather(1, below.unsqueeze(-1).expand(-1, -1, frames)),
-                      spec.gather(1, above.unsqueeze(-1).expand(-1, -1, frames)), weight)
+    return _interpolate(spec, position, torch.tensor(bins - 1), dim=1)
 
 
 def stretch_frames(frames: torch.Tensor, stretch: float, length: int,
@@ -121,7 +133,7 @@ def crop_frames(spec: torch.Tensor, frames: torch.Tensor, length: int, out_frame
     """Crop a span of a ``U(scale)`` fraction (times ``keep (n,)`` when given) of each clip's ``frames`` valid
     frames of ``spec (n, M, T)`` and resample it linearly to ``out_frames`` frames of an ``(n, M, length)`` output
     (NaN after them)."""
-    n, bins = spec.shape[:2]
+    n = spec.shape[0]
     device, dtype = spec.device, spec.dtype
     u = torch.rand(n, 2, generator=generator, device=device, dtype=dtype)
     have = frames.clamp_min(1).to(dtype)
@@ -132,14 +144,7 @@ def crop_frames(spec: torch.Tensor, frames: torch.Tensor, length: int, out_frame
     t = (steps[None, :] / (out_frames - 1).clamp_min(1).to(dtype)[:, None]).clamp(max=1.0)
     t = torch.where((out_frames == 1)[:, None], torch.full_like(t, 0.5), t)
     positions = start[:, None] + t * (crop - 1.0)[:, None]
-    snapped = positions.round()  # whole frames stay exact (no crop: the identity)
-    positions = torch.where((positions - snapped).abs() < 1e-4, snapped, positions)
-    last = (frames.clamp_min(1) - 1)[:, None]
-    low = positions.floor().long().clamp(min=0).minimum(last)
-    high = (low + 1).minimum(last)
-    weight = (positions - low.to(dtype)).clamp(0.0, 1.0).unsqueeze(1)
-    out = torch.lerp(spec.gather(2, low.unsqueeze(1).expand(-1, bins, -1)),
-                     spec.gather(2, high.unsqueeze(1).expand(-1, bins, -1)), weight)
+    out = _interpolate(spec, positions, (frames.clamp_min(1) - 1)[:, None], dim=2)  # no crop: the identity
     past_end = torch.arange(length, device=device)[None, :] >= out_frames[:, None]
     return out.masked_fill(past_end.unsqueeze(1), float("nan"))
 

@@ -74,8 +74,8 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     x, y = train.float_samples(), train.y
     x_test, y_test = test.float_samples(), test.y.numpy()
 
-    fitting = FinetuneOptions(backbone_lr=lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
-    teacher, teacher_fit = train_classifier(pretrained, x, y, y.numpy(), classes, options=fitting, seed=seed)
+    finetuning = FinetuneOptions(backbone_lr=lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
+    teacher, teacher_fit = train_classifier(pretrained, x, y, y.numpy(), classes, options=finetuning, seed=seed)
     teacher_pred = logits_of(teacher, x_test).argmax(1).numpy()
     pool_logits = logits_of(teacher, pool)
     soft = F.softmax(pool_logits / temperature, dim=1)
@@ -84,7 +84,7 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     targets = torch.cat([F.one_hot(y, classes).float(), soft[keep]])
     strata = torch.cat([y, soft[keep].argmax(1)]).numpy()
     student, student_fit = train_classifier(pretrained, torch.cat([x, pool[keep]]), targets, strata, classes,
-                                            options=fitting, seed=seed + 1)
+                                            options=finetuning, seed=seed + 1)
     student_pred = logits_of(student, x_test).argmax(1).numpy()
     result = SelfTrainResult(
         teacher=accuracy_with_ci(y_test, teacher_pred, seed=seed),
