@@ -127,10 +127,70 @@ def test_evaluate_writes_report_with_baselines(run, folder, tmp_path, capsys):
 def test_evaluate_refuses_to_overwrite_a_report(run, folder, tmp_path, capsys):
     out = tmp_path / "eval"
     out.mkdir()
-    (out / "results.json").write_text("{}")
+    report = json.dumps({"meta": {"encoder": str(run)}, "rows": []})
+    (out / "results.json").write_text(report)
     err = _fails(capsys, ["evaluate", "--encoder", str(run), "--data", str(folder), "--out", str(out)])
-    assert "--overwrite" in err
-    assert (out / "results.json").read_text() == "{}"
+    assert "already holds an evaluation report" in err and "--overwrite" in err
+    assert (out / "results.json").read_text() == report
+
+
+def _users_folder(root: Path) -> Path:
+    """A folder of a user's files, some named like selfsup's."""
+    root.mkdir(parents=True)
+    (root / "notes.txt").write_text("mine")
+    (root / "results.json").write_text('{"mine": true}')
+    (root / "selfsup.json").write_text("{}")
+    (root / "runs").mkdir()
+    (root / "runs" / "data.csv").write_text("a,b\n1,2\n")
+    return root
+
+
+USER_FOLDER_COMMANDS = {
+    "evaluate": ["evaluate", "--encoder", "RUN", "--data", "DATA"],
+    "compare": ["compare", "RUN", "RUN", "--data", "DATA"],
+    "bench": ["bench", "--suite", "smoke", "--seeds", "1"],
+    "selftrain": ["selftrain", "--encoder", "RUN", "--labeled", "DATA", "--unlabeled", "DATA"],
+    "export": ["export", "--run", "RUN"],
+}
+
+
+@pytest.mark.parametrize("command", USER_FOLDER_COMMANDS)
+def test_overwrite_refuses_a_users_folder_and_changes_nothing(run, folder, tmp_path, capsys, command):
+    mine = _users_folder(tmp_path / "mine")
+    before = _snapshot(mine)
+    argv = [str(run) if a == "RUN" else str(folder) if a == "DATA" else a for a in USER_FOLDER_COMMANDS[command]]
+    for overwrite in ([], ["--overwrite"]):
+        err = _fails(capsys, [*argv, "--out", str(mine), *overwrite])
+        assert "did not write" in err and "--overwrite" not in err, err
+        assert _snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == sorted(
+            ["notes.txt", "results.json", "selfsup.json", "runs"])
+
+
+@pytest.mark.parametrize("command", USER_FOLDER_COMMANDS)
+def test_out_that_is_a_file_fails_before_any_work(run, tmp_path, capsys, command):
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("mine")
+    # the data does not exist: the --out check comes first
+    argv = [str(run) if a == "RUN" else str(tmp_path / "no-data") if a == "DATA" else a
+            for a in USER_FOLDER_COMMANDS[command]]
+    err = _fails(capsys, [*argv, "--out", str(a_file), "--overwrite"])
+    assert "is a file" in err and "no-data" not in err
+    assert a_file.read_text() == "mine"
+
+
+def test_evaluate_overwrite_replaces_its_own_report_only(run, folder, tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--encoder", str(run), "--data", str(folder), "--out", str(out), "--k", "3"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    (out / "results.json").write_text(json.dumps(results | {"meta": results["meta"] | {"old": True}}))
+    (out / "few_shot.png").write_bytes(b"an old run's figure")  # written by an earlier run with --protocol fewshot
+    (out / "notes.txt").write_text("mine")
+    assert "--overwrite" in _fails(capsys, argv)
+    assert main([*argv, "--overwrite"]) == 0
+    assert "old" not in json.loads((out / "results.json").read_text())["meta"]
+    assert not (out / "few_shot.png").exists() and (out / "notes.txt").read_text() == "mine"
+    assert (out / "report.html").is_file() and not list(out.glob("*.tmp")) and not (out / ".selfsup.lock").exists()
 
 
 def test_embed_npy_and_parquet(run, folder, tmp_path):
@@ -181,8 +241,11 @@ def test_export_refuses_a_non_empty_out_and_bad_checkpoints(run, tmp_path, capsy
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
-    assert "--overwrite" in _fails(capsys, ["export", "--run", str(run), "--out", str(busy)])
+    for overwrite in ([], ["--overwrite"]):
+        err = _fails(capsys, ["export", "--run", str(run), "--out", str(busy), *overwrite])
+        assert "did not write" in err and "--overwrite" not in err
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    assert "the run itself" in _fails(capsys, ["export", "--run", str(run), "--out", str(run), "--overwrite"])
     a_file = busy / "keep.txt"
     assert "folder" in _fails(capsys, ["export", "--run", str(run), "--out", str(a_file)])
     assert a_file.read_text() == "mine"
@@ -195,6 +258,25 @@ def test_export_refuses_a_non_empty_out_and_bad_checkpoints(run, tmp_path, capsy
                           "--out", str(tmp_path / "y")])
     assert "missing.ckpt" in err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_export_overwrite_replaces_its_own_export_only(run, folder, tmp_path, capsys):
+    out = tmp_path / "export"
+    assert main(["export", "--run", str(run), "--out", str(out)]) == 0
+    (out / "encoder.safetensors").write_bytes(b"an old export's weights")
+    (out / "init.json").write_text("{}")  # a run's file: the export replaces what is there as a run
+    (out / "notes.txt").write_text("mine")
+    assert "--overwrite" in _fails(capsys, ["export", "--run", str(run), "--out", str(out)])
+    assert main(["export", "--run", str(run), "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.safetensors", "notes.txt", "selfsup.json"]
+    assert torch.equal(_embeddings(out, folder), _embeddings(run, folder))
+
+
+def test_quickstart_passes_the_refusal_through(tmp_path, capsys):
+    mine = _users_folder(tmp_path / "mine")
+    before = _snapshot(mine)
+    _fails(capsys, ["quickstart", "--out", str(mine), "--epochs", "1"])
+    assert _snapshot(mine) == before
 
 
 def test_config_replays_the_recipe(run, tmp_path):
@@ -263,7 +345,7 @@ def test_resume_continues_the_run(folder, tmp_path):
     assert main(["pretrain", "--resume", "--out", str(moved), "--epochs", "2"]) == 0
     moved_ckpt = torch.load(moved / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert moved_ckpt["epoch"] == ckpt["epoch"]
-    assert sorted(p.name for p in (moved / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert sorted(p.name for p in (moved / "checkpoints").iterdir()) == ["last.ckpt", "previous.ckpt"]
     assert {int(r["epoch"]) for r in _metrics(moved)} == {0, 1}
     assert yaml.safe_load((moved / "recipe.yaml").read_text())["out"] == str(moved)
     assert _snapshot(first) == first_files  # resuming the copy left the original alone
@@ -352,14 +434,61 @@ def test_resume_on_a_folder_that_is_no_run(tmp_path, capsys):
     assert "--out" in _fails(capsys, ["pretrain", "--resume"])
 
 
-def test_embed_refuses_an_existing_file(run, folder, tmp_path, capsys):
-    out = tmp_path / "x.npy"
-    out.write_bytes(b"precious")
-    err = _fails(capsys, ["embed", "--encoder", str(run), "--data", str(folder), "--out", str(out)])
-    assert "--overwrite" in err
-    assert out.read_bytes() == b"precious"
-    assert main(["embed", "--encoder", str(run), "--data", str(folder), "--out", str(out), "--overwrite"]) == 0
-    assert np.load(out).shape[0] == N_IMAGES
+def _users_table(path: Path) -> Path:
+    pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("users_file", [
+    lambda p: p.with_suffix(".npy").write_bytes(b"precious"),
+    lambda p: np.save(p.with_suffix(".npy"), np.arange(6).reshape(2, 3)),  # a .npy, but no float32 embeddings
+    lambda p: np.save(p.with_suffix(".npy"), np.zeros(3, dtype=np.float32)),  # 1-D
+    lambda p: np.save(p.with_suffix(".npy"), np.ones((3, 4), dtype=np.float32)),  # a user's own features
+    lambda p: _users_table(p.with_suffix(".parquet")),  # a table without selfsup's metadata
+    lambda p: p.with_suffix(".parquet").write_bytes(b"PAR1 not really"),
+])
+def test_embed_never_replaces_a_users_file(run, folder, tmp_path, capsys, users_file):
+    users_file(tmp_path / "x")
+    (out,) = tmp_path.iterdir()
+    before = out.read_bytes()
+    for overwrite in ([], ["--overwrite"]):
+        err = _fails(capsys, ["embed", "--encoder", str(run), "--data", str(folder), "--out", str(out), *overwrite])
+        assert "did not write" in err and "--overwrite" not in err
+    assert out.read_bytes() == before and list(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_embed_overwrite_replaces_its_own_embeddings(run, folder, tmp_path, capsys, suffix):
+    out = tmp_path / f"x{suffix}"
+    argv = ["embed", "--encoder", str(run), "--data", str(folder), "--out", str(out)]
+    assert main(argv) == 0
+    first, inode = out.read_bytes(), out.stat().st_ino
+    assert "--overwrite" in _fails(capsys, argv)
+    assert out.read_bytes() == first
+    assert main([*argv, "--overwrite"]) == 0
+    assert out.stat().st_ino != inode  # replaced in one step by a complete new file
+    loaded = np.load(out) if suffix == ".npy" else pd.read_parquet(out).filter(like="e").to_numpy()
+    assert loaded.shape[0] == N_IMAGES
+    described = [out.name + ".json"] if suffix == ".npy" else []  # what made a .npy is written beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, *described])  # no temporary file left
+
+
+def test_embed_refuses_a_folder_and_leaves_no_temporary_file_on_failure(run, folder, tmp_path, capsys, monkeypatch):
+    a_folder = tmp_path / "emb.npy"
+    a_folder.mkdir()
+    assert "is a folder" in _fails(capsys, ["embed", "--encoder", str(run), "--data", str(folder),
+                                            "--out", str(a_folder), "--overwrite"])
+    assert list(a_folder.iterdir()) == []
+
+    import selfsup.export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(selfsup.export, "_write_parquet", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        main(["embed", "--encoder", str(run), "--data", str(folder), "--out", str(tmp_path / "x.parquet")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy"]
 
 
 def test_embed_refuses_other_formats(run, folder, tmp_path, capsys):

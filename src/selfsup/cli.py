@@ -6,13 +6,15 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from selfsup.errors import SelfsupError
+from selfsup.errors import RunInterrupted, SelfsupError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _key_values(items: list[str], flag: str) -> dict[str, Any]:
@@ -48,6 +50,9 @@ def _add_data_flags(p: argparse.ArgumentParser, *, recipe: bool) -> None:
                    help=f"audio: cut files into clips this long, in seconds (default 1.0{default})")
     p.add_argument("--text-column", dest="text_field",
                    help="text: the JSONL field or CSV column holding the text (default 'text')")
+    p.add_argument("--bad-files", choices=["fail", "skip"],
+                   help="unreadable image or audio files: stop (default) or leave them out, with a warning saying "
+                        "how many")
 
 
 def _data_options(args: argparse.Namespace):
@@ -55,7 +60,8 @@ def _data_options(args: argparse.Namespace):
 
     return DataOptions(modality=args.modality or "auto", label=args.label, ignore=tuple(args.ignore or ()),
                        series_id=args.series_id, time_column=args.time_column, sample_rate=args.sample_rate,
-                       segment_seconds=args.segment_seconds, text_field=args.text_field)
+                       segment_seconds=args.segment_seconds, text_field=args.text_field,
+                       bad_files=args.bad_files or "fail")
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
@@ -108,23 +114,27 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default runs/selfsup)")
     p.add_argument("--config", help="recipe YAML to start from (a run's recipe.yaml replays it)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--bad-files", choices=["fail", "skip"], help="unreadable images: stop (default) or skip")
     p.add_argument("--num-workers", type=int)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--checkpoint-every", type=int, help="epochs between checkpoints")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (default -1: train every epoch)")
+    p.add_argument("--checkpoint-every", type=int,
+                   help="epochs between checkpoints (default 1; one is also written at the end and on Ctrl-C)")
+    p.add_argument("--checkpoint-every-steps", type=int,
+                   help="also write a checkpoint every this many steps, for long epochs (a killed run resumes there)")
     p.add_argument("--no-probe", action="store_true", help="disable the online linear probe")
     p.add_argument("--accelerator", help="cpu, gpu, auto (Lightning)")
     p.add_argument("--devices", help="number of devices (Lightning), e.g. 2")
     p.add_argument("--strategy", help="auto, ddp, fsdp (Lightning)")
     p.add_argument("--precision", help="32-true (default), bf16-mixed, 16-mixed (Lightning)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the selfsup run in --out: the files selfsup wrote there are removed once every check "
+                        "has passed, just before the new run starts (nothing else; a folder of other files is refused)")
 
 
 RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "sample_rate", "segment_seconds",
                 "text_field", "method", "encoder", "init", "pair_data", "pair_modality", "pair_text_field", "pair_encoder",
                 "freeze_encoder_steps", "schedule", "decay_fraction", "distill_weight", "replay", "replay_fraction", "epochs", "batch_size", "lr", "image_size",
-                "out", "seed", "bad_files", "num_workers", "max_steps", "checkpoint_every", "accelerator", "devices",
+                "out", "seed", "bad_files", "num_workers", "max_steps", "checkpoint_every", "checkpoint_every_steps", "accelerator", "devices",
                 "strategy", "precision")
 
 
@@ -172,7 +182,7 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
                       f"when the other is text) with: selfsup evaluate --encoder {a} --data LABELED")
         return
     console.print(f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json); "
-                  f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED")
+                  f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED", soft_wrap=True)
 
 
 def _k_value(text: str) -> int | str:
@@ -194,33 +204,34 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     from selfsup.evaluation.evaluate import evaluate
     from selfsup.evaluation.finetune import FinetuneOptions
     from selfsup.evaluation.report import print_table
+    from selfsup.outputs import EVALUATION, check_output_folder, folder_lock
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
     finetune = FinetuneOptions(blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr,
                                epochs=args.finetune_epochs)
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
+    check_output_folder(out, EVALUATION, overwrite=args.overwrite)  # before any work
     # a run continued from a selfsup encoder is compared with it when several sets are given
     before = args.before or (init_of(args.encoder) if len(args.data) > 1 else None)
     if len(args.data) > 1 or before:
         if args.test_data:
             raise SelfsupError("--test-data goes with one --data and no before/after comparison; "
                                "give each set with its own test split instead.")
-        if (out / "before_after.json").exists() and not args.overwrite:
-            raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
         if not before:
             raise SelfsupError("several --data sets are compared before and after continued pre-training: pass "
                                "--before ENCODER (this run was not continued from a selfsup encoder).")
-        rows = before_after(args.encoder, args.data, before, options=_data_options(args), protocols=protocols,
-                            k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out, seeds=args.seeds,
-                            finetune=finetune, partner=args.partner, prompt=args.prompt)
+        with folder_lock(out):
+            rows = before_after(args.encoder, args.data, before, options=_data_options(args), protocols=protocols,
+                                k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out, seeds=args.seeds,
+                                finetune=finetune, partner=args.partner, prompt=args.prompt, overwrite=args.overwrite)
         print_before_after(rows, console)
         console.print(f"report: {out / 'before_after.md'} (each set's full report beside it)")
         return
-    if (out / "results.json").exists() and not args.overwrite:
-        raise SelfsupError(f"'{out}' already holds an evaluation; pass --overwrite or choose another --out.")
-    result = evaluate(args.encoder, args.data[0], test_data=args.test_data, options=_data_options(args),
-                      protocols=protocols, k=args.k, seed=args.seed, seeds=args.seeds, test_fraction=args.test_fraction,
-                      finetune=finetune, out=out, progress=True, partner=args.partner, prompt=args.prompt)
+    with folder_lock(out):
+        result = evaluate(args.encoder, args.data[0], test_data=args.test_data, options=_data_options(args),
+                          protocols=protocols, k=args.k, seed=args.seed, seeds=args.seeds,
+                          test_fraction=args.test_fraction, finetune=finetune, out=out, progress=True,
+                          partner=args.partner, prompt=args.prompt, overwrite=args.overwrite)
     interval = "95% bootstrap CI" if args.seeds == 1 else "95% t-interval over seeds"
     print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, {args.seeds} seed"
                              f"{'s' * (args.seeds > 1)}, {interval}", console)
@@ -232,10 +243,13 @@ def _run_compare(args: argparse.Namespace, console: Console) -> None:
     from rich.table import Table
 
     from selfsup.evaluation.compare import compare, p_value
+    from selfsup.outputs import COMPARISON, check_output_folder, folder_lock
 
     protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
-    result = compare(args.encoders, args.data, options=_data_options(args), protocols=protocols, k=args.k,
-                     seed=args.seed, seeds=args.seeds, out=args.out)
+    out = check_output_folder(args.out, COMPARISON, overwrite=args.overwrite)  # before any work
+    with folder_lock(out):
+        result = compare(args.encoders, args.data, options=_data_options(args), protocols=protocols, k=args.k,
+                         seed=args.seed, seeds=args.seeds, out=out, overwrite=args.overwrite)
     how = ("paired 95% bootstrap CI, McNemar p" if args.seeds == 1 else
            f"paired 95% bootstrap CI over test samples scored over {args.seeds} seeds, paired t-test p"
            if result["fixed_split"] else "95% t-interval over seeds, paired t-test p")
@@ -250,22 +264,34 @@ def _run_compare(args: argparse.Namespace, console: Console) -> None:
 
 
 def _run_bench(args: argparse.Namespace, console: Console) -> None:
+    from selfsup.evaluation.bench import SUITES
+    from selfsup.files import write_atomic
+    from selfsup.outputs import LEADERBOARD, check_output_folder, clear_output_folder, folder_lock
+
+    out = check_output_folder(args.out, LEADERBOARD, overwrite=args.overwrite)
+    if args.suite not in SUITES:  # before any work
+        from selfsup.errors import unknown_name
+
+        raise unknown_name("suite", args.suite, SUITES)
+    if args.seeds < 1:
+        raise SelfsupError(f"--seeds must be at least 1, got {args.seeds}.")
+    with folder_lock(out):
+        if args.overwrite:  # the cells' runs go into OUT/runs afresh: the old leaderboard and its runs go first
+            clear_output_folder(out, LEADERBOARD)
+        write_atomic(out / "cells.json", "[]")  # marks OUT as a leaderboard from the start, even if stopped
+        _bench_into(out, args, console)
+
+
+def _bench_into(out: Path, args: argparse.Namespace, console: Console) -> None:
+    """Run the suite, keeping ``OUT/cells.json`` up to date after each cell, then write the leaderboard."""
     import json
     import time
-    from pathlib import Path
 
     from selfsup.checkpoint import versions
     from selfsup.evaluation.bench import SUITES, bench, leaderboard
     from selfsup.evaluation.report import print_table, write_report
     from selfsup.files import write_atomic
 
-    out = Path(args.out)
-    if (out / "results.json").exists() and not args.overwrite:
-        raise SelfsupError(f"'{out}' already holds a leaderboard; pass --overwrite or choose another --out.")
-    if args.suite not in SUITES:  # before any work
-        from selfsup.errors import unknown_name
-
-        raise unknown_name("suite", args.suite, SUITES)
     start = time.perf_counter()
     done: list[dict] = []
 
@@ -276,7 +302,7 @@ def _run_bench(args: argparse.Namespace, console: Console) -> None:
         console.print(f"[{i}/{total}] {result['dataset']} {result['method']} seed {result['seed']}: "
                       f"kNN {100 * scores['knn']:.1f}, linear {100 * scores['linear']:.1f} "
                       f"({elapsed / 60:.1f} min so far, about {elapsed / i * (total - i) / 60:.1f} min left)")
-        out.mkdir(parents=True, exist_ok=True)  # every finished cell is kept, even if the run is stopped
+        # every finished cell is kept, even if the run is stopped
         write_atomic(out / "cells.json", json.dumps(done, indent=1, default=str))
 
     console.print(f"[bold]selfsup bench[/]: suite '{args.suite}', {len(SUITES[args.suite])} recipes x "
@@ -306,12 +332,15 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
 
     from rich.table import Table
 
+    from selfsup.outputs import SELFTRAIN, check_output_folder, folder_lock
     from selfsup.training.selftrain import self_train
 
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "selftrain"
-    result = self_train(args.encoder, args.labeled, args.unlabeled, options=_data_options(args),
-                        threshold=args.threshold, temperature=args.temperature, epochs=args.epochs, lr=args.lr,
-                        seed=args.seed, out=out)
+    check_output_folder(out, SELFTRAIN, overwrite=args.overwrite)  # before any work
+    with folder_lock(out):
+        result = self_train(args.encoder, args.labeled, args.unlabeled, options=_data_options(args),
+                            threshold=args.threshold, temperature=args.temperature, epochs=args.epochs, lr=args.lr,
+                            seed=args.seed, out=out, overwrite=args.overwrite)
     table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% bootstrap CI")
     for column in ("model", "accuracy", "95% CI", "trained on", "early stopping"):
         table.add_column(column)
@@ -382,7 +411,7 @@ def _build_parser() -> argparse.ArgumentParser:
                         "validation loss and keeps the best epoch")
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument("--out", help="report folder (default RUN/eval)")
-    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation report in --out")
 
     c = sub.add_parser("compare", help="compare encoders on one labeled set: paired bootstrap and McNemar test",
                        description="Probe several encoders (plus random-init and raw input) on identical splits and "
@@ -398,6 +427,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="repeat with seeds SEED..SEED+N-1 and test the per-seed differences (default 1: paired "
                         "bootstrap over test samples and McNemar's test)")
     c.add_argument("--out", default="compare", help="folder for compare.md and compare.json (default ./compare)")
+    c.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --out")
 
     b = sub.add_parser("bench", help="run a named suite (recipes x built-in datasets x seeds) into a leaderboard",
                        description="Pre-train every recipe of a suite on its built-in dataset with each seed, evaluate "
@@ -407,7 +437,7 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--suite", default="cpu", help="cpu (default) or smoke")
     b.add_argument("--seeds", type=int, default=2, help="seeds per recipe (default 2)")
     b.add_argument("--out", default="bench", help="leaderboard folder (default ./bench); runs go to OUT/runs")
-    b.add_argument("--overwrite", action="store_true")
+    b.add_argument("--overwrite", action="store_true", help="replace an earlier leaderboard in --out and its runs")
 
     t = sub.add_parser("selftrain", help="self-training: fine-tune a teacher, pseudo-label a pool, distill a student",
                        description="SimCLRv2-style self-training (Chen et al. 2020) on a pre-trained encoder; "
@@ -424,6 +454,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (the head gets 10x)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="folder for selftrain.json (default ENCODER/selftrain)")
+    t.add_argument("--overwrite", action="store_true", help="replace an earlier self-training report in --out")
 
     m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
     m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
@@ -431,13 +462,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_data_flags(m, recipe=False)
     m.add_argument("--out", required=True, help="output file: .npy or .parquet (with ids, split and labels)")
     m.add_argument("--batch-size", type=int, default=512)
-    m.add_argument("--overwrite", action="store_true")
+    m.add_argument("--overwrite", action="store_true", help="replace embeddings selfsup wrote to --out before")
 
     x = sub.add_parser("export", help="write encoder.safetensors + selfsup.json from a run or a checkpoint")
     x.add_argument("--run", required=True, help="run folder")
     x.add_argument("--checkpoint", help="a training checkpoint of that run, e.g. RUN/checkpoints/last.ckpt")
     x.add_argument("--out", required=True, help="folder to write the export to")
-    x.add_argument("--overwrite", action="store_true")
+    x.add_argument("--overwrite", action="store_true", help="replace an earlier export (or run) in --out")
 
     sub.add_parser("methods", help="list the self-supervised methods and the data each works on")
     sub.add_parser("datasets", help="list the built-in datasets (builtin:NAME), all offline")
@@ -516,9 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     except SelfsupError as err:
         print(f"selfsup: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except RunInterrupted as err:  # Ctrl-C during training: the state is saved
+        print(f"selfsup: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("selfsup: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

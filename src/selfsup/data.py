@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,14 @@ class ArrayDataset(Dataset):
     def float_samples(self) -> torch.Tensor:
         """All samples as float32, as ``__getitem__`` returns them."""
         return self.x.float().div(255.0) if self.x.dtype == torch.uint8 else self.x.float()
+
+
+def warn_skipped(skipped: list[str], noun: str, first_reason: str) -> None:
+    """One warning line for files ``--bad-files skip`` left out: how many, and the first with its reason."""
+    if skipped:
+        reason = first_reason.strip().splitlines()[0] if first_reason.strip() else "unreadable"
+        warnings.warn(f"skipped {len(skipped)} unreadable {noun}{'s' * (len(skipped) != 1)} "
+                      f"({'first: ' * (len(skipped) > 1)}{skipped[0]}: {reason})", UserWarning, stacklevel=3)
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -11,17 +14,48 @@ import torch
 from selfsup.checkpoint import load_encoder, read_meta, save_encoder
 from selfsup.data import UNLABELED, DataOptions
 from selfsup.encoders import build_encoder
-from selfsup.errors import SelfsupError
+from selfsup.errors import SelfsupError, first_line
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.evaluate import check_fits
+from selfsup.files import write_atomic
 from selfsup.modalities import load_data
+from selfsup.outputs import RUN, check_output_file, check_output_folder, clear_output_folder, folder_lock
 
 EMBEDDING_FORMATS = (".npy", ".parquet")
+PARQUET_KEY = b"selfsup"  # key of the schema metadata selfsup writes into its embeddings' Parquet files
 
 
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise SelfsupError(f"'{path}' already exists; pass --overwrite to replace it or choose another path.")
+EMBEDDINGS_FORMAT = "selfsup-embeddings"
+
+
+def npy_description(path: Path) -> Path:
+    """The JSON file beside a ``.npy`` of embeddings that says what made it (``emb.npy.json``): NumPy's format
+    has no room for it, and it marks the array as selfsup's."""
+    return path.with_name(path.name + ".json")
+
+
+def _is_description(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("format") == EMBEDDINGS_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def is_embeddings(path: Path) -> bool:
+    """Whether ``path`` is embeddings selfsup wrote: a 2-D float32 ``.npy`` array with selfsup's description
+    beside it, or a Parquet file whose schema metadata has selfsup's key. Only such a file is replaced with
+    ``--overwrite``."""
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, mmap_mode="r")
+            ok = isinstance(array, np.ndarray) and array.ndim == 2 and array.dtype == np.float32
+            del array  # closes the memory map
+            return ok and _is_description(npy_description(path))
+        import pyarrow.parquet as pq
+
+        return PARQUET_KEY in (pq.read_schema(path).metadata or {})
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
 
 
 def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, options: DataOptions | None = None,
@@ -34,7 +68,9 @@ def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, op
     out = Path(out)
     if out.suffix not in EMBEDDING_FORMATS:
         raise SelfsupError(f"cannot write embeddings to '{out}': use a .npy or .parquet file name.")
-    _refuse_existing(out, overwrite)
+    check_output_file(out, "embeddings", is_embeddings, overwrite=overwrite)
+    if out.suffix == ".npy":  # its description too: a user's file of that name is never replaced
+        check_output_file(npy_description(out), "embeddings description", _is_description, overwrite=True)
     encoder = load_encoder(encoder_path)
     splits = load_data(data, options, encoder_config=encoder.config)
     check_fits(encoder, splits)
@@ -42,41 +78,64 @@ def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, op
     emb = np.concatenate([embed(encoder, part.float_samples(), batch_size=batch_size, progress=progress)
                           for _, part in parts])
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    # a name of our own beside it (never a user's file), replaced in one step, removed on any failure
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if out.suffix == ".npy":
+                np.save(f, emb.astype(np.float32, copy=False))
+            else:
+                _write_parquet(f, emb, parts, splits.train.classes, str(encoder_path))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     if out.suffix == ".npy":
-        with tmp.open("wb") as f:
-            np.save(f, emb)
-    else:
-        import pandas as pd
-
-        frame = pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])])
-        frame.insert(0, "split", [name for name, part in parts for _ in range(len(part))])
-        frame.insert(0, "id", [i for _, part in parts for i in part.ids])
-        labels = torch.cat([part.y for _, part in parts]).numpy()
-        classes = splits.train.classes
-        if classes and (labels != UNLABELED).any():
-            frame.insert(2, "label", [classes[i] if i != UNLABELED else None for i in labels])
-        frame.to_parquet(tmp, index=False)
-    os.replace(tmp, out)
+        write_atomic(npy_description(out), json.dumps({"format": EMBEDDINGS_FORMAT, "encoder": str(encoder_path),
+                                                       "data": data, "shape": list(emb.shape)}, indent=1))
     return out
+
+
+def _write_parquet(f: BinaryIO, emb: np.ndarray, parts: list, classes: list[str] | None, encoder: str) -> None:
+    """Rows of id, split, label (if any) and ``e{i}`` columns, with selfsup's key in the schema metadata."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])])
+    frame.insert(0, "split", [name for name, part in parts for _ in range(len(part))])
+    frame.insert(0, "id", [i for _, part in parts for i in part.ids])
+    labels = torch.cat([part.y for _, part in parts]).numpy()
+    if classes and (labels != UNLABELED).any():
+        frame.insert(2, "label", [classes[i] if i != UNLABELED else None for i in labels])
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = json.dumps({"format": "selfsup-embeddings", "encoder": encoder}).encode()
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: meta}), f)
 
 
 def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path | None = None,
                    overwrite: bool = False) -> Path:
-    """Write ``encoder.safetensors`` + ``selfsup.json`` to ``out`` from a run's export or a training checkpoint."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SelfsupError(f"'{out}' is a file; --out must be a folder.")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise SelfsupError(f"'{out}' already holds files; pass --overwrite or choose another --out.")
+    """Write ``encoder.safetensors`` + ``selfsup.json`` to ``out`` from a run's export or a training checkpoint.
+    ``out`` is new or empty, or with ``overwrite`` an earlier export or run (only its files are replaced)."""
+    out = check_output_folder(out, RUN, overwrite=overwrite)
+    if Path(run).exists() and out.exists() and out.resolve() == _folder_of(run).resolve():
+        raise SelfsupError(f"--out '{out}' is the run itself; export to another folder.")
     meta = read_meta(run)
     encoder = load_encoder(run, allow_pair=True) if checkpoint is None else _from_checkpoint(meta, checkpoint)
-    save_encoder(encoder, out, meta.get("recipe"))
-    if meta["modality"] == "pairs":  # and each side, as the run writes them
-        from selfsup.training.pairs import export_sides
+    with folder_lock(out):
+        if overwrite:
+            clear_output_folder(out, RUN)
+        save_encoder(encoder, out, meta.get("recipe"))
+        if meta["modality"] == "pairs":  # and each side, as the run writes them
+            from selfsup.training.pairs import export_sides
 
-        export_sides(encoder, out, meta.get("recipe"))
+            export_sides(encoder, out, meta.get("recipe"))
     return out
+
+
+def _folder_of(run: str | Path) -> Path:
+    run = Path(run)
+    return run if run.is_dir() else run.parent
 
 
 def _from_checkpoint(meta: dict, checkpoint: str | Path) -> torch.nn.Module:
@@ -86,7 +145,7 @@ def _from_checkpoint(meta: dict, checkpoint: str | Path) -> torch.nn.Module:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     except Exception as err:  # noqa: BLE001 - garbage makes the (weights-only) unpickler raise almost anything
         # not a Lightning checkpoint, or corrupted; torch's own message runs over many lines
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise SelfsupError(f"cannot read training checkpoint '{checkpoint}': {first}") from err
     prefix = "method.encoder."
     weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

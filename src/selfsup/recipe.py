@@ -16,7 +16,7 @@ from selfsup.files import write_atomic
 class Recipe(BaseModel):
     """Everything needed to replay a pre-training run."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # no inf/NaN numbers
 
     data: str = Field(description="folder of images, table (.csv/.parquet), series (.ts/.npy/.npz), audio "
                                   "(.wav/.flac/.ogg or a folder of them), or builtin:NAME")
@@ -70,12 +70,22 @@ class Recipe(BaseModel):
     num_workers: int = Field(0, ge=0)
     bad_files: Literal["fail", "skip"] = "fail"
     online_probe: bool = True
-    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints (one is also written at the end "
+                                                       "and on Ctrl-C)")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="also write a checkpoint every this many steps "
+                                                                       "(for long epochs)")
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
     precision: str = "32-true"
     max_steps: int = Field(-1, description="stop after this many steps (-1: no limit)")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(f"must be at least 1, or -1 for no limit (got {value})")
+        return value
 
     @field_validator("method", "encoder", "pair_encoder")
     @classmethod

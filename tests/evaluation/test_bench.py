@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -46,5 +47,16 @@ def test_smoke_suite_writes_a_leaderboard_and_keeps_it(tmp_path, capsys) -> None
     assert "<th>data</th>" in page and "selfsup bench: suite &#x27;smoke&#x27;" in page
     assert main(["bench", "--suite", "smoke", "--seeds", "1", "--out", str(out)]) == EXIT_USER_ERROR
     assert "--overwrite" in capsys.readouterr().err
+    # --overwrite replaces the leaderboard and its runs, nothing else
+    (out / "results.json").write_text(json.dumps(results | {"meta": results["meta"] | {"old": True}}))
+    shutil.copytree(out / "runs" / "iris-simclr-0", out / "runs" / "iris-simclr-9")  # an earlier bench's cell
+    (out / "notes.txt").write_text("mine")
+    (out / "runs" / "mine").mkdir()
+    (out / "runs" / "mine" / "keep.txt").write_text("mine too")
+    assert main(["bench", "--suite", "smoke", "--seeds", "1", "--out", str(out), "--overwrite"]) == 0
+    assert "old" not in json.loads((out / "results.json").read_text())["meta"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "runs" / "mine" / "keep.txt").read_text() == "mine too"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["iris-scarf-0", "iris-simclr-0", "mine"]
+    assert len(json.loads((out / "cells.json").read_text())) == len(methods)
     assert main(["bench", "--suite", "nope", "--out", str(tmp_path / "other")]) == EXIT_USER_ERROR
     assert "unknown suite 'nope'" in capsys.readouterr().err and not (tmp_path / "other").exists()

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from selfsup.cli import main
+from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.evaluation.compare import compare, mcnemar, paired_bootstrap, verdict
 
 
@@ -52,6 +52,20 @@ def test_an_encoder_and_its_copy_show_no_difference(iris_run, tmp_path) -> None:
     assert all(p["difference"] == 0 and p["mcnemar_p"] == 1.0 and p["verdict"] == "no difference shown" for p in same)
     assert [p["b"] for p in result["pairs"][:3]] == [str(copy), "random-init", "raw-input"]  # baselines always there
     assert "| knn |" in (out / "compare.md").read_text()
+
+
+def test_overwrite_replaces_its_own_comparison_only(iris_run, tmp_path, capsys) -> None:
+    out = tmp_path / "cmp"
+    argv = ["compare", str(iris_run), "--data", "builtin:iris", "--protocol", "knn", "--k", "3", "--out", str(out)]
+    assert main(argv) == 0
+    (out / "compare.md").write_text("an earlier comparison")
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(argv) == EXIT_USER_ERROR and "--overwrite" in capsys.readouterr().err
+    assert (out / "compare.md").read_text() == "an earlier comparison"
+    assert main([*argv, "--overwrite"]) == 0
+    assert "| knn |" in (out / "compare.md").read_text() and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json", "compare.md", "notes.txt", "report.html"]
 
 
 def test_several_seeds_test_the_per_seed_differences(iris_run, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from sklearn.datasets import load_iris
@@ -45,6 +46,17 @@ def test_before_and_after_on_two_sets(runs, tmp_path) -> None:
         row = next(r for r in rows if r["data"] == str(data) and r["protocol"] == "knn")
         assert row["before"] == knn and row["change"] == row["after"] - row["before"]
     assert (out / "before_after.md").is_file() and len(list(out.glob("*/results.json"))) == 2
+    # --overwrite replaces the whole earlier report (a set it had and this one has not too); a user's file stays
+    (first_report,) = out.glob("0-*")
+    shutil.copytree(first_report, out / "7-old.csv")
+    (out / "before_after.md").write_text("old")
+    (out / "notes.txt").write_text("mine")
+    assert main(["evaluate", "--encoder", str(continued), "--data", str(first), "--data", str(second),
+                 "--label", "target", "--out", str(out), "--overwrite", "--protocol", "knn"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["before_after.md", "before_after.json", "notes.txt",
+                                                            first_report.name, next(out.glob("1-*")).name])
+    assert "old" not in (out / "before_after.md").read_text()
+    assert [r["protocol"] for r in json.loads((out / "before_after.json").read_text())] == ["knn", "knn"]
 
 
 def test_several_sets_need_a_before(runs, tmp_path, capsys) -> None:

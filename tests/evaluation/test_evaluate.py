@@ -82,3 +82,46 @@ def test_a_split_made_by_seed_is_saved_with_the_report(iris_run, tmp_path) -> No
     assert set(saved) == {"0", "1"} and saved["0"] != saved["1"]
     assert len(saved["0"]) == result.meta["n_test"] and set(saved["0"]) <= {str(i) for i in own.train.ids}
     assert "test_ids_by_seed" not in evaluate(encoder, own, protocols=("knn",)).meta  # the dataset's own split
+
+
+def _no_embedding(*args, **kwargs):
+    raise AssertionError("embedding started before the labels were checked")
+
+
+def test_labels_of_one_class_are_refused_before_any_embedding(iris_run, monkeypatch, tmp_path) -> None:
+    """One training class would make every probe score 100% [100, 100]: refused for evaluate and compare."""
+    import selfsup.evaluation.compare as compare_module
+    import selfsup.evaluation.evaluate as evaluate_module
+    from selfsup.data import DataOptions
+    from selfsup.datasets.tables import table_frame
+    from sklearn.datasets import load_iris
+
+    monkeypatch.setattr(evaluate_module, "embed", _no_embedding)
+    monkeypatch.setattr(compare_module, "embed", _no_embedding)
+    encoder = load_encoder(iris_run)
+    own = load_data("builtin:iris", encoder_config=encoder.config)
+    setosa = type(own)(train=own.train.subset(np.flatnonzero(own.train.y.numpy() == 0)),
+                       test=own.test.subset(np.flatnonzero(own.test.y.numpy() == 0)), name="setosa only",
+                       modality=own.modality)
+    message = ("'{}' has only one class ('setosa') in its training labels; evaluation needs at least two classes: "
+               "label samples of another class too.")
+    with pytest.raises(SelfsupError) as info:
+        evaluate(encoder, setosa)
+    assert str(info.value) == message.format("setosa only")
+    frame = table_frame(load_iris)
+    path = tmp_path / "setosa.csv"
+    frame[frame["target"] == "setosa"].to_csv(path, index=False)
+    with pytest.raises(SelfsupError) as info:
+        compare_module.compare([str(iris_run)], str(path), options=DataOptions(label="target"))
+    assert str(info.value) == message.format(path)
+
+
+def test_a_test_split_of_one_class_is_warned_about(iris_run) -> None:
+    encoder = load_encoder(iris_run)
+    own = load_data("builtin:iris", encoder_config=encoder.config)
+    one = type(own)(train=own.train, test=own.test.subset(np.flatnonzero(own.test.y.numpy() == 1)), name="iris",
+                    modality=own.modality)
+    with pytest.warns(UserWarning, match=r"^'iris' has only one class \('versicolor'\) in its test labels \(training "
+                                         r"has 3\): accuracy only says how often that class is recognised") as record:
+        result = evaluate(encoder, one, protocols=("knn",), baselines=False)
+    assert len(record) == 1 and result.meta["n_test"] == int((own.test.y == 1).sum())

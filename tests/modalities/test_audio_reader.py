@@ -3,6 +3,7 @@ the train/test layout, detection, and clear errors on bad folders, files and opt
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,9 @@ def test_long_files_are_cut_into_segments_and_short_ones_nan_padded(tmp_path):
     write(root / "long.wav", sine(200.0, 2.6, rate), rate)  # 2 full segments + 0.6 s: 3 segments
     write(root / "trail.wav", sine(200.0, 2.4, rate), rate)  # the 0.4 s tail is under half a segment: 2
     write(root / "short.flac", sine(200.0, 0.25, rate), rate)  # one segment, NaN after 0.25 s
-    train = load_folder(root).train
+    with pytest.warns(UserWarning, match=r"^1 of 3 audio files are shorter than a segment \(the shortest 0.25 s\) "
+                                         r"and were padded to 1 s \(read as silence\)\.$"):
+        train = load_folder(root).train
     assert train.ids == ["long.wav#0", "long.wav#1", "long.wav#2", "short.flac", "trail.wav#0", "trail.wav#1"]
     assert train.y.tolist() == [UNLABELED] * 6 and train.classes is None
     x = train.x[:, 0]
@@ -78,6 +81,17 @@ def test_long_files_are_cut_into_segments_and_short_ones_nan_padded(tmp_path):
     assert torch.isnan(x[2, 9600:]).all() and not torch.isnan(x[2, :9600]).any()  # 0.6 s of signal
     assert torch.isnan(x[3, 4000:]).all() and not torch.isnan(x[3, :4000]).any()
     assert load_folder(root, segment_seconds=0.5).train.x.shape == (5 + 1 + 5, 1, 8000)
+
+
+def test_a_clip_shorter_than_a_segment_is_padded_with_a_warning(tmp_path):
+    rate = 16000
+    write(tmp_path / "clips" / "blip.wav", sine(300.0, 0.01, rate), rate)
+    write(tmp_path / "clips" / "tone.wav", sine(300.0, 0.02, rate), rate)
+    write(tmp_path / "clips" / "full.wav", sine(300.0, 0.5, rate), rate)
+    with pytest.warns(UserWarning, match=r"^2 of 3 audio files are shorter than a segment \(the shortest 0.01 s\) "
+                                         r"and were padded to 0.5 s") as record:
+        x = load_folder(tmp_path / "clips", segment_seconds=0.5).train.x
+    assert len(record) == 1 and torch.isnan(x[0, 0, 160:]).all() and not torch.isnan(x[0, 0, :160]).any()
 
 
 def test_segments_rule():
@@ -126,7 +140,8 @@ def test_errors(tmp_path, capsys):
     with pytest.raises(SelfsupError, match="cannot read audio file .*broken.wav.*pass another file") as info:
         load_folder(bad / "broken.wav")  # one file: skipping it would leave nothing, so no --bad-files hint
     assert "--bad-files" not in str(info.value)
-    skipped = load_folder(bad, bad_files="skip").train
+    with pytest.warns(UserWarning, match=rf"^skipped 1 unreadable audio file \({re.escape(str(bad / 'broken.wav'))}: .+\)$"):
+        skipped = load_folder(bad, bad_files="skip").train
     assert skipped.ids == ["good.wav"] and skipped.skipped == [str(bad / "broken.wav")]
     (tmp_path / "only_bad").mkdir()
     (tmp_path / "only_bad" / "x.flac").write_bytes(b"")

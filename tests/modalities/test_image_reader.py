@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,30 @@ def test_pixels_come_from_the_file(tmp_path, digits):
     splits = load_folder(str(tmp_path / "flat"), image_size=16)
     expected = np.asarray(Image.open(path))
     assert np.array_equal(splits.train.x[0, 0].numpy(), expected)
+
+
+def test_16_bit_images_keep_their_full_range(tmp_path, digits):
+    """A 16-bit PNG is scaled by 255/65535 (value / 257), not clipped to white."""
+    arrays = [arr.astype(np.uint16) * 257 + np.uint16(100) for arr in _digit_images(digits, 5, 3)]
+    for j, arr in enumerate(arrays):
+        Image.fromarray(arr).save(tmp_path / f"d{j}.png")
+    assert Image.open(tmp_path / "d0.png").mode == "I;16"
+    x = load_folder(str(tmp_path), image_size=8).train.x
+    assert x.shape == (3, 1, 8, 8)
+    for got, arr in zip(x[:, 0].numpy(), arrays):
+        assert np.abs(got.astype(int) - arr / 257).max() <= 1
+    assert (x == 255).float().mean() < 0.5  # clipping made nearly every pixel white
+
+
+def test_32_bit_and_float_images_are_scaled_to_8_bits(tmp_path, digits):
+    arr = _digit_images(digits, 2, 1)[0].astype(np.float64)
+    Image.fromarray((arr * 257).astype(np.int32)).save(tmp_path / "a.tif")  # 16-bit values in a 32-bit image
+    Image.fromarray((arr / 255).astype(np.float32)).save(tmp_path / "b.tif")  # floats in [0, 1]
+    Image.fromarray((arr * 1e6 - 5e7).astype(np.int32)).save(tmp_path / "c.tif")  # beyond 16 bits: own min to max
+    assert [Image.open(tmp_path / n).mode for n in ("a.tif", "b.tif", "c.tif")] == ["I", "F", "I"]
+    x = load_folder(str(tmp_path), image_size=8).train.x[:, 0].numpy().astype(int)
+    assert np.abs(x[0] - arr).max() <= 1 and np.abs(x[1] - arr).max() <= 1
+    assert np.abs(x[2] - (arr - arr.min()) * 255 / (arr.max() - arr.min())).max() <= 1
 
 
 def test_image_size_resizes(tmp_path, digits):
@@ -185,7 +210,8 @@ def test_truncated_png_skipped_on_request(tmp_path, digits):
     root = _labeled(tmp_path / "data", digits, n=3)
     bad = _truncate(root / "1" / "img1.png")
     (root / "2" / "garbage.png").write_bytes(b"this is not an image")
-    train = load_folder(str(root), image_size=16, bad_files="skip").train
+    with pytest.warns(UserWarning, match=rf"^skipped 2 unreadable images \(first: {re.escape(str(bad))}: .+\)$"):
+        train = load_folder(str(root), image_size=16, bad_files="skip").train
     assert sorted(train.skipped) == sorted([str(bad), str(root / "2" / "garbage.png")])
     assert len(train) == 8
     assert str(Path("1") / "img1.png") not in train.ids

@@ -264,6 +264,22 @@ def test_unreadable_tables(tmp_path):
         read_table(tmp_path / "semi.csv")
 
 
+def test_duplicate_column_names_in_a_csv_header_are_refused(tmp_path):
+    """pandas renames a repeated header name ('age', 'age.1'); the header as written is checked."""
+    frame = _frame()[["age", "income", "city", "rating", "target"]]
+    path = tmp_path / "dup.csv"
+    frame.set_axis(["age", "income", "age", "rating", "income"], axis=1).to_csv(path, index=False)
+    assert list(pd.read_csv(path).columns) == ["age", "income", "age.1", "rating", "income.1"]
+    message = str(pytest.raises(SelfsupError, read_table, path).value)
+    assert message == f"table '{path}' has duplicate columns 'age', 'income'; rename them."
+    frame.set_axis(["age", "income", "age.1", "rating", "target"], axis=1).to_csv(path, index=False)
+    assert list(read_table(path).columns) == ["age", "income", "age.1", "rating", "target"]  # a real 'age.1'
+    tsv = tmp_path / "dup.tsv.gz"
+    frame.set_axis(["a", "b", "c", "b", "e"], axis=1).to_csv(tsv, sep="\t", index=False)
+    with pytest.raises(SelfsupError, match="duplicate columns 'b'; rename them"):
+        _load(tsv)
+
+
 def test_from_frames_with_a_test_split():
     frame = _frame()
     with warnings.catch_warnings():

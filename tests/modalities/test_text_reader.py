@@ -4,6 +4,7 @@ on small hand-written files read with the shipped MiniLM tokenizer."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,33 @@ def test_txt_one_text_per_line_blank_lines_dropped(tmp_path, short):
 
 def test_long_texts_are_truncated_to_max_length(tmp_path, short):
     path = _write(tmp_path / "long.txt", " ".join(["word"] * 100) + "\n")
-    x = load_data(str(path), encoder_config=short).train.x
+    with pytest.warns(UserWarning, match=r"^1 of 1 texts are longer than minilm's 16 tokens and were cut to 16\.$"):
+        x = load_data(str(path), encoder_config=short).train.x
     assert x.shape == (1, 16) and (x != short["pad_id"]).all() and x[0, -1].item() == 102
+
+
+def test_truncation_is_counted_in_one_warning(tmp_path, short, recwarn):
+    exact = " ".join(["word"] * 14)  # 14 words + [CLS] + [SEP]: exactly 16 tokens, nothing cut
+    lines = [exact, "short text", " ".join(["word"] * 15), exact + " more words here", "another one"]
+    with pytest.warns(UserWarning, match=r"^2 of 5 texts are longer than minilm's 16 tokens and were cut to 16\.$") \
+            as record:
+        data = load_data(str(_write(tmp_path / "mixed.txt", "\n".join(lines) + "\n")), encoder_config=short).train
+    assert len(record) == 1 and (data.x[0] != short["pad_id"]).all()
+    load_data(str(_write(tmp_path / "fits.txt", exact + "\nshort\n")), encoder_config=short)
+    assert len(recwarn) == 0  # nothing cut: no warning
+
+
+def test_truncation_count_without_a_fast_tokenizer(short):
+    """Tokenizers without Rust encodings are counted by reading the full rows again, one token longer."""
+    from transformers import BatchEncoding
+
+    from selfsup.encoders.text import _cut
+
+    tokenizer = load_tokenizer("minilm")
+    texts = [" ".join(["word"] * 14), " ".join(["word"] * 15), "short"]
+    encoded = tokenizer(texts, truncation=True, max_length=16)
+    plain = BatchEncoding({"input_ids": encoded["input_ids"]})
+    assert plain.encodings is None and _cut(tokenizer, plain, texts, 16) == _cut(tokenizer, encoded, texts, 16) == 1
 
 
 def test_special_token_text_in_the_data_is_not_a_special_token(tmp_path, short):
@@ -109,6 +135,12 @@ def test_csv_text_column_with_labels(tmp_path, short):
     assert data.ids == ["row-0", "row-1", "row-3"]
     assert data.classes == ["business", "sport"] and data.y.tolist() == [0, 1, UNLABELED]
     assert detect_modality(str(path)) == "tabular"  # a CSV is a table unless --modality text says otherwise
+
+
+def test_a_text_table_with_a_repeated_column_name_is_refused(tmp_path, short):
+    path = _write(tmp_path / "notes.csv", "text,label,text\nfirst note,a,second note\nthird,b,fourth\n")
+    _error("^" + re.escape(f"table '{path}' has duplicate columns 'text'; rename them.") + "$", load_data, str(path),
+           TEXT, encoder_config=short)
 
 
 def test_options_default_to_how_the_encoder_read_its_data(tmp_path, short):

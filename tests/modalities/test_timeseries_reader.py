@@ -3,6 +3,7 @@ config, the raw baseline and the view arguments, on real UCR/UEA data and small 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,15 @@ def test_csv_wide_bad_rows(tmp_path):
     _error("no series", ts.read_table, tmp_path / "header.csv")
     _write(tmp_path / "nothing.csv", "")
     _error("is empty", ts.read_table, tmp_path / "nothing.csv")
+
+
+def test_csv_with_a_repeated_column_name_is_refused(tmp_path, gunpoint):
+    x = gunpoint.train.x[:10, 0, :6].numpy()
+    pd.DataFrame(x, columns=["t0", "t1", "t2", "t1", "t4", "t5"]).to_csv(tmp_path / "dup.csv", index=False)
+    expected = f"table '{tmp_path / 'dup.csv'}' has duplicate columns 't1'; rename them."
+    _error("^" + re.escape(expected) + "$", ts.read_table, tmp_path / "dup.csv")
+    pd.DataFrame(x, columns=["t0", "t1", "t2", "t1.1", "t4", "t5"]).to_csv(tmp_path / "ok.csv", index=False)
+    assert ts.read_table(tmp_path / "ok.csv").x.shape == (10, 1, 6)
 
 
 def _long_frame(basicmotions, lengths: list[int], seed: int = 0) -> pd.DataFrame:

@@ -92,5 +92,30 @@ def test_an_occupied_stage1_folder_is_refused_before_writing(source, tmp_path, c
     capsys.readouterr()
     code = main(["pretrain", "--data", "builtin:iris", "--init", str(source), "--self-distill",
                  "--out", str(tmp_path / "d"), *TINY])
-    assert code == EXIT_USER_ERROR and "already holds files" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR and "stage-1 folder" in err and "selfsup did not write" in err, err
     assert not (tmp_path / "d").exists()
+
+
+def test_stage_2_failing_before_its_first_checkpoint_keeps_the_run_resumable(source, tmp_path, capsys,
+                                                                             monkeypatch) -> None:
+    """Stage 2 rolls back what it wrote, but OUT keeps its recipe: stage 1 is done, and --resume goes on."""
+    import selfsup.training.pretrain as pretrain_module
+
+    real_fit, calls = pretrain_module._fit, []
+
+    def fit_failing_in_stage_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise pretrain_module.SelfsupError("stage 2 failed")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "_fit", fit_failing_in_stage_2)
+    out = tmp_path / "distilled"
+    argv = ["pretrain", "--data", "builtin:iris", "--init", str(source), "--self-distill", "--out", str(out), *TINY]
+    assert main(argv) == EXIT_USER_ERROR and "stage 2 failed" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["recipe.yaml"]
+    assert (tmp_path / "distilled-stage1" / "encoder.safetensors").is_file()
+    monkeypatch.setattr(pretrain_module, "_fit", real_fit)
+    assert main(["pretrain", "--resume", "--out", str(out)]) == 0
+    assert (out / "encoder.safetensors").is_file()

@@ -58,6 +58,16 @@ def test_cli_and_bad_input(setup, tmp_path, capsys) -> None:
     assert teacher["n_val"] == round(0.1 * saved["n_labeled"])  # early stopping on a part of what each trains on
     assert student["n_val"] == round(0.1 * (saved["n_labeled"] + saved["n_pseudo"]))
     assert 1 <= teacher["best_epoch"] <= teacher["epochs_run"] <= 2
+    # its own earlier report is replaced only with --overwrite; a user's file beside it stays
+    (out / "selftrain.json").write_text(json.dumps(saved | {"old": True}))
+    (out / "notes.txt").write_text("mine")
+    argv = ["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool), "--label",
+            "target", "--epochs", "1", "--out", str(out)]
+    capsys.readouterr()
+    assert main(argv) == EXIT_USER_ERROR and "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert "old" not in json.loads((out / "selftrain.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "selftrain.json"]
     capsys.readouterr()
     assert main(["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool),
                  "--label", "target", "--threshold", "1.0", "--out", str(tmp_path / "bad")]) == EXIT_USER_ERROR

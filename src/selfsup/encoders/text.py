@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 
 from selfsup.encoders.args import checked_args
-from selfsup.errors import SelfsupError, unknown_name
+from selfsup.errors import SelfsupError, unknown_name, first_line
 
 MINILM = "minilm"
 SMALL_BERT = "small_bert"
@@ -103,20 +104,40 @@ def load_tokenizer(name: str) -> Any:
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(folder, local_files_only=True, split_special_tokens=True)
     except (OSError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise SelfsupError(f"cannot read a tokenizer from '{folder}': {first}; the folder needs its tokenizer "
                            "files (tokenizer.json or vocab files).") from None
 
 
+def _cut(tokenizer: Any, encoded: Any, texts: list[str], length: int) -> int:
+    """How many of ``texts`` (tokenised into ``encoded``) lost tokens to truncation at ``length``."""
+    if encoded.encodings is not None:  # a fast tokenizer keeps what it cut
+        return sum(bool(e.overflowing) for e in encoded.encodings)
+    full = [text for text, ids in zip(texts, encoded["input_ids"]) if len(ids) == length]
+    return sum(len(ids) > length for ids in tokenizer(full, truncation=True, max_length=length + 1)["input_ids"]) \
+        if full else 0
+
+
+def _encoder_name(config: dict[str, Any]) -> str:
+    return Path(config["model"]).name if config["name"] == FOLDER else config["name"]
+
+
 def tokenize(texts: list[str], config: dict[str, Any]) -> torch.Tensor:
-    """Token ids ``(N, max_length)`` int64 of ``texts``, truncated and right-padded with the pad id."""
+    """Token ids ``(N, max_length)`` int64 of ``texts``, truncated and right-padded with the pad id; one
+    warning says how many texts were cut."""
     tokenizer = load_tokenizer(config["tokenizer"])
     length, pad = int(config["max_length"]), int(config["pad_id"])
     out = torch.full((len(texts), length), pad, dtype=torch.long)
+    cut = 0
     for start in range(0, len(texts), 10_000):  # bounded memory for the tokenizer's Python lists
-        batch = tokenizer(texts[start:start + 10_000], truncation=True, max_length=length)["input_ids"]
-        for i, ids in enumerate(batch, start):  # faster than the tokenizer's own padding
+        chunk = texts[start:start + 10_000]
+        encoded = tokenizer(chunk, truncation=True, max_length=length)
+        cut += _cut(tokenizer, encoded, chunk, length)
+        for i, ids in enumerate(encoded["input_ids"], start):  # faster than the tokenizer's own padding
             out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    if cut:
+        warnings.warn(f"{cut} of {len(texts)} texts are longer than {_encoder_name(config)}'s {length} tokens and "
+                      f"were cut to {length}.", UserWarning, stacklevel=2)
     return out
 
 
@@ -250,7 +271,7 @@ def load_pretrained(encoder: TextEncoder) -> None:
         with quiet_transformers():
             source = AutoModel.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise SelfsupError(f"cannot read the weights of '{folder}': {first}.") from None
     state = {k: v for k, v in source.state_dict().items() if not k.startswith("pooler.")}
     encoder.model.load_state_dict(state)

@@ -31,6 +31,7 @@ from selfsup.evaluation.protocols import predict
 from selfsup.evaluation.stats import seed_interval
 from selfsup.files import write_atomic
 from selfsup.modalities import load_data, modality_module
+from selfsup.outputs import COMPARISON, clear_output_folder
 
 COMPARE_PROTOCOLS = ("knn", "linear", "mlp")
 
@@ -118,7 +119,7 @@ def _correctness(loaded: list[tuple[str, nn.Module, Splits]], data: str, options
 
 def compare(encoders: list[str], data: str, *, options: DataOptions | None = None,
             protocols: tuple[str, ...] = ("knn", "linear"), k: int | str = "cv", seed: int = 0, seeds: int = 1,
-            test_fraction: float = 0.25, out: str | Path | None = None) -> dict:
+            test_fraction: float = 0.25, out: str | Path | None = None, overwrite: bool = False) -> dict:
     """Probe every encoder on the same split; return per-encoder accuracies and every pairwise comparison.
 
     With one seed the difference gets a paired bootstrap interval over test samples and McNemar's test;
@@ -127,6 +128,7 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
     split and the interval is Student's t over seeds, with a paired t-test. When every seed scores the
     same test samples, those samples are resampled instead (each scored as the share of seeds that got
     it right), so the interval covers test-sampling uncertainty; p is a paired t-test over samples.
+    The report goes to ``out`` when given; ``overwrite`` first removes an earlier comparison's files there.
     """
     for name in protocols:
         if name not in COMPARE_PROTOCOLS:
@@ -167,6 +169,8 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
     result = {"data": data, "split": split, "seed": seed, "seeds": seeds, "n_test": len(runs[0][2]), "fixed_split": fixed_split,
               "accuracies": accuracies, "pairs": pairs}
     if out is not None:
+        if overwrite:
+            clear_output_folder(out, COMPARISON)
         _write(Path(out), result)
     return result
 

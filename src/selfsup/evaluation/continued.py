@@ -20,6 +20,7 @@ from selfsup.evaluation.evaluate import EvaluationResult, evaluate
 from selfsup.evaluation.finetune import FinetuneOptions
 from selfsup.evaluation.zeroshot import DEFAULT_PROMPT
 from selfsup.files import write_atomic
+from selfsup.outputs import EVALUATION, clear_output_folder
 
 
 def init_of(encoder: str | Path) -> str | None:
@@ -41,16 +42,17 @@ def _accuracy(result: EvaluationResult, encoder: str, protocol: str) -> float:
 def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, options: DataOptions | None,
                  protocols: list[str] | None, k: int | str, seed: int, test_fraction: float, out: Path,
                  seeds: int = 1, finetune: FinetuneOptions | None = None, partner: str | Path | None = None,
-                 prompt: str = DEFAULT_PROMPT) -> list[dict]:
+                 prompt: str = DEFAULT_PROMPT, overwrite: bool = False) -> list[dict]:
     """Evaluate ``before`` and ``encoder`` on every set in ``datas``; one row per set and protocol with both
     accuracies and the change. Each set's full report goes to ``out/<i>-<name>``; the comparison to
-    ``out/before_after.md`` and ``.json``."""
-    rows = []
+    ``out/before_after.md`` and ``.json``. Nothing is written until every set is evaluated; then ``overwrite``
+    first removes an earlier evaluation report's files from ``out``."""
+    rows, reports = [], {}
     for i, data in enumerate(datas):
         folder = out / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)[-60:]}"
         common = dict(options=options, protocols=protocols, k=k, seed=seed, seeds=seeds, test_fraction=test_fraction,
                       finetune=finetune)
-        after = evaluate(encoder, data, out=folder, partner=partner, prompt=prompt, **common)
+        reports[folder] = after = evaluate(encoder, data, partner=partner, prompt=prompt, **common)
         # the baselines are the same as after's; zero-shot only where the earlier encoder has its own text partner
         prior = evaluate(before, data, baselines=False, prompt=prompt,
                          **common | {"protocols": [p for p in protocols if p != "zeroshot"] if protocols else None})
@@ -66,6 +68,10 @@ def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, o
     lines += [f"| {r['data']} | {r['protocol']} | {100 * r['before']:.2f} | {100 * r['after']:.2f} | "
               f"{100 * r['change']:+.2f} | {100 * r['random_init']:.2f} | {100 * r['raw_input']:.2f} | {r['n_test']} |"
               for r in rows]
+    if overwrite:
+        clear_output_folder(out, EVALUATION)
+    for folder, report in reports.items():
+        report.write(folder)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("before_after.md", "\n".join(lines) + "\n"), ("before_after.json", json.dumps(rows, indent=1))):
         write_atomic(out / name, text)

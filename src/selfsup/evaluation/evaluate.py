@@ -7,8 +7,10 @@ it has one, otherwise a stratified split fixed by the seed and recorded in the r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
 from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
 from selfsup.evaluation.zeroshot import DEFAULT_PROMPT, class_prompts, load_partner, partner_path, zero_shot
 from selfsup.modalities import load_data, modality_module
+from selfsup.outputs import EVALUATION, clear_output_folder
 
 RAW_INPUT = {"image": "flattened pixels in [0, 1]",
              "tabular": "standardised numeric columns, missing indicators and one-hot categories",
@@ -40,6 +43,15 @@ class EvaluationResult:
     rows: list[dict]
     meta: dict
     files: dict[str, Path]
+    figures: dict[str, Any] = field(default_factory=dict, repr=False)  # write_report's inputs beyond rows and meta
+
+    def write(self, out: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+        """Write the report into ``out``; with ``overwrite``, first remove an earlier evaluation report's files
+        there (only those: see ``selfsup.outputs``)."""
+        if overwrite:
+            clear_output_folder(out, EVALUATION)
+        self.files = write_report(Path(out), self.rows, self.meta, **self.figures)
+        return self.files
 
 
 def _labeled_part(data: ArrayDataset, name: str) -> tuple[ArrayDataset, str]:
@@ -52,10 +64,31 @@ def _labeled_part(data: ArrayDataset, name: str) -> tuple[ArrayDataset, str]:
     return data.subset(np.flatnonzero(data.y.numpy() != UNLABELED)), f"; {unlabeled} unlabeled samples left out"
 
 
+def check_classes(train: ArrayDataset, test: ArrayDataset, train_name: str, test_name: str) -> None:
+    """Refuse training labels of one class (every probe would score 100%); warn when the test labels hold one
+    class only (the probes still choose among every training class, but the score covers that class alone)."""
+    trained, tested = np.unique(train.y.numpy()), np.unique(test.y.numpy())
+    if len(trained) == 1:
+        raise SelfsupError(f"'{train_name}' has only one class ('{train.classes[int(trained[0])]}') in its training "
+                           "labels; evaluation needs at least two classes: label samples of another class too.")
+    if len(tested) == 1:
+        warnings.warn(f"'{test_name}' has only one class ('{test.classes[int(tested[0])]}') in its test labels "
+                      f"(training has {len(trained)}): accuracy only says how often that class is recognised, not "
+                      "how well the classes are told apart.", UserWarning, stacklevel=3)
+
+
 def labeled_split(splits: Splits, test_data: str | None, options: DataOptions | None, config: dict, seed: int,
                   test_fraction: float) -> tuple[ArrayDataset, ArrayDataset, str]:
     """The labeled train and test parts, and a note saying how they were split: ``test_data`` when given,
-    else the data's own test split, else a stratified ``test_fraction`` split fixed by ``seed``."""
+    else the data's own test split, else a stratified ``test_fraction`` split fixed by ``seed``; training labels
+    of one class are refused, test labels of one class warned about (``check_classes``)."""
+    train, test, note = _split(splits, test_data, options, config, seed, test_fraction)
+    check_classes(train, test, splits.name, test_data or splits.name)
+    return train, test, note
+
+
+def _split(splits: Splits, test_data: str | None, options: DataOptions | None, config: dict, seed: int,
+           test_fraction: float) -> tuple[ArrayDataset, ArrayDataset, str]:
     train, note = _labeled_part(splits.train, splits.name)
     if test_data:
         test, test_note = _labeled_part(load_data(test_data, options, encoder_config=config).train, test_data)
@@ -149,7 +182,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
              finetune: FinetuneOptions | None = None, out: str | Path | None = None,
              loss_history: list[tuple[int, float]] | None = None, progress: bool = False,
              baselines: bool = True, partner: nn.Module | str | Path | None = None,
-             prompt: str = DEFAULT_PROMPT) -> EvaluationResult:
+             prompt: str = DEFAULT_PROMPT, overwrite: bool = False) -> EvaluationResult:
     """Accuracy of every protocol with 95% CIs for the encoder, a random-init copy and raw input.
 
     Tables also get a gradient-boosted-trees model on the raw features (``gbdt``), the usual bar there.
@@ -163,6 +196,8 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     ``protocols`` defaults to kNN and linear, plus ``zeroshot`` when the encoder has a text ``partner``: a text
     encoder trained with it (a paired run's other side; by default the one its export names), whose
     embeddings of label ``prompt``s classify the test split.
+    The report goes to ``out`` when given; ``overwrite`` replaces an earlier evaluation report there (its files
+    only), right before the new one is written.
     """
     for name in protocols or ():  # fail on a bad name before any work
         if name not in ALL_PROTOCOLS + ("finetune", "zeroshot"):
@@ -261,9 +296,9 @@ def evaluate(encoder: nn.Module | str | Path, data: str | Splits, *, test_data: 
     if isinstance(encoder_path, str) and (Path(encoder_path) / "recipe.yaml").is_file():
         meta["recipe"] = (Path(encoder_path) / "recipe.yaml").read_text()
     rows = _aggregate(per_seed, fixed_split=len(cached_keys) == 1)
-    files: dict[str, Path] = {}
+    result = EvaluationResult(rows, meta, {}, {"embeddings": {name: f[0] for name, f in features.items()},
+                                               "train_labels": train.y.numpy(), "class_names": train.classes,
+                                               "loss_history": loss_history})
     if out is not None:
-        maps = {name: f[0] for name, f in features.items()}
-        files = write_report(Path(out), rows, meta, embeddings=maps, train_labels=train.y.numpy(),
-                             class_names=train.classes, loss_history=loss_history)
-    return EvaluationResult(rows, meta, files)
+        result.write(out, overwrite=overwrite)
+    return result

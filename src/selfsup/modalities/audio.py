@@ -12,15 +12,18 @@ a trailing piece is kept when it is at least half a segment long (or is the whol
 shorter than a segment is padded at the end with NaN, which marks padding as in time series: the
 encoders read it as silence and leave the frames after a clip's end out of pooling and attention, and
 the per-bin statistics ignore them. ``x`` is float32 ``(N, 1, samples)``. Sample ids are the file's
-path in the folder, with ``#k`` (the 0-based segment) for a file cut into several segments.
+path in the folder, with ``#k`` (the 0-based segment) for a file cut into several segments. Files
+shorter than a segment (padded to one) are counted in one warning.
 
 Unreadable files (corrupt, empty, non-finite samples) stop the run (``bad_files="fail"``) or are left
-out (``"skip"``), as for images.
+out (``"skip"``, with a warning), as for images.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 from rich.progress import track
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits, warn_skipped
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
 from selfsup.modalities import AUDIO_SUFFIXES
@@ -100,7 +103,7 @@ def _read_files(entries: list[tuple[Path, int]], root: Path, sample_rate: int, l
                 bad_files: str) -> tuple[list[np.ndarray], list[int], list[str], list[str]]:
     import soundfile as sf
 
-    pieces, labels, ids, skipped = [], [], [], []
+    pieces, labels, ids, skipped, first_reason = [], [], [], [], ""
     for path, label in track(entries, description=f"reading {root.name}", transient=True,
                              disable=len(entries) < 2000):
         try:
@@ -109,6 +112,7 @@ def _read_files(entries: list[tuple[Path, int]], root: Path, sample_rate: int, l
             if bad_files == "fail":
                 fix = "Fix or remove it, or pass --bad-files skip." if path != root else "Fix it, or pass another file."
                 raise SelfsupError(f"cannot read audio file '{path}': {err}. {fix}") from err
+            first_reason = first_reason or str(err)
             skipped.append(str(path))
             continue
         cut = segments(wave, length)
@@ -116,7 +120,25 @@ def _read_files(entries: list[tuple[Path, int]], root: Path, sample_rate: int, l
         pieces += cut
         labels += [label] * len(cut)
         ids += [name] if len(cut) == 1 else [f"{name}#{k}" for k in range(len(cut))]
+    if pieces:
+        warn_skipped(skipped, "audio file", first_reason)
     return pieces, labels, ids, skipped
+
+
+def _warn_padded(parts: list[ArrayDataset | None], sample_rate: int, length: int) -> None:
+    """One warning line for the files (of every split) shorter than a segment: those read into one segment
+    (an id without ``#k``) that ends in padding."""
+    files, lengths = 0, []
+    for part in (p for p in parts if p is not None):
+        files += len({re.sub(r"#\d+$", "", i) for i in part.ids})
+        whole = torch.tensor([not re.search(r"#\d+$", i) for i in part.ids], dtype=torch.bool)
+        for start in range(0, len(part.x), 4096):  # bounded memory
+            kept = (~torch.isnan(part.x[start:start + 4096, 0])).sum(dim=1)
+            lengths += kept[(kept < length) & whole[start:start + 4096]].tolist()
+    if lengths:
+        warnings.warn(f"{len(lengths)} of {files} audio files are shorter than a segment (the shortest "
+                      f"{min(lengths) / sample_rate:.3g} s) and were padded to {length / sample_rate:g} s "
+                      "(read as silence).", UserWarning, stacklevel=3)
 
 
 def read_split(folder: Path, sample_rate: int, length: int, bad_files: str = "fail") -> ArrayDataset:
@@ -193,6 +215,7 @@ def load_folder(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE,
             raise SelfsupError(f"'{source}/train' and '{source}/test' have different class sub-folders.")
     else:
         train, test = read_split(source, rate, length, bad_files), None
+    _warn_padded([train, test], rate, length)
     return Splits(train=train, test=test, name=name or str(source), modality=NAME,
                   fitted={"sample_rate": rate, "segment_seconds": seconds})
 

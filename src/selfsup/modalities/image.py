@@ -3,6 +3,11 @@
 A folder with class sub-folders is labeled (labels are used for probing only); a flat folder is
 unlabeled; a folder with ``train/`` and ``test/`` sub-folders gives both splits. Images are decoded
 once, resized (short side) and centre-cropped to a square, and kept in memory as uint8.
+
+Grey images of more than 8 bits keep their full range, scaled to 0..255: 16-bit ones (PNG, TIFF) as
+``value / 257``; 32-bit integer ones as 16-bit when their values fit 0..65535, else from their own minimum
+to maximum; float ones as ``value * 255`` when in [0, 1], as they are when in [0, 255], else from their
+own minimum to maximum.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits, warn_skipped
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
 
@@ -32,10 +37,26 @@ def _images_in(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """A grey image of more than 8 bits (modes I;16*, I, F) as mode L at full range (module docstring)."""
+    if not img.mode.startswith(("I", "F")):
+        return img
+    values = np.asarray(img).astype(np.float64)
+    values[~np.isfinite(values)] = 0.0
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if img.mode.startswith("I;16") or (img.mode == "I" and low >= 0 and high <= 65535):
+        values = values / 257.0
+    elif img.mode == "F" and low >= 0 and high <= 1:
+        values = values * 255.0
+    elif not (img.mode == "F" and low >= 0 and high <= 255):
+        values = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
 def _decode(path: Path, size: int, grey: bool) -> np.ndarray:
     with Image.open(path) as img:
         img.load()
-        img = img.convert("L" if grey else "RGB")
+        img = _to_8bit(img).convert("L" if grey else "RGB")
         scale = size / min(img.size)
         w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
         img = img.resize((w, h), Image.Resampling.BILINEAR)
@@ -49,7 +70,7 @@ def _is_grey(paths: list[Path]) -> bool:
     for path in paths[:32]:
         try:
             with Image.open(path) as img:
-                if img.mode not in ("L", "1", "I", "I;16", "F", "LA"):
+                if img.mode not in ("L", "1", "I", "F", "LA") and not img.mode.startswith("I;16"):
                     return False
         except (OSError, UnidentifiedImageError):
             continue
@@ -74,7 +95,7 @@ def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
     if not entries:
         raise SelfsupError(f"no images found in '{folder}' (looked for {', '.join(EXTENSIONS)} files).")
     grey = _is_grey([p for p, _ in entries])
-    arrays, labels, ids, skipped = [], [], [], []
+    arrays, labels, ids, skipped, first_reason = [], [], [], [], ""
     for path, label in track(entries, description=f"reading {folder.name}", transient=True,
                              disable=len(entries) < 2000):
         try:
@@ -84,12 +105,14 @@ def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
                 raise SelfsupError(
                     f"cannot read image '{path}': {err}. Fix or remove it, or pass --bad-files skip."
                 ) from err
+            first_reason = first_reason or str(err)
             skipped.append(str(path))
             continue
         labels.append(label)
         ids.append(str(path.relative_to(folder)))
     if not arrays:
         raise SelfsupError(f"none of the {len(entries)} images in '{folder}' could be read.")
+    warn_skipped(skipped, "image", first_reason)
     x = torch.from_numpy(np.stack(arrays))
     return ArrayDataset(x, torch.tensor(labels, dtype=torch.long), ids, classes, skipped)
 

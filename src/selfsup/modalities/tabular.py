@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
-from selfsup.errors import SelfsupError, unknown_name
+from selfsup.errors import SelfsupError, unknown_name, first_line
 from selfsup.methods.base import ViewSpec
 
 NAME = "tabular"
@@ -107,11 +107,24 @@ def _string_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame if list(frame.columns) == columns else frame.set_axis(columns, axis=1)
 
 
+def check_csv_header(path: Path, sep: str, columns: Sequence[Any]) -> None:
+    """Refuse a CSV/TSV whose header row repeats a name: pandas reads ``a, a`` as ``a, a.1``, so when a
+    column looks renamed that way the header is read again as written."""
+    names = {str(c) for c in columns}
+    if not any(base and base in names and number.isdigit() for base, _, number in (c.rpartition(".") for c in names)):
+        return
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    duplicates = sorted({c for c in header if c and header.count(c) > 1})
+    if duplicates:
+        raise SelfsupError(f"table '{path}' has duplicate columns {_quoted(duplicates)}; rename them.")
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a .csv / .tsv (optionally compressed) or .parquet file into a DataFrame with string column names.
 
     CSV/TSV must be UTF-8 with a header row; pandas' usual markers (empty, ``NA``, ``NaN``, ``null``,
-    ``None``, ...) are missing values. Unreadable files and tables without rows raise ``SelfsupError``.
+    ``None``, ...) are missing values. Unreadable files, tables without rows and headers that repeat a column
+    name raise ``SelfsupError``.
     """
     path = Path(path)
     if not path.exists():
@@ -126,17 +139,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
             try:
                 frame = pd.read_parquet(path)
             except (ValueError, OSError, pa.ArrowException) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                first = first_line(err)
                 raise SelfsupError(f"cannot read table '{path}': {first}; is it a valid Parquet file?") from err
         else:
             frame = pd.read_csv(path, sep=sep, low_memory=False)
+            check_csv_header(path, sep, frame.columns)
     except pd.errors.EmptyDataError as err:
         raise SelfsupError(f"table '{path}' is empty; it needs a header row and at least one data row.") from err
     except UnicodeDecodeError as err:
         raise SelfsupError(f"cannot read table '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} "
                            f"at position {err.start}); save it as UTF-8 {path.suffix} or as Parquet.") from err
     except (pd.errors.ParserError, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise SelfsupError(f"cannot read table '{path}': {first}; check that it is a valid "
                            f"{'tab' if sep == chr(9) else 'comma'}-separated file with a header row.") from err
     frame = _string_columns(frame, str(path))

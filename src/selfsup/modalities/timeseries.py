@@ -46,6 +46,7 @@ from selfsup.data import ArrayDataset, DataOptions, Splits
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import ViewSpec
 from selfsup.modalities.labels import encode_labels, label_text, sorted_classes
+from selfsup.modalities.tabular import check_csv_header
 from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
 
 NAME = "timeseries"
@@ -305,7 +306,9 @@ def _read_frame(path: Path) -> pd.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            frame = pd.read_csv(path, sep=sep)
+            check_csv_header(path, sep, frame.columns)
     except pd.errors.EmptyDataError as err:
         raise SelfsupError(f"'{path}' is empty; pass a table with a header row and one row per series "
                            "(or per time step with --series-id).") from err

@@ -55,8 +55,8 @@ class PretrainModule(L.LightningModule):
         out = self.method.training_loss(views)
         if not torch.isfinite(out.loss):
             raise FloatingPointError(
-                f"the {self.method.name} loss became {out.loss.item()} at step {self.global_step}; "
-                "lower --lr, or use --precision 32-true."
+                f"the {self.method.name} loss became {out.loss.item()} at step {self.global_step} (peak learning "
+                f"rate {self.lr:g}); lower --lr, or use --precision 32-true."
             )
         loss = out.loss
         if self.distill_teacher is not None:

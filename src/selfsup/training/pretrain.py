@@ -7,15 +7,18 @@ import json
 import logging
 import math
 import os
-import shutil
+import sys
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.warnings import PossibleUserWarning
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from sklearn.model_selection import train_test_split
@@ -26,22 +29,26 @@ from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, save_encoder, w
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.encoders import build_encoder
 from selfsup.encoders.pair import PairEncoder
-from selfsup.errors import SelfsupError
+from selfsup.errors import RunInterrupted, SelfsupError, first_line
 from selfsup.evaluation.evaluate import check_fits
 from selfsup.files import write_atomic
 from selfsup.methods import build_method, method_class
 from selfsup.modalities import BUILTIN_PREFIX, load_data, modality_module
 from selfsup.modalities.text import LINE_SUFFIXES
+from selfsup.outputs import RUN, check_output_folder, clear_output_folder, folder_lock
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
 from selfsup.training.init import InitReport, InitSource, load_into, read_init, report_table
+from selfsup.training.checkpoints import (
+    FOLDER, LAST, PREVIOUS, ResumePoint, RunCheckpoints, resume_checkpoint, stop_on_interrupt,
+)
 from selfsup.training.module import PretrainModule
+from selfsup.training.progress import PlainProgress
 from selfsup.training.pairs import (
     check_paired, export_sides, pair_splits, pair_views, resolved_lock, same_encoder_side, side_b,
     starts_pre_trained,
 )
 
 RECIPE_FILE = "recipe.yaml"
-LAST_CKPT = Path("checkpoints") / "last.ckpt"
 PROBE_HOLDOUT = 0.1
 
 
@@ -57,25 +64,32 @@ class PretrainResult:
 
 def _launched_rank() -> int:
     """Rank of a process that Lightning's DDP launcher started by re-running the command (0 in the launcher)."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
+    return sum(int(os.environ.get(name, "0") or 0) for name in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
-def _prepare_out(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
-    out = Path(recipe.out)
+def _check_out(recipe: Recipe, resume: bool, overwrite: bool, flag: str = "--out") -> None:
+    """Before any work: --out is new, empty, or a selfsup run (to resume or, with --overwrite, replace)."""
     if _launched_rank() > 0:  # the launcher (rank 0) has already checked and written the folder
-        return out
-    occupied = out.exists() and any(out.iterdir())
-    if resume:
-        if not (out / LAST_CKPT).is_file():
-            raise SelfsupError(f"cannot resume: '{out / LAST_CKPT}' does not exist; start a new run instead.")
-    elif occupied and not overwrite:
-        raise SelfsupError(
-            f"output folder '{out}' already holds files; pass --resume to continue that run, "
-            "--overwrite to replace it, or choose another --out."
-        )
-    if out.exists() and not out.is_dir():
-        raise SelfsupError(f"output path '{out}' is a file; choose a folder for --out.")
-    return out
+        return
+    check_output_folder(recipe.out, RUN, overwrite=overwrite, resume=resume, flag=flag)
+
+
+def _holding(out: Path) -> AbstractContextManager:
+    """The run's lock on its folder, held by the launcher process (DDP workers share it)."""
+    return folder_lock(out) if _launched_rank() == 0 else nullcontext(out)
+
+
+def _roll_back(out: Path) -> None:
+    """Remove what a new run wrote, when it fails before its first checkpoint (there is nothing to resume); a
+    failure to do so is a warning, so that the error that stopped the run is the one reported."""
+    try:
+        clear_output_folder(out, RUN)
+    except (OSError, SelfsupError) as err:
+        warnings.warn(f"could not remove the unfinished run in '{out}': {first_line(err)}", stacklevel=2)
+
+
+def _has_checkpoint(out: Path) -> bool:
+    return any((out / FOLDER / name).is_file() for name in (LAST, PREVIOUS))
 
 
 def _probe_split(train: ArrayDataset, seed: int, enabled: bool) -> tuple[ArrayDataset, ArrayDataset | None]:
@@ -253,6 +267,8 @@ def stage1_folder(out: str | Path) -> Path:
 def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> PretrainResult:
     """Pre-train an encoder as the recipe says; returns the trained encoder and where the run lives.
 
+    The run holds a lock on its folder; checkpoints are written on the recipe's schedule and on Ctrl-C
+    (:class:`RunInterrupted`). A new run that fails before its first checkpoint removes what it wrote.
     With ``recipe.self_distill`` (Lee et al. 2022, "Self-Distillation for Further Pre-training of
     Transformers") this is two runs: stage 1 further pre-trains ``recipe.init`` on the data into
     ``OUT-stage1``; stage 2 re-starts from ``recipe.init`` and trains the same objective plus
@@ -260,29 +276,61 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     """
     method_cls = method_class(recipe.method)  # fail on a bad name before any data is read
     check_paired(recipe, method_cls)
-    teacher = None
     if recipe.self_distill:
-        if not recipe.init:
-            raise SelfsupError("--self-distill re-starts from the original checkpoint: give it with --init.")
-        first = recipe.model_copy(update={"self_distill": False, "out": str(stage1_folder(recipe.out))})
-        stage1, final = Path(first.out), Path(recipe.out)
-        if not resume:
-            _prepare_out(recipe, resume, overwrite)  # both folders are checked before anything is written
-            _prepare_out(first, resume, overwrite)
-            if _launched_rank() == 0:  # OUT's recipe first, so that '--resume --out OUT' finds the run
-                if overwrite and final.exists():
-                    shutil.rmtree(final)
-                final.mkdir(parents=True, exist_ok=True)
-                save_recipe(recipe, final / RECIPE_FILE)
-        if resume and (stage1 / WEIGHTS).is_file():  # stage 1 finished: only stage 2 continues
-            teacher = load_encoder(stage1)
-        else:  # stage 1 from its last checkpoint, or again from the start when it never wrote one
-            stage1_resume = resume and (stage1 / LAST_CKPT).is_file()
-            teacher = pretrain(first, resume=stage1_resume, overwrite=not stage1_resume and (overwrite or resume),
-                               progress=progress).encoder
-        resume = resume and (final / LAST_CKPT).is_file()  # stage 2 may not have started yet
-        overwrite = not resume  # OUT holds only its recipe (or a start without a checkpoint)
-    out = _prepare_out(recipe, resume, overwrite)
+        return _self_distill(recipe, resume, overwrite, progress)
+    _check_out(recipe, resume, overwrite)  # before the lock file goes into someone's folder
+    with _holding(Path(recipe.out)):
+        _check_out(recipe, resume, overwrite)  # and again: another run may have finished there meanwhile
+        return _run(recipe, resume=resume, overwrite=overwrite, progress=progress)
+
+
+def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> PretrainResult:
+    """Stage 1 into ``OUT-stage1``, then stage 2 into OUT; ``--resume --out OUT`` continues whichever stopped."""
+    if not recipe.init:
+        raise SelfsupError("--self-distill re-starts from the original checkpoint: give it with --init.")
+    first = recipe.model_copy(update={"self_distill": False, "out": str(stage1_folder(recipe.out))})
+    stage1, final = Path(first.out), Path(recipe.out)
+    _check_out(recipe, resume, overwrite)  # both folders are checked before anything is written
+    _check_out(first, resume, overwrite, flag="the stage-1 folder of --self-distill")
+    with _holding(final):
+        _check_out(recipe, resume, overwrite)
+        fresh = not resume and _launched_rank() == 0
+        if fresh:  # OUT's recipe first, so that '--resume --out OUT' finds the run
+            if overwrite:
+                clear_output_folder(final, RUN)
+            save_recipe(recipe, final / RECIPE_FILE)
+        try:
+            if resume and (stage1 / WEIGHTS).is_file():  # stage 1 finished: only stage 2 continues
+                teacher = load_encoder(stage1)
+            else:  # stage 1 from its last checkpoint, or again from the start when it never wrote one
+                stage1_resume = resume and _has_checkpoint(stage1)
+                with _holding(stage1):
+                    teacher = _run(first, resume=stage1_resume, overwrite=not stage1_resume and (overwrite or resume),
+                                   progress=progress).encoder
+        except BaseException as err:
+            if fresh and not _has_checkpoint(stage1):  # nothing to resume: leave no half-made run behind
+                _roll_back(final)
+            if isinstance(err, RunInterrupted):  # resumed through OUT, not through its stage 1
+                raise RunInterrupted(final, err.step) from None
+            raise
+        stage2_resume = resume and _has_checkpoint(final)  # stage 2 may not have started yet
+        try:  # OUT holds only its recipe (or a start without a checkpoint)
+            return _run(recipe, resume=stage2_resume, overwrite=not stage2_resume, progress=progress, teacher=teacher)
+        except BaseException as err:
+            if _launched_rank() == 0 and not (final / RECIPE_FILE).is_file():  # stage 2 rolled back: stage 1 is
+                save_recipe(recipe, final / RECIPE_FILE)  # done, and '--resume --out OUT' goes on with stage 2
+            if isinstance(err, RunInterrupted):
+                raise RunInterrupted(final, err.step) from None
+            raise
+
+
+def _run(recipe: Recipe, *, resume: bool, overwrite: bool, progress: bool,
+         teacher: nn.Module | None = None) -> PretrainResult:
+    """One pre-training run in the (checked, locked) folder ``recipe.out``: data, encoder, method, views, trainer;
+    the folder is written only once all of them are set up."""
+    method_cls = method_class(recipe.method)
+    out = Path(recipe.out)
+    resume_from = resume_checkpoint(out) if resume else None  # a corrupt checkpoint fails before any work
     options = recipe.data_options()
     saved_config = read_meta(out)["encoder"] if resume and recipe.init else None  # last.ckpt holds the weights
     if saved_config is not None and saved_config["modality"] == "pairs":
@@ -344,15 +392,6 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     if recipe.freeze_encoder_steps:
         _check_freeze(recipe, len(fit_set))
 
-    if _launched_rank() == 0:
-        if overwrite and out.exists() and not resume:
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        save_recipe(recipe, out / RECIPE_FILE)
-        write_meta(encoder, out, recipe.model_dump())
-        if init_report is not None:
-            _write_init_report(out, init, init_report, progress)
-
     batch_size = min(recipe.batch_size, len(fit_set))
     train_set, sampler = (fit_set, None) if replay is None else _with_replay(fit_set, replay, recipe.replay_fraction,
                                                                              recipe.seed)
@@ -368,33 +407,28 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         freeze_encoder_steps=recipe.freeze_encoder_steps,
         distill_teacher=teacher, distill_weight=recipe.distill_weight,
     )
-    for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
-        logging.getLogger(name).setLevel(logging.WARNING)
-    csv_logger = CSVLogger(out, name="csv", version="")
-    callbacks = [
-        # no version counter: a resumed copy of a run must overwrite its last.ckpt, not write last-v1.ckpt
-        ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                        every_n_epochs=recipe.checkpoint_every, enable_version_counter=False),
-    ] + ([RichProgressBar(leave=True)] if progress else [])
-    # SyncBatchNorm (global-batch BN statistics, as SimCLR/BYOL use) exists only on GPUs
-    on_gpu = torch.cuda.is_available() and recipe.accelerator in ("auto", "gpu", "cuda")
-    multi_device = recipe.devices not in (1, "1") and on_gpu
-    trainer = L.Trainer(
-        max_epochs=recipe.epochs, max_steps=recipe.max_steps, accelerator=recipe.accelerator,
-        devices=recipe.devices, strategy=recipe.strategy, precision=recipe.precision,
-        sync_batchnorm=multi_device, callbacks=callbacks,
-        logger=[csv_logger, TensorBoardLogger(out, name="tensorboard", version="")],
-        log_every_n_steps=max(1, min(10, len(train_loader))), enable_progress_bar=progress,
-        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=out,
-    )
-    with warnings.catch_warnings():
-        for noise in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
-                      ".*no `val_dataloader`.*"):  # the online probe off: no validation data, as intended
-            warnings.filterwarnings("ignore", message=noise)
-        previous_metrics = _keep_metrics_across_resume(out / "csv") if resume else None
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(out / LAST_CKPT) if resume else None)
-    if previous_metrics is not None and trainer.is_global_zero:
-        _merge_metrics(out / "csv", previous_metrics)
+
+    def write_description() -> None:  # what a resumed run changes, once its new state is on disk
+        save_recipe(recipe, out / RECIPE_FILE)
+        write_meta(encoder, out, recipe.model_dump())
+
+    checkpoints = RunCheckpoints(out, recipe.checkpoint_every, recipe.checkpoint_every_steps,
+                                 after_first_save=write_description if resume and _launched_rank() == 0 else None)
+    trainer = _trainer(recipe, out, checkpoints, len(train_loader), progress, resume_from)  # bad devices fail before writing
+    fresh = not resume and _launched_rank() == 0
+    if fresh:
+        if overwrite:
+            clear_output_folder(out, RUN)
+        out.mkdir(parents=True, exist_ok=True)
+        write_description()  # recipe.yaml: '--resume' finds the run; selfsup.json: a killed run can be exported
+        if init_report is not None:
+            _write_init_report(out, init, init_report, progress)
+    try:
+        _fit(trainer, module, checkpoints, train_loader, val_loader, out, resume_from)
+    except BaseException:
+        if fresh and checkpoints.saved_step is None:  # nothing to resume: leave no half-made run behind
+            _roll_back(out)
+        raise
 
     encoder = method.encoder.cpu().eval()
     sides = None
@@ -403,3 +437,76 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
         if pair is not None:
             sides = export_sides(encoder, out, recipe.model_dump() | {"method_args": method_args})
     return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
+
+
+def _epochs(recipe: Recipe, steps_per_epoch: int, resume_from: ResumePoint | None) -> int:
+    """The epochs the run will really train: fewer than ``recipe.epochs`` when ``max_steps`` ends it first (so the
+    progress bar does not promise 20 epochs for 3 steps). A resumed run has done the checkpoint's epochs, the
+    last one perhaps only in part (a run stopped by ``max_steps`` mid-epoch resumes in the next one). Several
+    devices split each epoch's batches between them: there, the recipe's epochs."""
+    if recipe.max_steps < 0 or recipe.devices not in (1, "1"):
+        return recipe.epochs
+    epoch, step = (resume_from.epoch, resume_from.step) if resume_from is not None else (-1, 0)
+    return min(recipe.epochs, epoch + 1 + math.ceil(max(0, recipe.max_steps - step) / max(1, steps_per_epoch)))
+
+
+def _trainer(recipe: Recipe, out: Path, checkpoints: RunCheckpoints, steps_per_epoch: int, progress: bool,
+             resume_from: ResumePoint | None) -> L.Trainer:
+    """The Lightning trainer; a device, strategy or precision it cannot use is a :class:`SelfsupError`."""
+    for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
+        logging.getLogger(name).setLevel(logging.WARNING)
+    bar = progress and sys.stdout.isatty()  # a redrawn bar in a terminal; a few plain lines in logs and pipes
+    callbacks: list[L.Callback] = [checkpoints]
+    if progress:
+        callbacks.append(RichProgressBar(leave=True) if bar else PlainProgress(sys.stdout))
+    # SyncBatchNorm (global-batch BN statistics, as SimCLR/BYOL use) exists only on GPUs
+    on_gpu = torch.cuda.is_available() and recipe.accelerator in ("auto", "gpu", "cuda")
+    multi_device = recipe.devices not in (1, "1") and on_gpu
+    if recipe.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SelfsupError(f"--accelerator {recipe.accelerator}: no CUDA GPU is visible to PyTorch on this machine; "
+                           "use --accelerator cpu (or auto).")
+    try:
+        return L.Trainer(
+            max_epochs=_epochs(recipe, steps_per_epoch, resume_from), max_steps=recipe.max_steps,
+            accelerator=recipe.accelerator, devices=recipe.devices, strategy=recipe.strategy,
+            precision=recipe.precision, sync_batchnorm=multi_device, callbacks=callbacks,
+            logger=[CSVLogger(out, name="csv", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
+            log_every_n_steps=max(1, min(10, steps_per_epoch)), enable_progress_bar=bar,
+            enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=out,
+        )
+    except (MisconfigurationException, ValueError, RuntimeError) as err:
+        first = first_line(err)
+        raise SelfsupError(f"cannot train with --accelerator {recipe.accelerator} --devices {recipe.devices} "
+                           f"--strategy {recipe.strategy} --precision {recipe.precision}: {first}") from None
+
+
+LIGHTNING_NOISE = (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
+                   ".*no `val_dataloader`.*",  # the online probe off: no validation data, as intended
+                   ".*resuming from a checkpoint that ended before the epoch ended.*",  # the loader restarts the epoch
+                   ".*Checkpoint directory.*exists and is not empty.*", ".*Trying to infer the `batch_size`.*")
+
+
+def _fit(trainer: L.Trainer, module: PretrainModule, checkpoints: RunCheckpoints, train_loader: DataLoader,
+         val_loader: DataLoader | None, out: Path, resume_from: ResumePoint | None) -> None:
+    """``trainer.fit`` with Lightning's internal warnings silenced, the metrics of a resumed run kept, a diverged
+    loss reported as a user error and Ctrl-C turned into a saved, resumable stop."""
+    with warnings.catch_warnings():
+        for noise in LIGHTNING_NOISE:
+            warnings.filterwarnings("ignore", message=noise)
+        warnings.filterwarnings("ignore", category=PossibleUserWarning)
+        previous_metrics = _keep_metrics_across_resume(out / "csv") if resume_from else None
+        try:
+            with stop_on_interrupt(checkpoints):
+                trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from.path) if resume_from else None)
+        except SystemExit:  # Lightning's answer to a second Ctrl-C
+            if checkpoints.stop_requested:
+                raise KeyboardInterrupt from None
+            raise
+        except FloatingPointError as err:  # the loss diverged
+            kept = (f" The run's checkpoints are kept in '{out / FOLDER}'; start again with --overwrite."
+                    if _has_checkpoint(out) else "")
+            raise SelfsupError(f"{err}{kept}") from None
+    if previous_metrics is not None and trainer.is_global_zero:
+        _merge_metrics(out / "csv", previous_metrics)
+    if checkpoints.stop_requested:
+        raise RunInterrupted(out, trainer.global_step)

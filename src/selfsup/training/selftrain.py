@@ -32,6 +32,7 @@ from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classi
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.files import write_atomic
 from selfsup.modalities import load_data
+from selfsup.outputs import SELFTRAIN, clear_output_folder
 
 
 @dataclass
@@ -55,8 +56,9 @@ def _fit_summary(details: dict) -> dict:
 def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: DataOptions | None = None,
                threshold: float = 0.9, temperature: float = 1.0, epochs: int = 30, lr: float = 1e-4,
                batch_size: int = 64, seed: int = 0, test_fraction: float = 0.25,
-               out: str | Path | None = None) -> SelfTrainResult:
-    """Teacher -> pseudo-labels -> student (see the module docstring); writes ``selftrain.json`` to ``out``."""
+               out: str | Path | None = None, overwrite: bool = False) -> SelfTrainResult:
+    """Teacher -> pseudo-labels -> student (see the module docstring); writes ``selftrain.json`` to ``out``
+    (with ``overwrite``, first removing an earlier self-training report's files there)."""
     if not 0 <= threshold < 1:
         raise SelfsupError(f"--threshold {threshold} must be in [0, 1): the teacher's top class probability.")
     if temperature <= 0 or epochs < 1 or lr <= 0 or batch_size < 2:
@@ -95,6 +97,8 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     )
     if out is not None:
         out = Path(out)
+        if overwrite:
+            clear_output_folder(out, SELFTRAIN)
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
     return result
