@@ -28,16 +28,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import accuracies, fmt  # noqa: E402
-
-from selfsup.data import Splits  # noqa: E402
-from selfsup.encoders.text import build, load_pretrained, text_encoder_config  # noqa: E402
-from selfsup.evaluation.bench import BATCH, run_cell  # noqa: E402
-from selfsup.evaluation.evaluate import evaluate  # noqa: E402
-from selfsup.files import write_atomic  # noqa: E402
-from selfsup.modalities import load_data  # noqa: E402
-from selfsup.recipe import make_recipe  # noqa: E402
-from selfsup.training.pretrain import pretrain  # noqa: E402
+from selfsup.data import Splits
+from selfsup.encoders.text import build, load_pretrained, text_encoder_config
+from selfsup.evaluation.evaluate import evaluate
+from selfsup.files import write_atomic
+from selfsup.recipe import make_recipe
+from selfsup.sources import load_data
+from selfsup.workflows.bench import BATCH, run_cell
+from selfsup.workflows.pretrain import pretrain
+from tables_series import accuracies, fmt
 
 AUDIO_METHODS = ("simclr", "mae")
 # audio_text.json was measured before pitch shift and time stretch became the audio default: pinned to reproduce it
@@ -59,24 +58,42 @@ def text_rows(steps: int, n_train: int, n_test: int, workdir: Path) -> list[dict
     full = load_data("builtin:rottentomatoes", encoder_config=config)
     train = full.train.subset(stratified_subset(full.train.y.numpy(), n_train))
     test = full.test.subset(stratified_subset(full.test.y.numpy(), n_test))
-    probe = Splits(train=train, test=test, name=f"rottentomatoes subset ({n_train} train / {n_test} test)",
-                   modality="text")
+    probe = Splits(
+        train=train, test=test, name=f"rottentomatoes subset ({n_train} train / {n_test} test)", modality="text"
+    )
     before = build(config)
     load_pretrained(before)
     start = time.process_time()
     result = evaluate(before, probe, seed=0)
-    rows = [{"name": "MiniLM as shipped" if r["encoder"] == "pretrained" else r["encoder"], **r,
-             "cpu_seconds": round(time.process_time() - start, 1)} for r in result.rows]
+    rows = [
+        {
+            "name": "MiniLM as shipped" if r["encoder"] == "pretrained" else r["encoder"],
+            **r,
+            "cpu_seconds": round(time.process_time() - start, 1),
+        }
+        for r in result.rows
+    ]
     for method in TEXT_METHODS:
-        recipe = make_recipe(data="builtin:rottentomatoes", method=method, encoder="minilm", seed=0, max_steps=steps,
-                             epochs=10_000, batch_size=BATCH["text"], warmup_epochs=0, online_probe=False,
-                             checkpoint_every=10_000, out=str(workdir / f"text-{method}"))
+        recipe = make_recipe(
+            data="builtin:rottentomatoes",
+            method=method,
+            encoder="minilm",
+            seed=0,
+            max_steps=steps,
+            epochs=10_000,
+            batch_size=BATCH["text"],
+            warmup_epochs=0,
+            online_probe=False,
+            checkpoint_every=10_000,
+            out=str(workdir / f"text-{method}"),
+        )
         start = time.process_time()
         run = pretrain(recipe, progress=False)
         seconds = time.process_time() - start
         after = evaluate(run.encoder, probe, seed=0, baselines=False)
-        rows += [{"name": f"MiniLM + {method} ({steps} steps)", **r, "cpu_seconds": round(seconds, 1)}
-                 for r in after.rows]
+        rows += [
+            {"name": f"MiniLM + {method} ({steps} steps)", **r, "cpu_seconds": round(seconds, 1)} for r in after.rows
+        ]
         print(f"text {method}: done ({seconds:.0f} CPU s of pre-training)", file=sys.stderr, flush=True)
     return rows
 
@@ -85,8 +102,12 @@ def text_markdown(rows: list[dict]) -> str:
     lines = ["| encoder | kNN | linear | pre-training CPU s |", "|---|---|---|---|"]
     for name in dict.fromkeys(r["name"] for r in rows):
         by = {r["protocol"]: r for r in rows if r["name"] == name}
-        cells = [f"{100 * by[p]['accuracy']:.1f} [{100 * by[p]['ci_low']:.1f}, {100 * by[p]['ci_high']:.1f}]"
-                 if p in by else "" for p in ("knn", "linear")]
+        cells = [
+            f"{100 * by[p]['accuracy']:.1f} [{100 * by[p]['ci_low']:.1f}, {100 * by[p]['ci_high']:.1f}]"
+            if p in by
+            else ""
+            for p in ("knn", "linear")
+        ]
         seconds = by["knn"]["cpu_seconds"] if "+" in name else ""
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | {seconds} |")
     return "\n".join(lines)
@@ -94,19 +115,26 @@ def text_markdown(rows: list[dict]) -> str:
 
 def audio_markdown(results: list[dict]) -> str:
     first = [r for r in results if r["method"] == results[0]["method"]]
-    lines = ["| encoder / method | kNN | linear | CPU s / run |", "|---|---|---|---|",
-             f"| raw log-mel statistics | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-             f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |"]
+    lines = [
+        "| encoder / method | kNN | linear | CPU s / run |",
+        "|---|---|---|---|",
+        f"| raw log-mel statistics | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
+        f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |",
+    ]
     for encoder in dict.fromkeys(r["encoder"] for r in results):
         mine = [r for r in results if r["encoder"] == encoder]
         runs = [r for r in mine if r["method"] == mine[0]["method"]]
-        lines.append(f"| random-init {encoder} | {fmt(accuracies(runs, 'random-init', 'knn'))} | "
-                     f"{fmt(accuracies(runs, 'random-init', 'linear'))} | |")
+        lines.append(
+            f"| random-init {encoder} | {fmt(accuracies(runs, 'random-init', 'knn'))} | "
+            f"{fmt(accuracies(runs, 'random-init', 'linear'))} | |"
+        )
     for method in dict.fromkeys(r["method"] for r in results):
         runs = [r for r in results if r["method"] == method]
-        lines.append(f"| {method} ({runs[0]['encoder']}, {runs[0]['steps']} steps) | "
-                     f"{fmt(accuracies(runs, 'pretrained', 'knn'))} | {fmt(accuracies(runs, 'pretrained', 'linear'))} | "
-                     f"{np.mean([r['cpu_seconds'] for r in runs]):.0f} |")
+        lines.append(
+            f"| {method} ({runs[0]['encoder']}, {runs[0]['steps']} steps) | "
+            f"{fmt(accuracies(runs, 'pretrained', 'knn'))} | {fmt(accuracies(runs, 'pretrained', 'linear'))} | "
+            f"{np.mean([r['cpu_seconds'] for r in runs]):.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -128,14 +156,19 @@ def main() -> None:
             audio = []
             for method in AUDIO_METHODS:
                 for seed in range(args.seeds):
-                    audio.append(run_cell("spoken_words", method, seed, args.audio_steps, Path(tmp),
-                                          view_args=BYOL_A_VIEWS))
+                    audio.append(
+                        run_cell("spoken_words", method, seed, args.audio_steps, Path(tmp), view_args=BYOL_A_VIEWS)
+                    )
                     print(f"audio {method} seed {seed}: done", file=sys.stderr, flush=True)
             out["audio"] = audio
-            print(f"\n### Audio: builtin:spoken_words (synthetic speech), {args.seeds} seeds\n\n{audio_markdown(audio)}")
+            print(
+                f"\n### Audio: builtin:spoken_words (synthetic speech), {args.seeds} seeds\n\n{audio_markdown(audio)}"
+            )
         if args.skip != "text":
             out["text"] = text_rows(args.text_steps, args.text_train, args.text_test, Path(tmp))
-            print(f"\n### Text: builtin:rottentomatoes subset, 1 seed, 95% bootstrap CI\n\n{text_markdown(out['text'])}")
+            print(
+                f"\n### Text: builtin:rottentomatoes subset, 1 seed, 95% bootstrap CI\n\n{text_markdown(out['text'])}"
+            )
     write_atomic(Path(args.out), json.dumps(out, indent=1, default=str))
 
 

@@ -23,24 +23,29 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import accuracies, fmt  # noqa: E402
-
-from selfsup.evaluation.bench import run_cell  # noqa: E402
-from selfsup.files import write_atomic  # noqa: E402
+from selfsup.files import write_atomic
+from selfsup.workflows.bench import run_cell
+from tables_series import accuracies, fmt
 
 
 def markdown(runs: dict[str, list[dict]]) -> str:
     first = next(iter(runs.values()))
     lines = ["| encoder / views | kNN | linear | per seed (kNN / linear) | CPU s / run |", "|---|---|---|---|---|"]
     for name, encoder in (("raw log-mel statistics", "raw-input"), ("random-init audio_cnn", "random-init")):
-        lines.append(f"| {name} | {fmt(accuracies(first, encoder, 'knn'))} | "
-                     f"{fmt(accuracies(first, encoder, 'linear'))} | | |")
+        lines.append(
+            f"| {name} | {fmt(accuracies(first, encoder, 'knn'))} | {fmt(accuracies(first, encoder, 'linear'))} | | |"
+        )
     for label, cells in runs.items():
-        per_seed = ", ".join(f"{100 * accuracies([c], 'pretrained', 'knn')[0]:.1f} / "
-                             f"{100 * accuracies([c], 'pretrained', 'linear')[0]:.1f}" for c in cells)
+        per_seed = ", ".join(
+            f"{100 * accuracies([c], 'pretrained', 'knn')[0]:.1f} / "
+            f"{100 * accuracies([c], 'pretrained', 'linear')[0]:.1f}"
+            for c in cells
+        )
         seconds = sum(c["cpu_seconds"] for c in cells) / len(cells)
-        lines.append(f"| simclr, {label} | {fmt(accuracies(cells, 'pretrained', 'knn'))} | "
-                     f"{fmt(accuracies(cells, 'pretrained', 'linear'))} | {per_seed} | {seconds:.0f} |")
+        lines.append(
+            f"| simclr, {label} | {fmt(accuracies(cells, 'pretrained', 'knn'))} | "
+            f"{fmt(accuracies(cells, 'pretrained', 'linear'))} | {per_seed} | {seconds:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -54,21 +59,31 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/audio_views.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    configs = {"no pitch, no stretch (BYOL-A's views)": {"pitch": 0.0, "stretch": 1.0},
-               f"+ pitch {args.pitch:g}, stretch {args.stretch:g}": {"pitch": args.pitch, "stretch": args.stretch}}
+    configs = {
+        "no pitch, no stretch (BYOL-A's views)": {"pitch": 0.0, "stretch": 1.0},
+        f"+ pitch {args.pitch:g}, stretch {args.stretch:g}": {"pitch": args.pitch, "stretch": args.stretch},
+    }
     runs: dict[str, list[dict]] = {label: [] for label in configs}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             for i, (label, view_args) in enumerate(configs.items()):
-                cell = run_cell("spoken_words", "simclr", seed, args.steps, Path(tmp) / str(i), baselines=i == 0,
-                                view_args=view_args)
+                cell = run_cell(
+                    "spoken_words",
+                    "simclr",
+                    seed,
+                    args.steps,
+                    Path(tmp) / str(i),
+                    baselines=i == 0,
+                    view_args=view_args,
+                )
                 runs[label].append(cell | {"views": label, "view_args": view_args})
                 print(f"seed {seed}, {label}: done ({cell['cpu_seconds']:.0f} CPU s)", file=sys.stderr, flush=True)
     table = markdown(runs)
-    print(f"\n### SimCLR views on builtin:spoken_words (synthetic speech), {args.steps} steps, {args.seeds} seeds, "
-          f"test voices unseen\n\n{table}")
-    write_atomic(Path(args.out), json.dumps({"args": vars(args), "runs": runs, "table": table}, indent=1,
-                                            default=str))
+    print(
+        f"\n### SimCLR views on builtin:spoken_words (synthetic speech), {args.steps} steps, {args.seeds} seeds, "
+        f"test voices unseen\n\n{table}"
+    )
+    write_atomic(Path(args.out), json.dumps({"args": vars(args), "runs": runs, "table": table}, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -33,20 +33,28 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import fmt  # noqa: E402
-
-from selfsup.data import DataOptions  # noqa: E402
-from selfsup.datasets import load_builtin  # noqa: E402
-from selfsup.encoders import build_encoder  # noqa: E402
-from selfsup.evaluation.embed import embed  # noqa: E402
-from selfsup.evaluation.protocols import run_protocols  # noqa: E402
-from selfsup.modalities import load_data, modality_module  # noqa: E402
-from selfsup.recipe import make_recipe  # noqa: E402
-from selfsup.training.pretrain import pretrain  # noqa: E402
+from selfsup.data import DataOptions
+from selfsup.datasets import load_builtin
+from selfsup.encoders import build_encoder
+from selfsup.evaluation.embed import embed
+from selfsup.evaluation.protocols import run_protocols
+from selfsup.modalities import get_modality
+from selfsup.recipe import make_recipe
+from selfsup.sources import load_data
+from selfsup.workflows.pretrain import pretrain
+from tables_series import fmt
 
 SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
-COMMON = dict(method="simclr", batch_size=128, warmup_epochs=0, online_probe=False, checkpoint_every=10_000,
-              epochs=10_000, image_size=16, view_args={"flip": False})
+COMMON = dict(
+    method="simclr",
+    batch_size=128,
+    warmup_epochs=0,
+    online_probe=False,
+    checkpoint_every=10_000,
+    epochs=10_000,
+    image_size=16,
+    view_args={"flip": False},
+)
 # name -> recipe fields on top of COMMON (continued runs also get init=the source checkpoint)
 CONDITIONS = {
     "scratch": {},
@@ -86,7 +94,7 @@ def baselines(domains: dict, config: dict, seed: int) -> dict:
     torch.manual_seed(seed)
     random_init = build_encoder(config).eval()
     out = {"random-init": probe(random_init, domains, seed), "raw pixels": {}}
-    raw = modality_module("image").raw_features
+    raw = get_modality("image").raw_features
     for name, splits in domains.items():
         features = {"pretrained": (raw(splits.train.x, config), raw(splits.test.x, config))}
         rows = run_protocols(features, splits.train.y.numpy(), splits.test.y.numpy(), seed=seed)
@@ -105,10 +113,12 @@ def markdown(saved: dict) -> str:
 
 
 def header(saved: dict) -> str:
-    return (f"Digits 0-4 (source) -> digits 5-9 (target); source checkpoint: SimCLR, {saved['source_steps']} steps; "
-            f"each condition {saved['steps']} steps on the target training images (self-distillation: two stages of "
-            f"{saved['steps']}); small_cnn, 16 px, batch 128, {saved['seeds']} seeds; accuracy % on each domain's "
-            "test split, mean [95% t-interval over seeds].\n")
+    return (
+        f"Digits 0-4 (source) -> digits 5-9 (target); source checkpoint: SimCLR, {saved['source_steps']} steps; "
+        f"each condition {saved['steps']} steps on the target training images (self-distillation: two stages of "
+        f"{saved['steps']}); small_cnn, 16 px, batch 128, {saved['seeds']} seeds; accuracy % on each domain's "
+        "test split, mean [95% t-interval over seeds].\n"
+    )
 
 
 def main() -> None:
@@ -133,25 +143,44 @@ def main() -> None:
     saved = {"seeds": args.seeds, "steps": args.steps, "source_steps": args.source_steps, "results": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        folders = {"source": write_domain(root / "source", SOURCE_CLASSES),
-                   "target": write_domain(root / "target", TARGET_CLASSES)}
+        folders = {
+            "source": write_domain(root / "source", SOURCE_CLASSES),
+            "target": write_domain(root / "target", TARGET_CLASSES),
+        }
         domains = {name: load_data(str(path), DataOptions(image_size=16)) for name, path in folders.items()}
         for seed in range(args.seeds):
-            source = pretrain(make_recipe(data=str(folders["source"]), seed=seed, max_steps=args.source_steps,
-                                          out=str(root / f"source-{seed}"), **COMMON), progress=False)
+            source = pretrain(
+                make_recipe(
+                    data=str(folders["source"]),
+                    seed=seed,
+                    max_steps=args.source_steps,
+                    out=str(root / f"source-{seed}"),
+                    **COMMON,
+                ),
+                progress=False,
+            )
             entries = [("source checkpoint (before)", probe(source.encoder, domains, seed))]
             for name, value in baselines(domains, source.encoder.config, seed).items():
                 entries.append((name, value))
             for condition, fields in CONDITIONS.items():
                 init = {} if condition == "scratch" else {"init": str(source.out)}
-                recipe = make_recipe(data=str(folders["target"]), seed=seed, max_steps=args.steps,
-                                     out=str(root / f"{condition}-{seed}"), **(COMMON | fields | init))
+                recipe = make_recipe(
+                    data=str(folders["target"]),
+                    seed=seed,
+                    max_steps=args.steps,
+                    out=str(root / f"{condition}-{seed}"),
+                    **(COMMON | fields | init),
+                )
                 run = pretrain(recipe, progress=False)
                 entries.append((condition, probe(run.encoder, domains, seed)))
             for condition, result in entries:
                 saved["results"].append({"condition": condition, "seed": seed, "probe": result})
-                print(f"seed {seed} {condition:38s} target kNN {result['target']['knn']:.3f} "
-                      f"source kNN {result['source']['knn']:.3f}", file=sys.stderr, flush=True)
+                print(
+                    f"seed {seed} {condition:38s} target kNN {result['target']['knn']:.3f} "
+                    f"source kNN {result['source']['knn']:.3f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             tmp_out = out.with_name(out.name + ".tmp")
             tmp_out.write_text(json.dumps(saved, indent=1))
             tmp_out.replace(out)

@@ -54,8 +54,10 @@ def main() -> None:
     knn_done = time.perf_counter()
     linear = run_protocols(features, y[train_idx], y[test_idx], ["linear"])
     done = time.perf_counter()
-    print(f"{len(x)} samples ({len(train_idx)} train / {len(test_idx)} test), small_cnn "
-          f"({encoder.embed_dim}-d), {args.threads} threads")
+    print(
+        f"{len(x)} samples ({len(train_idx)} train / {len(test_idx)} test), small_cnn "
+        f"({encoder.embed_dim}-d), {args.threads} threads"
+    )
     print(f"embed:        {embedded - start:6.2f} s")
     print(f"kNN (k={knn[0]['details']['k']}, by CV): {knn_done - embedded:6.2f} s   accuracy {knn[0]['accuracy']:.3f}")
     print(f"linear probe: {done - knn_done:6.2f} s   accuracy {linear[0]['accuracy']:.3f} ({linear[0]['details']})")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import accuracies, add_run_args, fmt, prepare, print_saved, run_one, save_progress  # noqa: E402
+from tables_series import accuracies, add_run_args, fmt, prepare, print_saved, run_one, save_progress
 
 VIEW_METHOD = {"digits": "simclr", "italypowerdemand": "barlow_twins", "breast_cancer": "simclr"}
 MASKED = ("mae", "mfm", "data2vec", "jepa")
@@ -41,8 +41,10 @@ def markdown(results: list[dict]) -> str:
     for dataset in dict.fromkeys(r["dataset"] for r in results):
         runs = [r for r in results if r["dataset"] == dataset]
         first = [r for r in runs if r["method"] == runs[0]["method"]]  # probed the baselines
-        lines.append(f"| {dataset} | raw features | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-                     f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |")
+        lines.append(
+            f"| {dataset} | raw features | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
+            f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |"
+        )
         gbdt = accuracies(first, "raw-input", "gbdt")
         if gbdt:
             lines.append(f"| {dataset} | gradient-boosted trees (raw) | | {fmt(gbdt)} (supervised) | |")
@@ -51,8 +53,10 @@ def markdown(results: list[dict]) -> str:
             one = [r for r in runs if r["encoder"] == encoder]
             one = [r for r in one if r["method"] == one[0]["method"]]  # the run that probed its baselines
             random_init[encoder] = (accuracies(one, "random-init", "knn"), accuracies(one, "random-init", "linear"))
-            lines.append(f"| {dataset} | random-init {encoder} | {fmt(random_init[encoder][0])} | "
-                         f"{fmt(random_init[encoder][1])} | |")
+            lines.append(
+                f"| {dataset} | random-init {encoder} | {fmt(random_init[encoder][0])} | "
+                f"{fmt(random_init[encoder][1])} | |"
+            )
         for method in dict.fromkeys(r["method"] for r in runs):
             mruns = [r for r in runs if r["method"] == method]
             encoder = mruns[0]["encoder"]
@@ -60,14 +64,18 @@ def markdown(results: list[dict]) -> str:
             knn_mark = " ▼" if np.mean(knn) <= np.mean(random_init[encoder][0]) else ""
             lin_mark = " ▼" if np.mean(lin) <= np.mean(random_init[encoder][1]) else ""
             cpu = np.mean([r["cpu_seconds"] for r in mruns])
-            lines.append(f"| {dataset} | {method} ({encoder}) | {fmt(knn)}{knn_mark} | {fmt(lin)}{lin_mark} | {cpu:.0f} |")
+            lines.append(
+                f"| {dataset} | {method} ({encoder}) | {fmt(knn)}{knn_mark} | {fmt(lin)}{lin_mark} | {cpu:.0f} |"
+            )
     return "\n".join(lines)
 
 
 def header(steps: int, seeds: int) -> str:
-    return (f"Fixed budget: {steps} AdamW steps per run (batch 128 images and tables, 64 series, capped at the "
-            f"training-set size), default hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, "
-            f"mean [95% t-interval over seeds]. ▼: mean not above the random-init encoder of the same architecture.\n")
+    return (
+        f"Fixed budget: {steps} AdamW steps per run (batch 128 images and tables, 64 series, capped at the "
+        f"training-set size), default hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, "
+        f"mean [95% t-interval over seeds]. ▼: mean not above the random-init encoder of the same architecture.\n"
+    )
 
 
 def main() -> None:
@@ -75,8 +83,11 @@ def main() -> None:
     add_run_args(parser, "benchmarks/results/masked.json")
     parser.add_argument("--datasets", default=",".join(VIEW_METHOD))
     parser.add_argument("--methods", default=",".join(MASKED), help="masked methods (the view-based one is added)")
-    parser.add_argument("--no-view-method", action="store_true",
-                        help="masked methods only (e.g. a longer budget matching the view method's CPU seconds)")
+    parser.add_argument(
+        "--no-view-method",
+        action="store_true",
+        help="masked methods only (e.g. a longer budget matching the view method's CPU seconds)",
+    )
     args = parser.parse_args()
     if args.report:
         print_saved(args.report, header, markdown)

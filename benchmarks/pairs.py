@@ -27,15 +27,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import accuracies, fmt  # noqa: E402
+from selfsup.encoders import build_encoder
+from selfsup.evaluation.evaluate import evaluate
+from selfsup.files import write_atomic
+from selfsup.recipe import make_recipe
+from selfsup.workflows.pretrain import pretrain
+from tables_series import accuracies, fmt
 
-from selfsup.encoders import build_encoder  # noqa: E402
-from selfsup.evaluation.evaluate import evaluate  # noqa: E402
-from selfsup.files import write_atomic  # noqa: E402
-from selfsup.recipe import make_recipe  # noqa: E402
-from selfsup.training.pretrain import pretrain  # noqa: E402
-
-VARIANTS = {"clip default (lock=auto: MiniLM locked, LiT)": {}, "clip, both sides trained (lock=none)": {"lock": "none"}}
+VARIANTS = {
+    "clip default (lock=auto: MiniLM locked, LiT)": {},
+    "clip, both sides trained (lock=none)": {"lock": "none"},
+}
 PROTOCOLS = ("knn", "linear", "zeroshot")
 
 # pairs.json was measured before pitch shift and time stretch became the audio default: pinned to reproduce it
@@ -43,10 +45,21 @@ BYOL_A_VIEWS = {"pitch": 0.0, "stretch": 1.0}
 
 
 def run_variant(name: str, method_args: dict, seed: int, steps: int, workdir: Path) -> dict:
-    recipe = make_recipe(data="builtin:spoken_words", pair_data="builtin:spoken_word_captions", method="clip",
-                         method_args=method_args, seed=seed, max_steps=steps, epochs=10_000, batch_size=64,
-                         warmup_epochs=0, online_probe=False, checkpoint_every=10_000, view_args=BYOL_A_VIEWS,
-                         out=str(workdir / f"{method_args.get('lock', 'auto')}-{seed}"))
+    recipe = make_recipe(
+        data="builtin:spoken_words",
+        pair_data="builtin:spoken_word_captions",
+        method="clip",
+        method_args=method_args,
+        seed=seed,
+        max_steps=steps,
+        epochs=10_000,
+        batch_size=64,
+        warmup_epochs=0,
+        online_probe=False,
+        checkpoint_every=10_000,
+        view_args=BYOL_A_VIEWS,
+        out=str(workdir / f"{method_args.get('lock', 'auto')}-{seed}"),
+    )
     start = time.process_time()
     run = pretrain(recipe, progress=False)
     seconds = time.process_time() - start
@@ -61,18 +74,26 @@ def run_variant(name: str, method_args: dict, seed: int, steps: int, workdir: Pa
 
 def markdown(results: list[dict]) -> str:
     first = [r for r in results if r["variant"] == results[0]["variant"]]
-    lines = ["| encoder | kNN | linear | zero-shot | CPU s / run |", "|---|---|---|---|---|",
-             f"| raw log-mel statistics | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-             f"{fmt(accuracies(first, 'raw-input', 'linear'))} | | |",
-             "| random-init audio_cnn, no projection | " + " | ".join(
-                 fmt(accuracies(first, "random-init-unprojected", p)) for p in PROTOCOLS[:2]) + " | | |",
-             "| random-init audio_cnn + projection (zero-shot: + random text side) | " + " | ".join(
-                 fmt(accuracies(first, "random-init", p)) for p in PROTOCOLS) + " | |"]
+    lines = [
+        "| encoder | kNN | linear | zero-shot | CPU s / run |",
+        "|---|---|---|---|---|",
+        f"| raw log-mel statistics | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
+        f"{fmt(accuracies(first, 'raw-input', 'linear'))} | | |",
+        "| random-init audio_cnn, no projection | "
+        + " | ".join(fmt(accuracies(first, "random-init-unprojected", p)) for p in PROTOCOLS[:2])
+        + " | | |",
+        "| random-init audio_cnn + projection (zero-shot: + random text side) | "
+        + " | ".join(fmt(accuracies(first, "random-init", p)) for p in PROTOCOLS)
+        + " | |",
+    ]
     for variant in dict.fromkeys(r["variant"] for r in results):
         runs = [r for r in results if r["variant"] == variant]
         seconds = sum(r["cpu_seconds"] for r in runs) / len(runs)
-        lines.append(f"| {variant} ({runs[0]['steps']} steps) | " + " | ".join(
-            fmt(accuracies(runs, "pretrained", p)) for p in PROTOCOLS) + f" | {seconds:.0f} |")
+        lines.append(
+            f"| {variant} ({runs[0]['steps']} steps) | "
+            + " | ".join(fmt(accuracies(runs, "pretrained", p)) for p in PROTOCOLS)
+            + f" | {seconds:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -94,8 +115,10 @@ def main() -> None:
         write_atomic(Path(args.out), json.dumps({"args": vars(args), "results": results}, indent=1, default=str))
     saved = json.loads(Path(args.out).read_text())
     seeds = saved["args"]["seeds"]
-    print(f"### CLIP, audio side: builtin:spoken_words (synthetic speech), unseen test voices, {seeds} seeds, "
-          f"mean [95% t-interval over seeds]\n\n{markdown(saved['results'])}")
+    print(
+        f"### CLIP, audio side: builtin:spoken_words (synthetic speech), unseen test voices, {seeds} seeds, "
+        f"mean [95% t-interval over seeds]\n\n{markdown(saved['results'])}"
+    )
 
 
 if __name__ == "__main__":

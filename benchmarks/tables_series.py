@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from selfsup.datasets import builtin_datasets
-from selfsup.evaluation.bench import BATCH, run_cell
 from selfsup.evaluation.stats import seed_interval
 from selfsup.methods import METHODS
+from selfsup.workflows.bench import BATCH, run_cell
 
 TABLES = ("breast_cancer", "wine", "iris")
 SERIES = ("gunpoint", "italypowerdemand", "basicmotions", "japanesevowels")  # arrowhead: --datasets arrowhead
@@ -46,8 +46,12 @@ def save_progress(out: Path, steps: int, seeds: int, results: list[dict]) -> Non
     """Print the newest run's line and rewrite the JSON of every run so far (temporary name, then rename)."""
     row = results[-1]
     pre = {r["protocol"]: r["accuracy"] for r in row["rows"] if r["encoder"] == "pretrained"}
-    print(f"{row['dataset']:18s} {row['method']:13s} seed {row['seed']}: kNN {pre['knn']:.3f} "
-          f"linear {pre['linear']:.3f} ({row['cpu_seconds']:.0f} CPU s)", file=sys.stderr, flush=True)
+    print(
+        f"{row['dataset']:18s} {row['method']:13s} seed {row['seed']}: kNN {pre['knn']:.3f} "
+        f"linear {pre['linear']:.3f} ({row['cpu_seconds']:.0f} CPU s)",
+        file=sys.stderr,
+        flush=True,
+    )
     tmp_out = out.with_name(out.name + ".tmp")
     tmp_out.write_text(json.dumps({"steps": steps, "seeds": seeds, "results": results}, indent=1))
     os.replace(tmp_out, out)
@@ -76,8 +80,10 @@ def markdown(results: list[dict]) -> str:
         runs = [r for r in results if r["dataset"] == dataset]
         first = [r for r in runs if r["method"] == runs[0]["method"]]  # baselines depend on the seed only
         random_knn, random_lin = accuracies(first, "random-init", "knn"), accuracies(first, "random-init", "linear")
-        lines.append(f"| {dataset} | raw features | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-                     f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |")
+        lines.append(
+            f"| {dataset} | raw features | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
+            f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |"
+        )
         gbdt = accuracies(first, "raw-input", "gbdt")
         if gbdt:
             lines.append(f"| {dataset} | gradient-boosted trees (raw) | | {fmt(gbdt)} (supervised) | |")
@@ -144,10 +150,12 @@ def main() -> None:
 
 
 def header(steps: int, seeds: int) -> str:
-    return (f"Fixed budget: {steps} AdamW steps per run (batch {BATCH['tabular']} tables, {BATCH['timeseries']} "
-            f"series, capped at the training-set size; the CPU seconds each run took are listed), default encoder "
-            f"and method hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, mean [95% "
-            f"t-interval over seeds]. ▼: mean not above the random-init encoder's.\n")
+    return (
+        f"Fixed budget: {steps} AdamW steps per run (batch {BATCH['tabular']} tables, {BATCH['timeseries']} "
+        f"series, capped at the training-set size; the CPU seconds each run took are listed), default encoder "
+        f"and method hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, mean [95% "
+        f"t-interval over seeds]. ▼: mean not above the random-init encoder's.\n"
+    )
 
 
 if __name__ == "__main__":

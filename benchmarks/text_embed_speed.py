@@ -17,7 +17,7 @@ import torch
 from selfsup.encoders import build_encoder
 from selfsup.encoders.text import load_pretrained, text_encoder_config
 from selfsup.evaluation.embed import embed
-from selfsup.modalities import load_data
+from selfsup.sources import load_data
 
 
 def main() -> None:
@@ -28,19 +28,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = text_encoder_config("minilm")
-    x = load_data("builtin:rottentomatoes", encoder_config=config).train.x[:args.texts]
+    x = load_data("builtin:rottentomatoes", encoder_config=config).train.x[: args.texts]
     encoder = build_encoder(config)
     load_pretrained(encoder)
     encoder.eval()
     real = (x != config["pad_id"]).sum(dim=1).float()
-    print(f"{len(x)} texts, tokens per text: mean {real.mean():.1f}, max {int(real.max())} (max_length "
-          f"{config['max_length']}); batch {args.batch}, {args.threads} threads")
+    print(
+        f"{len(x)} texts, tokens per text: mean {real.mean():.1f}, max {int(real.max())} (max_length "
+        f"{config['max_length']}); batch {args.batch}, {args.threads} threads"
+    )
 
     with torch.inference_mode():  # warm-up: one-time costs are paid before either timing
-        encoder(x[:args.batch])
+        encoder(x[: args.batch])
     start = time.perf_counter()
     with torch.inference_mode():
-        as_read = torch.cat([encoder(x[i:i + args.batch]) for i in range(0, len(x), args.batch)]).numpy()
+        as_read = torch.cat([encoder(x[i : i + args.batch]) for i in range(0, len(x), args.batch)]).numpy()
     unsorted = time.perf_counter() - start
     start = time.perf_counter()
     shortest_first = embed(encoder, x, batch_size=args.batch)

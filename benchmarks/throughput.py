@@ -24,12 +24,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
-from views_throughput import measure_pil_pipeline, measure_view_pipeline, pil_loader  # noqa: E402
-
-from selfsup.encoders.image import image_encoder_config  # noqa: E402
-from selfsup.encoders import build_encoder  # noqa: E402
-from selfsup.methods import build_method  # noqa: E402
-from selfsup.modalities.image_views import ImageViews  # noqa: E402
+from selfsup.encoders import build_encoder
+from selfsup.encoders.image import image_encoder_config
+from selfsup.methods import build_method
+from selfsup.modalities.image_views import ImageViews
+from views_throughput import measure_pil_pipeline, measure_view_pipeline, pil_loader
 
 BATCH, SIZE = 128, 32
 
@@ -110,16 +109,23 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    results: dict[str, float | str | int] = {"device": torch.cuda.get_device_name() if device.type == "cuda"
-                                            else f"cpu ({os.cpu_count()} cores, {args.threads} threads)",
-                                            "precision": args.precision, "batch": BATCH, "size": SIZE}
+    results: dict[str, float | str | int] = {
+        "device": torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"cpu ({os.cpu_count()} cores, {args.threads} threads)",
+        "precision": args.precision,
+        "batch": BATCH,
+        "size": SIZE,
+    }
 
     results["views_images_per_s"] = measure_view_pipeline(BATCH, SIZE, seconds=args.seconds, device=args.device)
     print(f"(a) batched view pipeline: {results['views_images_per_s']:,.0f} images/s (2 views each)")
     if not args.skip_pil:
         results["pil_views_images_per_s"] = measure_pil_pipeline(BATCH, SIZE, workers=2, seconds=args.seconds)
-        print(f"    per-sample PIL pipeline, 2 workers: {results['pil_views_images_per_s']:,.0f} images/s "
-              f"-> {results['views_images_per_s'] / results['pil_views_images_per_s']:.1f}x")
+        print(
+            f"    per-sample PIL pipeline, 2 workers: {results['pil_views_images_per_s']:,.0f} images/s "
+            f"-> {results['views_images_per_s'] / results['pil_views_images_per_s']:.1f}x"
+        )
 
     step = simclr_step(device, args.precision)
 
@@ -128,9 +134,12 @@ def main() -> None:
             yield torch.randint(0, 256, (BATCH, 3, SIZE, SIZE), dtype=torch.uint8).to(device).float() / 255, None
 
     results["step_images_per_s"] = time_steps(step, raw_batches(), device, args.seconds)
-    print(f"(b) SimCLR step, ResNet-18 CIFAR stem, batch {BATCH}, {SIZE}px, batched views: "
-          f"{results['step_images_per_s']:,.1f} images/s")
+    print(
+        f"(b) SimCLR step, ResNet-18 CIFAR stem, batch {BATCH}, {SIZE}px, batched views: "
+        f"{results['step_images_per_s']:,.1f} images/s"
+    )
     if not args.skip_pil:
+
         def pil_batches():
             for view1, view2 in pil_loader(BATCH, SIZE, workers=2, length=10**6):
                 yield None, [view1.to(device), view2.to(device)]
@@ -142,10 +151,16 @@ def main() -> None:
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     peak = matmul_peak(device, dtype, seconds=min(args.seconds, 5.0))
     achieved = flops * results["step_images_per_s"] / BATCH
-    results.update(step_gflop=flops / 1e9, matmul_peak_gflops=peak / 1e9, achieved_gflops=achieved / 1e9,
-                   fraction_of_peak=achieved / peak)
-    print(f"(c) step = {flops / 1e9:.1f} GFLOP; achieved {achieved / 1e9:,.1f} GFLOP/s of a measured "
-          f"{str(dtype).split('.')[-1]} matmul peak of {peak / 1e9:,.1f} GFLOP/s = {achieved / peak:.0%}")
+    results.update(
+        step_gflop=flops / 1e9,
+        matmul_peak_gflops=peak / 1e9,
+        achieved_gflops=achieved / 1e9,
+        fraction_of_peak=achieved / peak,
+    )
+    print(
+        f"(c) step = {flops / 1e9:.1f} GFLOP; achieved {achieved / 1e9:,.1f} GFLOP/s of a measured "
+        f"{str(dtype).split('.')[-1]} matmul peak of {peak / 1e9:,.1f} GFLOP/s = {achieved / peak:.0%}"
+    )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

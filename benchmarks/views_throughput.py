@@ -118,19 +118,20 @@ def pil_transform(size: int = 32):
     """The per-sample torchvision (v2) SimCLR-style pipeline used as the reference."""
     from torchvision.transforms import v2
 
-    return v2.Compose([
-        v2.RandomResizedCrop(size),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-        v2.RandomGrayscale(0.2),
-        v2.RandomApply([v2.GaussianBlur(3)], p=0.5),
-        v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            v2.RandomGrayscale(0.2),
+            v2.RandomApply([v2.GaussianBlur(3)], p=0.5),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
 
 
-def pil_loader(batch_size: int, size: int, workers: int, length: int,
-               prefetch: int = 2) -> torch.utils.data.DataLoader:
+def pil_loader(batch_size: int, size: int, workers: int, length: int, prefetch: int = 2) -> torch.utils.data.DataLoader:
     """Two-view batches from the per-sample PIL reference pipeline in ``workers`` DataLoader processes."""
     images = _random_uint8_images(POOL, size).permute(0, 2, 3, 1).contiguous().numpy()
     dataset = _PILTwoViews(images, pil_transform(size), length=length)
@@ -145,9 +146,7 @@ def pil_loader(batch_size: int, size: int, workers: int, length: int,
     )
 
 
-def measure_pil_pipeline(
-    batch_size: int = 128, size: int = 32, workers: int = 2, seconds: float = 3.0
-) -> float:
+def measure_pil_pipeline(batch_size: int = 128, size: int = 32, workers: int = 2, seconds: float = 3.0) -> float:
     """Images/s of the per-sample PIL pipeline in a DataLoader with ``workers`` processes.
 
     Warm-up: worker start-up plus ``2 * workers * prefetch_factor`` batches, so that the batches
@@ -185,9 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
-          f"batch {args.batch_size}, 3x{args.size}x{args.size}, {args.seconds:g} s per pipeline, "
-          f"load average {load:.2f} (other processes on the CPUs distort both figures)")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+        f"batch {args.batch_size}, 3x{args.size}x{args.size}, {args.seconds:g} s per pipeline, "
+        f"load average {load:.2f} (other processes on the CPUs distort both figures)"
+    )
     figures: dict = {
         "batch_size": args.batch_size,
         "size": args.size,

@@ -23,13 +23,21 @@ from safetensors.torch import load_file
 from selfsup.checkpoint import load_encoder
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.data import DataOptions
-from selfsup.modalities import load_data
+from selfsup.sources import load_data
 
 CLASSES = ("0", "1", "2")
 PER_CLASS = 10
 N_IMAGES = len(CLASSES) * PER_CLASS
-SMALL = ["--batch-size", "32", "--image-size", "16", "--method-arg", "hidden_dim=32", "--method-arg",
-         "projection_dim=16"]
+SMALL = [
+    "--batch-size",
+    "32",
+    "--image-size",
+    "16",
+    "--method-arg",
+    "hidden_dim=32",
+    "--method-arg",
+    "projection_dim=16",
+]
 TINY = ["--epochs", "1", "--max-steps", "2", *SMALL]
 METHOD_NAMES = ("simclr", "mocov3", "byol", "simsiam", "dino", "barlow_twins", "vicreg")
 
@@ -89,8 +97,7 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 
 def test_pretrain_writes_a_complete_run(run, folder):
-    for name in ("encoder.safetensors", "selfsup.json", "recipe.yaml", "checkpoints/last.ckpt",
-                 "csv/metrics.csv"):
+    for name in ("encoder.safetensors", "selfsup.json", "recipe.yaml", "checkpoints/last.ckpt", "csv/metrics.csv"):
         assert (run / name).is_file(), name
     assert not list(run.rglob("*.tmp"))
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
@@ -163,7 +170,8 @@ def test_overwrite_refuses_a_users_folder_and_changes_nothing(run, folder, tmp_p
         err = _fails(capsys, [*argv, "--out", str(mine), *overwrite])
         assert "did not write" in err and "--overwrite" not in err, err
         assert _snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == sorted(
-            ["notes.txt", "results.json", "selfsup.json", "runs"])
+            ["notes.txt", "results.json", "selfsup.json", "runs"]
+        )
 
 
 @pytest.mark.parametrize("command", USER_FOLDER_COMMANDS)
@@ -171,8 +179,10 @@ def test_out_that_is_a_file_fails_before_any_work(run, tmp_path, capsys, command
     a_file = tmp_path / "report.txt"
     a_file.write_text("mine")
     # the data does not exist: the --out check comes first
-    argv = [str(run) if a == "RUN" else str(tmp_path / "no-data") if a == "DATA" else a
-            for a in USER_FOLDER_COMMANDS[command]]
+    argv = [
+        str(run) if a == "RUN" else str(tmp_path / "no-data") if a == "DATA" else a
+        for a in USER_FOLDER_COMMANDS[command]
+    ]
     err = _fails(capsys, [*argv, "--out", str(a_file), "--overwrite"])
     assert "is a file" in err and "no-data" not in err
     assert a_file.read_text() == "mine"
@@ -228,8 +238,20 @@ def test_embed_unlabeled_parquet_has_no_label_column(run, digits, tmp_path):
 def test_export_from_run_and_from_checkpoint(run, folder, tmp_path):
     from_run, from_ckpt = tmp_path / "export-run", tmp_path / "export-ckpt"
     assert main(["export", "--run", str(run), "--out", str(from_run)]) == 0
-    assert main(["export", "--run", str(run), "--checkpoint", str(run / "checkpoints" / "last.ckpt"),
-                 "--out", str(from_ckpt)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--run",
+                str(run),
+                "--checkpoint",
+                str(run / "checkpoints" / "last.ckpt"),
+                "--out",
+                str(from_ckpt),
+            ]
+        )
+        == 0
+    )
     expected = _embeddings(run, folder)
     for exported in (from_run, from_ckpt):
         assert sorted(p.name for p in exported.iterdir()) == ["encoder.safetensors", "selfsup.json"]
@@ -254,8 +276,10 @@ def test_export_refuses_a_non_empty_out_and_bad_checkpoints(run, tmp_path, capsy
     garbage.write_bytes(b"this is not a checkpoint")
     err = _fails(capsys, ["export", "--run", str(run), "--checkpoint", str(garbage), "--out", str(tmp_path / "x")])
     assert "garbage.ckpt" in err
-    err = _fails(capsys, ["export", "--run", str(run), "--checkpoint", str(tmp_path / "missing.ckpt"),
-                          "--out", str(tmp_path / "y")])
+    err = _fails(
+        capsys,
+        ["export", "--run", str(run), "--checkpoint", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "y")],
+    )
     assert "missing.ckpt" in err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
@@ -315,8 +339,10 @@ def test_config_with_flag_overrides(run, tmp_path):
 
 def test_resume_continues_the_run(folder, tmp_path):
     first = tmp_path / "run"
-    assert main(["pretrain", "--data", str(folder), "--out", str(first), "--epochs", "1", "--max-steps", "-1",
-                 *SMALL]) == 0
+    assert (
+        main(["pretrain", "--data", str(folder), "--out", str(first), "--epochs", "1", "--max-steps", "-1", *SMALL])
+        == 0
+    )
     rows = _metrics(first)
     assert {int(r["epoch"]) for r in rows} == {0}
     steps_before = max(int(r["step"]) for r in rows)
@@ -439,14 +465,17 @@ def _users_table(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("users_file", [
-    lambda p: p.with_suffix(".npy").write_bytes(b"precious"),
-    lambda p: np.save(p.with_suffix(".npy"), np.arange(6).reshape(2, 3)),  # a .npy, but no float32 embeddings
-    lambda p: np.save(p.with_suffix(".npy"), np.zeros(3, dtype=np.float32)),  # 1-D
-    lambda p: np.save(p.with_suffix(".npy"), np.ones((3, 4), dtype=np.float32)),  # a user's own features
-    lambda p: _users_table(p.with_suffix(".parquet")),  # a table without selfsup's metadata
-    lambda p: p.with_suffix(".parquet").write_bytes(b"PAR1 not really"),
-])
+@pytest.mark.parametrize(
+    "users_file",
+    [
+        lambda p: p.with_suffix(".npy").write_bytes(b"precious"),
+        lambda p: np.save(p.with_suffix(".npy"), np.arange(6).reshape(2, 3)),  # a .npy, but no float32 embeddings
+        lambda p: np.save(p.with_suffix(".npy"), np.zeros(3, dtype=np.float32)),  # 1-D
+        lambda p: np.save(p.with_suffix(".npy"), np.ones((3, 4), dtype=np.float32)),  # a user's own features
+        lambda p: _users_table(p.with_suffix(".parquet")),  # a table without selfsup's metadata
+        lambda p: p.with_suffix(".parquet").write_bytes(b"PAR1 not really"),
+    ],
+)
 def test_embed_never_replaces_a_users_file(run, folder, tmp_path, capsys, users_file):
     users_file(tmp_path / "x")
     (out,) = tmp_path.iterdir()
@@ -476,16 +505,17 @@ def test_embed_overwrite_replaces_its_own_embeddings(run, folder, tmp_path, caps
 def test_embed_refuses_a_folder_and_leaves_no_temporary_file_on_failure(run, folder, tmp_path, capsys, monkeypatch):
     a_folder = tmp_path / "emb.npy"
     a_folder.mkdir()
-    assert "is a folder" in _fails(capsys, ["embed", "--encoder", str(run), "--data", str(folder),
-                                            "--out", str(a_folder), "--overwrite"])
+    assert "is a folder" in _fails(
+        capsys, ["embed", "--encoder", str(run), "--data", str(folder), "--out", str(a_folder), "--overwrite"]
+    )
     assert list(a_folder.iterdir()) == []
 
-    import selfsup.export
+    import selfsup.workflows.export
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(selfsup.export, "_write_parquet", broken)
+    monkeypatch.setattr(selfsup.workflows.export, "_write_parquet", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         main(["embed", "--encoder", str(run), "--data", str(folder), "--out", str(tmp_path / "x.parquet")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy"]
@@ -499,16 +529,20 @@ def test_embed_refuses_other_formats(run, folder, tmp_path, capsys):
 
 
 def test_embed_with_a_missing_encoder(folder, tmp_path, capsys):
-    err = _fails(capsys, ["embed", "--encoder", str(tmp_path / "no-run"), "--data", str(folder),
-                          "--out", str(tmp_path / "x.npy")])
+    err = _fails(
+        capsys,
+        ["embed", "--encoder", str(tmp_path / "no-run"), "--data", str(folder), "--out", str(tmp_path / "x.npy")],
+    )
     assert "no-run" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_unknown_protocol(run, folder, tmp_path, capsys):
     out = tmp_path / "eval"
-    err = _fails(capsys, ["evaluate", "--encoder", str(run), "--data", str(folder), "--out", str(out),
-                          "--protocol", "knn,linaer"])
+    err = _fails(
+        capsys,
+        ["evaluate", "--encoder", str(run), "--data", str(folder), "--out", str(out), "--protocol", "knn,linaer"],
+    )
     assert "linaer" in err and "Did you mean 'linear'" in err
     assert not out.exists()
 
@@ -537,8 +571,12 @@ def test_installed_entry_point_exit_code(tmp_path):
     exe = shutil.which("selfsup")
     assert exe, "the selfsup console script is not installed"
     out = tmp_path / "x.csv"
-    proc = subprocess.run([exe, "embed", "--encoder", str(tmp_path), "--data", "builtin:digits", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [exe, "embed", "--encoder", str(tmp_path), "--data", "builtin:digits", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr.strip().startswith("selfsup: error:")
     assert "\n" not in proc.stderr.strip()
@@ -557,8 +595,9 @@ def test_methods_lists_every_method_and_its_data(capsys):
     assert "clip" in out and "pairs of any two" in out
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["pretrain", "--help"], ["evaluate", "--help"], ["embed", "--help"],
-                                  ["export", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["pretrain", "--help"], ["evaluate", "--help"], ["embed", "--help"], ["export", "--help"]]
+)
 def test_help_exits_zero(capsys, argv):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -571,16 +610,173 @@ def test_pretrain_help_lists_the_recipe_flags(capsys):
     with pytest.raises(SystemExit):
         main(["pretrain", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--data", "--method", "--method-arg", "--encoder", "--epochs", "--resume", "--overwrite",
-                 "--config", "--bad-files"):
+    for flag in (
+        "--data",
+        "--method",
+        "--method-arg",
+        "--encoder",
+        "--epochs",
+        "--resume",
+        "--overwrite",
+        "--config",
+        "--bad-files",
+    ):
         assert flag in out
 
 
-def test_argparse_errors_exit_two(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["pretrain", "--epochs", "many"])
-    assert info.value.code == 2
-    with pytest.raises(SystemExit) as info:
-        main(["no-such-command"])
-    assert info.value.code == 2
+def test_argparse_errors_are_one_line_exit_two(capsys):
+    assert "--epochs" in _fails(capsys, ["pretrain", "--epochs", "many"])
+    assert "no-such-command" in _fails(capsys, ["no-such-command"])
+    assert "Did you mean '--weight-decay'" in _fails(capsys, ["pretrain", "--weight-decy", "0.1"])
 
+
+# --------------------------------------------------------------------------- the flags are the recipe's
+
+
+def _pretrain_flags() -> dict[str, list]:
+    from selfsup.cli import _build_parser
+
+    actions: dict[str, list] = {}
+    for action in _build_parser().commands["pretrain"]._actions:
+        actions.setdefault(action.dest, []).append(action)
+    return actions
+
+
+def test_every_recipe_field_has_a_flag_with_its_description():
+    from selfsup.recipe import Recipe
+
+    actions = _pretrain_flags()
+    for name, field in Recipe.model_fields.items():
+        assert field.description, f"recipe field '{name}' has no description"
+        flag = f"--{name.replace('_', '-')}"
+        (action,) = [a for a in actions.get(name, []) if flag in a.option_strings]
+        assert action.help.replace("%%", "%") == field.description, name
+        assert action.default is None, name  # unset flags leave --config and the recipe's defaults alone
+
+
+@pytest.mark.parametrize("command", ["evaluate", "embed", "compare", "selftrain"])
+def test_data_flags_of_other_commands_share_the_recipe_help(command):
+    from selfsup.cli import DATA_FIELDS, _build_parser
+    from selfsup.recipe import Recipe
+
+    helps = {a.dest: a.help for a in _build_parser().commands[command]._actions}
+    for name in DATA_FIELDS:
+        assert helps[name].replace("%%", "%") == Recipe.model_fields[name].description, (command, name)
+
+
+def _printed(capsys, argv: list[str]) -> str:
+    capsys.readouterr()
+    assert main(["pretrain", *argv, "--print-config"]) == 0
+    return capsys.readouterr().out
+
+
+def test_print_config_is_the_full_resolved_recipe(tmp_path, capsys, monkeypatch):
+    from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "start.yaml"
+    save_recipe(make_recipe(data="builtin:digits", method="byol", epochs=5, seed=3), config)
+    out = _printed(
+        capsys,
+        [
+            "--config",
+            str(config),
+            "--epochs",
+            "7",
+            "--weight-decay",
+            "0.05",
+            "--warmup-epochs",
+            "0.5",
+            "--method-arg",
+            "tau_base=0.99",
+            "--out",
+            "somewhere",
+        ],
+    )
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(out)
+    recipe = load_recipe(printed)
+    assert list(yaml.safe_load(out)) == list(Recipe.model_fields)  # every field, defaults included, in order
+    assert recipe == make_recipe(
+        data="builtin:digits",
+        method="byol",
+        epochs=7,
+        seed=3,
+        weight_decay=0.05,
+        warmup_epochs=0.5,
+        method_args={"tau_base": 0.99},
+        out="somewhere",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["printed.yaml", "start.yaml"]  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--text-column", "body", "--pair-text-column", "caption"],
+            {"text_field": "body", "pair_text_field": "caption"},
+        ),
+        (["--method-arg", "t=0.2", "--method-args", "u=[1,2]"], {"method_args": {"t": 0.2, "u": [1, 2]}}),
+        (
+            ["--view-arg", "flip=false", "--encoder-arg", "width=8", "--pair-encoder-arg", "depth=1"],
+            {"view_args": {"flip": False}, "encoder_args": {"width": 8}, "pair_encoder_args": {"depth": 1}},
+        ),
+        (["--ignore", "id", "--ignore", "name"], {"ignore": ["id", "name"]}),
+        (["--no-probe", "--self-distill"], {"online_probe": False, "self_distill": True}),
+        (["--no-online-probe", "--no-self-distill"], {"online_probe": False, "self_distill": False}),
+        (
+            ["--checkpoint-every", "2", "--checkpoint-every-steps", "50"],
+            {"checkpoint_every": 2, "checkpoint_every_steps": 50},
+        ),
+        (
+            ["--devices", "2", "--schedule", "wsd", "--bad-files", "skip"],
+            {"devices": 2, "schedule": "wsd", "bad_files": "skip"},
+        ),
+        (
+            ["--devices", "auto", "--lr", "0.01", "--image-size", "32"],
+            {"devices": "auto", "lr": 0.01, "image_size": 32},
+        ),
+    ],
+)
+def test_flag_spellings_reach_the_recipe(capsys, argv, expected):
+    recipe = yaml.safe_load(_printed(capsys, ["--data", "builtin:digits", *argv]))
+    assert {name: recipe[name] for name in expected} == expected
+
+
+def test_weight_decay_and_warmup_reach_pretrain(monkeypatch, tmp_path, capsys):
+    import selfsup.workflows.pretrain
+    from selfsup.errors import SelfsupError
+
+    seen = []
+
+    def fake_pretrain(recipe, **kwargs):
+        seen.append(recipe)
+        raise SelfsupError("stopped by the test")
+
+    monkeypatch.setattr(selfsup.workflows.pretrain, "pretrain", fake_pretrain)
+    assert "stopped by the test" in _fails(
+        capsys,
+        [
+            "pretrain",
+            "--data",
+            "builtin:digits",
+            "--weight-decay",
+            "0.2",
+            "--warmup-epochs",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
+    (recipe,) = seen
+    assert (recipe.weight_decay, recipe.warmup_epochs) == (0.2, 0.0)
+
+
+def test_version(capsys):
+    from selfsup import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"selfsup {__version__}"

@@ -14,10 +14,25 @@ from selfsup.checkpoint import load_encoder
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.datasets import load_builtin
 from selfsup.evaluation.evaluate import evaluate
-from selfsup.modalities import load_data
+from selfsup.sources import load_data
 
-TINY = ["--epochs", "1", "--max-steps", "2", "--batch-size", "32", "--no-probe", "--method-arg", "hidden_dim=32",
-        "--method-arg", "projection_dim=16", "--encoder-arg", "n_mels=32", "--encoder-arg", "width=8"]
+TINY = [
+    "--epochs",
+    "1",
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "32",
+    "--no-probe",
+    "--method-arg",
+    "hidden_dim=32",
+    "--method-arg",
+    "projection_dim=16",
+    "--encoder-arg",
+    "n_mels=32",
+    "--encoder-arg",
+    "width=8",
+]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -19,10 +19,20 @@ from selfsup.checkpoint import load_encoder
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.data import DataOptions
 from selfsup.datasets import load_builtin
-from selfsup.modalities import load_data
+from selfsup.sources import load_data
 
-TINY = ["--epochs", "1", "--max-steps", "2", "--batch-size", "32", "--method-arg", "hidden_dim=32",
-        "--method-arg", "projection_dim=16"]
+TINY = [
+    "--epochs",
+    "1",
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "32",
+    "--method-arg",
+    "hidden_dim=32",
+    "--method-arg",
+    "projection_dim=16",
+]
 
 
 def _fails(capsys, argv: list[str]) -> str:
@@ -52,8 +62,25 @@ def table_run(tmp_path_factory, table) -> tuple:
     path = root / "cells.csv"
     table.to_csv(path, index=False)
     out = root / "run"
-    assert main(["pretrain", "--data", str(path), "--label", "diagnosis", "--ignore", "patient", "--method", "scarf",
-                 "--out", str(out), *TINY]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(path),
+                "--label",
+                "diagnosis",
+                "--ignore",
+                "patient",
+                "--method",
+                "scarf",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     return path, out
 
 
@@ -72,7 +99,7 @@ def test_table_run_saves_the_schema_and_evaluates_with_trees(table_run, tmp_path
 
 
 def test_embed_new_rows_applies_the_saved_preprocessing(table_run, table, tmp_path):
-    path, out = table_run
+    _, out = table_run
     new = table.iloc[:20].copy()
     new["size_band"] = "enormous"  # a category never seen in pre-training
     new["mean radius"] = new["mean radius"] + 100.0  # far outside the fitted range: must not be re-standardised
@@ -108,8 +135,9 @@ def test_table_bad_input(table_run, table, tmp_path, capsys):
 
 
 def test_a_method_for_tables_refuses_series(tmp_path, capsys):
-    err = _fails(capsys, ["pretrain", "--data", "builtin:gunpoint", "--method", "scarf", "--out", str(tmp_path / "r"),
-                          *TINY])
+    err = _fails(
+        capsys, ["pretrain", "--data", "builtin:gunpoint", "--method", "scarf", "--out", str(tmp_path / "r"), *TINY]
+    )
     assert "tabular" in err and "timeseries" in err
     assert not (tmp_path / "r").exists()
 
@@ -121,13 +149,33 @@ def series_run(tmp_path_factory) -> tuple:
     data = root / "gunpoint.npz"
     np.savez(data, x=gunpoint.train.x.numpy(), y=gunpoint.train.y.numpy())
     out = root / "run"
-    assert main(["pretrain", "--data", str(data), "--method", "ts2vec", "--out", str(out), "--epochs", "1",
-                 "--max-steps", "2", "--batch-size", "16", "--encoder-arg", "depth=2"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(data),
+                "--method",
+                "ts2vec",
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "16",
+                "--encoder-arg",
+                "depth=2",
+            ]
+        )
+        == 0
+    )
     return data, out
 
 
 def test_series_run_embeds_and_evaluates(series_run, tmp_path):
-    data, out = series_run
+    _, out = series_run
     meta = json.loads((out / "selfsup.json").read_text())
     assert meta["modality"] == "timeseries" and meta["encoder"]["in_chans"] == 1
     assert main(["evaluate", "--encoder", str(out), "--data", "builtin:gunpoint", "--out", str(tmp_path / "eval")]) == 0
@@ -143,8 +191,9 @@ def test_series_embed_uses_the_pretraining_statistics(series_run, tmp_path):
     data, out = series_run
     x = np.load(data)["x"]
     config = load_encoder(out).config
-    assert np.allclose(config["mean"], [np.nanmean(x)], atol=1e-5) and np.allclose(config["std"], [np.nanstd(x)],
-                                                                                  rtol=1e-3)
+    assert np.allclose(config["mean"], [np.nanmean(x)], atol=1e-5) and np.allclose(
+        config["std"], [np.nanstd(x)], rtol=1e-3
+    )
     # five series, far from the pre-training scale: re-fitting statistics on them would change their embeddings
     few = tmp_path / "few.npy"
     np.save(few, x[:5] * 10.0 + 3.0)
@@ -155,9 +204,10 @@ def test_series_embed_uses_the_pretraining_statistics(series_run, tmp_path):
 
 
 def test_series_bad_input(series_run, tmp_path, capsys):
-    data, out = series_run
-    err = _fails(capsys, ["embed", "--encoder", str(out), "--data", "builtin:basicmotions", "--out",
-                          str(tmp_path / "e.npy")])
+    _, out = series_run
+    err = _fails(
+        capsys, ["embed", "--encoder", str(out), "--data", "builtin:basicmotions", "--out", str(tmp_path / "e.npy")]
+    )
     assert "channel" in err
     empty = tmp_path / "empty.npy"
     np.save(empty, np.zeros((4, 0), dtype=np.float32))
@@ -180,8 +230,22 @@ def test_datasets_lists_every_modality(capsys):
 
 def test_series_too_short_for_the_method_fail_before_anything_is_written(tmp_path, capsys):
     # Japanese Vowels has a 7-step training series: one 8-step patch cannot give TS2Vec two overlapping crops
-    err = _fails(capsys, ["pretrain", "--data", "builtin:japanesevowels", "--method", "ts2vec", "--encoder",
-                          "patch_transformer", "--no-probe", "--out", str(tmp_path / "r"), *TINY[:4]])
+    err = _fails(
+        capsys,
+        [
+            "pretrain",
+            "--data",
+            "builtin:japanesevowels",
+            "--method",
+            "ts2vec",
+            "--encoder",
+            "patch_transformer",
+            "--no-probe",
+            "--out",
+            str(tmp_path / "r"),
+            *TINY[:4],
+        ],
+    )
     assert "shortest" in err and "7 steps" in err
     assert not (tmp_path / "r").exists()
 
@@ -194,8 +258,27 @@ def test_csv_series_are_read_at_embed_time_as_at_pretraining(series_run, tmp_pat
     path = tmp_path / "gunpoint.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "run"
-    assert main(["pretrain", "--data", str(path), "--modality", "timeseries", "--label", "kind", "--method", "simclr",
-                 "--out", str(out), *TINY, "--encoder-arg", "depth=1"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(path),
+                "--modality",
+                "timeseries",
+                "--label",
+                "kind",
+                "--method",
+                "simclr",
+                "--out",
+                str(out),
+                *TINY,
+                "--encoder-arg",
+                "depth=1",
+            ]
+        )
+        == 0
+    )
     assert load_encoder(out).config["read"]["label"] == "kind"
     assert main(["embed", "--encoder", str(out), "--data", str(path), "--out", str(tmp_path / "e.parquet")]) == 0
     embedded = pd.read_parquet(tmp_path / "e.parquet")

@@ -14,11 +14,21 @@ def _data(ids: list[str], values: list[float], labels: list[int] | None = None) 
     return ArrayDataset(torch.tensor(values).view(-1, 1), y, ids, ["no", "yes"] if labels is not None else None)
 
 
-@pytest.mark.parametrize(("sample_id", "key"), [
-    ("yes/clip-1.flac", "yes/clip-1"), ("yes/clip-1.flac#3", "yes/clip-1"), ("yes/clip-1", "yes/clip-1"),
-    ("yes\\clip-1.wav", "yes/clip-1"), ("line-4", "line-4"), ("a.b.png", "a.b"), (".hidden", ".hidden"),
-    ("take.1", "take.1"), ("dir.v2/file", "dir.v2/file"), ("x/1.JPG", "x/1"),
-])
+@pytest.mark.parametrize(
+    ("sample_id", "key"),
+    [
+        ("yes/clip-1.flac", "yes/clip-1"),
+        ("yes/clip-1.flac#3", "yes/clip-1"),
+        ("yes/clip-1", "yes/clip-1"),
+        ("yes\\clip-1.wav", "yes/clip-1"),
+        ("line-4", "line-4"),
+        ("a.b.png", "a.b"),
+        (".hidden", ".hidden"),
+        ("take.1", "take.1"),
+        ("dir.v2/file", "dir.v2/file"),
+        ("x/1.JPG", "x/1"),
+    ],
+)
 def test_pair_key_drops_suffix_and_segment(sample_id, key) -> None:
     assert pair_key(sample_id) == key
 

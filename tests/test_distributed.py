@@ -69,9 +69,7 @@ def _run(name: str, model: torch.nn.Module, data: dict[str, torch.Tensor], rows:
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
         data = _global_data()
         rows = slice(rank * B, (rank + 1) * B)
@@ -117,8 +115,6 @@ def test_gathered_losses_match_full_batch(tmp_path: Path) -> None:
     # with gathering, Barlow Twins is the same global loss on every rank
     torch.testing.assert_close(ranks[0]["barlow_twins"]["loss"], ranks[1]["barlow_twins"]["loss"])
 
-    expected_center = 0.9 * torch.ones(1, D, dtype=torch.float64) + 0.1 * data["teacher"].mean(
-        dim=(0, 1)
-    )
+    expected_center = 0.9 * torch.ones(1, D, dtype=torch.float64) + 0.1 * data["teacher"].mean(dim=(0, 1))
     for res in ranks:
         torch.testing.assert_close(res["center"], expected_center)

@@ -14,28 +14,68 @@ from pathlib import Path
 import pytest
 
 from selfsup.errors import SelfsupError
-from selfsup.outputs import (COMPARISON, EVALUATION, LEADERBOARD, LOCK, RUN, SELFTRAIN, OutputKind,
-                             check_output_file, check_output_folder, clear_output_folder, folder_lock)
+from selfsup.outputs import (
+    COMPARISON,
+    EVALUATION,
+    LEADERBOARD,
+    LOCK,
+    RUN,
+    SELFTRAIN,
+    OutputKind,
+    check_output_file,
+    check_output_folder,
+    clear_output_folder,
+    folder_lock,
+)
 
 REPORT = {"meta": {"encoder": "runs/x", "data": "builtin:iris"}, "rows": []}
 # each kind: the files its own output holds (path -> content); a dict is written as JSON
 OWN: dict[str, dict[str, object]] = {
-    "run": {"selfsup.json": {"format": "selfsup-encoder", "encoder": {}}, "encoder.safetensors": b"\0weights",
-            "recipe.yaml": "data: builtin:iris\nmethod: simclr\nout: runs/x\n", "checkpoints/last.ckpt": b"ckpt",
-            "csv/metrics.csv": "step,loss\n", "eval/results.json": REPORT, "eval/summary.md": "# old"},
-    "evaluation": {"results.json": REPORT, "summary.md": "# old", "report.html": "<html>", "few_shot.png": b"png",
-                   "before_after.json": [{"before": 0.5, "after": 0.6}], "0-a.csv/results.json": REPORT},
+    "run": {
+        "selfsup.json": {"format": "selfsup-encoder", "encoder": {}},
+        "encoder.safetensors": b"\0weights",
+        "recipe.yaml": "data: builtin:iris\nmethod: simclr\nout: runs/x\n",
+        "checkpoints/last.ckpt": b"ckpt",
+        "csv/metrics.csv": "step,loss\n",
+        "eval/results.json": REPORT,
+        "eval/summary.md": "# old",
+    },
+    "evaluation": {
+        "results.json": REPORT,
+        "summary.md": "# old",
+        "report.html": "<html>",
+        "few_shot.png": b"png",
+        "before_after.json": [{"before": 0.5, "after": 0.6}],
+        "0-a.csv/results.json": REPORT,
+    },
     "comparison": {"compare.json": {"pairs": []}, "compare.md": "# old", "report.html": "<html>"},
-    "leaderboard": {"cells.json": [], "results.json": {"meta": {"suite": "smoke"}, "rows": []},
-                    "summary.md": "# old", "runs/iris-simclr-0/selfsup.json": {"format": "selfsup-encoder"},
-                    "runs/iris-simclr-0/recipe.yaml": "data: builtin:iris\nmethod: simclr\nout: x\n"},
+    "leaderboard": {
+        "cells.json": [],
+        "results.json": {"meta": {"suite": "smoke"}, "rows": []},
+        "summary.md": "# old",
+        "runs/iris-simclr-0/selfsup.json": {"format": "selfsup-encoder"},
+        "runs/iris-simclr-0/recipe.yaml": "data: builtin:iris\nmethod: simclr\nout: x\n",
+    },
     "selftrain": {"selftrain.json": {"teacher": {}, "student": {}}},
 }
-KINDS = {"run": RUN, "evaluation": EVALUATION, "comparison": COMPARISON, "leaderboard": LEADERBOARD,
-         "selftrain": SELFTRAIN}
+KINDS = {
+    "run": RUN,
+    "evaluation": EVALUATION,
+    "comparison": COMPARISON,
+    "leaderboard": LEADERBOARD,
+    "selftrain": SELFTRAIN,
+}
 # a user's folder: including look-alikes of selfsup's file names that are not selfsup's content
-USER = {"notes.txt": "mine", "data/x.csv": "a,b\n1,2\n", "results.json": "{}", "selfsup.json": '{"format": "x"}',
-        "compare.json": "[1, 2]", "selftrain.json": "{}", "cells.json": '{"not": "a list"}', "2024-01-report.txt": "x"}
+USER = {
+    "notes.txt": "mine",
+    "data/x.csv": "a,b\n1,2\n",
+    "results.json": "{}",
+    "selfsup.json": '{"format": "x"}',
+    "compare.json": "[1, 2]",
+    "selftrain.json": "{}",
+    "cells.json": '{"not": "a list"}',
+    "2024-01-report.txt": "x",
+}
 
 
 def _write(root: Path, files: dict[str, object]) -> Path:
@@ -110,8 +150,9 @@ def test_clear_removes_only_the_kinds_entries(tmp_path, name):
     assert _snapshot(own) == {"mine": None, "mine/data.csv": b"1,2\n", "notes.txt": b"mine"}
 
 
-@pytest.mark.parametrize(("name", "nested"), [("run", "eval"), ("leaderboard", "runs/iris-simclr-0"),
-                                              ("evaluation", "0-a.csv")])
+@pytest.mark.parametrize(
+    ("name", "nested"), [("run", "eval"), ("leaderboard", "runs/iris-simclr-0"), ("evaluation", "0-a.csv")]
+)
 def test_a_users_file_inside_a_nested_output_stays(tmp_path, name, nested):
     own = _write(tmp_path / "own", OWN[name] | {f"{nested}/keep.txt": "mine", "runs/mine/keep.txt": "mine too"})
     clear_output_folder(own, KINDS[name])
@@ -133,10 +174,15 @@ def test_a_folder_of_another_kind_is_named():
 def test_a_paired_runs_side_folders_are_its_own():
     kind: OutputKind = RUN
     with tempfile.TemporaryDirectory() as root:
-        meta = {"format": "selfsup-encoder", "modality": "pairs",
-                "encoder": {"a": {"modality": "audio"}, "b": {"modality": "text"}}}
-        run = _write(Path(root), {"selfsup.json": meta, "audio/selfsup.json": "{}", "text/selfsup.json": "{}",
-                                  "video/notes.txt": "mine"})
+        meta = {
+            "format": "selfsup-encoder",
+            "modality": "pairs",
+            "encoder": {"a": {"modality": "audio"}, "b": {"modality": "text"}},
+        }
+        run = _write(
+            Path(root),
+            {"selfsup.json": meta, "audio/selfsup.json": "{}", "text/selfsup.json": "{}", "video/notes.txt": "mine"},
+        )
         assert {p.name for p in kind.written(run)} == {"selfsup.json", "audio", "text"}
         clear_output_folder(run, kind)
         assert _snapshot(run) == {"video": None, "video/notes.txt": b"mine"}
@@ -169,8 +215,9 @@ def test_an_unwritable_folder_is_refused_before_any_work():
         locked.mkdir()
         os.chmod(root, 0o755)  # others may look, not write
         os.chmod(locked, 0o555)
-        out = subprocess.run([sys.executable, "-c", _AS_ANOTHER_USER, str(locked / "eval")], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", _AS_ANOTHER_USER, str(locked / "eval")], capture_output=True, text=True, timeout=60
+        )
         lines = out.stdout.strip().splitlines()
         assert out.returncode == 0 and len(lines) == 2, out.stderr
         for line in lines:
@@ -188,7 +235,7 @@ def test_an_unwritable_folder_is_refused_before_any_work():
 
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_output_files(tmp_path, overwrite):
-    ours = lambda path: path.read_bytes() == b"ours"  # noqa: E731
+    ours = lambda path: path.read_bytes() == b"ours"
     user, mine = tmp_path / "user.npy", tmp_path / "mine.npy"
     user.write_bytes(b"precious")
     mine.write_bytes(b"ours")
@@ -222,9 +269,8 @@ def test_the_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(SelfsupError) as err:
-            with folder_lock(out):
-                pass
+        with pytest.raises(SelfsupError) as err, folder_lock(out):
+            pass
         message = _one_line(err.value)
         assert f"in use by process {holder.pid}" in message and str(out) in message
         assert (out / LOCK).read_text() == str(holder.pid)  # the refused one left the holder's lock alone

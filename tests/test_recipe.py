@@ -63,9 +63,21 @@ def test_assignment_is_validated_too():
 
 
 def test_save_load_round_trip(tmp_path):
-    recipe = make_recipe(data="some/folder", method="byol", method_args={"tau_base": 0.99, "hidden_dim": 32},
-                         epochs=7, batch_size=64, lr=0.003, image_size=32, seed=5, out=str(tmp_path / "run"),
-                         bad_files="skip", online_probe=False, devices="auto", max_steps=11)
+    recipe = make_recipe(
+        data="some/folder",
+        method="byol",
+        method_args={"tau_base": 0.99, "hidden_dim": 32},
+        epochs=7,
+        batch_size=64,
+        lr=0.003,
+        image_size=32,
+        seed=5,
+        out=str(tmp_path / "run"),
+        bad_files="skip",
+        online_probe=False,
+        devices="auto",
+        max_steps=11,
+    )
     path = tmp_path / "recipe.yaml"
     save_recipe(recipe, path)
     assert path.is_file()
@@ -142,3 +154,12 @@ def test_empty_file_needs_data(tmp_path):
     with pytest.raises(SelfsupError, match="'data'"):
         load_recipe(path)
     assert load_recipe(path, {"data": "builtin:digits"}).data == "builtin:digits"
+
+
+def test_the_recipes_modalities_are_the_registrys() -> None:
+    from typing import get_args
+
+    from selfsup.modalities import MODALITIES
+    from selfsup.recipe import ModalityName
+
+    assert get_args(ModalityName) == ("auto", *MODALITIES)

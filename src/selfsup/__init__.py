@@ -27,8 +27,8 @@ _API = {
     "save_encoder": "selfsup.checkpoint",
     "embed": "selfsup.evaluation.embed",
     "evaluate": "selfsup.evaluation.evaluate",
-    "pretrain": "selfsup.training.pretrain",
-    "quickstart": "selfsup.quickstart",
+    "pretrain": "selfsup.workflows.pretrain",
+    "quickstart": "selfsup.workflows.quickstart",
 }
 __all__ = sorted(_API)
 

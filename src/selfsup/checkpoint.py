@@ -11,10 +11,9 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from selfsup import __version__
-from selfsup.encoders import build_encoder
+from selfsup.encoders import Encoder, build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.files import write_atomic
 
@@ -35,12 +34,20 @@ def versions() -> dict[str, str]:
     import sklearn
     import timm
 
-    return {"selfsup": __version__, "torch": torch.__version__, "timm": timm.__version__, "numpy": numpy.__version__,
-            "scikit-learn": sklearn.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "selfsup": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
-def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def encoder_meta(
+    encoder: Encoder, recipe: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``selfsup.json`` content describing an encoder: enough to rebuild it without code from the run.
     ``extra``: more to record (a paired side's ``paired_with``: its partner's folder, relative to its own)."""
     return (extra or {}) | {
@@ -55,14 +62,16 @@ def encoder_meta(encoder: nn.Module, recipe: dict[str, Any] | None = None,
     }
 
 
-def write_meta(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None,
-               extra: dict[str, Any] | None = None) -> None:
+def write_meta(
+    encoder: Encoder, out_dir: str | Path, recipe: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> None:
     """Write only ``selfsup.json`` (a run does this at its start, so a killed run can still be exported)."""
     write_atomic(Path(out_dir) / META, json.dumps(encoder_meta(encoder, recipe, extra), indent=2))
 
 
-def save_encoder(encoder: nn.Module, out_dir: str | Path, recipe: dict[str, Any] | None = None,
-                 extra: dict[str, Any] | None = None) -> Path:
+def save_encoder(
+    encoder: Encoder, out_dir: str | Path, recipe: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write the encoder's weights and description into ``out_dir`` (each file atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +104,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_encoder(path: str | Path, expect_modality: str | None = None, allow_pair: bool = False) -> nn.Module:
+def load_encoder(path: str | Path, expect_modality: str | None = None, allow_pair: bool = False) -> Encoder:
     """Rebuild an exported encoder (run folder, its ``encoder.safetensors`` or ``selfsup.json``), in eval mode.
     A paired run's root (both sides) is refused, naming the sides, unless ``allow_pair``."""
     meta = read_meta(path)
@@ -104,11 +113,14 @@ def load_encoder(path: str | Path, expect_modality: str | None = None, allow_pai
 
         a, b = (_folder(path) / name for name in side_names(meta["encoder"]))
         if not (a / WEIGHTS).is_file():
-            raise SelfsupError(f"'{_folder(path)}' is a paired run that has not written its sides yet; export them "
-                               f"with 'selfsup export --run {_folder(path)} --checkpoint "
-                               f"{_folder(path) / 'checkpoints' / 'last.ckpt'} --out DIR'.")
-        raise SelfsupError(f"'{_folder(path)}' holds a pair of encoders trained together; pass one side: '{a}' or "
-                           f"'{b}'.")
+            raise SelfsupError(
+                f"'{_folder(path)}' is a paired run that has not written its sides yet; export them "
+                f"with 'selfsup export --run {_folder(path)} --checkpoint "
+                f"{_folder(path) / 'checkpoints' / 'last.ckpt'} --out DIR'."
+            )
+        raise SelfsupError(
+            f"'{_folder(path)}' holds a pair of encoders trained together; pass one side: '{a}' or '{b}'."
+        )
     weights = _folder(path) / WEIGHTS
     if not weights.is_file():
         raise SelfsupError(
@@ -120,14 +132,17 @@ def load_encoder(path: str | Path, expect_modality: str | None = None, allow_pai
             f"encoder '{path}' was trained on {meta['modality']} data but the data is {expect_modality}."
         )
     if meta.get("format_version", 1) < 2 and meta["encoder"].get("name") in RENAMED_IN_VERSION_2:
-        raise SelfsupError(f"encoder '{path}' is a {meta['encoder']['name']} saved by an older selfsup "
-                           f"(format {meta.get('format_version', 1)}), whose weights this version cannot read; "
-                           "pre-train it again.")
+        raise SelfsupError(
+            f"encoder '{path}' is a {meta['encoder']['name']} saved by an older selfsup "
+            f"(format {meta.get('format_version', 1)}), whose weights this version cannot read; "
+            "pre-train it again."
+        )
     try:
         encoder = build_encoder(meta["encoder"])
     except (KeyError, TypeError, ValueError) as err:  # a hand-edited or truncated encoder description
-        raise SelfsupError(f"the encoder described in '{_folder(path) / META}' cannot be built: "
-                           f"{type(err).__name__}: {err}.") from err
+        raise SelfsupError(
+            f"the encoder described in '{_folder(path) / META}' cannot be built: {type(err).__name__}: {err}."
+        ) from err
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:

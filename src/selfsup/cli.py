@@ -1,20 +1,63 @@
-"""The ``selfsup`` command line. Every pre-training flag maps onto a field of the recipe."""
+"""The ``selfsup`` command line. ``pretrain``'s flags are made from the fields of the recipe, one each.
+
+Parsing, recipe validation and the checks of the data paths and method name import neither torch nor Lightning,
+so a mistyped flag, path or name is reported at once; the heavy packages load only for real work.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
+import types
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn, Union, get_args, get_origin
 
 from rich.console import Console
 
-from selfsup.errors import RunInterrupted, SelfsupError
+from selfsup import __version__
+from selfsup.errors import RunInterrupted, SelfsupError, unknown_name
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+BUILTIN_PREFIX = "builtin:"
+# older spellings kept beside a field's own --field-name (the README and users' scripts use them)
+FLAG_ALIASES: dict[str, tuple[str, ...]] = {
+    "text_field": ("--text-column",),
+    "pair_text_field": ("--pair-text-column",),
+    "method_args": ("--method-arg",),
+    "view_args": ("--view-arg",),
+    "encoder_args": ("--encoder-arg",),
+    "pair_encoder_args": ("--pair-encoder-arg",),
+}
+# the recipe fields that say how to read data: evaluate, embed, compare and selftrain take them too
+DATA_FIELDS = (
+    "modality",
+    "label",
+    "ignore",
+    "series_id",
+    "time_column",
+    "sample_rate",
+    "segment_seconds",
+    "text_field",
+    "bad_files",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error raised as one line (a SelfsupError) instead of the usage text."""
+
+    commands: Mapping[str, argparse.ArgumentParser]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # no abbreviations: '--no-prob' must not quietly mean '--no-probe' and start a run
+        super().__init__(*args, **{"allow_abbrev": False} | kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise SelfsupError(f"{message} (see '{self.prog} --help')")
 
 
 def _key_values(items: list[str], flag: str) -> dict[str, Any]:
@@ -29,143 +72,145 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
     return parsed
 
 
-DATA_HELP = ("folder of images or of audio files (class sub-folders = labels), a table (.csv/.tsv/.parquet), series "
-             "(.ts/.npy/.npz, or a folder with NAME_TRAIN/NAME_TEST files), text (.txt one document per line, "
-             ".jsonl), or builtin:NAME (see 'selfsup datasets')")
+def _field_help(name: str) -> str:
+    """The recipe field's own description, as argparse help."""
+    from selfsup.recipe import Recipe
+
+    return (Recipe.model_fields[name].description or "").replace("%", "%%")
 
 
-def _add_data_flags(p: argparse.ArgumentParser, *, recipe: bool) -> None:
-    """Flags that say how to read the data; for evaluate/embed they default to the encoder's own."""
-    default = "" if recipe else "; default: the encoder's"
-    p.add_argument("--modality", choices=["auto", "image", "tabular", "timeseries", "audio", "text"],
-                   help="how to read the data (default auto: by file suffix; a .csv is a table, pass --modality "
-                        "timeseries or text to read it otherwise)")
-    p.add_argument("--label", help=f"tables / CSV series: the label column, used for probing only{default}")
-    p.add_argument("--ignore", action="append", metavar="COLUMN",
-                   help="tables: a column to leave out, e.g. an id (repeatable)")
-    p.add_argument("--series-id", help="long-format CSV series: the column naming each series")
-    p.add_argument("--time-column", help="long-format CSV series: the column to order each series by")
-    p.add_argument("--sample-rate", type=int, help=f"audio: resample to this rate in Hz (default 16000{default})")
-    p.add_argument("--segment-seconds", type=float,
-                   help=f"audio: cut files into clips this long, in seconds (default 1.0{default})")
-    p.add_argument("--text-column", dest="text_field",
-                   help="text: the JSONL field or CSV column holding the text (default 'text')")
-    p.add_argument("--bad-files", choices=["fail", "skip"],
-                   help="unreadable image or audio files: stop (default) or leave them out, with a warning saying "
-                        "how many")
+def _flags(name: str) -> list[str]:
+    """The flags of recipe field ``name``: ``--field-name``, then any older spelling."""
+    return [f"--{name.replace('_', '-')}", *FLAG_ALIASES.get(name, ())]
+
+
+def _int_or_str(text: str) -> int | str:
+    """``2`` -> 2, ``auto`` -> 'auto' (Lightning's devices)."""
+    return int(text) if text.isdigit() else text
+
+
+def _add_field_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup, name: str) -> None:
+    """Add recipe field ``name``'s flag: its type from the annotation, its help from the description, no default
+    (None: not given, so --config and the recipe's defaults decide)."""
+    from selfsup.recipe import Recipe
+
+    kind = Recipe.model_fields[name].annotation
+    if get_origin(kind) in (Union, types.UnionType):  # X | None -> X; int | str stays
+        kept = [a for a in get_args(kind) if a is not type(None)]
+        kind = kept[0] if len(kept) == 1 else kind
+    options: dict[str, Any] = {"dest": name, "default": None, "help": _field_help(name)}
+    if kind is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    elif get_origin(kind) is Literal:
+        options["choices"] = get_args(kind)
+    elif get_origin(kind) in (dict, list):  # repeatable; dicts as KEY=VALUE
+        options.update(action="append", metavar="KEY=VALUE" if get_origin(kind) is dict else "VALUE")
+    else:
+        options["type"] = kind if kind in (int, float, str) else _int_or_str
+    p.add_argument(*_flags(name), **options)
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    """The recipe's flags for reading data, for commands that read it with a pre-trained encoder."""
+    group = p.add_argument_group(
+        "reading the data", "the flags of 'selfsup pretrain'; those left unset read the data as the encoder was trained"
+    )
+    for name in DATA_FIELDS:
+        _add_field_flag(group, name)
 
 
 def _data_options(args: argparse.Namespace):
     from selfsup.data import DataOptions
 
-    return DataOptions(modality=args.modality or "auto", label=args.label, ignore=tuple(args.ignore or ()),
-                       series_id=args.series_id, time_column=args.time_column, sample_rate=args.sample_rate,
-                       segment_seconds=args.segment_seconds, text_field=args.text_field,
-                       bad_files=args.bad_files or "fail")
+    return DataOptions(
+        modality=args.modality or "auto",
+        label=args.label,
+        ignore=tuple(args.ignore or ()),
+        series_id=args.series_id,
+        time_column=args.time_column,
+        sample_rate=args.sample_rate,
+        segment_seconds=args.segment_seconds,
+        text_field=args.text_field,
+        bad_files=args.bad_files or "fail",
+    )
 
 
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="pre-train an encoder with a self-supervised method",
-                       description="Pre-train an encoder. Flags override the fields of --config.")
-    p.add_argument("--data", help=DATA_HELP)
-    _add_data_flags(p, recipe=True)
-    p.add_argument("--method", help="simclr (default) or any name 'selfsup methods' lists, e.g. scarf, ts2vec, "
-                                    "or a masked one: mae, mfm, data2vec, jepa")
-    p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
-    p.add_argument("--view-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="augmentation option, e.g. flip=false, crop_scale=[0.3,1] or, for audio, pitch=3 "
-                        "(repeatable; an unknown name lists the known ones)")
-    p.add_argument("--encoder", help="images: small_cnn (default), vit or a timm name; tables: mlp (default), "
-                                     "ft_transformer; series: dilated_conv (default), patch_transformer; audio: "
-                                     "audio_cnn (default), spec_transformer; text: minilm (default), small_bert or a "
-                                     "local Hugging Face model folder; masked methods default to vit, "
-                                     "ft_transformer, patch_transformer, spec_transformer")
-    p.add_argument("--encoder-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="encoder option, e.g. width=128 (repeatable)")
-    p.add_argument("--pair-data", help="paired methods (clip): the second side of each pair, e.g. captions; its "
-                                       "sample ids (a .jsonl 'id' field, file paths without suffix) match --data's")
-    p.add_argument("--pair-modality", choices=["auto", "image", "tabular", "timeseries", "audio", "text"],
-                   help="how to read --pair-data (default auto: by suffix; a .csv of captions needs text)")
-    p.add_argument("--pair-text-column", dest="pair_text_field",
-                   help="text --pair-data: the JSON field or table column holding the text (default 'text')")
-    p.add_argument("--pair-encoder", help="paired methods: encoder of the --pair-data side (default: its modality's, "
-                                          "e.g. minilm for text)")
-    p.add_argument("--pair-encoder-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="paired methods: an argument of the --pair-data side's encoder (as --encoder-arg)")
-    p.add_argument("--init", help="continue pre-training from these weights: a selfsup run/export folder, a "
-                                  ".safetensors or .pth file (weights only), or a local model folder")
-    p.add_argument("--freeze-encoder-steps", type=int,
-                   help="head warm-up: train only the new heads for this many steps, then the whole model")
-    p.add_argument("--schedule", choices=["cosine", "wsd", "constant"],
-                   help="LR after warm-up: cosine (default), wsd (warm-up, stable, decay at the end), constant")
-    p.add_argument("--decay-fraction", type=float, help="wsd: share of the steps spent decaying (default 0.2)")
-    p.add_argument("--self-distill", action="store_true",
-                   help="with --init: stage 1 further pre-trains into OUT-stage1, stage 2 re-starts from --init "
-                        "pulled towards the stage-1 encoder (Lee et al. 2022)")
-    p.add_argument("--distill-weight", type=float, help="self-distillation: weight of the pull (default 1)")
-    p.add_argument("--replay", help="source-domain data to mix into every batch while continuing (same modality)")
-    p.add_argument("--replay-fraction", type=float, help="share of each batch drawn from --replay (default 0.1)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate (AdamW, after warm-up; re-warms a continued run to "
-                                            "this peak); default: the method's")
-    p.add_argument("--image-size", type=int, help="size of the views fed to the encoder")
-    p.add_argument("--out", help="run folder (default runs/selfsup)")
+    from selfsup.recipe import Recipe
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train an encoder with a self-supervised method",
+        description="Pre-train an encoder. Each recipe field has a flag; flags override the fields of --config.",
+    )
+    for name in Recipe.model_fields:
+        _add_field_flag(p, name)
+    p.add_argument(
+        "--no-probe", dest="online_probe", action="store_false", default=None, help="same as --no-online-probe"
+    )
     p.add_argument("--config", help="recipe YAML to start from (a run's recipe.yaml replays it)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--num-workers", type=int)
-    p.add_argument("--max-steps", type=int, help="stop after this many steps (default -1: train every epoch)")
-    p.add_argument("--checkpoint-every", type=int,
-                   help="epochs between checkpoints (default 1; one is also written at the end and on Ctrl-C)")
-    p.add_argument("--checkpoint-every-steps", type=int,
-                   help="also write a checkpoint every this many steps, for long epochs (a killed run resumes there)")
-    p.add_argument("--no-probe", action="store_true", help="disable the online linear probe")
-    p.add_argument("--accelerator", help="cpu, gpu, auto (Lightning)")
-    p.add_argument("--devices", help="number of devices (Lightning), e.g. 2")
-    p.add_argument("--strategy", help="auto, ddp, fsdp (Lightning)")
-    p.add_argument("--precision", help="32-true (default), bf16-mixed, 16-mixed (Lightning)")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved recipe (--config, then the flags, defaults filled in) as YAML and exit, "
+        "reading no data and writing nothing",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the selfsup run in --out: the files selfsup wrote there are removed once every check "
-                        "has passed, just before the new run starts (nothing else; a folder of other files is refused)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the selfsup run in --out: the files selfsup wrote there are removed once every check "
+        "has passed, just before the new run starts (nothing else; a folder of other files is refused)",
+    )
 
 
-RECIPE_FLAGS = ("data", "modality", "label", "series_id", "time_column", "sample_rate", "segment_seconds",
-                "text_field", "method", "encoder", "init", "pair_data", "pair_modality", "pair_text_field", "pair_encoder",
-                "freeze_encoder_steps", "schedule", "decay_fraction", "distill_weight", "replay", "replay_fraction", "epochs", "batch_size", "lr", "image_size",
-                "out", "seed", "bad_files", "num_workers", "max_steps", "checkpoint_every", "checkpoint_every_steps", "accelerator", "devices",
-                "strategy", "precision")
+def _recipe_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe fields given as flags (KEY=VALUE lists made into dicts)."""
+    from selfsup.recipe import Recipe
+
+    fields = {}
+    for name, field in Recipe.model_fields.items():
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = _key_values(value, _flags(name)[-1]) if get_origin(field.annotation) is dict else value
+    return fields
+
+
+def _check_source(what: str, source: str | None) -> None:
+    """Refuse a data source that is neither an existing path nor a built-in dataset (no torch needed)."""
+    from selfsup.datasets import BUILTIN_NAMES
+
+    if source is None:
+        return
+    if source.startswith(BUILTIN_PREFIX):
+        if source[len(BUILTIN_PREFIX) :] not in BUILTIN_NAMES:
+            raise unknown_name(
+                "built-in dataset", source[len(BUILTIN_PREFIX) :], BUILTIN_NAMES, hint="Use builtin:NAME or a path."
+            )
+    elif not Path(source).exists():
+        raise SelfsupError(
+            f"{what} '{source}' does not exist; pass a folder of images, a table (.csv/.parquet), "
+            "series (.ts/.npy/.npz or a folder of them), audio (.wav/.flac/.ogg or a folder of "
+            "them), text (.txt/.jsonl) or builtin:NAME."
+        )
 
 
 def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
-    from selfsup.recipe import load_recipe, make_recipe
-    from selfsup.training.pretrain import pretrain, resume_recipe
+    from selfsup.methods import check_method_name
+    from selfsup.recipe import load_recipe, make_recipe, recipe_yaml
 
-    fields = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None}
-    if isinstance(fields.get("devices"), str) and fields["devices"].isdigit():
-        fields["devices"] = int(fields["devices"])
-    if args.method_arg:
-        fields["method_args"] = _key_values(args.method_arg, "--method-arg")
-    if args.view_arg:
-        fields["view_args"] = _key_values(args.view_arg, "--view-arg")
-    if args.encoder_arg:
-        fields["encoder_args"] = _key_values(args.encoder_arg, "--encoder-arg")
-    if args.pair_encoder_arg:
-        fields["pair_encoder_args"] = _key_values(args.pair_encoder_arg, "--pair-encoder-arg")
-    if args.ignore:
-        fields["ignore"] = list(args.ignore)
-    if args.no_probe:
-        fields["online_probe"] = False
-    if args.self_distill:
-        fields["self_distill"] = True
+    fields = _recipe_flags(args)
     if args.resume:
         if not args.out:
             raise SelfsupError("--resume needs --out, the folder of the run to continue.")
         changed = sorted(set(fields) - {"out", "epochs", "max_steps"})
         if changed:
-            raise SelfsupError(f"--resume continues the run as its recipe.yaml says; only --epochs and --max-steps "
-                               f"may change (got --{', --'.join(c.replace('_', '-') for c in changed)}).")
+            raise SelfsupError(
+                f"--resume continues the run as its recipe.yaml says; only --epochs and --max-steps "
+                f"may change (got --{', --'.join(c.replace('_', '-') for c in changed)})."
+            )
+        from selfsup.workflows.pretrain import resume_recipe
+
         recipe = resume_recipe(args.out, epochs=args.epochs, max_steps=args.max_steps)
     elif args.config:
         recipe = load_recipe(args.config, fields)
@@ -173,16 +218,30 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
         if "data" not in fields:
             raise SelfsupError("pretrain needs --data (images, a table, series or builtin:NAME) or --config.")
         recipe = make_recipe(**fields)
+    check_method_name(recipe.method)
+    if args.print_config:
+        print(recipe_yaml(recipe), end="")
+        return
+    for what, source in (("data", recipe.data), ("--pair-data", recipe.pair_data), ("--replay", recipe.replay)):
+        _check_source(what, source)
+
+    from selfsup.workflows.pretrain import pretrain  # torch and Lightning load here, once the inputs look right
+
     run = pretrain(recipe, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("LOCAL_RANK", "0") not in ("", "0"):  # DDP worker processes stay quiet
         return
     if run.sides:
         a, b = run.sides
-        console.print(f"paired encoders written to {a} and {b}; evaluate one side (with zero-shot label prompts "
-                      f"when the other is text) with: selfsup evaluate --encoder {a} --data LABELED")
+        console.print(
+            f"paired encoders written to {a} and {b}; evaluate one side (with zero-shot label prompts "
+            f"when the other is text) with: selfsup evaluate --encoder {a} --data LABELED"
+        )
         return
-    console.print(f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json); "
-                  f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED", soft_wrap=True)
+    console.print(
+        f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json); "
+        f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED",
+        soft_wrap=True,
+    )
 
 
 def _k_value(text: str) -> int | str:
@@ -207,34 +266,68 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
     from selfsup.outputs import EVALUATION, check_output_folder, folder_lock
 
     protocols = [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
-    finetune = FinetuneOptions(blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr,
-                               epochs=args.finetune_epochs)
+    finetune = FinetuneOptions(
+        blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr, epochs=args.finetune_epochs
+    )
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
     check_output_folder(out, EVALUATION, overwrite=args.overwrite)  # before any work
     # a run continued from a selfsup encoder is compared with it when several sets are given
     before = args.before or (init_of(args.encoder) if len(args.data) > 1 else None)
     if len(args.data) > 1 or before:
         if args.test_data:
-            raise SelfsupError("--test-data goes with one --data and no before/after comparison; "
-                               "give each set with its own test split instead.")
+            raise SelfsupError(
+                "--test-data goes with one --data and no before/after comparison; "
+                "give each set with its own test split instead."
+            )
         if not before:
-            raise SelfsupError("several --data sets are compared before and after continued pre-training: pass "
-                               "--before ENCODER (this run was not continued from a selfsup encoder).")
+            raise SelfsupError(
+                "several --data sets are compared before and after continued pre-training: pass "
+                "--before ENCODER (this run was not continued from a selfsup encoder)."
+            )
         with folder_lock(out):
-            rows = before_after(args.encoder, args.data, before, options=_data_options(args), protocols=protocols,
-                                k=args.k, seed=args.seed, test_fraction=args.test_fraction, out=out, seeds=args.seeds,
-                                finetune=finetune, partner=args.partner, prompt=args.prompt, overwrite=args.overwrite)
+            rows = before_after(
+                args.encoder,
+                args.data,
+                before,
+                options=_data_options(args),
+                protocols=protocols,
+                k=args.k,
+                seed=args.seed,
+                test_fraction=args.test_fraction,
+                out=out,
+                seeds=args.seeds,
+                finetune=finetune,
+                partner=args.partner,
+                prompt=args.prompt,
+                overwrite=args.overwrite,
+            )
         print_before_after(rows, console)
         console.print(f"report: {out / 'before_after.md'} (each set's full report beside it)")
         return
     with folder_lock(out):
-        result = evaluate(args.encoder, args.data[0], test_data=args.test_data, options=_data_options(args),
-                          protocols=protocols, k=args.k, seed=args.seed, seeds=args.seeds,
-                          test_fraction=args.test_fraction, finetune=finetune, out=out, progress=True,
-                          partner=args.partner, prompt=args.prompt, overwrite=args.overwrite)
+        result = evaluate(
+            args.encoder,
+            args.data[0],
+            test_data=args.test_data,
+            options=_data_options(args),
+            protocols=protocols,
+            k=args.k,
+            seed=args.seed,
+            seeds=args.seeds,
+            test_fraction=args.test_fraction,
+            finetune=finetune,
+            out=out,
+            progress=True,
+            partner=args.partner,
+            prompt=args.prompt,
+            overwrite=args.overwrite,
+        )
     interval = "95% bootstrap CI" if args.seeds == 1 else "95% t-interval over seeds"
-    print_table(result.rows, f"{result.meta['data']}: {result.meta['split']}, {args.seeds} seed"
-                             f"{'s' * (args.seeds > 1)}, {interval}", console)
+    print_table(
+        result.rows,
+        f"{result.meta['data']}: {result.meta['split']}, {args.seeds} seed{'s' * (args.seeds > 1)}, {interval}",
+        console,
+    )
     console.print(f"report: {out / 'report.html'} (and summary.md)")
 
 
@@ -248,25 +341,45 @@ def _run_compare(args: argparse.Namespace, console: Console) -> None:
     protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
     out = check_output_folder(args.out, COMPARISON, overwrite=args.overwrite)  # before any work
     with folder_lock(out):
-        result = compare(args.encoders, args.data, options=_data_options(args), protocols=protocols, k=args.k,
-                         seed=args.seed, seeds=args.seeds, out=out, overwrite=args.overwrite)
-    how = ("paired 95% bootstrap CI, McNemar p" if args.seeds == 1 else
-           f"paired 95% bootstrap CI over test samples scored over {args.seeds} seeds, paired t-test p"
-           if result["fixed_split"] else "95% t-interval over seeds, paired t-test p")
+        result = compare(
+            args.encoders,
+            args.data,
+            options=_data_options(args),
+            protocols=protocols,
+            k=args.k,
+            seed=args.seed,
+            seeds=args.seeds,
+            out=out,
+            overwrite=args.overwrite,
+        )
+    how = (
+        "paired 95% bootstrap CI, McNemar p"
+        if args.seeds == 1
+        else f"paired 95% bootstrap CI over test samples scored over {args.seeds} seeds, paired t-test p"
+        if result["fixed_split"]
+        else "95% t-interval over seeds, paired t-test p"
+    )
     table = Table(title=f"{args.data}: {result['split']}; {how}")
     for column in ("protocol", "A", "B", "A - B", "95% CI", "p", "verdict"):
         table.add_column(column)
     for p in result["pairs"]:
-        table.add_row(p["protocol"], escape(p["a"]), escape(p["b"]), f"{100 * p['difference']:+.2f}",
-                      f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]", f"{p_value(p):.3g}", p["verdict"])
+        table.add_row(
+            p["protocol"],
+            escape(p["a"]),
+            escape(p["b"]),
+            f"{100 * p['difference']:+.2f}",
+            f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]",
+            f"{p_value(p):.3g}",
+            p["verdict"],
+        )
     console.print(table)
     console.print(f"report: {args.out}/compare.md")
 
 
 def _run_bench(args: argparse.Namespace, console: Console) -> None:
-    from selfsup.evaluation.bench import SUITES
     from selfsup.files import write_atomic
     from selfsup.outputs import LEADERBOARD, check_output_folder, clear_output_folder, folder_lock
+    from selfsup.workflows.bench import SUITES
 
     out = check_output_folder(args.out, LEADERBOARD, overwrite=args.overwrite)
     if args.suite not in SUITES:  # before any work
@@ -288,9 +401,9 @@ def _bench_into(out: Path, args: argparse.Namespace, console: Console) -> None:
     import time
 
     from selfsup.checkpoint import versions
-    from selfsup.evaluation.bench import SUITES, bench, leaderboard
     from selfsup.evaluation.report import print_table, write_report
     from selfsup.files import write_atomic
+    from selfsup.workflows.bench import SUITES, bench, leaderboard
 
     start = time.perf_counter()
     done: list[dict] = []
@@ -299,31 +412,43 @@ def _bench_into(out: Path, args: argparse.Namespace, console: Console) -> None:
         done.append(result)
         scores = {r["protocol"]: r["accuracy"] for r in result["rows"] if r["encoder"] == "pretrained"}
         elapsed = time.perf_counter() - start
-        console.print(f"[{i}/{total}] {result['dataset']} {result['method']} seed {result['seed']}: "
-                      f"kNN {100 * scores['knn']:.1f}, linear {100 * scores['linear']:.1f} "
-                      f"({elapsed / 60:.1f} min so far, about {elapsed / i * (total - i) / 60:.1f} min left)")
+        console.print(
+            f"[{i}/{total}] {result['dataset']} {result['method']} seed {result['seed']}: "
+            f"kNN {100 * scores['knn']:.1f}, linear {100 * scores['linear']:.1f} "
+            f"({elapsed / 60:.1f} min so far, about {elapsed / i * (total - i) / 60:.1f} min left)"
+        )
         # every finished cell is kept, even if the run is stopped
         write_atomic(out / "cells.json", json.dumps(done, indent=1, default=str))
 
-    console.print(f"[bold]selfsup bench[/]: suite '{args.suite}', {len(SUITES[args.suite])} recipes x "
-                  f"{args.seeds} seeds -> {out}")
+    console.print(
+        f"[bold]selfsup bench[/]: suite '{args.suite}', {len(SUITES[args.suite])} recipes x {args.seeds} seeds -> {out}"
+    )
     bench(args.suite, args.seeds, out / "runs", on_cell=on_cell)
     minutes = (time.perf_counter() - start) / 60
     rows = leaderboard(done)
-    meta = {"title": f"selfsup bench: suite '{args.suite}'", "suite": args.suite,
-            "recipes": [f"{c.method} on {c.dataset}, {c.steps} steps" for c in SUITES[args.suite]],
-            "split": "each dataset's own train/test split; pre-training on its training split only",
-            "seeds": args.seeds, "seed": 0,
-            "confidence_interval": f"95% Student-t interval of the mean over {args.seeds} seeds, combined in "
-                                   "quadrature with the mean bootstrap interval over test samples (each dataset's "
-                                   "test split is the same for every seed)" if args.seeds > 1 else
-                                   "95% percentile bootstrap over test samples (one seed)",
-            "baselines": "random-init: the method's architecture, untrained, same seed; raw-input: the inputs "
-                         "themselves; gbdt: gradient-boosted trees on raw table features",
-            "time": f"{minutes:.1f} min", "versions": versions()}
+    meta = {
+        "title": f"selfsup bench: suite '{args.suite}'",
+        "suite": args.suite,
+        "recipes": [f"{c.method} on {c.dataset}, {c.steps} steps" for c in SUITES[args.suite]],
+        "split": "each dataset's own train/test split; pre-training on its training split only",
+        "seeds": args.seeds,
+        "seed": 0,
+        "confidence_interval": f"95% Student-t interval of the mean over {args.seeds} seeds, combined in "
+        "quadrature with the mean bootstrap interval over test samples (each dataset's "
+        "test split is the same for every seed)"
+        if args.seeds > 1
+        else "95% percentile bootstrap over test samples (one seed)",
+        "baselines": "random-init: the method's architecture, untrained, same seed; raw-input: the inputs "
+        "themselves; gbdt: gradient-boosted trees on raw table features",
+        "time": f"{minutes:.1f} min",
+        "versions": versions(),
+    }
     write_report(out, rows, meta)
-    print_table(rows, f"suite '{args.suite}': mean over {args.seeds} seed{'s' * (args.seeds > 1)}, "
-                      f"each dataset's own test split", console)
+    print_table(
+        rows,
+        f"suite '{args.suite}': mean over {args.seeds} seed{'s' * (args.seeds > 1)}, each dataset's own test split",
+        console,
+    )
     console.print(f"{minutes:.1f} min. leaderboard: {out / 'report.html'} (and summary.md, results.json)")
 
 
@@ -333,41 +458,73 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
     from rich.table import Table
 
     from selfsup.outputs import SELFTRAIN, check_output_folder, folder_lock
-    from selfsup.training.selftrain import self_train
+    from selfsup.workflows.selftrain import self_train
 
-    out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "selftrain"
+    out = (
+        Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "selftrain"
+    )
     check_output_folder(out, SELFTRAIN, overwrite=args.overwrite)  # before any work
     with folder_lock(out):
-        result = self_train(args.encoder, args.labeled, args.unlabeled, options=_data_options(args),
-                            threshold=args.threshold, temperature=args.temperature, epochs=args.epochs, lr=args.lr,
-                            seed=args.seed, out=out, overwrite=args.overwrite)
+        result = self_train(
+            args.encoder,
+            args.labeled,
+            args.unlabeled,
+            options=_data_options(args),
+            threshold=args.threshold,
+            temperature=args.temperature,
+            epochs=args.epochs,
+            lr=args.lr,
+            seed=args.seed,
+            out=out,
+            overwrite=args.overwrite,
+        )
     table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% bootstrap CI")
     for column in ("model", "accuracy", "95% CI", "trained on", "early stopping"):
         table.add_column(column)
-    for name, row, data in (("teacher", result.teacher, f"{result.n_labeled} labeled"),
-                            ("student", result.student, f"{result.n_labeled} labeled + {result.n_pseudo} of "
-                                                        f"{result.n_pool} pseudo-labeled (p >= {result.threshold})")):
+    for name, row, data in (
+        ("teacher", result.teacher, f"{result.n_labeled} labeled"),
+        (
+            "student",
+            result.student,
+            f"{result.n_labeled} labeled + {result.n_pseudo} of "
+            f"{result.n_pool} pseudo-labeled (p >= {result.threshold})",
+        ),
+    ):
         fit = result.fitting[name]
-        table.add_row(name, f"{100 * row['accuracy']:.2f}", f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]",
-                      data, f"{fit['n_val']} of them held out; best epoch {fit['best_epoch']} of {fit['epochs_run']}, "
-                            f"{'accuracy' if name == 'teacher' else 'agreement with labels + pseudo-labels'} "
-                            f"{100 * fit['val_accuracy']:.1f}% there")
+        table.add_row(
+            name,
+            f"{100 * row['accuracy']:.2f}",
+            f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]",
+            data,
+            f"{fit['n_val']} of them held out; best epoch {fit['best_epoch']} of {fit['epochs_run']}, "
+            f"{'accuracy' if name == 'teacher' else 'agreement with labels + pseudo-labels'} "
+            f"{100 * fit['val_accuracy']:.1f}% there",
+        )
     console.print(table)
     console.print(f"report: {out / 'selftrain.json'}")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="selfsup", description="Self-supervised pre-training and honest evaluation.",
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="selfsup",
+        description="Self-supervised pre-training and honest evaluation.",
         epilog="Start with 'selfsup quickstart'. Each command has --help.",
     )
+    parser.add_argument("--version", action="version", version=f"selfsup {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.commands = sub.choices  # filled as the commands are added below
 
-    q = sub.add_parser("quickstart", help="pre-train on a built-in real dataset and compare against baselines "
-                                          "(about a minute on a CPU)")
-    q.add_argument("--modality", choices=["image", "tabular", "timeseries"], default="image",
-                   help="image: SimCLR on digits (default); tabular: SCARF on breast_cancer; "
-                        "timeseries: TS2Vec on Japanese Vowels")
+    q = sub.add_parser(
+        "quickstart",
+        help="pre-train on a built-in real dataset and compare against baselines (about a minute on a CPU)",
+    )
+    q.add_argument(
+        "--modality",
+        choices=["image", "tabular", "timeseries"],
+        default="image",
+        help="image: SimCLR on digits (default); tabular: SCARF on breast_cancer; "
+        "timeseries: TS2Vec on Japanese Vowels",
+    )
     q.add_argument("--out", help="run folder (default selfsup-runs/quickstart-MODALITY-TIMESTAMP)")
     q.add_argument("--method", help="default: the modality's (see --modality)")
     q.add_argument("--epochs", type=int, help="default: the modality's")
@@ -377,80 +534,132 @@ def _build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="kNN / linear probe of an encoder vs random-init and raw-input baselines")
     e.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
-    e.add_argument("--data", required=True, action="append",
-                   help="labeled data: " + DATA_HELP + "; repeat it to evaluate several sets (e.g. target and source)")
-    _add_data_flags(e, recipe=False)
-    e.add_argument("--before", help="encoder to compare with, before continued pre-training (default with several "
-                                    "--data: the run's --init when that is a selfsup run); a before/after table")
-    e.add_argument("--test-data", help="separate labeled test set (default: the data's own test split, "
-                                       "else a stratified split fixed by --seed)")
-    e.add_argument("--protocol",
-                   help="comma-separated (default knn,linear, plus zeroshot for a paired run's side with a text "
-                        "partner): knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
-                        "on 1%%, 10%%, 100%% of the training labels, plotted), finetune (encoder + linear head, "
-                        "early stopping on 10%% of the training split), zeroshot (nearest label prompt embedded "
-                        "by the text partner)")
-    e.add_argument("--prompt", default="{}",
-                   help="zero-shot: the label prompt, '{}' standing for the class name, e.g. 'the word {}' "
-                        "(default '{}')")
-    e.add_argument("--partner", help="zero-shot: the text encoder trained with --encoder (default: the other side "
-                                     "of a paired run, e.g. RUN/text for RUN/audio)")
-    e.add_argument("--k", type=_k_value, default="cv",
-                   help="neighbours for kNN (cosine, similarity-weighted), or 'cv' (default) to choose k by 5-fold "
-                        "cross-validation on the training split")
+    e.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="labeled data: " + _field_help("data") + "; repeat it to evaluate several sets (e.g. target and source)",
+    )
+    _add_data_flags(e)
+    e.add_argument(
+        "--before",
+        help="encoder to compare with, before continued pre-training (default with several "
+        "--data: the run's --init when that is a selfsup run); a before/after table",
+    )
+    e.add_argument(
+        "--test-data",
+        help="separate labeled test set (default: the data's own test split, else a stratified split fixed by --seed)",
+    )
+    e.add_argument(
+        "--protocol",
+        help="comma-separated (default knn,linear, plus zeroshot for a paired run's side with a text "
+        "partner): knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
+        "on 1%%, 10%%, 100%% of the training labels, plotted), finetune (encoder + linear head, "
+        "early stopping on 10%% of the training split), zeroshot (nearest label prompt embedded "
+        "by the text partner)",
+    )
+    e.add_argument(
+        "--prompt",
+        default="{}",
+        help="zero-shot: the label prompt, '{}' standing for the class name, e.g. 'the word {}' (default '{}')",
+    )
+    e.add_argument(
+        "--partner",
+        help="zero-shot: the text encoder trained with --encoder (default: the other side "
+        "of a paired run, e.g. RUN/text for RUN/audio)",
+    )
+    e.add_argument(
+        "--k",
+        type=_k_value,
+        default="cv",
+        help="neighbours for kNN (cosine, similarity-weighted), or 'cv' (default) to choose k by 5-fold "
+        "cross-validation on the training split",
+    )
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--seeds", type=int, default=1,
-                   help="repeat with seeds SEED..SEED+N-1 (split when the data has none, random-init, probes) and "
-                        "report the mean with a 95%% t-interval over seeds (default 1: bootstrap over test samples)")
-    e.add_argument("--finetune-blocks", type=int,
-                   help="finetune: train only the encoder's last N stages (default: all of it)")
+    e.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="repeat with seeds SEED..SEED+N-1 (split when the data has none, random-init, probes) and "
+        "report the mean with a 95%% t-interval over seeds (default 1: bootstrap over test samples)",
+    )
+    e.add_argument(
+        "--finetune-blocks", type=int, help="finetune: train only the encoder's last N stages (default: all of it)"
+    )
     e.add_argument("--finetune-lr", type=float, default=1e-3, help="finetune: encoder learning rate (default 1e-3)")
     e.add_argument("--head-lr", type=float, default=1e-2, help="finetune: linear head learning rate (default 1e-2)")
-    e.add_argument("--finetune-epochs", type=int, default=100,
-                   help="finetune: at most this many epochs (default 100); stops after 10 without a lower "
-                        "validation loss and keeps the best epoch")
+    e.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=100,
+        help="finetune: at most this many epochs (default 100); stops after 10 without a lower "
+        "validation loss and keeps the best epoch",
+    )
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument("--out", help="report folder (default RUN/eval)")
     e.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation report in --out")
 
-    c = sub.add_parser("compare", help="compare encoders on one labeled set: paired bootstrap and McNemar test",
-                       description="Probe several encoders (plus random-init and raw input) on identical splits and "
-                                   "seeds; 'A beats B' only when the paired 95%% interval excludes zero.")
+    c = sub.add_parser(
+        "compare",
+        help="compare encoders on one labeled set: paired bootstrap and McNemar test",
+        description="Probe several encoders (plus random-init and raw input) on identical splits and "
+        "seeds; 'A beats B' only when the paired 95%% interval excludes zero.",
+    )
     c.add_argument("encoders", nargs="+", help="run folders or exports")
-    c.add_argument("--data", required=True, help="labeled data: " + DATA_HELP)
-    _add_data_flags(c, recipe=False)
+    c.add_argument("--data", required=True, help="labeled data: " + _field_help("data"))
+    _add_data_flags(c)
     c.add_argument("--protocol", default="knn,linear", help="comma-separated: knn, linear, mlp")
-    c.add_argument("--k", type=_k_value, default="cv", help="kNN neighbours, or 'cv' (default: 5-fold CV on the "
-                                                             "training split)")
+    c.add_argument(
+        "--k", type=_k_value, default="cv", help="kNN neighbours, or 'cv' (default: 5-fold CV on the training split)"
+    )
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--seeds", type=int, default=1,
-                   help="repeat with seeds SEED..SEED+N-1 and test the per-seed differences (default 1: paired "
-                        "bootstrap over test samples and McNemar's test)")
+    c.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="repeat with seeds SEED..SEED+N-1 and test the per-seed differences (default 1: paired "
+        "bootstrap over test samples and McNemar's test)",
+    )
     c.add_argument("--out", default="compare", help="folder for compare.md and compare.json (default ./compare)")
     c.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --out")
 
-    b = sub.add_parser("bench", help="run a named suite (recipes x built-in datasets x seeds) into a leaderboard",
-                       description="Pre-train every recipe of a suite on its built-in dataset with each seed, evaluate "
-                                   "it against random-init and raw-input baselines on the dataset's own test split, "
-                                   "and write a leaderboard report (HTML, markdown, JSON). Suites: cpu (about 23 "
-                                   "minutes on a 2-core CPU with 2 seeds), smoke (seconds).")
+    b = sub.add_parser(
+        "bench",
+        help="run a named suite (recipes x built-in datasets x seeds) into a leaderboard",
+        description="Pre-train every recipe of a suite on its built-in dataset with each seed, evaluate "
+        "it against random-init and raw-input baselines on the dataset's own test split, "
+        "and write a leaderboard report (HTML, markdown, JSON). Suites: cpu (about 23 "
+        "minutes on a 2-core CPU with 2 seeds), smoke (seconds).",
+    )
     b.add_argument("--suite", default="cpu", help="cpu (default) or smoke")
     b.add_argument("--seeds", type=int, default=2, help="seeds per recipe (default 2)")
     b.add_argument("--out", default="bench", help="leaderboard folder (default ./bench); runs go to OUT/runs")
     b.add_argument("--overwrite", action="store_true", help="replace an earlier leaderboard in --out and its runs")
 
-    t = sub.add_parser("selftrain", help="self-training: fine-tune a teacher, pseudo-label a pool, distill a student",
-                       description="SimCLRv2-style self-training (Chen et al. 2020) on a pre-trained encoder; "
-                                   "reports the student against the teacher on the labeled data's test split.")
+    t = sub.add_parser(
+        "selftrain",
+        help="self-training: fine-tune a teacher, pseudo-label a pool, distill a student",
+        description="SimCLRv2-style self-training (Chen et al. 2020) on a pre-trained encoder; "
+        "reports the student against the teacher on the labeled data's test split.",
+    )
     t.add_argument("--encoder", required=True, help="pre-trained encoder: run folder or export")
-    t.add_argument("--labeled", required=True, help="labeled data: " + DATA_HELP)
+    t.add_argument("--labeled", required=True, help="labeled data: " + _field_help("data"))
     t.add_argument("--unlabeled", required=True, help="unlabeled pool (any labels in it are not read)")
-    _add_data_flags(t, recipe=False)
-    t.add_argument("--threshold", type=float, default=0.9, help="keep pool samples the teacher gives at least "
-                                                                 "this top-class probability (default 0.9)")
+    _add_data_flags(t)
+    t.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="keep pool samples the teacher gives at least this top-class probability (default 0.9)",
+    )
     t.add_argument("--temperature", type=float, default=1.0, help="distillation temperature (default 1)")
-    t.add_argument("--epochs", type=int, default=30, help="most fine-tuning epochs for teacher and student; each "
-                                                          "stops early on a validation part of its training data")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=30,
+        help="most fine-tuning epochs for teacher and student; each "
+        "stops early on a validation part of its training data",
+    )
     t.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (the head gets 10x)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="folder for selftrain.json (default ENCODER/selftrain)")
@@ -458,8 +667,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
     m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
-    m.add_argument("--data", required=True, help=DATA_HELP)
-    _add_data_flags(m, recipe=False)
+    m.add_argument("--data", required=True, help=_field_help("data"))
+    _add_data_flags(m)
     m.add_argument("--out", required=True, help="output file: .npy or .parquet (with ids, split and labels)")
     m.add_argument("--batch-size", type=int, default=512)
     m.add_argument("--overwrite", action="store_true", help="replace embeddings selfsup wrote to --out before")
@@ -505,20 +714,44 @@ def _run_datasets(console: Console) -> None:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"selfsup: warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
-          file=sys.stderr)
+    print(f"selfsup: warning: {str(message).splitlines()[0] if str(message) else category.__name__}", file=sys.stderr)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; arguments no command knows are one error line naming the closest flag."""
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        known = {
+            flag.lstrip("-"): flag
+            for action in parser.commands[args.command]._actions
+            for flag in action.option_strings
+        }
+        close = difflib.get_close_matches(extra[0].partition("=")[0].lstrip("-"), known, n=1, cutoff=0.6)
+        suggestion = f" Did you mean '{known[close[0]]}'?" if close else ""
+        raise SelfsupError(
+            f"unrecognized arguments: {' '.join(extra)}.{suggestion} See 'selfsup {args.command} --help'."
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    """Run the command line; returns the exit code (--help and --version exit through argparse)."""
     console = Console()
     warnings.showwarning = _one_line_warning  # e.g. columns left out of a table: one line, not a source dump
     try:
+        args = _parse(argv)
         if args.command == "quickstart":
-            from selfsup.quickstart import quickstart
+            from selfsup.workflows.quickstart import quickstart
 
-            quickstart(args.out, method=args.method, epochs=args.epochs, seed=args.seed, modality=args.modality,
-                       console=console)
+            quickstart(
+                args.out,
+                method=args.method,
+                epochs=args.epochs,
+                seed=args.seed,
+                modality=args.modality,
+                console=console,
+            )
         elif args.command == "pretrain":
             _run_pretrain(args, console)
         elif args.command == "evaluate":
@@ -530,13 +763,20 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bench":
             _run_bench(args, console)
         elif args.command == "embed":
-            from selfsup.export import write_embeddings
+            from selfsup.workflows.export import write_embeddings
 
-            path = write_embeddings(args.encoder, args.data, args.out, options=_data_options(args),
-                                    overwrite=args.overwrite, batch_size=args.batch_size, progress=True)
+            path = write_embeddings(
+                args.encoder,
+                args.data,
+                args.out,
+                options=_data_options(args),
+                overwrite=args.overwrite,
+                batch_size=args.batch_size,
+                progress=True,
+            )
             console.print(f"embeddings written to {path}")
         elif args.command == "export":
-            from selfsup.export import export_encoder
+            from selfsup.workflows.export import export_encoder
 
             path = export_encoder(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
             console.print(f"encoder exported to {path}")

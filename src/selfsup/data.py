@@ -13,8 +13,23 @@ from selfsup.errors import SelfsupError
 
 UNLABELED = -1
 # file suffixes a sample id may carry that pairing ignores: images, audio, series arrays, text files
-MEDIA_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".wav", ".flac", ".ogg", ".mp3",
-                  ".npy", ".txt", ".json")
+MEDIA_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".mp3",
+    ".npy",
+    ".txt",
+    ".json",
+)
 
 
 @dataclass
@@ -44,7 +59,7 @@ class ArrayDataset(Dataset):
     def labeled(self) -> bool:
         return bool(self.classes) and bool((self.y != UNLABELED).all())
 
-    def subset(self, indices: np.ndarray | list[int]) -> "ArrayDataset":
+    def subset(self, indices: np.ndarray | list[int]) -> ArrayDataset:
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
         return ArrayDataset(self.x[idx], self.y[idx], [self.ids[i] for i in idx.tolist()], self.classes)
 
@@ -57,8 +72,19 @@ def warn_skipped(skipped: list[str], noun: str, first_reason: str) -> None:
     """One warning line for files ``--bad-files skip`` left out: how many, and the first with its reason."""
     if skipped:
         reason = first_reason.strip().splitlines()[0] if first_reason.strip() else "unreadable"
-        warnings.warn(f"skipped {len(skipped)} unreadable {noun}{'s' * (len(skipped) != 1)} "
-                      f"({'first: ' * (len(skipped) > 1)}{skipped[0]}: {reason})", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"skipped {len(skipped)} unreadable {noun}{'s' * (len(skipped) != 1)} "
+            f"({'first: ' * (len(skipped) > 1)}{skipped[0]}: {reason})",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def valid_lengths(x: torch.Tensor) -> torch.Tensor:
+    """Per sample of NaN-padded series ``(B, C, T)``, 1 + the last time step where any channel is observed (0 when none is): ``(B,)`` long."""
+    observed = ~torch.isnan(x).all(dim=1)  # (B, T)
+    steps = torch.arange(1, x.shape[-1] + 1, device=x.device)
+    return torch.where(observed, steps, 0).amax(dim=1)
 
 
 @dataclass
@@ -130,7 +156,7 @@ class PairedDataset(Dataset):
     def float_samples(self) -> torch.Tensor:
         return self.a.float_samples()
 
-    def subset(self, indices: np.ndarray | list[int]) -> "PairedDataset":
+    def subset(self, indices: np.ndarray | list[int]) -> PairedDataset:
         return PairedDataset(self.a.subset(indices), self.b.subset(indices))
 
 
@@ -143,8 +169,9 @@ def pair_key(sample_id: str) -> str:
     return stem if dot and "/" not in suffix and f".{suffix.lower()}" in MEDIA_SUFFIXES else key
 
 
-def pair_by_id(a: ArrayDataset, b: ArrayDataset, name_a: str, name_b: str,
-               required: bool = True) -> PairedDataset | None:
+def pair_by_id(
+    a: ArrayDataset, b: ArrayDataset, name_a: str, name_b: str, required: bool = True
+) -> PairedDataset | None:
     """Pair each sample of ``a`` with the sample of ``b`` whose id matches (:func:`pair_key`); samples of
     ``a`` without a match are left out. Refuses ids that ``b`` repeats, and data with no match at all (or,
     unless ``required``, returns None for it)."""
@@ -158,7 +185,9 @@ def pair_by_id(a: ArrayDataset, b: ArrayDataset, name_a: str, name_b: str,
     if not keep and not required:
         return None
     if not keep:
-        raise SelfsupError(f"no sample of '{name_a}' has a match in '{name_b}' (ids such as '{a.ids[0]}' and "
-                           f"'{b.ids[0]}'); give the second source the first one's ids (file paths relative to "
-                           "the folder, without the suffix: an 'id' field of a .jsonl, or an 'id' column).")
+        raise SelfsupError(
+            f"no sample of '{name_a}' has a match in '{name_b}' (ids such as '{a.ids[0]}' and "
+            f"'{b.ids[0]}'); give the second source the first one's ids (file paths relative to "
+            "the folder, without the suffix: an 'id' field of a .jsonl, or an 'id' column)."
+        )
     return PairedDataset(a.subset(keep), b.subset([position[pair_key(a.ids[i])] for i in keep]))

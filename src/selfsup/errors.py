@@ -20,8 +20,10 @@ class RunInterrupted(Exception):
     """The user stopped a run (Ctrl-C) and its state is saved: the CLI says how to resume and exits 130."""
 
     def __init__(self, out: Path, step: int) -> None:
-        super().__init__(f"interrupted at step {step}; its checkpoint is saved, continue with "
-                         f"'selfsup pretrain --resume --out {out}'")
+        super().__init__(
+            f"interrupted at step {step}; its checkpoint is saved, continue with "
+            f"'selfsup pretrain --resume --out {out}'"
+        )
         self.out, self.step = out, step
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,27 +48,37 @@ def _is_recipe(path: Path) -> bool:
 
 def _json_with(*keys: str) -> Callable[[Path], bool]:
     """A JSON object with ``keys``."""
+
     def check(path: Path) -> bool:
         content = _json(path)
         return isinstance(content, dict) and set(keys) <= set(content)
+
     return check
 
 
 def _list_of(*keys: str) -> Callable[[Path], bool]:
     """A JSON list of records that each have ``keys`` (``[]`` too: a bench writes that before its first cell)."""
+
     def check(path: Path) -> bool:
         content = _json(path)
         return isinstance(content, list) and all(isinstance(r, dict) and set(keys) <= set(r) for r in content)
+
     return check
 
 
 def _report_with(meta_key: str) -> Callable[[Path], bool]:
     """A report's ``results.json``: ``{"meta": {..., meta_key: ...}, "rows": [...]}`` (an evaluation's meta names
     its ``encoder``, a leaderboard's its ``suite``)."""
+
     def check(path: Path) -> bool:
         content = _json(path)
-        return (isinstance(content, dict) and isinstance(content.get("meta"), dict)
-                and meta_key in content["meta"] and isinstance(content.get("rows"), list))
+        return (
+            isinstance(content, dict)
+            and isinstance(content.get("meta"), dict)
+            and meta_key in content["meta"]
+            and isinstance(content.get("rows"), list)
+        )
+
     return check
 
 
@@ -97,28 +108,61 @@ class OutputKind:
         return sorted(found)
 
 
-_REPORT_FILES = ("results.json", "summary.md", "report.html", "label_efficiency.png", "few_shot.png", "confusion.png",
-                 "embedding_map.png", "loss_curve.png")
-EVALUATION = OutputKind("evaluation report", (("results.json", _report_with("encoder")),
-                                              ("before_after.json", _list_of("before", "after")),
-                                              ("[0-9]*-*/results.json", _report_with("encoder"))),  # a stopped one
-                        _REPORT_FILES + ("before_after.md", "before_after.json", LOCK),
-                        nested=(("[0-9]*-*", "evaluation report"),))  # before/after: each set's report
-SELFTRAIN = OutputKind("self-training report", (("selftrain.json", _json_with("teacher", "student")),),
-                       ("selftrain.json", LOCK))
+_REPORT_FILES = (
+    "results.json",
+    "summary.md",
+    "report.html",
+    "label_efficiency.png",
+    "few_shot.png",
+    "confusion.png",
+    "embedding_map.png",
+    "loss_curve.png",
+)
+EVALUATION = OutputKind(
+    "evaluation report",
+    (
+        ("results.json", _report_with("encoder")),
+        ("before_after.json", _list_of("before", "after")),
+        ("[0-9]*-*/results.json", _report_with("encoder")),
+    ),  # a stopped one
+    _REPORT_FILES + ("before_after.md", "before_after.json", LOCK),
+    nested=(("[0-9]*-*", "evaluation report"),),
+)  # before/after: each set's report
+SELFTRAIN = OutputKind(
+    "self-training report", (("selftrain.json", _json_with("teacher", "student")),), ("selftrain.json", LOCK)
+)
 # a pre-training run, or an export (the same files without the training state)
-RUN = OutputKind("pre-training run", (("selfsup.json", _is_encoder_meta), ("recipe.yaml", _is_recipe)),
-                 ("recipe.yaml", "selfsup.json", "encoder.safetensors", "init.json", "metrics-before-resume.csv", LOCK,
-                  # inside its folders, only the files selfsup and Lightning's loggers write: a user's file there stays
-                  "checkpoints/last.ckpt", "checkpoints/previous.ckpt", "checkpoints/last.ckpt.corrupt",
-                  "csv/metrics.csv", "csv/hparams.yaml", "tensorboard/hparams.yaml", "tensorboard/events.out.tfevents.*"),
-                 nested=(("eval", EVALUATION.name), ("report", EVALUATION.name), ("selftrain", SELFTRAIN.name)),
-                 folders=("checkpoints", "csv", "tensorboard"))
-COMPARISON = OutputKind("comparison", (("compare.json", _json_with("pairs")),),
-                        ("compare.md", "compare.json", "report.html", LOCK))
-LEADERBOARD = OutputKind("leaderboard", (("cells.json", _list_of("dataset", "rows")),
-                                         ("results.json", _report_with("suite"))),
-                         _REPORT_FILES + ("cells.json", LOCK), nested=(("runs/*", RUN.name),))  # each cell's run
+RUN = OutputKind(
+    "pre-training run",
+    (("selfsup.json", _is_encoder_meta), ("recipe.yaml", _is_recipe)),
+    (
+        "recipe.yaml",
+        "selfsup.json",
+        "encoder.safetensors",
+        "init.json",
+        "metrics-before-resume.csv",
+        LOCK,
+        # inside its folders, only the files selfsup and Lightning's loggers write: a user's file there stays
+        "checkpoints/last.ckpt",
+        "checkpoints/previous.ckpt",
+        "checkpoints/last.ckpt.corrupt",
+        "csv/metrics.csv",
+        "csv/hparams.yaml",
+        "tensorboard/hparams.yaml",
+        "tensorboard/events.out.tfevents.*",
+    ),
+    nested=(("eval", EVALUATION.name), ("report", EVALUATION.name), ("selftrain", SELFTRAIN.name)),
+    folders=("checkpoints", "csv", "tensorboard"),
+)
+COMPARISON = OutputKind(
+    "comparison", (("compare.json", _json_with("pairs")),), ("compare.md", "compare.json", "report.html", LOCK)
+)
+LEADERBOARD = OutputKind(
+    "leaderboard",
+    (("cells.json", _list_of("dataset", "rows")), ("results.json", _report_with("suite"))),
+    _REPORT_FILES + ("cells.json", LOCK),
+    nested=(("runs/*", RUN.name),),
+)  # each cell's run
 KINDS = {kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN)}
 
 
@@ -148,12 +192,14 @@ def _check_writable(path: Path, flag: str) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
-        raise SelfsupError(f"cannot write to '{existing}' ({err.strerror or err}); choose a folder you can write "
-                           "to.") from None
+        raise SelfsupError(
+            f"cannot write to '{existing}' ({err.strerror or err}); choose a folder you can write to."
+        ) from None
 
 
-def check_output_folder(out: str | Path, kind: OutputKind, *, overwrite: bool, flag: str = "--out",
-                        resume: bool = False) -> Path:
+def check_output_folder(
+    out: str | Path, kind: OutputKind, *, overwrite: bool, flag: str = "--out", resume: bool = False
+) -> Path:
     """Before any work: ``out`` must be a folder that is new, empty, or (with ``overwrite`` / ``resume``) a
     ``kind`` output; never a file, never a folder of files selfsup did not write, and writable."""
     out = Path(out)
@@ -162,20 +208,28 @@ def check_output_folder(out: str | Path, kind: OutputKind, *, overwrite: bool, f
     if _holds_files(out):
         if not kind.owns(out):
             other = _owner(out)
-            what = f"{_a(other.name)}, not {_a(kind.name)}" if other else \
-                f"files selfsup did not write (it is no {kind.name})"
-            raise SelfsupError(f"{flag} '{out}' holds {what}; choose a new or empty folder. selfsup never deletes "
-                               "what it did not write.")
+            what = (
+                f"{_a(other.name)}, not {_a(kind.name)}"
+                if other
+                else f"files selfsup did not write (it is no {kind.name})"
+            )
+            raise SelfsupError(
+                f"{flag} '{out}' holds {what}; choose a new or empty folder. selfsup never deletes "
+                "what it did not write."
+            )
         if not (overwrite or resume):
             hint = "--resume to continue that run, " if kind is RUN else ""
-            raise SelfsupError(f"{flag} '{out}' already holds {_a(kind.name)}; pass {hint}--overwrite to replace it, "
-                               "or choose another folder.")
+            raise SelfsupError(
+                f"{flag} '{out}' already holds {_a(kind.name)}; pass {hint}--overwrite to replace it, "
+                "or choose another folder."
+            )
     _check_writable(out, flag)
     return out
 
 
-def check_output_file(out: str | Path, what: str, ours: Callable[[Path], bool], *, overwrite: bool,
-                      flag: str = "--out") -> Path:
+def check_output_file(
+    out: str | Path, what: str, ours: Callable[[Path], bool], *, overwrite: bool, flag: str = "--out"
+) -> Path:
     """Before any work: ``out`` must be a new file, or (with ``overwrite``) one that ``ours`` recognises as
     selfsup's ``what`` (e.g. "embeddings"); never a folder, and its folder must be writable."""
     out = Path(out)
@@ -183,11 +237,15 @@ def check_output_file(out: str | Path, what: str, ours: Callable[[Path], bool], 
         raise SelfsupError(f"{flag} '{out}' is a folder; give a file name for the {what}.")
     if out.exists() or out.is_symlink():
         if not (out.is_file() and ours(out)):
-            raise SelfsupError(f"{flag} '{out}' is a file selfsup did not write (not selfsup {what}); choose another "
-                               f"{flag}. selfsup never deletes what it did not write.")
+            raise SelfsupError(
+                f"{flag} '{out}' is a file selfsup did not write (not selfsup {what}); choose another "
+                f"{flag}. selfsup never deletes what it did not write."
+            )
         if not overwrite:
-            raise SelfsupError(f"{flag} '{out}' already holds selfsup {what}; pass --overwrite to replace it, or "
-                               f"choose another {flag}.")
+            raise SelfsupError(
+                f"{flag} '{out}' already holds selfsup {what}; pass --overwrite to replace it, or "
+                f"choose another {flag}."
+            )
     _check_writable(out.parent, flag)
     return out
 
@@ -267,8 +325,10 @@ def _locked(lock_path: Path, out: Path) -> Any:
         handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         if not _try_lock(handle):
             handle.close()
-            raise SelfsupError(f"'{out}' is in use by {_holder(lock_path)} (a run on the same folder); wait for it "
-                               "to finish or stop it, or choose another --out.")
+            raise SelfsupError(
+                f"'{out}' is in use by {_holder(lock_path)} (a run on the same folder); wait for it "
+                "to finish or stop it, or choose another --out."
+            )
         try:
             same = os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino
         except FileNotFoundError:
@@ -280,9 +340,7 @@ def _locked(lock_path: Path, out: Path) -> Any:
 
 def _try_lock(handle: Any) -> bool:
     """An exclusive, non-blocking lock on an open file; False when another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    if sys.platform == "win32":
         import msvcrt
 
         try:
@@ -291,6 +349,8 @@ def _try_lock(handle: Any) -> bool:
         except OSError:
             return False
         return True
+    import fcntl
+
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

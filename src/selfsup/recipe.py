@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
 from selfsup.files import write_atomic
+
+if TYPE_CHECKING:  # selfsup.data imports torch: the CLI validates a recipe without it
+    from selfsup.data import DataOptions
+
+
+# how to read a source: by suffix, or one of selfsup.modalities.MODALITIES (written out here so that validating a
+# recipe needs no torch; tests/test_recipe.py keeps the two the same)
+ModalityName = Literal["auto", "image", "tabular", "timeseries", "audio", "text"]
 
 
 class Recipe(BaseModel):
@@ -18,67 +25,142 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # no inf/NaN numbers
 
-    data: str = Field(description="folder of images, table (.csv/.parquet), series (.ts/.npy/.npz), audio "
-                                  "(.wav/.flac/.ogg or a folder of them), or builtin:NAME")
-    modality: Literal["auto", "image", "tabular", "timeseries", "audio", "text"] = Field(
-        "auto", description="how to read --data; auto: by suffix (a .csv is a table)")
+    data: str = Field(
+        description="folder of images or of audio files (class sub-folders = labels), a table "
+        "(.csv/.tsv/.parquet), series (.ts/.npy/.npz, or a folder with NAME_TRAIN/NAME_TEST "
+        "files), text (.txt one document per line, .jsonl), or builtin:NAME (see 'selfsup "
+        "datasets')"
+    )
+    modality: ModalityName = Field(
+        "auto",
+        description="how to read the data; auto (default): by file suffix; a .csv is a table, pass "
+        "--modality timeseries or text to read it otherwise",
+    )
     label: str | None = Field(None, description="tables / CSV series: label column, used for probing only")
-    ignore: list[str] = Field(default_factory=list, description="tables: columns to leave out, e.g. ids")
+    ignore: list[str] = Field(
+        default_factory=list, description="tables: a column to leave out, e.g. an id (repeatable)"
+    )
     series_id: str | None = Field(None, description="long-format CSV series: the column naming each series")
     time_column: str | None = Field(None, description="long-format CSV series: the column to order by")
-    sample_rate: int | None = Field(None, ge=1000, le=384000, description="audio: resample to this rate in Hz "
-                                                                         "(default 16000)")
-    segment_seconds: float | None = Field(None, gt=0, le=600, description="audio: cut files into clips this long "
-                                                                          "(default 1.0)")
-    text_field: str | None = Field(None, description="text: the JSON field or table column holding the text "
-                                                   "(default 'text')")
-    pair_data: str | None = Field(None, description="paired methods (clip): the second side of each pair, a source "
-                                                    "whose sample ids match --data's")
-    pair_modality: Literal["auto", "image", "tabular", "timeseries", "audio", "text"] = Field(
-        "auto", description="how to read --pair-data; auto: by suffix (a .csv of captions needs text)")
-    pair_text_field: str | None = Field(None, description="text --pair-data: the JSON field or table column holding "
-                                                         "the text (default 'text')")
-    pair_encoder: str | None = Field(None, description="paired methods: the encoder of --pair-data's side; "
-                                                       "default: its modality's")
-    pair_encoder_args: dict[str, Any] = Field(default_factory=dict, description="paired methods: --pair-encoder's "
-                                                                               "width/depth etc.")
-    method: str = "simclr"
-    method_args: dict[str, Any] = Field(default_factory=dict, description="method hyperparameters")
-    view_args: dict[str, Any] = Field(default_factory=dict, description="augmentation options, e.g. flip")
-    encoder: str | None = Field(None, description="encoder name; default: the modality's (small_cnn, mlp, "
-                                                  "dilated_conv, audio_cnn)")
-    encoder_args: dict[str, Any] = Field(default_factory=dict, description="encoder width/depth etc.")
-    init: str | None = Field(None, description="start from these weights: a selfsup run/export, a .safetensors/"
-                                               ".pth file or a local model folder (continued pre-training)")
-    freeze_encoder_steps: int = Field(0, ge=0, description="train only the heads for this many steps first")
+    sample_rate: int | None = Field(
+        None, ge=1000, le=384000, description="audio: resample to this rate in Hz (default 16000)"
+    )
+    segment_seconds: float | None = Field(
+        None, gt=0, le=600, description="audio: cut files into clips this long (default 1.0)"
+    )
+    text_field: str | None = Field(
+        None, description="text: the JSON field or table column holding the text (default 'text')"
+    )
+    pair_data: str | None = Field(
+        None,
+        description="paired methods (clip): the second side of each pair, e.g. "
+        "captions; its sample ids (a .jsonl 'id' field, file paths without "
+        "suffix) match --data's",
+    )
+    pair_modality: ModalityName = Field(
+        "auto", description="how to read --pair-data; auto: by suffix (a .csv of captions needs text)"
+    )
+    pair_text_field: str | None = Field(
+        None, description="text --pair-data: the JSON field or table column holding the text (default 'text')"
+    )
+    pair_encoder: str | None = Field(
+        None, description="paired methods: the encoder of --pair-data's side; default: its modality's"
+    )
+    pair_encoder_args: dict[str, Any] = Field(
+        default_factory=dict, description="paired methods: --pair-encoder's width/depth etc."
+    )
+    method: str = Field(
+        "simclr",
+        description="the self-supervised method: simclr (default) or any name 'selfsup "
+        "methods' lists, e.g. scarf, ts2vec, or a masked one: mae, mfm, "
+        "data2vec, jepa",
+    )
+    method_args: dict[str, Any] = Field(
+        default_factory=dict, description="method hyperparameters, e.g. temperature=0.2 (KEY=VALUE, repeatable)"
+    )
+    view_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="augmentation options, e.g. flip=false, "
+        "crop_scale=[0.3,1] or, for audio, pitch=3 "
+        "(KEY=VALUE, repeatable; an unknown name lists "
+        "the known ones)",
+    )
+    encoder: str | None = Field(
+        None,
+        description="images: small_cnn (default), vit or a timm name; tables: mlp "
+        "(default), ft_transformer; series: dilated_conv (default), "
+        "patch_transformer; audio: audio_cnn (default), spec_transformer; "
+        "text: minilm (default), small_bert or a local Hugging Face model "
+        "folder; masked methods default to vit, ft_transformer, "
+        "patch_transformer, spec_transformer",
+    )
+    encoder_args: dict[str, Any] = Field(
+        default_factory=dict, description="encoder options, e.g. width=128 (KEY=VALUE, repeatable)"
+    )
+    init: str | None = Field(
+        None,
+        description="start from these weights: a selfsup run/export, a .safetensors/"
+        ".pth file or a local model folder (continued pre-training)",
+    )
+    freeze_encoder_steps: int = Field(
+        0,
+        ge=0,
+        description="head warm-up: train only the new heads for this many steps, then the whole model (default 0)",
+    )
     schedule: Literal["cosine", "wsd", "constant"] = Field(
-        "cosine", description="LR after warm-up: cosine decay, warm-up-stable-decay, or constant")
-    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of the steps spent decaying")
-    self_distill: bool = Field(False, description="two stages: further pre-train --init (stage 1), then re-start "
-                                                  "from --init with a pull towards the stage-1 encoder")
-    distill_weight: float = Field(1.0, ge=0, description="self-distillation: weight of the pull to the teacher")
+        "cosine", description="LR after warm-up: cosine (default), wsd (warm-up, stable, decay at the end), constant"
+    )
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of the steps spent decaying (default 0.2)")
+    self_distill: bool = Field(
+        False,
+        description="with --init: stage 1 further pre-trains into OUT-stage1, stage "
+        "2 re-starts from --init pulled towards the stage-1 encoder (Lee et "
+        "al. 2022)",
+    )
+    distill_weight: float = Field(
+        1.0, ge=0, description="self-distillation: weight of the pull to the teacher (default 1)"
+    )
     replay: str | None = Field(None, description="source-domain data to mix into each batch (continued pre-training)")
-    replay_fraction: float = Field(0.1, gt=0, lt=1, description="share of each batch drawn from --replay")
-    image_size: int | None = Field(None, ge=4, le=1024, description="view size; default: the dataset's")
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(256, ge=2)
-    lr: float | None = Field(None, gt=0, description="peak learning rate; default: the method's")
-    weight_decay: float = Field(1e-4, ge=0)
-    warmup_epochs: float = Field(2.0, ge=0)
-    seed: int = 0
-    out: str = "runs/selfsup"
-    num_workers: int = Field(0, ge=0)
-    bad_files: Literal["fail", "skip"] = "fail"
-    online_probe: bool = True
-    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints (one is also written at the end "
-                                                       "and on Ctrl-C)")
-    checkpoint_every_steps: int | None = Field(None, ge=1, description="also write a checkpoint every this many steps "
-                                                                       "(for long epochs)")
-    accelerator: str = "auto"
-    devices: int | str = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    max_steps: int = Field(-1, description="stop after this many steps (-1: no limit)")
+    replay_fraction: float = Field(0.1, gt=0, lt=1, description="share of each batch drawn from --replay (default 0.1)")
+    image_size: int | None = Field(
+        None, ge=4, le=1024, description="size of the views fed to the encoder; default: the dataset's"
+    )
+    epochs: int = Field(20, ge=1, description="passes over the data (default 20)")
+    batch_size: int = Field(256, ge=2, description="samples per training step (default 256)")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="peak learning rate (AdamW, after warm-up; re-warms a continued "
+        "run to this peak); default: the method's",
+    )
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay (default 1e-4)")
+    warmup_epochs: float = Field(2.0, ge=0, description="epochs of linear learning-rate warm-up (default 2)")
+    seed: int = Field(0, description="random seed of initialisation, views and data order (default 0)")
+    out: str = Field("runs/selfsup", description="run folder (default runs/selfsup)")
+    num_workers: int = Field(0, ge=0, description="data-loading worker processes (default 0: in the main process)")
+    bad_files: Literal["fail", "skip"] = Field(
+        "fail",
+        description="unreadable image or audio files: stop (fail, "
+        "default) or leave them out with a warning saying "
+        "how many (skip)",
+    )
+    online_probe: bool = Field(
+        True,
+        description="train a linear probe on the embeddings alongside, to watch progress on labeled data (default on)",
+    )
+    checkpoint_every: int = Field(
+        1, ge=1, description="epochs between checkpoints (default 1; one is also written at the end and on Ctrl-C)"
+    )
+    checkpoint_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="also write a checkpoint every this many steps (for long epochs; a killed run resumes there)",
+    )
+    accelerator: str = Field("auto", description="cpu, gpu or auto (default; Lightning)")
+    devices: int | str = Field(1, description="number of devices, e.g. 2, or auto (default 1; Lightning)")
+    strategy: str = Field("auto", description="auto (default), ddp, fsdp (Lightning)")
+    precision: str = Field("32-true", description="32-true (default), bf16-mixed, 16-mixed (Lightning)")
+    max_steps: int = Field(-1, description="stop after this many steps (default -1: train every epoch)")
 
     @field_validator("max_steps")
     @classmethod
@@ -94,10 +176,20 @@ class Recipe(BaseModel):
 
     def data_options(self) -> DataOptions:
         """How to read ``data``."""
-        return DataOptions(modality=self.modality, image_size=self.image_size, bad_files=self.bad_files,
-                           label=self.label, ignore=tuple(self.ignore), series_id=self.series_id,
-                           time_column=self.time_column, sample_rate=self.sample_rate,
-                           segment_seconds=self.segment_seconds, text_field=self.text_field)
+        from selfsup.data import DataOptions
+
+        return DataOptions(
+            modality=self.modality,
+            image_size=self.image_size,
+            bad_files=self.bad_files,
+            label=self.label,
+            ignore=tuple(self.ignore),
+            series_id=self.series_id,
+            time_column=self.time_column,
+            sample_rate=self.sample_rate,
+            segment_seconds=self.segment_seconds,
+            text_field=self.text_field,
+        )
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -131,6 +223,11 @@ def make_recipe(**fields: Any) -> Recipe:
         raise SelfsupError("invalid recipe: " + "; ".join(problems)) from err
 
 
+def recipe_yaml(recipe: Recipe) -> str:
+    """The recipe as YAML, every field in order (defaults included); ``load_recipe`` reads it back."""
+    return yaml.safe_dump(recipe.model_dump(), sort_keys=False)
+
+
 def save_recipe(recipe: Recipe, path: Path) -> None:
     """Write the recipe as YAML, atomically."""
-    write_atomic(path, yaml.safe_dump(recipe.model_dump(), sort_keys=False))
+    write_atomic(path, recipe_yaml(recipe))

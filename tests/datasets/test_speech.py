@@ -13,7 +13,7 @@ import torch
 from selfsup.datasets import builtin_datasets, load_builtin
 from selfsup.datasets.speech import FOLDER
 from selfsup.errors import SelfsupError
-from selfsup.modalities import load_data
+from selfsup.sources import load_data
 
 WORDS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes"]
 
@@ -34,8 +34,10 @@ def test_sizes_classes_and_split_by_voice():
     assert splits.train.x.shape == (320, 1, 16000) and splits.test.x.shape == (160, 1, 16000)
     assert splits.train.classes == WORDS and splits.test.classes == WORDS
     assert torch.bincount(splits.train.y).tolist() == [32] * 10 and torch.bincount(splits.test.y).tolist() == [16] * 10
-    voices = {split: {Path(i).name.split("_s")[0] for i in part.ids}
-              for split, part in (("train", splits.train), ("test", splits.test))}
+    voices = {
+        split: {Path(i).name.split("_s")[0] for i in part.ids}
+        for split, part in (("train", splits.train), ("test", splits.test))
+    }
     assert len(voices["train"]) == 8 and len(voices["test"]) == 4
     # ACCENT-VARIANT: a test voice's variant (f4 of en-us-f4) is never heard in training, in any accent
     variants = {split: {voice.rsplit("-", 1)[1] for voice in names} for split, names in voices.items()}
@@ -78,8 +80,12 @@ def test_captions_describe_each_clip_with_its_id_label_and_split():
     assert captions.modality == "text" and captions.train.classes == words.train.classes
     for clips, texts in ((words.train, captions.train), (words.test, captions.test)):
         assert sorted(i.rsplit(".", 1)[0] for i in clips.ids) == sorted(texts.ids)
-    assert caption("yes", "en-gb-scotland-m4_s130_p35") == ('the word "yes" spoken slowly by a low-pitched Scottish '
-                                                           "male voice")
-    assert caption("go", "en-us-f4_s175_p65") == 'the word "go" spoken at a normal pace by a high-pitched American female voice'
+    assert caption("yes", "en-gb-scotland-m4_s130_p35") == (
+        'the word "yes" spoken slowly by a low-pitched Scottish male voice'
+    )
+    assert (
+        caption("go", "en-us-f4_s175_p65")
+        == 'the word "go" spoken at a normal pace by a high-pitched American female voice'
+    )
     first = captions.train.ids.index("down/en-029-f1_s130_p35")
     assert captions.train.classes[int(captions.train.y[first])] == "down"

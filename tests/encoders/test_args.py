@@ -20,14 +20,25 @@ def test_values_take_the_type_of_their_default():
     assert coerce("x", "pooling", "cls", "mean") == "cls"
 
 
-@pytest.mark.parametrize("value, default, message", [
-    ("inf", 32, "whole number"), (float("nan"), 32, "whole number"), ("2.5", 32, "whole number"),
-    (True, 32, "whole number"), ("nan", 25.0, "finite number"), ("-inf", 25.0, "finite number"),
-    ("wide", 25.0, "finite number"), ([1], 25.0, "finite number"), ("maybe", False, "true or false"),
-    (2, False, "true or false"),
-])
+@pytest.mark.parametrize(
+    "value, default, message",
+    [
+        ("inf", 32, "whole number"),
+        (float("nan"), 32, "whole number"),
+        ("2.5", 32, "whole number"),
+        (True, 32, "whole number"),
+        ("nan", 25.0, "finite number"),
+        ("-inf", 25.0, "finite number"),
+        ("wide", 25.0, "finite number"),
+        ([1], 25.0, "finite number"),
+        ("maybe", False, "true or false"),
+        (2, False, "true or false"),
+    ],
+)
 def test_bad_values_are_one_line(value, default, message):
-    with pytest.raises(SelfsupError, match=f"encoder argument k=.* of audio encoder 'a' must be (a )?{message}") as info:
+    with pytest.raises(
+        SelfsupError, match=f"encoder argument k=.* of audio encoder 'a' must be (a )?{message}"
+    ) as info:
         coerce("audio encoder 'a'", "k", value, default)
     assert "\n" not in str(info.value)
 

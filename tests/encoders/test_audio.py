@@ -12,11 +12,13 @@ from selfsup.datasets import load_builtin
 from selfsup.encoders import build_encoder
 from selfsup.encoders.audio import LogMel, audio_encoder_config, mel_filterbank
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
 from selfsup.modalities.audio import bin_statistics, encoder_config, make_views, raw_features
+from selfsup.views import ViewSpec
 
-SMALL = {"audio_cnn": {"n_mels": 32, "width": 8},
-         "spec_transformer": {"n_mels": 32, "patch_freq": 8, "embed_dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64}}
+SMALL = {
+    "audio_cnn": {"n_mels": 32, "width": 8},
+    "spec_transformer": {"n_mels": 32, "patch_freq": 8, "embed_dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64},
+}
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +93,20 @@ def test_encoder_takes_waveforms_and_log_mels_and_ignores_padding(name, words, c
     with torch.no_grad():
         out = encoder(clips)
         assert out.shape == (len(clips), encoder.embed_dim) and torch.isfinite(out).all()
-        views = make_views(ViewSpec(1), words, config, {"crop_scale": (1.0, 1.0), "gain_db": 0, "mix": 0,
-                                                        "pitch": 0, "stretch": 1, "time_mask": 0, "freq_mask": 0})
+        views = make_views(
+            ViewSpec(1),
+            words,
+            config,
+            {
+                "crop_scale": (1.0, 1.0),
+                "gain_db": 0,
+                "mix": 0,
+                "pitch": 0,
+                "stretch": 1,
+                "time_mask": 0,
+                "freq_mask": 0,
+            },
+        )
         assert torch.allclose(encoder(views(clips)[0]), out, atol=1e-5)  # the views' log-mels: the same input
         longer = torch.cat([clips, torch.full_like(clips, float("nan"))], dim=-1)
         assert torch.allclose(encoder(longer), out, atol=1e-5)  # more padding after the clip changes nothing

@@ -9,12 +9,11 @@ from selfsup.encoders import build_encoder
 from selfsup.encoders.pair import PairEncoder, Projected, side_names
 
 
-
 def _table_config() -> dict:
     from selfsup.datasets import load_builtin
-    from selfsup.modalities import modality_module
+    from selfsup.modalities import get_modality
 
-    return modality_module("tabular").encoder_config("mlp", load_builtin("iris"), None, {"width": 16, "depth": 1})
+    return get_modality("tabular").encoder_config("mlp", load_builtin("iris"), None, {"width": 16, "depth": 1})
 
 
 def test_projected_side_round_trips_through_its_config(tmp_path) -> None:

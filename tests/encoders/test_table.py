@@ -24,8 +24,15 @@ def breast_cancer_table(categorical: bool) -> tuple[torch.Tensor, dict]:
     data = load_breast_cancer()
     raw = data.data.astype(np.float64)
     numeric_names = list(data.feature_names)
-    schema: dict = {"numeric": [], "indicators": [], "categorical": [], "label": "target",
-                    "classes": list(data.target_names), "ignored": [], "dropped": []}
+    schema: dict = {
+        "numeric": [],
+        "indicators": [],
+        "categorical": [],
+        "label": "target",
+        "classes": list(data.target_names),
+        "ignored": [],
+        "dropped": [],
+    }
     missing = np.zeros(len(raw), dtype=bool)
     if categorical:
         missing[np.random.default_rng(0).permutation(len(raw))[: len(raw) // 20]] = True
@@ -40,8 +47,10 @@ def breast_cancer_table(categorical: bool) -> tuple[torch.Tensor, dict]:
         texture = data.data[:, numeric_names.index("worst texture")]
         radius_codes = 1 + np.digitize(radius, np.quantile(radius, [0.25, 0.5, 0.75]))
         texture_codes = 1 + np.digitize(texture, np.quantile(texture, [1 / 3, 2 / 3]))
-        schema["categorical"] = [{"name": "radius_bin", "categories": ["q1", "q2", "q3", "q4"]},
-                                 {"name": "texture_bin", "categories": ["low", "mid", "high"]}]
+        schema["categorical"] = [
+            {"name": "radius_bin", "categories": ["q1", "q2", "q3", "q4"]},
+            {"name": "texture_bin", "categories": ["low", "mid", "high"]},
+        ]
         columns.append(np.stack([radius_codes, texture_codes], axis=1).astype(np.float64))
     return torch.tensor(np.concatenate(columns, axis=1), dtype=torch.float32), schema
 
@@ -108,12 +117,12 @@ def test_unseen_and_garbage_codes_embed_as_the_unseen_slot(name: str, mixed_tabl
     rows = x[:6].clone().repeat(6, 1)
     rows[:6, 31] = 0.0  # unseen / missing category
     for i, garbage in enumerate([-1.0, 5.0, 1e9, math.nan, math.inf], start=1):
-        rows[6 * i: 6 * (i + 1), 31] = garbage
+        rows[6 * i : 6 * (i + 1), 31] = garbage
     with torch.no_grad():
         out = encoder(rows)
     assert torch.isfinite(out).all()
     for i in range(1, 6):
-        assert torch.allclose(out[6 * i: 6 * (i + 1)], out[:6])
+        assert torch.allclose(out[6 * i : 6 * (i + 1)], out[:6])
     with torch.no_grad():  # a real code gives a different embedding than the unseen slot
         assert not torch.allclose(encoder(x[:6]), out[:6])
 
@@ -147,8 +156,17 @@ def test_encoder_args_override_defaults_and_are_validated(numeric_table) -> None
     config = table_encoder_config("mlp", schema, width="128", depth=2.0, norm="layer")
     assert (config["width"], config["depth"], config["norm"]) == (128, 2, "layer")
     assert build(config).embed_dim == 128
-    for bad in [{"depth": 0}, {"width": 1.5}, {"width": True}, {"dropout": 1.0}, {"norm": "group"},
-                {"width": "wide"}, {"depth": float("inf")}, {"width": float("nan")}, {"dropout": -0.1}]:
+    for bad in [
+        {"depth": 0},
+        {"width": 1.5},
+        {"width": True},
+        {"dropout": 1.0},
+        {"norm": "group"},
+        {"width": "wide"},
+        {"depth": float("inf")},
+        {"width": float("nan")},
+        {"dropout": -0.1},
+    ]:
         with pytest.raises(SelfsupError, match="^encoder argument"):
             table_encoder_config("mlp", schema, **bad)
     with pytest.raises(SelfsupError, match="multiple of n_heads=4"):

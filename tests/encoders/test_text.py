@@ -12,7 +12,12 @@ import torch.nn.functional as F
 from selfsup.checkpoint import load_encoder, save_encoder
 from selfsup.encoders import build_encoder
 from selfsup.encoders.text import (
-    FOLDER, load_pretrained, load_tokenizer, minilm_folder, text_encoder_config, tokenize,
+    FOLDER,
+    load_pretrained,
+    load_tokenizer,
+    minilm_folder,
+    text_encoder_config,
+    tokenize,
 )
 from selfsup.errors import SelfsupError
 
@@ -33,10 +38,18 @@ def _embed(encoder, texts: list[str]) -> torch.Tensor:
 
 
 def test_minilm_puts_paraphrases_closest(minilm):
-    queries = ["A man is playing a guitar.", "The stock market fell sharply today.",
-               "How do I bake bread at home?", "The cat is sleeping on the sofa."]
-    answers = ["Shares tumbled on Wall Street this afternoon.", "Someone strums an acoustic guitar.",
-               "A kitten naps on the couch.", "A simple recipe for homemade bread."]
+    queries = [
+        "A man is playing a guitar.",
+        "The stock market fell sharply today.",
+        "How do I bake bread at home?",
+        "The cat is sleeping on the sofa.",
+    ]
+    answers = [
+        "Shares tumbled on Wall Street this afternoon.",
+        "Someone strums an acoustic guitar.",
+        "A kitten naps on the couch.",
+        "A simple recipe for homemade bread.",
+    ]
     similarity = _embed(minilm, queries) @ _embed(minilm, answers).T
     assert similarity.argmax(dim=1).tolist() == [1, 0, 3, 2]
     matched = similarity[[0, 1, 2, 3], [1, 0, 3, 2]]
@@ -65,13 +78,15 @@ def test_config_is_json_and_rebuilds(minilm):
 
 
 def test_config_errors_are_one_line(tmp_path):
-    for name, args, match in [("minlm", {}, "unknown text encoder 'minlm'. Did you mean 'minilm'"),
-                              ("minilm", {"depth": 2}, "unknown encoder argument.*depth.*max_length, pooling"),
-                              ("minilm", {"pooling": "max"}, "pooling='max' must be one of mean, cls"),
-                              ("minilm", {"max_length": 1000}, "between 2 and 512"),
-                              ("small_bert", {"embed_dim": 30, "heads": 4}, "multiple of heads"),
-                              ("small_bert", {"depth": "deep"}, "depth='deep'.*must be a whole number"),
-                              (str(tmp_path), {}, "not a model folder")]:
+    for name, args, match in [
+        ("minlm", {}, "unknown text encoder 'minlm'. Did you mean 'minilm'"),
+        ("minilm", {"depth": 2}, "unknown encoder argument.*depth.*max_length, pooling"),
+        ("minilm", {"pooling": "max"}, "pooling='max' must be one of mean, cls"),
+        ("minilm", {"max_length": 1000}, "between 2 and 512"),
+        ("small_bert", {"embed_dim": 30, "heads": 4}, "multiple of heads"),
+        ("small_bert", {"depth": "deep"}, "depth='deep'.*must be a whole number"),
+        (str(tmp_path), {}, "not a model folder"),
+    ]:
         with pytest.raises(SelfsupError, match=match) as info:
             text_encoder_config(name, **args)
         assert "\n" not in str(info.value)

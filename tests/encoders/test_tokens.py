@@ -47,13 +47,16 @@ def json_roundtrip(config: dict) -> dict:
     return json.loads(json.dumps(config))
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"patch_size": 5}, "does not divide the image size 16"),
-    ({"embed_dim": 30}, "multiple of 4 and of heads"),
-    ({"depth": 0}, "at least 1"),
-    ({"width": 3}, "unknown encoder argument"),
-    ({"depth": "deep"}, "must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"patch_size": 5}, "does not divide the image size 16"),
+        ({"embed_dim": 30}, "multiple of 4 and of heads"),
+        ({"depth": 0}, "at least 1"),
+        ({"width": 3}, "unknown encoder argument"),
+        ({"depth": "deep"}, "must be a whole number"),
+    ],
+)
 def test_vit_config_errors(digits, args, message) -> None:
     with pytest.raises(SelfsupError, match=message):
         image_config("vit", digits, 16, args)
@@ -68,8 +71,19 @@ def test_kept_tokens_see_only_each_other(series) -> None:
     """Encoding a subset equals encoding a series made of only those patches (positions included)."""
     from selfsup.encoders.series import build, series_encoder_config
 
-    config = series_encoder_config("patch_transformer", 1, 150, [0.0], [1.0], patch_size=10, embed_dim=32,
-                                   depth=2, heads=4, mlp_dim=64, dropout=0.0)
+    config = series_encoder_config(
+        "patch_transformer",
+        1,
+        150,
+        [0.0],
+        [1.0],
+        patch_size=10,
+        embed_dim=32,
+        depth=2,
+        heads=4,
+        mlp_dim=64,
+        dropout=0.0,
+    )
     encoder = build(config).eval()
     x = series[:4]
     keep = torch.tensor([[0, 3, 7]] * 4)

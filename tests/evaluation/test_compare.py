@@ -71,8 +71,7 @@ def test_overwrite_replaces_its_own_comparison_only(iris_run, tmp_path, capsys) 
 def test_several_seeds_test_the_per_seed_differences(iris_run, tmp_path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(iris_run, copy)
-    result = compare([str(iris_run), str(copy)], "builtin:iris", protocols=("linear",), seeds=3,
-                     out=tmp_path / "cmp")
+    result = compare([str(iris_run), str(copy)], "builtin:iris", protocols=("linear",), seeds=3, out=tmp_path / "cmp")
     assert result["seeds"] == 3
     same = next(p for p in result["pairs"] if p["b"] == str(copy))
     assert same["per_seed"] == [0.0, 0.0, 0.0] and same["paired_t_p"] == 1.0

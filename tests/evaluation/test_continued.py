@@ -24,20 +24,58 @@ def runs(tmp_path_factory):
     frame.iloc[:75].to_csv(first, index=False)
     frame.iloc[75:].to_csv(second, index=False)
     source, continued = root / "source", root / "continued"
-    assert main(["pretrain", "--data", str(first), "--label", "target", "--method", "simclr", "--out", str(source),
-                 *TINY]) == 0
-    assert main(["pretrain", "--data", str(second), "--label", "target", "--method", "byol", "--init", str(source),
-                 "--out", str(continued), *TINY]) == 0
+    assert (
+        main(["pretrain", "--data", str(first), "--label", "target", "--method", "simclr", "--out", str(source), *TINY])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(second),
+                "--label",
+                "target",
+                "--method",
+                "byol",
+                "--init",
+                str(source),
+                "--out",
+                str(continued),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     return source, continued, first, second
 
 
+@pytest.mark.slow
 def test_before_and_after_on_two_sets(runs, tmp_path) -> None:
     source, continued, first, second = runs
     out = tmp_path / "eval"
-    assert main(["evaluate", "--encoder", str(continued), "--data", str(first), "--data", str(second),
-                 "--label", "target", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(continued),
+                "--data",
+                str(first),
+                "--data",
+                str(second),
+                "--label",
+                "target",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((out / "before_after.json").read_text())
-    assert [(r["data"], r["protocol"]) for r in rows] == [(str(d), p) for d in (first, second) for p in ("knn", "linear")]
+    assert [(r["data"], r["protocol"]) for r in rows] == [
+        (str(d), p) for d in (first, second) for p in ("knn", "linear")
+    ]
     # "before" is the --init encoder, evaluated on the same split and seed
     options = DataOptions(label="target")
     for data in (first, second):
@@ -51,10 +89,30 @@ def test_before_and_after_on_two_sets(runs, tmp_path) -> None:
     shutil.copytree(first_report, out / "7-old.csv")
     (out / "before_after.md").write_text("old")
     (out / "notes.txt").write_text("mine")
-    assert main(["evaluate", "--encoder", str(continued), "--data", str(first), "--data", str(second),
-                 "--label", "target", "--out", str(out), "--overwrite", "--protocol", "knn"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(["before_after.md", "before_after.json", "notes.txt",
-                                                            first_report.name, next(out.glob("1-*")).name])
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(continued),
+                "--data",
+                str(first),
+                "--data",
+                str(second),
+                "--label",
+                "target",
+                "--out",
+                str(out),
+                "--overwrite",
+                "--protocol",
+                "knn",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["before_after.md", "before_after.json", "notes.txt", first_report.name, next(out.glob("1-*")).name]
+    )
     assert "old" not in (out / "before_after.md").read_text()
     assert [r["protocol"] for r in json.loads((out / "before_after.json").read_text())] == ["knn", "knn"]
 
@@ -62,7 +120,20 @@ def test_before_and_after_on_two_sets(runs, tmp_path) -> None:
 def test_several_sets_need_a_before(runs, tmp_path, capsys) -> None:
     source, _, first, second = runs
     capsys.readouterr()
-    code = main(["evaluate", "--encoder", str(source), "--data", str(first), "--data", str(second),
-                 "--label", "target", "--out", str(tmp_path / "e")])
+    code = main(
+        [
+            "evaluate",
+            "--encoder",
+            str(source),
+            "--data",
+            str(first),
+            "--data",
+            str(second),
+            "--label",
+            "target",
+            "--out",
+            str(tmp_path / "e"),
+        ]
+    )
     assert code == EXIT_USER_ERROR and "--before ENCODER" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()

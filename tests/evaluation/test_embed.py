@@ -57,13 +57,14 @@ def test_token_ids_are_embedded_shortest_first_and_returned_in_order():
     texts = [" ".join(["word"] * n) for n in (30, 1, 12, 3, 25, 2, 7, 30, 1, 5, 18, 4)]
     x = tokenize(texts, config)
     widths: list[int] = []
-    encoder.model.register_forward_pre_hook(lambda _, args, kwargs: widths.append(kwargs["input_ids"].shape[1]),
-                                            with_kwargs=True)
+    encoder.model.register_forward_pre_hook(
+        lambda _, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
     out = embed(encoder, x, batch_size=4)
     real = (x != config["pad_id"]).sum(dim=1)
     assert widths == sorted(real.tolist())[3::4]  # each batch cut after its own longest text
     with torch.no_grad():  # each text alone (no padding at all): the same embedding, in the caller's order
-        alone = torch.cat([encoder(x[i:i + 1]) for i in range(len(x))]).numpy()
+        alone = torch.cat([encoder(x[i : i + 1]) for i in range(len(x))]).numpy()
     np.testing.assert_allclose(out, alone, rtol=1e-4, atol=1e-5)
     widths.clear()
     floats = embed(encoder, x.float(), batch_size=4)  # float ids, as float_samples() gives them: the same

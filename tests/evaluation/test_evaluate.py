@@ -12,9 +12,10 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.evaluate import evaluate, labeled_split
 from selfsup.evaluation.finetune import FinetuneOptions
-from selfsup.modalities import load_data
+from selfsup.sources import load_data
 
 
+@pytest.mark.slow
 def test_several_seeds_give_a_mean_and_a_t_interval(iris_run) -> None:
     result = evaluate(iris_run, "builtin:iris", seeds=3, seed=4)
     assert result.meta["seeds"] == 3 and "over 3 seeds" in result.meta["confidence_interval"]
@@ -33,17 +34,19 @@ def test_several_seeds_give_a_mean_and_a_t_interval(iris_run) -> None:
     one = evaluate(iris_run, "builtin:iris", seed=4)
     assert one.meta["seeds"] == 1 and "bootstrap" in one.meta["confidence_interval"]
     assert [r["accuracy"] for r in one.rows if r["encoder"] == "pretrained"] == [
-        r["per_seed"][0] for r in result.rows if r["encoder"] == "pretrained"]
+        r["per_seed"][0] for r in result.rows if r["encoder"] == "pretrained"
+    ]
     with pytest.raises(SelfsupError, match="at least 1"):
         evaluate(iris_run, "builtin:iris", seeds=0)
 
 
+@pytest.mark.slow
 def test_selection_never_touches_the_test_split(iris_run, monkeypatch, tmp_path) -> None:
     """Instrument every split the harness makes: CV folds (k, C) and fine-tuning's validation part see
     training samples only."""
     encoder = load_encoder(iris_run)
     splits = load_data("builtin:iris", encoder_config=encoder.config)
-    train, test, _ = labeled_split(splits, None, None, encoder.config, 0, 0.25)
+    train, _test, _ = labeled_split(splits, None, None, encoder.config, 0, 0.25)
     train_rows = sorted(row.tobytes() for row in embed(encoder, train.float_samples()))
     seen_cv, seen_val = [], []
     real_split, real_val = StratifiedKFold.split, finetune_module._validation_split
@@ -58,8 +61,14 @@ def test_selection_never_touches_the_test_split(iris_run, monkeypatch, tmp_path)
 
     monkeypatch.setattr(StratifiedKFold, "split", cv_spy)
     monkeypatch.setattr(finetune_module, "_validation_split", val_spy)
-    result = evaluate(iris_run, splits, protocols=("knn", "linear", "finetune"), k="cv",
-                      finetune=FinetuneOptions(epochs=3), out=tmp_path)
+    result = evaluate(
+        iris_run,
+        splits,
+        protocols=("knn", "linear", "finetune"),
+        k="cv",
+        finetune=FinetuneOptions(epochs=3),
+        out=tmp_path,
+    )
     assert len(seen_cv) >= 6  # k and C for three encoders
     assert all(len(x) == len(train) for x in seen_cv)
     # the pretrained encoder's k and C were chosen on exactly its training embeddings
@@ -71,6 +80,7 @@ def test_selection_never_touches_the_test_split(iris_run, monkeypatch, tmp_path)
     assert "finetune</b>: the whole encoder" in page and "supervised training from scratch" in page
 
 
+@pytest.mark.slow
 def test_a_split_made_by_seed_is_saved_with_the_report(iris_run, tmp_path) -> None:
     import json
 
@@ -90,21 +100,27 @@ def _no_embedding(*args, **kwargs):
 
 def test_labels_of_one_class_are_refused_before_any_embedding(iris_run, monkeypatch, tmp_path) -> None:
     """One training class would make every probe score 100% [100, 100]: refused for evaluate and compare."""
+    from sklearn.datasets import load_iris
+
     import selfsup.evaluation.compare as compare_module
     import selfsup.evaluation.evaluate as evaluate_module
     from selfsup.data import DataOptions
     from selfsup.datasets.tables import table_frame
-    from sklearn.datasets import load_iris
 
     monkeypatch.setattr(evaluate_module, "embed", _no_embedding)
     monkeypatch.setattr(compare_module, "embed", _no_embedding)
     encoder = load_encoder(iris_run)
     own = load_data("builtin:iris", encoder_config=encoder.config)
-    setosa = type(own)(train=own.train.subset(np.flatnonzero(own.train.y.numpy() == 0)),
-                       test=own.test.subset(np.flatnonzero(own.test.y.numpy() == 0)), name="setosa only",
-                       modality=own.modality)
-    message = ("'{}' has only one class ('setosa') in its training labels; evaluation needs at least two classes: "
-               "label samples of another class too.")
+    setosa = type(own)(
+        train=own.train.subset(np.flatnonzero(own.train.y.numpy() == 0)),
+        test=own.test.subset(np.flatnonzero(own.test.y.numpy() == 0)),
+        name="setosa only",
+        modality=own.modality,
+    )
+    message = (
+        "'{}' has only one class ('setosa') in its training labels; evaluation needs at least two classes: "
+        "label samples of another class too."
+    )
     with pytest.raises(SelfsupError) as info:
         evaluate(encoder, setosa)
     assert str(info.value) == message.format("setosa only")
@@ -119,9 +135,16 @@ def test_labels_of_one_class_are_refused_before_any_embedding(iris_run, monkeypa
 def test_a_test_split_of_one_class_is_warned_about(iris_run) -> None:
     encoder = load_encoder(iris_run)
     own = load_data("builtin:iris", encoder_config=encoder.config)
-    one = type(own)(train=own.train, test=own.test.subset(np.flatnonzero(own.test.y.numpy() == 1)), name="iris",
-                    modality=own.modality)
-    with pytest.warns(UserWarning, match=r"^'iris' has only one class \('versicolor'\) in its test labels \(training "
-                                         r"has 3\): accuracy only says how often that class is recognised") as record:
+    one = type(own)(
+        train=own.train,
+        test=own.test.subset(np.flatnonzero(own.test.y.numpy() == 1)),
+        name="iris",
+        modality=own.modality,
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"^'iris' has only one class \('versicolor'\) in its test labels \(training "
+        r"has 3\): accuracy only says how often that class is recognised",
+    ) as record:
         result = evaluate(encoder, one, protocols=("knn",), baselines=False)
     assert len(record) == 1 and result.meta["n_test"] == int((own.test.y == 1).sum())

@@ -42,8 +42,22 @@ def test_too_many_shots_are_refused() -> None:
 
 
 def test_evaluate_reports_few_shot_rows(iris_run, tmp_path) -> None:
-    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--protocol", "knn,fewshot",
-                 "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(iris_run),
+                "--data",
+                "builtin:iris",
+                "--protocol",
+                "knn,fewshot",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     summary = (tmp_path / "eval" / "summary.md").read_text()
     assert "| pretrained | 5-shot |" in summary and "| random-init | 10-shot |" in summary
     assert "**k-shot**" in summary

@@ -26,7 +26,7 @@ def test_noisy_labels_want_many_neighbours() -> None:
 def test_tiny_pure_clusters_want_few_neighbours() -> None:
     rng = np.random.default_rng(0)
     centres = np.repeat(np.arange(60) * 2 * np.pi / 60, 6)  # 60 clusters of 6, classes alternating
-    y = (np.repeat(np.arange(60), 6) % 2)
+    y = np.repeat(np.arange(60), 6) % 2
     x = on_circle(centres + rng.normal(0, 0.005, len(centres)))
     k, accuracy = choose_k(x, y)
     assert k <= 3 and accuracy > 0.95
@@ -42,15 +42,30 @@ def test_the_choice_never_sees_the_test_split(monkeypatch) -> None:
     monkeypatch.setattr(protocols, "choose_k", spy)
     rng = np.random.default_rng(0)
     train, test = rng.normal(size=(60, 4)), rng.normal(size=(20, 4)) + 100  # test rows stand out
-    rows = protocols.run_protocols({"e": (train, test)}, np.repeat([0, 1], 30), np.repeat([0, 1], 10),
-                                   ["knn"], k="cv")
+    rows = protocols.run_protocols({"e": (train, test)}, np.repeat([0, 1], 30), np.repeat([0, 1], 10), ["knn"], k="cv")
     assert len(seen) == 1 and np.array_equal(seen[0], train) and (seen[0] < 50).all()
     assert rows[0]["details"]["k_by"] == "5-fold CV on the training split"
 
 
 def test_evaluate_chooses_k_by_cv_by_default(iris_run, tmp_path, capsys) -> None:
-    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--out", str(tmp_path / "eval")]) == 0
+    )
     assert ", chosen by 5-fold CV on the training split)" in (tmp_path / "eval" / "summary.md").read_text()
-    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--k", "7",
-                 "--out", str(tmp_path / "fixed")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(iris_run),
+                "--data",
+                "builtin:iris",
+                "--k",
+                "7",
+                "--out",
+                str(tmp_path / "fixed"),
+            ]
+        )
+        == 0
+    )
     assert "neighbours (k=7)" in (tmp_path / "fixed" / "summary.md").read_text()

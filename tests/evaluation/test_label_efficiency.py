@@ -32,7 +32,21 @@ def test_curve_points_and_the_full_point_is_the_linear_probe() -> None:
 
 
 def test_evaluate_writes_the_curve(iris_run, tmp_path) -> None:
-    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--protocol", "linear,labels",
-                 "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(iris_run),
+                "--data",
+                "builtin:iris",
+                "--protocol",
+                "linear,labels",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "eval" / "label_efficiency.png").stat().st_size > 1000
     assert "| raw-input | linear@10% |" in (tmp_path / "eval" / "summary.md").read_text()

@@ -34,7 +34,7 @@ def test_random_labels_are_near_chance():
 
 
 def test_selection_never_sees_test_embeddings():
-    x_train, y_train = _separable(90, 2)
+    x_train, _ = _separable(90, 2)
     rng = np.random.default_rng(5)
     labels = rng.integers(0, 3, 90)  # noisy labels so that C actually matters to CV accuracy
     Cs = (0.01, 1.0, 100.0)

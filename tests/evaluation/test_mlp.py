@@ -26,7 +26,21 @@ def test_mlp_solves_xor_where_the_linear_probe_cannot() -> None:
 
 
 def test_evaluate_reports_the_mlp_probe(iris_run, tmp_path) -> None:
-    assert main(["evaluate", "--encoder", str(iris_run), "--data", "builtin:iris", "--protocol", "mlp",
-                 "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(iris_run),
+                "--data",
+                "builtin:iris",
+                "--protocol",
+                "mlp",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     summary = (tmp_path / "eval" / "summary.md").read_text()
     assert "| pretrained | mlp |" in summary and "**mlp**" in summary

@@ -11,13 +11,36 @@ from selfsup.evaluation.report import print_table, write_report
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 ROWS = [
-    {"encoder": "pretrained", "protocol": "knn", "accuracy": 0.9, "ci_low": 0.85, "ci_high": 0.94,
-     "n_train": 60, "n_test": 100, "details": {"k": 20, "temperature": 0.07}},
-    {"encoder": "random-init", "protocol": "knn", "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6,
-     "n_train": 60, "n_test": 100, "details": {"k": 20, "temperature": 0.07}},
-    {"encoder": "pretrained", "protocol": "linear", "accuracy": np.float64(0.95), "ci_low": 0.9,
-     "ci_high": 0.98, "n_train": 60, "n_test": 100,
-     "details": {"C": 1.0, "cv_accuracy": 0.93, "cv_folds": 5}},
+    {
+        "encoder": "pretrained",
+        "protocol": "knn",
+        "accuracy": 0.9,
+        "ci_low": 0.85,
+        "ci_high": 0.94,
+        "n_train": 60,
+        "n_test": 100,
+        "details": {"k": 20, "temperature": 0.07},
+    },
+    {
+        "encoder": "random-init",
+        "protocol": "knn",
+        "accuracy": 0.5,
+        "ci_low": 0.4,
+        "ci_high": 0.6,
+        "n_train": 60,
+        "n_test": 100,
+        "details": {"k": 20, "temperature": 0.07},
+    },
+    {
+        "encoder": "pretrained",
+        "protocol": "linear",
+        "accuracy": np.float64(0.95),
+        "ci_low": 0.9,
+        "ci_high": 0.98,
+        "n_train": 60,
+        "n_test": 100,
+        "details": {"C": 1.0, "cv_accuracy": 0.93, "cv_folds": 5},
+    },
 ]
 META = {"split": "official test split", "seeds": 3, "seed": 0, "dataset": "toy"}
 
@@ -28,7 +51,11 @@ def test_write_report_files(tmp_path):
     emb = rng.normal(size=(60, 8)) + 5 * np.eye(8)[labels]
     out = tmp_path / "new" / "report"
     paths = write_report(
-        out, ROWS, META, embeddings={"pretrained": emb, "raw-input": emb[:, :4]}, train_labels=labels,
+        out,
+        ROWS,
+        META,
+        embeddings={"pretrained": emb, "raw-input": emb[:, :4]},
+        train_labels=labels,
         class_names=["cat", "dog", "fox"],
         loss_history=[(i, math.exp(-i / 30) + 0.05 * rng.random()) for i in range(100)],
     )
@@ -72,7 +99,11 @@ def test_print_table_highlights_best_per_protocol():
     assert "Results" in text and "90.00%" in text and "[85.00, 94.00]" in text and "100" in text
     styled = console.export_text(styles=True)
     best_lines = [line for line in styled.splitlines() if "\x1b[1;32m" in line]
-    assert len(best_lines) == 2 and any("90.00%" in l for l in best_lines) and any("95.00%" in l for l in best_lines)
+    assert (
+        len(best_lines) == 2
+        and any("90.00%" in line for line in best_lines)
+        and any("95.00%" in line for line in best_lines)
+    )
 
 
 def test_every_file_is_written_through_a_tmp_and_os_replace(tmp_path, monkeypatch):
@@ -94,8 +125,17 @@ def test_every_file_is_written_through_a_tmp_and_os_replace(tmp_path, monkeypatc
 
 
 def test_confusion_matrix_and_per_class_accuracy(tmp_path):
-    row = {"encoder": "pretrained", "protocol": "linear", "accuracy": 0.75, "ci_low": 0.5, "ci_high": 0.9,
-           "n_train": 8, "n_test": 8, "details": {"C": 1.0}, "confusion": [[3, 1], [1, 3]]}
+    row = {
+        "encoder": "pretrained",
+        "protocol": "linear",
+        "accuracy": 0.75,
+        "ci_low": 0.5,
+        "ci_high": 0.9,
+        "n_train": 8,
+        "n_test": 8,
+        "details": {"C": 1.0},
+        "confusion": [[3, 1], [1, 3]],
+    }
     baseline = row | {"encoder": "raw-input", "confusion": [[4, 0], [2, 2]], "accuracy": 0.75}
     paths = write_report(tmp_path, [row, baseline], META, class_names=["cat", "dog"])
     assert paths["confusion"].read_bytes().startswith(PNG_MAGIC)

@@ -8,7 +8,7 @@ from selfsup.evaluation.stats import accuracy_with_ci, bootstrap_ci
 
 def _vector(n: int, accuracy: float) -> np.ndarray:
     v = np.zeros(n, dtype=bool)
-    v[: int(round(n * accuracy))] = True
+    v[: round(n * accuracy)] = True
     return v
 
 

@@ -13,9 +13,14 @@ from selfsup.encoders import build_encoder
 from selfsup.encoders.text import text_encoder_config
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.zeroshot import (
-    class_prompts, load_partner, nearest_prompt, partner_path, prompt_embeddings, zero_shot,
+    class_prompts,
+    load_partner,
+    nearest_prompt,
+    partner_path,
+    prompt_embeddings,
+    zero_shot,
 )
-from selfsup.modalities import modality_module
+from selfsup.modalities import get_modality
 
 TEXT = {"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 16}
 
@@ -51,8 +56,9 @@ def test_partner_path_and_non_text_partner_refused(tmp_path, one_thread) -> None
     with pytest.warns(UserWarning, match="which is gone: no zero-shot rows"):
         assert partner_path(tmp_path / "text") is None
     iris = load_builtin("iris")
-    table = save_encoder(build_encoder(modality_module("tabular").encoder_config("mlp", iris, None, {})),
-                         tmp_path / "table")
+    table = save_encoder(
+        build_encoder(get_modality("tabular").encoder_config("mlp", iris, None, {})), tmp_path / "table"
+    )
     assert partner_path(tmp_path / "text") == table.resolve()
     assert partner_path(tmp_path / "text", modality="text") is None  # a partner of another modality: none
     save_encoder(text, tmp_path / "plain")

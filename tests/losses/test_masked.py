@@ -66,6 +66,8 @@ def test_hog_target() -> None:
 def test_per_token_normalisation_only_for_patches() -> None:
     patch = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 1, 4)
     normed = token_targets(patch, 1, "pixels", normalize=True).view(-1)
-    assert math.isclose(normed.mean().item(), 0.0, abs_tol=1e-6) and math.isclose(normed.std(unbiased=False).item(), 1.0, rel_tol=1e-4)
+    assert math.isclose(normed.mean().item(), 0.0, abs_tol=1e-6) and math.isclose(
+        normed.std(unbiased=False).item(), 1.0, rel_tol=1e-4
+    )
     value = torch.tensor([[[2.5, 0.0]]])  # a table column: left as it is
     assert torch.equal(token_targets(value, 0, "pixels", normalize=True), value)

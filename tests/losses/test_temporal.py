@@ -38,8 +38,10 @@ def naive_hierarchical(z1: list, z2: list, alpha: float, temporal_unit: int) -> 
         batch, steps = len(z1), len(z1[0])
         value = 0.0
         if batch > 1:
-            inst = sum(contrast([z1[b][t] for b in range(batch)] + [z2[b][t] for b in range(batch)])
-                       for t in range(steps)) / steps
+            inst = (
+                sum(contrast([z1[b][t] for b in range(batch)] + [z2[b][t] for b in range(batch)]) for t in range(steps))
+                / steps
+            )
             value += alpha * inst
         if steps > 1 and scale >= temporal_unit:
             temp = sum(contrast(z1[b] + z2[b]) for b in range(batch)) / batch

@@ -13,16 +13,20 @@ from selfsup.datasets import load_builtin
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import build_method
-from selfsup.modalities import modality_module
+from selfsup.modalities import get_modality
 
-SMALL_ENCODER = {"audio_cnn": {"n_mels": 32, "width": 8},
-                 "spec_transformer": {"n_mels": 32, "patch_freq": 8, "embed_dim": 32, "depth": 2, "heads": 4,
-                                      "mlp_dim": 64}}
-SMALL_HEADS = {"simclr": {"hidden_dim": 64, "projection_dim": 32}, "byol": {"hidden_dim": 64, "projection_dim": 32},
-               "dino": {"prototypes": 64, "hidden_dim": 64, "bottleneck_dim": 32, "center_momentum": 1.0,
-                        "momentum": 1.0},
-               "mae": {"decoder_dim": 32, "decoder_depth": 1}, "data2vec": {"decoder_dim": 32, "decoder_depth": 1},
-               "jepa": {"predictor_dim": 32, "predictor_depth": 1}}
+SMALL_ENCODER = {
+    "audio_cnn": {"n_mels": 32, "width": 8},
+    "spec_transformer": {"n_mels": 32, "patch_freq": 8, "embed_dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64},
+}
+SMALL_HEADS = {
+    "simclr": {"hidden_dim": 64, "projection_dim": 32},
+    "byol": {"hidden_dim": 64, "projection_dim": 32},
+    "dino": {"prototypes": 64, "hidden_dim": 64, "bottleneck_dim": 32, "center_momentum": 1.0, "momentum": 1.0},
+    "mae": {"decoder_dim": 32, "decoder_depth": 1},
+    "data2vec": {"decoder_dim": 32, "decoder_depth": 1},
+    "jepa": {"predictor_dim": 32, "predictor_depth": 1},
+}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,7 +37,7 @@ def words():
 
 
 def _encoder(words, name: str) -> tuple[torch.nn.Module, dict]:
-    module = modality_module("audio")
+    module = get_modality("audio")
     torch.manual_seed(0)
     config = module.encoder_config(name, words, None, SMALL_ENCODER[name])
     return build_encoder(config), config
@@ -43,13 +47,16 @@ def _changed(before: dict, after: dict) -> bool:
     return any(not torch.equal(before[k], after[k]) for k in before if before[k].dtype.is_floating_point)
 
 
-@pytest.mark.parametrize("name, encoder_name", [("simclr", "audio_cnn"), ("byol", "audio_cnn"),
-                                                ("dino", "audio_cnn"), ("simclr", "spec_transformer")])
+@pytest.mark.parametrize(
+    "name, encoder_name",
+    [("simclr", "audio_cnn"), ("byol", "audio_cnn"), ("dino", "audio_cnn"), ("simclr", "spec_transformer")],
+)
 def test_view_based_method_trains(words, name, encoder_name):
     encoder, config = _encoder(words, encoder_name)
     method = build_method(name, encoder, SMALL_HEADS[name])
-    views = modality_module("audio").make_views(method.views, words, config)(words.train.x[::20],
-                                                                             torch.Generator().manual_seed(0))
+    views = get_modality("audio").make_views(method.views, words, config)(
+        words.train.x[::20], torch.Generator().manual_seed(0)
+    )
     assert len(views) == method.views.n_global + method.views.n_local
     before = {k: v.clone() for k, v in method.encoder.state_dict().items()}
     optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=3e-3)

@@ -15,7 +15,7 @@ from selfsup.encoders.pair import PairEncoder, Projected
 from selfsup.encoders.text import text_encoder_config
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import build_method
-from selfsup.modalities import modality_module
+from selfsup.modalities import get_modality
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TEXT = {"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 24}
@@ -29,7 +29,7 @@ def batch():
     captions = load_builtin("spoken_word_captions", text_config)
     pairs = pair_by_id(words.train, captions.train, "words", "captions")
     chosen = torch.arange(0, len(pairs), len(pairs) // 16)[:16]
-    audio_config = modality_module("audio").encoder_config("audio_cnn", words, None, {"n_mels": 32, "width": 8})
+    audio_config = get_modality("audio").encoder_config("audio_cnn", words, None, {"n_mels": 32, "width": 8})
     return pairs.a.x[chosen].float(), pairs.b.x[chosen], audio_config, text_config
 
 

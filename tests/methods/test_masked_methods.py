@@ -11,12 +11,12 @@ from selfsup.data import DataOptions
 from selfsup.datasets import load_builtin
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import build_method
-from selfsup.modalities import modality_module
 from selfsup.losses.masked import masked_loss
+from selfsup.methods.base import build_method
 from selfsup.methods.data2vec import layer_average_targets
+from selfsup.methods.ema import cosine_momentum
 from selfsup.methods.masking import jepa_masks
-from selfsup.training.ema import cosine_momentum
+from selfsup.modalities import get_modality
 
 MASKED = ("mae", "mfm", "data2vec", "jepa")
 # small token encoders, one per modality, each on a real built-in dataset
@@ -25,9 +25,12 @@ DATA = {
     "timeseries": ("gunpoint", {"embed_dim": 32, "depth": 2, "heads": 4, "mlp_dim": 64, "patch_size": 10}),
     "tabular": ("breast_cancer", {"d_token": 32, "n_layers": 2, "n_heads": 4}),
 }
-SMALL_HEAD = {"mae": {"decoder_dim": 32, "decoder_depth": 1}, "mfm": {"decoder_dim": 32, "decoder_depth": 1},
-              "data2vec": {"decoder_dim": 32, "decoder_depth": 1},
-              "jepa": {"predictor_dim": 32, "predictor_depth": 1}}
+SMALL_HEAD = {
+    "mae": {"decoder_dim": 32, "decoder_depth": 1},
+    "mfm": {"decoder_dim": 32, "decoder_depth": 1},
+    "data2vec": {"decoder_dim": 32, "decoder_depth": 1},
+    "jepa": {"predictor_dim": 32, "predictor_depth": 1},
+}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,9 +38,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def token_encoder(modality: str) -> tuple[torch.nn.Module, torch.Tensor]:
     name, args = DATA[modality]
     splits = load_builtin(name)
-    module = modality_module(modality)
+    module = get_modality(modality)
     torch.manual_seed(0)
-    config = module.encoder_config(module.TOKEN_ENCODER, splits, DataOptions(), args)
+    config = module.encoder_config(module.token_encoder, splits, DataOptions(), args)
     return build_encoder(config), splits.train.float_samples()[:32]
 
 
@@ -66,7 +69,6 @@ def test_mae_encoder_never_receives_masked_tokens(modality: str) -> None:
     n = int(np.prod(encoder.tokenizer.grid(x)))
     visible = n - min(max(1, round(0.75 * n)), n - 1)
     assert seen == [torch.Size((len(x), encoder.n_prefix + visible, encoder.embed_dim))]
-
 
 
 def test_hidden_table_columns_do_not_reach_the_encoder() -> None:
@@ -104,7 +106,9 @@ def test_ema_teacher_gets_no_gradient_and_follows_the_schedule(name: str) -> Non
     method.training_loss([x]).loss.backward()
     assert all(p.grad is None and not p.requires_grad for p in method.teacher.parameters())
     optimizer.step()
-    assert all(torch.equal(a, b) for a, b in zip(teacher_before, method.teacher.parameters()))  # not an optimiser target
+    assert all(
+        torch.equal(a, b) for a, b in zip(teacher_before, method.teacher.parameters())
+    )  # not an optimiser target
     method.on_train_batch_end(progress=0.5)
     momentum = cosine_momentum(0.9, 0.5)  # 0.95
     for old, new, student in zip(teacher_before, method.teacher.parameters(), method.encoder.parameters()):
@@ -116,13 +120,20 @@ def test_jepa_prediction_matches_target_blocks(modality: str) -> None:
     encoder, x = token_encoder(modality)
     method = build_method("jepa", encoder, SMALL_HEAD["jepa"] | {"n_targets": 2})
     torch.manual_seed(0)
-    prediction, target, index, valid, embedding = method.predict(x)
+    prediction, target, index, _valid, embedding = method.predict(x)
     n_targets = len(prediction) // len(x)
     assert 1 <= n_targets <= 2 and len(prediction) == n_targets * len(x)
     torch.manual_seed(0)  # the same draw: row i * B + b of the stack is target block i of sample b
     tokenizer = encoder.tokenizer
-    _, targets = jepa_masks(len(x), tokenizer.grid(x), method._policy(), tokenizer.ordered, n_targets=2,
-                            target_scale=(0.15, 0.2), context_scale=(0.85, 1.0))
+    _, targets = jepa_masks(
+        len(x),
+        tokenizer.grid(x),
+        method._policy(),
+        tokenizer.ordered,
+        n_targets=2,
+        target_scale=(0.15, 0.2),
+        context_scale=(0.85, 1.0),
+    )
     assert torch.equal(index, torch.cat(targets))
     assert prediction.shape == (len(x) * n_targets, index.shape[1], encoder.embed_dim)
     assert target.gather(1, index.unsqueeze(-1).expand(-1, -1, target.shape[-1])).shape == prediction.shape
@@ -131,7 +142,7 @@ def test_jepa_prediction_matches_target_blocks(modality: str) -> None:
 
 def test_masked_methods_need_a_token_encoder() -> None:
     splits = load_builtin("breast_cancer")
-    config = modality_module("tabular").encoder_config("mlp", splits, DataOptions(), {})
+    config = get_modality("tabular").encoder_config("mlp", splits, DataOptions(), {})
     with pytest.raises(SelfsupError, match="needs a token encoder"):
         build_method("mae", build_encoder(config), {})
 
@@ -146,7 +157,7 @@ def test_hog_target_refused_on_tables() -> None:
 def test_ragged_series_train_and_padding_is_never_a_target(name: str, train_fixed) -> None:
     """Japanese Vowels: 7-29 steps padded with NaN; with patches of 4 steps many tokens are padding."""
     splits = load_builtin("japanesevowels")
-    module = modality_module("timeseries")
+    module = get_modality("timeseries")
     torch.manual_seed(0)
     args = {"embed_dim": 32, "depth": 1, "heads": 4, "mlp_dim": 64, "patch_size": 4}
     encoder = build_encoder(module.encoder_config("patch_transformer", splits, DataOptions(), args))
@@ -162,8 +173,9 @@ def test_ragged_series_train_and_padding_is_never_a_target(name: str, train_fixe
         assert not valid_rows.gather(1, index).all()  # some target tokens are padding
         changed = target.clone()
         changed[~valid_rows] = 1e3
-        assert torch.equal(masked_loss(prediction, target, index, valid_rows),
-                           masked_loss(prediction, changed, index, valid_rows))
+        assert torch.equal(
+            masked_loss(prediction, target, index, valid_rows), masked_loss(prediction, changed, index, valid_rows)
+        )
 
 
 def test_data2vec_targets_hand_computed() -> None:

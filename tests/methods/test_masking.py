@@ -14,9 +14,16 @@ def runs(index: torch.Tensor) -> int:
     return int((index.diff() != 1).sum()) + 1
 
 
-@pytest.mark.parametrize("policy, grid, ordered", [("random", (4, 4), True), ("block", (8, 8), True),
-                                                   ("block", (40,), True), ("span", (40,), True),
-                                                   ("feature_subset", (9,), False)])
+@pytest.mark.parametrize(
+    "policy, grid, ordered",
+    [
+        ("random", (4, 4), True),
+        ("block", (8, 8), True),
+        ("block", (40,), True),
+        ("span", (40,), True),
+        ("feature_subset", (9,), False),
+    ],
+)
 def test_split_is_exact_disjoint_and_complete(policy, grid, ordered) -> None:
     torch.manual_seed(0)
     n = torch.tensor(grid).prod().item()
@@ -37,8 +44,10 @@ def test_spans_and_blocks_are_contiguous() -> None:
     _, random_mask = split_tokens(64, (60,), 0.5, "random", True)
     _, spans = split_tokens(64, (60,), 0.5, "span", True, block=6)
     _, blocks = split_tokens(64, (60,), 0.5, "block", True, block=6)
-    mean_runs = {name: sum(runs(row) for row in m) / len(m) for name, m in
-                 [("random", random_mask), ("span", spans), ("block", blocks)]}
+    mean_runs = {
+        name: sum(runs(row) for row in m) / len(m)
+        for name, m in [("random", random_mask), ("span", spans), ("block", blocks)]
+    }
     # 30 of 60 masked: random masking makes ~15 runs; runs of mean length 6 make ~5-6
     assert mean_runs["random"] > 12
     assert mean_runs["span"] < 8 and mean_runs["block"] < 8
@@ -60,8 +69,9 @@ def test_policies_that_need_neighbours_are_refused_on_tables() -> None:
 def test_jepa_targets_are_blocks_and_the_context_avoids_them(grid, n_targets) -> None:
     """(4, 4) is vit's default grid: 2 x 2 targets, so at most 3 fit and leave a context token."""
     torch.manual_seed(0)
-    context, targets = jepa_masks(256, grid, "block", True, n_targets=4, target_scale=(0.15, 0.2),
-                                  context_scale=(0.85, 1.0))
+    context, targets = jepa_masks(
+        256, grid, "block", True, n_targets=4, target_scale=(0.15, 0.2), context_scale=(0.85, 1.0)
+    )
     assert len(targets) == n_targets
     for target in targets:
         assert target.shape[0] == 256
@@ -82,8 +92,9 @@ def test_jepa_targets_are_blocks_and_the_context_avoids_them(grid, n_targets) ->
 def test_jepa_feature_subsets_on_a_small_table() -> None:
     """Iris has 4 columns: fewer targets are drawn so that a context column is left."""
     torch.manual_seed(0)
-    context, targets = jepa_masks(5, (4,), "feature_subset", False, n_targets=4, target_scale=(0.2, 0.4),
-                                  context_scale=(0.2, 0.4))
+    context, targets = jepa_masks(
+        5, (4,), "feature_subset", False, n_targets=4, target_scale=(0.2, 0.4), context_scale=(0.2, 0.4)
+    )
     covered = torch.zeros(5, 4, dtype=torch.bool)
     for target in targets:
         covered.scatter_(1, target, True)

@@ -27,8 +27,9 @@ SMALL_HEADS = {
 
 
 def test_every_method_for_any_modality_is_covered() -> None:
-    any_modality = {name for name, cls in METHODS.items()
-                    if cls.modalities is None and not cls.needs_tokens and not cls.paired}
+    any_modality = {
+        name for name, cls in METHODS.items() if cls.modalities is None and not cls.needs_tokens and not cls.paired
+    }
     assert any_modality == set(SMALL_HEADS)
     assert {name for name, cls in METHODS.items() if cls.paired} == {"clip"}  # tests/methods/test_clip.py
     assert {name for name, cls in METHODS.items() if cls.needs_tokens} == {"mae", "mfm", "data2vec", "jepa"}
@@ -40,6 +41,7 @@ def test_every_method_for_any_modality_is_covered() -> None:
 FIXED_TARGET = {"dino": {"center_momentum": 1.0, "momentum": 1.0}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL_HEADS))
 def test_method_trains(name: str, digits, small_encoder_config) -> None:
     torch.manual_seed(0)

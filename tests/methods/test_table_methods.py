@@ -10,14 +10,14 @@ from sklearn.datasets import load_breast_cancer
 from torch import nn
 
 import selfsup.methods.scarf
-import selfsup.methods.vime  # noqa: F401  (registers the methods until selfsup.methods imports them)
+import selfsup.methods.vime
 from selfsup.encoders import build_encoder
 from selfsup.encoders.table import table_encoder_config
 from selfsup.errors import SelfsupError
-from selfsup.methods import ViewSpec, build_method
+from selfsup.methods import build_method
+from selfsup.views import ViewSpec
 
-SMALL_ENCODERS = {"mlp": {"width": 64, "depth": 2},
-                  "ft_transformer": {"d_token": 32, "n_layers": 2, "n_heads": 4}}
+SMALL_ENCODERS = {"mlp": {"width": 64, "depth": 2}, "ft_transformer": {"d_token": 32, "n_layers": 2, "n_heads": 4}}
 SMALL_HEADS = {"scarf": {"hidden_dim": 64, "projection_dim": 32}, "vime": {}}
 N_NUMERIC, N_FEATURES = 30, 32  # 30 standardised numeric columns + 2 category-code columns
 
@@ -33,15 +33,27 @@ def table() -> tuple[torch.Tensor, dict]:
     raw = data.data
     numeric = (raw - raw.mean(0)) / raw.std(0)
     radius, texture = raw[:, 0], raw[:, list(data.feature_names).index("worst texture")]
-    codes = np.stack([1 + np.digitize(radius, np.quantile(radius, [0.25, 0.5, 0.75])),
-                      1 + np.digitize(texture, np.quantile(texture, [1 / 3, 2 / 3]))], axis=1)
+    codes = np.stack(
+        [
+            1 + np.digitize(radius, np.quantile(radius, [0.25, 0.5, 0.75])),
+            1 + np.digitize(texture, np.quantile(texture, [1 / 3, 2 / 3])),
+        ],
+        axis=1,
+    )
     schema = {
-        "numeric": [{"name": n, "mean": float(m), "std": float(s)}
-                    for n, m, s in zip(data.feature_names, raw.mean(0), raw.std(0))],
+        "numeric": [
+            {"name": n, "mean": float(m), "std": float(s)}
+            for n, m, s in zip(data.feature_names, raw.mean(0), raw.std(0))
+        ],
         "indicators": [],
-        "categorical": [{"name": "radius_bin", "categories": ["q1", "q2", "q3", "q4"]},
-                        {"name": "texture_bin", "categories": ["low", "mid", "high"]}],
-        "label": "target", "classes": list(data.target_names), "ignored": [], "dropped": [],
+        "categorical": [
+            {"name": "radius_bin", "categories": ["q1", "q2", "q3", "q4"]},
+            {"name": "texture_bin", "categories": ["low", "mid", "high"]},
+        ],
+        "label": "target",
+        "classes": list(data.target_names),
+        "ignored": [],
+        "dropped": [],
     }
     x = torch.tensor(np.concatenate([numeric, codes], axis=1), dtype=torch.float32)
     return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))], schema
@@ -142,8 +154,9 @@ def test_vime_mask_target_is_the_corrupted_positions(table) -> None:
     with torch.no_grad():
         logits = model.mask_head(model.encoder(x_tilde))
     assert np.isclose(out.logs["mask_loss"], F.binary_cross_entropy_with_logits(logits, changed).item(), rtol=1e-5)
-    assert not np.isclose(out.logs["mask_loss"],
-                          F.binary_cross_entropy_with_logits(logits, chosen.float()).item(), rtol=1e-3)
+    assert not np.isclose(
+        out.logs["mask_loss"], F.binary_cross_entropy_with_logits(logits, chosen.float()).item(), rtol=1e-3
+    )
 
 
 def test_vime_reconstructs_numbers_by_squared_error_and_categories_by_cross_entropy(table) -> None:

@@ -23,10 +23,27 @@ SMALL = {"embed_dim": 64, "depth": 2, "heads": 2, "mlp_dim": 128, "max_length": 
 def snippets() -> list[str]:
     """16 sentences of prose from the dataset descriptions installed with scikit-learn."""
     folder = Path(sklearn.__file__).parent / "datasets" / "descr"
-    text = re.sub(r"\s+", " ", " ".join((folder / f"{name}.rst").read_text() for name in (
-        "iris", "breast_cancer", "wine_data", "digits", "twenty_newsgroups", "california_housing", "covtype")))
-    sentences = [s for s in re.split(r"(?<=[a-z])\. (?=[A-Z])", text)
-                 if 8 <= len(s.split()) <= 40 and not re.search(r"[:=|*`_\[\]]", s)]
+    text = re.sub(
+        r"\s+",
+        " ",
+        " ".join(
+            (folder / f"{name}.rst").read_text()
+            for name in (
+                "iris",
+                "breast_cancer",
+                "wine_data",
+                "digits",
+                "twenty_newsgroups",
+                "california_housing",
+                "covtype",
+            )
+        ),
+    )
+    sentences = [
+        s
+        for s in re.split(r"(?<=[a-z])\. (?=[A-Z])", text)
+        if 8 <= len(s.split()) <= 40 and not re.search(r"[:=|*`_\[\]]", s)
+    ]
     assert len(sentences) >= 16
     return sentences[:16]
 
@@ -74,8 +91,10 @@ def test_mlm_masks_15_percent_of_the_text_80_10_10_never_special_tokens_or_paddi
 def test_whole_word_masking_chooses_every_piece_of_a_word():
     tokenizer = load_tokenizer("minilm")
     starts_table = word_starts(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
-    assert starts_table[tokenizer.convert_tokens_to_ids("the")] and not starts_table[
-        tokenizer.convert_tokens_to_ids("##s")]
+    assert (
+        starts_table[tokenizer.convert_tokens_to_ids("the")]
+        and not starts_table[tokenizer.convert_tokens_to_ids("##s")]
+    )
     config = text_encoder_config("small_bert", **(SMALL | {"max_length": 64}))
     method = build_method("mlm", build_encoder(config), {"whole_word": True, "mask_rate": 0.3})
     ids = tokenize(["unbelievably overwrought melodramatics everywhere", "tokenization splits words"] * 32, config)
@@ -115,6 +134,7 @@ def _steps(method, x: torch.Tensor, views: int, steps: int, lr: float) -> list[f
     return losses
 
 
+@pytest.mark.slow
 def test_mlm_continues_minilm_on_real_prose(snippets, one_thread):
     config = text_encoder_config("minilm", max_length=32)
     encoder = build_encoder(config)

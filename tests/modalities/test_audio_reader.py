@@ -13,8 +13,9 @@ import torch
 
 from selfsup.data import UNLABELED, DataOptions
 from selfsup.errors import SelfsupError
-from selfsup.modalities import detect_modality, load_data
+from selfsup.modalities import detect_modality
 from selfsup.modalities.audio import load_folder, reading, segments
+from selfsup.sources import load_data
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -33,8 +34,10 @@ def peak_hz(wave: np.ndarray, rate: int) -> float:
     return float(np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()])
 
 
-@pytest.mark.parametrize("suffix, rate, subtype", [(".wav", 44100, "PCM_16"), (".flac", 22050, "PCM_24"),
-                                                    (".ogg", 48000, "VORBIS"), (".wav", 8000, "FLOAT")])
+@pytest.mark.parametrize(
+    "suffix, rate, subtype",
+    [(".wav", 44100, "PCM_16"), (".flac", 22050, "PCM_24"), (".ogg", 48000, "VORBIS"), (".wav", 8000, "FLOAT")],
+)
 def test_each_format_is_resampled_and_keeps_its_frequency(tmp_path, suffix, rate, subtype):
     path = write(tmp_path / f"tone{suffix}", sine(440.0, 1.0, rate), rate, subtype=subtype)
     splits = load_data(str(path))
@@ -71,8 +74,11 @@ def test_long_files_are_cut_into_segments_and_short_ones_nan_padded(tmp_path):
     write(root / "long.wav", sine(200.0, 2.6, rate), rate)  # 2 full segments + 0.6 s: 3 segments
     write(root / "trail.wav", sine(200.0, 2.4, rate), rate)  # the 0.4 s tail is under half a segment: 2
     write(root / "short.flac", sine(200.0, 0.25, rate), rate)  # one segment, NaN after 0.25 s
-    with pytest.warns(UserWarning, match=r"^1 of 3 audio files are shorter than a segment \(the shortest 0.25 s\) "
-                                         r"and were padded to 1 s \(read as silence\)\.$"):
+    with pytest.warns(
+        UserWarning,
+        match=r"^1 of 3 audio files are shorter than a segment \(the shortest 0.25 s\) "
+        r"and were padded to 1 s \(read as silence\)\.$",
+    ):
         train = load_folder(root).train
     assert train.ids == ["long.wav#0", "long.wav#1", "long.wav#2", "short.flac", "trail.wav#0", "trail.wav#1"]
     assert train.y.tolist() == [UNLABELED] * 6 and train.classes is None
@@ -88,8 +94,11 @@ def test_a_clip_shorter_than_a_segment_is_padded_with_a_warning(tmp_path):
     write(tmp_path / "clips" / "blip.wav", sine(300.0, 0.01, rate), rate)
     write(tmp_path / "clips" / "tone.wav", sine(300.0, 0.02, rate), rate)
     write(tmp_path / "clips" / "full.wav", sine(300.0, 0.5, rate), rate)
-    with pytest.warns(UserWarning, match=r"^2 of 3 audio files are shorter than a segment \(the shortest 0.01 s\) "
-                                         r"and were padded to 0.5 s") as record:
+    with pytest.warns(
+        UserWarning,
+        match=r"^2 of 3 audio files are shorter than a segment \(the shortest 0.01 s\) "
+        r"and were padded to 0.5 s",
+    ) as record:
         x = load_folder(tmp_path / "clips", segment_seconds=0.5).train.x
     assert len(record) == 1 and torch.isnan(x[0, 0, 160:]).all() and not torch.isnan(x[0, 0, :160]).any()
 
@@ -140,7 +149,9 @@ def test_errors(tmp_path, capsys):
     with pytest.raises(SelfsupError, match="cannot read audio file .*broken.wav.*pass another file") as info:
         load_folder(bad / "broken.wav")  # one file: skipping it would leave nothing, so no --bad-files hint
     assert "--bad-files" not in str(info.value)
-    with pytest.warns(UserWarning, match=rf"^skipped 1 unreadable audio file \({re.escape(str(bad / 'broken.wav'))}: .+\)$"):
+    with pytest.warns(
+        UserWarning, match=rf"^skipped 1 unreadable audio file \({re.escape(str(bad / 'broken.wav'))}: .+\)$"
+    ):
         skipped = load_folder(bad, bad_files="skip").train
     assert skipped.ids == ["good.wav"] and skipped.skipped == [str(bad / "broken.wav")]
     (tmp_path / "only_bad").mkdir()

@@ -11,14 +11,28 @@ import torch
 from selfsup.datasets import load_builtin
 from selfsup.encoders.audio import LogMel, hz_to_mel, mel_centres, mel_to_hz
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
 from selfsup.modalities.audio import encoder_config, make_views
-from selfsup.modalities.audio_views import (crop_frames, mask_frequency, mask_time, mix_clips, random_gain,
-                                             shift_pitch, stretch_frames)
+from selfsup.modalities.audio_views import (
+    crop_frames,
+    mask_frequency,
+    mask_time,
+    mix_clips,
+    random_gain,
+    shift_pitch,
+    stretch_frames,
+)
+from selfsup.views import ViewSpec
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-NONE = {"crop_scale": (1.0, 1.0), "gain_db": 0.0, "mix": 0.0, "pitch": 0.0, "stretch": 1.0, "time_mask": 0.0,
-        "freq_mask": 0.0}
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+NONE = {
+    "crop_scale": (1.0, 1.0),
+    "gain_db": 0.0,
+    "mix": 0.0,
+    "pitch": 0.0,
+    "stretch": 1.0,
+    "time_mask": 0.0,
+    "freq_mask": 0.0,
+}
 
 
 def _gen(seed: int, device: str = "cpu") -> torch.Generator:
@@ -55,7 +69,7 @@ def test_shapes_device_and_padding(words, clips, spectrograms, spec, device):
     splits, config = words
     views = make_views(spec, splits, config, {"stretch": 1.0}).to(device)  # no stretch: each clip keeps its end
     stretched = make_views(spec, splits, config).to(device)  # the defaults stretch
-    for view in stretched(clips.to(device), _gen(0, device))[spec.original:]:  # a clip's end moves, frames stay whole
+    for view in stretched(clips.to(device), _gen(0, device))[spec.original :]:  # a clip's end moves, frames stay whole
         assert view.device.type == device and torch.equal(torch.isnan(view).all(dim=2), torch.isnan(view).any(dim=2))
     x = clips.to(device)
     out = views(x, _gen(0, device))
@@ -64,15 +78,16 @@ def test_shapes_device_and_padding(words, clips, spectrograms, spec, device):
         assert out[0] is x
     frames = spectrograms.shape[-1]
     padded = torch.isnan(spectrograms[:, 0]).to(device)  # (B, T): frames past each clip's end
-    for i, view in enumerate(out[spec.original:]):
+    for i, view in enumerate(out[spec.original :]):
         local = i >= spec.n_global
         assert view.device.type == device and view.dtype == torch.float32
         assert view.shape == (len(x), 1, 32, frames // 2 if local else frames)
         if not local:  # a global view keeps each clip's own length; every frame is NaN in all bins or none
             assert torch.equal(torch.isnan(view[:, 0, 0]), padded)
         assert torch.equal(torch.isnan(view).all(dim=2), torch.isnan(view).any(dim=2))
-    assert all(not torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(out[spec.original:],
-                                                                               out[spec.original + 1:]))
+    assert all(
+        not torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(out[spec.original :], out[spec.original + 1 :])
+    )
 
 
 def test_empty_batch(words, clips):
@@ -154,7 +169,7 @@ def _sines(config: dict, hz: float, count: int = 1, seconds: float = 0.5) -> tor
     rate = int(config["sample_rate"])
     t = torch.arange(int(seconds * rate)) / rate
     wave = torch.full((count, 1, rate), float("nan"))
-    wave[:, 0, :len(t)] = torch.sin(2 * math.pi * hz * t)
+    wave[:, 0, : len(t)] = torch.sin(2 * math.pi * hz * t)
     return wave
 
 

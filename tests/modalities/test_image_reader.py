@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from selfsup.data import DataOptions, UNLABELED
+from selfsup.data import UNLABELED, DataOptions
 from selfsup.errors import SelfsupError
-from selfsup.modalities import load_data
 from selfsup.modalities.image import load_folder
+from selfsup.sources import load_data
 
 CLASSES = ("0", "1", "2")
 

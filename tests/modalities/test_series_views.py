@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from selfsup.data import valid_lengths
 from selfsup.datasets.ucr import load_ucr
-from selfsup.methods.base import ViewSpec
-from selfsup.modalities.series_views import SeriesViews, fill_missing, valid_lengths
+from selfsup.modalities.series_views import SeriesViews, fill_missing
+from selfsup.views import ViewSpec
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 NONE = {"crop_scale": (1.0, 1.0), "jitter": 0.0, "scaling": 0.0}  # every op off
 
 
@@ -47,8 +48,9 @@ def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("spec", [ViewSpec(), ViewSpec(2, 4), ViewSpec(1, 2, original=True),
-                                  ViewSpec(0, 0, True, True)])
+@pytest.mark.parametrize(
+    "spec", [ViewSpec(), ViewSpec(2, 4), ViewSpec(1, 2, original=True), ViewSpec(0, 0, True, True)]
+)
 def test_shapes_original_and_padding(vowels, device, spec):
     x = vowels[:32].to(device)
     views = SeriesViews(spec, 12, magnitude_warp=0.2, time_warp=0.2, max_segments=4)
@@ -56,8 +58,8 @@ def test_shapes_original_and_padding(vowels, device, spec):
     assert len(out) == int(spec.original) + spec.n_global + spec.n_local
     if spec.original:
         assert out[0] is x
-    globals_ = out[int(spec.original): int(spec.original) + spec.n_global]
-    locals_ = out[int(spec.original) + spec.n_global:]
+    globals_ = out[int(spec.original) : int(spec.original) + spec.n_global]
+    locals_ = out[int(spec.original) + spec.n_global :]
     padding = torch.isnan(x).all(dim=1)
     for v in globals_:
         assert v.shape == x.shape and v.dtype == x.dtype and v.device == x.device

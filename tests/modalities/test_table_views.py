@@ -9,9 +9,9 @@ import torch
 from selfsup.data import ArrayDataset, Splits
 from selfsup.datasets.tables import load_breast_cancer_splits
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
 from selfsup.modalities.table_views import TableViews
 from selfsup.modalities.tabular import MAX_MARGINAL_ROWS, make_views
+from selfsup.views import ViewSpec
 
 REPEAT = 12  # 426 training rows x 12 x 30 features x 2 views: ~300k entries, rate error ~0.001
 
@@ -92,8 +92,14 @@ def test_original_comes_first_unchanged(cancer):
 def _mixed_views(**args) -> tuple[TableViews, torch.Tensor]:
     """2 standardised numeric columns, 1 indicator, 2 categorical codes."""
     gen = torch.Generator().manual_seed(0)
-    rows = torch.cat([torch.randn(200, 2, generator=gen), torch.randint(0, 2, (200, 1), generator=gen),
-                      torch.randint(0, 5, (200, 2), generator=gen)], dim=1).float()
+    rows = torch.cat(
+        [
+            torch.randn(200, 2, generator=gen),
+            torch.randint(0, 2, (200, 1), generator=gen),
+            torch.randint(0, 5, (200, 2), generator=gen),
+        ],
+        dim=1,
+    ).float()
     return TableViews(ViewSpec(), 2, rows, **args), rows
 
 
@@ -118,10 +124,20 @@ def test_masking_sets_entries_to_zero():
 
 def test_marginal_buffer_is_capped_and_not_saved():
     x = torch.randn(MAX_MARGINAL_ROWS + 500, 3)
-    schema = {"numeric": [{"name": c, "mean": 0.0, "std": 1.0} for c in "abc"], "indicators": [],
-              "categorical": [], "label": None, "classes": None}
-    splits = Splits(train=ArrayDataset(x, torch.full((len(x),), -1), [str(i) for i in range(len(x))]), test=None,
-                    name="big", modality="tabular", fitted={"schema": schema})
+    schema = {
+        "numeric": [{"name": c, "mean": 0.0, "std": 1.0} for c in "abc"],
+        "indicators": [],
+        "categorical": [],
+        "label": None,
+        "classes": None,
+    }
+    splits = Splits(
+        train=ArrayDataset(x, torch.full((len(x),), -1), [str(i) for i in range(len(x))]),
+        test=None,
+        name="big",
+        modality="tabular",
+        fitted={"schema": schema},
+    )
     views = make_views(ViewSpec(), splits, None, {})
     assert views.marginal.shape == (MAX_MARGINAL_ROWS, 3) and torch.isin(views.marginal[:, 0], x[:, 0]).all()
     assert "marginal" not in views.state_dict() and views.corrupt_rate == 0.6
@@ -138,7 +154,7 @@ def test_view_arguments_are_checked(cancer):
         _views(cancer)(cancer.train.x[:, :5])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_views_stay_on_the_gpu(cancer):
     views = _views(cancer, corrupt_rate=0.6).cuda()
     x = cancer.train.x.cuda()

@@ -15,9 +15,9 @@ import torch
 from selfsup.data import UNLABELED, DataOptions
 from selfsup.encoders.text import load_tokenizer, text_encoder_config
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
-from selfsup.modalities import detect_modality, load_data
-from selfsup.modalities import text
+from selfsup.modalities import detect_modality, text
+from selfsup.sources import load_data
+from selfsup.views import ViewSpec
 
 TEXT = DataOptions(modality="text")
 
@@ -73,8 +73,9 @@ def test_long_texts_are_truncated_to_max_length(tmp_path, short):
 def test_truncation_is_counted_in_one_warning(tmp_path, short, recwarn):
     exact = " ".join(["word"] * 14)  # 14 words + [CLS] + [SEP]: exactly 16 tokens, nothing cut
     lines = [exact, "short text", " ".join(["word"] * 15), exact + " more words here", "another one"]
-    with pytest.warns(UserWarning, match=r"^2 of 5 texts are longer than minilm's 16 tokens and were cut to 16\.$") \
-            as record:
+    with pytest.warns(
+        UserWarning, match=r"^2 of 5 texts are longer than minilm's 16 tokens and were cut to 16\.$"
+    ) as record:
         data = load_data(str(_write(tmp_path / "mixed.txt", "\n".join(lines) + "\n")), encoder_config=short).train
     assert len(record) == 1 and (data.x[0] != short["pad_id"]).all()
     load_data(str(_write(tmp_path / "fits.txt", exact + "\nshort\n")), encoder_config=short)
@@ -97,14 +98,21 @@ def test_truncation_count_without_a_fast_tokenizer(short):
 def test_special_token_text_in_the_data_is_not_a_special_token(tmp_path, short):
     path = _write(tmp_path / "tricky.txt", "hello [PAD] world [MASK]\n")
     x = load_data(str(path), encoder_config=short).train.x[0]
-    inner = x[1:int((x != short["pad_id"]).sum()) - 1]
+    inner = x[1 : int((x != short["pad_id"]).sum()) - 1]
     assert not torch.isin(inner, torch.tensor(short["special_ids"])).any()
 
 
 def test_jsonl_with_labels_and_another_text_field(tmp_path, short):
-    path = _jsonl(tmp_path / "reviews.jsonl", [
-        {"body": "great film", "stars": 5}, {"body": "awful", "stars": 1}, {"body": "   ", "stars": 3},
-        {"body": "fine I guess"}, {"body": "loved it", "stars": 5.0}])
+    path = _jsonl(
+        tmp_path / "reviews.jsonl",
+        [
+            {"body": "great film", "stars": 5},
+            {"body": "awful", "stars": 1},
+            {"body": "   ", "stars": 3},
+            {"body": "fine I guess"},
+            {"body": "loved it", "stars": 5.0},
+        ],
+    )
     data = load_data(str(path), DataOptions(label="stars", text_field="body"), encoder_config=short).train
     assert data.ids == ["line-1", "line-2", "line-4", "line-5"]  # the blank text is left out
     assert data.classes == ["1", "5"]
@@ -112,7 +120,9 @@ def test_jsonl_with_labels_and_another_text_field(tmp_path, short):
 
 
 def test_an_id_field_or_column_names_the_samples(tmp_path, short):
-    path = _jsonl(tmp_path / "captions.jsonl", [{"id": "yes/clip-1", "text": "a"}, {"text": "b"}, {"id": 7, "text": "c"}])
+    path = _jsonl(
+        tmp_path / "captions.jsonl", [{"id": "yes/clip-1", "text": "a"}, {"text": "b"}, {"id": 7, "text": "c"}]
+    )
     assert load_data(str(path), encoder_config=short).train.ids == ["yes/clip-1", "line-2", "7"]
     table = tmp_path / "captions.csv"
     pd.DataFrame({"id": ["a/1", None, "a/3"], "text": ["x", "y", "z"]}).to_csv(table, index=False)
@@ -128,10 +138,15 @@ def test_jsonl_is_detected_and_read_without_an_encoder(tmp_path):
 
 def test_csv_text_column_with_labels(tmp_path, short):
     path = tmp_path / "news.csv"
-    pd.DataFrame({"headline": ["Markets rally", "Team wins final", None, "Rates on hold"],
-                  "topic": ["business", "sport", "sport", None]}).to_csv(path, index=False)
-    data = load_data(str(path), DataOptions(modality="text", text_field="headline", label="topic"),
-                     encoder_config=short).train
+    pd.DataFrame(
+        {
+            "headline": ["Markets rally", "Team wins final", None, "Rates on hold"],
+            "topic": ["business", "sport", "sport", None],
+        }
+    ).to_csv(path, index=False)
+    data = load_data(
+        str(path), DataOptions(modality="text", text_field="headline", label="topic"), encoder_config=short
+    ).train
     assert data.ids == ["row-0", "row-1", "row-3"]
     assert data.classes == ["business", "sport"] and data.y.tolist() == [0, 1, UNLABELED]
     assert detect_modality(str(path)) == "tabular"  # a CSV is a table unless --modality text says otherwise
@@ -139,8 +154,13 @@ def test_csv_text_column_with_labels(tmp_path, short):
 
 def test_a_text_table_with_a_repeated_column_name_is_refused(tmp_path, short):
     path = _write(tmp_path / "notes.csv", "text,label,text\nfirst note,a,second note\nthird,b,fourth\n")
-    _error("^" + re.escape(f"table '{path}' has duplicate columns 'text'; rename them.") + "$", load_data, str(path),
-           TEXT, encoder_config=short)
+    _error(
+        "^" + re.escape(f"table '{path}' has duplicate columns 'text'; rename them.") + "$",
+        load_data,
+        str(path),
+        TEXT,
+        encoder_config=short,
+    )
 
 
 def test_options_default_to_how_the_encoder_read_its_data(tmp_path, short):
@@ -155,8 +175,13 @@ def test_options_default_to_how_the_encoder_read_its_data(tmp_path, short):
 
 def test_a_label_field_no_record_has_is_refused_unless_it_is_the_encoders_own(tmp_path, short):
     path = _jsonl(tmp_path / "r.jsonl", [{"text": "good", "stars": 5}, {"text": "bad", "stars": 1, "user": "x"}])
-    message = _error("no record of .* has the label field 'star'", load_data, str(path), DataOptions(label="star"),
-                     encoder_config=short)
+    message = _error(
+        "no record of .* has the label field 'star'",
+        load_data,
+        str(path),
+        DataOptions(label="star"),
+        encoder_config=short,
+    )
     assert "'text', 'stars', 'user'" in message and "--label" in message
     # new data without the field the encoder's pre-training data was labeled by (embed): unlabeled
     config = text.encoder_config("minilm", None, DataOptions(label="sentiment"), {"max_length": 16})
@@ -182,16 +207,30 @@ def test_reader_errors_are_one_clear_line(tmp_path, short):
     assert "'body'" in message and "--text-column" in message
     _error("line 1 .* not valid JSON", load_data, str(_write(tmp_path / "bad.jsonl", "{oops\n")), encoder_config=short)
     _error("JSON list, not an object", load_data, str(_write(tmp_path / "l.jsonl", "[1, 2]\n")), encoder_config=short)
-    _error("holds a int .* where text belongs", load_data, str(_jsonl(tmp_path / "n.jsonl", [{"text": 3}])),
-           encoder_config=short)
+    _error(
+        "holds a int .* where text belongs",
+        load_data,
+        str(_jsonl(tmp_path / "n.jsonl", [{"text": 3}])),
+        encoder_config=short,
+    )
     table = tmp_path / "t.csv"
     pd.DataFrame({"body": ["a", "b"]}).to_csv(table, index=False)
     _error("no column 'text'.*--text-column", load_data, str(table), TEXT, encoder_config=short)
-    _error("no column 'y'.*--label", load_data, str(table), DataOptions(modality="text", text_field="body", label="y"),
-           encoder_config=short)
+    _error(
+        "no column 'y'.*--label",
+        load_data,
+        str(table),
+        DataOptions(modality="text", text_field="body", label="y"),
+        encoder_config=short,
+    )
     txt = _write(tmp_path / "x.txt", "some text\n")
-    _error("--label and --text-column need a .jsonl or .csv", load_data, str(txt), DataOptions(label="y"),
-           encoder_config=short)
+    _error(
+        "--label and --text-column need a .jsonl or .csv",
+        load_data,
+        str(txt),
+        DataOptions(label="y"),
+        encoder_config=short,
+    )
     _error("unknown file type '.md'", text.load, str(_write(tmp_path / "x.md", "hi\n")), TEXT, short)
     _error("does not exist", load_data, str(tmp_path / "none.txt"), TEXT)
     latin = tmp_path / "latin.txt"

@@ -14,9 +14,9 @@ import torch
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.datasets.ucr import sktime_data_folder
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
-from selfsup.modalities import load_data
 from selfsup.modalities import timeseries as ts
+from selfsup.sources import load_data
+from selfsup.views import ViewSpec
 
 SERIES = DataOptions(modality="timeseries")
 
@@ -56,8 +56,11 @@ def _error(match: str, fn, *args, **kwargs) -> str:
 
 
 def test_ts_univariate_labels_missing_and_comments(tmp_path):
-    path = _write(tmp_path / "toy.ts", HEADER + "@univariate true\n@classLabel true 10 2 b\n@data\n"
-                  "1.5,2,?,4:10\n# comment inside the data\n\n-1,?,0.25,1e3:2\n5,6,7,8:b\n")
+    path = _write(
+        tmp_path / "toy.ts",
+        HEADER + "@univariate true\n@classLabel true 10 2 b\n@data\n"
+        "1.5,2,?,4:10\n# comment inside the data\n\n-1,?,0.25,1e3:2\n5,6,7,8:b\n",
+    )
     data = ts.read_ts(path)
     assert data.x.dtype == torch.float32 and data.x.shape == (3, 1, 4)
     assert data.classes == ["10", "2", "b"]  # not all numbers: string order
@@ -91,7 +94,7 @@ def test_ts_ragged_real_file_lengths_and_padding():
     path = _ucr("JapaneseVowels", "TEST")
     data = ts.read_ts(path)
     lines = path.read_text().splitlines()
-    rows = [line for line in lines[lines.index("@data") + 1:] if line.strip()]
+    rows = [line for line in lines[lines.index("@data") + 1 :] if line.strip()]
     lengths = np.array([len(row.split(":")[0].split(",")) for row in rows])
     assert data.x.shape == (len(rows), 12, lengths.max()) and lengths.max() == 29 and lengths.min() == 7
     observed = ~torch.isnan(data.x)
@@ -99,12 +102,14 @@ def test_ts_ragged_real_file_lengths_and_padding():
     np.testing.assert_array_equal(recovered, lengths)
     for i in (0, int(lengths.argmin()), int(lengths.argmax())):
         assert observed[i, :, : lengths[i]].all()  # every channel observed up to the length,
-        assert not observed[i, :, lengths[i]:].any()  # NaN padding after it
+        assert not observed[i, :, lengths[i] :].any()  # NaN padding after it
 
 
 def test_ts_ragged_channels_and_unlabeled(tmp_path):
-    path = _write(tmp_path / "r.ts", "@univariate false\n@dimensions 2\n@equalLength false\n@classLabel false\n"
-                  "@data\n1,2,3:4,5,6\n7:8\n")
+    path = _write(
+        tmp_path / "r.ts",
+        "@univariate false\n@dimensions 2\n@equalLength false\n@classLabel false\n@data\n1,2,3:4,5,6\n7:8\n",
+    )
     data = ts.read_ts(path)
     assert data.x.shape == (2, 2, 3) and data.classes is None
     assert data.y.tolist() == [UNLABELED, UNLABELED]
@@ -118,25 +123,28 @@ def test_ts_regression_file_is_read_unlabeled():
     assert data.x.shape[1] == 1 and not torch.isnan(data.x).all(dim=(1, 2)).any()
 
 
-@pytest.mark.parametrize(("body", "match"), [
-    ("@timeStamps true\n@data\n(0,1),(1,2):a\n", "timestamps"),
-    ("@classLabel false\n@data\n(0,1),(1,2)\n", "timestamped"),
-    ("@classLabel true a\n@data\n", "no series"),
-    ("@classLabel true a\n", "no @data"),
-    ("1,2,3\n", "before the @data"),
-    ("@classLabel true a\n@data\n1,2,3\n", "no label"),
-    ("@classLabel true a b\n@data\n1,2:c\n", "label 'c' is not one of the @classLabel"),
-    ("@classLabel false\n@data\n1,2:3,4\n5,6\n", "line 4 has 1 channel.* first series has 2"),
-    ("@dimensions 3\n@classLabel false\n@data\n1,2:3,4\n", "@dimensions 3"),
-    ("@univariate true\n@classLabel false\n@data\n1,2:3,4\n", "@univariate true"),
-    ("@classLabel false\n@data\n1,abc,3\n", "'abc', not a number"),
-    ("@classLabel false\n@data\n1,,3\n", "empty value"),
-    ("@classLabel true a\n@data\n1,2:a\n:a\n", "line 4 channel 0 is empty \\(length 0\\)"),
-    ("@classLabel false\n@data\n1,2:?,?\n3,4:?,?\n", "channel 1 is missing \\(NaN\\) in every series.*drop it"),
-    ("@classLabel false\n@data\n1,2\n?,?\n", "empty \\(length 0 or every value missing\\)"),
-    ("@classLabel false\n@data\n1,1e999\n", "infinite"),
-    ("@classLabel maybe\n@data\n1,2\n", "true or false"),
-])
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("@timeStamps true\n@data\n(0,1),(1,2):a\n", "timestamps"),
+        ("@classLabel false\n@data\n(0,1),(1,2)\n", "timestamped"),
+        ("@classLabel true a\n@data\n", "no series"),
+        ("@classLabel true a\n", "no @data"),
+        ("1,2,3\n", "before the @data"),
+        ("@classLabel true a\n@data\n1,2,3\n", "no label"),
+        ("@classLabel true a b\n@data\n1,2:c\n", "label 'c' is not one of the @classLabel"),
+        ("@classLabel false\n@data\n1,2:3,4\n5,6\n", "line 4 has 1 channel.* first series has 2"),
+        ("@dimensions 3\n@classLabel false\n@data\n1,2:3,4\n", "@dimensions 3"),
+        ("@univariate true\n@classLabel false\n@data\n1,2:3,4\n", "@univariate true"),
+        ("@classLabel false\n@data\n1,abc,3\n", "'abc', not a number"),
+        ("@classLabel false\n@data\n1,,3\n", "empty value"),
+        ("@classLabel true a\n@data\n1,2:a\n:a\n", "line 4 channel 0 is empty \\(length 0\\)"),
+        ("@classLabel false\n@data\n1,2:?,?\n3,4:?,?\n", "channel 1 is missing \\(NaN\\) in every series.*drop it"),
+        ("@classLabel false\n@data\n1,2\n?,?\n", "empty \\(length 0 or every value missing\\)"),
+        ("@classLabel false\n@data\n1,1e999\n", "infinite"),
+        ("@classLabel maybe\n@data\n1,2\n", "true or false"),
+    ],
+)
 def test_ts_bad_files(tmp_path, body, match):
     _error(match, ts.read_ts, _write(tmp_path / "bad.ts", body))
 
@@ -166,17 +174,20 @@ def test_npz_labels_nan_padding_and_upper_case_keys(tmp_path, gunpoint):
     assert b.classes == ["1", "2"] and torch.equal(b.y, gunpoint.train.y)  # 1.0 / 2.0 read as "1" / "2"
 
 
-@pytest.mark.parametrize(("arrays", "match"), [
-    ({"x": np.array([np.zeros(3), np.zeros(2)], dtype=object)}, "object array"),
-    ({"x": np.array([["a", "b"], ["c", "d"]])}, "series must be numbers"),
-    ({"x": np.zeros(5)}, "shape \\(5,\\)"),
-    ({"x": np.zeros((3, 0))}, "length 0"),
-    ({"x": np.zeros((0, 5))}, "no series"),
-    ({"series": np.zeros((3, 5))}, "no array named 'x'.*series"),
-    ({"x": np.zeros((3, 5)), "y": np.zeros(4)}, "one label per series \\(3\\)"),
-    ({"x": np.zeros((3, 5)), "y": np.array([0.5, 1.0, 2.0])}, "non-integer.*class labels"),
-    ({"x": np.zeros((2, 2, 5)) + np.array([0.0, np.nan])[None, :, None]}, "channel 1 is missing"),
-])
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"x": np.array([np.zeros(3), np.zeros(2)], dtype=object)}, "object array"),
+        ({"x": np.array([["a", "b"], ["c", "d"]])}, "series must be numbers"),
+        ({"x": np.zeros(5)}, "shape \\(5,\\)"),
+        ({"x": np.zeros((3, 0))}, "length 0"),
+        ({"x": np.zeros((0, 5))}, "no series"),
+        ({"series": np.zeros((3, 5))}, "no array named 'x'.*series"),
+        ({"x": np.zeros((3, 5)), "y": np.zeros(4)}, "one label per series \\(3\\)"),
+        ({"x": np.zeros((3, 5)), "y": np.array([0.5, 1.0, 2.0])}, "non-integer.*class labels"),
+        ({"x": np.zeros((2, 2, 5)) + np.array([0.0, np.nan])[None, :, None]}, "channel 1 is missing"),
+    ],
+)
 def test_npz_bad_arrays(tmp_path, arrays, match):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
@@ -205,8 +216,12 @@ def test_csv_wide_with_label_ignore_and_ragged_rows(tmp_path, gunpoint):
     assert torch.equal(data.y, gunpoint.train.y)
     np.testing.assert_allclose(data.x[5, 0].numpy(), x[5], rtol=1e-6)
     assert torch.isnan(data.x[3, 0, 120:]).all() and not torch.isnan(data.x[3, 0, :120]).any()
-    _error("column 'who' .* is not numeric \\(e.g. 's0'\\).*--ignore", ts.read_table, tmp_path / "wide.csv",
-           DataOptions(label="label"))
+    _error(
+        "column 'who' .* is not numeric \\(e.g. 's0'\\).*--ignore",
+        ts.read_table,
+        tmp_path / "wide.csv",
+        DataOptions(label="label"),
+    )
     _error("--label column 'target' is not in", ts.read_table, tmp_path / "wide.csv", DataOptions(label="target"))
 
 
@@ -236,8 +251,14 @@ def _long_frame(basicmotions, lengths: list[int], seed: int = 0) -> pd.DataFrame
     rows = []
     for i, length in enumerate(lengths):
         for t in range(length):
-            rows.append({"series": f"m{i}", "step": float(t), "activity": data.classes[int(data.y[i])],
-                         **{f"ch{c}": float(data.x[i, c, t]) for c in range(6)}})
+            rows.append(
+                {
+                    "series": f"m{i}",
+                    "step": float(t),
+                    "activity": data.classes[int(data.y[i])],
+                    **{f"ch{c}": float(data.x[i, c, t]) for c in range(6)},
+                }
+            )
     frame = pd.DataFrame(rows)
     return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
@@ -255,11 +276,12 @@ def test_csv_long_sorted_by_time_and_ragged(tmp_path, basicmotions):
         i = int(name[1:])
         expected = basicmotions.train.x[i, :, : lengths[i]]
         np.testing.assert_allclose(data.x[row, :, : lengths[i]].numpy(), expected.numpy(), rtol=1e-6)
-        assert torch.isnan(data.x[row, :, lengths[i]:]).all()
+        assert torch.isnan(data.x[row, :, lengths[i] :]).all()
         assert data.classes[int(data.y[row])] == basicmotions.train.classes[int(basicmotions.train.y[i])]
     # no time column: rows stay in file order, so the shuffled series differ from the originals
-    unordered = ts.read_table(tmp_path / "long.csv", DataOptions(series_id="series", label="activity",
-                                                                  ignore=("step",))).x
+    unordered = ts.read_table(
+        tmp_path / "long.csv", DataOptions(series_id="series", label="activity", ignore=("step",))
+    ).x
     assert unordered.shape == data.x.shape and not torch.allclose(torch.nan_to_num(unordered), torch.nan_to_num(data.x))
 
 
@@ -339,9 +361,14 @@ def test_sktime_folder_prefers_ts_over_other_suffixes():
 
 
 def test_encoder_config_statistics_from_train_only(basicmotions):
-    shifted = Splits(basicmotions.train, ArrayDataset(basicmotions.test.x + 100.0, basicmotions.test.y,
-                                                             basicmotions.test.ids, basicmotions.test.classes),
-                        "m", "timeseries")
+    shifted = Splits(
+        basicmotions.train,
+        ArrayDataset(
+            basicmotions.test.x + 100.0, basicmotions.test.y, basicmotions.test.ids, basicmotions.test.classes
+        ),
+        "m",
+        "timeseries",
+    )
     config = ts.encoder_config("dilated_conv", shifted, SERIES, {})
     train = basicmotions.train.x.double().numpy()
     assert config["in_chans"] == 6 and config["length"] == 100 and config["modality"] == "timeseries"
@@ -360,8 +387,13 @@ def test_channel_statistics_ignore_nan_and_constant_channels():
 def test_load_with_encoder_config_checks_channels(tmp_path, basicmotions, gunpoint):
     config = ts.encoder_config("dilated_conv", basicmotions, SERIES, {})
     np.save(tmp_path / "uni.npy", gunpoint.test.x.numpy())
-    message = _error("the encoder takes 6 channel\\(s\\) but .*uni.npy' has 1", load_data, str(tmp_path / "uni.npy"),
-                     DataOptions(), encoder_config=config)
+    message = _error(
+        "the encoder takes 6 channel\\(s\\) but .*uni.npy' has 1",
+        load_data,
+        str(tmp_path / "uni.npy"),
+        DataOptions(),
+        encoder_config=config,
+    )
     assert "channels the encoder was trained on" in message
     np.save(tmp_path / "multi.npy", basicmotions.test.x.numpy())
     assert load_data(str(tmp_path / "multi.npy"), encoder_config=config).train.x.shape == (40, 6, 100)
@@ -390,8 +422,14 @@ def test_make_views_arguments(gunpoint):
     out = views(gunpoint.train.x[:4], torch.Generator().manual_seed(0))
     assert [tuple(v.shape) for v in out] == [(4, 1, 150)] * 2 + [(4, 1, 75)] * 2
     assert views.center.flatten().tolist() == pytest.approx(config["mean"])
-    message = _error("unknown time-series view argument\\(s\\) flip; known: crop_scale", ts.make_views,
-                     ViewSpec(), gunpoint, config, {"flip": False})
+    message = _error(
+        "unknown time-series view argument\\(s\\) flip; known: crop_scale",
+        ts.make_views,
+        ViewSpec(),
+        gunpoint,
+        config,
+        {"flip": False},
+    )
     assert all(name in message for name in ts.VIEW_ARGS)
     _error("crop_scale must be two numbers", ts.make_views, ViewSpec(), gunpoint, config, {"crop_scale": [0.9, 0.2]})
     _error("jitter must be a number >= 0", ts.make_views, ViewSpec(), gunpoint, config, {"jitter": -1})
@@ -400,4 +438,6 @@ def test_make_views_arguments(gunpoint):
 
 
 def test_encoders_listed():
-    assert ts.DEFAULT_ENCODER in ts.ENCODERS and ts.NAME == "timeseries"
+    from selfsup.encoders.series import ENCODERS
+
+    assert ts.DEFAULT_ENCODER in ENCODERS and ts.NAME == "timeseries"

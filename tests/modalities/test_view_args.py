@@ -18,8 +18,13 @@ def test_unknown_names_list_the_known_ones():
     given = {"mix": 0.1}
     checked = check_known(given, ("mix", "gain_db"), "audio")
     assert checked == given and checked is not given and check_known(None, ("mix",), "audio") == {}
-    _error(r"unknown audio view argument\(s\) flip, rot; known: mix, gain_db", check_known, {"flip": 1, "rot": 2},
-           ("mix", "gain_db"), "audio")
+    _error(
+        r"unknown audio view argument\(s\) flip, rot; known: mix, gain_db",
+        check_known,
+        {"flip": 1, "rot": 2},
+        ("mix", "gain_db"),
+        "audio",
+    )
 
 
 def test_crop_pairs():

@@ -9,10 +9,15 @@ import pytest
 
 from selfsup.datasets.speech import FOLDER
 from selfsup.recipe import make_recipe
-from selfsup.training.pretrain import pretrain, resume_recipe
+from selfsup.workflows.pretrain import pretrain, resume_recipe
 
-TINY = {"method": "simclr", "method_args": {"hidden_dim": 32, "projection_dim": 16}, "epochs": 1, "batch_size": 8,
-        "online_probe": False}
+TINY = {
+    "method": "simclr",
+    "method_args": {"hidden_dim": 32, "projection_dim": 16},
+    "epochs": 1,
+    "batch_size": 8,
+    "online_probe": False,
+}
 EXPORT_READ = {"sample_rate": 8000, "segment_seconds": 0.5}  # not the defaults (16 kHz, 1 s)
 
 
@@ -27,11 +32,20 @@ def clips(tmp_path):
 
 
 def test_a_resumed_init_run_reads_at_the_exports_rate(tmp_path, clips, one_thread):
-    export = pretrain(make_recipe(data=str(clips), out=str(tmp_path / "export"), encoder_args={"n_mels": 32, "width": 8},
-                                  **EXPORT_READ, **TINY), progress=False)
+    export = pretrain(
+        make_recipe(
+            data=str(clips),
+            out=str(tmp_path / "export"),
+            encoder_args={"n_mels": 32, "width": 8},
+            **EXPORT_READ,
+            **TINY,
+        ),
+        progress=False,
+    )
     assert export.splits.fitted == EXPORT_READ and export.splits.train.x.shape[-1] == 4000
-    first = pretrain(make_recipe(data=str(clips), out=str(tmp_path / "run"), init=str(export.out), **TINY),
-                     progress=False)
+    first = pretrain(
+        make_recipe(data=str(clips), out=str(tmp_path / "run"), init=str(export.out), **TINY), progress=False
+    )
     assert first.splits.fitted == EXPORT_READ  # no --sample-rate: the export's
     resumed = pretrain(resume_recipe(tmp_path / "run", epochs=2), resume=True, progress=False)
     assert resumed.splits.fitted == EXPORT_READ and resumed.splits.train.x.shape == first.splits.train.x.shape

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from selfsup.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
@@ -21,8 +22,23 @@ from selfsup.training.checkpoints import checkpoint_progress, resume_checkpoint
 
 STEPS = 60
 # real digits (scikit-learn's), small enough that a step takes a fraction of a second on 2 cores
-RUN = ["--data", "builtin:digits", "--batch-size", "64", "--image-size", "8", "--no-probe", "--method-arg",
-       "hidden_dim=32", "--method-arg", "projection_dim=16", "--max-steps", str(STEPS), "--checkpoint-every-steps", "5"]
+RUN = [
+    "--data",
+    "builtin:digits",
+    "--batch-size",
+    "64",
+    "--image-size",
+    "8",
+    "--no-probe",
+    "--method-arg",
+    "hidden_dim=32",
+    "--method-arg",
+    "projection_dim=16",
+    "--max-steps",
+    str(STEPS),
+    "--checkpoint-every-steps",
+    "5",
+]
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -35,8 +51,12 @@ def _step(out: Path, name: str = "last.ckpt") -> int:
 
 def _start(out: Path) -> subprocess.Popen:
     """A real pre-training process (the installed CLI's module), stopped by the test with a real signal."""
-    return subprocess.Popen([sys.executable, "-m", "selfsup.cli", "pretrain", *RUN, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "selfsup.cli", "pretrain", *RUN, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_checkpoint(process: subprocess.Popen, out: Path, timeout: float = 240) -> int:
@@ -57,6 +77,7 @@ def test_checkpoints_follow_the_step_schedule(tmp_path, capsys) -> None:
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt", "previous.ckpt"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_final_step(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     process = _start(out)
@@ -77,12 +98,17 @@ def test_a_killed_run_resumes_to_the_same_final_step(tmp_path, capsys) -> None:
     assert (out / "encoder.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     # no checkpoint is due before the end (3 epochs of 20 steps): the one on disk is the one Ctrl-C wrote
     args = [a for a in RUN if a not in ("--checkpoint-every-steps", "5")] + ["--checkpoint-every", "10"]
-    process = subprocess.Popen([sys.executable, "-m", "selfsup.cli", "pretrain", *args, "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "selfsup.cli", "pretrain", *args, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in process.stdout:  # training is under way once it reports a step
             if line.startswith("step "):
@@ -154,15 +180,21 @@ def _limit_file_size(limit: int):
     def apply() -> None:  # a write past the limit fails with EFBIG, as on a full disk (the signal is ignored)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
+@pytest.mark.slow
 def test_a_failed_checkpoint_write_keeps_the_last_good_one(finished) -> None:
     before = _snapshot(finished)
     size = (finished / "checkpoints" / "last.ckpt").stat().st_size
-    result = subprocess.run([sys.executable, "-m", "selfsup.cli", "pretrain", "--resume", "--out", str(finished),
-                             "--max-steps", "12"], preexec_fn=_limit_file_size(size // 2), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "selfsup.cli", "pretrain", "--resume", "--out", str(finished), "--max-steps", "12"],
+        preexec_fn=_limit_file_size(size // 2),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == EXIT_USER_ERROR, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "could not write the checkpoint" in lines[0] and "is kept" in lines[0], lines
@@ -171,3 +203,18 @@ def test_a_failed_checkpoint_write_keeps_the_last_good_one(finished) -> None:
     assert not list((finished / "checkpoints").glob("*.tmp"))
     assert main(["pretrain", "--resume", "--out", str(finished), "--max-steps", "12"]) == 0  # and it resumes later
     assert _step(finished) == 12
+
+
+def test_optimiser_state_of_another_shape_is_one_line(finished, capsys) -> None:
+    """A checkpoint whose optimiser had other parameter groups (an older selfsup's) is refused in one line."""
+    last = finished / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    groups = state["optimizer_states"][0]["param_groups"]
+    groups[0]["params"] += groups.pop(1)["params"]  # two groups merged into one
+    torch.save(state, last)
+    before = _snapshot(finished)
+    err = _fails(capsys, ["pretrain", "--resume", "--out", str(finished), "--max-steps", "9"])
+    assert "optimiser state of another shape" in err
+    after = _snapshot(finished)  # the run's description and state as they were (its logs' rows set aside)
+    for name in ("recipe.yaml", "selfsup.json", "encoder.safetensors", "checkpoints/last.ckpt"):
+        assert after[name] == before[name], name

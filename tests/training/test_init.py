@@ -21,7 +21,7 @@ from selfsup.evaluation.knn import knn_predict
 from selfsup.modalities.image import encoder_config as image_config
 from selfsup.recipe import make_recipe
 from selfsup.training.init import load_into, match_state, read_init
-from selfsup.training.pretrain import pretrain
+from selfsup.workflows.pretrain import pretrain
 
 TINY = ["--epochs", "1", "--max-steps", "2", "--batch-size", "32"]
 
@@ -44,8 +44,23 @@ def test_continuing_an_export_starts_from_its_weights(table_export) -> None:
 
 def test_the_run_keeps_an_init_report(table_export, tmp_path) -> None:
     out = tmp_path / "run"
-    assert main(["pretrain", "--data", "builtin:iris", "--method", "byol", "--init", str(table_export),
-                 "--out", str(out), *TINY]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                "builtin:iris",
+                "--method",
+                "byol",
+                "--init",
+                str(table_export),
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "init.json").read_text())
     assert report["missing"] == [] and report["unexpected"] == [] and len(report["loaded"]) > 0
 
@@ -96,8 +111,23 @@ def test_hf_folder_names_the_encoder(digits, tmp_path) -> None:
     (folder / "config.json").write_text(json.dumps({"architecture": "resnet18"}))
     save_file({k: v.contiguous() for k, v in _resnet_state().items()}, str(folder / "model.safetensors"))
     out = tmp_path / "run"
-    assert main(["pretrain", "--data", "builtin:digits", "--init", str(folder), "--out", str(out), *TINY,
-                 "--image-size", "32"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                "builtin:digits",
+                "--init",
+                str(folder),
+                "--out",
+                str(out),
+                *TINY,
+                "--image-size",
+                "32",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "selfsup.json").read_text())["encoder"]["name"] == "resnet18"
 
 
@@ -105,15 +135,18 @@ class _NotWeights:
     pass
 
 
-@pytest.mark.parametrize("case, message", [
-    ("pickle", "only code execution could rebuild"),
-    ("corrupt_pth", "not a checkpoint"),
-    ("corrupt_safetensors", "corrupted or truncated"),
-    ("other_modality", "is a tabular encoder but 'builtin:digits' is image data"),
-    ("other_architecture", "fits encoder 'small_cnn'"),
-    ("missing", "does not exist"),
-    ("suffix", "unknown weights format"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("pickle", "only code execution could rebuild"),
+        ("corrupt_pth", "not a checkpoint"),
+        ("corrupt_safetensors", "corrupted or truncated"),
+        ("other_modality", "is a tabular encoder but 'builtin:digits' is image data"),
+        ("other_architecture", "fits encoder 'small_cnn'"),
+        ("missing", "does not exist"),
+        ("suffix", "unknown weights format"),
+    ],
+)
 def test_bad_checkpoints_fail_before_writing(case, message, table_export, tmp_path, capsys) -> None:
     source = {"other_modality": table_export, "missing": tmp_path / "nope.pth"}.get(case, tmp_path / "w.pth")
     if case == "pickle":
@@ -130,16 +163,20 @@ def test_bad_checkpoints_fail_before_writing(case, message, table_export, tmp_pa
         source.write_bytes(b"x")
     out = tmp_path / "run"
     capsys.readouterr()
-    assert main(["pretrain", "--data", "builtin:digits", "--init", str(source), "--out", str(out), *TINY]) \
+    assert (
+        main(["pretrain", "--data", "builtin:digits", "--init", str(source), "--out", str(out), *TINY])
         == EXIT_USER_ERROR
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("selfsup: error: ") and "\n" not in err and message in err, err
     assert not out.exists()
 
 
 def test_an_export_refuses_another_encoder_name_or_arguments(table_export, tmp_path) -> None:
-    for extra, message in ((dict(encoder="ft_transformer"), "not 'ft_transformer'"),
-                           (dict(encoder_args={"width": 8}), "cannot change the architecture")):
+    for extra, message in (
+        (dict(encoder="ft_transformer"), "not 'ft_transformer'"),
+        (dict(encoder_args={"width": 8}), "cannot change the architecture"),
+    ):
         recipe = make_recipe(data="builtin:iris", init=str(table_export), out=str(tmp_path / "run"), **extra)
         with pytest.raises(SelfsupError, match=message):
             pretrain(recipe, progress=False)
@@ -148,7 +185,9 @@ def test_an_export_refuses_another_encoder_name_or_arguments(table_export, tmp_p
 
 def _knn(encoder, splits) -> float:
     train, test = splits.train, splits.test
-    predicted = knn_predict(embed(encoder, train.float_samples()), train.y.numpy(), embed(encoder, test.float_samples()))
+    predicted = knn_predict(
+        embed(encoder, train.float_samples()), train.y.numpy(), embed(encoder, test.float_samples())
+    )
     return float((predicted == test.y.numpy()).mean())
 
 
@@ -159,7 +198,7 @@ def test_head_warm_up_leaves_the_encoder_untouched(table_export) -> None:
     from torch.utils.data import DataLoader
 
     from selfsup.methods.base import build_method
-    from selfsup.modalities import modality_module
+    from selfsup.modalities import get_modality
     from selfsup.training.module import PretrainModule
 
     splits = load_builtin("iris")
@@ -167,25 +206,35 @@ def test_head_warm_up_leaves_the_encoder_untouched(table_export) -> None:
     start = {k: v.clone() for k, v in encoder.state_dict().items()}
     method = build_method("byol", encoder, {"hidden_dim": 32, "projection_dim": 16})
     heads = {k: v.clone() for k, v in method.projector.state_dict().items()}
-    views = modality_module("tabular").make_views(method.views, splits, encoder.config, {})
-    module = PretrainModule(method, views, lr=1e-2, weight_decay=0.1, warmup_fraction=0.0, num_classes=3,
-                            freeze_encoder_steps=8)
+    views = get_modality("tabular").make_views(method.views, splits, encoder.config, {})
+    module = PretrainModule(
+        method, views, lr=1e-2, weight_decay=0.1, warmup_fraction=0.0, num_classes=3, freeze_encoder_steps=8
+    )
     loader = DataLoader(splits.train, batch_size=32, shuffle=True, drop_last=True)  # 3 steps per epoch
-    trainer = L.Trainer(max_steps=8, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_steps=8,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, loader, DataLoader(splits.test, batch_size=64))
     assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in start.items())
     assert any(not torch.equal(v, method.projector.state_dict()[k]) for k, v in heads.items())
 
 
 def test_freezing_longer_than_the_run_is_refused(table_export, tmp_path) -> None:
-    recipe = make_recipe(data="builtin:iris", init=str(table_export), freeze_encoder_steps=10, max_steps=10,
-                         out=str(tmp_path / "run"))
+    recipe = make_recipe(
+        data="builtin:iris", init=str(table_export), freeze_encoder_steps=10, max_steps=10, out=str(tmp_path / "run")
+    )
     with pytest.raises(SelfsupError, match="not below the run's 10 steps"):
         pretrain(recipe, progress=False)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_head_warm_up_keeps_the_checkpoint_features(tmp_path, digits) -> None:
     """Continued pre-training from a checkpoint, BYOL's new heads warmed up with the encoder frozen: a short
     run keeps kNN accuracy on the source data within 3 points of the checkpoint's."""
@@ -194,9 +243,20 @@ def test_head_warm_up_keeps_the_checkpoint_features(tmp_path, digits) -> None:
     save_encoder(build_encoder(image_config("small_cnn", digits, 16)), source)  # the checkpoint
     before = _knn(load_encoder(source), digits)
     start = load_encoder(source).state_dict()
-    run = pretrain(make_recipe(data="builtin:digits", method="byol", init=str(source), freeze_encoder_steps=5,
-                               max_steps=15, epochs=2, batch_size=64, lr=1e-4, out=str(tmp_path / "run")),
-                   progress=False)
+    run = pretrain(
+        make_recipe(
+            data="builtin:digits",
+            method="byol",
+            init=str(source),
+            freeze_encoder_steps=5,
+            max_steps=15,
+            epochs=2,
+            batch_size=64,
+            lr=1e-4,
+            out=str(tmp_path / "run"),
+        ),
+        progress=False,
+    )
     assert any(not torch.equal(v, run.encoder.state_dict()[k]) for k, v in start.items() if v.is_floating_point())
     after = _knn(run.encoder, digits)
     assert abs(after - before) <= 0.03, (before, after)
@@ -215,14 +275,32 @@ def test_an_export_with_other_channels_is_refused(digits, tmp_path, capsys) -> N
     config = image_config("small_cnn", digits, 16) | {"in_chans": 3, "mean": [0.5] * 3, "std": [0.2] * 3}
     save_encoder(build_encoder(config), tmp_path / "rgb")
     capsys.readouterr()
-    assert main(["pretrain", "--data", "builtin:digits", "--init", str(tmp_path / "rgb"), "--out",
-                 str(tmp_path / "run"), *TINY]) == EXIT_USER_ERROR
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                "builtin:digits",
+                "--init",
+                str(tmp_path / "rgb"),
+                "--out",
+                str(tmp_path / "run"),
+                *TINY,
+            ]
+        )
+        == EXIT_USER_ERROR
+    )
     assert "takes 3 channels but 'builtin:digits' has 1 channel" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("name, args", [("byol", {"hidden_dim": 32, "projection_dim": 16}),
-                                        ("dino", {"hidden_dim": 32, "bottleneck_dim": 16, "prototypes": 32})])
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("byol", {"hidden_dim": 32, "projection_dim": 16}),
+        ("dino", {"hidden_dim": 32, "bottleneck_dim": 16, "prototypes": 32}),
+    ],
+)
 def test_bootstrap_teachers_start_from_the_checkpoint(name, args, table_export) -> None:
     from selfsup.methods.base import build_method
 

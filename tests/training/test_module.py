@@ -1,4 +1,5 @@
-"""The training module reports representation collapse as a warning, and logs the embedding spread."""
+"""The training module reports representation collapse as a warning, logs the embedding spread, and decays
+only the weights of 2+ dimensions."""
 
 from __future__ import annotations
 
@@ -11,25 +12,33 @@ from selfsup.data import DataOptions
 from selfsup.datasets import load_builtin
 from selfsup.encoders import build_encoder
 from selfsup.methods.base import build_method
-from selfsup.modalities import modality_module
-from selfsup.training.module import CollapseWarning, PretrainModule
+from selfsup.modalities import get_modality
+from selfsup.training.module import CollapseWarning, PretrainModule, decays
 
 
 def _fit(method, x: torch.Tensor, steps: int) -> PretrainModule:
     splits = load_builtin("breast_cancer")
-    views = modality_module("tabular").make_views(method.views, splits, method.encoder.config, {})  # [x] itself
+    views = get_modality("tabular").make_views(method.views, splits, method.encoder.config, {})  # [x] itself
     module = PretrainModule(method, views, lr=1e-3, weight_decay=0.0, warmup_fraction=0.0)
     loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=32)
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, loader)
     return module
 
 
 def _encoder():
     splits = load_builtin("breast_cancer")
-    module = modality_module("tabular")
-    config = module.encoder_config("ft_transformer", splits, DataOptions(), {"d_token": 16, "n_layers": 1, "n_heads": 2})
+    module = get_modality("tabular")
+    config = module.encoder_config(
+        "ft_transformer", splits, DataOptions(), {"d_token": 16, "n_layers": 1, "n_heads": 2}
+    )
     return build_encoder(config), splits.train.float_samples()[:64]
 
 
@@ -50,3 +59,70 @@ def test_healthy_embeddings_do_not_warn(recwarn) -> None:
     encoder, x = _encoder()
     _fit(build_method("mae", encoder, {"decoder_dim": 16, "decoder_depth": 1}), x, steps=2)
     assert not [w for w in recwarn if issubclass(w.category, CollapseWarning)]
+
+
+def _optimised_module(
+    config: dict, weight_decay: float, **kw
+) -> tuple[PretrainModule, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """SimCLR on the default digits CNN with an online probe, and the optimiser and schedule it configures."""
+    torch.manual_seed(0)
+    method = build_method("simclr", build_encoder(config), {})
+    module = PretrainModule(
+        method, torch.nn.Identity(), lr=0.01, weight_decay=weight_decay, warmup_fraction=0.0, num_classes=10, **kw
+    )
+    module._total_steps = lambda: 10  # no trainer attached
+    configured = module.configure_optimizers()
+    return module, configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+
+
+def test_weight_decay_only_on_weights_of_two_or_more_dimensions(small_encoder_config: dict) -> None:
+    module, optimizer, _ = _optimised_module(small_encoder_config, weight_decay=0.05)
+    decay_of = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            assert id(p) not in decay_of, "a parameter is in two groups"
+            decay_of[id(p)] = group["weight_decay"]
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    assert set(decay_of) == {id(p) for p in trainable}  # every trainable parameter, probe included, exactly once
+    for name, p in module.named_parameters():
+        expected = 0.0 if name.startswith("probe.") or p.ndim < 2 else 0.05
+        assert decay_of[id(p)] == expected, name
+    shapes = {p.ndim for p in module.method.encoder.parameters()}
+    assert 4 in shapes and 1 in shapes  # the CNN has both kernels and batch-norm weights/biases
+    assert decays(torch.zeros(3, 3)) and not decays(torch.zeros(3)) and not decays(torch.zeros(()))  # a scalar
+
+
+def test_adamw_step_with_zero_gradient_shrinks_only_matrices(small_encoder_config: dict) -> None:
+    """With a zero gradient AdamW's update is 0, so a step only decays: ``w <- w * (1 - lr * wd)``."""
+    module, optimizer, _ = _optimised_module(small_encoder_config, weight_decay=0.1)
+    backbone = module.method.encoder.backbone.features
+    kernel, norm_weight, norm_bias = backbone[0][0].weight, backbone[0][1].weight, backbone[0][1].bias
+    head_weight, head_bias = module.method.projector[3].weight, module.method.projector[3].bias
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)
+    assert all(g["lr"] == 0.01 for g in optimizer.param_groups)  # no warm-up: the full LR at step 0
+    optimizer.step()
+    for name, p in module.named_parameters():
+        if p is kernel or p is head_weight:
+            torch.testing.assert_close(p.detach(), before[name] * (1 - 0.01 * 0.1), rtol=1e-6, atol=0)
+            assert p.detach().abs().sum() < before[name].abs().sum()
+        if p is norm_weight or p is norm_bias or p is head_bias:
+            assert torch.equal(p.detach(), before[name]), name
+    changed = [name for name, p in module.named_parameters() if not torch.equal(p.detach(), before[name])]
+    assert changed and all(module.get_parameter(name).ndim >= 2 for name in changed)
+
+
+def test_head_warm_up_schedule_follows_both_encoder_groups(small_encoder_config: dict) -> None:
+    """LambdaLR maps one multiplier per group in order: both encoder groups (decayed and not) wait for the
+    unfreezing; the heads' groups and the probe's start at once."""
+    module, optimizer, schedule = _optimised_module(small_encoder_config, weight_decay=0.05, freeze_encoder_steps=3)
+    encoder_ids = {id(p) for p in module.method.encoder.parameters()}
+    assert len(optimizer.param_groups) == 5
+    for step in range(5):
+        for group in optimizer.param_groups:
+            in_encoder = {id(p) in encoder_ids for p in group["params"]}
+            assert len(in_encoder) == 1  # a group is all encoder or all heads
+            assert (group["lr"] == 0.0) == (in_encoder == {True} and step < 3), (step, group["weight_decay"])
+        optimizer.step()
+        schedule.step()

@@ -14,22 +14,56 @@ from selfsup.checkpoint import load_encoder, read_meta
 from selfsup.cli import main
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.evaluate import evaluate
-from selfsup.export import export_encoder
 from selfsup.recipe import make_recipe
-from selfsup.training.pretrain import pretrain, resume_recipe
+from selfsup.workflows.export import export_encoder
+from selfsup.workflows.pretrain import pretrain, resume_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL_RUN = ["--encoder-arg", "n_mels=32", "--encoder-arg", "width=8", "--pair-encoder", "small_bert",
-             "--pair-encoder-arg", "embed_dim=32", "--pair-encoder-arg", "depth=1", "--pair-encoder-arg", "heads=2",
-             "--pair-encoder-arg", "mlp_dim=64", "--pair-encoder-arg", "max_length=24", "--method-arg", "dim=16",
-             "--batch-size", "32", "--epochs", "1", "--max-steps", "3"]
+SMALL_RUN = [
+    "--encoder-arg",
+    "n_mels=32",
+    "--encoder-arg",
+    "width=8",
+    "--pair-encoder",
+    "small_bert",
+    "--pair-encoder-arg",
+    "embed_dim=32",
+    "--pair-encoder-arg",
+    "depth=1",
+    "--pair-encoder-arg",
+    "heads=2",
+    "--pair-encoder-arg",
+    "mlp_dim=64",
+    "--pair-encoder-arg",
+    "max_length=24",
+    "--method-arg",
+    "dim=16",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "1",
+    "--max-steps",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("clip") / "run"
-    code = main(["pretrain", "--method", "clip", "--data", "builtin:spoken_words", "--pair-data",
-                 "builtin:spoken_word_captions", "--out", str(out)] + SMALL_RUN)
+    code = main(
+        [
+            "pretrain",
+            "--method",
+            "clip",
+            "--data",
+            "builtin:spoken_words",
+            "--pair-data",
+            "builtin:spoken_word_captions",
+            "--out",
+            str(out),
+        ]
+        + SMALL_RUN
+    )
     assert code == 0
     return out
 
@@ -45,9 +79,16 @@ def test_run_writes_the_pair_and_each_side(run) -> None:
         load_encoder(run)
 
 
+@pytest.mark.slow
 def test_a_side_evaluates_with_zero_shot_rows(run, tmp_path) -> None:
-    result = evaluate(run / "audio", "builtin:spoken_words", protocols=("knn", "zeroshot"), k=5, prompt="the word {}",
-                      out=tmp_path / "eval")
+    result = evaluate(
+        run / "audio",
+        "builtin:spoken_words",
+        protocols=("knn", "zeroshot"),
+        k=5,
+        prompt="the word {}",
+        out=tmp_path / "eval",
+    )
     zero = {r["encoder"]: r for r in result.rows if r["protocol"] == "zeroshot"}
     assert set(zero) == {"pretrained", "random-init"} and zero["pretrained"]["n_test"] == 160
     assert all(0 <= r["accuracy"] <= 1 and r["ci_low"] <= r["accuracy"] <= r["ci_high"] for r in zero.values())
@@ -56,8 +97,10 @@ def test_a_side_evaluates_with_zero_shot_rows(run, tmp_path) -> None:
     # by default a side with a text partner gets zero-shot rows; asking for other protocols leaves them out
     default = evaluate(run / "audio", "builtin:spoken_words", k=5, baselines=False)
     assert {r["protocol"] for r in default.rows} == {"knn", "linear", "zeroshot"}
-    assert {r["protocol"] for r in evaluate(run / "audio", "builtin:spoken_words", protocols=("knn",), k=5,
-                                            baselines=False).rows} == {"knn"}
+    assert {
+        r["protocol"]
+        for r in evaluate(run / "audio", "builtin:spoken_words", protocols=("knn",), k=5, baselines=False).rows
+    } == {"knn"}
     # the text side's partner is audio: no label prompts to embed, so no zero-shot rows, and no error
     text = evaluate(run / "text", "builtin:spoken_word_captions", k=5, baselines=False)
     assert {r["protocol"] for r in text.rows} == {"knn", "linear"}
@@ -70,12 +113,42 @@ def test_a_side_evaluates_with_zero_shot_rows(run, tmp_path) -> None:
 
 
 def test_evaluate_cli_takes_prompt_and_refuses_a_bad_one(run, tmp_path, capsys) -> None:
-    assert main(["evaluate", "--encoder", str(run / "audio"), "--data", "builtin:spoken_words", "--protocol",
-                 "zeroshot", "--prompt", "the word {}", "--out", str(tmp_path / "e")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(run / "audio"),
+                "--data",
+                "builtin:spoken_words",
+                "--protocol",
+                "zeroshot",
+                "--prompt",
+                "the word {}",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "e" / "results.json").read_text())["rows"]
     assert {(r["encoder"], r["protocol"]) for r in rows} == {("pretrained", "zeroshot"), ("random-init", "zeroshot")}
-    assert main(["evaluate", "--encoder", str(run / "audio"), "--data", "builtin:spoken_words", "--prompt",
-                 "the word", "--out", str(tmp_path / "f")]) != 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--encoder",
+                str(run / "audio"),
+                "--data",
+                "builtin:spoken_words",
+                "--prompt",
+                "the word",
+                "--out",
+                str(tmp_path / "f"),
+            ]
+        )
+        != 0
+    )
     assert "--prompt must hold '{}' once" in capsys.readouterr().err
 
 
@@ -92,10 +165,19 @@ def test_resume_and_export_keep_the_sides(run, tmp_path) -> None:
 
 
 def test_a_run_from_a_side_resumes_and_a_killed_run_says_how_to_export(run, tmp_path) -> None:
-    recipe = make_recipe(data="builtin:spoken_words", pair_data="builtin:spoken_word_captions", method="clip",
-                         init=str(run / "audio"), pair_encoder="small_bert", max_steps=2, batch_size=32,
-                         method_args={"dim": 16}, online_probe=False, out=str(tmp_path / "again"),
-                         pair_encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 24})
+    recipe = make_recipe(
+        data="builtin:spoken_words",
+        pair_data="builtin:spoken_word_captions",
+        method="clip",
+        init=str(run / "audio"),
+        pair_encoder="small_bert",
+        max_steps=2,
+        batch_size=32,
+        method_args={"dim": 16},
+        online_probe=False,
+        out=str(tmp_path / "again"),
+        pair_encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 24},
+    )
     pretrain(recipe, progress=False)
     resumed = pretrain(resume_recipe(tmp_path / "again", max_steps=3), resume=True, progress=False)
     assert load_encoder(resumed.sides[0]).config["projection"] == 16  # the side's projection, not a second one
@@ -110,13 +192,24 @@ def test_captions_in_a_csv_with_an_id_column(tmp_path) -> None:
     from selfsup.datasets.speech import FOLDER, caption
 
     files = sorted((FOLDER / "train").glob("*/*.flac"))[::4]
-    pd.DataFrame({"id": [f"{f.parent.name}/{f.stem}" for f in files],
-                  "caption": [caption(f.parent.name, f.stem) for f in files]}).to_csv(tmp_path / "c.csv", index=False)
-    recipe = make_recipe(data="builtin:spoken_words", pair_data=str(tmp_path / "c.csv"), pair_modality="text",
-                         pair_text_field="caption", method="clip", pair_encoder="small_bert", max_steps=1,
-                         batch_size=16, method_args={"dim": 8}, online_probe=False, out=str(tmp_path / "r"),
-                         encoder_args={"n_mels": 32, "width": 8},
-                         pair_encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 24})
+    pd.DataFrame(
+        {"id": [f"{f.parent.name}/{f.stem}" for f in files], "caption": [caption(f.parent.name, f.stem) for f in files]}
+    ).to_csv(tmp_path / "c.csv", index=False)
+    recipe = make_recipe(
+        data="builtin:spoken_words",
+        pair_data=str(tmp_path / "c.csv"),
+        pair_modality="text",
+        pair_text_field="caption",
+        method="clip",
+        pair_encoder="small_bert",
+        max_steps=1,
+        batch_size=16,
+        method_args={"dim": 8},
+        online_probe=False,
+        out=str(tmp_path / "r"),
+        encoder_args={"n_mels": 32, "width": 8},
+        pair_encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 24},
+    )
     result = pretrain(recipe, progress=False)
     assert len(result.splits.train) == len(files) and result.splits.test is None  # no test clip has a caption
 
@@ -130,8 +223,7 @@ def test_misuse_is_refused_in_one_line(tmp_path) -> None:
     captions = tmp_path / "captions.jsonl"
     captions.write_text('{"id": "elsewhere/1", "text": "a word"}\n')
     with pytest.raises(SelfsupError, match="no sample of 'builtin:spoken_words' has a match"):
-        pretrain(make_recipe(**base, method="clip", pair_data=str(captions), pair_encoder="small_bert"),
-                 progress=False)
+        pretrain(make_recipe(**base, method="clip", pair_data=str(captions), pair_encoder="small_bert"), progress=False)
     assert not (tmp_path / "r").exists()  # nothing written
 
 
@@ -140,13 +232,26 @@ def test_images_pair_with_captions_too(tmp_path) -> None:
     from selfsup.datasets import load_builtin
 
     digits = load_builtin("digits")
-    names = "zero one two three four five six seven eight nine".split()
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     captions = tmp_path / "captions.jsonl"
-    captions.write_text("\n".join(json.dumps({"id": i, "text": f"a handwritten {names[int(y)]}"})
-                                  for part in (digits.train, digits.test) for i, y in zip(part.ids, part.y.tolist())))
-    recipe = make_recipe(data="builtin:digits", pair_data=str(captions), method="clip", pair_encoder="small_bert",
-                         max_steps=2, batch_size=32, method_args={"dim": 8}, out=str(tmp_path / "r"),
-                         pair_encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 8})
+    captions.write_text(
+        "\n".join(
+            json.dumps({"id": i, "text": f"a handwritten {names[int(y)]}"})
+            for part in (digits.train, digits.test)
+            for i, y in zip(part.ids, part.y.tolist())
+        )
+    )
+    recipe = make_recipe(
+        data="builtin:digits",
+        pair_data=str(captions),
+        method="clip",
+        pair_encoder="small_bert",
+        max_steps=2,
+        batch_size=32,
+        method_args={"dim": 8},
+        out=str(tmp_path / "r"),
+        pair_encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 8},
+    )
     result = pretrain(recipe, progress=False)
     assert [p.name for p in result.sides] == ["image", "text"] and len(result.splits.test) == 450
     report = evaluate(result.sides[0], "builtin:digits", protocols=("zeroshot",), prompt="a handwritten {}")
@@ -160,19 +265,40 @@ def test_supervised_simcse_takes_each_text_with_its_positive(tmp_path) -> None:
     from selfsup.modalities.text import TextViews
     from selfsup.training.pairs import PairViews
 
-    premises = ["a man plays a guitar on stage", "two dogs run across a field", "a child reads a book",
-                "a woman cooks dinner", "people wait for a bus", "a cat sleeps on a sofa"]
-    positives = ["someone makes music", "animals are outside", "a kid is reading", "a meal is prepared",
-                 "a group is at a bus stop", "an animal is resting"]
-    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps({"id": f"s{i}", "sentence": t})
-                                                for i, t in enumerate(premises)))
-    (tmp_path / "h.jsonl").write_text("\n".join(json.dumps({"id": f"s{i}", "sentence": t})
-                                                for i, t in reversed(list(enumerate(positives)))))
-    recipe = make_recipe(data=str(tmp_path / "p.jsonl"), pair_data=str(tmp_path / "h.jsonl"), method="simcse",
-                         text_field="sentence", pair_text_field="sentence", encoder="small_bert", max_steps=3,
-                         batch_size=3,
-                         encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 16},
-                         out=str(tmp_path / "run"))
+    premises = [
+        "a man plays a guitar on stage",
+        "two dogs run across a field",
+        "a child reads a book",
+        "a woman cooks dinner",
+        "people wait for a bus",
+        "a cat sleeps on a sofa",
+    ]
+    positives = [
+        "someone makes music",
+        "animals are outside",
+        "a kid is reading",
+        "a meal is prepared",
+        "a group is at a bus stop",
+        "an animal is resting",
+    ]
+    (tmp_path / "p.jsonl").write_text(
+        "\n".join(json.dumps({"id": f"s{i}", "sentence": t}) for i, t in enumerate(premises))
+    )
+    (tmp_path / "h.jsonl").write_text(
+        "\n".join(json.dumps({"id": f"s{i}", "sentence": t}) for i, t in reversed(list(enumerate(positives))))
+    )
+    recipe = make_recipe(
+        data=str(tmp_path / "p.jsonl"),
+        pair_data=str(tmp_path / "h.jsonl"),
+        method="simcse",
+        text_field="sentence",
+        pair_text_field="sentence",
+        encoder="small_bert",
+        max_steps=3,
+        batch_size=3,
+        encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 16},
+        out=str(tmp_path / "run"),
+    )
     result = pretrain(recipe, progress=False)
     assert load_encoder(result.out).config["modality"] == "text" and result.sides is None
     pair = result.splits.train
@@ -181,10 +307,12 @@ def test_supervised_simcse_takes_each_text_with_its_positive(tmp_path) -> None:
     first = views([pair.a.x[:2], pair.b.x[:2]])
     assert torch.equal(first[0], pair.a.x[:2]) and torch.equal(first[1], pair.b.x[:2])
     assert not torch.equal(first[0], first[1])
-    for bad, match in (({"pair_encoder": "minilm"}, "--pair-encoder and --pair-encoder-arg are for two-encoder"),
-                       ({"method": "mlm"}, "--pair-data is for paired methods"),
-                       ({"pair_modality": "text"}, "leave --pair-modality out"),
-                       ({"pair_text_field": None}, "has no text field 'text' .* with --pair-text-column")):
+    for bad, match in (
+        ({"pair_encoder": "minilm"}, "--pair-encoder and --pair-encoder-arg are for two-encoder"),
+        ({"method": "mlm"}, "--pair-data is for paired methods"),
+        ({"pair_modality": "text"}, "leave --pair-modality out"),
+        ({"pair_text_field": None}, "has no text field 'text' .* with --pair-text-column"),
+    ):
         with pytest.raises(SelfsupError, match=match):
             pretrain(make_recipe(**(recipe.model_dump() | {"out": str(tmp_path / "bad")} | bad)), progress=False)
 
@@ -195,7 +323,8 @@ def test_lock_auto_locks_the_pre_trained_side_facing_a_fresh_encoder() -> None:
 
     recipe = make_recipe(data="builtin:spoken_words", method="clip", pair_data="builtin:spoken_word_captions")
     assert starts_pre_trained(text_encoder_config("minilm")) and not starts_pre_trained(
-        text_encoder_config("small_bert"))
+        text_encoder_config("small_bert")
+    )
     assert starts_pre_trained({"modality": "audio"}, init="runs/a") and not starts_pre_trained({"modality": "audio"})
     assert resolved_lock(recipe, False, True)["lock"] == "b"
     assert resolved_lock(recipe, True, False)["lock"] == "a"  # e.g. MiniLM captions as --data, images as pairs

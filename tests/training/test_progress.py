@@ -5,15 +5,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from selfsup.cli import main
 from selfsup.recipe import make_recipe
 from selfsup.training.checkpoints import ResumePoint
-from selfsup.training.pretrain import _epochs
+from selfsup.workflows.pretrain import _epochs
 
-RUN = ["--data", "builtin:digits", "--image-size", "8", "--batch-size", "64", "--method-arg", "hidden_dim=16",
-       "--method-arg", "projection_dim=8"]
+RUN = [
+    "--data",
+    "builtin:digits",
+    "--image-size",
+    "8",
+    "--batch-size",
+    "64",
+    "--method-arg",
+    "hidden_dim=16",
+    "--method-arg",
+    "projection_dim=8",
+]
 
 
+@pytest.mark.slow
 def test_piped_output_is_a_few_plain_lines(tmp_path, capsys) -> None:
     assert main(["pretrain", *RUN, "--max-steps", "30", "--out", str(tmp_path / "run")]) == 0
     out, err = capsys.readouterr()

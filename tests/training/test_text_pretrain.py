@@ -15,13 +15,25 @@ from selfsup.encoders.text import load_tokenizer, text_encoder_config
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.evaluate import evaluate
 from selfsup.recipe import make_recipe
-from selfsup.training.pretrain import pretrain
+from selfsup.workflows.pretrain import pretrain
 
 SMALL = {"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 16}
-GOOD = ["a warm and funny film", "wonderful acting and a clever script", "a delight from start to finish",
-        "moving, smart and beautifully shot", "the best comedy of the year", "charming and heartfelt"]
-BAD = ["a dull and tedious mess", "the plot makes no sense at all", "badly acted and far too long",
-       "a lazy sequel with nothing new", "boring from the first scene", "an ugly, joyless slog"]
+GOOD = [
+    "a warm and funny film",
+    "wonderful acting and a clever script",
+    "a delight from start to finish",
+    "moving, smart and beautifully shot",
+    "the best comedy of the year",
+    "charming and heartfelt",
+]
+BAD = [
+    "a dull and tedious mess",
+    "the plot makes no sense at all",
+    "badly acted and far too long",
+    "a lazy sequel with nothing new",
+    "boring from the first scene",
+    "an ugly, joyless slog",
+]
 
 
 @pytest.fixture
@@ -33,13 +45,27 @@ def reviews(tmp_path):
 
 
 def _recipe(tmp_path, data, **fields):
-    return make_recipe(**({"data": str(data), "out": str(tmp_path / "run"), "epochs": 1, "max_steps": 3,
-                           "batch_size": 4, "online_probe": False, "text_field": "review", "label": "y"} | fields))
+    return make_recipe(
+        **(
+            {
+                "data": str(data),
+                "out": str(tmp_path / "run"),
+                "epochs": 1,
+                "max_steps": 3,
+                "batch_size": 4,
+                "online_probe": False,
+                "text_field": "review",
+                "label": "y",
+            }
+            | fields
+        )
+    )
 
 
 def test_small_bert_mlm_run_rereads_the_text_and_evaluates(tmp_path, reviews, one_thread):
-    result = pretrain(_recipe(tmp_path, reviews, method="mlm", encoder="small_bert", encoder_args=SMALL),
-                      progress=False)
+    result = pretrain(
+        _recipe(tmp_path, reviews, method="mlm", encoder="small_bert", encoder_args=SMALL), progress=False
+    )
     assert result.splits.train.x.shape == (12, 16)  # read again at the encoder's max_length (default 128)
     assert result.splits.fitted == {"tokenizer": "minilm", "max_length": 16}
     assert result.loss_history and all(np.isfinite(loss) for _, loss in result.loss_history)
@@ -50,15 +76,21 @@ def test_small_bert_mlm_run_rereads_the_text_and_evaluates(tmp_path, reviews, on
 
 
 def test_a_resumed_init_run_reads_with_the_exports_tokenizer_and_length(tmp_path, reviews, one_thread):
-    from selfsup.training.pretrain import resume_recipe
+    from selfsup.workflows.pretrain import resume_recipe
 
-    export = pretrain(_recipe(tmp_path, reviews, method="mlm", encoder="small_bert", encoder_args=SMALL,
-                              out=str(tmp_path / "export")), progress=False)
+    export = pretrain(
+        _recipe(
+            tmp_path, reviews, method="mlm", encoder="small_bert", encoder_args=SMALL, out=str(tmp_path / "export")
+        ),
+        progress=False,
+    )
     first = pretrain(_recipe(tmp_path, reviews, method="mlm", init=str(export.out), max_steps=-1), progress=False)
     assert first.splits.train.x.shape == (12, 16)  # the export's max_length, not the default 128
     resumed = pretrain(resume_recipe(tmp_path / "run", epochs=2), resume=True, progress=False)
-    assert resumed.splits.train.x.shape == (12, 16) and resumed.splits.fitted == {"tokenizer": "minilm",
-                                                                                   "max_length": 16}
+    assert resumed.splits.train.x.shape == (12, 16) and resumed.splits.fitted == {
+        "tokenizer": "minilm",
+        "max_length": 16,
+    }
 
 
 def test_a_minilm_run_starts_from_its_weights(tmp_path, reviews, one_thread):
@@ -87,6 +119,17 @@ def test_an_unlabeled_txt_corpus_pre_trains(tmp_path, one_thread):
     tensor, which broke the data loader)."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(GOOD + BAD) + "\n")
-    result = pretrain(make_recipe(data=str(corpus), method="mlm", encoder="small_bert", encoder_args=SMALL,
-                                  out=str(tmp_path / "run"), epochs=1, max_steps=3, batch_size=4), progress=False)
+    result = pretrain(
+        make_recipe(
+            data=str(corpus),
+            method="mlm",
+            encoder="small_bert",
+            encoder_args=SMALL,
+            out=str(tmp_path / "run"),
+            epochs=1,
+            max_steps=3,
+            batch_size=4,
+        ),
+        progress=False,
+    )
     assert len(result.splits.train.y) == 12 and result.loss_history

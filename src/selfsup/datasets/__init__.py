@@ -5,9 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from selfsup.data import Splits
 from selfsup.errors import unknown_name
+
+if TYPE_CHECKING:  # importing this package stays light (no torch): the CLI checks builtin:NAME with BUILTIN_NAMES
+    from selfsup.data import Splits
+
+# the names builtin_datasets() returns, known without importing any loader (a test keeps the two equal)
+BUILTIN_NAMES = (
+    "digits",
+    "breast_cancer",
+    "wine",
+    "iris",
+    "gunpoint",
+    "italypowerdemand",
+    "basicmotions",
+    "arrowhead",
+    "japanesevowels",
+    "rottentomatoes",
+    "spoken_words",
+    "spoken_word_captions",
+)
 
 
 @dataclass(frozen=True)
@@ -27,18 +46,22 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
     from selfsup.datasets.text import TEXTS
     from selfsup.datasets.ucr import SERIES
 
-    builtin = {"digits": BuiltinDataset(
-        "digits", "image",
-        "1,797 handwritten digits, 8x8 grey, 10 classes (scikit-learn's copy of UCI optdigits); "
-        "fixed stratified 75/25 train/test split",
-        lambda encoder_config: load_digits_splits(),
-    )}
+    builtin = {
+        "digits": BuiltinDataset(
+            "digits",
+            "image",
+            "1,797 handwritten digits, 8x8 grey, 10 classes (scikit-learn's copy of UCI optdigits); "
+            "fixed stratified 75/25 train/test split",
+            lambda encoder_config: load_digits_splits(),
+        )
+    }
     builtin |= {name: BuiltinDataset(name, "tabular", desc, load) for name, (desc, load) in TABLES.items()}
     builtin |= {name: BuiltinDataset(name, "timeseries", desc, load) for name, (desc, load) in SERIES.items()}
     builtin |= {name: BuiltinDataset(name, "text", desc, load) for name, (desc, load) in TEXTS.items()}
     builtin |= {name: BuiltinDataset(name, "audio", desc, load) for name, (desc, load) in SPEECH.items()}
-    builtin["spoken_word_captions"] = BuiltinDataset("spoken_word_captions", "text", CAPTIONS_DESCRIPTION,
-                                                     load_spoken_word_captions)
+    builtin["spoken_word_captions"] = BuiltinDataset(
+        "spoken_word_captions", "text", CAPTIONS_DESCRIPTION, load_spoken_word_captions
+    )
     return builtin
 
 

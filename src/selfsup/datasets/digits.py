@@ -26,5 +26,10 @@ def load_digits_splits() -> Splits:
     full = ArrayDataset(torch.from_numpy(images), torch.from_numpy(labels), ids, classes)
     # Digits are not mirror-symmetric: flipping makes views of a 2 look like a mirrored 2, which hurt
     # kNN accuracy on a validation split carved from the training split (96.7% without flips, 94.1% with).
-    return Splits(train=full.subset(train_idx), test=full.subset(test_idx), name="builtin:digits", modality="image",
-                  view_defaults={"flip": False})
+    return Splits(
+        train=full.subset(train_idx),
+        test=full.subset(test_idx),
+        name="builtin:digits",
+        modality="image",
+        view_defaults={"flip": False},
+    )

@@ -23,16 +23,25 @@ from selfsup.data import ArrayDataset, Splits
 from selfsup.errors import SelfsupError
 
 FOLDER = Path(__file__).parent / "data" / "spoken_words"
-ACCENTS = {"en-us": "American", "en": "British", "en-gb-scotland": "Scottish", "en-029": "Caribbean",
-           "en-us-nyc": "New York", "en-gb-x-rp": "Received Pronunciation", "en-gb-x-gbclan": "Lancashire"}
+ACCENTS = {
+    "en-us": "American",
+    "en": "British",
+    "en-gb-scotland": "Scottish",
+    "en-029": "Caribbean",
+    "en-us-nyc": "New York",
+    "en-gb-x-rp": "Received Pronunciation",
+    "en-gb-x-gbclan": "Lancashire",
+}
 SPEEDS = {"130": "slowly", "175": "at a normal pace"}
 PITCHES = {"35": "low-pitched", "65": "high-pitched"}
 
 
 def _check_folder() -> None:
     if not (FOLDER / "train").is_dir():
-        raise SelfsupError(f"the spoken-word clips are missing from the installed package ('{FOLDER}'); reinstall "
-                           "selfsup, or regenerate them with scripts/make_spoken_words.py.")
+        raise SelfsupError(
+            f"the spoken-word clips are missing from the installed package ('{FOLDER}'); reinstall "
+            "selfsup, or regenerate them with scripts/make_spoken_words.py."
+        )
 
 
 def load_spoken_words(encoder_config: dict | None = None) -> Splits:
@@ -66,14 +75,21 @@ def load_spoken_word_captions(encoder_config: dict | None = None) -> Splits:
 
     def part(split: str) -> ArrayDataset:
         files = sorted((FOLDER / split).glob("*/*.flac"))
-        return dataset([caption(f.parent.name, f.stem) for f in files], [f.parent.name for f in files],
-                       [f"{f.parent.name}/{f.stem}" for f in files], config, name)
+        return dataset(
+            [caption(f.parent.name, f.stem) for f in files],
+            [f.parent.name for f in files],
+            [f"{f.parent.name}/{f.stem}" for f in files],
+            config,
+            name,
+        )
 
     return Splits(train=part("train"), test=part("test"), name=name, modality="text", fitted=read_settings(config))
 
 
-CAPTIONS_DESCRIPTION = ("a caption per builtin:spoken_words clip (its word, the voice's accent and sex, speed and "
-                        "pitch), with the clip's id and split: the text side for paired pre-training (clip)")
+CAPTIONS_DESCRIPTION = (
+    "a caption per builtin:spoken_words clip (its word, the voice's accent and sex, speed and "
+    "pitch), with the clip's id and split: the text side for paired pre-training (clip)"
+)
 
 SPEECH: dict[str, tuple[str, Callable[[dict | None], Splits]]] = {
     "spoken_words": (

@@ -37,8 +37,9 @@ def _splits(loader: Callable, name: str, encoder_config: dict | None) -> Splits:
     train_idx, test_idx = train_test_split(
         np.arange(len(frame)), test_size=TEST_FRACTION, stratify=frame[LABEL], random_state=SPLIT_SEED
     )
-    return from_frames(frame.iloc[train_idx], frame.iloc[test_idx], f"builtin:{name}", DataOptions(label=LABEL),
-                       encoder_config)
+    return from_frames(
+        frame.iloc[train_idx], frame.iloc[test_idx], f"builtin:{name}", DataOptions(label=LABEL), encoder_config
+    )
 
 
 def load_breast_cancer_splits(encoder_config: dict | None = None) -> Splits:

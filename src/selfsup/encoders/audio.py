@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.encoders.args import checked_args
 from selfsup.encoders.small_cnn import conv_block
-from selfsup.encoders.tokens import TokenTransformer, pool_tokens, sincos_2d
+from selfsup.encoders.tokens import Tokenizer, TokenTransformer, pool_tokens, sincos_2d
 from selfsup.errors import SelfsupError, unknown_name
 
 ENCODERS = {
@@ -42,8 +43,8 @@ AMIN = 1e-10  # power floor of the dB conversion (librosa's power_to_db amin): -
 FRONTEND_DEFAULTS: dict[str, Any] = {"n_mels": 64, "window_ms": 25.0, "hop_ms": 10.0}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "audio_cnn": FRONTEND_DEFAULTS | {"width": 32},
-    "spec_transformer": FRONTEND_DEFAULTS | {"patch_freq": 16, "patch_time": 8, "embed_dim": 128, "depth": 4,
-                                             "heads": 4, "mlp_dim": 256, "dropout": 0.0},
+    "spec_transformer": FRONTEND_DEFAULTS
+    | {"patch_freq": 16, "patch_time": 8, "embed_dim": 128, "depth": 4, "heads": 4, "mlp_dim": 256, "dropout": 0.0},
 }
 
 
@@ -77,8 +78,9 @@ def mel_centres(sample_rate: int, n_mels: int) -> torch.Tensor:
     return mel_edges(sample_rate, n_mels)[1:-1].float()
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
-                   f_max: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
     """``(n_mels, n_fft // 2 + 1)`` triangular filters evenly spaced on the Slaney mel scale, each scaled to
     unit area (``2 / bandwidth``): librosa's ``filters.mel(norm="slaney", htk=False)``, in float32."""
     fft_hz = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
@@ -104,6 +106,9 @@ class LogMel(nn.Module):
     """Waveforms ``(B, 1, S)`` -> log-mel spectrograms ``(B, 1, n_mels, 1 + S // hop)`` in dB, NaN in the
     frames past each clip's end (see the module docstring). Runs in float32 on the input's device."""
 
+    window: torch.Tensor
+    filters: torch.Tensor
+
     def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> None:
         super().__init__()
         self.sample_rate, self.n_fft, self.hop_length, self.n_mels = sample_rate, n_fft, hop_length, n_mels
@@ -111,10 +116,14 @@ class LogMel(nn.Module):
         self.register_buffer("filters", mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "LogMel":
+    def from_config(cls, config: dict[str, Any]) -> LogMel:
         rate = int(config["sample_rate"])
-        return cls(rate, window_samples(rate, config["window_ms"]), window_samples(rate, config["hop_ms"]),
-                   int(config["n_mels"]))
+        return cls(
+            rate,
+            window_samples(rate, config["window_ms"]),
+            window_samples(rate, config["hop_ms"]),
+            int(config["n_mels"]),
+        )
 
     def frames(self, samples: int) -> int:
         return 1 + samples // self.hop_length
@@ -125,8 +134,15 @@ class LogMel(nn.Module):
         length = clip_lengths(x)
         with torch.autocast(x.device.type, enabled=False):
             wave = torch.nan_to_num(x[:, 0].float(), nan=0.0)
-            spec = torch.stft(wave, self.n_fft, self.hop_length, window=self.window, center=True,
-                              pad_mode="constant", return_complex=True)
+            spec = torch.stft(
+                wave,
+                self.n_fft,
+                self.hop_length,
+                window=self.window,
+                center=True,
+                pad_mode="constant",
+                return_complex=True,
+            )
             power = spec.real.square() + spec.imag.square()
             db = 10.0 * torch.log10(torch.matmul(self.filters, power).clamp_min(AMIN))
         starts = torch.arange(db.shape[-1], device=x.device) * self.hop_length
@@ -141,6 +157,9 @@ def window_samples(sample_rate: int, ms: float) -> int:
 class AudioFrontend(nn.Module):
     """Waveforms or log-mels -> ``(features (B, 1, n_mels, T) normalised per mel bin with NaN set to 0,
     valid (B, T))``; a frame is invalid where every bin is NaN (past a clip's end)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -159,8 +178,10 @@ class AudioFrontend(nn.Module):
         elif x.ndim == 4 and x.shape[1] == 1 and x.shape[2] == self.n_mels and x.shape[-1] > 0:
             db = x.float()
         else:
-            raise SelfsupError(f"the audio encoder takes waveforms (batch, 1, samples) or log-mel spectrograms "
-                               f"(batch, 1, {self.n_mels}, frames), got shape {tuple(x.shape)}.")
+            raise SelfsupError(
+                f"the audio encoder takes waveforms (batch, 1, samples) or log-mel spectrograms "
+                f"(batch, 1, {self.n_mels}, frames), got shape {tuple(x.shape)}."
+            )
         h = (db - self.mean) / self.std
         missing = torch.isnan(h)
         return h.masked_fill(missing, 0.0), ~missing.all(dim=2)[:, 0]
@@ -178,25 +199,30 @@ def _check(name: str, hyper: dict[str, Any], sample_rate: int) -> None:
             raise SelfsupError(f"encoder argument {key}={value} of audio encoder '{name}' must be positive.")
     n_fft = window_samples(sample_rate, hyper["window_ms"])
     if hyper["hop_ms"] > hyper["window_ms"]:
-        raise SelfsupError(f"encoder argument hop_ms={hyper['hop_ms']} is longer than window_ms="
-                           f"{hyper['window_ms']}; the STFT would skip samples.")
+        raise SelfsupError(
+            f"encoder argument hop_ms={hyper['hop_ms']} is longer than window_ms="
+            f"{hyper['window_ms']}; the STFT would skip samples."
+        )
     if hyper["n_mels"] > n_fft // 2 + 1:
-        raise SelfsupError(f"n_mels={hyper['n_mels']} is more than the {n_fft // 2 + 1} frequency bins of a "
-                           f"{hyper['window_ms']} ms window at {sample_rate} Hz; use fewer mel bins or a longer "
-                           "window.")
+        raise SelfsupError(
+            f"n_mels={hyper['n_mels']} is more than the {n_fft // 2 + 1} frequency bins of a "
+            f"{hyper['window_ms']} ms window at {sample_rate} Hz; use fewer mel bins or a longer "
+            "window."
+        )
     if name == "audio_cnn" and hyper["n_mels"] < 4:
         raise SelfsupError(f"audio_cnn needs n_mels >= 4 (its two 2 x 2 pools), got {hyper['n_mels']}.")
     if name == "spec_transformer":
         if hyper["n_mels"] % hyper["patch_freq"]:
-            raise SelfsupError(f"patch_freq={hyper['patch_freq']} does not divide n_mels={hyper['n_mels']}; "
-                               "pick values where it does.")
+            raise SelfsupError(
+                f"patch_freq={hyper['patch_freq']} does not divide n_mels={hyper['n_mels']}; pick values where it does."
+            )
         if hyper["embed_dim"] % hyper["heads"] or hyper["embed_dim"] % 4:
-            raise SelfsupError(f"embed_dim={hyper['embed_dim']} must be a multiple of 4 and of "
-                               f"heads={hyper['heads']}.")
+            raise SelfsupError(f"embed_dim={hyper['embed_dim']} must be a multiple of 4 and of heads={hyper['heads']}.")
 
 
-def audio_encoder_config(name: str, sample_rate: int, segment_seconds: float, mean: Any = None, std: Any = None,
-                         **encoder_args: Any) -> dict:
+def audio_encoder_config(
+    name: str, sample_rate: int, segment_seconds: float, mean: Any = None, std: Any = None, **encoder_args: Any
+) -> dict:
     """The JSON-serialisable description from which an audio encoder is rebuilt.
 
     ``sample_rate`` is the rate the encoder's waveforms must have; ``segment_seconds`` the pre-training
@@ -212,15 +238,24 @@ def audio_encoder_config(name: str, sample_rate: int, segment_seconds: float, me
     mean = [0.0] * n_mels if mean is None else [float(m) for m in mean]
     std = [1.0] * n_mels if std is None else [float(s) for s in std]
     if len(mean) != n_mels or len(std) != n_mels:
-        raise SelfsupError(f"the audio encoder needs one mean and one std per mel bin: {n_mels} bins, got "
-                           f"{len(mean)} means and {len(std)} stds.")
+        raise SelfsupError(
+            f"the audio encoder needs one mean and one std per mel bin: {n_mels} bins, got "
+            f"{len(mean)} means and {len(std)} stds."
+        )
     if not all(math.isfinite(v) for v in mean + std) or any(s <= 0 for s in std):
         raise SelfsupError("audio mel-bin statistics must be finite with std > 0.")
-    return {"modality": "audio", "name": name, "sample_rate": int(sample_rate),
-            "segment_seconds": float(segment_seconds), "mean": mean, "std": std, **hyper}
+    return {
+        "modality": "audio",
+        "name": name,
+        "sample_rate": int(sample_rate),
+        "segment_seconds": float(segment_seconds),
+        "mean": mean,
+        "std": std,
+        **hyper,
+    }
 
 
-def build(config: dict[str, Any]) -> nn.Module:
+def build(config: dict[str, Any]) -> Encoder:
     """Build a freshly initialised audio encoder from its config (validated again here)."""
     name = config.get("name")
     if name not in ENCODERS:
@@ -229,15 +264,16 @@ def build(config: dict[str, Any]) -> nn.Module:
     if missing:
         raise SelfsupError(f"audio encoder config lacks {', '.join(missing)}; rebuild it with audio_encoder_config.")
     args = {key: config[key] for key in DEFAULTS[name] if key in config}
-    full = audio_encoder_config(name, config["sample_rate"], config["segment_seconds"], config["mean"],
-                                config["std"], **args)
+    full = audio_encoder_config(
+        name, config["sample_rate"], config["segment_seconds"], config["mean"], config["std"], **args
+    )
     return {"audio_cnn": AudioCNN, "spec_transformer": SpecTransformer}[name](full)
 
 
 # --------------------------------------------------------------------------- encoders
 
 
-class AudioCNN(nn.Module):
+class AudioCNN(Encoder):
     """Log-mel -> three conv stages (``width``, 2, 4 x ``width`` channels; 2 x 2 max-pool between) -> mean
     over frequency -> max + mean over the valid frames, as PANNs' CNN14 pools (Kong et al. 2020, "PANNs:
     Large-Scale Pretrained Audio Neural Networks for Audio Pattern Recognition"). ``embed_dim = 4 width``."""
@@ -247,8 +283,13 @@ class AudioCNN(nn.Module):
         self.config = dict(config)
         width = int(config["width"])
         self.frontend = AudioFrontend(config)
-        self.features = nn.Sequential(conv_block(1, width), nn.MaxPool2d(2), conv_block(width, 2 * width),
-                                      nn.MaxPool2d(2), conv_block(2 * width, 4 * width))
+        self.features = nn.Sequential(
+            conv_block(1, width),
+            nn.MaxPool2d(2),
+            conv_block(width, 2 * width),
+            nn.MaxPool2d(2),
+            conv_block(2 * width, 4 * width),
+        )
         self.embed_dim: int = 4 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,7 +303,7 @@ class AudioCNN(nn.Module):
         return pool_tokens(h, keep) + (h * weights).sum(1) / weights.sum(1)
 
 
-class SpecPatchTokenizer(nn.Module):
+class SpecPatchTokenizer(Tokenizer):
     """Non-overlapping ``patch_freq`` x ``patch_time`` patches of the normalised log-mel, one token each (a
     linear embedding, as AST's patch convolution), plus fixed 2-D sine/cosine positions (mel rows, time
     columns) that fit any clip length (see ``encoders/tokens.py``). The time axis is padded to whole
@@ -310,7 +351,14 @@ class SpecTransformer(TokenTransformer):
 
     def __init__(self, config: dict[str, Any]) -> None:
         dropout = float(config["dropout"])
-        super().__init__(SpecPatchTokenizer(config), dim=int(config["embed_dim"]), depth=int(config["depth"]),
-                         heads=int(config["heads"]), hidden=int(config["mlp_dim"]), dropout=dropout,
-                         attention_dropout=dropout, pool="mean")
+        super().__init__(
+            SpecPatchTokenizer(config),
+            dim=int(config["embed_dim"]),
+            depth=int(config["depth"]),
+            heads=int(config["heads"]),
+            hidden=int(config["mlp_dim"]),
+            dropout=dropout,
+            attention_dropout=dropout,
+            pool="mean",
+        )
         self.config = dict(config)

@@ -6,23 +6,32 @@ loaded encoder maps raw images in [0, 1] to embeddings with nothing else to conf
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.encoders.args import checked_args
 from selfsup.encoders.small_cnn import SmallCNN
-from selfsup.encoders.tokens import TokenTransformer, sincos_2d
+from selfsup.encoders.tokens import Tokenizer, TokenTransformer, sincos_2d
 from selfsup.errors import SelfsupError, unknown_name
 
-BUILTIN = {"small_cnn": "small CNN (32-64-128 channels), fast on a CPU",
-           "vit": "small ViT (our token transformer over image patches; masked methods need it)"}
+BUILTIN = {
+    "small_cnn": "small CNN (32-64-128 channels), fast on a CPU",
+    "vit": "small ViT (our token transformer over image patches; masked methods need it)",
+}
 # vit hyperparameters (``--encoder-arg``): a ViT-Tiny-like width at depth 4, to train on a CPU;
 # patch_size 0 means image_size // 4 (a 4 x 4 grid of patches, 16 tokens, on 16-32 pixel images).
-VIT_DEFAULTS: dict[str, Any] = {"patch_size": 0, "embed_dim": 128, "depth": 4, "heads": 4, "mlp_dim": 256,
-                                "dropout": 0.0}
+VIT_DEFAULTS: dict[str, Any] = {
+    "patch_size": 0,
+    "embed_dim": 128,
+    "depth": 4,
+    "heads": 4,
+    "mlp_dim": 256,
+    "dropout": 0.0,
+}
 ENCODERS = BUILTIN | {"<timm name>": "any timm model, e.g. resnet18 or vit_tiny_patch16_224 (random init)"}
 
 
@@ -38,21 +47,24 @@ def _timm_backbone(name: str, in_chans: int, image_size: int) -> nn.Module:
         model = timm.create_model(name, **kwargs)
     if image_size <= 64 and hasattr(model, "conv1") and hasattr(model, "maxpool"):
         # CIFAR stem (SimCLR appendix B.9): 3x3 stride-1 first conv and no max-pool for small images.
-        out_chans = model.conv1.out_channels
+        out_chans = cast(nn.Conv2d, model.conv1).out_channels
         model.conv1 = nn.Conv2d(in_chans, out_chans, 3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
     return model
 
 
-class ImageEncoder(nn.Module):
+class ImageEncoder(Encoder):
     """Resize + normalise + backbone + pooled ``(B, D)`` embedding."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = dict(config)
         name, chans, size = config["name"], int(config["in_chans"]), int(config["image_size"])
         self.backbone = SmallCNN(chans) if name == "small_cnn" else _timm_backbone(name, chans, size)
-        self.embed_dim: int = int(self.backbone.num_features)
+        self.embed_dim: int = int(cast(int, self.backbone.num_features))  # SmallCNN and timm models carry it
         self.image_size = size
         self.register_buffer("mean", torch.tensor(config["mean"], dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(config["std"], dtype=torch.float32).view(1, -1, 1, 1))
@@ -76,34 +88,48 @@ def _vit_args(image_size: int, encoder_args: dict[str, Any]) -> dict[str, Any]:
     if any(hyper[k] < 1 for k in ("patch_size", "embed_dim", "depth", "heads", "mlp_dim")):
         raise SelfsupError("vit's patch_size, embed_dim, depth, heads and mlp_dim must be at least 1.")
     if image_size % hyper["patch_size"]:
-        raise SelfsupError(f"vit patch_size={hyper['patch_size']} does not divide the image size {image_size}; "
-                           "pick a patch size that does, or set --image-size.")
+        raise SelfsupError(
+            f"vit patch_size={hyper['patch_size']} does not divide the image size {image_size}; "
+            "pick a patch size that does, or set --image-size."
+        )
     if hyper["embed_dim"] % hyper["heads"] or hyper["embed_dim"] % 4:
         raise SelfsupError(f"vit embed_dim={hyper['embed_dim']} must be a multiple of 4 and of heads={hyper['heads']}.")
     return hyper
 
 
-def image_encoder_config(name: str, in_chans: int, image_size: int, mean: list[float], std: list[float],
-                         **encoder_args: Any) -> dict:
+def image_encoder_config(
+    name: str, in_chans: int, image_size: int, mean: list[float], std: list[float], **encoder_args: Any
+) -> dict:
     """The JSON-serialisable description from which an image encoder is rebuilt.
 
     Only ``vit`` takes ``encoder_args`` (see ``VIT_DEFAULTS``); every other encoder is chosen by name.
     """
     if encoder_args and name != "vit":
-        raise SelfsupError(f"image encoder '{name}' takes no encoder arguments (got {', '.join(encoder_args)}); "
-                           "pick another timm model name instead, or use 'vit'.")
-    config = {"modality": "image", "name": name, "in_chans": in_chans, "image_size": image_size,
-              "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+        raise SelfsupError(
+            f"image encoder '{name}' takes no encoder arguments (got {', '.join(encoder_args)}); "
+            "pick another timm model name instead, or use 'vit'."
+        )
+    config = {
+        "modality": "image",
+        "name": name,
+        "in_chans": in_chans,
+        "image_size": image_size,
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+    }
     return config | (_vit_args(image_size, encoder_args) if name == "vit" else {})
 
 
-class ImagePatchTokenizer(nn.Module):
+class ImagePatchTokenizer(Tokenizer):
     """Resize + normalise, then non-overlapping ``patch_size`` patches, one token each (a linear
     embedding, as ViT's patch convolution) plus MAE's fixed 2-D sine/cosine positions
     (see ``encoders/tokens.py``). A token's ``patches`` content is its normalised ``(C, p, p)`` pixels."""
 
     spatial_dims = 2
     ordered = True
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -117,8 +143,10 @@ class ImagePatchTokenizer(nn.Module):
     def _normalised(self, x: torch.Tensor) -> torch.Tensor:
         chans = self.mean.shape[1]
         if x.ndim != 4 or x.shape[1] != chans:
-            raise SelfsupError(f"image encoder expects (batch, {chans}, H, W) images, got shape {tuple(x.shape)}; "
-                               "check the data has the channel count the encoder was trained with.")
+            raise SelfsupError(
+                f"image encoder expects (batch, {chans}, H, W) images, got shape {tuple(x.shape)}; "
+                "check the data has the channel count the encoder was trained with."
+            )
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         return (x - self.mean) / self.std
@@ -147,17 +175,27 @@ class ViT(TokenTransformer):
 
     def __init__(self, config: dict[str, Any]) -> None:
         dropout = float(config["dropout"])
-        super().__init__(ImagePatchTokenizer(config), dim=int(config["embed_dim"]), depth=int(config["depth"]),
-                         heads=int(config["heads"]), hidden=int(config["mlp_dim"]), dropout=dropout,
-                         attention_dropout=dropout, ffn_dropout=dropout, input_dropout=dropout, pool="mean")
+        super().__init__(
+            ImagePatchTokenizer(config),
+            dim=int(config["embed_dim"]),
+            depth=int(config["depth"]),
+            heads=int(config["heads"]),
+            hidden=int(config["mlp_dim"]),
+            dropout=dropout,
+            attention_dropout=dropout,
+            ffn_dropout=dropout,
+            input_dropout=dropout,
+            pool="mean",
+        )
         self.config = dict(config)
         self.image_size = int(config["image_size"])
 
 
-def build(config: dict[str, Any]) -> nn.Module:
+def build(config: dict[str, Any]) -> Encoder:
     if config.get("name") == "vit":
         args = {key: config[key] for key in VIT_DEFAULTS if key in config}
-        checked = image_encoder_config("vit", int(config["in_chans"]), int(config["image_size"]),
-                                       config["mean"], config["std"], **args)
+        checked = image_encoder_config(
+            "vit", int(config["in_chans"]), int(config["image_size"]), config["mean"], config["std"], **args
+        )
         return ViT(checked)
     return ImageEncoder(config)

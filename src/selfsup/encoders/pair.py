@@ -14,13 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from selfsup.encoders import Encoder
+
 PAIR_MODALITY = "pairs"
 
 
-class Projected(nn.Module):
+class Projected(Encoder):
     """An encoder followed by a bias-free linear projection: ``(B, ...) -> (B, projection)``."""
 
-    def __init__(self, encoder: nn.Module, dim: int) -> None:
+    def __init__(self, encoder: Encoder, dim: int) -> None:
         super().__init__()
         self.encoder = encoder
         self.projection = nn.Linear(encoder.embed_dim, dim, bias=False)
@@ -31,11 +33,12 @@ class Projected(nn.Module):
         return self.projection(self.encoder(x))
 
 
-class PairEncoder(nn.Module):
+class PairEncoder(Encoder):
     """The two sides of a pair. ``forward`` takes ``(a, b)`` and returns side a's embedding (what the online
-    probe and the monitors watch); a method calls ``self.a`` and ``self.b`` itself."""
+    probe and the monitors watch); a method calls ``self.a`` and ``self.b`` itself. ``embed_dim`` and
+    ``config`` are read from the current sides (CLIP replaces them with projected ones), never set."""
 
-    def __init__(self, a: nn.Module, b: nn.Module) -> None:
+    def __init__(self, a: Encoder, b: Encoder) -> None:
         super().__init__()
         self.a, self.b = a, b
 
@@ -43,9 +46,17 @@ class PairEncoder(nn.Module):
     def embed_dim(self) -> int:
         return int(self.a.embed_dim)
 
+    @embed_dim.setter
+    def embed_dim(self, value: int) -> None:
+        raise AttributeError("a pair's embed_dim is side a's; set the side instead")
+
     @property
     def config(self) -> dict[str, Any]:
         return {"name": "pair", "modality": PAIR_MODALITY, "a": self.a.config, "b": self.b.config}
+
+    @config.setter
+    def config(self, value: dict[str, Any]) -> None:
+        raise AttributeError("a pair's config is its sides'; set the sides instead")
 
     def forward(self, pair: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor]) -> torch.Tensor:
         return self.a(pair[0])
@@ -58,7 +69,7 @@ def side_names(config: dict[str, Any]) -> tuple[str, str]:
     return (a, b) if a != b else (f"{a}_a", f"{b}_b")
 
 
-def build(config: dict[str, Any]) -> nn.Module:
+def build(config: dict[str, Any]) -> Encoder:
     """A pair (``modality: "pairs"``) or a projected side (a config with ``projection``), random weights."""
     from selfsup.encoders import build_encoder
 

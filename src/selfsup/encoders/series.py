@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.encoders.args import checked_args
-from selfsup.encoders.tokens import TokenTransformer, pool_tokens, sincos_1d
+from selfsup.encoders.tokens import Tokenizer, TokenTransformer, pool_tokens, sincos_1d
 from selfsup.errors import SelfsupError, unknown_name
 
 ENCODERS = {
@@ -42,8 +43,15 @@ ENCODERS = {
 #   patches of 8 steps (PatchTST: 16 with stride 8 on series of 336-512 steps; ours are often shorter).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "dilated_conv": {"hidden_dim": 64, "depth": 6, "embed_dim": 128, "dropout": 0.1, "causal": False},
-    "patch_transformer": {"patch_size": 8, "embed_dim": 64, "depth": 3, "heads": 4, "mlp_dim": 128,
-                          "dropout": 0.1, "causal": False},
+    "patch_transformer": {
+        "patch_size": 8,
+        "embed_dim": 64,
+        "depth": 3,
+        "heads": 4,
+        "mlp_dim": 128,
+        "dropout": 0.1,
+        "causal": False,
+    },
 }
 
 
@@ -81,11 +89,18 @@ def series_encoder_config(name: str, in_chans: int, length: int, mean: Any, std:
             f"time-series channel statistics must be finite with std > 0, got mean={mean}, std={std}; "
             "a channel that is constant or entirely missing in the training data should be dropped."
         )
-    return {"modality": "timeseries", "name": name, "in_chans": int(in_chans), "length": int(length),
-            "mean": mean, "std": std, **hyper}
+    return {
+        "modality": "timeseries",
+        "name": name,
+        "in_chans": int(in_chans),
+        "length": int(length),
+        "mean": mean,
+        "std": std,
+        **hyper,
+    }
 
 
-def build(config: dict[str, Any]) -> nn.Module:
+def build(config: dict[str, Any]) -> Encoder:
     """Build a freshly initialised time-series encoder from its config (validated again here)."""
     name = config.get("name")
     if name not in ENCODERS:
@@ -102,10 +117,12 @@ def build(config: dict[str, Any]) -> nn.Module:
     return {"dilated_conv": DilatedConvEncoder, "patch_transformer": PatchTransformer}[name](full)
 
 
-class _SeriesEncoder(nn.Module):
+class _SeriesEncoder(Encoder):
     """Shared input handling: shape check, per-channel normalisation, NaN -> 0, valid time steps."""
 
     token_stride: int
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -192,7 +209,7 @@ def prepare_series(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tu
     return x.masked_fill(missing, 0.0), ~missing.all(dim=1)
 
 
-class SeriesPatchTokenizer(nn.Module):
+class SeriesPatchTokenizer(Tokenizer):
     """Non-overlapping patches of ``patch_size`` steps, one token each (see ``encoders/tokens.py``).
 
     The series is padded at the end to a whole number of patches, so any ``T >= 1`` works. Channels
@@ -205,6 +222,9 @@ class SeriesPatchTokenizer(nn.Module):
 
     spatial_dims = 1
     ordered = True
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -250,10 +270,22 @@ class PatchTransformer(TokenTransformer):
 
     def __init__(self, config: dict[str, Any]) -> None:
         dropout = float(config["dropout"])
-        super().__init__(SeriesPatchTokenizer(config), dim=int(config["embed_dim"]), depth=int(config["depth"]),
-                         heads=int(config["heads"]), hidden=int(config["mlp_dim"]), dropout=dropout,
-                         attention_dropout=dropout, ffn_dropout=dropout, input_dropout=dropout, pool="max",
-                         causal=bool(config["causal"]))
+        super().__init__(
+            SeriesPatchTokenizer(config),
+            dim=int(config["embed_dim"]),
+            depth=int(config["depth"]),
+            heads=int(config["heads"]),
+            hidden=int(config["mlp_dim"]),
+            dropout=dropout,
+            attention_dropout=dropout,
+            ffn_dropout=dropout,
+            input_dropout=dropout,
+            pool="max",
+            causal=bool(config["causal"]),
+        )
         self.config = dict(config)
         self.in_chans = int(config["in_chans"])
         self.patch_size = self.token_stride = int(config["patch_size"])
+
+
+SeriesEncoder = DilatedConvEncoder | PatchTransformer  # what series methods (TS2Vec, CPC) train: tokens per step

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.encoders.tokens import TokenTransformer
+from selfsup.encoders import Encoder
+from selfsup.encoders.tokens import Tokenizer, TokenTransformer
 from selfsup.errors import SelfsupError, unknown_name
 
 ENCODERS = {
@@ -27,12 +28,23 @@ ENCODERS = {
 # name -> hyperparameter -> (kind, default); kind: "int" (>= 1), "dropout" (in [0, 1)), "positive", or choices
 _ARGS: dict[str, dict[str, tuple[Any, Any]]] = {
     # SCARF's encoders are 256-unit ReLU MLPs; depth 3 keeps pre-training fast on a CPU.
-    "mlp": {"width": ("int", 256), "depth": ("int", 3), "embedding_dim": ("int", 8),
-            "dropout": ("dropout", 0.0), "norm": (("batch", "layer", "none"), "batch")},
+    "mlp": {
+        "width": ("int", 256),
+        "depth": ("int", 3),
+        "embedding_dim": ("int", 8),
+        "dropout": ("dropout", 0.0),
+        "norm": (("batch", "layer", "none"), "batch"),
+    },
     # The paper's default is d_token 192 with 8 heads; 64/4 is the small variant for a 2-core CPU.
-    "ft_transformer": {"d_token": ("int", 64), "n_layers": ("int", 3), "n_heads": ("int", 4),
-                       "ffn_factor": ("positive", 4 / 3), "attention_dropout": ("dropout", 0.1),
-                       "ffn_dropout": ("dropout", 0.05), "residual_dropout": ("dropout", 0.0)},
+    "ft_transformer": {
+        "d_token": ("int", 64),
+        "n_layers": ("int", 3),
+        "n_heads": ("int", 4),
+        "ffn_factor": ("positive", 4 / 3),
+        "attention_dropout": ("dropout", 0.1),
+        "ffn_dropout": ("dropout", 0.05),
+        "residual_dropout": ("dropout", 0.0),
+    },
 }
 
 
@@ -99,20 +111,30 @@ def table_encoder_config(name: str, schema: dict[str, Any], **encoder_args: Any)
     known = _ARGS[name]
     unknown = sorted(set(encoder_args) - set(known))
     if unknown:
-        raise SelfsupError(f"unknown encoder argument(s) {', '.join(unknown)} for '{name}'; "
-                           f"its arguments: {', '.join(known)}.")
+        raise SelfsupError(
+            f"unknown encoder argument(s) {', '.join(unknown)} for '{name}'; its arguments: {', '.join(known)}."
+        )
     schema = _check_schema(schema)
     n_continuous, cardinalities = table_layout(schema)
     hyper = {key: _check_arg(name, key, kind, encoder_args.get(key, default)) for key, (kind, default) in known.items()}
     if name == "ft_transformer" and hyper["d_token"] % hyper["n_heads"]:
-        raise SelfsupError(f"ft_transformer d_token={hyper['d_token']} must be a multiple of "
-                           f"n_heads={hyper['n_heads']}; change one of them.")
-    return {"modality": "tabular", "name": name, "schema": schema,
-            "n_features": n_continuous + len(cardinalities), **hyper}
+        raise SelfsupError(
+            f"ft_transformer d_token={hyper['d_token']} must be a multiple of "
+            f"n_heads={hyper['n_heads']}; change one of them."
+        )
+    return {
+        "modality": "tabular",
+        "name": name,
+        "schema": schema,
+        "n_features": n_continuous + len(cardinalities),
+        **hyper,
+    }
 
 
 class _TableEncoder(nn.Module):
     """Schema bookkeeping shared by the table encoders: shape check and column split."""
+
+    _cards: torch.Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -132,10 +154,10 @@ class _TableEncoder(nn.Module):
             )
         x = x.float()
         continuous = torch.nan_to_num(x[:, : self.n_continuous], nan=0.0)
-        return continuous, category_codes(x[:, self.n_continuous:], self._cards)
+        return continuous, category_codes(x[:, self.n_continuous :], self._cards)
 
 
-class TableMLP(_TableEncoder):
+class TableMLP(_TableEncoder, Encoder):
     """Category embeddings concatenated with the continuous columns, then ``depth`` Linear-Norm-ReLU
     blocks of ``width`` units (the SCARF / VIME encoder shape). ``embed_dim = width``."""
 
@@ -163,7 +185,7 @@ class TableMLP(_TableEncoder):
         return self.mlp(torch.cat(parts, dim=1))
 
 
-class FeatureTokenizer(_TableEncoder):
+class FeatureTokenizer(_TableEncoder, Tokenizer):
     """The FT-Transformer's feature tokenizer, one token per column (see ``encoders/tokens.py``).
 
     Continuous column ``j``: ``x_j * W_j + b_j``; categorical column ``j``: the embedding of its code
@@ -174,6 +196,8 @@ class FeatureTokenizer(_TableEncoder):
 
     spatial_dims = 0
     ordered = False
+
+    _offsets: torch.Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -224,19 +248,28 @@ class FTTransformer(TokenTransformer):
 
     def __init__(self, config: dict[str, Any]) -> None:
         d = int(config["d_token"])
-        super().__init__(FeatureTokenizer(config), dim=d, depth=int(config["n_layers"]), heads=int(config["n_heads"]),
-                         hidden=max(1, int(d * float(config["ffn_factor"]))),
-                         dropout=float(config["residual_dropout"]),
-                         attention_dropout=float(config["attention_dropout"]),
-                         ffn_dropout=float(config["ffn_dropout"]), glu=True, skip_first_norm=True,
-                         n_prefix=1, pool="cls")
-        self.config = self.tokenizer.config
+        tokenizer = FeatureTokenizer(config)
+        super().__init__(
+            tokenizer,
+            dim=d,
+            depth=int(config["n_layers"]),
+            heads=int(config["n_heads"]),
+            hidden=max(1, int(d * float(config["ffn_factor"]))),
+            dropout=float(config["residual_dropout"]),
+            attention_dropout=float(config["attention_dropout"]),
+            ffn_dropout=float(config["ffn_dropout"]),
+            glu=True,
+            skip_first_norm=True,
+            n_prefix=1,
+            pool="cls",
+        )
+        self.config = tokenizer.config
 
 
-_CLASSES: dict[str, type[nn.Module]] = {"mlp": TableMLP, "ft_transformer": FTTransformer}
+_CLASSES: dict[str, type[Encoder]] = {"mlp": TableMLP, "ft_transformer": FTTransformer}
 
 
-def build(config: dict[str, Any]) -> nn.Module:
+def build(config: dict[str, Any]) -> Encoder:
     """A freshly initialised table encoder from its config (validated as ``table_encoder_config`` does)."""
     name = config.get("name")
     if name not in ENCODERS:
@@ -246,6 +279,8 @@ def build(config: dict[str, Any]) -> nn.Module:
     hyper = {key: config[key] for key in _ARGS[name] if key in config}
     checked = table_encoder_config(name, config["schema"], **hyper)
     if "n_features" in config and config["n_features"] != checked["n_features"]:
-        raise SelfsupError(f"the encoder config says n_features={config['n_features']} but its schema has "
-                           f"{checked['n_features']} columns; rebuild the config with table_encoder_config().")
+        raise SelfsupError(
+            f"the encoder config says n_features={config['n_features']} but its schema has "
+            f"{checked['n_features']} columns; rebuild the config with table_encoder_config()."
+        )
     return _CLASSES[name](checked)

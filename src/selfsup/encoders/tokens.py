@@ -1,7 +1,7 @@
 """The one token transformer behind every modality's token encoder (``vit``, ``patch_transformer``,
 ``ft_transformer``, ``spec_transformer``).
 
-A modality supplies a **tokenizer**, an ``nn.Module`` with:
+A modality supplies a **tokenizer**, a :class:`Tokenizer` (an ``nn.Module``) with:
 
 - ``forward(x) -> (tokens (B, N, D), valid (B, N) bool)``: one embedding per token, positions added;
   ``valid`` is False for padding (series padded past their end), True everywhere else;
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from selfsup.encoders import Encoder
 
 
 def sincos_1d(n: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
@@ -54,9 +56,18 @@ class TransformerBlock(nn.Module):
     FT-Transformer does in its first block (the tokenizer output is used as is).
     """
 
-    def __init__(self, dim: int, heads: int, hidden: int, *, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, ffn_dropout: float = 0.0, glu: bool = False,
-                 first: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        hidden: int,
+        *,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        ffn_dropout: float = 0.0,
+        glu: bool = False,
+        first: bool = False,
+    ) -> None:
         super().__init__()
         self.heads, self.attention_dropout = heads, attention_dropout
         self.norm1 = nn.Identity() if first else nn.LayerNorm(dim)
@@ -73,7 +84,8 @@ class TransformerBlock(nn.Module):
         batch, n, dim = z.shape
         q, k, v = self.qkv(self.norm1(z)).view(batch, n, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.attention_dropout if self.training else 0.0)
+            q, k, v, attn_mask=allowed, dropout_p=self.attention_dropout if self.training else 0.0
+        )
         z = z + self.drop(self.proj(attended.transpose(1, 2).reshape(batch, n, dim)))
         h = self.ffn_in(self.norm2(z))
         if self.glu:
@@ -116,7 +128,24 @@ class TokenOutput:
     layers: list[torch.Tensor]
 
 
-class TokenTransformer(nn.Module):
+class Tokenizer(nn.Module):
+    """The tokenizer contract in the module docstring, as the base class of each modality's tokenizer."""
+
+    spatial_dims: int
+    ordered: bool
+    patch_shape: tuple[int, ...]
+
+    def grid(self, x: torch.Tensor) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def positions(self, n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class TokenTransformer(Encoder):
     """Tokenizer, ``n_prefix`` learned tokens, ``depth`` pre-norm blocks, LayerNorm; pooled to ``(B, D)``.
 
     ``pool``: ``"cls"`` (the first prefix token), ``"mean"`` or ``"max"`` over the valid content
@@ -124,22 +153,43 @@ class TokenTransformer(nn.Module):
     ``causal``: a token sees only itself, earlier tokens and the prefix (CPC).
     """
 
-    def __init__(self, tokenizer: nn.Module, *, dim: int, depth: int, heads: int, hidden: int,
-                 dropout: float = 0.0, attention_dropout: float = 0.0, ffn_dropout: float = 0.0,
-                 input_dropout: float = 0.0,
-                 glu: bool = False, skip_first_norm: bool = False, n_prefix: int = 0, pool: str = "mean",
-                 causal: bool = False) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        *,
+        dim: int,
+        depth: int,
+        heads: int,
+        hidden: int,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        ffn_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        glu: bool = False,
+        skip_first_norm: bool = False,
+        n_prefix: int = 0,
+        pool: str = "mean",
+        causal: bool = False,
+    ) -> None:
         super().__init__()
         if pool == "cls" and (n_prefix < 1 or causal):
             raise ValueError("pool='cls' needs a prefix token, and no causal order (the prefix would see no input)")
         self.tokenizer = tokenizer
         self.embed_dim: int = dim
         self.pool, self.causal, self.n_prefix = pool, causal, n_prefix
-        self.prefix = nn.Parameter(torch.empty(n_prefix, dim).uniform_(-dim**-0.5, dim**-0.5)) if n_prefix else None
+        self.prefix = nn.Parameter(torch.empty(n_prefix, dim).uniform_(-(dim**-0.5), dim**-0.5)) if n_prefix else None
         self.dropout = nn.Dropout(input_dropout)  # on the tokens entering the first block
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, heads, hidden, dropout=dropout, attention_dropout=attention_dropout,
-                             ffn_dropout=ffn_dropout, glu=glu, first=skip_first_norm and i == 0)
+            TransformerBlock(
+                dim,
+                heads,
+                hidden,
+                dropout=dropout,
+                attention_dropout=attention_dropout,
+                ffn_dropout=ffn_dropout,
+                glu=glu,
+                first=skip_first_norm and i == 0,
+            )
             for i in range(depth)
         )
         self.norm = nn.LayerNorm(dim)

@@ -14,30 +14,32 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import binomtest, ttest_1samp
-from torch import nn
 
 from selfsup.checkpoint import load_encoder, versions
 from selfsup.data import DataOptions, Splits
-from selfsup.encoders import build_encoder
+from selfsup.encoders import Encoder, build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
-from selfsup.evaluation.evaluate import check_fits, labeled_split
+from selfsup.evaluation.evaluate import labeled_split
 from selfsup.evaluation.html import simple_page
 from selfsup.evaluation.protocols import predict
 from selfsup.evaluation.stats import seed_interval
 from selfsup.files import write_atomic
-from selfsup.modalities import load_data, modality_module
+from selfsup.modalities import check_fits, get_modality
 from selfsup.outputs import COMPARISON, clear_output_folder
+from selfsup.sources import load_data
 
 COMPARE_PROTOCOLS = ("knn", "linear", "mlp")
 
 
-def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_resamples: int = 2000,
-                     seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    correct_a: np.ndarray, correct_b: np.ndarray, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """``(accuracy A - accuracy B, low, high)``: 95% percentile interval over resampled test samples.
 
     ``correct_a``/``correct_b`` are 0/1 per test sample, or the share of seeds that got it right."""
@@ -46,9 +48,15 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_resamples: 
         raise ValueError("paired correctness vectors must be 1-D, non-empty and of equal length")
     rng = np.random.default_rng(seed)
     chunk = max(1, 10_000_000 // len(a))  # resamples at a time: memory stays ~100 MB on any test set
-    diffs = np.concatenate([(a[idx] - b[idx]).mean(axis=1) for idx in (
-        rng.integers(0, len(a), size=(min(chunk, n_resamples - start), len(a)))
-        for start in range(0, n_resamples, chunk))])
+    diffs = np.concatenate(
+        [
+            (a[idx] - b[idx]).mean(axis=1)
+            for idx in (
+                rng.integers(0, len(a), size=(min(chunk, n_resamples - start), len(a)))
+                for start in range(0, n_resamples, chunk)
+            )
+        ]
+    )
     low, high = np.quantile(diffs, [0.025, 0.975])
     return float((a - b).mean()), float(low), float(high)
 
@@ -68,7 +76,7 @@ def verdict(name_a: str, name_b: str, low: float, high: float) -> str:
     return "no difference shown"
 
 
-def _load(encoders: list[str], data: str, options: DataOptions | None) -> list[tuple[str, nn.Module, Splits]]:
+def _load(encoders: list[str], data: str, options: DataOptions | None) -> list[tuple[str, Encoder, Splits]]:
     """Each encoder with ``data`` read its way (a table with its schema), checked to fit it; loaded once."""
     loaded = []
     for path in encoders:
@@ -79,23 +87,32 @@ def _load(encoders: list[str], data: str, options: DataOptions | None) -> list[t
     return loaded
 
 
-def _correctness(loaded: list[tuple[str, nn.Module, Splits]], data: str, options: DataOptions | None,
-                 protocols: tuple[str, ...], k: int | str, seed: int, test_fraction: float,
-                 cache: dict) -> tuple[dict[tuple[str, str], np.ndarray], str, list[str]]:
+def _correctness(
+    loaded: list[tuple[str, Encoder, Splits]],
+    data: str,
+    options: DataOptions | None,
+    protocols: tuple[str, ...],
+    k: int | str,
+    seed: int,
+    test_fraction: float,
+    cache: dict,
+) -> tuple[dict[tuple[str, str], np.ndarray], str, list[str]]:
     """Per (encoder, protocol), which test samples it got right at ``seed``; the split note; the test ids.
 
     ``cache`` keeps each encoder's embeddings by split, so seeds that share a split embed it once.
     """
     features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     baselines: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of the first encoder, listed after the encoders
-    labels = None
+    labels: tuple[np.ndarray, np.ndarray, str, list[str]] | None = None
     for i, (path, encoder, splits) in enumerate(loaded):
         train, test, split_note = labeled_split(splits, None, options, encoder.config, seed, test_fraction)
         if labels is None:
             labels = (train.y.numpy(), test.y.numpy(), split_note, [str(s) for s in test.ids])
         elif [str(s) for s in test.ids] != labels[3]:
-            raise SelfsupError(f"'{path}' reads '{data}' into another test split than '{loaded[0][0]}'; "
-                               "compare encoders that read the data the same way.")
+            raise SelfsupError(
+                f"'{path}' reads '{data}' into another test split than '{loaded[0][0]}'; "
+                "compare encoders that read the data the same way."
+            )
         x_train, x_test = train.float_samples(), test.float_samples()
         key = (path, tuple(train.ids), tuple(test.ids))
         if key not in cache:
@@ -105,9 +122,10 @@ def _correctness(loaded: list[tuple[str, nn.Module, Splits]], data: str, options
             torch.manual_seed(seed)
             random_init = build_encoder(encoder.config).eval()
             baselines["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
-            raw = modality_module(splits.modality).raw_features
+            raw = get_modality(splits.modality).raw_features
             baselines["raw-input"] = (raw(train.x, encoder.config), raw(test.x, encoder.config))
     features |= baselines
+    assert labels is not None  # compare refuses an empty list of encoders
     train_y, test_y, split_note, _ = labels
     correct = {}
     for protocol in protocols:
@@ -117,9 +135,19 @@ def _correctness(loaded: list[tuple[str, nn.Module, Splits]], data: str, options
     return correct, split_note, labels[3]
 
 
-def compare(encoders: list[str], data: str, *, options: DataOptions | None = None,
-            protocols: tuple[str, ...] = ("knn", "linear"), k: int | str = "cv", seed: int = 0, seeds: int = 1,
-            test_fraction: float = 0.25, out: str | Path | None = None, overwrite: bool = False) -> dict:
+def compare(
+    encoders: list[str],
+    data: str,
+    *,
+    options: DataOptions | None = None,
+    protocols: tuple[str, ...] = ("knn", "linear"),
+    k: int | str = "cv",
+    seed: int = 0,
+    seeds: int = 1,
+    test_fraction: float = 0.25,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Probe every encoder on the same split; return per-encoder accuracies and every pairwise comparison.
 
     With one seed the difference gets a paired bootstrap interval over test samples and McNemar's test;
@@ -137,37 +165,65 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
         raise SelfsupError("give compare one or more different encoders.")
     if seeds < 1:
         raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
-    loaded, cache = _load(encoders, data, options), {}
-    runs = [_correctness(loaded, data, options, protocols, k, s, test_fraction, cache)
-            for s in range(seed, seed + seeds)]
+    loaded = _load(encoders, data, options)
+    cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    runs = [
+        _correctness(loaded, data, options, protocols, k, s, test_fraction, cache) for s in range(seed, seed + seeds)
+    ]
     names = list(dict.fromkeys(name for name, _ in runs[0][0]))
     fixed_split = all(run[2] == runs[0][2] for run in runs)
-    accuracies = [{"encoder": name, "protocol": protocol,
-                   "accuracy": float(np.mean([run[0][name, protocol].mean() for run in runs]))}
-                  for protocol in protocols for name in names]
+    accuracies = [
+        {
+            "encoder": name,
+            "protocol": protocol,
+            "accuracy": float(np.mean([run[0][name, protocol].mean() for run in runs])),
+        }
+        for protocol in protocols
+        for name in names
+    ]
     pairs = []
     for protocol in protocols:
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 if seeds == 1:
                     correct = runs[0][0]
                     diff, low, high = paired_bootstrap(correct[a, protocol], correct[b, protocol], seed=seed)
-                    test = {"mcnemar_p": mcnemar(correct[a, protocol], correct[b, protocol])}
+                    test: dict[str, Any] = {"mcnemar_p": mcnemar(correct[a, protocol], correct[b, protocol])}
                 elif fixed_split:  # the same test samples every seed: resample them, each scored over the seeds
                     share_a = np.mean([run[0][a, protocol] for run in runs], axis=0)
                     share_b = np.mean([run[0][b, protocol] for run in runs], axis=0)
                     diff, low, high = paired_bootstrap(share_a, share_b, seed=seed)
-                    test = {"paired_t_p": _one_sample_t_p(list(share_a - share_b)),
-                            "per_seed": [float(run[0][a, protocol].mean() - run[0][b, protocol].mean()) for run in runs]}
+                    test = {
+                        "paired_t_p": _one_sample_t_p(list(share_a - share_b)),
+                        "per_seed": [float(run[0][a, protocol].mean() - run[0][b, protocol].mean()) for run in runs],
+                    }
                 else:
                     per_seed = [float(run[0][a, protocol].mean() - run[0][b, protocol].mean()) for run in runs]
                     diff, low, high = seed_interval(per_seed)
                     test = {"paired_t_p": _one_sample_t_p(per_seed), "per_seed": per_seed}
-                pairs.append({"protocol": protocol, "a": a, "b": b, "difference": diff, "ci_low": low, "ci_high": high,
-                              **test, "verdict": verdict(a, b, low, high)})
+                pairs.append(
+                    {
+                        "protocol": protocol,
+                        "a": a,
+                        "b": b,
+                        "difference": diff,
+                        "ci_low": low,
+                        "ci_high": high,
+                        **test,
+                        "verdict": verdict(a, b, low, high),
+                    }
+                )
     split = runs[0][1] if seeds == 1 else runs[0][1].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}")
-    result = {"data": data, "split": split, "seed": seed, "seeds": seeds, "n_test": len(runs[0][2]), "fixed_split": fixed_split,
-              "accuracies": accuracies, "pairs": pairs}
+    result = {
+        "data": data,
+        "split": split,
+        "seed": seed,
+        "seeds": seeds,
+        "n_test": len(runs[0][2]),
+        "fixed_split": fixed_split,
+        "accuracies": accuracies,
+        "pairs": pairs,
+    }
     if out is not None:
         if overwrite:
             clear_output_folder(out, COMPARISON)
@@ -177,10 +233,10 @@ def compare(encoders: list[str], data: str, *, options: DataOptions | None = Non
 
 def _one_sample_t_p(values: list[float]) -> float:
     """Two-sided p of a paired t-test of the differences against zero; 1.0 when they do not vary (no test)."""
-    values = np.asarray(values, dtype=float)
-    if np.ptp(values) == 0:
+    array = np.asarray(values, dtype=float)
+    if np.ptp(array) == 0:
         return 1.0
-    return float(ttest_1samp(values, 0.0).pvalue)
+    return float(ttest_1samp(array, 0.0).pvalue)
 
 
 def p_value(pair: dict) -> float:
@@ -190,26 +246,54 @@ def p_value(pair: dict) -> float:
 
 def _write(out: Path, result: dict) -> None:
     one = result["seeds"] == 1
-    how = ("95% paired bootstrap interval over test samples; p: exact McNemar test" if one else
-           f"95% paired bootstrap interval over test samples, each scored as the share of {result['seeds']} seeds "
-           "that got it right (the split is the same for every seed); p: paired t-test over samples"
-           if result["fixed_split"] else
-           f"95% Student-t interval over {result['seeds']} seeds of the per-seed difference; p: paired t-test")
-    lines = ["# Paired comparison", "", f"- data: {result['data']}; split: {result['split']}",
-             f"- difference: accuracy A − B in points, {how}. \"A beats B\" only when the interval excludes zero.",
-             "", "| protocol | A | B | A − B | 95% CI | p | verdict |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {p['protocol']} | {p['a']} | {p['b']} | {100 * p['difference']:+.2f} | "
-              f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}] | {p_value(p):.3g} | {p['verdict']} |"
-              for p in result["pairs"]]
-    pairs = [[p["protocol"], p["a"], p["b"], f"{100 * p['difference']:+.2f}",
-              f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]", f"{p_value(p):.3g}", p["verdict"]]
-             for p in result["pairs"]]
+    how = (
+        "95% paired bootstrap interval over test samples; p: exact McNemar test"
+        if one
+        else f"95% paired bootstrap interval over test samples, each scored as the share of {result['seeds']} seeds "
+        "that got it right (the split is the same for every seed); p: paired t-test over samples"
+        if result["fixed_split"]
+        else f"95% Student-t interval over {result['seeds']} seeds of the per-seed difference; p: paired t-test"
+    )
+    lines = [
+        "# Paired comparison",
+        "",
+        f"- data: {result['data']}; split: {result['split']}",
+        f'- difference: accuracy A − B in points, {how}. "A beats B" only when the interval excludes zero.',
+        "",
+        "| protocol | A | B | A − B | 95% CI | p | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p['protocol']} | {p['a']} | {p['b']} | {100 * p['difference']:+.2f} | "
+        f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}] | {p_value(p):.3g} | {p['verdict']} |"
+        for p in result["pairs"]
+    ]
+    pairs = [
+        [
+            p["protocol"],
+            p["a"],
+            p["b"],
+            f"{100 * p['difference']:+.2f}",
+            f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]",
+            f"{p_value(p):.3g}",
+            p["verdict"],
+        ]
+        for p in result["pairs"]
+    ]
     accuracies = [[a["encoder"], a["protocol"], f"{100 * a['accuracy']:.2f}%"] for a in result["accuracies"]]
-    page = simple_page("Paired comparison", [("data", result["data"]), ("split", result["split"]),
-                                             ("seeds", str(result["seeds"])), ("difference", how)],
-                       [("Accuracy (mean over seeds)", ["encoder", "protocol", "accuracy"], accuracies),
-                        ("Pairs", ["protocol", "A", "B", "A − B", "95% CI", "p", "verdict"], pairs)], versions())
+    page = simple_page(
+        "Paired comparison",
+        [("data", result["data"]), ("split", result["split"]), ("seeds", str(result["seeds"])), ("difference", how)],
+        [
+            ("Accuracy (mean over seeds)", ["encoder", "protocol", "accuracy"], accuracies),
+            ("Pairs", ["protocol", "A", "B", "A − B", "95% CI", "p", "verdict"], pairs),
+        ],
+        versions(),
+    )
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("compare.md", "\n".join(lines) + "\n"), ("compare.json", json.dumps(result, indent=1)),
-                       ("report.html", page)):
+    for name, text in (
+        ("compare.md", "\n".join(lines) + "\n"),
+        ("compare.json", json.dumps(result, indent=1)),
+        ("report.html", page),
+    ):
         write_atomic(out / name, text)

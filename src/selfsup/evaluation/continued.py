@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -35,14 +36,28 @@ def init_of(encoder: str | Path) -> str | None:
 
 def _accuracy(result: EvaluationResult, encoder: str, protocol: str) -> float:
     """NaN where the protocol has no row for that encoder (raw input is not fine-tuned)."""
-    return next((r["accuracy"] for r in result.rows if r["encoder"] == encoder and r["protocol"] == protocol),
-                float("nan"))
+    return next(
+        (r["accuracy"] for r in result.rows if r["encoder"] == encoder and r["protocol"] == protocol), float("nan")
+    )
 
 
-def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, options: DataOptions | None,
-                 protocols: list[str] | None, k: int | str, seed: int, test_fraction: float, out: Path,
-                 seeds: int = 1, finetune: FinetuneOptions | None = None, partner: str | Path | None = None,
-                 prompt: str = DEFAULT_PROMPT, overwrite: bool = False) -> list[dict]:
+def before_after(
+    encoder: str | Path,
+    datas: list[str],
+    before: str | Path,
+    *,
+    options: DataOptions | None,
+    protocols: list[str] | None,
+    k: int | str,
+    seed: int,
+    test_fraction: float,
+    out: Path,
+    seeds: int = 1,
+    finetune: FinetuneOptions | None = None,
+    partner: str | Path | None = None,
+    prompt: str = DEFAULT_PROMPT,
+    overwrite: bool = False,
+) -> list[dict]:
     """Evaluate ``before`` and ``encoder`` on every set in ``datas``; one row per set and protocol with both
     accuracies and the change. Each set's full report goes to ``out/<i>-<name>``; the comparison to
     ``out/before_after.md`` and ``.json``. Nothing is written until every set is evaluated; then ``overwrite``
@@ -50,24 +65,51 @@ def before_after(encoder: str | Path, datas: list[str], before: str | Path, *, o
     rows, reports = [], {}
     for i, data in enumerate(datas):
         folder = out / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)[-60:]}"
-        common = dict(options=options, protocols=protocols, k=k, seed=seed, seeds=seeds, test_fraction=test_fraction,
-                      finetune=finetune)
+        common: dict[str, Any] = dict(
+            options=options,
+            protocols=protocols,
+            k=k,
+            seed=seed,
+            seeds=seeds,
+            test_fraction=test_fraction,
+            finetune=finetune,
+        )
         reports[folder] = after = evaluate(encoder, data, partner=partner, prompt=prompt, **common)
         # the baselines are the same as after's; zero-shot only where the earlier encoder has its own text partner
-        prior = evaluate(before, data, baselines=False, prompt=prompt,
-                         **common | {"protocols": [p for p in protocols if p != "zeroshot"] if protocols else None})
+        prior = evaluate(
+            before,
+            data,
+            baselines=False,
+            prompt=prompt,
+            **common | {"protocols": [p for p in protocols if p != "zeroshot"] if protocols else None},
+        )
         for protocol in [r["protocol"] for r in after.rows if r["encoder"] == "pretrained"]:  # fewshot: k-shot rows
             a, b = _accuracy(after, "pretrained", protocol), _accuracy(prior, "pretrained", protocol)
-            rows.append({"data": data, "split": after.meta["split"], "protocol": protocol, "before": b,
-                         "after": a, "change": a - b, "random_init": _accuracy(after, "random-init", protocol),
-                         "raw_input": _accuracy(after, "raw-input", protocol), "n_test": after.meta["n_test"]})
-    lines = ["# Before and after continued pre-training\n", f"before: `{before}`; after: `{encoder}`; seed {seed}; "
-             "accuracy on each set's test split (its own, else a stratified split fixed by the seed).\n",
-             "| data | protocol | before | after | change | random-init | raw input | n_test |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['data']} | {r['protocol']} | {100 * r['before']:.2f} | {100 * r['after']:.2f} | "
-              f"{100 * r['change']:+.2f} | {100 * r['random_init']:.2f} | {100 * r['raw_input']:.2f} | {r['n_test']} |"
-              for r in rows]
+            rows.append(
+                {
+                    "data": data,
+                    "split": after.meta["split"],
+                    "protocol": protocol,
+                    "before": b,
+                    "after": a,
+                    "change": a - b,
+                    "random_init": _accuracy(after, "random-init", protocol),
+                    "raw_input": _accuracy(after, "raw-input", protocol),
+                    "n_test": after.meta["n_test"],
+                }
+            )
+    lines = [
+        "# Before and after continued pre-training\n",
+        f"before: `{before}`; after: `{encoder}`; seed {seed}; "
+        "accuracy on each set's test split (its own, else a stratified split fixed by the seed).\n",
+        "| data | protocol | before | after | change | random-init | raw input | n_test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['data']} | {r['protocol']} | {100 * r['before']:.2f} | {100 * r['after']:.2f} | "
+        f"{100 * r['change']:+.2f} | {100 * r['random_init']:.2f} | {100 * r['raw_input']:.2f} | {r['n_test']} |"
+        for r in rows
+    ]
     if overwrite:
         clear_output_folder(out, EVALUATION)
     for folder, report in reports.items():
@@ -84,7 +126,14 @@ def print_before_after(rows: list[dict], console: Console) -> None:
         table.add_column(column, justify="left" if column in ("data", "protocol") else "right")
     for r in rows:
         style = "red" if r["change"] < 0 else "green"
-        table.add_row(r["data"], r["protocol"], f"{100 * r['before']:.2f}", f"{100 * r['after']:.2f}",
-                      f"{100 * r['change']:+.2f}", f"{100 * r['random_init']:.2f}", f"{100 * r['raw_input']:.2f}",
-                      style=style)
+        table.add_row(
+            r["data"],
+            r["protocol"],
+            f"{100 * r['before']:.2f}",
+            f"{100 * r['after']:.2f}",
+            f"{100 * r['change']:+.2f}",
+            f"{100 * r['random_init']:.2f}",
+            f"{100 * r['raw_input']:.2f}",
+            style=style,
+        )
     console.print(table)

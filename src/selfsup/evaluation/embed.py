@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
+from typing import cast
 
 import numpy as np
 import torch
@@ -12,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 def _default_device(encoder: torch.nn.Module) -> torch.device:
     for tensor in encoder.parameters():
         return tensor.device
-    for tensor in encoder.buffers():
-        return tensor.device
+    for buffer in encoder.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -57,7 +58,7 @@ def embed(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device) if device is not None else _default_device(encoder)
-    n = len(samples)
+    n = len(cast(Sized, samples))  # tensors, and the map-style datasets the readers build
     order = _by_length(encoder, samples)
     if order is not None:
         samples = samples[order]

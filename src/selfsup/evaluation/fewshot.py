@@ -22,15 +22,24 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def few_shot(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, test_y: np.ndarray,
-             shots: tuple[int, ...] = SHOTS, episodes: int = EPISODES, seed: int = 0) -> list[dict]:
+def few_shot(
+    train_emb: np.ndarray,
+    train_y: np.ndarray,
+    test_emb: np.ndarray,
+    test_y: np.ndarray,
+    shots: tuple[int, ...] = SHOTS,
+    episodes: int = EPISODES,
+    seed: int = 0,
+) -> list[dict]:
     """One row per ``k`` in ``shots``: ``protocol`` ``"{k}-shot"``, mean accuracy, 95% interval, details."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     classes = np.unique(train_y)
     smallest = min(int((train_y == c).sum()) for c in classes)
     if max(shots) > smallest:
-        raise SelfsupError(f"{max(shots)}-shot episodes need {max(shots)} training samples per class, but a class "
-                           f"has {smallest}; choose fewer shots.")
+        raise SelfsupError(
+            f"{max(shots)}-shot episodes need {max(shots)} training samples per class, but a class "
+            f"has {smallest}; choose fewer shots."
+        )
     train_n, test_n = normalise(train_emb), normalise(test_emb)
     by_class = [np.flatnonzero(train_y == c) for c in classes]
     rng = np.random.default_rng(seed)
@@ -43,7 +52,14 @@ def few_shot(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, t
             accuracies[e] = float((predicted == test_y).mean())
         mean = float(accuracies.mean())
         half = 1.96 * float(accuracies.std(ddof=1)) / np.sqrt(episodes) if episodes > 1 else 0.0
-        rows.append({"protocol": f"{k}-shot", "accuracy": mean, "ci_low": max(0.0, mean - half),
-                     "ci_high": min(1.0, mean + half), "n_test": int(len(test_y)),
-                     "details": {"shots": k, "episodes": episodes, "classifier": "nearest centroid (cosine)"}})
+        rows.append(
+            {
+                "protocol": f"{k}-shot",
+                "accuracy": mean,
+                "ci_low": max(0.0, mean - half),
+                "ci_high": min(1.0, mean + half),
+                "n_test": len(test_y),
+                "details": {"shots": k, "episodes": episodes, "classifier": "nearest centroid (cosine)"},
+            }
+        )
     return rows

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
 
 _NORMS = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
@@ -37,8 +38,10 @@ class FinetuneOptions:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
-            raise SelfsupError(f"fine-tuning needs epochs, patience and batch size of at least 1, got {self.epochs}, "
-                               f"{self.patience} and {self.batch_size}.")
+            raise SelfsupError(
+                f"fine-tuning needs epochs, patience and batch size of at least 1, got {self.epochs}, "
+                f"{self.patience} and {self.batch_size}."
+            )
         if not 0 < self.val_fraction < 1:
             raise SelfsupError(f"the fine-tuning validation fraction must be in (0, 1), got {self.val_fraction}.")
 
@@ -74,17 +77,19 @@ def train_last(backbone: nn.Module, blocks: int | None) -> tuple[list[nn.Module]
         return [], len(all_stages)
     n_trained = min(blocks, len(all_stages))
     backbone.requires_grad_(False)
-    for stage in all_stages[len(all_stages) - n_trained:]:
+    for stage in all_stages[len(all_stages) - n_trained :]:
         stage.requires_grad_(True)
-    return all_stages[:len(all_stages) - n_trained], n_trained
+    return all_stages[: len(all_stages) - n_trained], n_trained
 
 
 def _validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.arange(len(y))
-    n_val = max(int(round(fraction * len(y))), len(np.unique(y)))
+    n_val = max(round(fraction * len(y)), len(np.unique(y)))
     if len(y) - n_val < 2:
-        raise SelfsupError(f"fine-tuning needs a validation split carved from the {len(y)} training samples and at "
-                           "least 2 left to train on; add labeled samples.")
+        raise SelfsupError(
+            f"fine-tuning needs a validation split carved from the {len(y)} training samples and at "
+            "least 2 left to train on; add labeled samples."
+        )
     try:
         return train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
     except ValueError:  # a class with one sample cannot be stratified
@@ -95,7 +100,7 @@ def logits_of(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch
     """``model``'s outputs for ``x`` in eval mode, in batches, without gradients."""
     model.eval()
     with torch.inference_mode():
-        return torch.cat([model(x[i:i + batch_size].float()) for i in range(0, len(x), batch_size)])
+        return torch.cat([model(x[i : i + batch_size].float()) for i in range(0, len(x), batch_size)])
 
 
 def _validate(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
@@ -105,17 +110,27 @@ def _validate(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> tuple
     return float(F.cross_entropy(logits, targets)), float((logits.argmax(1) == truth).float().mean())
 
 
-def train_classifier(encoder: nn.Module, x: torch.Tensor, targets: torch.Tensor, strata: np.ndarray, classes: int,
-                     *, options: FinetuneOptions = FinetuneOptions(), seed: int = 0,
-                     progress: bool = False) -> tuple[nn.Module, dict]:
+def train_classifier(
+    encoder: Encoder,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    strata: np.ndarray,
+    classes: int,
+    *,
+    options: FinetuneOptions = FinetuneOptions(),
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[nn.Module, dict]:
     """Train a copy of ``encoder`` (its last ``options.blocks`` stages, or all of it) and a linear head on
     ``targets``: class indices ``(N,)`` or class probabilities ``(N, classes)`` (soft targets, which
     self-training's student learns from). Training stops early on the cross-entropy of a validation part of
     ``x`` stratified by ``strata`` and keeps the best epoch. Returns ``(model in eval mode, details)``."""
     o = options
     if not len(x) == len(targets) == len(strata) or (targets.ndim == 2 and targets.shape[1] != classes):
-        raise ValueError(f"{len(x)} samples, targets {tuple(targets.shape)} and {len(strata)} strata for {classes} "
-                         "classes do not match")
+        raise ValueError(
+            f"{len(x)} samples, targets {tuple(targets.shape)} and {len(strata)} strata for {classes} "
+            "classes do not match"
+        )
     targets = targets.float() if targets.ndim == 2 else targets.long()
     fit_idx, val_idx = _validation_split(strata, o.val_fraction, seed)
     torch.manual_seed(seed)
@@ -123,8 +138,9 @@ def train_classifier(encoder: nn.Module, x: torch.Tensor, targets: torch.Tensor,
     frozen, n_trained = train_last(backbone, o.blocks)
     model = nn.Sequential(backbone, nn.Linear(encoder.embed_dim, classes))
     trained = [p for p in backbone.parameters() if p.requires_grad]
-    groups = [{"params": model[1].parameters(), "lr": o.head_lr}] + ([{"params": trained, "lr": o.backbone_lr}]
-                                                                        if trained else [])
+    groups = [{"params": model[1].parameters(), "lr": o.head_lr}] + (
+        [{"params": trained, "lr": o.backbone_lr}] if trained else []
+    )
     optimizer = torch.optim.AdamW(groups, weight_decay=o.weight_decay)
     x_fit, y_fit = x[fit_idx], targets[fit_idx]
     x_val, y_val = x[val_idx], targets[val_idx]
@@ -144,16 +160,16 @@ def train_classifier(encoder: nn.Module, x: torch.Tensor, targets: torch.Tensor,
                 stage.eval()
             order = torch.randperm(len(x_fit), generator=generator)
             for i in range(0, len(order), o.batch_size):
-                batch = order[i:i + o.batch_size]
+                batch = order[i : i + o.batch_size]
                 if len(batch) < 2 and len(order) > 1:  # batch norm cannot train on one sample
                     continue
                 loss = F.cross_entropy(model(x_fit[batch].float()), y_fit[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            loss, accuracy = _validate(model, x_val, y_val)
-            if loss < best[0]:
-                best = (loss, accuracy, epoch, copy.deepcopy(model.state_dict()))
+            val_loss, accuracy = _validate(model, x_val, y_val)
+            if val_loss < best[0]:
+                best = (val_loss, accuracy, epoch, copy.deepcopy(model.state_dict()))
             if bar is not None:
                 bar.advance(task)
             if epoch - best[2] >= o.patience:
@@ -162,20 +178,37 @@ def train_classifier(encoder: nn.Module, x: torch.Tensor, targets: torch.Tensor,
         if bar is not None:
             bar.stop()
     if best[2] == 0:
-        raise SelfsupError("fine-tuning diverged: the validation loss was never finite; lower the learning rates "
-                           "(evaluate: --finetune-lr and --head-lr; selftrain: --lr).")
+        raise SelfsupError(
+            "fine-tuning diverged: the validation loss was never finite; lower the learning rates "
+            "(evaluate: --finetune-lr and --head-lr; selftrain: --lr)."
+        )
     model.load_state_dict(best[3])
     model.eval()
-    details = asdict(o) | {"stages_trained": n_trained, "stages": len(frozen) + n_trained, "best_epoch": best[2],
-                           "epochs_run": epoch, "val_loss": best[0], "val_accuracy": best[1], "n_val": int(len(val_idx))}
+    details = asdict(o) | {
+        "stages_trained": n_trained,
+        "stages": len(frozen) + n_trained,
+        "best_epoch": best[2],
+        "epochs_run": epoch,
+        "val_loss": best[0],
+        "val_accuracy": best[1],
+        "n_val": len(val_idx),
+    }
     return model, details
 
 
-def fine_tune(encoder: nn.Module, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor, *,
-              options: FinetuneOptions = FinetuneOptions(), seed: int = 0,
-              progress: bool = False) -> tuple[np.ndarray, dict]:
+def fine_tune(
+    encoder: Encoder,
+    x_train: torch.Tensor,
+    y_train: np.ndarray,
+    x_test: torch.Tensor,
+    *,
+    options: FinetuneOptions = FinetuneOptions(),
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[np.ndarray, dict]:
     """Fine-tune a copy of ``encoder`` with a linear head; return test predictions and the details."""
     classes, y = np.unique(np.asarray(y_train), return_inverse=True)
-    model, details = train_classifier(encoder, x_train, torch.as_tensor(y), y, len(classes), options=options,
-                                      seed=seed, progress=progress)
+    model, details = train_classifier(
+        encoder, x_train, torch.as_tensor(y), y, len(classes), options=options, seed=seed, progress=progress
+    )
     return classes[logits_of(model, x_test).argmax(1).numpy()], details

@@ -73,8 +73,13 @@ def _results_table(rows: list[dict]) -> str:
     for r in rows:
         cls = ' class="best"' if r["accuracy"] == best[r.get("group"), r["protocol"]] else ""
         cells = [escape(str(r.get("group", "")))] * groups + [
-            escape(str(r["encoder"])), escape(r["protocol"]), f"{100 * r['accuracy']:.2f}%",
-            f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]", str(r.get("n_train", "")), str(r.get("n_test", ""))]
+            escape(str(r["encoder"])),
+            escape(r["protocol"]),
+            f"{100 * r['accuracy']:.2f}%",
+            f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]",
+            str(r.get("n_train", "")),
+            str(r.get("n_test", "")),
+        ]
         if seeds:
             cells.append(", ".join(f"{100 * a:.1f}" for a in r.get("per_seed", [])))
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -89,33 +94,50 @@ def _per_class_table(rows: list[dict], protocol: str, class_names: list[str] | N
     names = class_names if class_names and len(class_names) == n else [str(i) for i in range(n)]
     head = "<tr><th>class</th>" + "".join(f"<th>{escape(str(r['encoder']))}</th>" for r in shown) + "</tr>"
     columns = [per_class_accuracy(r) for r in shown]
-    body = "".join(f'<tr><td class="name">{escape(str(name))}</td>'
-                   + "".join(f"<td>{100 * col[i]:.1f}%</td>" for col in columns) + "</tr>"
-                   for i, name in enumerate(names))
-    return (f"<h2>Per-class accuracy ({escape(protocol)})</h2>"
-            f'<table id="per-class">{head}{body}</table>')
+    body = "".join(
+        f'<tr><td class="name">{escape(str(name))}</td>'
+        + "".join(f"<td>{100 * col[i]:.1f}%</td>" for col in columns)
+        + "</tr>"
+        for i, name in enumerate(names)
+    )
+    return f'<h2>Per-class accuracy ({escape(protocol)})</h2><table id="per-class">{head}{body}</table>'
 
 
 def _versions_table(versions: dict) -> str:
-    return '<h2>Versions</h2><table id="versions">' + "".join(
-        f'<tr><td class="name">{escape(k)}</td><td class="name">{escape(str(v))}</td></tr>'
-        for k, v in versions.items()) + "</table>"
+    return (
+        '<h2>Versions</h2><table id="versions">'
+        + "".join(
+            f'<tr><td class="name">{escape(k)}</td><td class="name">{escape(str(v))}</td></tr>'
+            for k, v in versions.items()
+        )
+        + "</table>"
+    )
 
 
-def report_html(rows: list[dict], meta: dict, figures: dict[str, bytes], notes: list[str],
-                class_names: list[str] | None = None) -> str:
+def report_html(
+    rows: list[dict], meta: dict, figures: dict[str, bytes], notes: list[str], class_names: list[str] | None = None
+) -> str:
     """The whole page as a string."""
-    facts = [("data", meta.get("data")), ("suite", meta.get("suite")), ("split", meta.get("split")),
-             ("seeds", meta.get("seeds")),
-             ("confidence interval", meta.get("confidence_interval")), ("baselines", meta.get("baselines")),
-             ("encoder", meta.get("encoder")), ("time", meta.get("time"))]
-    parts = [f"<h1>{escape(str(meta.get('title') or 'Evaluation: ' + str(meta.get('data', ''))))}</h1>",
-             "<ul>" + "".join(f"<li><b>{k}</b>: {escape(str(v))}</li>" for k, v in facts if v is not None) + "</ul>",
-             "<h2>Results</h2>", _results_table(rows),
-             '<p class="note">Bold rows: the best accuracy of each protocol. Pre-training helps only where it '
-             "beats the random-init and raw-input baselines beyond the confidence intervals. No hyperparameter "
-             "saw the test split.</p>",
-             "<h2>Protocols</h2><ul>" + "".join(f"<li>{_markdown_inline(n)}</li>" for n in notes) + "</ul>"]
+    facts = [
+        ("data", meta.get("data")),
+        ("suite", meta.get("suite")),
+        ("split", meta.get("split")),
+        ("seeds", meta.get("seeds")),
+        ("confidence interval", meta.get("confidence_interval")),
+        ("baselines", meta.get("baselines")),
+        ("encoder", meta.get("encoder")),
+        ("time", meta.get("time")),
+    ]
+    parts = [
+        f"<h1>{escape(str(meta.get('title') or 'Evaluation: ' + str(meta.get('data', ''))))}</h1>",
+        "<ul>" + "".join(f"<li><b>{k}</b>: {escape(str(v))}</li>" for k, v in facts if v is not None) + "</ul>",
+        "<h2>Results</h2>",
+        _results_table(rows),
+        '<p class="note">Bold rows: the best accuracy of each protocol. Pre-training helps only where it '
+        "beats the random-init and raw-input baselines beyond the confidence intervals. No hyperparameter "
+        "saw the test split.</p>",
+        "<h2>Protocols</h2><ul>" + "".join(f"<li>{_markdown_inline(n)}</li>" for n in notes) + "</ul>",
+    ]
     shown = confusion_row(rows)
     if shown is not None:
         parts.append(_per_class_table(rows, shown["protocol"], class_names))
@@ -123,31 +145,47 @@ def report_html(rows: list[dict], meta: dict, figures: dict[str, bytes], notes: 
         parts.append("<h2>Figures</h2>")
     for name, png in figures.items():
         data = base64.b64encode(png).decode("ascii")
-        parts.append(f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{escape(CAPTIONS.get(name, name))}</figcaption></figure>")
+        parts.append(
+            f'<figure id="{name}"><img alt="{name}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{escape(CAPTIONS.get(name, name))}</figcaption></figure>"
+        )
     if meta.get("recipe"):
         parts.append(f"<h2>Recipe</h2><pre>{escape(meta['recipe'])}</pre>")
     if meta.get("encoder_config"):
-        parts.append("<h2>Encoder</h2><pre>" + escape(json.dumps(meta["encoder_config"], indent=1, default=str))
-                     + "</pre>")
+        parts.append(
+            "<h2>Encoder</h2><pre>" + escape(json.dumps(meta["encoder_config"], indent=1, default=str)) + "</pre>"
+        )
     if meta.get("versions"):
         parts.append(_versions_table(meta["versions"]))
     title = escape(f"selfsup evaluation: {meta.get('data', '')}")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{STYLE}</style><script>{ONLOAD}</script></head>\n<body>\n" + "\n".join(parts)
-            + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style><script>{ONLOAD}</script></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
 
 
-def simple_page(title: str, facts: list[tuple[str, str]], tables: list[tuple[str, list[str], list[list[str]]]],
-                versions: dict | None = None) -> str:
+def simple_page(
+    title: str,
+    facts: list[tuple[str, str]],
+    tables: list[tuple[str, list[str], list[list[str]]]],
+    versions: dict | None = None,
+) -> str:
     """A self-contained page of facts and ``(heading, header, rows)`` tables (the comparison report)."""
-    parts = [f"<h1>{escape(title)}</h1>",
-             "<ul>" + "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in facts) + "</ul>"]
+    parts = [
+        f"<h1>{escape(title)}</h1>",
+        "<ul>" + "".join(f"<li><b>{escape(k)}</b>: {escape(str(v))}</li>" for k, v in facts) + "</ul>",
+    ]
     for heading, header, rows in tables:
-        parts.append(f"<h2>{escape(heading)}</h2><table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header)
-                     + "</tr>" + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
-                                         for row in rows) + "</table>")
+        parts.append(
+            f"<h2>{escape(heading)}</h2><table><tr>"
+            + "".join(f"<th>{escape(h)}</th>" for h in header)
+            + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+            + "</table>"
+        )
     if versions:
         parts.append(_versions_table(versions))
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )

@@ -69,8 +69,14 @@ def knn_predict(
 K_CANDIDATES = (1, 3, 5, 10, 20, 50, 100)
 
 
-def choose_k(train_emb: np.ndarray, train_y: np.ndarray, candidates: tuple[int, ...] = K_CANDIDATES,
-             folds: int = 5, temperature: float = 0.07, seed: int = 0) -> tuple[int, float | None]:
+def choose_k(
+    train_emb: np.ndarray,
+    train_y: np.ndarray,
+    candidates: tuple[int, ...] = K_CANDIDATES,
+    folds: int = 5,
+    temperature: float = 0.07,
+    seed: int = 0,
+) -> tuple[int, float | None]:
     """``k`` by stratified K-fold cross-validation on the training split only: ``(best k, its CV accuracy)``.
 
     Folds are reduced to the size of the smallest class; with fewer than 2 possible folds the

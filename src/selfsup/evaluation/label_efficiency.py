@@ -26,8 +26,14 @@ def label_subset(train_y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def label_efficiency(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, test_y: np.ndarray,
-                     fractions: tuple[float, ...] = FRACTIONS, seed: int = 0) -> list[dict]:
+def label_efficiency(
+    train_emb: np.ndarray,
+    train_y: np.ndarray,
+    test_emb: np.ndarray,
+    test_y: np.ndarray,
+    fractions: tuple[float, ...] = FRACTIONS,
+    seed: int = 0,
+) -> list[dict]:
     """One row per fraction: ``protocol`` ``"linear@1%"``, the accuracy with its bootstrap CI, details."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     rows = []
@@ -35,6 +41,12 @@ def label_efficiency(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.nd
         idx = label_subset(train_y, fraction, seed)
         predicted, details = linear_probe(np.asarray(train_emb)[idx], train_y[idx], test_emb, seed=seed)
         result = accuracy_with_ci(test_y, predicted, seed=seed)
-        rows.append({"protocol": f"linear@{fraction:.0%}", **result, "n_train": int(len(idx)),
-                     "details": details | {"label_fraction": fraction, "n_labels": int(len(idx))}})
+        rows.append(
+            {
+                "protocol": f"linear@{fraction:.0%}",
+                **result,
+                "n_train": len(idx),
+                "details": details | {"label_fraction": fraction, "n_labels": len(idx)},
+            }
+        )
     return rows

@@ -89,8 +89,15 @@ TORCH_ABOVE = 5000  # training samples above which the probe is a torch linear h
 WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2)
 
 
-def _torch_fit(x: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: float, seed: int,
-               epochs: int = 100, batch_size: int = 1024) -> torch.nn.Linear:
+def _torch_fit(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes: int,
+    weight_decay: float,
+    seed: int,
+    epochs: int = 100,
+    batch_size: int = 1024,
+) -> torch.nn.Linear:
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     head = torch.nn.Linear(x.shape[1], classes)
@@ -99,7 +106,7 @@ def _torch_fit(x: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: flo
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             loss = torch.nn.functional.cross_entropy(head(x[idx]), y[idx])
             optimizer.zero_grad()
             loss.backward()
@@ -108,8 +115,9 @@ def _torch_fit(x: torch.Tensor, y: torch.Tensor, classes: int, weight_decay: flo
     return head
 
 
-def torch_linear_probe(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray,
-                       seed: int = 0) -> tuple[np.ndarray, dict]:
+def torch_linear_probe(
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, dict]:
     """A softmax linear head trained with AdamW on standardised embeddings, for large training sets.
 
     The weight decay is chosen on a stratified 10% validation split of the training split; the head is
@@ -133,5 +141,10 @@ def torch_linear_probe(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.
     head = _torch_fit(x, y, len(classes), WEIGHT_DECAYS[best], seed)
     with torch.no_grad():
         predicted = classes[head(x_test).argmax(1).numpy()]
-    return predicted, {"solver": "torch linear head (AdamW)", "weight_decay": WEIGHT_DECAYS[best],
-                       "val_accuracy": scores[best], "C": None, "cv_folds": 0}
+    return predicted, {
+        "solver": "torch linear head (AdamW)",
+        "weight_decay": WEIGHT_DECAYS[best],
+        "val_accuracy": scores[best],
+        "C": None,
+        "cv_folds": 0,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,14 +22,24 @@ ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
 KNN_TEMPERATURE = 0.07
 
 
-def predict(protocol: str, train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, *,
-            k: int | str = "cv", seed: int = 0) -> tuple[np.ndarray, dict]:
+def predict(
+    protocol: str,
+    train_emb: np.ndarray,
+    train_y: np.ndarray,
+    test_emb: np.ndarray,
+    *,
+    k: int | str = "cv",
+    seed: int = 0,
+) -> tuple[np.ndarray, dict]:
     """Test-split predictions of one single-row protocol (knn, linear, mlp) and its details."""
     if protocol == "knn":
-        chosen, cv_accuracy = (choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
-                               if k == "cv" else (int(k), None))
+        chosen, cv_accuracy = (
+            choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
+            if k == "cv"
+            else (int(k), None)
+        )
         pred = knn_predict(train_emb, train_y, test_emb, k=chosen, temperature=KNN_TEMPERATURE)
-        details = {"k": min(chosen, len(train_emb)), "temperature": KNN_TEMPERATURE}
+        details: dict[str, Any] = {"k": min(chosen, len(train_emb)), "temperature": KNN_TEMPERATURE}
         if k == "cv":
             details |= {"k_by": "5-fold CV on the training split", "cv_accuracy": cv_accuracy}
         return pred, details
@@ -69,8 +80,10 @@ def run_protocols(
         for protocol in protocols:
             if protocol in ("fewshot", "labels"):  # several rows each
                 if protocol == "fewshot":
-                    extra = [r | {"n_train": int(len(train_emb))} for r in few_shot(train_emb, train_y, test_emb,
-                                                                                   test_y, seed=seed)]
+                    extra = [
+                        r | {"n_train": len(train_emb)}
+                        for r in few_shot(train_emb, train_y, test_emb, test_y, seed=seed)
+                    ]
                 else:
                     extra = label_efficiency(train_emb, train_y, test_emb, test_y, seed=seed)
                 rows += [{"encoder": encoder, **r} for r in extra]
@@ -84,7 +97,7 @@ def run_protocols(
                     "accuracy": result["accuracy"],
                     "ci_low": result["ci_low"],
                     "ci_high": result["ci_high"],
-                    "n_train": int(len(train_emb)),
+                    "n_train": len(train_emb),
                     "n_test": result["n_test"],
                     "details": details,
                     "confusion": confusion(test_y, pred, n_classes),

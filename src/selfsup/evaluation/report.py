@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -56,16 +56,23 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
     knn = [r for r in rows if r["protocol"] == "knn"]
     if knn:
         d = knn[0].get("details", {})
-        k = (", ".join(f"{r['encoder']}: k={r['details'].get('k')}" for r in knn) + f", chosen by {d['k_by']}"
-             if d.get("k_by") else f"k={d.get('k', '?')}")
-        notes.append(f"- **knn**: cosine-similarity k-nearest neighbours ({k}), votes weighted by exp(sim/T) with "
-                     f"T={d.get('temperature', '?')} (Wu et al. 2018).")
+        k = (
+            ", ".join(f"{r['encoder']}: k={r['details'].get('k')}" for r in knn) + f", chosen by {d['k_by']}"
+            if d.get("k_by")
+            else f"k={d.get('k', '?')}"
+        )
+        notes.append(
+            f"- **knn**: cosine-similarity k-nearest neighbours ({k}), votes weighted by exp(sim/T) with "
+            f"T={d.get('temperature', '?')} (Wu et al. 2018)."
+        )
     linear = [r for r in rows if r["protocol"] == "linear"]
     if linear and linear[0].get("details", {}).get("solver"):
         chosen = ", ".join(f"{r['encoder']}: {r['details'].get('weight_decay')}" for r in linear)
-        notes.append("- **linear**: softmax linear head (AdamW, 100 epochs) on standardised frozen embeddings, used above "
-                     f"{TORCH_ABOVE} training samples; weight decay chosen on a stratified 10% validation split of the "
-                     f"training split ({chosen}).")
+        notes.append(
+            "- **linear**: softmax linear head (AdamW, 100 epochs) on standardised frozen embeddings, used above "
+            f"{TORCH_ABOVE} training samples; weight decay chosen on a stratified 10% validation split of the "
+            f"training split ({chosen})."
+        )
     elif linear:
         chosen = ", ".join(f"{r['encoder']}: C={r.get('details', {}).get('C')}" for r in linear)
         folds = linear[0].get("details", {}).get("cv_folds") or 0
@@ -76,34 +83,47 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
         )
         notes.append(f"- **linear**: logistic regression on standardised frozen embeddings; C {how} ({chosen}).")
     if any(r["protocol"] == "mlp" for r in rows):
-        notes.append("- **mlp**: one hidden layer of 256 ReLU units on standardised frozen embeddings, early stopping on "
-                     "10% of the training split.")
+        notes.append(
+            "- **mlp**: one hidden layer of 256 ReLU units on standardised frozen embeddings, early stopping on "
+            "10% of the training split."
+        )
     if any(r["protocol"].startswith("linear@") for r in rows):
-        notes.append("- **linear@p%**: the linear probe trained on a stratified p% of the training labels (at least one "
-                     "per class, C by CV on that subset), scored on the whole test split; see label_efficiency.png.")
+        notes.append(
+            "- **linear@p%**: the linear probe trained on a stratified p% of the training labels (at least one "
+            "per class, C by CV on that subset), scored on the whole test split; see label_efficiency.png."
+        )
     tuned = next((r for r in rows if r["protocol"] == "finetune"), None)
     if tuned is not None:
         d = tuned["details"]
-        which = "the whole encoder" if d["blocks"] is None else f"the last {d['stages_trained']} of {d['stages']} stages"
-        notes.append(f"- **finetune**: {which} and a linear head trained on the labels (AdamW, encoder LR "
-                     f"{d['backbone_lr']}, head LR {d['head_lr']}, batch {d['batch_size']}, no augmentation), at most "
-                     f"{d['epochs']} epochs, stopped after {d['patience']} without a lower loss on a stratified "
-                     f"{d['val_fraction']:.0%} validation part of the training split, best epoch kept; `random-init` "
-                     "fine-tuned is supervised training from scratch.")
+        which = (
+            "the whole encoder" if d["blocks"] is None else f"the last {d['stages_trained']} of {d['stages']} stages"
+        )
+        notes.append(
+            f"- **finetune**: {which} and a linear head trained on the labels (AdamW, encoder LR "
+            f"{d['backbone_lr']}, head LR {d['head_lr']}, batch {d['batch_size']}, no augmentation), at most "
+            f"{d['epochs']} epochs, stopped after {d['patience']} without a lower loss on a stratified "
+            f"{d['val_fraction']:.0%} validation part of the training split, best epoch kept; `random-init` "
+            "fine-tuned is supervised training from scratch."
+        )
     zero = next((r for r in rows if r["protocol"] == "zeroshot"), None)
     if zero is not None:
-        notes.append(f"- **zeroshot**: no labels used; each test sample gets the class whose prompt (template "
-                     f"`{zero['details']['prompt']}`) the paired text encoder embeds nearest by cosine similarity "
-                     "(CLIP); `random-init` pairs untrained copies of both sides (chance level).")
+        notes.append(
+            f"- **zeroshot**: no labels used; each test sample gets the class whose prompt (template "
+            f"`{zero['details']['prompt']}`) the paired text encoder embeds nearest by cosine similarity "
+            "(CLIP); `random-init` pairs untrained copies of both sides (chance level)."
+        )
     shot = next((r for r in rows if r["protocol"].endswith("-shot")), None)
     if shot is not None:
-        notes.append(f"- **k-shot**: k training samples per class drawn {shot['details']['episodes']} times; nearest "
-                     "class centroid (cosine, SimpleShot); mean accuracy with a 95% interval over the episodes.")
+        notes.append(
+            f"- **k-shot**: k training samples per class drawn {shot['details']['episodes']} times; nearest "
+            "class centroid (cosine, SimpleShot); mean accuracy with a 95% interval over the episodes."
+        )
     return notes
 
 
-def _summary_markdown(rows: list[dict], meta: dict, figures: list[str] = (),
-                      class_names: list[str] | None = None) -> str:
+def _summary_markdown(
+    rows: list[dict], meta: dict, figures: Sequence[str] = (), class_names: list[str] | None = None
+) -> str:
     lines = [f"# {meta.get('title', 'Evaluation summary')}", ""]
     lines += _protocol_notes(rows)
     lines += [
@@ -117,14 +137,19 @@ def _summary_markdown(rows: list[dict], meta: dict, figures: list[str] = (),
     ]
     groups = any("group" in r for r in rows)
     lines += ["| data " * groups + "| encoder | protocol | accuracy | 95% CI |", "|---" * (4 + groups) + "|"]
-    lines += [f"| {r.get('group', '')} " * groups + f"| {r['encoder']} | {r['protocol']} | {_pct(r['accuracy'])} | {_ci(r)} |"
-              for r in rows]
+    lines += [
+        f"| {r.get('group', '')} " * groups + f"| {r['encoder']} | {r['protocol']} | {_pct(r['accuracy'])} | {_ci(r)} |"
+        for r in rows
+    ]
     shown = confusion_row(rows)
     if shown is not None:
         accuracy = per_class_accuracy(shown)
         names = class_names if class_names and len(class_names) == len(accuracy) else range(len(accuracy))
-        lines += ["", f"Per-class accuracy ({shown['encoder']}, {shown['protocol']}): "
-                  + ", ".join(f"{n}: {_pct(a)}" for n, a in zip(names, accuracy))]
+        lines += [
+            "",
+            f"Per-class accuracy ({shown['encoder']}, {shown['protocol']}): "
+            + ", ".join(f"{n}: {_pct(a)}" for n, a in zip(names, accuracy)),
+        ]
     lines += [""] + [f"![{name}]({name}.png)" for name in figures]
     if meta.get("versions"):
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
@@ -189,8 +214,9 @@ def _scatter(ax, xy: np.ndarray, y: np.ndarray, class_names: list[str] | None, l
     ax.set_yticks([])
 
 
-def _embedding_maps(embeddings: dict[str, np.ndarray], labels: np.ndarray | None, class_names: list[str] | None,
-                    seed: int) -> bytes:
+def _embedding_maps(
+    embeddings: dict[str, np.ndarray], labels: np.ndarray | None, class_names: list[str] | None, seed: int
+) -> bytes:
     """t-SNE maps (van der Maaten & Hinton 2008) of each encoder's training embeddings, side by side."""
     fig = Figure(figsize=(5.5 * len(embeddings), 5))
     axes = fig.subplots(1, len(embeddings), squeeze=False)[0]
@@ -208,8 +234,11 @@ def _label_efficiency_curve(rows: list[dict]) -> bytes:
     fig = Figure(figsize=(5, 3.5))
     ax = fig.subplots()
     for encoder in dict.fromkeys(r["encoder"] for r in rows):
-        points = sorted((r["details"]["label_fraction"], r) for r in rows
-                        if r["encoder"] == encoder and r["protocol"].startswith("linear@"))
+        points = sorted(
+            (r["details"]["label_fraction"], r)
+            for r in rows
+            if r["encoder"] == encoder and r["protocol"].startswith("linear@")
+        )
         x = [f for f, _ in points]
         ax.plot(x, [100 * r["accuracy"] for _, r in points], marker="o", label=encoder)
         ax.fill_between(x, [100 * r["ci_low"] for _, r in points], [100 * r["ci_high"] for _, r in points], alpha=0.15)
@@ -228,8 +257,9 @@ def _few_shot_plot(rows: list[dict]) -> bytes:
     fig = Figure(figsize=(5, 3.5))
     ax = fig.subplots()
     for encoder in dict.fromkeys(r["encoder"] for r in rows):
-        points = sorted((r["details"]["shots"], r) for r in rows
-                        if r["encoder"] == encoder and r["protocol"].endswith("-shot"))
+        points = sorted(
+            (r["details"]["shots"], r) for r in rows if r["encoder"] == encoder and r["protocol"].endswith("-shot")
+        )
         mean = np.array([100 * r["accuracy"] for _, r in points])
         err = np.array([[m - 100 * r["ci_low"], 100 * r["ci_high"] - m] for m, (_, r) in zip(mean, points)]).T
         ax.errorbar([k for k, _ in points], mean, yerr=err, marker="o", capsize=3, label=encoder)
@@ -252,8 +282,15 @@ def _confusion_plot(row: dict, class_names: list[str] | None) -> bytes:
         ax.set_yticks(range(n), names)
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if counts[i, j] > counts.max() / 2 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     over = f", summed over {len(row['per_seed'])} seeds" if "per_seed" in row else ""
@@ -261,8 +298,14 @@ def _confusion_plot(row: dict, class_names: list[str] | None) -> bytes:
     return _figure_bytes(fig)
 
 
-def _figures(rows: list[dict], meta: dict, embeddings: dict[str, np.ndarray] | None, train_labels: np.ndarray | None,
-             class_names: list[str] | None, loss_history: list[tuple[int, float]] | None) -> dict[str, bytes]:
+def _figures(
+    rows: list[dict],
+    meta: dict,
+    embeddings: dict[str, np.ndarray] | None,
+    train_labels: np.ndarray | None,
+    class_names: list[str] | None,
+    loss_history: list[tuple[int, float]] | None,
+) -> dict[str, bytes]:
     """The report's PNGs by file stem, in the order the page shows them."""
     figures: dict[str, bytes] = {}
     if any(r["protocol"].startswith("linear@") for r in rows):
@@ -306,8 +349,9 @@ def write_report(
     figures = _figures(rows, meta, embeddings, train_labels, class_names, loss_history)
     for name, png in figures.items():
         paths[name] = write_atomic(out_dir / f"{name}.png", png)
-    paths["summary"] = write_atomic(out_dir / "summary.md", _summary_markdown(rows, meta, list(figures),
-                                                                              class_names).encode())
+    paths["summary"] = write_atomic(
+        out_dir / "summary.md", _summary_markdown(rows, meta, list(figures), class_names).encode()
+    )
     page = report_html(rows, meta, figures, _protocol_notes(rows), class_names)
     paths["html"] = write_atomic(out_dir / "report.html", page.encode())
     return paths

@@ -66,9 +66,13 @@ def over_seeds(accuracies: list[float], sample_half_widths: list[float] | None =
     mean, low, high = seed_interval(accuracies)
     half = (high - low) / 2
     if sample_half_widths:
-        half = float(np.sqrt(half ** 2 + np.mean(sample_half_widths) ** 2))
-    return {"accuracy": mean, "ci_low": max(0.0, mean - half), "ci_high": min(1.0, mean + half),
-            "per_seed": list(accuracies)}
+        half = float(np.sqrt(half**2 + np.mean(sample_half_widths) ** 2))
+    return {
+        "accuracy": mean,
+        "ci_low": max(0.0, mean - half),
+        "ci_high": min(1.0, mean + half),
+        "per_seed": list(accuracies),
+    }
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:

@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
 from selfsup.checkpoint import META, load_encoder, read_meta
+from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.fewshot import normalise
@@ -31,25 +31,30 @@ def partner_path(encoder_path: str | Path, modality: str | None = None) -> Path 
         return None
     path = (folder / partner).resolve()
     if not (path / META).is_file():
-        warnings.warn(f"'{folder}' was trained with '{path}', which is gone: no zero-shot rows; pass --partner.")
+        warnings.warn(
+            f"'{folder}' was trained with '{path}', which is gone: no zero-shot rows; pass --partner.", stacklevel=2
+        )
         return None
     return path if modality is None or read_meta(path)["modality"] == modality else None
 
 
-def load_partner(path: str | Path) -> nn.Module:
+def load_partner(path: str | Path) -> Encoder:
     """The text encoder that embeds the prompts; another modality is refused."""
     partner = load_encoder(path)
     if partner.config["modality"] != "text":
-        raise SelfsupError(f"zero-shot classification embeds label prompts with a text encoder, but '{path}' is a "
-                           f"{partner.config['modality']} encoder; pair the encoder with text to use it.")
+        raise SelfsupError(
+            f"zero-shot classification embeds label prompts with a text encoder, but '{path}' is a "
+            f"{partner.config['modality']} encoder; pair the encoder with text to use it."
+        )
     return partner
 
 
 def class_prompts(classes: list[str], template: str = DEFAULT_PROMPT) -> list[str]:
     """Each class name written into ``template`` at its ``{}``."""
     if template.count("{}") != 1:
-        raise SelfsupError(f"--prompt must hold '{{}}' once, where the class name goes (e.g. 'the word {{}}'); "
-                           f"got {template!r}.")
+        raise SelfsupError(
+            f"--prompt must hold '{{}}' once, where the class name goes (e.g. 'the word {{}}'); got {template!r}."
+        )
     return [template.replace("{}", name.replace("_", " ")) for name in classes]
 
 
@@ -59,15 +64,16 @@ def nearest_prompt(test_emb: np.ndarray, prompt_emb: np.ndarray) -> np.ndarray:
     return (normalise(test_emb) @ normalise(prompt_emb).T).argmax(1)
 
 
-def prompt_embeddings(text_encoder: nn.Module, prompts: list[str]) -> np.ndarray:
+def prompt_embeddings(text_encoder: Encoder, prompts: list[str]) -> np.ndarray:
     """The prompts embedded by ``text_encoder`` (tokenised its way)."""
     from selfsup.encoders.text import tokenize
 
     return embed(text_encoder, tokenize(prompts, text_encoder.config))
 
 
-def zero_shot(test_emb: np.ndarray, text_encoder: nn.Module, classes: list[str],
-              template: str = DEFAULT_PROMPT) -> tuple[np.ndarray, dict]:
+def zero_shot(
+    test_emb: np.ndarray, text_encoder: Encoder, classes: list[str], template: str = DEFAULT_PROMPT
+) -> tuple[np.ndarray, dict]:
     """Predicted class indices for the test embeddings, and the prompts used."""
     prompts = class_prompts(classes, template)
     pred = nearest_prompt(test_emb, prompt_embeddings(text_encoder, prompts))

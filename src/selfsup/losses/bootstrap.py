@@ -34,22 +34,19 @@ def dino_loss(
     """
     teacher_probs = [F.softmax((t - center) / teacher_temp, dim=-1) for t in teacher_out]
     student_logp = [F.log_softmax(s / student_temp, dim=-1) for s in student_out]
-    total, pairs = 0.0, 0
-    for i, p_t in enumerate(teacher_probs):
-        for j, logp_s in enumerate(student_logp):
-            if i == j:  # same global view seen by teacher and student
-                continue
-            total = total + (-p_t * logp_s).sum(dim=-1).mean()
-            pairs += 1
-    if pairs == 0:
+    terms = [
+        (-p_t * logp_s).sum(dim=-1).mean()
+        for i, p_t in enumerate(teacher_probs)
+        for j, logp_s in enumerate(student_logp)
+        if i != j
+    ]  # i == j: one global view seen by both
+    if not terms:
         raise ValueError("dino_loss needs at least one (teacher, student) pair of different views")
-    return total / pairs
+    return sum(terms[1:], terms[0]) / len(terms)
 
 
 @torch.no_grad()
-def update_center(
-    center: torch.Tensor, teacher_out: list[torch.Tensor], momentum: float = 0.9
-) -> torch.Tensor:
+def update_center(center: torch.Tensor, teacher_out: list[torch.Tensor], momentum: float = 0.9) -> torch.Tensor:
     """DINO centre update (Caron et al. 2021): ``momentum * center + (1 - momentum) * mean``,
     where ``mean`` is the mean teacher logit over all views and the *global* batch (averaged
     over processes with :func:`all_reduce_mean`; assumes equal per-rank batch sizes).

@@ -14,9 +14,7 @@ import torch.nn.functional as F
 from selfsup.distributed import gather_with_grad, world
 
 
-def nt_xent_loss(
-    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gather: bool = True
-) -> torch.Tensor:
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gather: bool = True) -> torch.Tensor:
     """NT-Xent loss of SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive
     Learning of Visual Representations").
 
@@ -45,9 +43,7 @@ def nt_xent_loss(
     return F.cross_entropy(logits, pos_idx)
 
 
-def info_nce_loss(
-    q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, gather: bool = True
-) -> torch.Tensor:
+def info_nce_loss(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2, gather: bool = True) -> torch.Tensor:
     """InfoNCE loss of MoCo v3 (Chen, Xie, He 2021, "An Empirical Study of Training
     Self-Supervised Vision Transformers").
 

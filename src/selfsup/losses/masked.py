@@ -45,8 +45,9 @@ def _hog(patches: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     return F.normalize(histogram, dim=-1)
 
 
-def token_targets(patches: torch.Tensor, spatial_dims: int, kind: str = "pixels",
-                  normalize: bool = False) -> torch.Tensor:
+def token_targets(
+    patches: torch.Tensor, spatial_dims: int, kind: str = "pixels", normalize: bool = False
+) -> torch.Tensor:
     """``(B, N, *shape)`` token contents -> ``(B, N, P)`` regression targets (see the module docstring)."""
     if kind not in TARGETS:
         raise SelfsupError(f"unknown masked-modelling target '{kind}'; choose from {', '.join(TARGETS)}.")
@@ -57,8 +58,10 @@ def token_targets(patches: torch.Tensor, spatial_dims: int, kind: str = "pixels"
         target = torch.log1p((torch.fft.rfftn(patches, dim=dims) if dims else patches).abs())
     else:
         if spatial_dims == 0:
-            raise SelfsupError("the 'hog' target needs tokens with spatial extent (image or series patches); "
-                               "table columns have none: use target=pixels or frequency.")
+            raise SelfsupError(
+                "the 'hog' target needs tokens with spatial extent (image or series patches); "
+                "table columns have none: use target=pixels or frequency."
+            )
         target = _hog(patches, spatial_dims)
     target = target.flatten(2).float()
     if normalize and spatial_dims > 0:
@@ -67,8 +70,14 @@ def token_targets(patches: torch.Tensor, spatial_dims: int, kind: str = "pixels"
     return target
 
 
-def masked_loss(prediction: torch.Tensor, target: torch.Tensor, masked: torch.Tensor,
-                valid: torch.Tensor | None = None, kind: str = "l2", per_token: str = "mean") -> torch.Tensor:
+def masked_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    masked: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    kind: str = "l2",
+    per_token: str = "mean",
+) -> torch.Tensor:
     """Mean error of ``prediction (B, M, P)`` against ``target (B, N, P)`` at the masked tokens ``(B, M)``.
 
     Only the masked tokens' targets are read, so the visible tokens cannot change the loss; tokens

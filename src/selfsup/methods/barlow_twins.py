@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses import barlow_twins_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
 from selfsup.methods.heads import mlp
+from selfsup.views import ViewSpec
 
 
 class BarlowTwinsConfig(MethodConfig):
@@ -23,8 +24,9 @@ class BarlowTwins(Method):
     paper = "Zbontar et al. 2021, Barlow Twins: Self-Supervised Learning via Redundancy Reduction"
     views = ViewSpec(n_global=2, asymmetric=True)
     Config = BarlowTwinsConfig
+    config: BarlowTwinsConfig
 
-    def __init__(self, encoder: nn.Module, config: BarlowTwinsConfig) -> None:
+    def __init__(self, encoder: Encoder, config: BarlowTwinsConfig) -> None:
         super().__init__(encoder, config)
         dim = config.projection_dim
         self.projector = mlp(encoder.embed_dim, dim, dim, layers=3)

@@ -13,22 +13,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
-from selfsup.errors import SelfsupError, unknown_name
-
-
-@dataclass(frozen=True)
-class ViewSpec:
-    """Which views a method wants from the modality.
-
-    ``n_global`` full-size views; ``n_local`` small crops (multi-crop, DINO); ``asymmetric`` asks for
-    the BYOL recipe where the two global views get different blur/solarize probabilities; ``original``
-    puts the unaugmented batch first (SCARF and VIME compare a row with its corrupted copy).
-    """
-
-    n_global: int = 2
-    n_local: int = 0
-    asymmetric: bool = False
-    original: bool = False
+from selfsup.encoders import Encoder
+from selfsup.errors import SelfsupError
+from selfsup.views import ViewSpec
 
 
 class MethodConfig(BaseModel):
@@ -69,7 +56,7 @@ class Method(nn.Module):
     default_lr: ClassVar[float] = 1e-3
     Config: ClassVar[type[MethodConfig]] = MethodConfig
 
-    def __init__(self, encoder: nn.Module, config: MethodConfig) -> None:
+    def __init__(self, encoder: Encoder, config: MethodConfig) -> None:
         super().__init__()
         if self.needs_tokens and not hasattr(encoder, "tokenizer"):
             raise SelfsupError(
@@ -105,12 +92,13 @@ def register_method(cls: type[Method]) -> type[Method]:
 
 
 def method_class(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise unknown_name("method", name, METHODS, hint="Run 'selfsup methods' to list them.")
-    return METHODS[name]
+    """The registered class of method ``name``, importing its module on first use."""
+    from selfsup.methods import method_class as load
+
+    return load(name)
 
 
-def build_method(name: str, encoder: nn.Module, args: dict[str, Any] | None = None) -> Method:
+def build_method(name: str, encoder: Encoder, args: dict[str, Any] | None = None) -> Method:
     """Instantiate a registered method, validating its hyperparameters."""
     cls = method_class(name)
     try:

@@ -6,10 +6,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses import negative_cosine_similarity
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import mlp
-from selfsup.training.ema import cosine_momentum, ema_update, frozen_copy
+from selfsup.views import ViewSpec
 
 
 class BYOLConfig(MethodConfig):
@@ -25,8 +27,9 @@ class BYOL(Method):
     paper = "Grill et al. 2020, Bootstrap Your Own Latent"
     views = ViewSpec(n_global=2, asymmetric=True)
     Config = BYOLConfig
+    config: BYOLConfig
 
-    def __init__(self, encoder: nn.Module, config: BYOLConfig) -> None:
+    def __init__(self, encoder: Encoder, config: BYOLConfig) -> None:
         super().__init__(encoder, config)
         self.projector = mlp(encoder.embed_dim, config.hidden_dim, config.projection_dim)
         self.predictor = mlp(config.projection_dim, config.hidden_dim, config.projection_dim)

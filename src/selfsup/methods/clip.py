@@ -16,16 +16,18 @@ embeddings lie in the shared space and ``evaluate`` can classify zero-shot with 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from pydantic import Field
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.encoders.pair import PairEncoder, Projected
 from selfsup.errors import SelfsupError
 from selfsup.losses import clip_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.views import ViewSpec
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -35,8 +37,10 @@ class CLIPConfig(MethodConfig):
     temperature: float = Field(0.07, gt=0, description="initial temperature (the logit scale starts at 1/t)")
     learn_temperature: bool = True
     lock: Literal["auto", "none", "a", "b"] = Field(
-        "auto", description="keep this side's encoder fixed (b: --pair-data's); auto: pre-training locks the side "
-                            "that starts from pre-trained weights when the other starts from scratch, else none")
+        "auto",
+        description="keep this side's encoder fixed (b: --pair-data's); auto: pre-training locks the side "
+        "that starts from pre-trained weights when the other starts from scratch, else none",
+    )
 
 
 @register_method
@@ -48,18 +52,24 @@ class CLIP(Method):
     paired = True
     default_lr = 5e-4
     Config = CLIPConfig
+    config: CLIPConfig
+    encoder: PairEncoder
 
-    def __init__(self, encoder: nn.Module, config: CLIPConfig) -> None:
+    def __init__(self, encoder: Encoder, config: CLIPConfig) -> None:
         if not isinstance(encoder, PairEncoder):
-            raise SelfsupError("method 'clip' trains two encoders on paired data: give the second side with "
-                               "--pair-data (its sample ids must match --data's).")
+            raise SelfsupError(
+                "method 'clip' trains two encoders on paired data: give the second side with "
+                "--pair-data (its sample ids must match --data's)."
+            )
         for side in ("a", "b"):  # a side exported by an earlier paired run keeps its projection
             inner = getattr(encoder, side)
             if not isinstance(inner, Projected):
                 setattr(encoder, side, Projected(inner, config.dim))
             elif inner.embed_dim != config.dim:
-                raise SelfsupError(f"side {side} already projects to {inner.embed_dim} dimensions; pass "
-                                   f"--method-arg dim={inner.embed_dim}.")
+                raise SelfsupError(
+                    f"side {side} already projects to {inner.embed_dim} dimensions; pass "
+                    f"--method-arg dim={inner.embed_dim}."
+                )
         super().__init__(encoder, config)
         scale = torch.tensor(math.log(1 / config.temperature))
         self.log_scale = nn.Parameter(scale, requires_grad=config.learn_temperature)
@@ -68,7 +78,8 @@ class CLIP(Method):
 
     def backbone(self) -> nn.Module:
         """Both sides' encoders without their projections, which head warm-up trains from the start."""
-        return nn.ModuleList([self.encoder.a.encoder, self.encoder.b.encoder])
+        sides = (cast(Projected, self.encoder.a), cast(Projected, self.encoder.b))  # projected in __init__
+        return nn.ModuleList([side.encoder for side in sides])
 
     def on_train_batch_end(self, progress: float) -> None:
         """Cap the scale on the parameter itself (as OpenCLIP does): a clamp in the forward pass alone would

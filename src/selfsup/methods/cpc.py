@@ -13,14 +13,21 @@ see the future, so ``c_t`` would already hold ``z_{t+k}`` and predicting it woul
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, ClassVar
+
 import torch
 from pydantic import Field
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.encoders.tokens import pool_tokens
 from selfsup.errors import SelfsupError
 from selfsup.losses.temporal import cpc_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.views import ViewSpec
+
+if TYPE_CHECKING:
+    from selfsup.encoders.series import SeriesEncoder
 
 
 class CPCConfig(MethodConfig):
@@ -35,11 +42,13 @@ class CPC(Method):
     paper = "van den Oord et al. 2018, Representation Learning with Contrastive Predictive Coding"
     views = ViewSpec(n_global=0, original=True)
     modalities = ("timeseries",)
-    encoder_defaults = {"causal": True}
+    encoder_defaults: ClassVar[dict[str, Any]] = {"causal": True}
     default_lr = 1e-3  # small GRU + encoder under AdamW; CPC used 2e-4 with Adam for a 256-wide model
     Config = CPCConfig
+    config: CPCConfig
+    encoder: SeriesEncoder
 
-    def __init__(self, encoder: nn.Module, config: CPCConfig) -> None:
+    def __init__(self, encoder: Encoder, config: CPCConfig) -> None:
         super().__init__(encoder, config)
         if not hasattr(encoder, "forward_tokens"):
             raise SelfsupError(

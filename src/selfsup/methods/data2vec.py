@@ -13,18 +13,19 @@ several); a transformer decoder (2.0: a convolutional one for images).
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
+from selfsup.encoders import Encoder
+from selfsup.encoders.tokens import TokenTransformer
 from selfsup.losses.masked import masked_loss
-from selfsup.methods.base import Method, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, StepOutput, register_method
+from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import TokenPredictor
 from selfsup.methods.mae import HiddenTokenConfig, predict_hidden
 from selfsup.methods.masking import check_masking
-from selfsup.training.ema import cosine_momentum, ema_update, frozen_copy
+from selfsup.views import ViewSpec
 
 
 class Data2VecConfig(HiddenTokenConfig):
@@ -50,10 +51,12 @@ class Data2Vec(Method):
     needs_tokens = True
     default_lr = 1e-3
     Config = Data2VecConfig
+    config: Data2VecConfig
+    encoder: TokenTransformer
 
-    def __init__(self, encoder: nn.Module, config: Data2VecConfig) -> None:
+    def __init__(self, encoder: Encoder, config: Data2VecConfig) -> None:
         super().__init__(encoder, config)
-        self.teacher = frozen_copy(encoder)
+        self.teacher = frozen_copy(self.encoder)
         dim = encoder.embed_dim
         self.decoder = TokenPredictor(dim, config.decoder_dim, config.decoder_depth, config.decoder_heads, dim)
 

@@ -6,10 +6,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses import dino_loss, update_center
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import DINOHead
-from selfsup.training.ema import cosine_momentum, ema_update, frozen_copy
+from selfsup.views import ViewSpec
 
 
 class DINOConfig(MethodConfig):
@@ -29,8 +31,10 @@ class DINO(Method):
     paper = "Caron et al. 2021, Emerging Properties in Self-Supervised Vision Transformers"
     views = ViewSpec(n_global=2, n_local=4, asymmetric=True)
     Config = DINOConfig
+    config: DINOConfig
+    center: torch.Tensor
 
-    def __init__(self, encoder: nn.Module, config: DINOConfig) -> None:
+    def __init__(self, encoder: Encoder, config: DINOConfig) -> None:
         super().__init__(encoder, config)
         self.head = DINOHead(encoder.embed_dim, config.hidden_dim, config.bottleneck_dim, config.prototypes)
         self.teacher = frozen_copy(nn.Sequential(encoder, self.head))
@@ -51,4 +55,6 @@ class DINO(Method):
         return StepOutput(loss, {}, h[: len(views[0])])
 
     def on_train_batch_end(self, progress: float) -> None:
-        ema_update(self.teacher, nn.Sequential(self.encoder, self.head), cosine_momentum(self.config.momentum, progress))
+        ema_update(
+            self.teacher, nn.Sequential(self.encoder, self.head), cosine_momentum(self.config.momentum, progress)
+        )

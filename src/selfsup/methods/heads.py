@@ -31,8 +31,10 @@ class DINOHead(nn.Module):
     def __init__(self, in_dim: int, hidden_dim: int, bottleneck_dim: int, prototypes: int) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.GELU(),
-            nn.Linear(hidden_dim, hidden_dim), nn.GELU(),
+            nn.Linear(in_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.GELU(),
             nn.Linear(hidden_dim, bottleneck_dim),
         )
         self.last = nn.utils.parametrizations.weight_norm(nn.Linear(bottleneck_dim, prototypes, bias=False))
@@ -62,8 +64,14 @@ class TokenPredictor(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, out_dim)
 
-    def forward(self, context: torch.Tensor, context_index: torch.Tensor, target_index: torch.Tensor,
-                positions: torch.Tensor, context_valid: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        context: torch.Tensor,
+        context_index: torch.Tensor,
+        target_index: torch.Tensor,
+        positions: torch.Tensor,
+        context_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``context (B, K, encoder_dim)`` at ``context_index (B, K)``; ``target_index (B, M)``;
         ``positions (N, encoder_dim)`` -> predictions ``(B, M, out_dim)``."""
         position = self.position(positions.to(context.dtype))
@@ -75,4 +83,4 @@ class TokenPredictor(nn.Module):
             allowed = key_mask(keys)
         for block in self.blocks:
             z = block(z, allowed)
-        return self.head(self.norm(z[:, context.shape[1]:]))
+        return self.head(self.norm(z[:, context.shape[1] :]))

@@ -20,13 +20,15 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
-from torch import nn
 
+from selfsup.encoders import Encoder
+from selfsup.encoders.tokens import TokenTransformer
 from selfsup.losses.masked import masked_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, check_heads, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, check_heads, register_method
+from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import TokenPredictor
 from selfsup.methods.masking import check_masking, jepa_masks
-from selfsup.training.ema import cosine_momentum, ema_update, frozen_copy
+from selfsup.views import ViewSpec
 
 
 class JEPAConfig(MethodConfig):
@@ -61,13 +63,14 @@ class JEPA(Method):
     needs_tokens = True
     default_lr = 1e-3
     Config = JEPAConfig
+    config: JEPAConfig
+    encoder: TokenTransformer
 
-    def __init__(self, encoder: nn.Module, config: JEPAConfig) -> None:
+    def __init__(self, encoder: Encoder, config: JEPAConfig) -> None:
         super().__init__(encoder, config)
-        self.teacher = frozen_copy(encoder)
+        self.teacher = frozen_copy(self.encoder)
         dim = encoder.embed_dim
-        self.predictor = TokenPredictor(dim, config.predictor_dim, config.predictor_depth,
-                                        config.predictor_heads, dim)
+        self.predictor = TokenPredictor(dim, config.predictor_dim, config.predictor_depth, config.predictor_heads, dim)
 
     def _policy(self) -> str:
         if self.config.masking != "auto":
@@ -84,9 +87,16 @@ class JEPA(Method):
         validity ``(n_targets * B, N)`` and the context's pooled embedding ``(B, D)``."""
         tokenizer, config = self.encoder.tokenizer, self.config
         grid = tokenizer.grid(x)
-        context, targets = jepa_masks(len(x), grid, self._policy(), tokenizer.ordered, n_targets=config.n_targets,
-                                      target_scale=config.target_scale, context_scale=config.context_scale,
-                                      device=x.device)
+        context, targets = jepa_masks(
+            len(x),
+            grid,
+            self._policy(),
+            tokenizer.ordered,
+            n_targets=config.n_targets,
+            target_scale=config.target_scale,
+            context_scale=config.context_scale,
+            device=x.device,
+        )
         with torch.no_grad():
             self.teacher.eval()  # deterministic targets: no dropout in the teacher (Lightning sets train mode)
             full = self.teacher.run(x)
@@ -94,8 +104,13 @@ class JEPA(Method):
         seen = self.encoder.run(x, context)
         n = len(targets)
         target_index = torch.cat(targets)
-        prediction = self.predictor(seen.tokens.repeat(n, 1, 1), context.repeat(n, 1), target_index,
-                                    tokenizer.positions(math.prod(grid)), seen.valid.repeat(n, 1))
+        prediction = self.predictor(
+            seen.tokens.repeat(n, 1, 1),
+            context.repeat(n, 1),
+            target_index,
+            tokenizer.positions(math.prod(grid)),
+            seen.valid.repeat(n, 1),
+        )
         return prediction, tokens.repeat(n, 1, 1), target_index, full.valid.repeat(n, 1), seen.pooled
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:

@@ -14,17 +14,19 @@ from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
-from torch import nn
 
-from selfsup.encoders.tokens import TokenOutput
+from selfsup.encoders import Encoder
+from selfsup.encoders.tokens import TokenOutput, TokenTransformer
 from selfsup.losses.masked import masked_loss, token_targets
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, check_heads, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, check_heads, register_method
 from selfsup.methods.heads import TokenPredictor
 from selfsup.methods.masking import check_masking, split_tokens
+from selfsup.views import ViewSpec
 
 
-def predict_hidden(encoder: nn.Module, decoder: TokenPredictor, x: torch.Tensor,
-                   config: HiddenTokenConfig) -> tuple[torch.Tensor, torch.Tensor, TokenOutput]:
+def predict_hidden(
+    encoder: TokenTransformer, decoder: TokenPredictor, x: torch.Tensor, config: HiddenTokenConfig
+) -> tuple[torch.Tensor, torch.Tensor, TokenOutput]:
     """Mask ``x``'s tokens as ``config`` says (``mask_ratio``, ``masking``, ``block_size``), encode the
     visible ones only, and decode predictions at the hidden ones (MAE and data2vec 2.0).
 
@@ -32,8 +34,9 @@ def predict_hidden(encoder: nn.Module, decoder: TokenPredictor, x: torch.Tensor,
     """
     tokenizer = encoder.tokenizer
     grid = tokenizer.grid(x)
-    keep, masked = split_tokens(len(x), grid, config.mask_ratio, config.masking, tokenizer.ordered,
-                                config.block_size, device=x.device)
+    keep, masked = split_tokens(
+        len(x), grid, config.mask_ratio, config.masking, tokenizer.ordered, config.block_size, device=x.device
+    )
     visible = encoder.run(x, keep)
     prediction = decoder(visible.tokens, keep, masked, tokenizer.positions(math.prod(grid)), visible.valid)
     return prediction, masked, visible
@@ -68,14 +71,17 @@ class MAE(Method):
     needs_tokens = True
     default_lr = 1e-3
     Config = MAEConfig
+    config: MAEConfig
+    encoder: TokenTransformer
 
-    def __init__(self, encoder: nn.Module, config: MAEConfig) -> None:
+    def __init__(self, encoder: Encoder, config: MAEConfig) -> None:
         super().__init__(encoder, config)
-        tokenizer = encoder.tokenizer
+        tokenizer = self.encoder.tokenizer
         probe = torch.zeros(1, 1, *tokenizer.patch_shape)
         out_dim = token_targets(probe, tokenizer.spatial_dims, config.target).shape[-1]
-        self.decoder = TokenPredictor(encoder.embed_dim, config.decoder_dim, config.decoder_depth,
-                                      config.decoder_heads, out_dim)
+        self.decoder = TokenPredictor(
+            encoder.embed_dim, config.decoder_dim, config.decoder_depth, config.decoder_heads, out_dim
+        )
 
     def check_data(self, x: torch.Tensor) -> None:
         check_masking(self.encoder, self.config.masking, x)

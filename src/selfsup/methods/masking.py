@@ -29,13 +29,17 @@ def check_policy(policy: str, grid: tuple[int, ...], ordered: bool) -> None:
     if policy not in POLICIES:
         raise SelfsupError(f"unknown masking policy '{policy}'; choose from {', '.join(POLICIES)}.")
     if policy in ("block", "span") and not ordered:
-        raise SelfsupError(f"masking '{policy}' needs tokens with neighbours (images, series); "
-                           "a table's columns have none: use 'random' or 'feature_subset'.")
+        raise SelfsupError(
+            f"masking '{policy}' needs tokens with neighbours (images, series); "
+            "a table's columns have none: use 'random' or 'feature_subset'."
+        )
     if policy == "span" and len(grid) != 1:
         raise SelfsupError("masking 'span' is for sequences (series); use 'block' or 'random' for images.")
     if math.prod(grid) < 2:
-        raise SelfsupError(f"masking needs at least 2 tokens per sample, got a {grid} token grid; "
-                           "use a smaller patch size, or longer inputs.")
+        raise SelfsupError(
+            f"masking needs at least 2 tokens per sample, got a {grid} token grid; "
+            "use a smaller patch size, or longer inputs."
+        )
 
 
 def check_masking(encoder, policy: str, x: torch.Tensor) -> None:
@@ -62,16 +66,20 @@ def _span_ids(batch: int, n: int, mean: int, generator, device) -> torch.Tensor:
     return starts.long().cumsum(1) - 1
 
 
-def ranking(batch: int, grid: tuple[int, ...], policy: str, block: int = 2, generator=None,
-            device=None) -> torch.Tensor:
+def ranking(
+    batch: int, grid: tuple[int, ...], policy: str, block: int = 2, generator=None, device=None
+) -> torch.Tensor:
     """``(B, N)`` token indices, the ones to mask first in front."""
     n = math.prod(grid)
     jitter = torch.rand(batch, n, generator=generator, device=device)
     if policy in ("random", "feature_subset") or block <= 1:
         score = jitter
     else:
-        ids = _span_ids(batch, n, block, generator, device) if policy == "span" else _block_ids(
-            batch, grid, block, generator, device)
+        ids = (
+            _span_ids(batch, n, block, generator, device)
+            if policy == "span"
+            else _block_ids(batch, grid, block, generator, device)
+        )
         per_block = torch.rand(batch, int(ids.max()) + 1, generator=generator, device=device)
         score = per_block.gather(1, ids) + 1e-3 * jitter
     return score.argsort(dim=1)
@@ -82,8 +90,16 @@ def mask_count(n: int, ratio: float) -> int:
     return min(max(1, round(ratio * n)), n - 1)
 
 
-def split_tokens(batch: int, grid: tuple[int, ...], ratio: float, policy: str, ordered: bool, block: int = 2,
-                 generator=None, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def split_tokens(
+    batch: int,
+    grid: tuple[int, ...],
+    ratio: float,
+    policy: str,
+    ordered: bool,
+    block: int = 2,
+    generator=None,
+    device=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(keep (B, K), masked (B, M))`` sorted token indices, ``M = mask_count(N, ratio)`` for every sample."""
     check_policy(policy, grid, ordered)
     order = ranking(batch, grid, policy, block, generator, device)
@@ -117,9 +133,18 @@ def _one_block(batch: int, grid: tuple[int, ...], shape: tuple[int, ...], genera
     return (rows * w + cols).flatten(1)
 
 
-def jepa_masks(batch: int, grid: tuple[int, ...], policy: str, ordered: bool, *, n_targets: int,
-               target_scale: tuple[float, float], context_scale: tuple[float, float], generator=None,
-               device=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def jepa_masks(
+    batch: int,
+    grid: tuple[int, ...],
+    policy: str,
+    ordered: bool,
+    *,
+    n_targets: int,
+    target_scale: tuple[float, float],
+    context_scale: tuple[float, float],
+    generator=None,
+    device=None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """I-JEPA's masks: ``n_targets`` target blocks and a context that overlaps none of them.
 
     Each target covers a fraction in ``target_scale`` of the tokens (one draw per batch): one contiguous

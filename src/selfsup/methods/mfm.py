@@ -25,3 +25,4 @@ class MFM(MAE):
     summary = "masked frequency modelling: predict the Fourier amplitude of hidden tokens (any token encoder)"
     paper = "Xie et al. 2023, Masked Frequency Modeling for Self-Supervised Visual Pre-Training"
     Config = MFMConfig
+    config: MFMConfig

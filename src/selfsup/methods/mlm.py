@@ -15,13 +15,20 @@ applied at the chosen positions only. For continued pre-training of a checkpoint
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.views import ViewSpec
+
+if TYPE_CHECKING:
+    from selfsup.encoders.text import TextEncoder
 
 IGNORE = -100  # target of the positions that are not predicted
 
@@ -33,13 +40,21 @@ def word_starts(tokens: list[str]) -> torch.Tensor:
         return torch.tensor([not t.startswith("##") for t in tokens])
     if any(t.startswith(("Ġ", "▁")) for t in tokens):
         return torch.tensor([t.startswith(("Ġ", "▁")) for t in tokens])
-    raise SelfsupError("whole_word masking needs a WordPiece, byte-level BPE or SentencePiece tokenizer, whose "
-                       "tokens show where words begin; set whole_word=false.")
+    raise SelfsupError(
+        "whole_word masking needs a WordPiece, byte-level BPE or SentencePiece tokenizer, whose "
+        "tokens show where words begin; set whole_word=false."
+    )
 
 
-def mask_tokens(ids: torch.Tensor, maskable: torch.Tensor, mask_id: int, replacements: torch.Tensor,
-                rate: float = 0.15, starts: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    ids: torch.Tensor,
+    maskable: torch.Tensor,
+    mask_id: int,
+    replacements: torch.Tensor,
+    rate: float = 0.15,
+    starts: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking of ``ids (B, L)``: returns ``(inputs, targets)``, ``targets`` the original id at the
     chosen positions and ``IGNORE`` elsewhere.
 
@@ -47,6 +62,7 @@ def mask_tokens(ids: torch.Tensor, maskable: torch.Tensor, mask_id: int, replace
     random replacement is drawn from; ``starts (B, L)``: where words begin (whole-word masking: a word is
     chosen by the draw at its first token).
     """
+
     def draw() -> torch.Tensor:
         return torch.rand(ids.shape, generator=generator, device=ids.device)
 
@@ -64,7 +80,7 @@ def mask_tokens(ids: torch.Tensor, maskable: torch.Tensor, mask_id: int, replace
     return inputs, ids.masked_fill(~chosen, IGNORE)
 
 
-def masked_lm_head(encoder: nn.Module) -> nn.Module:
+def masked_lm_head(encoder: TextEncoder) -> nn.Module:
     """The transformers masked-LM head for ``encoder``'s architecture (see the module docstring)."""
     from transformers import AutoModelForMaskedLM
 
@@ -73,16 +89,28 @@ def masked_lm_head(encoder: nn.Module) -> nn.Module:
     folder = weights_folder(encoder.config)
     try:
         with quiet_transformers():
-            full = (AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True) if folder is not None
-                    else AutoModelForMaskedLM.from_config(encoder.model.config))
+            full = (
+                AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True)
+                if folder is not None
+                else AutoModelForMaskedLM.from_config(encoder.model.config)
+            )
     except ValueError:  # transformers has no masked-LM model for this architecture
         full = None
-    heads = [] if full is None else [module for name, module in full.named_children()
-                                     if name != full.base_model_prefix and any(True for _ in module.parameters())]
+    heads = (
+        []
+        if full is None
+        else [
+            module
+            for name, module in full.named_children()
+            if name != full.base_model_prefix and any(True for _ in module.parameters())
+        ]
+    )
     if len(heads) != 1:
         kind = type(encoder.model).__name__
-        raise SelfsupError(f"mlm needs a masked-LM head, which transformers has in one piece for BERT-like models but "
-                           f"not for {kind}; pre-train this encoder with simcse instead.")
+        raise SelfsupError(
+            f"mlm needs a masked-LM head, which transformers has in one piece for BERT-like models but "
+            f"not for {kind}; pre-train this encoder with simcse instead."
+        )
     output = full.get_output_embeddings()
     if getattr(full.config, "tie_word_embeddings", False) and output is not None:
         output.weight = encoder.model.get_input_embeddings().weight  # the encoder's, not the discarded copy's
@@ -103,16 +131,23 @@ class MLM(Method):
     modalities = ("text",)
     default_lr = 5e-5
     Config = MLMConfig
+    config: MLMConfig
+    encoder: TextEncoder
+    special: torch.Tensor
+    replacements: torch.Tensor
+    starts: torch.Tensor | None
 
-    def __init__(self, encoder: nn.Module, config: MLMConfig) -> None:
+    def __init__(self, encoder: Encoder, config: MLMConfig) -> None:
         super().__init__(encoder, config)
         settings = getattr(encoder, "config", {})
         if settings.get("modality") != "text" or not hasattr(encoder, "forward_tokens"):
             raise SelfsupError("mlm needs a text encoder (minilm, small_bert or a model folder).")
         if settings.get("mask_id") is None:
-            raise SelfsupError(f"the tokenizer of text encoder '{settings['name']}' has no mask token, which mlm "
-                               "needs; use simcse, or an encoder whose tokenizer has one (BERT-like).")
-        self.head = masked_lm_head(encoder)
+            raise SelfsupError(
+                f"the tokenizer of text encoder '{settings['name']}' has no mask token, which mlm "
+                "needs; use simcse, or an encoder whose tokenizer has one (BERT-like)."
+            )
+        self.head = masked_lm_head(self.encoder)
         vocab = torch.arange(int(settings["vocab_size"]))
         special = torch.tensor(settings["special_ids"] + [settings["pad_id"]])
         self.register_buffer("special", special, persistent=False)
@@ -129,8 +164,15 @@ class MLM(Method):
         the tokenizer's special tokens or padding."""
         maskable = ~torch.isin(ids, self.special)
         starts = self.starts[ids] if self.starts is not None else None
-        return mask_tokens(ids, maskable, int(self.encoder.config["mask_id"]), self.replacements,
-                           self.config.mask_rate, starts, generator)
+        return mask_tokens(
+            ids,
+            maskable,
+            int(self.encoder.config["mask_id"]),
+            self.replacements,
+            self.config.mask_rate,
+            starts,
+            generator,
+        )
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
         inputs, targets = self.mask(self.encoder.token_ids(views[0]))

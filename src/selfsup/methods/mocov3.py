@@ -6,10 +6,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses import info_nce_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import mlp
-from selfsup.training.ema import cosine_momentum, ema_update, frozen_copy
+from selfsup.views import ViewSpec
 
 
 class MoCoV3Config(MethodConfig):
@@ -26,8 +28,9 @@ class MoCoV3(Method):
     paper = "Chen, Xie & He 2021, An Empirical Study of Training Self-Supervised Vision Transformers"
     views = ViewSpec(n_global=2, asymmetric=True)
     Config = MoCoV3Config
+    config: MoCoV3Config
 
-    def __init__(self, encoder: nn.Module, config: MoCoV3Config) -> None:
+    def __init__(self, encoder: Encoder, config: MoCoV3Config) -> None:
         super().__init__(encoder, config)
         self.projector = mlp(encoder.embed_dim, config.hidden_dim, config.projection_dim, layers=3, last_bn=True)
         self.predictor = mlp(config.projection_dim, config.hidden_dim, config.projection_dim, last_bn=True)

@@ -6,13 +6,16 @@ features' empirical marginals); this method only contrasts a clean row with its 
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from pydantic import Field
-from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses.contrastive import info_nce_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
 from selfsup.methods.heads import mlp
+from selfsup.views import ViewSpec
 
 
 class SCARFConfig(MethodConfig):
@@ -29,12 +32,13 @@ class SCARF(Method):
     summary = "contrastive (tables): a row vs its randomly corrupted copy, InfoNCE over the (global) batch"
     paper = "Bahri et al. 2022, SCARF: Self-Supervised Contrastive Learning using Random Feature Corruption"
     views = ViewSpec(n_global=1, original=True)
-    view_defaults = {"corrupt_rate": 0.6}  # the paper's corruption rate
+    view_defaults: ClassVar[dict[str, Any]] = {"corrupt_rate": 0.6}  # the paper's corruption rate
     modalities = ("tabular",)
     default_lr = 1e-3  # the paper's Adam learning rate
     Config = SCARFConfig
+    config: SCARFConfig
 
-    def __init__(self, encoder: nn.Module, config: SCARFConfig) -> None:
+    def __init__(self, encoder: Encoder, config: SCARFConfig) -> None:
         super().__init__(encoder, config)
         self.head = mlp(encoder.embed_dim, config.hidden_dim, config.projection_dim)
 

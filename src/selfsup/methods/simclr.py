@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses import nt_xent_loss
 from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
 from selfsup.methods.heads import mlp
@@ -23,8 +23,9 @@ class SimCLR(Method):
     summary = "contrastive: two views, NT-Xent against every other sample in the (global) batch"
     paper = "Chen et al. 2020, A Simple Framework for Contrastive Learning of Visual Representations"
     Config = SimCLRConfig
+    config: SimCLRConfig
 
-    def __init__(self, encoder: nn.Module, config: SimCLRConfig) -> None:
+    def __init__(self, encoder: Encoder, config: SimCLRConfig) -> None:
         super().__init__(encoder, config)
         self.projector = mlp(encoder.embed_dim, config.hidden_dim, config.projection_dim)
 

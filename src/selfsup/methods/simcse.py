@@ -18,7 +18,8 @@ import torch
 from pydantic import Field
 
 from selfsup.losses import simcse_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.views import ViewSpec
 
 
 class SimCSEConfig(MethodConfig):
@@ -35,6 +36,7 @@ class SimCSE(Method):
     accepts_pairs = True  # supervised: [text, its positive]
     default_lr = 3e-5
     Config = SimCSEConfig
+    config: SimCSEConfig
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
         h = self.encoder(torch.cat(views[:2]))

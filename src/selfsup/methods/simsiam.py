@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses import negative_cosine_similarity
 from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
 from selfsup.methods.heads import mlp
@@ -22,8 +22,9 @@ class SimSiam(Method):
     summary = "bootstrap: predictor + stop-gradient on the other branch, no negatives and no EMA"
     paper = "Chen & He 2021, Exploring Simple Siamese Representation Learning"
     Config = SimSiamConfig
+    config: SimSiamConfig
 
-    def __init__(self, encoder: nn.Module, config: SimSiamConfig) -> None:
+    def __init__(self, encoder: Encoder, config: SimSiamConfig) -> None:
         super().__init__(encoder, config)
         dim = config.projection_dim
         self.projector = mlp(encoder.embed_dim, dim, dim, layers=3, last_bn=True)

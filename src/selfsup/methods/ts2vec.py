@@ -20,15 +20,20 @@ Differences from the official code, because our encoders are generic:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import Field
-from torch import nn
 
+from selfsup.data import valid_lengths
+from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
-from selfsup.modalities.series_views import valid_lengths
 from selfsup.losses.temporal import hierarchical_contrastive_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.views import ViewSpec
+
+if TYPE_CHECKING:
+    from selfsup.encoders.series import SeriesEncoder
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,10 @@ class TS2Vec(Method):
     modalities = ("timeseries",)
     default_lr = 1e-3  # the official code's Adam learning rate
     Config = TS2VecConfig
+    config: TS2VecConfig
+    encoder: SeriesEncoder
 
-    def __init__(self, encoder: nn.Module, config: TS2VecConfig) -> None:
+    def __init__(self, encoder: Encoder, config: TS2VecConfig) -> None:
         super().__init__(encoder, config)
         if not hasattr(encoder, "forward_tokens"):
             raise SelfsupError(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.losses import vicreg_loss
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
 from selfsup.methods.heads import mlp
+from selfsup.views import ViewSpec
 
 
 class VICRegConfig(MethodConfig):
@@ -25,8 +26,9 @@ class VICReg(Method):
     paper = "Bardes, Ponce & LeCun 2022, VICReg: Variance-Invariance-Covariance Regularization"
     views = ViewSpec(n_global=2, asymmetric=True)
     Config = VICRegConfig
+    config: VICRegConfig
 
-    def __init__(self, encoder: nn.Module, config: VICRegConfig) -> None:
+    def __init__(self, encoder: Encoder, config: VICRegConfig) -> None:
         super().__init__(encoder, config)
         dim = config.projection_dim
         self.projector = mlp(encoder.embed_dim, dim, dim, layers=3)

@@ -8,14 +8,18 @@ row was.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from selfsup.encoders import Encoder
 from selfsup.encoders.table import category_codes, table_layout
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import Method, MethodConfig, StepOutput, ViewSpec, register_method
+from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
+from selfsup.views import ViewSpec
 
 
 class VIMEConfig(MethodConfig):
@@ -27,21 +31,24 @@ class VIMEConfig(MethodConfig):
 class VIME(Method):
     name = "vime"
     summary = "pretext tasks (tables): from a corrupted row, predict which features changed and the clean row"
-    paper = ("Yoon et al. 2020, VIME: Extending the Success of Self- and Semi-supervised Learning "
-             "to Tabular Domain")
+    paper = "Yoon et al. 2020, VIME: Extending the Success of Self- and Semi-supervised Learning to Tabular Domain"
     views = ViewSpec(n_global=1, original=True)
     # the authors' p_m; no noise, or every numeric entry would count as corrupted in the mask target
-    view_defaults = {"corrupt_rate": 0.3, "noise_std": 0.0}
+    view_defaults: ClassVar[dict[str, Any]] = {"corrupt_rate": 0.3, "noise_std": 0.0}
     modalities = ("tabular",)
     default_lr = 1e-3
     Config = VIMEConfig
+    config: VIMEConfig
+    _cards: torch.Tensor
 
-    def __init__(self, encoder: nn.Module, config: VIMEConfig) -> None:
+    def __init__(self, encoder: Encoder, config: VIMEConfig) -> None:
         super().__init__(encoder, config)
         schema = getattr(encoder, "config", {}).get("schema")
         if schema is None:
-            raise SelfsupError("VIME needs a tabular encoder (its config holds the table schema); "
-                               "pre-train on a table, or pick a method for this modality.")
+            raise SelfsupError(
+                "VIME needs a tabular encoder (its config holds the table schema); "
+                "pre-train on a table, or pick a method for this modality."
+            )
         self.n_continuous, cardinalities = table_layout(schema)
         self.cardinalities = cardinalities
         self.n_features = self.n_continuous + len(cardinalities)
@@ -81,5 +88,8 @@ class VIME(Method):
         reconstruction_loss = (per_feature / self.n_features).mean()
 
         loss = mask_loss + self.config.alpha * reconstruction_loss
-        logs = {"mask_loss": mask_loss.item(), "reconstruction_loss": reconstruction_loss.item()}
+        logs: dict[str, float | torch.Tensor] = {
+            "mask_loss": mask_loss.item(),
+            "reconstruction_loss": reconstruction_loss.item(),
+        }
         return StepOutput(loss, logs, embedding)

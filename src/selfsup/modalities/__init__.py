@@ -1,19 +1,28 @@
-"""Modalities: each module supplies a reader, views, the default encoder and the raw-input baseline.
-
-See docs/modalities.md for the contract every modality module keeps.
+"""Modalities: each is one typed :class:`Modality` (reader, preprocessing fitted on the training split, views,
+default encoders, raw-input baseline), the ``MODALITY`` of its module, looked up by :func:`get_modality`. The rest
+of the code calls it and never branches on a modality's name. Reading a source by name (``builtin:NAME`` or a
+path) is ``selfsup.sources.load_data``. docs/modalities.md describes the data each one reads and makes.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from selfsup.data import DataOptions, Splits
 from selfsup.errors import SelfsupError, unknown_name
 
-BUILTIN_PREFIX = "builtin:"
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from selfsup.encoders import Encoder
+
 MODALITIES = ("image", "tabular", "timeseries", "audio", "text")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 SERIES_SUFFIXES = (".ts", ".npy", ".npz")
@@ -23,11 +32,52 @@ AUDIO_SEARCH_DEPTH = 3  # a folder, its train/test or class sub-folders, and cla
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
 
 
-def modality_module(name: str) -> ModuleType:
-    """The module implementing a modality (``load``/``encoder_config``/``make_views``/``raw_features``)."""
+def _no_settings(encoder_config: dict) -> dict:
+    return {}
+
+
+def _same_options(options: DataOptions, splits: Splits) -> DataOptions:
+    return options
+
+
+def _same_samples(x: torch.Tensor, sample_shape: tuple[int, ...]) -> torch.Tensor:
+    return x
+
+
+def _no_own_weights(encoder_config: dict) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Modality:
+    """What a modality supplies. Optional parts default to "nothing special"."""
+
+    name: str
+    load: Callable[[str, DataOptions, dict | None], Splits]  # read a path (with an encoder config: as it reads)
+    encoder_config: Callable[[str, Splits, DataOptions | None, dict | None], dict]  # fitted on the training split
+    make_views: Callable[..., nn.Module]  # (ViewSpec, splits, encoder config, view args) -> batched views
+    raw_features: Callable[[torch.Tensor, dict], np.ndarray]  # the raw-input baseline's features
+    raw_input: str  # what those features are, for reports
+    default_encoder: str
+    token_encoder: str  # the default of methods that need tokens (masked modelling)
+    view_args: tuple[str, ...]
+    # the part of an encoder config that reading depends on: data read for that encoder has it as Splits.fitted
+    read_settings: Callable[[dict], dict] = _no_settings
+    # options to read another source (replay data) the way this data was read
+    read_like: Callable[[DataOptions, Splits], DataOptions] = _same_options
+    # another source's samples made to fit this data's sample shape (or left as they are)
+    fit_samples: Callable[[torch.Tensor, tuple[int, ...]], torch.Tensor] = _same_samples
+    # whether a new encoder of a config has weights of its own (text: a model checkpoint), and loading them
+    own_weights: Callable[[dict], bool] = _no_own_weights
+    start_weights: Callable[[nn.Module], Any] | None = None
+    tree_baseline: bool = False  # gradient-boosted trees on the raw features are the usual bar (tables)
+
+
+def get_modality(name: str) -> Modality:
+    """The modality called ``name`` (one of :data:`MODALITIES`)."""
     if name not in MODALITIES:
         raise unknown_name("modality", name, MODALITIES)
-    return importlib.import_module(f"selfsup.modalities.{name}")
+    return importlib.import_module(f"selfsup.modalities.{name}").MODALITY
 
 
 def _holds_audio(folder: Path) -> bool:
@@ -66,46 +116,31 @@ def detect_modality(source: str) -> str:
         return "text"
     if suffix in AUDIO_SUFFIXES:
         return "audio"
-    if path.is_dir() and any(p.suffix.lower() in SERIES_SUFFIXES or (
-            p.name.lower().rsplit(".", 1)[0].endswith("_train") and p.suffix.lower() in TABLE_SUFFIXES)
-            for p in path.iterdir() if p.is_file()):
+    if path.is_dir() and any(
+        p.suffix.lower() in SERIES_SUFFIXES
+        or (p.name.lower().rsplit(".", 1)[0].endswith("_train") and p.suffix.lower() in TABLE_SUFFIXES)
+        for p in path.iterdir()
+        if p.is_file()
+    ):
         return "timeseries"  # NAME_TRAIN.ts / NAME_TRAIN.csv + NAME_TEST.*
     if path.is_dir() and _holds_audio(path):
         return "audio"
     return "image"
 
 
-def load_data(source: str, options: DataOptions | None = None, *, encoder_config: dict | None = None) -> Splits:
-    """Load ``builtin:NAME`` or a path (image folder, table file, series file or folder, audio file or folder).
-
-    With ``encoder_config``, new data is read the way that encoder was trained (a table's schema,
-    an image size) and data that does not fit it is refused.
-    """
-    options = options or DataOptions()
-    if source.startswith(BUILTIN_PREFIX):
-        from selfsup.datasets import load_builtin
-
-        given = [flag for flag, value in (("--label", options.label), ("--ignore", options.ignore),
-                                          ("--series-id", options.series_id), ("--time-column", options.time_column),
-                                          ("--sample-rate", options.sample_rate),
-                                          ("--segment-seconds", options.segment_seconds),
-                                          ("--text-column", options.text_field))
-                 if value]
-        if given:
-            raise SelfsupError(f"{', '.join(given)} cannot be used with {source}: built-in datasets come with their "
-                               "labels and columns; pass a file path to choose them.")
-
-        splits = load_builtin(source[len(BUILTIN_PREFIX):], encoder_config)
-    else:
-        modality = options.modality
-        if modality == "auto":
-            modality = encoder_config["modality"] if encoder_config else detect_modality(source)
-        if not Path(source).exists():
-            raise SelfsupError(f"data '{source}' does not exist; pass a folder of images, a table (.csv/.parquet), "
-                               "series (.ts/.npy/.npz or a folder of them), audio (.wav/.flac/.ogg or a folder of "
-                               "them), text (.txt/.jsonl) or builtin:NAME.")
-        splits = modality_module(modality).load(source, options, encoder_config)
-    if encoder_config is not None and encoder_config["modality"] != splits.modality:
-        raise SelfsupError(f"the encoder was trained on {encoder_config['modality']} data but '{source}' "
-                           f"is {splits.modality}; pass data of the encoder's modality.")
-    return splits
+def check_fits(encoder: Encoder, splits: Splits) -> None:
+    """Refuse data of another modality, channel count or table width than the encoder was trained on."""
+    if encoder.config["modality"] != splits.modality:
+        raise SelfsupError(
+            f"the encoder was trained on {encoder.config['modality']} data but '{splits.name}' is {splits.modality}."
+        )
+    expected = encoder.config.get("in_chans", encoder.config.get("n_features"))
+    unit = "channel" if "in_chans" in encoder.config else "table feature"
+    for part in (splits.train, splits.test):
+        if expected is not None and part is not None and int(part.x.shape[1]) != int(expected):
+            got = int(part.x.shape[1])
+            raise SelfsupError(
+                f"the encoder takes {expected} {unit}{'s' * (int(expected) != 1)} but "
+                f"'{splits.name}' has {got} {unit}{'s' * (got != 1)}; pass data like the "
+                "pre-training data."
+            )

@@ -33,9 +33,9 @@ from rich.progress import track
 
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits, warn_skipped
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
-from selfsup.modalities import AUDIO_SUFFIXES
+from selfsup.modalities import AUDIO_SUFFIXES, Modality
 from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
+from selfsup.views import ViewSpec
 
 NAME = "audio"
 DEFAULT_ENCODER = "audio_cnn"
@@ -49,22 +49,14 @@ MIN_STD_DB = 1.0  # per-bin std floor: a band silent in training (above a low so
 VIEW_ARGS = ("crop_scale", "local_crop_scale", "gain_db", "mix", "pitch", "stretch", "time_mask", "freq_mask")
 
 
-def __getattr__(name: str) -> Any:
-    """``ENCODERS`` comes from the encoder module, imported on first use (it pulls in torch modules)."""
-    if name == "ENCODERS":
-        from selfsup.encoders.audio import ENCODERS
-
-        return ENCODERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --------------------------------------------------------------------------- reading
 
 
 def audio_files(folder: Path) -> list[Path]:
     """The audio files directly in ``folder``, sorted; hidden files (``._x.wav``) are left out."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def read_clip(path: Path, sample_rate: int) -> np.ndarray:
@@ -93,19 +85,19 @@ def segments(wave: np.ndarray, length: int) -> list[np.ndarray]:
         if start and len(wave) - start < shortest:
             break
         piece = np.full(length, np.nan, dtype=np.float32)
-        chunk = wave[start: start + length]
+        chunk = wave[start : start + length]
         piece[: len(chunk)] = chunk
         out.append(piece)
     return out
 
 
-def _read_files(entries: list[tuple[Path, int]], root: Path, sample_rate: int, length: int,
-                bad_files: str) -> tuple[list[np.ndarray], list[int], list[str], list[str]]:
+def _read_files(
+    entries: list[tuple[Path, int]], root: Path, sample_rate: int, length: int, bad_files: str
+) -> tuple[list[np.ndarray], list[int], list[str], list[str]]:
     import soundfile as sf
 
     pieces, labels, ids, skipped, first_reason = [], [], [], [], ""
-    for path, label in track(entries, description=f"reading {root.name}", transient=True,
-                             disable=len(entries) < 2000):
+    for path, label in track(entries, description=f"reading {root.name}", transient=True, disable=len(entries) < 2000):
         try:
             wave = read_clip(path, sample_rate)
         except (sf.SoundFileError, OSError, ValueError, EOFError) as err:
@@ -133,48 +125,61 @@ def _warn_padded(parts: list[ArrayDataset | None], sample_rate: int, length: int
         files += len({re.sub(r"#\d+$", "", i) for i in part.ids})
         whole = torch.tensor([not re.search(r"#\d+$", i) for i in part.ids], dtype=torch.bool)
         for start in range(0, len(part.x), 4096):  # bounded memory
-            kept = (~torch.isnan(part.x[start:start + 4096, 0])).sum(dim=1)
-            lengths += kept[(kept < length) & whole[start:start + 4096]].tolist()
+            kept = (~torch.isnan(part.x[start : start + 4096, 0])).sum(dim=1)
+            lengths += kept[(kept < length) & whole[start : start + 4096]].tolist()
     if lengths:
-        warnings.warn(f"{len(lengths)} of {files} audio files are shorter than a segment (the shortest "
-                      f"{min(lengths) / sample_rate:.3g} s) and were padded to {length / sample_rate:g} s "
-                      "(read as silence).", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{len(lengths)} of {files} audio files are shorter than a segment (the shortest "
+            f"{min(lengths) / sample_rate:.3g} s) and were padded to {length / sample_rate:g} s "
+            "(read as silence).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def read_split(folder: Path, sample_rate: int, length: int, bad_files: str = "fail") -> ArrayDataset:
     """Read one folder: class sub-folders (labeled) or files directly in it (unlabeled)."""
-    class_dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
-                  and audio_files(d)]
+    class_dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".") and audio_files(d)]
     flat = audio_files(folder)
     if class_dirs and flat:
-        raise SelfsupError(f"'{folder}' holds both audio files and class sub-folders; put every file in a class "
-                           "sub-folder (labeled) or all of them directly in the folder (unlabeled).")
+        raise SelfsupError(
+            f"'{folder}' holds both audio files and class sub-folders; put every file in a class "
+            "sub-folder (labeled) or all of them directly in the folder (unlabeled)."
+        )
     if class_dirs:
         entries = [(p, label) for label, d in enumerate(class_dirs) for p in audio_files(d)]
         classes: list[str] | None = [d.name for d in class_dirs]
     else:
         entries, classes = [(p, UNLABELED) for p in flat], None
     if not entries:
-        raise SelfsupError(f"no audio files found in '{folder}' (looked for {', '.join(SUFFIXES)} files, directly "
-                           "or in class sub-folders).")
+        raise SelfsupError(
+            f"no audio files found in '{folder}' (looked for {', '.join(SUFFIXES)} files, directly "
+            "or in class sub-folders)."
+        )
     pieces, labels, ids, skipped = _read_files(entries, folder, sample_rate, length, bad_files)
     if not pieces:
         raise SelfsupError(f"none of the {len(entries)} audio files in '{folder}' could be read.")
-    return ArrayDataset(torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels, dtype=torch.long), ids,
-                        classes, skipped)
+    return ArrayDataset(
+        torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels, dtype=torch.long), ids, classes, skipped
+    )
 
 
 def check_sample_rate(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() or not (
-            1000 <= value <= MAX_SAMPLE_RATE):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not float(value).is_integer()
+        or not (1000 <= value <= MAX_SAMPLE_RATE)
+    ):
         raise SelfsupError(f"sample rate must be a whole number of Hz from 1000 to {MAX_SAMPLE_RATE}, got {value!r}.")
     return int(value)
 
 
 def check_segment_seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_SEGMENT_SECONDS:
-        raise SelfsupError(f"segment length must be a number of seconds above 0 and at most {MAX_SEGMENT_SECONDS:g}, "
-                           f"got {value!r}.")
+        raise SelfsupError(
+            f"segment length must be a number of seconds above 0 and at most {MAX_SEGMENT_SECONDS:g}, got {value!r}."
+        )
     return float(value)
 
 
@@ -185,17 +190,24 @@ def reading(options: DataOptions, encoder_config: dict | None) -> tuple[int, flo
     rate, seconds = options.sample_rate, options.segment_seconds
     for flag, given, key in (("--sample-rate", rate, "sample_rate"), ("--segment-seconds", seconds, "segment_seconds")):
         if given is not None and key in trained and float(given) != float(trained[key]):
-            raise SelfsupError(f"{flag} {given} differs from the encoder's {trained[key]}; leave it out to read the "
-                               "data as the encoder was trained.")
+            raise SelfsupError(
+                f"{flag} {given} differs from the encoder's {trained[key]}; leave it out to read the "
+                "data as the encoder was trained."
+            )
     rate = check_sample_rate(rate if rate is not None else trained.get("sample_rate", DEFAULT_SAMPLE_RATE))
-    seconds = check_segment_seconds(seconds if seconds is not None
-                                    else trained.get("segment_seconds", DEFAULT_SEGMENT_SECONDS))
+    seconds = check_segment_seconds(
+        seconds if seconds is not None else trained.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
+    )
     return rate, seconds
 
 
-def load_folder(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE,
-                segment_seconds: float = DEFAULT_SEGMENT_SECONDS, bad_files: str = "fail",
-                name: str | None = None) -> Splits:
+def load_folder(
+    path: str | Path,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+    bad_files: str = "fail",
+    name: str | None = None,
+) -> Splits:
     """Read an audio file or folder (see the module docstring) into memory."""
     source = Path(path)
     rate, seconds = check_sample_rate(sample_rate), check_segment_seconds(segment_seconds)
@@ -216,8 +228,13 @@ def load_folder(path: str | Path, sample_rate: int = DEFAULT_SAMPLE_RATE,
     else:
         train, test = read_split(source, rate, length, bad_files), None
     _warn_padded([train, test], rate, length)
-    return Splits(train=train, test=test, name=name or str(source), modality=NAME,
-                  fitted={"sample_rate": rate, "segment_seconds": seconds})
+    return Splits(
+        train=train,
+        test=test,
+        name=name or str(source),
+        modality=NAME,
+        fitted={"sample_rate": rate, "segment_seconds": seconds},
+    )
 
 
 def load(source: str, options: DataOptions, encoder_config: dict | None = None) -> Splits:
@@ -236,13 +253,13 @@ def _log_mels(x: torch.Tensor, encoder_config: dict, batch: int = 256):
     log_mel = LogMel.from_config(encoder_config)
     with torch.no_grad():
         for start in range(0, len(x), batch):
-            yield log_mel(x[start: start + batch].float())[:, 0]
+            yield log_mel(x[start : start + batch].float())[:, 0]
 
 
 def bin_statistics(x: torch.Tensor, encoder_config: dict) -> tuple[list[float], list[float]]:
     """Per mel bin, the mean and std (dB) of the log-mel frames of ``x`` within the clips (padding left out);
     std is floored at ``MIN_STD_DB``."""
-    total = square = count = 0.0
+    total = square = count = torch.zeros((), dtype=torch.float64)  # broadcast to (n_mels,) by the first clip
     for db in _log_mels(x, encoder_config):
         valid = ~torch.isnan(db)
         values = torch.where(valid, db, 0.0).double()
@@ -254,8 +271,9 @@ def bin_statistics(x: torch.Tensor, encoder_config: dict) -> tuple[list[float], 
     return mean.tolist(), std.tolist()
 
 
-def encoder_config(name: str, splits: Splits, options: DataOptions | None = None,
-                   encoder_args: dict | None = None) -> dict:
+def encoder_config(
+    name: str, splits: Splits, options: DataOptions | None = None, encoder_args: dict | None = None
+) -> dict:
     """The encoder config: the data's sample rate and segment length, and per-mel-bin statistics of the
     training split computed with the encoder's own front end."""
     from selfsup.encoders.audio import audio_encoder_config
@@ -304,3 +322,22 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
         spread = (torch.where(valid, h - average.unsqueeze(-1), 0.0).square().sum(dim=-1) / count).sqrt()
         rows.append(torch.cat([average, spread], dim=1))
     return torch.cat(rows).numpy() if rows else np.zeros((0, 2 * len(encoder_config["mean"])), dtype=np.float32)
+
+
+def read_settings(encoder_config: dict) -> dict:
+    """What reading audio for an encoder takes from its config (``Splits.fitted`` of data read for it)."""
+    return {"sample_rate": encoder_config["sample_rate"], "segment_seconds": encoder_config["segment_seconds"]}
+
+
+MODALITY = Modality(
+    NAME,
+    load,
+    encoder_config,
+    make_views,
+    raw_features,
+    "per-mel-bin mean and std over time of the normalised log-mel spectrogram",
+    DEFAULT_ENCODER,
+    TOKEN_ENCODER,
+    VIEW_ARGS,
+    read_settings=read_settings,
+)

@@ -56,11 +56,12 @@ import torch
 from torch import nn
 
 from selfsup.encoders.audio import AMIN, LogMel, hz_to_mel, mel_centres
-from selfsup.methods.base import ViewSpec
+from selfsup.views import ViewSpec
 
 
-def mix_clips(spec: torch.Tensor, pool: torch.Tensor, strength: float,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mix_clips(
+    spec: torch.Tensor, pool: torch.Tensor, strength: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mix each log-mel of ``spec (n, M, T)`` with one of ``pool (B, M, T)`` in mel power (step 1 above).
 
     Row ``i`` is a copy of ``pool[i % B]`` and gets a partner ``j != i % B`` (itself, with weight 0, when
@@ -77,8 +78,9 @@ def mix_clips(spec: torch.Tensor, pool: torch.Tensor, strength: float,
     return 10.0 * torch.log10(((1 - w) * power + w * other).clamp_min(AMIN)), partner, weight
 
 
-def random_gain(spec: torch.Tensor, max_db: float,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_gain(
+    spec: torch.Tensor, max_db: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift each log-mel of ``spec (n, M, T)`` by one offset ``~ U(-max_db, max_db)`` dB: ``(out, offset (n,))``."""
     u = torch.rand(spec.shape[0], generator=generator, device=spec.device, dtype=spec.dtype)
     offset = (2 * u - 1) * max_db
@@ -99,8 +101,11 @@ def _interpolate(spec: torch.Tensor, positions: torch.Tensor, last: torch.Tensor
     shape = list(spec.shape)
     shape[dim] = positions.shape[1]
     other = 3 - dim  # the axis not resampled
-    return torch.lerp(spec.gather(dim, below.unsqueeze(other).expand(shape)),
-                      spec.gather(dim, above.unsqueeze(other).expand(shape)), weight.unsqueeze(other))
+    return torch.lerp(
+        spec.gather(dim, below.unsqueeze(other).expand(shape)),
+        spec.gather(dim, above.unsqueeze(other).expand(shape)),
+        weight.unsqueeze(other),
+    )
 
 
 def shift_pitch(spec: torch.Tensor, semitones: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -115,8 +120,9 @@ def shift_pitch(spec: torch.Tensor, semitones: torch.Tensor, sample_rate: int) -
     return _interpolate(spec, position, torch.tensor(bins - 1), dim=1)
 
 
-def stretch_frames(frames: torch.Tensor, stretch: float, length: int,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def stretch_frames(
+    frames: torch.Tensor, stretch: float, length: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each clip's ``frames (n,)`` times ``f = exp(U(-ln stretch, ln stretch))`` (step 4 above), rounded:
     ``(out_frames, keep)``. Where that passes the view's ``length``, ``out_frames`` is ``length`` and ``keep``
     (< 1) is the fraction of the crop that fits at rate ``f``; elsewhere ``keep`` is 1. Empty clips stay empty."""
@@ -127,9 +133,15 @@ def stretch_frames(frames: torch.Tensor, stretch: float, length: int,
     return out_frames, torch.where(frames > 0, out_frames.float() / wanted, torch.ones_like(wanted))
 
 
-def crop_frames(spec: torch.Tensor, frames: torch.Tensor, length: int, out_frames: torch.Tensor,
-                scale: tuple[float, float], generator: torch.Generator | None = None,
-                keep: torch.Tensor | None = None) -> torch.Tensor:
+def crop_frames(
+    spec: torch.Tensor,
+    frames: torch.Tensor,
+    length: int,
+    out_frames: torch.Tensor,
+    scale: tuple[float, float],
+    generator: torch.Generator | None = None,
+    keep: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Crop a span of a ``U(scale)`` fraction (times ``keep (n,)`` when given) of each clip's ``frames`` valid
     frames of ``spec (n, M, T)`` and resample it linearly to ``out_frames`` frames of an ``(n, M, length)`` output
     (NaN after them)."""
@@ -149,8 +161,9 @@ def crop_frames(spec: torch.Tensor, frames: torch.Tensor, length: int, out_frame
     return out.masked_fill(past_end.unsqueeze(1), float("nan"))
 
 
-def _span(n: int, size: torch.Tensor, fraction: float, generator: torch.Generator | None,
-          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _span(
+    n: int, size: torch.Tensor, fraction: float, generator: torch.Generator | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, a span of ``U{0..floor(fraction * size)}`` positions at a uniform start in ``[0, size - width]``."""
     u = torch.rand(n, 2, generator=generator, device=device)
     size = size.float()
@@ -160,8 +173,9 @@ def _span(n: int, size: torch.Tensor, fraction: float, generator: torch.Generato
     return start.long(), width.long()
 
 
-def mask_frequency(spec: torch.Tensor, fraction: float, fill: torch.Tensor,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_frequency(
+    spec: torch.Tensor, fraction: float, fill: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Set one band of adjacent mel bins of each ``spec (n, M, T)`` to ``fill (1, M, 1)`` (NaN frames stay NaN):
     ``(out, hidden (n, M) bool)``."""
     n, bins = spec.shape[:2]
@@ -171,8 +185,13 @@ def mask_frequency(spec: torch.Tensor, fraction: float, fill: torch.Tensor,
     return torch.where(hidden.unsqueeze(-1) & ~torch.isnan(spec), fill.to(spec.dtype), spec), hidden
 
 
-def mask_time(spec: torch.Tensor, frames: torch.Tensor, fraction: float, fill: torch.Tensor,
-              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_time(
+    spec: torch.Tensor,
+    frames: torch.Tensor,
+    fraction: float,
+    fill: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Set one span of adjacent frames within each clip's ``frames`` valid ones of ``spec (n, M, T)`` to ``fill
     (1, M, 1)``: ``(out, hidden (n, T) bool)``."""
     n, total = spec.shape[0], spec.shape[-1]
@@ -188,10 +207,23 @@ class AudioViews(nn.Module):
     ``log_mel`` is the encoder's front end; ``fill`` the per-bin training mean (dB) that masks write.
     """
 
-    def __init__(self, spec: ViewSpec, log_mel: LogMel, fill: Sequence[float], *,
-                 crop_scale: tuple[float, float] = (0.5, 1.0), local_crop_scale: tuple[float, float] = (0.25, 0.5),
-                 gain_db: float = 6.0, mix: float = 0.4, pitch: float = 3.0, stretch: float = 1.25,
-                 time_mask: float = 0.2, freq_mask: float = 0.2) -> None:
+    fill: torch.Tensor
+
+    def __init__(
+        self,
+        spec: ViewSpec,
+        log_mel: LogMel,
+        fill: Sequence[float],
+        *,
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        local_crop_scale: tuple[float, float] = (0.25, 0.5),
+        gain_db: float = 6.0,
+        mix: float = 0.4,
+        pitch: float = 3.0,
+        stretch: float = 1.25,
+        time_mask: float = 0.2,
+        freq_mask: float = 0.2,
+    ) -> None:
         super().__init__()
         if spec.n_global < 0 or spec.n_local < 0:
             raise ValueError(f"view counts must be non-negative, got {spec}")
@@ -212,9 +244,11 @@ class AudioViews(nn.Module):
         self.time_mask, self.freq_mask = float(time_mask), float(freq_mask)
 
     def extra_repr(self) -> str:
-        return (f"spec={self.spec}, crop_scale={self.crop_scale}, local_crop_scale={self.local_crop_scale}, "
-                f"gain_db={self.gain_db}, mix={self.mix}, pitch={self.pitch}, stretch={self.stretch}, "
-                f"time_mask={self.time_mask}, freq_mask={self.freq_mask}")
+        return (
+            f"spec={self.spec}, crop_scale={self.crop_scale}, local_crop_scale={self.local_crop_scale}, "
+            f"gain_db={self.gain_db}, mix={self.mix}, pitch={self.pitch}, stretch={self.stretch}, "
+            f"time_mask={self.time_mask}, freq_mask={self.freq_mask}"
+        )
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -229,8 +263,9 @@ class AudioViews(nn.Module):
             views += self._views(spec, self.spec.n_local, max(1, total // 2), self.local_crop_scale, generator)
         return views
 
-    def _views(self, spec: torch.Tensor, count: int, length: int, scale: tuple[float, float],
-               generator: torch.Generator | None) -> list[torch.Tensor]:
+    def _views(
+        self, spec: torch.Tensor, count: int, length: int, scale: tuple[float, float], generator: torch.Generator | None
+    ) -> list[torch.Tensor]:
         """``count`` views ``(B, 1, M, length)`` of the batch's log-mels ``spec (B, M, T)``."""
         total = spec.shape[-1]
         if spec.shape[0] == 0:
@@ -244,8 +279,11 @@ class AudioViews(nn.Module):
         if self.pitch > 0:
             u = torch.rand(out.shape[0], generator=generator, device=out.device)
             out = shift_pitch(out, (2 * u - 1) * self.pitch, self.log_mel.sample_rate)
-        out_frames = frames if length == total else (frames * length + total // 2).div(
-            total, rounding_mode="floor").clamp(1, length)
+        out_frames = (
+            frames
+            if length == total
+            else (frames * length + total // 2).div(total, rounding_mode="floor").clamp(1, length)
+        )
         keep = None
         if self.stretch > 1:
             out_frames, keep = stretch_frames(out_frames, self.stretch, length, generator)

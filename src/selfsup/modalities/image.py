@@ -12,6 +12,7 @@ own minimum to maximum.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from rich.progress import track
 
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits, warn_skipped
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
+from selfsup.modalities import Modality
+from selfsup.views import ViewSpec
 
 NAME = "image"
 DEFAULT_ENCODER = "small_cnn"
@@ -33,8 +35,9 @@ MIN_VIEW_SIZE = 16
 
 def _images_in(folder: Path) -> list[Path]:
     # hidden files (e.g. macOS '._name.png' resource forks) are not images, like hidden folders are not classes
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
+    )
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -96,8 +99,9 @@ def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
         raise SelfsupError(f"no images found in '{folder}' (looked for {', '.join(EXTENSIONS)} files).")
     grey = _is_grey([p for p, _ in entries])
     arrays, labels, ids, skipped, first_reason = [], [], [], [], ""
-    for path, label in track(entries, description=f"reading {folder.name}", transient=True,
-                             disable=len(entries) < 2000):
+    for path, label in track(
+        entries, description=f"reading {folder.name}", transient=True, disable=len(entries) < 2000
+    ):
         try:
             arrays.append(_decode(path, size, grey))
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
@@ -146,8 +150,9 @@ def default_view_size(splits: Splits) -> int:
     return max(int(splits.train.x.shape[-1]), MIN_VIEW_SIZE)
 
 
-def encoder_config(name: str, splits: Splits, options: DataOptions | int | None = None,
-                   encoder_args: dict | None = None) -> dict:
+def encoder_config(
+    name: str, splits: Splits, options: DataOptions | int | None = None, encoder_args: dict | None = None
+) -> dict:
     """Encoder config with channel count and per-channel normalisation fitted on the training split.
 
     ``options`` gives the view size (``image_size``; default: the data's own, at least 16 pixels);
@@ -183,3 +188,22 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
     """The raw-pixel baseline: images in [0, 1], flattened."""
     x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
     return x.flatten(1).numpy()
+
+
+def read_like(options: DataOptions, splits: Splits) -> DataOptions:
+    """Options that read another image source (replay) at this data's size."""
+    return replace(options, image_size=int(splits.train.x.shape[-1]))
+
+
+MODALITY = Modality(
+    NAME,
+    load,
+    encoder_config,
+    make_views,
+    raw_features,
+    "flattened pixels in [0, 1]",
+    DEFAULT_ENCODER,
+    TOKEN_ENCODER,
+    VIEW_ARGS,
+    read_like=read_like,
+)

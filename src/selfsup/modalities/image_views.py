@@ -1,7 +1,7 @@
 """Batched, on-device image augmentation with per-sample random parameters.
 
 ``ImageViews`` turns a batch of images ``(B, C, H, W)`` in ``[0, 1]`` into the views a method asks
-for (its :class:`~selfsup.methods.base.ViewSpec`): ``n_global`` full-size views followed by ``n_local``
+for (its :class:`~selfsup.views.ViewSpec`): ``n_global`` full-size views followed by ``n_local``
 small multi-crop views. It replaces per-sample PIL transforms in DataLoader workers: every random
 parameter is drawn for the whole batch in one call per op (with the given ``torch.Generator``, on the
 images' device), and every op is a handful of batched tensor ops, so there is no Python loop over
@@ -34,9 +34,9 @@ exactly, a positive shift turns red towards green as an HSV hue shift does, and 
 maps the primaries onto one another to within about 20 degrees. It is not HSV's hue (torchvision's
 ``adjust_hue``), which keeps each pixel's max and min channel instead of its luma, so per pixel the
 two differ by about as much as the shift itself moves it; as an augmentation (a random colour
-rotation of the jitter's size) that does not matter, and it costs a fraction of the exact version:
-``_hue_hsv`` (an exact, vectorised HSV shift, equal to ``adjust_hue`` to 1e-5) is kept and used when
-``_EXACT_HUE`` is set, at about 1.7x the whole pipeline's CPU time.
+rotation of the jitter's size) that does not matter, and it costs a fraction of the exact version (an
+exact vectorised HSV shift cost about 1.7x the whole pipeline's CPU time; the tests keep it as the
+reference the rotation is checked against).
 
 Ops that touch a minority of samples (grayscale, blur, solarize) run on CPU only on the selected
 samples (gather, transform, write back); on other devices they run on the whole batch and are blended
@@ -54,7 +54,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from selfsup.methods.base import ViewSpec
+from selfsup.views import ViewSpec
 
 # ITU-R 601 luma weights (torchvision uses 0.2989 for red; these sum to 1 so grey stays grey).
 _LUMA = (0.299, 0.587, 0.114)
@@ -139,7 +139,7 @@ def _resized_crop(x: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tens
     (whose batched matmul with K=3 costs more than the sampling itself on CPU); same grid, same
     ``align_corners=False`` convention.
     """
-    batch, channels = x.shape[:2]
+    batch = x.shape[0]
     n = theta.shape[0]
     views = n // batch
     source = x if views == 1 else x.expand(views, *x.shape).reshape(n, *x.shape[1:])
@@ -263,41 +263,7 @@ def _hue_yiq(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return out.view(n, c, h, w).clamp_(0.0, 1.0)
 
 
-def _hue_hsv(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Exact HSV hue shift by ``shift`` turns per sample (torchvision ``adjust_hue``), vectorised.
-
-    A hue shift keeps each pixel's max and min channel (value and chroma ``c``). With the shifted hue
-    ``h`` in sextants, HSV -> RGB gives channel ``max - c * clamp(min(k, 4 - k), 0, 1)`` with
-    ``k = (h + 5, 3, 1) mod 6`` for R, G, B; written with the circular distance of ``k`` to 2 this is
-    ``min - c + c * clamp(|(h + 6, 4, 2) mod 6 - 3|, 1, 2)``.
-    """
-    r, g, b = x.unbind(1)
-    top = torch.maximum(torch.maximum(r, g), b)
-    bottom = torch.minimum(torch.minimum(r, g), b)
-    chroma = top - bottom
-    inv = chroma.clamp_min(1e-8).reciprocal_()
-    hue = torch.where(top == r, g - b, torch.where(top == g, (b - r).add_(chroma, alpha=2.0),
-                                                   (r - g).add_(chroma, alpha=4.0)))
-    # +12 keeps the argument of the remainder positive (hue >= -1 sextant, shift >= -0.5 turn)
-    hue.mul_(inv).add_(_per_sample(6.0 * shift + 12.0, hue))
-    k = torch.add(hue.unsqueeze(1), _const((6.0, 4.0, 2.0), x.device, x.dtype).view(1, 3, 1, 1))
-    k = k.remainder_(6.0).sub_(3.0).abs_().clamp_(1.0, 2.0)
-    return torch.addcmul(bottom.sub_(chroma).unsqueeze(1), chroma.unsqueeze(1), k)
-
-
-# Hue method of the colour jitter: False -> YIQ rotation (default, several times cheaper on CPU),
-# True -> exact HSV (what torchvision's ColorJitter does). See the module docstring.
-_EXACT_HUE = False
-
-
-def _hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Hue shift by ``shift`` turns per sample (RGB only)."""
-    return _hue_hsv(x, shift) if _EXACT_HUE else _hue_yiq(x, shift)
-
-
-def _colour_jitter(
-    x: torch.Tensor, p: float, strength: float, generator: torch.Generator | None
-) -> torch.Tensor:
+def _colour_jitter(x: torch.Tensor, p: float, strength: float, generator: torch.Generator | None) -> torch.Tensor:
     """With probability ``p`` per sample: brightness, contrast, saturation, hue (in that order).
 
     Factors are uniform in ``[max(0, 1 - a), 1 + a]`` for a = 0.4, 0.4, 0.2 (times ``strength``),
@@ -319,7 +285,7 @@ def _colour_jitter(
     if rgb and amounts[2] > 0:
         x = _saturation(x, params[2])
     if rgb and hue > 0:
-        x = _hue(x, params[3])
+        x = _hue_yiq(x, params[3])
     return x
 
 
@@ -466,16 +432,25 @@ class ImageViews(torch.nn.Module):
             raise ValueError(f"expected {self.channels} channels, got {x.shape[1]}")
         views: list[torch.Tensor] = [x] if self.spec.original else []  # the batch itself (masked methods)
         if x.shape[0] == 0:
-            return views + [x.new_empty(0, x.shape[1], self.size, self.size)] * self.spec.n_global + [
-                x.new_empty(0, x.shape[1], self.local_size, self.local_size)
-            ] * self.spec.n_local
+            return (
+                views
+                + [x.new_empty(0, x.shape[1], self.size, self.size)] * self.spec.n_global
+                + [x.new_empty(0, x.shape[1], self.local_size, self.local_size)] * self.spec.n_local
+            )
         if self.spec.n_global:
-            views += self._views(x, self.spec.n_global, self.size, self.crop_scale,
-                                 self.global_blur_p, self.global_solarize_p, generator)
+            views += self._views(
+                x, self.spec.n_global, self.size, self.crop_scale, self.global_blur_p, self.global_solarize_p, generator
+            )
         if self.spec.n_local:
-            views += self._views(x, self.spec.n_local, self.local_size, self.local_crop_scale,
-                                 [self.local_blur_p] * self.spec.n_local,
-                                 [self.local_solarize_p] * self.spec.n_local, generator)
+            views += self._views(
+                x,
+                self.spec.n_local,
+                self.local_size,
+                self.local_crop_scale,
+                [self.local_blur_p] * self.spec.n_local,
+                [self.local_solarize_p] * self.spec.n_local,
+                generator,
+            )
         return views
 
     def _views(

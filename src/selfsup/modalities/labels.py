@@ -39,15 +39,18 @@ def label_text(value: Any, where: str) -> str | None:
         if math.isnan(value):
             return None
         if not float(value).is_integer():
-            raise SelfsupError(f"the labels of {where} hold non-integer numbers (e.g. {value}); only class labels are "
-                               "supported for probing: use class names or integers.")
+            raise SelfsupError(
+                f"the labels of {where} hold non-integer numbers (e.g. {value}); only class labels are "
+                "supported for probing: use class names or integers."
+            )
         return str(int(value))
     text = str(value).strip()
     return text or None
 
 
-def encode_labels(labels: Sequence[str | None], classes: list[str] | None,
-                  where: str) -> tuple[torch.Tensor, list[str] | None]:
+def encode_labels(
+    labels: Sequence[str | None], classes: list[str] | None, where: str
+) -> tuple[torch.Tensor, list[str] | None]:
     """Label indices into ``classes`` (the training split's, or the sorted names when None), one per sample;
     UNLABELED for a missing label (an unlabeled source passes ``[None] * n``)."""
     if all(label is None for label in labels):
@@ -58,7 +61,9 @@ def encode_labels(labels: Sequence[str | None], classes: list[str] | None,
     unknown = sorted_classes(label for label in labels if label is not None and label not in index)
     if unknown:
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise SelfsupError(f"{where} has label(s) {shown} that the training split does not have (classes: "
-                           f"{', '.join(classes)}); every test label must occur in the training split.")
+        raise SelfsupError(
+            f"{where} has label(s) {shown} that the training split does not have (classes: "
+            f"{', '.join(classes)}); every test label must occur in the training split."
+        )
     y = [UNLABELED if label is None else index[label] for label in labels]
     return torch.tensor(y, dtype=torch.long), classes

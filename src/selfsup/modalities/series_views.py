@@ -2,7 +2,7 @@
 
 ``SeriesViews`` turns a batch of raw series ``(B, C, T)`` (NaN = padding or missing, as the reader
 gives them; see ``docs/modalities.md``) into the views a method asks for (its
-:class:`~selfsup.methods.base.ViewSpec`): with ``spec.original`` the batch itself first, then
+:class:`~selfsup.views.ViewSpec`): with ``spec.original`` the batch itself first, then
 ``n_global`` views of length ``T``, then ``n_local`` shorter local views (DINO multi-crop), all of
 one length. Like ``ImageViews`` every random parameter is drawn for the whole batch in one call per
 op (with the given ``torch.Generator``, on the series' device) and every op is a few batched tensor
@@ -55,7 +55,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from selfsup.methods.base import ViewSpec
+from selfsup.data import valid_lengths
+from selfsup.views import ViewSpec
 
 _MIN_SPEED = 0.1  # lowest relative speed of a time warp: keeps it strictly increasing
 _MASK_SPAN_FRACTION = 0.05
@@ -64,13 +65,6 @@ _MASK_SPAN_FRACTION = 0.05
 def default_local_length(length: int) -> int:
     """Local (multi-crop) view length: half the series length, at least 1."""
     return max(1, length // 2)
-
-
-def valid_lengths(x: torch.Tensor) -> torch.Tensor:
-    """Per sample, 1 + the last time step where any channel is observed (0 when none is): ``(B,)`` long."""
-    observed = ~torch.isnan(x).all(dim=1)  # (B, T)
-    steps = torch.arange(1, x.shape[-1] + 1, device=x.device)
-    return torch.where(observed, steps, 0).amax(dim=1)
 
 
 def fill_missing(x: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
@@ -131,8 +125,9 @@ def _resample(x: torch.Tensor, missing: torch.Tensor, positions: torch.Tensor) -
     low = low.long()
     high = (low + 1).clamp_(max=last)
     expand = (-1, channels, -1)
-    out = torch.lerp(x.gather(-1, low.unsqueeze(1).expand(*expand)), x.gather(-1, high.unsqueeze(1).expand(*expand)),
-                     weight)
+    out = torch.lerp(
+        x.gather(-1, low.unsqueeze(1).expand(*expand)), x.gather(-1, high.unsqueeze(1).expand(*expand)), weight
+    )
     nearest = positions.round().clamp_(0, last).long().unsqueeze(1).expand(*expand)
     return out, missing.gather(-1, nearest)
 
@@ -184,6 +179,8 @@ class SeriesViews(torch.nn.Module):
     Randomness comes from ``generator`` (on ``x``'s device), or torch's global RNG when it is None.
     """
 
+    center: torch.Tensor
+
     def __init__(
         self,
         spec: ViewSpec,
@@ -209,8 +206,12 @@ class SeriesViews(torch.nn.Module):
             raise ValueError(f"crop scales must be 0 < low <= high <= 1, got {crop_scale}, {local_crop_scale}")
         if min(jitter, scaling, magnitude_warp, time_warp) < 0 or not 0 <= mask_ratio < 1:
             raise ValueError("augmentation strengths must be >= 0 and mask_ratio in [0, 1)")
-        if knots < 1 or max_segments < 1 or (mask_span is not None and mask_span < 1) or (
-                local_length is not None and local_length < 1):
+        if (
+            knots < 1
+            or max_segments < 1
+            or (mask_span is not None and mask_span < 1)
+            or (local_length is not None and local_length < 1)
+        ):
             raise ValueError("knots, max_segments, mask_span and local_length must be at least 1")
         self.spec = spec
         self.channels = int(channels)
@@ -247,20 +248,43 @@ class SeriesViews(torch.nn.Module):
         local_length = self.local_length or default_local_length(length)
         views: list[torch.Tensor] = [x] if self.spec.original else []
         if x.shape[0] == 0 or length == 0:
-            return views + [x.new_empty(x.shape)] * self.spec.n_global + [
-                x.new_empty(x.shape[0], x.shape[1], local_length)] * self.spec.n_local
+            return (
+                views
+                + [x.new_empty(x.shape)] * self.spec.n_global
+                + [x.new_empty(x.shape[0], x.shape[1], local_length)] * self.spec.n_local
+            )
         center = self.center.to(x.device, x.dtype)
         valid = valid_lengths(x)
         missing = torch.isnan(x)
         filled = fill_missing(x, center.flatten())
         scale = sample_scale(x)
         if self.spec.n_global:
-            views += self._views(filled, missing, valid, scale, center, self.spec.n_global, length,
-                                 valid.clamp_min(1), self.crop_scale, generator)
+            views += self._views(
+                filled,
+                missing,
+                valid,
+                scale,
+                center,
+                self.spec.n_global,
+                length,
+                valid.clamp_min(1),
+                self.crop_scale,
+                generator,
+            )
         if self.spec.n_local:
             local_valid = (valid * local_length + length // 2).div(length, rounding_mode="floor")
-            views += self._views(filled, missing, valid, scale, center, self.spec.n_local, local_length,
-                                 local_valid.clamp_(1, local_length), self.local_crop_scale, generator)
+            views += self._views(
+                filled,
+                missing,
+                valid,
+                scale,
+                center,
+                self.spec.n_local,
+                local_length,
+                local_valid.clamp_(1, local_length),
+                self.local_crop_scale,
+                generator,
+            )
         return views
 
     def _views(
@@ -299,8 +323,9 @@ class SeriesViews(torch.nn.Module):
         if self.max_segments > 1:
             out, out_missing = _permute_segments(out, out_missing, view_valid, self.max_segments, generator)
         if self.magnitude_warp > 0:
-            knots = 1.0 + self.magnitude_warp * torch.randn(n, channels, self.knots + 2, generator=generator,
-                                                            device=device, dtype=dtype)
+            knots = 1.0 + self.magnitude_warp * torch.randn(
+                n, channels, self.knots + 2, generator=generator, device=device, dtype=dtype
+            )
             curve = _interpolate_knots(knots, _unit_grid(n, view_length, view_valid, device, dtype))
             out = center + (out - center) * curve
         if self.scaling > 0:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from selfsup.methods.base import ViewSpec
+from selfsup.views import ViewSpec
 
 
 class TableViews(torch.nn.Module):
@@ -36,8 +36,17 @@ class TableViews(torch.nn.Module):
     local views are further views of the same kind; ``spec.asymmetric`` is ignored).
     """
 
-    def __init__(self, spec: ViewSpec, numeric_columns: int, marginal_rows: torch.Tensor, corrupt_rate: float = 0.6,
-                 mask_rate: float = 0.0, noise_std: float = 0.0) -> None:
+    marginal: torch.Tensor
+
+    def __init__(
+        self,
+        spec: ViewSpec,
+        numeric_columns: int,
+        marginal_rows: torch.Tensor,
+        corrupt_rate: float = 0.6,
+        mask_rate: float = 0.0,
+        noise_std: float = 0.0,
+    ) -> None:
         super().__init__()
         if marginal_rows.dim() != 2 or len(marginal_rows) == 0:
             raise ValueError(f"marginal_rows must be a non-empty (M, F) tensor, got shape {tuple(marginal_rows.shape)}")
@@ -62,9 +71,11 @@ class TableViews(torch.nn.Module):
         return int(self.marginal.shape[1])
 
     def extra_repr(self) -> str:
-        return (f"spec={self.spec}, features={self.features}, numeric_columns={self.numeric_columns}, "
-                f"marginal_rows={len(self.marginal)}, corrupt_rate={self.corrupt_rate}, mask_rate={self.mask_rate}, "
-                f"noise_std={self.noise_std}")
+        return (
+            f"spec={self.spec}, features={self.features}, numeric_columns={self.numeric_columns}, "
+            f"marginal_rows={len(self.marginal)}, corrupt_rate={self.corrupt_rate}, mask_rate={self.mask_rate}, "
+            f"noise_std={self.noise_std}"
+        )
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -90,7 +101,6 @@ class TableViews(torch.nn.Module):
             masked = torch.rand(out.shape, generator=generator, device=device) < self.mask_rate
             out = out.masked_fill(masked, 0.0)
         if batch and self.noise_std > 0 and self.numeric_columns:
-            noise = torch.randn((count, batch, self.numeric_columns), generator=generator, device=device,
-                                dtype=x.dtype)
+            noise = torch.randn((count, batch, self.numeric_columns), generator=generator, device=device, dtype=x.dtype)
             out[..., : self.numeric_columns] += noise * self.noise_std
         return views + list(out.unbind(0))

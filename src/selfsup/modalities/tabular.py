@@ -43,8 +43,9 @@ import pandas as pd
 import torch
 
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
-from selfsup.errors import SelfsupError, unknown_name, first_line
-from selfsup.methods.base import ViewSpec
+from selfsup.errors import SelfsupError, first_line, unknown_name
+from selfsup.modalities import Modality
+from selfsup.views import ViewSpec
 
 NAME = "tabular"
 DEFAULT_ENCODER = "mlp"
@@ -61,15 +62,6 @@ MIN_ID_ROWS = 20  # consecutive distinct whole numbers over at least this many r
 MAX_LABEL_NUMBERS = 20  # a numeric label with more distinct values (see module docstring) looks continuous
 MAX_MARGINAL_ROWS = 20_000  # training rows the views draw replacement values from
 ID_REASON = "high cardinality (looks like an id; pass --ignore)"
-
-
-def __getattr__(name: str) -> Any:
-    # ENCODERS lives with the encoders (selfsup.encoders.table); imported on first use
-    if name == "ENCODERS":
-        from selfsup.encoders.table import ENCODERS
-
-        return ENCODERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _warn(message: str) -> None:
@@ -93,8 +85,9 @@ def _table_format(path: Path) -> str | None:
             break
     suffix = Path(name).suffix
     if suffix not in TABLE_FORMATS or (TABLE_FORMATS[suffix] is None and name != path.name.lower()):
-        raise SelfsupError(f"cannot read '{path}' as a table: unknown file type '{path.suffix}'; "
-                           "save it as .csv, .tsv or .parquet.")
+        raise SelfsupError(
+            f"cannot read '{path}' as a table: unknown file type '{path.suffix}'; save it as .csv, .tsv or .parquet."
+        )
     return TABLE_FORMATS[suffix]
 
 
@@ -147,12 +140,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError as err:
         raise SelfsupError(f"table '{path}' is empty; it needs a header row and at least one data row.") from err
     except UnicodeDecodeError as err:
-        raise SelfsupError(f"cannot read table '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} "
-                           f"at position {err.start}); save it as UTF-8 {path.suffix} or as Parquet.") from err
+        raise SelfsupError(
+            f"cannot read table '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} "
+            f"at position {err.start}); save it as UTF-8 {path.suffix} or as Parquet."
+        ) from err
     except (pd.errors.ParserError, ValueError, OSError) as err:
         first = first_line(err)
-        raise SelfsupError(f"cannot read table '{path}': {first}; check that it is a valid "
-                           f"{'tab' if sep == chr(9) else 'comma'}-separated file with a header row.") from err
+        raise SelfsupError(
+            f"cannot read table '{path}': {first}; check that it is a valid "
+            f"{'tab' if sep == chr(9) else 'comma'}-separated file with a header row."
+        ) from err
     frame = _string_columns(frame, str(path))
     if frame.shape[1] == 0:
         raise SelfsupError(f"table '{path}' has no columns; it needs a header row.")
@@ -160,8 +157,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         header = str(frame.columns[0])
         for other in (";", "\t", ",", "|"):
             if other != sep and other in header:
-                raise SelfsupError(f"table '{path}' reads as one column named '{header[:40]}'; its values seem "
-                                   f"separated by {other!r}. Save it comma-separated (.csv) or tab-separated (.tsv).")
+                raise SelfsupError(
+                    f"table '{path}' reads as one column named '{header[:40]}'; its values seem "
+                    f"separated by {other!r}. Save it comma-separated (.csv) or tab-separated (.tsv)."
+                )
     if len(frame) == 0:
         raise SelfsupError(f"table '{path}' has no data rows (only a header).")
     return frame
@@ -248,6 +247,7 @@ def _value_note(name: str, text: list[str], infinite: int) -> str | None:
 
 def _closest(name: str, columns: Sequence[str]) -> str | None:
     """The column most like ``name``: the same name up to case and spacing, else a close spelling."""
+
     def squash(text: str) -> str:
         return "".join(text.lower().split()).replace("_", "").replace("-", "")
 
@@ -306,8 +306,9 @@ def _fit_column(column: pd.Series, name: str) -> tuple[str, dict | None, str | N
         if _is_whole(finite):
             if len(distinct) <= MAX_CODES and len(finite) >= 2 * len(distinct):
                 return "categorical", {"name": name, "categories": [_category_key(v) for v in distinct]}, None
-            if (len(distinct) == len(finite) == len(values) >= MIN_ID_ROWS
-                    and distinct[-1] - distinct[0] + 1 == len(distinct)):
+            if len(distinct) == len(finite) == len(values) >= MIN_ID_ROWS and distinct[-1] - distinct[0] + 1 == len(
+                distinct
+            ):
                 return "dropped", None, ID_REASON
         mean = float(finite.mean())
         std = float(finite.std())
@@ -328,16 +329,19 @@ def _fit_classes(column: pd.Series, name: str) -> list[str]:
     """Sorted distinct label values as strings; refuses labels that are all missing or look continuous."""
     present = column.dropna()
     if len(present) == 0:
-        raise SelfsupError(f"label column '{name}' has no values; pass a column holding class labels as --label, "
-                           "or leave --label out.")
+        raise SelfsupError(
+            f"label column '{name}' has no values; pass a column holding class labels as --label, or leave --label out."
+        )
     numeric = _numeric_label(column)
     keys = _category_strings(present)
     if numeric:
         values = present.to_numpy(dtype=np.float64)
         distinct = np.unique(values[np.isfinite(values)])
         if len(distinct) > MAX_LABEL_NUMBERS and (not _is_whole(distinct) or len(distinct) > 0.5 * len(present)):
-            raise SelfsupError(f"label column '{name}' looks continuous ({len(distinct)} distinct numbers); probing "
-                               "needs class labels: pass a column of classes as --label, or leave --label out.")
+            raise SelfsupError(
+                f"label column '{name}' looks continuous ({len(distinct)} distinct numbers); probing "
+                "needs class labels: pass a column of classes as --label, or leave --label out."
+            )
         if len(distinct) < len(set(keys)):
             raise SelfsupError(f"label column '{name}' holds infinite values; fix those rows or leave --label out.")
     return _sorted_categories(keys, numeric)
@@ -362,7 +366,7 @@ def fit_schema(frame: pd.DataFrame, label: str | None = None, ignore: Sequence[s
         if name == label or name in ignore:
             continue
         kind, entry, reason = _fit_column(frame[name], name)
-        if kind == "dropped":
+        if entry is None:  # kind "dropped"
             dropped.append({"name": name, "reason": reason})
         elif kind == "categorical":
             categorical.append(entry)
@@ -373,8 +377,10 @@ def fit_schema(frame: pd.DataFrame, label: str | None = None, ignore: Sequence[s
     left_out = "; ".join(f"'{d['name']}' ({d['reason']})" for d in dropped)
     if not numeric and not categorical:
         why = left_out or "every column is the label or ignored"
-        raise SelfsupError(f"the table has no usable input columns ({why}); it needs at least one numeric, "
-                           "categorical or boolean column besides --label and --ignore.")
+        raise SelfsupError(
+            f"the table has no usable input columns ({why}); it needs at least one numeric, "
+            "categorical or boolean column besides --label and --ignore."
+        )
     if dropped:
         _warn(f"left out {len(dropped)} column(s): {left_out}.")
     return {
@@ -407,8 +413,10 @@ def _labels(frame: pd.DataFrame, label: str | None, classes: list[str] | None) -
     codes = pd.Index(classes).get_indexer(keys)
     unseen = sorted({k for k, c in zip(keys, codes) if c < 0 and k is not None})
     if unseen:
-        raise SelfsupError(f"label column '{label}' has values not among the classes {_quoted(classes)}: "
-                           f"{_quoted(unseen)}; leave out those rows or pass another --label.")
+        raise SelfsupError(
+            f"label column '{label}' has values not among the classes {_quoted(classes)}: "
+            f"{_quoted(unseen)}; leave out those rows or pass another --label."
+        )
     codes[np.asarray([k is None for k in keys], dtype=bool)] = UNLABELED
     return torch.from_numpy(codes.astype(np.int64))
 
@@ -429,8 +437,10 @@ def apply_schema(frame: pd.DataFrame, schema: dict) -> tuple[torch.Tensor, torch
     if absent:
         close = _closest(absent[0], [c for c in frame.columns if c not in needed])
         hint = f" (is '{close}' the column '{absent[0]}'?)" if close else ""
-        raise SelfsupError(f"the table lacks column(s) {_quoted(absent)} that the encoder's table schema needs{hint}; "
-                           "pass a table with the columns the encoder was pre-trained on.")
+        raise SelfsupError(
+            f"the table lacks column(s) {_quoted(absent)} that the encoder's table schema needs{hint}; "
+            "pass a table with the columns the encoder was pre-trained on."
+        )
     n = len(frame)
     numeric = np.zeros((n, len(schema["numeric"])), dtype=np.float64)
     missing_of: dict[str, np.ndarray] = {}
@@ -438,16 +448,21 @@ def apply_schema(frame: pd.DataFrame, schema: dict) -> tuple[torch.Tensor, torch
         name = entry["name"]
         values, text, infinite = _numbers(frame[name])
         if text and len(text) * 2 > n - int(frame[name].isna().sum()):
-            raise SelfsupError(f"column '{name}' should hold numbers but holds text such as "
-                               f"{_quoted(sorted(set(text)), 3)}; pass a table whose '{name}' column is numeric.")
+            raise SelfsupError(
+                f"column '{name}' should hold numbers but holds text such as "
+                f"{_quoted(sorted(set(text)), 3)}; pass a table whose '{name}' column is numeric."
+            )
         note = _value_note(name, text, infinite)
         if note:
             _warn(note)
         missing = np.isnan(values)
         missing_of[name] = missing
         numeric[:, j] = np.where(missing, 0.0, (values - entry["mean"]) / entry["std"])
-    indicators = np.stack([missing_of[name] for name in schema["indicators"]], axis=1).astype(np.float64) \
-        if schema["indicators"] else np.zeros((n, 0))
+    indicators = (
+        np.stack([missing_of[name] for name in schema["indicators"]], axis=1).astype(np.float64)
+        if schema["indicators"]
+        else np.zeros((n, 0))
+    )
     codes = np.zeros((n, len(schema["categorical"])), dtype=np.float64)
     for j, entry in enumerate(schema["categorical"]):
         keys = _category_strings(frame[entry["name"]])
@@ -473,8 +488,9 @@ def _ids(frame: pd.DataFrame, ignore: Sequence[str]) -> list[str]:
     return [f"row-{i}" for i in frame.index]
 
 
-def from_frames(train: pd.DataFrame, test: pd.DataFrame | None, name: str, options: DataOptions,
-                encoder_config: dict | None = None) -> Splits:
+def from_frames(
+    train: pd.DataFrame, test: pd.DataFrame | None, name: str, options: DataOptions, encoder_config: dict | None = None
+) -> Splits:
     """Splits from DataFrames: the schema is fitted on ``train`` (or taken from ``encoder_config``).
 
     With ``encoder_config``, its schema is applied unchanged; the label is ``options.label`` when
@@ -495,8 +511,10 @@ def from_frames(train: pd.DataFrame, test: pd.DataFrame | None, name: str, optio
         inputs = {e["name"] for e in schema["numeric"]} | {e["name"] for e in schema["categorical"]}
         clash = [c for c in ignore if c in inputs]
         if clash:
-            raise SelfsupError(f"--ignore {_quoted(clash)}: the encoder was pre-trained with this column as an input; "
-                               "do not ignore it.")
+            raise SelfsupError(
+                f"--ignore {_quoted(clash)}: the encoder was pre-trained with this column as an input; "
+                "do not ignore it."
+            )
         if options.label is None or options.label == schema["label"]:
             label = schema["label"] if schema["label"] in train.columns else None
             classes = schema["classes"] if label is not None else None
@@ -546,8 +564,9 @@ def _rate(key: str, value: Any, high: float | None = 1.0) -> float:
     return number
 
 
-def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict | None = None,
-               view_args: dict | None = None) -> torch.nn.Module:
+def make_views(
+    spec: ViewSpec, splits: Splits, encoder_config: dict | None = None, view_args: dict | None = None
+) -> torch.nn.Module:
     """``TableViews`` for a method's view spec (``view_args``: corrupt_rate, mask_rate, noise_std).
 
     Replacement values are drawn from up to 20,000 training rows (a fixed random choice).
@@ -560,8 +579,10 @@ def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict | None = Non
     schema = _check_schema((encoder_config or splits.fitted).get("schema"))
     rows = splits.train.x.float()
     if rows.dim() != 2 or rows.shape[1] != schema_width(schema):
-        raise SelfsupError(f"the table has {tuple(rows.shape)} features but the encoder's schema makes "
-                           f"{schema_width(schema)}; read the table with the encoder's schema.")
+        raise SelfsupError(
+            f"the table has {tuple(rows.shape)} features but the encoder's schema makes "
+            f"{schema_width(schema)}; read the table with the encoder's schema."
+        )
     if len(rows) > MAX_MARGINAL_ROWS:
         pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:MAX_MARGINAL_ROWS]
         rows = rows[pick.sort().values]
@@ -574,18 +595,40 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
     Categorical column ``j`` becomes ``len(categories) + 1`` columns (slot 0: missing or unseen).
     """
     schema = _check_schema(encoder_config.get("schema"))
-    x = x.detach().float().cpu().numpy()
+    values = x.detach().float().cpu().numpy()
     width = schema_width(schema)
-    if x.ndim != 2 or x.shape[1] != width:
-        raise SelfsupError(f"table features have shape {x.shape} but the encoder's schema makes {width} columns; "
-                           "read the table with the encoder's schema.")
+    if values.ndim != 2 or values.shape[1] != width:
+        raise SelfsupError(
+            f"table features have shape {values.shape} but the encoder's schema makes {width} columns; "
+            "read the table with the encoder's schema."
+        )
     dense = len(schema["numeric"]) + len(schema["indicators"])
-    parts = [x[:, :dense]]
-    rows = np.arange(len(x))
+    parts = [values[:, :dense]]
+    rows = np.arange(len(values))
     for j, entry in enumerate(schema["categorical"]):
         size = len(entry["categories"]) + 1
-        codes = np.clip(np.rint(x[:, dense + j]), 0, size - 1).astype(np.int64)
-        onehot = np.zeros((len(x), size), dtype=np.float32)
+        codes = np.clip(np.rint(values[:, dense + j]), 0, size - 1).astype(np.int64)
+        onehot = np.zeros((len(values), size), dtype=np.float32)
         onehot[rows, codes] = 1.0
         parts.append(onehot)
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def read_settings(encoder_config: dict) -> dict:
+    """What reading a table for an encoder takes from its config: the schema (``Splits.fitted`` of data read for it)."""
+    return {"schema": encoder_config["schema"]}
+
+
+MODALITY = Modality(
+    NAME,
+    load,
+    encoder_config,
+    make_views,
+    raw_features,
+    "standardised numeric columns, missing indicators and one-hot categories",
+    DEFAULT_ENCODER,
+    TOKEN_ENCODER,
+    VIEW_ARGS,
+    read_settings=read_settings,
+    tree_baseline=True,
+)

@@ -35,8 +35,9 @@ from torch import nn
 
 from selfsup.data import ArrayDataset, DataOptions, Splits
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
+from selfsup.modalities import Modality
 from selfsup.modalities.labels import encode_labels, label_text
+from selfsup.views import ViewSpec
 
 NAME = "text"
 DEFAULT_ENCODER = "minilm"
@@ -51,15 +52,6 @@ SUFFIXES = LINE_SUFFIXES + JSONL_SUFFIXES + TABLE_SUFFIXES
 RAW_BUCKETS = 4096  # columns of the hashed bag-of-tokens baseline
 
 
-def __getattr__(name: str) -> Any:
-    """``ENCODERS`` comes from the encoder module, imported on first use."""
-    if name == "ENCODERS":
-        from selfsup.encoders.text import ENCODERS
-
-        return ENCODERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -67,8 +59,10 @@ def _read_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
-        raise SelfsupError(f"cannot read '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} at "
-                           f"position {err.start}); save it as UTF-8.") from None
+        raise SelfsupError(
+            f"cannot read '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+            f"position {err.start}); save it as UTF-8."
+        ) from None
 
 
 def _text(value: Any, where: str) -> str | None:
@@ -76,8 +70,10 @@ def _text(value: Any, where: str) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if not isinstance(value, str):
-        raise SelfsupError(f"{where} holds a {type(value).__name__} ({str(value)[:40]!r}) where text belongs; "
-                           "the text field must hold strings.")
+        raise SelfsupError(
+            f"{where} holds a {type(value).__name__} ({str(value)[:40]!r}) where text belongs; "
+            "the text field must hold strings."
+        )
     return value.strip() or None
 
 
@@ -87,11 +83,13 @@ def read_txt(path: Path) -> tuple[list[str], list[str | None] | None, list[str]]
     return [text for _, text in rows], None, [sample_id for sample_id, _ in rows]
 
 
-def read_jsonl(path: Path, field: str, label: str | None,
-               strict: bool = True) -> tuple[list[str], list[str | None] | None, list[str]]:
+def read_jsonl(
+    path: Path, field: str, label: str | None, strict: bool = True
+) -> tuple[list[str], list[str | None] | None, list[str]]:
     """Texts, labels and ids of a JSON-lines file (see the module docstring). A label field that no record has
     is refused (a misspelt --label), or with ``strict=False`` (the encoder's own label) leaves them unlabeled."""
-    texts, labels, ids, fields = [], [], [], {}
+    texts, labels, ids = [], [], []
+    fields: dict[str, Any] = {}  # every field name seen, in order
     for n, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
@@ -104,8 +102,9 @@ def read_jsonl(path: Path, field: str, label: str | None,
             raise SelfsupError(f"{where} holds a JSON {type(record).__name__}, not an object with a '{field}' field.")
         if field not in record:
             known = ", ".join(f"'{k}'" for k in list(record)[:8])
-            raise SelfsupError(f"{where} has no text field '{field}' (its fields: {known}); name the text field "
-                               "with --text-column.")
+            raise SelfsupError(
+                f"{where} has no text field '{field}' (its fields: {known}); name the text field with --text-column."
+            )
         fields |= dict.fromkeys(record)
         text = _text(record[field], f"field '{field}' of {where}")
         if text is None:
@@ -117,13 +116,16 @@ def read_jsonl(path: Path, field: str, label: str | None,
         if not strict:
             return texts, None, ids
         known = ", ".join(f"'{k}'" for k in list(fields)[:8])
-        raise SelfsupError(f"no record of '{path}' has the label field '{label}' (their fields: {known}); name the "
-                           "label field with --label.")
+        raise SelfsupError(
+            f"no record of '{path}' has the label field '{label}' (their fields: {known}); name the "
+            "label field with --label."
+        )
     return texts, (labels if label else None), ids
 
 
-def read_text_table(path: Path, field: str, label: str | None,
-                    strict: bool = True) -> tuple[list[str], list[str | None] | None, list[str]]:
+def read_text_table(
+    path: Path, field: str, label: str | None, strict: bool = True
+) -> tuple[list[str], list[str | None] | None, list[str]]:
     """Texts, labels and ids of a table's text (and label) column; a missing label column is refused, or with
     ``strict=False`` leaves the rows unlabeled."""
     from selfsup.modalities.tabular import read_table
@@ -144,34 +146,43 @@ def read_text_table(path: Path, field: str, label: str | None,
             continue
         texts.append(text)
         labels.append(label_text(label_values[i], f"'{path}'") if label_values is not None else None)
-        ids.append(str(given_ids[i]) if given_ids is not None and given_ids[i] == given_ids[i] and given_ids[i] is not None else f"row-{i}")
+        ids.append(
+            str(given_ids[i])
+            if given_ids is not None and given_ids[i] == given_ids[i] and given_ids[i] is not None
+            else f"row-{i}"
+        )
     return texts, (labels if label else None), ids
 
 
-def read_texts(path: str | Path, options: DataOptions,
-               default_label: str | None = None) -> tuple[list[str], list[str | None] | None, list[str]]:
+def read_texts(
+    path: str | Path, options: DataOptions, default_label: str | None = None
+) -> tuple[list[str], list[str | None] | None, list[str]]:
     """Texts, labels (None when the source has none) and sample ids of a text file, by its suffix; without
     ``options.label``, the ``default_label`` field or column labels the texts where the file has it."""
     path = Path(path)
     if path.is_dir():
-        raise SelfsupError(f"text data '{path}' is a folder; text is read from one file: pass a .txt, .jsonl or "
-                           ".csv file.")
+        raise SelfsupError(
+            f"text data '{path}' is a folder; text is read from one file: pass a .txt, .jsonl or .csv file."
+        )
     if not path.is_file():
         raise SelfsupError(f"text data '{path}' does not exist; pass a .txt, .jsonl or .csv file.")
     suffix = path.suffix.lower()
     field = options.text_field or TEXT_FIELD
     if suffix in LINE_SUFFIXES:
         if options.label or options.text_field:
-            raise SelfsupError(f"'{path}' is plain text (one text per line) with no fields; --label and --text-column "
-                               "need a .jsonl or .csv file.")
+            raise SelfsupError(
+                f"'{path}' is plain text (one text per line) with no fields; --label and --text-column "
+                "need a .jsonl or .csv file."
+            )
         found = read_txt(path)
     elif suffix in JSONL_SUFFIXES:
         found = read_jsonl(path, field, options.label or default_label, strict=bool(options.label))
     elif suffix in TABLE_SUFFIXES or Path(path.stem).suffix.lower() in TABLE_SUFFIXES:  # .csv.gz too
         found = read_text_table(path, field, options.label or default_label, strict=bool(options.label))
     else:
-        raise SelfsupError(f"cannot read '{path}' as text: unknown file type '{path.suffix}'; use "
-                           f"{', '.join(SUFFIXES)}.")
+        raise SelfsupError(
+            f"cannot read '{path}' as text: unknown file type '{path.suffix}'; use {', '.join(SUFFIXES)}."
+        )
     if not found[0]:
         raise SelfsupError(f"'{path}' holds no text (every line or cell is empty).")
     return found
@@ -189,8 +200,14 @@ def default_config() -> dict:
     return text_encoder_config(DEFAULT_ENCODER)
 
 
-def dataset(texts: list[str], labels: list[str | None] | None, ids: list[str], encoder_config: dict,
-            where: str, classes: list[str] | None = None) -> ArrayDataset:
+def dataset(
+    texts: list[str],
+    labels: list[str | None] | None,
+    ids: list[str],
+    encoder_config: dict,
+    where: str,
+    classes: list[str] | None = None,
+) -> ArrayDataset:
     """Token ids of ``texts`` with their labels (classes: sorted names unless given)."""
     from selfsup.encoders.text import tokenize
 
@@ -215,8 +232,9 @@ def load(source: str, options: DataOptions | None = None, encoder_config: dict |
 # --------------------------------------------------------------------------- encoder, views, baseline
 
 
-def encoder_config(name: str, splits: Splits, options: DataOptions | None = None,
-                   encoder_args: dict | None = None) -> dict:
+def encoder_config(
+    name: str, splits: Splits, options: DataOptions | None = None, encoder_args: dict | None = None
+) -> dict:
     """``text_encoder_config`` (the data does not shape a text encoder), with how the files were read."""
     from selfsup.encoders.text import text_encoder_config
 
@@ -241,8 +259,10 @@ class TextViews(nn.Module):
 def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> nn.Module:
     """:class:`TextViews`; text takes no view arguments."""
     if view_args:
-        raise SelfsupError(f"text takes no view arguments (got {', '.join(sorted(view_args))}); its views differ "
-                           "by the encoder's dropout only.")
+        raise SelfsupError(
+            f"text takes no view arguments (got {', '.join(sorted(view_args))}); its views differ "
+            "by the encoder's dropout only."
+        )
     return TextViews(spec)
 
 
@@ -256,3 +276,36 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
     counts = torch.zeros(len(ids), RAW_BUCKETS).scatter_add_(1, ids % RAW_BUCKETS, counted)
     features = torch.log1p(counts)
     return torch.nn.functional.normalize(features, dim=1).numpy()
+
+
+def own_weights(encoder_config: dict) -> bool:
+    """Whether the encoder has a checkpoint of its own (minilm, a local model folder; not small_bert)."""
+    from selfsup.encoders.text import weights_folder
+
+    return weights_folder(encoder_config) is not None
+
+
+def start_weights(encoder: nn.Module) -> None:
+    """A new text encoder starts from its checkpoint's own weights (minilm, or a model folder): continued
+    pre-training."""
+    from selfsup.encoders.text import TextEncoder, load_pretrained
+
+    if not isinstance(encoder, TextEncoder):
+        raise TypeError(f"start_weights takes a text encoder, got {type(encoder).__name__}")
+    load_pretrained(encoder)
+
+
+MODALITY = Modality(
+    NAME,
+    load,
+    encoder_config,
+    make_views,
+    raw_features,
+    f"hashed bag of subword ids ({RAW_BUCKETS:,} columns, log counts, L2-normalised)",
+    DEFAULT_ENCODER,
+    TOKEN_ENCODER,
+    VIEW_ARGS,
+    read_settings=read_settings,
+    own_weights=own_weights,
+    start_weights=start_weights,
+)

@@ -36,7 +36,6 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,10 +43,11 @@ import torch
 
 from selfsup.data import ArrayDataset, DataOptions, Splits
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import ViewSpec
+from selfsup.modalities import Modality
 from selfsup.modalities.labels import encode_labels, label_text, sorted_classes
 from selfsup.modalities.tabular import check_csv_header
 from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
+from selfsup.views import ViewSpec
 
 NAME = "timeseries"
 DEFAULT_ENCODER = "dilated_conv"
@@ -56,18 +56,20 @@ TS_SUFFIXES = (".ts",)
 ARRAY_SUFFIXES = (".npz", ".npy")
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 SUFFIXES = TS_SUFFIXES + ARRAY_SUFFIXES + TABLE_SUFFIXES  # a folder's TRAIN/TEST files: first suffix found wins
-VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_length", "jitter", "scaling", "magnitude_warp", "time_warp",
-             "knots", "mask_ratio", "mask_span", "max_segments")
+VIEW_ARGS = (
+    "crop_scale",
+    "local_crop_scale",
+    "local_length",
+    "jitter",
+    "scaling",
+    "magnitude_warp",
+    "time_warp",
+    "knots",
+    "mask_ratio",
+    "mask_span",
+    "max_segments",
+)
 MIN_STD = 1e-6  # relative: a channel whose std is below MIN_STD * |mean| is taken as constant (std 1)
-
-
-def __getattr__(name: str) -> Any:
-    """``ENCODERS`` comes from the encoder module, imported on first use (it pulls in torch modules)."""
-    if name == "ENCODERS":
-        from selfsup.encoders.series import ENCODERS
-
-        return ENCODERS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- arrays
@@ -94,14 +96,18 @@ def _checked(x: np.ndarray, ids: list[str], where: str, channel_names: Sequence[
         x = np.asarray(x, dtype=np.float32)
     if np.isinf(x).any():
         i = int(np.flatnonzero(np.isinf(x).any(axis=(1, 2)))[0])
-        raise SelfsupError(f"series {ids[i]} in {where} holds an infinite value (or one too large for float32); "
-                           "replace it with a finite number or NaN (missing).")
+        raise SelfsupError(
+            f"series {ids[i]} in {where} holds an infinite value (or one too large for float32); "
+            "replace it with a finite number or NaN (missing)."
+        )
     observed = ~np.isnan(x)
     steps = observed.any(axis=1)  # (N, T): any channel observed
     empty = np.flatnonzero(~steps.any(axis=1))
     if len(empty):
-        raise SelfsupError(f"series {ids[int(empty[0])]} in {where} is empty (length 0 or every value missing); "
-                           f"remove it ({len(empty)} such series).")
+        raise SelfsupError(
+            f"series {ids[int(empty[0])]} in {where} is empty (length 0 or every value missing); "
+            f"remove it ({len(empty)} such series)."
+        )
     dead = np.flatnonzero(~observed.any(axis=(0, 2)))
     if len(dead):
         k = int(dead[0])
@@ -111,8 +117,14 @@ def _checked(x: np.ndarray, ids: list[str], where: str, channel_names: Sequence[
     return np.ascontiguousarray(x[:, :, :length])
 
 
-def _dataset(x: np.ndarray, labels: Sequence[str | None] | None, ids: list[str], classes: list[str] | None,
-             where: str, channel_names: Sequence[str] | None = None) -> ArrayDataset:
+def _dataset(
+    x: np.ndarray,
+    labels: Sequence[str | None] | None,
+    ids: list[str],
+    classes: list[str] | None,
+    where: str,
+    channel_names: Sequence[str] | None = None,
+) -> ArrayDataset:
     x = _checked(x, ids, where, channel_names)
     y, classes = encode_labels(labels if labels is not None else [None] * len(x), classes, where)
     return ArrayDataset(torch.from_numpy(x), y, ids, classes)
@@ -143,8 +155,9 @@ def _ts_values(text: str, where: str) -> np.ndarray:
                 float(token)
             except ValueError:
                 what = "an empty value (two commas in a row or a trailing comma)" if not token else f"'{token}'"
-                raise SelfsupError(f"{where} holds {what}, not a number; values must be numbers, "
-                                   "with ? for a missing one.") from None
+                raise SelfsupError(
+                    f"{where} holds {what}, not a number; values must be numbers, with ? for a missing one."
+                ) from None
         raise
 
 
@@ -176,16 +189,19 @@ def read_ts(path: str | Path, classes: list[str] | None = None) -> ArrayDataset:
             continue
         where = f"'{path}' line {number}"
         if not line.startswith("@"):
-            raise SelfsupError(f"{where}: series before the @data line; a .ts file has @tags, then @data, "
-                               "then one series per line.")
+            raise SelfsupError(
+                f"{where}: series before the @data line; a .ts file has @tags, then @data, then one series per line."
+            )
         tag, *words = line[1:].split()
         tag = tag.lower()
         if tag == "data":
             start = number
             break
         if tag == "timestamps" and _flag(words, f"{where}: @timeStamps"):
-            raise SelfsupError(f"'{path}' has timestamps (@timeStamps true), which are not supported; "
-                               "write the values without timestamps, NaN-padded or ragged.")
+            raise SelfsupError(
+                f"'{path}' has timestamps (@timeStamps true), which are not supported; "
+                "write the values without timestamps, NaN-padded or ragged."
+            )
         if tag == "classlabel":
             labeled = _flag(words, f"{where}: @classLabel")
             declared = (words[1:] or None) if labeled else None
@@ -210,34 +226,46 @@ def read_ts(path: str | Path, classes: list[str] | None = None) -> ArrayDataset:
             continue
         where = f"'{path}' line {number}"
         if "(" in line:
-            raise SelfsupError(f"{where} holds timestamped values '(t, v)', which are not supported; write the "
-                               "values without timestamps.")
+            raise SelfsupError(
+                f"{where} holds timestamped values '(t, v)', which are not supported; write the "
+                "values without timestamps."
+            )
         fields = line.split(":")
         if labeled or target:
             if len(fields) < 2:
-                raise SelfsupError(f"{where} has no label after a ':'; the header says every series is labeled "
-                                   "(@classLabel true or @targetLabel true).")
+                raise SelfsupError(
+                    f"{where} has no label after a ':'; the header says every series is labeled "
+                    "(@classLabel true or @targetLabel true)."
+                )
             label = fields.pop().strip()
             if labeled:
                 if not label:
                     raise SelfsupError(f"{where} has an empty label after the last ':'.")
                 if declared is not None and label not in declared:
-                    raise SelfsupError(f"{where}: label '{label}' is not one of the @classLabel values "
-                                       f"({' '.join(declared)}); add it to the header or fix the label.")
+                    raise SelfsupError(
+                        f"{where}: label '{label}' is not one of the @classLabel values "
+                        f"({' '.join(declared)}); add it to the header or fix the label."
+                    )
             labels.append(label if labeled else None)
         else:
             labels.append(None)
         if channels is None:
             channels = len(fields)
             if dimensions is not None and channels != dimensions:
-                raise SelfsupError(f"{where} has {channels} channel(s) but the header says @dimensions "
-                                   f"{dimensions}; every series needs the same channels, separated by ':'.")
+                raise SelfsupError(
+                    f"{where} has {channels} channel(s) but the header says @dimensions "
+                    f"{dimensions}; every series needs the same channels, separated by ':'."
+                )
             if univariate and channels != 1:
-                raise SelfsupError(f"{where} has {channels} channels but the header says @univariate true; "
-                                   "fix the header or the ':' separators.")
+                raise SelfsupError(
+                    f"{where} has {channels} channels but the header says @univariate true; "
+                    "fix the header or the ':' separators."
+                )
         elif len(fields) != channels:
-            raise SelfsupError(f"{where} has {len(fields)} channel(s) but the first series has {channels}; "
-                               "every series in a file needs the same channels, separated by ':'.")
+            raise SelfsupError(
+                f"{where} has {len(fields)} channel(s) but the first series has {channels}; "
+                "every series in a file needs the same channels, separated by ':'."
+            )
         series.append([_ts_values(text, f"{where} channel {k}") for k, text in enumerate(fields)])
         numbers.append(number)
     if not series:
@@ -253,8 +281,9 @@ def read_ts(path: str | Path, classes: list[str] | None = None) -> ArrayDataset:
 
 def _array_labels(y: np.ndarray, n: int, where: str) -> list[str | None]:
     if y.ndim != 1 or len(y) != n:
-        raise SelfsupError(f"the labels 'y' of {where} have shape {y.shape}; they must be a vector with one label "
-                           f"per series ({n}).")
+        raise SelfsupError(
+            f"the labels 'y' of {where} have shape {y.shape}; they must be a vector with one label per series ({n})."
+        )
     if y.dtype.kind not in "biufUS":
         raise SelfsupError(f"the labels 'y' of {where} have dtype {y.dtype}; use integers or strings.")
     if y.dtype.kind == "S":
@@ -272,16 +301,20 @@ def read_array(path: str | Path, classes: list[str] | None = None) -> ArrayDatas
             with loaded:
                 x_key = next((k for k in ("x", "X") if k in loaded.files), None)
                 if x_key is None:
-                    raise SelfsupError(f"{where} has no array named 'x' (it has: {', '.join(loaded.files) or 'none'}); "
-                                       "save the series as x (and labels as y), e.g. np.savez(path, x=x, y=y).")
+                    raise SelfsupError(
+                        f"{where} has no array named 'x' (it has: {', '.join(loaded.files) or 'none'}); "
+                        "save the series as x (and labels as y), e.g. np.savez(path, x=x, y=y)."
+                    )
                 y_key = next((k for k in ("y", "Y") if k in loaded.files), None)
                 x, y = loaded[x_key], (loaded[y_key] if y_key else None)
         else:
             x, y = loaded, None
     except ValueError as err:
         if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise SelfsupError(f"{where} holds an object array, which is not supported; save a numeric array "
-                               "(N, T) or (N, C, T), NaN-padded for ragged series.") from err
+            raise SelfsupError(
+                f"{where} holds an object array, which is not supported; save a numeric array "
+                "(N, T) or (N, C, T), NaN-padded for ragged series."
+            ) from err
         raise SelfsupError(f"cannot read {where}: {err}") from err
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise SelfsupError(f"cannot read {where}: {err}") from err
@@ -310,8 +343,10 @@ def _read_frame(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, sep=sep)
             check_csv_header(path, sep, frame.columns)
     except pd.errors.EmptyDataError as err:
-        raise SelfsupError(f"'{path}' is empty; pass a table with a header row and one row per series "
-                           "(or per time step with --series-id).") from err
+        raise SelfsupError(
+            f"'{path}' is empty; pass a table with a header row and one row per series "
+            "(or per time step with --series-id)."
+        ) from err
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise SelfsupError(f"cannot read '{path}' as a table: {err}") from err
     frame.columns = [str(c) for c in frame.columns]
@@ -324,8 +359,10 @@ def _numeric_columns(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         if not pd.api.types.is_numeric_dtype(values):
             bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
             example = f" (e.g. '{values[bad].iloc[0]}')" if bad.any() else ""
-            raise SelfsupError(f"column '{column}' of {where} is not numeric{example}; name the label with --label, "
-                               "leave other columns out with --ignore, or fix the values.")
+            raise SelfsupError(
+                f"column '{column}' of {where} is not numeric{example}; name the label with --label, "
+                "leave other columns out with --ignore, or fix the values."
+            )
     return frame.astype(np.float64)
 
 
@@ -335,8 +372,10 @@ def _time_order(values: pd.Series, column: str, where: str) -> pd.Series:
     try:
         return pd.to_datetime(values, format="mixed")
     except (ValueError, TypeError) as err:
-        raise SelfsupError(f"time column '{column}' of {where} holds values that are neither numbers nor dates; "
-                           "pass a column that orders the rows of each series.") from err
+        raise SelfsupError(
+            f"time column '{column}' of {where} holds values that are neither numbers nor dates; "
+            "pass a column that orders the rows of each series."
+        ) from err
 
 
 def read_table(path: str | Path, options: DataOptions | None = None, classes: list[str] | None = None) -> ArrayDataset:
@@ -348,19 +387,21 @@ def read_table(path: str | Path, options: DataOptions | None = None, classes: li
     named = {"--label": options.label, "--series-id": options.series_id, "--time-column": options.time_column}
     for flag, column in [*named.items(), *(("--ignore", c) for c in options.ignore)]:
         if column is not None and column not in frame.columns:
-            raise SelfsupError(f"{flag} column '{column}' is not in {where} (its columns: "
-                               f"{', '.join(frame.columns[:20])}{', ...' if len(frame.columns) > 20 else ''}).")
+            raise SelfsupError(
+                f"{flag} column '{column}' is not in {where} (its columns: "
+                f"{', '.join(frame.columns[:20])}{', ...' if len(frame.columns) > 20 else ''})."
+            )
     if options.time_column and not options.series_id:
         raise SelfsupError("--time-column orders the rows of long-format series; pass --series-id too.")
     if len(frame) == 0:
         raise SelfsupError(f"{where} holds no series (no rows); pass a table with at least one row.")
     if options.series_id is None:
-        labels = ([label_text(v, where) for v in frame[options.label].tolist()] if options.label else None)
+        row_labels = [label_text(v, where) for v in frame[options.label].tolist()] if options.label else None
         data = _numeric_columns(frame.drop(columns=[c for c in (options.label, *options.ignore) if c]), where)
         if data.shape[1] == 0:
             raise SelfsupError(f"{where} has no numeric columns left for the time steps.")
         ids = [f"{path.stem}/{i}" for i in range(len(frame))]
-        return _dataset(data.to_numpy()[:, None, :], labels, ids, classes, where)
+        return _dataset(data.to_numpy()[:, None, :], row_labels, ids, classes, where)
 
     key, time, label = options.series_id, options.time_column, options.label
     if frame[key].isna().any():
@@ -368,8 +409,10 @@ def read_table(path: str | Path, options: DataOptions | None = None, classes: li
     drop = [c for c in (key, time, label, *options.ignore) if c]
     data = _numeric_columns(frame.drop(columns=drop), where)
     if data.shape[1] == 0:
-        raise SelfsupError(f"{where} has no numeric channel columns besides '{key}'"
-                           f"{', the time column' if time else ''}{' and the label' if label else ''}.")
+        raise SelfsupError(
+            f"{where} has no numeric channel columns besides '{key}'"
+            f"{', the time column' if time else ''}{' and the label' if label else ''}."
+        )
     codes, names = pd.factorize(frame[key])  # series numbered in order of first appearance
     order = pd.DataFrame({"key": frame[key], "series": codes, "row": np.arange(len(frame))})
     if time:
@@ -379,8 +422,10 @@ def read_table(path: str | Path, options: DataOptions | None = None, classes: li
         repeated = order.duplicated(["key", "time"])
         if repeated.any():
             row = order[repeated].iloc[0]
-            raise SelfsupError(f"series '{row['key']}' of {where} has two rows at time {row['time']}; "
-                               "each series needs one row per time step.")
+            raise SelfsupError(
+                f"series '{row['key']}' of {where} has two rows at time {row['time']}; "
+                "each series needs one row per time step."
+            )
     order = order.sort_values(["series", "time", "row"] if time else ["series", "row"], kind="stable")
     values = data.to_numpy()
     label_values = frame[label].to_numpy() if label else None
@@ -389,11 +434,13 @@ def read_table(path: str | Path, options: DataOptions | None = None, classes: li
     for code, group in order.groupby("series", sort=True):
         rows = group["row"].to_numpy()
         series.append(list(values[rows].T))
-        if labels is not None:
+        if labels is not None and label_values is not None:
             found = {text for text in (label_text(v, where) for v in label_values[rows]) if text is not None}
             if len(found) > 1:
-                raise SelfsupError(f"the label of series '{names[code]}' in {where} changes over time "
-                                   f"({', '.join(sorted_classes(found))}); each series has one label.")
+                raise SelfsupError(
+                    f"the label of series '{names[code]}' in {where} changes over time "
+                    f"({', '.join(sorted_classes(found))}); each series has one label."
+                )
             labels.append(found.pop() if found else None)
     ids = [str(name) for name in names]
     return _dataset(_stack(series), labels, ids, classes, where, list(data.columns))
@@ -414,22 +461,29 @@ def read_file(path: str | Path, options: DataOptions | None = None, classes: lis
         return read_array(path, classes)
     if suffix in TABLE_SUFFIXES:
         return read_table(path, options, classes)
-    raise SelfsupError(f"cannot read '{path}' as time series; use a {', '.join(SUFFIXES)} file or a folder with "
-                       "NAME_TRAIN and NAME_TEST files.")
+    raise SelfsupError(
+        f"cannot read '{path}' as time series; use a {', '.join(SUFFIXES)} file or a folder with "
+        "NAME_TRAIN and NAME_TEST files."
+    )
 
 
 def split_files(folder: str | Path) -> tuple[Path, Path | None]:
     """The train (and test, if any) file of a folder: ``*_TRAIN.ext`` / ``*_TEST.ext``, or its only series file."""
     folder = Path(folder)
-    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
-             and p.suffix.lower() in SUFFIXES]
+    files = [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUFFIXES
+    ]
     for suffix in SUFFIXES:
         of_kind = [p for p in files if p.suffix.lower() == suffix]
         train = [p for p in of_kind if p.stem.upper().endswith("_TRAIN")]
         test = [p for p in of_kind if p.stem.upper().endswith("_TEST")]
         if len(train) > 1 or len(test) > 1:
-            raise SelfsupError(f"'{folder}' holds several {suffix} train or test files "
-                               f"({', '.join(p.name for p in train + test)}); keep one NAME_TRAIN and one NAME_TEST.")
+            raise SelfsupError(
+                f"'{folder}' holds several {suffix} train or test files "
+                f"({', '.join(p.name for p in train + test)}); keep one NAME_TRAIN and one NAME_TEST."
+            )
         if train:
             return train[0], (test[0] if test else None)
         if test:
@@ -437,8 +491,10 @@ def split_files(folder: str | Path) -> tuple[Path, Path | None]:
     if len(files) == 1:
         return files[0], None
     found = f"{len(files)} series files" if files else "no series files"
-    raise SelfsupError(f"'{folder}' holds {found}; pass one file, or a folder with NAME_TRAIN and NAME_TEST files "
-                       f"({', '.join(SUFFIXES)}).")
+    raise SelfsupError(
+        f"'{folder}' holds {found}; pass one file, or a folder with NAME_TRAIN and NAME_TEST files "
+        f"({', '.join(SUFFIXES)})."
+    )
 
 
 def check_channels(dataset: ArrayDataset, encoder_config: dict | None, source: str) -> None:
@@ -447,12 +503,19 @@ def check_channels(dataset: ArrayDataset, encoder_config: dict | None, source: s
         return
     expected, found = int(encoder_config["in_chans"]), int(dataset.x.shape[1])
     if expected != found:
-        raise SelfsupError(f"the encoder takes {expected} channel(s) but {source} has {found}; pass series with "
-                           "the channels the encoder was trained on, in the same order.")
+        raise SelfsupError(
+            f"the encoder takes {expected} channel(s) but {source} has {found}; pass series with "
+            "the channels the encoder was trained on, in the same order."
+        )
 
 
-def load_files(train_path: str | Path, test_path: str | Path | None = None, options: DataOptions | None = None,
-               encoder_config: dict | None = None, name: str | None = None) -> Splits:
+def load_files(
+    train_path: str | Path,
+    test_path: str | Path | None = None,
+    options: DataOptions | None = None,
+    encoder_config: dict | None = None,
+    name: str | None = None,
+) -> Splits:
     """Read a train file and an optional test file into splits of one length (test labels use train's classes)."""
     train = read_file(train_path, options)
     check_channels(train, encoder_config, f"'{train_path}'")
@@ -460,8 +523,10 @@ def load_files(train_path: str | Path, test_path: str | Path | None = None, opti
     if test_path is not None:
         test = read_file(test_path, options, classes=train.classes)
         if test.x.shape[1] != train.x.shape[1]:
-            raise SelfsupError(f"'{train_path}' has {train.x.shape[1]} channel(s) but '{test_path}' has "
-                               f"{test.x.shape[1]}; train and test series need the same channels.")
+            raise SelfsupError(
+                f"'{train_path}' has {train.x.shape[1]} channel(s) but '{test_path}' has "
+                f"{test.x.shape[1]}; train and test series need the same channels."
+            )
         length = max(train.x.shape[-1], test.x.shape[-1])
         train.x, test.x = pad_length(train.x, length), pad_length(test.x, length)
     return Splits(train=train, test=test, name=name or str(train_path), modality=NAME)
@@ -472,8 +537,10 @@ def load(source: str, options: DataOptions, encoder_config: dict | None = None) 
     refuse series with another channel count."""
     path = Path(source)
     if not path.exists():
-        raise SelfsupError(f"series data '{source}' does not exist; pass a .ts/.npy/.npz/.csv file or a folder of "
-                           "NAME_TRAIN/NAME_TEST files.")
+        raise SelfsupError(
+            f"series data '{source}' does not exist; pass a .ts/.npy/.npz/.csv file or a folder of "
+            "NAME_TRAIN/NAME_TEST files."
+        )
     options = _as_trained(options or DataOptions(), encoder_config)
     train_path, test_path = split_files(path) if path.is_dir() else (path, None)
     return load_files(train_path, test_path, options, encoder_config, name=str(source))
@@ -482,10 +549,13 @@ def load(source: str, options: DataOptions, encoder_config: dict | None = None) 
 def _as_trained(options: DataOptions, encoder_config: dict | None) -> DataOptions:
     """Options not given now default to how the encoder's pre-training data was read (CSV columns)."""
     read = (encoder_config or {}).get("read") or {}
-    return replace(options, label=options.label or read.get("label"),
-                   ignore=options.ignore or tuple(read.get("ignore", ())),
-                   series_id=options.series_id or read.get("series_id"),
-                   time_column=options.time_column or read.get("time_column"))
+    return replace(
+        options,
+        label=options.label or read.get("label"),
+        ignore=options.ignore or tuple(read.get("ignore", ())),
+        series_id=options.series_id or read.get("series_id"),
+        time_column=options.time_column or read.get("time_column"),
+    )
 
 
 # --------------------------------------------------------------------------- encoder, views, baseline
@@ -506,19 +576,24 @@ def channel_statistics(x: torch.Tensor) -> tuple[list[float], list[float]]:
     return [float(m) for m in mean], [float(s) for s in std]
 
 
-def encoder_config(name: str, splits: Splits, options: DataOptions | None = None,
-                   encoder_args: dict | None = None) -> dict:
+def encoder_config(
+    name: str, splits: Splits, options: DataOptions | None = None, encoder_args: dict | None = None
+) -> dict:
     """Encoder config with the channel count, the training length and per-channel statistics of the training split."""
+    from selfsup.data import valid_lengths
     from selfsup.encoders.series import series_encoder_config
-    from selfsup.modalities.series_views import valid_lengths
 
     x = splits.train.x
     mean, std = channel_statistics(x)
     length = int(valid_lengths(x).max()) or int(x.shape[-1])  # the training split's, not a padded test's
     config = series_encoder_config(name, int(x.shape[1]), length, mean, std, **(encoder_args or {}))
     if options is not None:  # how CSV columns were read, so embed/evaluate read new files the same way
-        config["read"] = {"label": options.label, "ignore": list(options.ignore), "series_id": options.series_id,
-                          "time_column": options.time_column}
+        config["read"] = {
+            "label": options.label,
+            "ignore": list(options.ignore),
+            "series_id": options.series_id,
+            "time_column": options.time_column,
+        }
     return config
 
 
@@ -549,3 +624,22 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
     mean = torch.tensor(encoder_config["mean"], dtype=torch.float32).view(1, -1, 1)
     std = torch.tensor(encoder_config["std"], dtype=torch.float32).view(1, -1, 1)
     return torch.nan_to_num((x - mean) / std, nan=0.0).flatten(1).numpy()
+
+
+def fit_samples(x: torch.Tensor, sample_shape: tuple[int, ...]) -> torch.Tensor:
+    """Series of another source (replay) with this data's channels cut or NaN-padded to its length."""
+    return pad_length(x, sample_shape[-1]) if x.shape[1] == sample_shape[0] else x
+
+
+MODALITY = Modality(
+    NAME,
+    load,
+    encoder_config,
+    make_views,
+    raw_features,
+    "per-channel normalised values, flattened (missing and padding as 0)",
+    DEFAULT_ENCODER,
+    TOKEN_ENCODER,
+    VIEW_ARGS,
+    fit_samples=fit_samples,
+)

@@ -36,7 +36,7 @@ def checkpoint_progress(path: Path) -> tuple[int, int]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         return int(state["epoch"]), int(state["global_step"])
-    except Exception as err:  # noqa: BLE001 - a truncated zip makes the unpickler raise almost anything
+    except Exception as err:
         reason = first_line(err).split(". ")[0]  # torch adds a paragraph of advice
         raise SelfsupError(f"checkpoint '{path}' is corrupted or truncated ({reason})") from None
 
@@ -55,8 +55,9 @@ def resume_checkpoint(out: Path) -> ResumePoint:
     naming what was wrong with the newer one, which is set aside as ``last.ckpt.corrupt``)."""
     last, previous = out / FOLDER / LAST, out / FOLDER / PREVIOUS
     if not last.is_file() and not previous.is_file():
-        raise SelfsupError(f"cannot resume: '{last}' does not exist (the run saved no checkpoint); start a new run "
-                           "instead.")
+        raise SelfsupError(
+            f"cannot resume: '{last}' does not exist (the run saved no checkpoint); start a new run instead."
+        )
     problem = f"'{last}' does not exist"
     if last.is_file():
         try:
@@ -64,17 +65,22 @@ def resume_checkpoint(out: Path) -> ResumePoint:
         except SelfsupError as err:
             problem = str(err)
     if not previous.is_file():
-        raise SelfsupError(f"cannot resume: {problem}, and no earlier checkpoint is kept; start the run again with "
-                           "--overwrite.")
+        raise SelfsupError(
+            f"cannot resume: {problem}, and no earlier checkpoint is kept; start the run again with --overwrite."
+        )
     try:
         point = ResumePoint(previous, *checkpoint_progress(previous))
     except SelfsupError as err:
-        raise SelfsupError(f"cannot resume: {problem}, and so is the earlier one ({err}); start the run again with "
-                           "--overwrite.") from None
+        raise SelfsupError(
+            f"cannot resume: {problem}, and so is the earlier one ({err}); start the run again with --overwrite."
+        ) from None
     if last.is_file():  # set aside, so that the next checkpoint does not rotate it into previous.ckpt
         os.replace(last, last.with_name(LAST + ".corrupt"))
-    warnings.warn(f"{problem}; resuming from the earlier '{previous}' (step {point.step}), the broken one kept as "
-                  f"{LAST}.corrupt.", stacklevel=2)
+    warnings.warn(
+        f"{problem}; resuming from the earlier '{previous}' (step {point.step}), the broken one kept as "
+        f"{LAST}.corrupt.",
+        stacklevel=2,
+    )
     return point
 
 
@@ -85,8 +91,13 @@ class RunCheckpoints(Callback):
     recipe and description only then, so a resume that fails leaves the run folder as it was.
     """
 
-    def __init__(self, out: Path, every_epochs: int, every_steps: int | None = None,
-                 after_first_save: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        every_epochs: int,
+        every_steps: int | None = None,
+        after_first_save: Callable[[], None] | None = None,
+    ) -> None:
         self.folder = Path(out) / FOLDER
         self.every_epochs, self.every_steps = every_epochs, every_steps
         self.after_first_save = after_first_save
@@ -104,10 +115,15 @@ class RunCheckpoints(Callback):
                 os.replace(tmp, last)
         except OSError as err:
             tmp.unlink(missing_ok=True)
-            kept = (f"the last good one, '{last}', is kept. Free some space, then continue with --resume"
-                    if last.is_file() else "no earlier one is kept. Free some space, then start again")
-            raise SelfsupError(f"could not write the checkpoint at step {trainer.global_step} to '{self.folder}' "
-                               f"({err.strerror or err}); {kept}.") from None
+            kept = (
+                f"the last good one, '{last}', is kept. Free some space, then continue with --resume"
+                if last.is_file()
+                else "no earlier one is kept. Free some space, then start again"
+            )
+            raise SelfsupError(
+                f"could not write the checkpoint at step {trainer.global_step} to '{self.folder}' "
+                f"({err.strerror or err}); {kept}."
+            ) from None
         self.saved_step = trainer.global_step
         if self.after_first_save is not None:
             self.after_first_save()
@@ -116,8 +132,9 @@ class RunCheckpoints(Callback):
     def _due(self, trainer: L.Trainer) -> bool:
         return trainer.global_step != self.saved_step and trainer.global_step > 0
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         stop = self.stop_requested
         if trainer.world_size > 1:  # every process stops at the same step, or the save (collective) would hang
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
@@ -141,8 +158,11 @@ class RunCheckpoints(Callback):
 
 def _last_epoch(trainer: L.Trainer) -> bool:
     max_steps = trainer.max_steps if trainer.max_steps is not None else -1
-    return (trainer.should_stop or (max_steps > 0 and trainer.global_step >= max_steps)
-            or (trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs))
+    return (
+        trainer.should_stop
+        or (max_steps > 0 and trainer.global_step >= max_steps)
+        or (trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs)
+    )
 
 
 @contextmanager

@@ -62,8 +62,13 @@ class InitReport:
     mapping: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"loaded": self.loaded, "missing": self.missing, "unexpected": self.unexpected,
-                "shape_mismatch": [[n, list(a), list(b)] for n, a, b in self.mismatched], "mapping": self.mapping}
+        return {
+            "loaded": self.loaded,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "shape_mismatch": [[n, list(a), list(b)] for n, a, b in self.mismatched],
+            "mapping": self.mapping,
+        }
 
 
 def _torch_file(path: Path) -> dict[str, Any]:
@@ -71,13 +76,18 @@ def _torch_file(path: Path) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "global" in str(err).lower():  # a class or function to import: that is code, not weights
-            raise SelfsupError(f"'{path}' holds objects that only code execution could rebuild; selfsup loads "
-                               "weights only (save a state_dict, or convert it to .safetensors).") from err
-        raise SelfsupError(f"cannot read '{path}' as PyTorch weights; the file is corrupted or not a checkpoint.") \
-            from err
+            raise SelfsupError(
+                f"'{path}' holds objects that only code execution could rebuild; selfsup loads "
+                "weights only (save a state_dict, or convert it to .safetensors)."
+            ) from err
+        raise SelfsupError(
+            f"cannot read '{path}' as PyTorch weights; the file is corrupted or not a checkpoint."
+        ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise SelfsupError(f"cannot read '{path}' as PyTorch weights ({str(err).splitlines()[0]}); "
-                           "the file is corrupted or not a checkpoint.") from err
+        raise SelfsupError(
+            f"cannot read '{path}' as PyTorch weights ({str(err).splitlines()[0]}); "
+            "the file is corrupted or not a checkpoint."
+        ) from err
     for key in ("state_dict", "model", "encoder"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -97,22 +107,30 @@ def read_init(source: str | Path) -> InitSource:
     """The tensors (and any encoder description) of an ``--init`` SOURCE; see the module docstring."""
     path = Path(source)
     if not path.exists():
-        raise SelfsupError(f"--init '{source}' does not exist; pass a selfsup run or export folder, a .safetensors/"
-                           ".pth file, or a local model folder.")
+        raise SelfsupError(
+            f"--init '{source}' does not exist; pass a selfsup run or export folder, a .safetensors/"
+            ".pth file, or a local model folder."
+        )
     if path.is_dir() and (path / META).is_file():
         meta = read_meta(path)
         if not (path / WEIGHTS).is_file():
-            raise SelfsupError(f"'{path}' holds no {WEIGHTS} (an unfinished run?); export its last checkpoint with "
-                               "'selfsup export' and pass that.")
+            raise SelfsupError(
+                f"'{path}' holds no {WEIGHTS} (an unfinished run?); export its last checkpoint with "
+                "'selfsup export' and pass that."
+            )
         if meta.get("format_version", 1) < 2 and meta["encoder"].get("name") in RENAMED_IN_VERSION_2:
-            raise SelfsupError(f"'{path}' is a {meta['encoder']['name']} saved by an older selfsup, whose weights "
-                               "this version cannot read; pre-train it again.")
+            raise SelfsupError(
+                f"'{path}' is a {meta['encoder']['name']} saved by an older selfsup, whose weights "
+                "this version cannot read; pre-train it again."
+            )
         return InitSource(path, _safetensors_file(path / WEIGHTS), encoder_config=meta["encoder"])
     if path.is_dir():
         weights = next((path / name for name in HF_WEIGHTS if (path / name).is_file()), None)
         if weights is None or not (path / "config.json").is_file():
-            raise SelfsupError(f"--init folder '{source}' is neither a selfsup run/export ({META}) nor a model folder "
-                               f"(config.json + {' or '.join(HF_WEIGHTS)}).")
+            raise SelfsupError(
+                f"--init folder '{source}' is neither a selfsup run/export ({META}) nor a model folder "
+                f"(config.json + {' or '.join(HF_WEIGHTS)})."
+            )
         try:
             config = json.loads((path / "config.json").read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -124,8 +142,10 @@ def read_init(source: str | Path) -> InitSource:
     elif path.suffix in TORCH_SUFFIXES:
         state = _torch_file(path)
     else:
-        raise SelfsupError(f"--init '{source}': unknown weights format '{path.suffix}'; use .safetensors, "
-                           f"{', '.join(TORCH_SUFFIXES)}, or a folder.")
+        raise SelfsupError(
+            f"--init '{source}': unknown weights format '{path.suffix}'; use .safetensors, "
+            f"{', '.join(TORCH_SUFFIXES)}, or a folder."
+        )
     return InitSource(path, state)
 
 
@@ -140,17 +160,17 @@ def match_state(encoder: nn.Module, state: dict[str, Any]) -> tuple[dict[str, to
     source = _tensors(state)
     best: tuple[int, int, str, str] = (-1, -1, "", "")
     for strip in PREFIXES:
-        stripped = {k[len(strip):] for k in source if k.startswith(strip)}
+        stripped = {k[len(strip) :] for k in source if k.startswith(strip)}
         for add in PREFIXES:
             names = {add + k for k in stripped} & set(target)
-            fits = sum(source[strip + n[len(add):]].shape == target[n].shape for n in names)
+            fits = sum(source[strip + n[len(add) :]].shape == target[n].shape for n in names)
             if (fits, len(names)) > best[:2]:
                 best = (fits, len(names), strip, add)
     _, _, strip, add = best
     report = InitReport(mapping=f"'{strip}*' -> '{add}*'" if strip or add else "names as they are")
     mapped: dict[str, torch.Tensor] = {}
     for key, value in source.items():
-        name = add + key[len(strip):] if key.startswith(strip) else None
+        name = add + key[len(strip) :] if key.startswith(strip) else None
         if name not in target:
             report.unexpected.append(key)
         elif value.shape != target[name].shape:
@@ -169,26 +189,35 @@ def load_into(encoder: nn.Module, source: InitSource) -> InitReport:
     name = getattr(encoder, "config", {}).get("name", type(encoder).__name__)
     if not mapped:
         first = ", ".join(list(source.state)[:3]) or "no tensors"
-        raise SelfsupError(f"none of the {len(source.state)} tensors in '{source.path}' fits encoder '{name}' "
-                           f"(its first names: {first}); pass the --encoder these weights were trained as.")
+        raise SelfsupError(
+            f"none of the {len(source.state)} tensors in '{source.path}' fits encoder '{name}' "
+            f"(its first names: {first}); pass the --encoder these weights were trained as."
+        )
     loaded = sum(v.numel() for v in mapped.values())
     total = sum(p.numel() for p in encoder.parameters())
     if loaded < MIN_LOADED_SHARE * total:
-        raise SelfsupError(f"only {loaded / total:.0%} of encoder '{name}''s weights are in '{source.path}' "
-                           f"({len(report.loaded)} tensors loaded, {len(report.mismatched)} of another shape, "
-                           f"{len(report.unexpected)} unused); pass the --encoder these weights were trained as.")
+        raise SelfsupError(
+            f"only {loaded / total:.0%} of encoder '{name}''s weights are in '{source.path}' "
+            f"({len(report.loaded)} tensors loaded, {len(report.mismatched)} of another shape, "
+            f"{len(report.unexpected)} unused); pass the --encoder these weights were trained as."
+        )
     if source.encoder_config is not None and (report.missing or report.unexpected or report.mismatched):
-        raise SelfsupError(f"'{source.path}' does not fit its own selfsup.json: {len(report.missing)} missing, "
-                           f"{len(report.unexpected)} unexpected, {len(report.mismatched)} of another shape; "
-                           "the export is corrupted.")
+        raise SelfsupError(
+            f"'{source.path}' does not fit its own selfsup.json: {len(report.missing)} missing, "
+            f"{len(report.unexpected)} unexpected, {len(report.mismatched)} of another shape; "
+            "the export is corrupted."
+        )
     encoder.load_state_dict(mapped, strict=False)
-    if report.mismatched or [k for k in report.missing if k not in STATISTICS]:
-        warnings.warn(f"--init '{source.path}': {len(report.loaded)} tensors loaded; {len(report.missing)} missing and "
-                      f"{len(report.mismatched)} of another shape stay as built (see init.json in the run folder).")
+    if report.mismatched or any(k not in STATISTICS for k in report.missing):
+        warnings.warn(
+            f"--init '{source.path}': {len(report.loaded)} tensors loaded; {len(report.missing)} missing and "
+            f"{len(report.mismatched)} of another shape stay as built (see init.json in the run folder).",
+            stacklevel=2,
+        )
     return report
 
 
-def report_table(report: InitReport, source: Path) -> "Any":
+def report_table(report: InitReport, source: Path) -> Any:
     """A rich table: counts and the first names of each kind, for the user to read before training starts."""
     from rich.table import Table
 
@@ -196,11 +225,17 @@ def report_table(report: InitReport, source: Path) -> "Any":
     table.add_column("tensors")
     table.add_column("count", justify="right")
     table.add_column("first names")
-    rows = [("loaded", report.loaded), ("missing (kept as built: random init, fitted statistics)", report.missing),
-            ("unexpected (not used)", report.unexpected)]
+    rows = [
+        ("loaded", report.loaded),
+        ("missing (kept as built: random init, fitted statistics)", report.missing),
+        ("unexpected (not used)", report.unexpected),
+    ]
     for label, names in rows:
         table.add_row(label, str(len(names)), ", ".join(names[:4]) + (" ..." if len(names) > 4 else ""))
     shapes = [f"{n} {list(a)} vs {list(b)}" for n, a, b in report.mismatched]
-    table.add_row("shape mismatch (left at random init)", str(len(shapes)),
-                  ", ".join(shapes[:3]) + (" ..." if len(shapes) > 3 else ""))
+    table.add_row(
+        "shape mismatch (left at random init)",
+        str(len(shapes)),
+        ", ".join(shapes[:3]) + (" ..." if len(shapes) > 3 else ""),
+    )
     return table

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from selfsup.evaluation.monitors import embedding_spread, rankme
 from selfsup.methods.base import Method
-from selfsup.training.ema import frozen_copy
+from selfsup.methods.ema import frozen_copy
+from selfsup.monitors import embedding_spread, rankme
 from selfsup.training.schedule import lr_multiplier
 
 
@@ -31,10 +31,21 @@ COLLAPSE_CHECK_EVERY = 10  # steps
 
 
 class PretrainModule(L.LightningModule):
-    def __init__(self, method: Method, views: nn.Module, lr: float, weight_decay: float,
-                 warmup_fraction: float, num_classes: int = 0, *, schedule: str = "cosine",
-                 decay_fraction: float = 0.2, freeze_encoder_steps: int = 0,
-                 distill_teacher: nn.Module | None = None, distill_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        method: Method,
+        views: nn.Module,
+        lr: float,
+        weight_decay: float,
+        warmup_fraction: float,
+        num_classes: int = 0,
+        *,
+        schedule: str = "cosine",
+        decay_fraction: float = 0.2,
+        freeze_encoder_steps: int = 0,
+        distill_teacher: nn.Module | None = None,
+        distill_weight: float = 1.0,
+    ) -> None:
         super().__init__()
         self.method = method
         self.views = views
@@ -70,8 +81,7 @@ class PretrainModule(L.LightningModule):
             self.log("probe_loss", probe_loss, on_step=True, on_epoch=False)
         now = time.perf_counter()
         if self._last_time is not None:
-            self.log("samples_per_s", len(y) / (now - self._last_time), prog_bar=True, on_step=True,
-                     on_epoch=False)
+            self.log("samples_per_s", len(y) / (now - self._last_time), prog_bar=True, on_step=True, on_epoch=False)
         self._last_time = now
         self.log("loss", out.loss, prog_bar=True, on_step=True, on_epoch=True)
         if len(out.embedding) > 1 and self.global_step % COLLAPSE_CHECK_EVERY == 0:  # a host sync: not every step
@@ -84,6 +94,7 @@ class PretrainModule(L.LightningModule):
     def _distill_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Self-distillation (Lee et al. 2022): squared distance between the student's and the frozen
         stage-1 teacher's embeddings of the same input, summed over dimensions, averaged over the batch."""
+        assert self.distill_teacher is not None  # called only with a teacher
         with torch.no_grad():
             self.distill_teacher.eval()
             target = self.distill_teacher(x)
@@ -138,17 +149,24 @@ class PretrainModule(L.LightningModule):
         return int(self.trainer.estimated_stepping_batches)
 
     def configure_optimizers(self):
-        """AdamW, one LR schedule. With head warm-up the encoder is its own group whose schedule (warm-up
-        included) starts when it is unfrozen, so it does not meet the full LR with empty optimiser moments."""
+        """AdamW, one LR schedule. With head warm-up the encoder's groups have their own schedule (warm-up
+        included) that starts when it is unfrozen, so it does not meet the full LR with empty optimiser moments.
+        Encoder and heads are each split by ``decays``: weight decay on matrices and kernels, none on biases,
+        norm weights and learned scalars; the online probe is never decayed."""
         encoder_ids = {id(p) for p in self.method.backbone().parameters()}
         trainable = [p for p in self.method.parameters() if p.requires_grad]
-        encoder = [p for p in trainable if id(p) in encoder_ids]
-        heads = [p for p in trainable if id(p) not in encoder_ids]
-        groups = [{"params": encoder, "weight_decay": self.weight_decay},
-                  {"params": heads, "weight_decay": self.weight_decay}]
+        groups: list[dict] = []
+        in_encoder: list[bool] = []  # in_encoder[i]: group i holds encoder weights
+        for encoder in (True, False):
+            for decayed in (True, False):
+                params = [p for p in trainable if (id(p) in encoder_ids) == encoder and decays(p) == decayed]
+                if params:
+                    groups.append({"params": params, "weight_decay": self.weight_decay if decayed else 0.0})
+                    in_encoder.append(encoder)
         if self.probe is not None:
             groups.append({"params": list(self.probe.parameters()), "weight_decay": 0.0})
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr)
+            in_encoder.append(False)
+        optimizer = torch.optim.AdamW(groups, lr=self.lr)
         total = self._total_steps()
         warmup = int(self.warmup_fraction * total)
         freeze = self.freeze_encoder_steps
@@ -160,9 +178,20 @@ class PretrainModule(L.LightningModule):
             if step < freeze:
                 return 0.0
             rest = max(1, total - freeze)
-            return lr_multiplier(self.schedule, step - freeze, int(self.warmup_fraction * rest), rest,
-                                 self.decay_fraction)
+            return lr_multiplier(
+                self.schedule, step - freeze, int(self.warmup_fraction * rest), rest, self.decay_fraction
+            )
 
-        lambdas = [after_freeze if freeze and g is groups[0] else whole for g in groups if g["params"]]
+        # LambdaLR takes one multiplier per parameter group, in the optimiser's order
+        lambdas = [after_freeze if freeze and encoder else whole for encoder in in_encoder]
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def decays(param: torch.Tensor) -> bool:
+    """Whether AdamW's weight decay applies to ``param``: only to tensors of 2+ dimensions (weight matrices,
+    convolution kernels, embeddings), never to biases, norm weights and biases or learned scalars such as
+    temperatures, which decay would pull towards 0 rather than regularise. The rule of nanoGPT
+    (``configure_optimizers``: ``p.dim() >= 2``) and of timm's ``param_groups_weight_decay``
+    (``param.ndim <= 1`` or a ``.bias`` goes undecayed)."""
+    return param.ndim >= 2

@@ -17,32 +17,41 @@ from torch import nn
 
 from selfsup.checkpoint import save_encoder
 from selfsup.data import ArrayDataset, DataOptions, Splits, pair_by_id
-from selfsup.encoders import build_encoder
+from selfsup.encoders import Encoder, build_encoder
 from selfsup.encoders.pair import PairEncoder, side_names
 from selfsup.errors import SelfsupError
-from selfsup.methods.base import Method, ViewSpec
-from selfsup.modalities import load_data, modality_module
+from selfsup.methods.base import Method
+from selfsup.modalities import get_modality
 from selfsup.recipe import Recipe
+from selfsup.sources import load_data
+from selfsup.views import ViewSpec
 
 
 def check_paired(recipe: Recipe, method: type[Method]) -> None:
     """A paired method needs --pair-data; other methods refuse it unless they take pairs through their one
     encoder (supervised SimCSE); pairs do not mix with replay or self-distillation."""
     if method.paired and not recipe.pair_data:
-        raise SelfsupError(f"method '{recipe.method}' trains on pairs: give the second side with --pair-data (a "
-                           "source whose sample ids match --data's, e.g. builtin:spoken_word_captions for "
-                           "builtin:spoken_words).")
+        raise SelfsupError(
+            f"method '{recipe.method}' trains on pairs: give the second side with --pair-data (a "
+            "source whose sample ids match --data's, e.g. builtin:spoken_word_captions for "
+            "builtin:spoken_words)."
+        )
     if recipe.pair_data and not (method.paired or method.accepts_pairs):
-        raise SelfsupError(f"--pair-data is for paired methods (clip, and simcse for supervised pairs); method "
-                           f"'{recipe.method}' trains on --data alone.")
+        raise SelfsupError(
+            f"--pair-data is for paired methods (clip, and simcse for supervised pairs); method "
+            f"'{recipe.method}' trains on --data alone."
+        )
     if (recipe.pair_encoder or recipe.pair_encoder_args) and not method.paired:
-        raise SelfsupError(f"--pair-encoder and --pair-encoder-arg are for two-encoder methods (clip); method "
-                           f"'{recipe.method}' reads --pair-data with its one encoder.")
+        raise SelfsupError(
+            f"--pair-encoder and --pair-encoder-arg are for two-encoder methods (clip); method "
+            f"'{recipe.method}' reads --pair-data with its one encoder."
+        )
     if recipe.pair_data and (recipe.replay or recipe.self_distill):
         raise SelfsupError("--replay and --self-distill are not supported with paired data; leave them out.")
     if recipe.pair_modality != "auto" and not method.paired:
-        raise SelfsupError(f"method '{recipe.method}' reads --pair-data as its one encoder reads --data; leave "
-                           "--pair-modality out.")
+        raise SelfsupError(
+            f"method '{recipe.method}' reads --pair-data as its one encoder reads --data; leave --pair-modality out."
+        )
 
 
 def _pool(splits: Splits) -> ArrayDataset:
@@ -58,6 +67,7 @@ def _pool(splits: Splits) -> ArrayDataset:
 
 def _read_pair_data(recipe: Recipe, options: DataOptions, config: dict | None = None) -> Splits:
     """``load_data`` of --pair-data, its messages naming the --pair-* flags that read it."""
+    assert recipe.pair_data is not None  # called only for a recipe with --pair-data
     try:
         return load_data(recipe.pair_data, options, encoder_config=config)
     except SelfsupError as err:
@@ -65,36 +75,30 @@ def _read_pair_data(recipe: Recipe, options: DataOptions, config: dict | None = 
         raise SelfsupError(message) from err
 
 
-def side_b(recipe: Recipe, options: DataOptions, resume: bool) -> tuple[Splits, nn.Module]:
+def side_b(recipe: Recipe, options: DataOptions, resume: bool) -> tuple[Splits, Encoder]:
     """``--pair-data`` read with its own options (``--pair-modality``, ``--pair-text-column``; --data's
     reading flags are --data's alone), and its encoder: ``--pair-encoder`` or the modality's default, with its
     pre-trained weights where it has them (text)."""
-    options_b = DataOptions(modality=recipe.pair_modality, text_field=recipe.pair_text_field,
-                            bad_files=recipe.bad_files)
+    options_b = DataOptions(
+        modality=recipe.pair_modality, text_field=recipe.pair_text_field, bad_files=recipe.bad_files
+    )
     splits = _read_pair_data(recipe, options_b)
-    modality = modality_module(splits.modality)
-    config = modality.encoder_config(recipe.pair_encoder or modality.DEFAULT_ENCODER, splits, options_b,
-                                     recipe.pair_encoder_args)
-    if splits.modality == "text" and splits.fitted != modality.read_settings(config):
-        splits = _read_pair_data(recipe, options_b, config)  # the chosen encoder's tokenizer
+    modality = get_modality(splits.modality)
+    config = modality.encoder_config(
+        recipe.pair_encoder or modality.default_encoder, splits, options_b, recipe.pair_encoder_args
+    )
+    if splits.fitted != modality.read_settings(config):
+        splits = _read_pair_data(recipe, options_b, config)  # as the chosen encoder reads (e.g. its tokenizer)
     encoder = build_encoder(config)
-    if splits.modality == "text" and not resume:
-        from selfsup.encoders.text import load_pretrained
-
-        load_pretrained(encoder)
+    if modality.start_weights is not None and not resume:
+        modality.start_weights(encoder)
     return splits, encoder
 
 
 def starts_pre_trained(config: dict, init: str | None = None) -> bool:
     """Whether a side's encoder starts from pre-trained weights: an ``--init``, or a text model with a weights
     folder (minilm, a local model; not small_bert)."""
-    if init:
-        return True
-    if config["modality"] != "text":
-        return False
-    from selfsup.encoders.text import weights_folder
-
-    return weights_folder(config) is not None
+    return bool(init) or get_modality(config["modality"]).own_weights(config)
 
 
 def resolved_lock(recipe: Recipe, trained_a: bool, trained_b: bool) -> dict:
@@ -106,8 +110,11 @@ def resolved_lock(recipe: Recipe, trained_a: bool, trained_b: bool) -> dict:
     if lock == "auto":
         args["lock"] = "a" if trained_a and not trained_b else "b" if trained_b and not trained_a else "none"
     elif lock in ("a", "b") and not (trained_a if lock == "a" else trained_b):
-        warnings.warn(f"lock={lock} keeps side {lock}'s encoder fixed at random weights; give that side pre-trained "
-                      "weights (--init for side a, a text model for side b) or leave lock out.")
+        warnings.warn(
+            f"lock={lock} keeps side {lock}'s encoder fixed at random weights; give that side pre-trained "
+            "weights (--init for side a, a text model for side b) or leave lock out.",
+            stacklevel=2,
+        )
     return args
 
 
@@ -127,7 +134,7 @@ def pair_splits(a: Splits, b: Splits) -> Splits:
     pool = _pool(b)
     train = pair_by_id(a.train, pool, a.name, b.name)
     test = pair_by_id(a.test, pool, a.name, b.name, required=False) if a.test is not None else None
-    return replace(a, train=train, test=test)
+    return replace(a, train=train, test=test)  # type: ignore[arg-type]  # PairedDataset: ArrayDataset's interface
 
 
 class PairViews(nn.Module):
@@ -143,8 +150,8 @@ class PairViews(nn.Module):
 
 def pair_views(spec: ViewSpec, a: Splits, b: Splits, config_a: dict, config_b: dict, view_args: dict) -> PairViews:
     """``view_args`` (the recipe's and the data's defaults) go to side a; side b gets its data's defaults."""
-    views_a = modality_module(a.modality).make_views(spec, a, config_a, view_args)
-    views_b = modality_module(b.modality).make_views(spec, b, config_b, b.view_defaults)
+    views_a = get_modality(a.modality).make_views(spec, a, config_a, view_args)
+    views_b = get_modality(b.modality).make_views(spec, b, config_b, b.view_defaults)
     return PairViews(views_a, views_b)
 
 
@@ -152,5 +159,7 @@ def export_sides(encoder: PairEncoder, out: Path, recipe: dict) -> tuple[Path, P
     """Write each side as an ordinary export of its modality (``OUT/audio``, ``OUT/text``), each naming the other
     as its partner, so ``evaluate`` can classify zero-shot with the text side's label prompts."""
     name_a, name_b = side_names(encoder.config)
-    return (save_encoder(encoder.a, out / name_a, recipe, extra={"paired_with": f"../{name_b}", "side": "a"}),
-            save_encoder(encoder.b, out / name_b, recipe, extra={"paired_with": f"../{name_a}", "side": "b"}))
+    return (
+        save_encoder(encoder.a, out / name_a, recipe, extra={"paired_with": f"../{name_b}", "side": "a"}),
+        save_encoder(encoder.b, out / name_b, recipe, extra={"paired_with": f"../{name_a}", "side": "b"}),
+    )

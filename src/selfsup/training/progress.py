@@ -33,8 +33,9 @@ class PlainProgress(Callback):
         resumed = f", resuming at step {trainer.global_step}" if trainer.global_step else ""
         self._print(f"training: {self.total} steps{resumed}")
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step, now = trainer.global_step, time.perf_counter()
         if step - self._last_step >= max(1, self.total // LINES) or now - self._last_time >= MAX_SILENCE_S:
             self._report(trainer, step, now)
@@ -49,6 +50,8 @@ class PlainProgress(Callback):
         left = elapsed / done * max(0, self.total - step)
         loss = trainer.callback_metrics.get("loss_step")
         loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
-        self._print(f"step {step}/{self.total} ({100 * step / max(1, self.total):.0f}%){loss_text}, "
-                    f"{elapsed:.0f} s elapsed, about {left:.0f} s left")
+        self._print(
+            f"step {step}/{self.total} ({100 * step / max(1, self.total):.0f}%){loss_text}, "
+            f"{elapsed:.0f} s elapsed, about {left:.0f} s left"
+        )
         self._last_step, self._last_time = step, now

@@ -13,8 +13,9 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, final_fraction
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def warmup_stable_decay(step: int, warmup_steps: int, total_steps: int, decay_fraction: float = 0.2,
-                        final_fraction: float = 0.0) -> float:
+def warmup_stable_decay(
+    step: int, warmup_steps: int, total_steps: int, decay_fraction: float = 0.2, final_fraction: float = 0.0
+) -> float:
     """Multiplier of the peak LR: linear warm-up, constant, then a linear decay to ``final_fraction`` over
     the last ``decay_fraction`` of the steps after warm-up (the "infinite" / WSD schedule, Ibrahim et al.
     2024, Hu et al. 2024). Training can stop or be extended anywhere in the stable phase; resuming

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import TypeVar
 
 import torch
 from torch import nn
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
-def frozen_copy(module: nn.Module) -> nn.Module:
+
+def frozen_copy(module: ModuleT) -> ModuleT:
     """A deep copy that receives no gradients, to serve as an EMA or frozen teacher."""
     teacher = copy.deepcopy(module)
     for p in teacher.parameters():
@@ -28,8 +31,8 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     """teacher <- momentum * teacher + (1 - momentum) * student, for parameters and float buffers."""
     for t, s in zip(teacher.parameters(), student.parameters()):
         t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        if t.dtype.is_floating_point:
-            t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+    for t_buffer, s_buffer in zip(teacher.buffers(), student.buffers()):
+        if t_buffer.dtype.is_floating_point:
+            t_buffer.mul_(momentum).add_(s_buffer.detach(), alpha=1.0 - momentum)
         else:
-            t.copy_(s)
+            t_buffer.copy_(s_buffer)

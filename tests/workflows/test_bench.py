@@ -9,18 +9,32 @@ import numpy as np
 import pytest
 
 from selfsup.cli import EXIT_USER_ERROR, main
-from selfsup.evaluation.bench import SUITES, leaderboard
 from selfsup.evaluation.stats import seed_interval
+from selfsup.workflows.bench import SUITES, leaderboard
 
 
 def _cell(method: str, seed: int, pretrained: float, random_init: float) -> dict:
     def row(encoder: str, accuracy: float) -> dict:
-        return {"encoder": encoder, "protocol": "knn", "accuracy": accuracy, "ci_low": 0, "ci_high": 1,
-                "n_train": 10, "n_test": 5}
+        return {
+            "encoder": encoder,
+            "protocol": "knn",
+            "accuracy": accuracy,
+            "ci_low": 0,
+            "ci_high": 1,
+            "n_train": 10,
+            "n_test": 5,
+        }
 
-    return {"dataset": "toy", "method": method, "encoder": "mlp", "seed": seed, "steps": 3, "cpu_seconds": 2.0,
-            "split": "own", "rows": [row("pretrained", pretrained), row("random-init", random_init),
-                                     row("raw-input", 0.5)]}
+    return {
+        "dataset": "toy",
+        "method": method,
+        "encoder": "mlp",
+        "seed": seed,
+        "steps": 3,
+        "cpu_seconds": 2.0,
+        "split": "own",
+        "rows": [row("pretrained", pretrained), row("random-init", random_init), row("raw-input", 0.5)],
+    }
 
 
 def test_leaderboard_ranks_methods_and_shares_baselines_across_methods() -> None:
@@ -30,18 +44,21 @@ def test_leaderboard_ranks_methods_and_shares_baselines_across_methods() -> None
     a = rows[1]
     assert a["accuracy"] == pytest.approx(0.7) and a["per_seed"] == [0.6, 0.8]
     # the same split every seed: the seeds' t-interval and the test-sample interval (half 0.5 here) combine
-    half = np.sqrt(((seed_interval([0.6, 0.8])[2] - 0.6 - 0.1)) ** 2 + 0.5 ** 2)
+    half = np.sqrt((seed_interval([0.6, 0.8])[2] - 0.6 - 0.1) ** 2 + 0.5**2)
     assert (a["ci_low"], a["ci_high"]) == pytest.approx((max(0.0, 0.7 - half), min(1.0, 0.7 + half)))
     assert rows[2]["per_seed"] == [0.4, 0.2]  # one random-init per seed, not one per method and seed
     assert rows[0]["details"]["steps"] == 3 and rows[0]["group"] == "toy"
 
 
+@pytest.mark.slow
 def test_smoke_suite_writes_a_leaderboard_and_keeps_it(tmp_path, capsys) -> None:
     out = tmp_path / "bench"
     assert main(["bench", "--suite", "smoke", "--seeds", "1", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     methods = {c.method for c in SUITES["smoke"]}
-    assert methods <= {r["encoder"] for r in results["rows"]} and {"raw-input"} <= {r["encoder"] for r in results["rows"]}
+    assert methods <= {r["encoder"] for r in results["rows"]} and {"raw-input"} <= {
+        r["encoder"] for r in results["rows"]
+    }
     assert results["meta"]["suite"] == "smoke" and len(json.loads((out / "cells.json").read_text())) == len(methods)
     page = (out / "report.html").read_text()
     assert "<th>data</th>" in page and "selfsup bench: suite &#x27;smoke&#x27;" in page

@@ -20,33 +20,45 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
 
 from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, save_encoder, write_meta
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
-from selfsup.encoders import build_encoder
+from selfsup.encoders import Encoder, build_encoder
 from selfsup.encoders.pair import PairEncoder
 from selfsup.errors import RunInterrupted, SelfsupError, first_line
-from selfsup.evaluation.evaluate import check_fits
 from selfsup.files import write_atomic
 from selfsup.methods import build_method, method_class
-from selfsup.modalities import BUILTIN_PREFIX, load_data, modality_module
+from selfsup.methods.base import Method
+from selfsup.modalities import check_fits, get_modality
 from selfsup.modalities.text import LINE_SUFFIXES
 from selfsup.outputs import RUN, check_output_folder, clear_output_folder, folder_lock
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
-from selfsup.training.init import InitReport, InitSource, load_into, read_init, report_table
+from selfsup.sources import BUILTIN_PREFIX, load_data
 from selfsup.training.checkpoints import (
-    FOLDER, LAST, PREVIOUS, ResumePoint, RunCheckpoints, resume_checkpoint, stop_on_interrupt,
+    FOLDER,
+    LAST,
+    PREVIOUS,
+    ResumePoint,
+    RunCheckpoints,
+    resume_checkpoint,
+    stop_on_interrupt,
 )
+from selfsup.training.init import InitReport, InitSource, load_into, read_init, report_table
 from selfsup.training.module import PretrainModule
-from selfsup.training.progress import PlainProgress
 from selfsup.training.pairs import (
-    check_paired, export_sides, pair_splits, pair_views, resolved_lock, same_encoder_side, side_b,
+    check_paired,
+    export_sides,
+    pair_splits,
+    pair_views,
+    resolved_lock,
+    same_encoder_side,
+    side_b,
     starts_pre_trained,
 )
+from selfsup.training.progress import PlainProgress
 
 RECIPE_FILE = "recipe.yaml"
 PROBE_HOLDOUT = 0.1
@@ -55,7 +67,7 @@ PROBE_HOLDOUT = 0.1
 @dataclass
 class PretrainResult:
     out: Path
-    encoder: nn.Module
+    encoder: Encoder
     recipe: Recipe
     splits: Splits
     loss_history: list[tuple[int, float]]
@@ -96,8 +108,13 @@ def _probe_split(train: ArrayDataset, seed: int, enabled: bool) -> tuple[ArrayDa
     """Carve a stratified held-out split for the online probe when the data is labeled (and has a sample of
     every class to hold out)."""
     counts = np.bincount(train.y.numpy()) if train.labeled else np.array([])
-    if not enabled or not train.labeled or len(counts) < 2 or counts.min() < 2 or (
-            math.ceil(PROBE_HOLDOUT * len(train)) < len(counts)):
+    if (
+        not enabled
+        or not train.labeled
+        or len(counts) < 2
+        or counts.min() < 2
+        or (math.ceil(PROBE_HOLDOUT * len(train)) < len(counts))
+    ):
         return train, None
     idx = np.arange(len(train))
     fit_idx, val_idx = train_test_split(idx, test_size=PROBE_HOLDOUT, stratify=train.y.numpy(), random_state=seed)
@@ -139,7 +156,7 @@ def _keep_metrics_across_resume(csv_dir: Path) -> Path | None:
     """
     path, previous = csv_dir / "metrics.csv", csv_dir.parent / "metrics-before-resume.csv"
     rows = _read_rows(previous) + _read_rows(path)  # a backup is left only by a resume that crashed
-    if not rows or rank_zero_only.rank != 0:
+    if not rows or _launched_rank() != 0:
         return None
     _write_rows(previous, rows)
     path.unlink(missing_ok=True)
@@ -155,14 +172,19 @@ def _merge_metrics(csv_dir: Path, previous: Path) -> None:
 def _check_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> None:
     """Check a selfsup export given to --init fits the data and the recipe."""
     if encoder_config["modality"] != splits.modality:
-        raise SelfsupError(f"--init '{recipe.init}' is a {encoder_config['modality']} encoder but '{recipe.data}' is "
-                           f"{splits.modality} data; continue pre-training on data of the checkpoint's modality.")
+        raise SelfsupError(
+            f"--init '{recipe.init}' is a {encoder_config['modality']} encoder but '{recipe.data}' is "
+            f"{splits.modality} data; continue pre-training on data of the checkpoint's modality."
+        )
     if recipe.encoder and recipe.encoder != encoder_config["name"]:
-        raise SelfsupError(f"--init '{recipe.init}' is a '{encoder_config['name']}' encoder, not '{recipe.encoder}'; "
-                           "leave --encoder out to continue it as it is.")
+        raise SelfsupError(
+            f"--init '{recipe.init}' is a '{encoder_config['name']}' encoder, not '{recipe.encoder}'; "
+            "leave --encoder out to continue it as it is."
+        )
     if recipe.encoder_args:
-        raise SelfsupError("--encoder-arg cannot change the architecture of a selfsup export given to --init; "
-                           "leave it out.")
+        raise SelfsupError(
+            "--encoder-arg cannot change the architecture of a selfsup export given to --init; leave it out."
+        )
 
 
 def _check_freeze(recipe: Recipe, n_samples: int) -> None:
@@ -171,18 +193,19 @@ def _check_freeze(recipe: Recipe, n_samples: int) -> None:
     per_epoch = max(1, draws // min(recipe.batch_size, n_samples))
     total = per_epoch * recipe.epochs if recipe.max_steps < 0 else min(recipe.max_steps, per_epoch * recipe.epochs)
     if recipe.freeze_encoder_steps >= total:
-        raise SelfsupError(f"--freeze-encoder-steps {recipe.freeze_encoder_steps} is not below the run's {total} "
-                           "steps, so the encoder would never train; lower it or train for longer.")
+        raise SelfsupError(
+            f"--freeze-encoder-steps {recipe.freeze_encoder_steps} is not below the run's {total} "
+            "steps, so the encoder would never train; lower it or train for longer."
+        )
     if not recipe.init:
-        warnings.warn("--freeze-encoder-steps without --init freezes a randomly initialised encoder.")
+        warnings.warn("--freeze-encoder-steps without --init freezes a randomly initialised encoder.", stacklevel=2)
 
 
 def _replay_options(recipe: Recipe, splits: Splits) -> DataOptions:
     """How to read the replay source: the target's options without its label (the online probe knows only the
     target's classes); a built-in source keeps none of the reading flags, a .txt file no --text-column."""
-    options = replace(recipe.data_options(), label=None)
-    if splits.modality == "image":
-        options = replace(options, image_size=int(splits.train.x.shape[-1]))
+    assert recipe.replay is not None  # called only with --replay
+    options = get_modality(splits.modality).read_like(replace(recipe.data_options(), label=None), splits)
     if recipe.replay.startswith(BUILTIN_PREFIX):  # built-in data comes with its own columns and fields
         return DataOptions(modality=options.modality, image_size=options.image_size, bad_files=options.bad_files)
     if Path(recipe.replay).suffix.lower() in LINE_SUFFIXES:  # one text per line: no fields to name
@@ -192,18 +215,21 @@ def _replay_options(recipe: Recipe, splits: Splits) -> DataOptions:
 
 def _replay_set(recipe: Recipe, config: dict, splits: Splits) -> ArrayDataset:
     """The source-domain samples to replay, read as the encoder reads its data; labels dropped."""
-    options = _replay_options(recipe, splits)
-    replay = load_data(recipe.replay, options,
-                       encoder_config=config if splits.modality in ("tabular", "text", "audio") else None)
+    assert recipe.replay is not None  # called only with --replay
+    options, modality = _replay_options(recipe, splits), get_modality(splits.modality)
+    replay = load_data(recipe.replay, options, encoder_config=config if modality.read_settings(config) else None)
     if replay.modality != splits.modality:
-        raise SelfsupError(f"--replay '{recipe.replay}' is {replay.modality} data but '{recipe.data}' is "
-                           f"{splits.modality}; replay samples of the same modality.")
-    x, shape = replay.train.x, splits.train.x.shape
-    if splits.modality == "timeseries" and x.shape[1] == shape[1]:  # series: cut or NaN-pad to the data's length
-        x = torch.nn.functional.pad(x[..., : shape[-1]], (0, max(0, shape[-1] - x.shape[-1])), value=float("nan"))
+        raise SelfsupError(
+            f"--replay '{recipe.replay}' is {replay.modality} data but '{recipe.data}' is "
+            f"{splits.modality}; replay samples of the same modality."
+        )
+    shape = splits.train.x.shape
+    x = modality.fit_samples(replay.train.x, tuple(shape[1:]))  # e.g. series cut or NaN-padded to the data's length
     if x.shape[1:] != shape[1:]:
-        raise SelfsupError(f"--replay samples have shape {tuple(x.shape[1:])} but the data's are {tuple(shape[1:])}; "
-                           "give replay data with the same channels (or columns).")
+        raise SelfsupError(
+            f"--replay samples have shape {tuple(x.shape[1:])} but the data's are {tuple(shape[1:])}; "
+            "give replay data with the same channels (or columns)."
+        )
     return ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long), replay.train.ids)
 
 
@@ -253,8 +279,11 @@ def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | N
         raise SelfsupError(f"cannot resume: '{out}' holds no {RECIPE_FILE}; pass the folder of a selfsup run.")
     recipe = load_recipe(recipe_file)
     # the run lives where it is now, not where the recipe says it was first written (moved or copied runs)
-    update = {"out": str(out)} | ({"epochs": epochs} if epochs else {}) | (
-        {"max_steps": max_steps} if max_steps is not None else {})
+    update = (
+        {"out": str(out)}
+        | ({"epochs": epochs} if epochs else {})
+        | ({"max_steps": max_steps} if max_steps is not None else {})
+    )
     return make_recipe(**(recipe.model_dump() | update))
 
 
@@ -305,8 +334,12 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
             else:  # stage 1 from its last checkpoint, or again from the start when it never wrote one
                 stage1_resume = resume and _has_checkpoint(stage1)
                 with _holding(stage1):
-                    teacher = _run(first, resume=stage1_resume, overwrite=not stage1_resume and (overwrite or resume),
-                                   progress=progress).encoder
+                    teacher = _run(
+                        first,
+                        resume=stage1_resume,
+                        overwrite=not stage1_resume and (overwrite or resume),
+                        progress=progress,
+                    ).encoder
         except BaseException as err:
             if fresh and not _has_checkpoint(stage1):  # nothing to resume: leave no half-made run behind
                 _roll_back(final)
@@ -324,64 +357,134 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
             raise
 
 
-def _run(recipe: Recipe, *, resume: bool, overwrite: bool, progress: bool,
-         teacher: nn.Module | None = None) -> PretrainResult:
-    """One pre-training run in the (checked, locked) folder ``recipe.out``: data, encoder, method, views, trainer;
-    the folder is written only once all of them are set up."""
-    method_cls = method_class(recipe.method)
+def _run(
+    recipe: Recipe, *, resume: bool, overwrite: bool, progress: bool, teacher: nn.Module | None = None
+) -> PretrainResult:
+    """One pre-training run in the (checked, locked) folder ``recipe.out``, step by step; the folder is written
+    only once every step before training has passed."""
     out = Path(recipe.out)
     resume_from = resume_checkpoint(out) if resume else None  # a corrupt checkpoint fails before any work
+    splits, config, init = _read(recipe, resume)
+    encoder, init_report, pair, method_args = _encoder(recipe, splits, config, init, resume)
+    method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
+    train_loader, val_loader = _loaders(recipe, method, splits, config)
+    module = _module(recipe, method, views, len(splits.train.classes or []) if val_loader else 0, teacher)
+
+    def write_description() -> None:  # what a resumed run changes, once its new state is on disk
+        save_recipe(recipe, out / RECIPE_FILE)
+        write_meta(encoder, out, recipe.model_dump())
+
+    checkpoints = RunCheckpoints(
+        out,
+        recipe.checkpoint_every,
+        recipe.checkpoint_every_steps,
+        after_first_save=write_description if resume and _launched_rank() == 0 else None,
+    )
+    trainer = _trainer(recipe, out, checkpoints, len(train_loader), progress, resume_from)  # bad devices: before
+    fresh = not resume and _launched_rank() == 0  # anything is written
+    if fresh:
+        if overwrite:
+            clear_output_folder(out, RUN)
+        out.mkdir(parents=True, exist_ok=True)
+        write_description()  # recipe.yaml: '--resume' finds the run; selfsup.json: a killed run can be exported
+        if init is not None and init_report is not None:
+            _write_init_report(out, init, init_report, progress)
+    try:
+        _fit(trainer, module, checkpoints, train_loader, val_loader, out, resume_from)
+    except BaseException:
+        if fresh and checkpoints.saved_step is None:  # nothing to resume: leave no half-made run behind
+            _roll_back(out)
+        raise
+    encoder = method.encoder.cpu().eval()
+    sides = None
+    if trainer.is_global_zero:
+        save_encoder(encoder, out, recipe.model_dump())
+        if isinstance(encoder, PairEncoder):
+            sides = export_sides(encoder, out, recipe.model_dump() | {"method_args": method_args})
+    return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
+
+
+def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, InitSource | None]:
+    """The data, read as its encoder reads it, the encoder's config (a checkpoint's, or fitted on the data), and
+    the checkpoint to start from (``--init``; a resumed run's weights are in its training checkpoint)."""
+    method_cls = method_class(recipe.method)
     options = recipe.data_options()
-    saved_config = read_meta(out)["encoder"] if resume and recipe.init else None  # last.ckpt holds the weights
+    saved_config = read_meta(recipe.out)["encoder"] if resume and recipe.init else None
     if saved_config is not None and saved_config["modality"] == "pairs":
         saved_config = saved_config["a"]  # --init is side a's
-    # a bad checkpoint fails before the data is read; a resumed run no longer needs it
-    init = read_init(recipe.init) if recipe.init and not resume else None
+    init = read_init(recipe.init) if recipe.init and not resume else None  # a bad checkpoint fails before reading
     export_config = saved_config or (init.encoder_config if init is not None else None)
     splits = load_data(recipe.data, options)
     if init is not None and init.encoder_config is not None:  # a resumed run passed these checks when it began
         _check_export(recipe, init.encoder_config, splits)
-    if export_config is not None and splits.modality in ("tabular", "audio"):  # a table's columns as the
-        # checkpoint knows them (unseen categories -> unknown); audio at its sample rate and segment length
-        splits = load_data(recipe.data, options, encoder_config=export_config)
     if method_cls.modalities is not None and splits.modality not in method_cls.modalities:
-        raise SelfsupError(f"method '{recipe.method}' is made for {' and '.join(method_cls.modalities)} data, but "
-                           f"'{recipe.data}' is {splits.modality}; run 'selfsup methods' to see which methods fit.")
-    modality = modality_module(splits.modality)
-    L.seed_everything(recipe.seed, workers=True, verbose=False)  # before the weights are initialised
+        raise SelfsupError(
+            f"method '{recipe.method}' is made for {' and '.join(method_cls.modalities)} data, but "
+            f"'{recipe.data}' is {splits.modality}; run 'selfsup methods' to see which methods fit."
+        )
+    modality = get_modality(splits.modality)
     if export_config is not None:
         config = dict(export_config)  # the export's architecture and input normalisation, as trained
     else:
-        default_encoder = modality.TOKEN_ENCODER if method_cls.needs_tokens else modality.DEFAULT_ENCODER
+        default_encoder = modality.token_encoder if method_cls.needs_tokens else modality.default_encoder
         name = recipe.encoder or (init.architecture if init else None) or default_encoder
         config = modality.encoder_config(name, splits, options, method_cls.encoder_defaults | recipe.encoder_args)
-    if splits.modality == "text" and splits.fitted != modality.read_settings(config):
-        splits = load_data(recipe.data, options, encoder_config=config)  # as token ids of the encoder's tokenizer
+    if splits.fitted != modality.read_settings(config):  # read again, as the encoder reads: a checkpoint's table
+        # schema (unseen categories -> unknown), its audio rate and segment length, the chosen encoder's tokenizer
+        splits = load_data(recipe.data, options, encoder_config=config)
+    return splits, config, init
+
+
+def _encoder(
+    recipe: Recipe, splits: Splits, config: dict, init: InitSource | None, resume: bool
+) -> tuple[Encoder, InitReport | None, tuple[Splits, Encoder] | None, dict]:
+    """The encoder (seeded, from ``--init`` or its own pre-trained weights), with its paired side for paired
+    methods, and the method's arguments (a pair's applied lock)."""
+    L.seed_everything(recipe.seed, workers=True, verbose=False)  # before the weights are initialised
+    modality = get_modality(splits.modality)
     encoder = build_encoder(config)
     check_fits(encoder, splits)  # e.g. an RGB checkpoint on grey images
     init_report = load_into(encoder, init) if init is not None else None
-    if init is None and not resume and splits.modality == "text":
-        from selfsup.encoders.text import load_pretrained
-
-        load_pretrained(encoder)  # minilm or a model folder: continued pre-training from its own weights
-    pair = side_b(recipe, options, resume) if method_cls.paired else None
+    if init is None and not resume and modality.start_weights is not None:
+        modality.start_weights(encoder)  # e.g. minilm: continued pre-training from its own weights
+    pair = side_b(recipe, recipe.data_options(), resume) if method_class(recipe.method).paired else None
+    method_args = recipe.method_args
     if pair is not None:
         encoder = PairEncoder(encoder, pair[1])
-    method_args = recipe.method_args
-    if pair is not None:  # the applied lock is what the exports' recipe records
-        method_args = resolved_lock(recipe, starts_pre_trained(config, recipe.init),
-                                    starts_pre_trained(pair[1].config))
+        method_args = resolved_lock(
+            recipe,
+            starts_pre_trained(config, recipe.init),  # what the exports record
+            starts_pre_trained(pair[1].config),
+        )
+    return encoder, init_report, pair, method_args
+
+
+def _method(
+    recipe: Recipe,
+    splits: Splits,
+    config: dict,
+    encoder: Encoder,
+    pair: tuple[Splits, Encoder] | None,
+    method_args: dict,
+) -> tuple[Method, nn.Module, Splits]:
+    """The method over the encoder, the views its spec asks of the modality, and the splits it trains on (a
+    paired run's: samples matched with their partners)."""
+    method_cls = method_class(recipe.method)
     method = build_method(recipe.method, encoder, method_args)
     view_args = splits.view_defaults | method_cls.view_defaults | recipe.view_args
     if pair is not None:
+        assert isinstance(encoder, PairEncoder)  # _encoder pairs it with its side
         views = pair_views(method_cls.views, splits, pair[0], encoder.a.config, encoder.b.config, view_args)
-        splits = pair_splits(splits, pair[0])
-    elif recipe.pair_data:  # a positive per sample, through the one encoder (supervised SimCSE)
+        return method, views, pair_splits(splits, pair[0])
+    if recipe.pair_data:  # a positive per sample, through the one encoder (supervised SimCSE)
         partner = same_encoder_side(recipe, config)
         views = pair_views(method_cls.views, splits, partner, config, config, view_args)
-        splits = pair_splits(splits, partner)
-    else:
-        views = modality.make_views(method_cls.views, splits, config, view_args)
+        return method, views, pair_splits(splits, partner)
+    return method, get_modality(splits.modality).make_views(method_cls.views, splits, config, view_args), splits
+
+
+def _loaders(recipe: Recipe, method: Method, splits: Splits, config: dict) -> tuple[DataLoader, DataLoader | None]:
+    """The training loader (with replayed source samples, if any) and the online probe's held-out loader."""
     fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
@@ -391,52 +494,39 @@ def _run(recipe: Recipe, *, resume: bool, overwrite: bool, progress: bool,
         method.check_data(replay.x)
     if recipe.freeze_encoder_steps:
         _check_freeze(recipe, len(fit_set))
-
-    batch_size = min(recipe.batch_size, len(fit_set))
-    train_set, sampler = (fit_set, None) if replay is None else _with_replay(fit_set, replay, recipe.replay_fraction,
-                                                                             recipe.seed)
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                              drop_last=True, num_workers=recipe.num_workers,
-                              persistent_workers=recipe.num_workers > 0)
-    val_loader = (DataLoader(probe_set, batch_size=512, num_workers=recipe.num_workers) if probe_set else None)
-    module = PretrainModule(
-        method, views, lr=recipe.lr or method_cls.default_lr, weight_decay=recipe.weight_decay,
-        warmup_fraction=min(1.0, recipe.warmup_epochs / recipe.epochs),
-        num_classes=len(splits.train.classes or []) if probe_set else 0,
-        schedule=recipe.schedule, decay_fraction=recipe.decay_fraction,
-        freeze_encoder_steps=recipe.freeze_encoder_steps,
-        distill_teacher=teacher, distill_weight=recipe.distill_weight,
+    train_set, sampler = (
+        (fit_set, None) if replay is None else _with_replay(fit_set, replay, recipe.replay_fraction, recipe.seed)
     )
+    train_loader = DataLoader(
+        train_set,
+        batch_size=min(recipe.batch_size, len(fit_set)),
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=recipe.num_workers,
+        persistent_workers=recipe.num_workers > 0,
+    )
+    val_loader = DataLoader(probe_set, batch_size=512, num_workers=recipe.num_workers) if probe_set else None
+    return train_loader, val_loader
 
-    def write_description() -> None:  # what a resumed run changes, once its new state is on disk
-        save_recipe(recipe, out / RECIPE_FILE)
-        write_meta(encoder, out, recipe.model_dump())
 
-    checkpoints = RunCheckpoints(out, recipe.checkpoint_every, recipe.checkpoint_every_steps,
-                                 after_first_save=write_description if resume and _launched_rank() == 0 else None)
-    trainer = _trainer(recipe, out, checkpoints, len(train_loader), progress, resume_from)  # bad devices fail before writing
-    fresh = not resume and _launched_rank() == 0
-    if fresh:
-        if overwrite:
-            clear_output_folder(out, RUN)
-        out.mkdir(parents=True, exist_ok=True)
-        write_description()  # recipe.yaml: '--resume' finds the run; selfsup.json: a killed run can be exported
-        if init_report is not None:
-            _write_init_report(out, init, init_report, progress)
-    try:
-        _fit(trainer, module, checkpoints, train_loader, val_loader, out, resume_from)
-    except BaseException:
-        if fresh and checkpoints.saved_step is None:  # nothing to resume: leave no half-made run behind
-            _roll_back(out)
-        raise
-
-    encoder = method.encoder.cpu().eval()
-    sides = None
-    if trainer.is_global_zero:
-        save_encoder(encoder, out, recipe.model_dump())
-        if pair is not None:
-            sides = export_sides(encoder, out, recipe.model_dump() | {"method_args": method_args})
-    return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
+def _module(
+    recipe: Recipe, method: Method, views: nn.Module, probe_classes: int, teacher: nn.Module | None
+) -> PretrainModule:
+    """The Lightning module: the method's loss on the views, the recipe's optimiser and schedule."""
+    return PretrainModule(
+        method,
+        views,
+        lr=recipe.lr or method_class(recipe.method).default_lr,
+        weight_decay=recipe.weight_decay,
+        warmup_fraction=min(1.0, recipe.warmup_epochs / recipe.epochs),
+        num_classes=probe_classes,
+        schedule=recipe.schedule,
+        decay_fraction=recipe.decay_fraction,
+        freeze_encoder_steps=recipe.freeze_encoder_steps,
+        distill_teacher=teacher,
+        distill_weight=recipe.distill_weight,
+    )
 
 
 def _epochs(recipe: Recipe, steps_per_epoch: int, resume_from: ResumePoint | None) -> int:
@@ -450,8 +540,14 @@ def _epochs(recipe: Recipe, steps_per_epoch: int, resume_from: ResumePoint | Non
     return min(recipe.epochs, epoch + 1 + math.ceil(max(0, recipe.max_steps - step) / max(1, steps_per_epoch)))
 
 
-def _trainer(recipe: Recipe, out: Path, checkpoints: RunCheckpoints, steps_per_epoch: int, progress: bool,
-             resume_from: ResumePoint | None) -> L.Trainer:
+def _trainer(
+    recipe: Recipe,
+    out: Path,
+    checkpoints: RunCheckpoints,
+    steps_per_epoch: int,
+    progress: bool,
+    resume_from: ResumePoint | None,
+) -> L.Trainer:
     """The Lightning trainer; a device, strategy or precision it cannot use is a :class:`SelfsupError`."""
     for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -463,31 +559,56 @@ def _trainer(recipe: Recipe, out: Path, checkpoints: RunCheckpoints, steps_per_e
     on_gpu = torch.cuda.is_available() and recipe.accelerator in ("auto", "gpu", "cuda")
     multi_device = recipe.devices not in (1, "1") and on_gpu
     if recipe.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise SelfsupError(f"--accelerator {recipe.accelerator}: no CUDA GPU is visible to PyTorch on this machine; "
-                           "use --accelerator cpu (or auto).")
+        raise SelfsupError(
+            f"--accelerator {recipe.accelerator}: no CUDA GPU is visible to PyTorch on this machine; "
+            "use --accelerator cpu (or auto)."
+        )
     try:
         return L.Trainer(
-            max_epochs=_epochs(recipe, steps_per_epoch, resume_from), max_steps=recipe.max_steps,
-            accelerator=recipe.accelerator, devices=recipe.devices, strategy=recipe.strategy,
-            precision=recipe.precision, sync_batchnorm=multi_device, callbacks=callbacks,
+            max_epochs=_epochs(recipe, steps_per_epoch, resume_from),
+            max_steps=recipe.max_steps,
+            accelerator=recipe.accelerator,
+            devices=recipe.devices,
+            strategy=recipe.strategy,
+            precision=recipe.precision,  # type: ignore[arg-type]  # a str: Lightning checks the value itself
+            sync_batchnorm=multi_device,
+            callbacks=callbacks,
             logger=[CSVLogger(out, name="csv", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
-            log_every_n_steps=max(1, min(10, steps_per_epoch)), enable_progress_bar=bar,
-            enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=out,
+            log_every_n_steps=max(1, min(10, steps_per_epoch)),
+            enable_progress_bar=bar,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=out,
         )
     except (MisconfigurationException, ValueError, RuntimeError) as err:
         first = first_line(err)
-        raise SelfsupError(f"cannot train with --accelerator {recipe.accelerator} --devices {recipe.devices} "
-                           f"--strategy {recipe.strategy} --precision {recipe.precision}: {first}") from None
+        raise SelfsupError(
+            f"cannot train with --accelerator {recipe.accelerator} --devices {recipe.devices} "
+            f"--strategy {recipe.strategy} --precision {recipe.precision}: {first}"
+        ) from None
 
 
-LIGHTNING_NOISE = (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
-                   ".*no `val_dataloader`.*",  # the online probe off: no validation data, as intended
-                   ".*resuming from a checkpoint that ended before the epoch ended.*",  # the loader restarts the epoch
-                   ".*Checkpoint directory.*exists and is not empty.*", ".*Trying to infer the `batch_size`.*")
+LIGHTNING_NOISE = (
+    ".*does not have many workers.*",
+    ".*smaller than the logging interval.*",
+    ".*LeafSpec.*",
+    ".*no `val_dataloader`.*",  # the online probe off: no validation data, as intended
+    ".*resuming from a checkpoint that ended before the epoch ended.*",  # the loader restarts the epoch
+    ".*Checkpoint directory.*exists and is not empty.*",
+    ".*Trying to infer the `batch_size`.*",
+)
 
 
-def _fit(trainer: L.Trainer, module: PretrainModule, checkpoints: RunCheckpoints, train_loader: DataLoader,
-         val_loader: DataLoader | None, out: Path, resume_from: ResumePoint | None) -> None:
+def _fit(
+    trainer: L.Trainer,
+    module: PretrainModule,
+    checkpoints: RunCheckpoints,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None,
+    out: Path,
+    resume_from: ResumePoint | None,
+) -> None:
     """``trainer.fit`` with Lightning's internal warnings silenced, the metrics of a resumed run kept, a diverged
     loss reported as a user error and Ctrl-C turned into a saved, resumable stop."""
     with warnings.catch_warnings():
@@ -502,9 +623,20 @@ def _fit(trainer: L.Trainer, module: PretrainModule, checkpoints: RunCheckpoints
             if checkpoints.stop_requested:
                 raise KeyboardInterrupt from None
             raise
+        except ValueError as err:
+            if resume_from is None or "parameter group" not in str(err):
+                raise
+            raise SelfsupError(
+                f"'{resume_from.path}' holds optimiser state of another shape (written by an older "
+                "selfsup, whose weight decay grouped parameters otherwise); export its encoder with "
+                "'selfsup export --checkpoint', or start again with --overwrite."
+            ) from None
         except FloatingPointError as err:  # the loss diverged
-            kept = (f" The run's checkpoints are kept in '{out / FOLDER}'; start again with --overwrite."
-                    if _has_checkpoint(out) else "")
+            kept = (
+                f" The run's checkpoints are kept in '{out / FOLDER}'; start again with --overwrite."
+                if _has_checkpoint(out)
+                else ""
+            )
             raise SelfsupError(f"{err}{kept}") from None
     if previous_metrics is not None and trainer.is_global_zero:
         _merge_metrics(out / "csv", previous_metrics)

@@ -9,7 +9,7 @@ import torch
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.recipe import make_recipe
-from selfsup.training.pretrain import _replay_options, _with_replay, pretrain
+from selfsup.workflows.pretrain import _replay_options, _with_replay, pretrain
 
 
 def test_replay_fraction_of_draws() -> None:
@@ -29,11 +29,41 @@ def test_replay_fraction_of_draws() -> None:
 
 def test_replay_runs_and_refuses_other_shapes(tmp_path, capsys) -> None:
     tiny = ["--epochs", "2", "--max-steps", "3", "--batch-size", "32"]
-    assert main(["pretrain", "--data", "builtin:italypowerdemand", "--method", "ts2vec", "--replay",
-                 "builtin:gunpoint", "--replay-fraction", "0.3", "--out", str(tmp_path / "ok"), *tiny]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                "builtin:italypowerdemand",
+                "--method",
+                "ts2vec",
+                "--replay",
+                "builtin:gunpoint",
+                "--replay-fraction",
+                "0.3",
+                "--out",
+                str(tmp_path / "ok"),
+                *tiny,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["pretrain", "--data", "builtin:italypowerdemand", "--replay", "builtin:basicmotions",
-                 "--out", str(tmp_path / "bad"), *tiny]) == EXIT_USER_ERROR
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                "builtin:italypowerdemand",
+                "--replay",
+                "builtin:basicmotions",
+                "--out",
+                str(tmp_path / "bad"),
+                *tiny,
+            ]
+        )
+        == EXIT_USER_ERROR
+    )
     assert "same channels" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
@@ -42,25 +72,45 @@ def test_text_replay_is_read_without_the_targets_label(tmp_path, one_thread) -> 
     """--label and --text-column name the target's fields: a .txt replay file has none, and a .jsonl one need not
     have the label."""
     reviews = tmp_path / "reviews.jsonl"
-    reviews.write_text("".join(json.dumps({"review": text, "y": label}) + "\n" for text, label in [
-        ("a warm and funny film", "good"), ("wonderful acting", "good"), ("a delight", "good"),
-        ("a dull mess", "bad"), ("badly acted and far too long", "bad"), ("boring from the first scene", "bad")]))
+    reviews.write_text(
+        "".join(
+            json.dumps({"review": text, "y": label}) + "\n"
+            for text, label in [
+                ("a warm and funny film", "good"),
+                ("wonderful acting", "good"),
+                ("a delight", "good"),
+                ("a dull mess", "bad"),
+                ("badly acted and far too long", "bad"),
+                ("boring from the first scene", "bad"),
+            ]
+        )
+    )
     wiki = tmp_path / "wiki.txt"
     wiki.write_text("The Nile is a river in Africa.\nParis is the capital of France.\nWater boils at 100 C.\n")
     notes = tmp_path / "notes.jsonl"
     notes.write_text(json.dumps({"review": "an old note without a label"}) + "\n")
     for replay in (wiki, notes):
-        recipe = make_recipe(data=str(reviews), text_field="review", label="y", replay=str(replay), method="simcse",
-                             encoder="small_bert", encoder_args={"embed_dim": 32, "depth": 1, "heads": 2,
-                                                                 "mlp_dim": 64, "max_length": 16},
-                             epochs=1, max_steps=2, batch_size=4, out=str(tmp_path / replay.stem))
+        recipe = make_recipe(
+            data=str(reviews),
+            text_field="review",
+            label="y",
+            replay=str(replay),
+            method="simcse",
+            encoder="small_bert",
+            encoder_args={"embed_dim": 32, "depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 16},
+            epochs=1,
+            max_steps=2,
+            batch_size=4,
+            out=str(tmp_path / replay.stem),
+        )
         result = pretrain(recipe, progress=False)
         assert result.splits.train.classes == ["bad", "good"] and len(result.loss_history) > 0
 
 
 def test_replay_options_keep_only_what_the_replay_source_can_take() -> None:
-    clips = Splits(ArrayDataset(torch.zeros(2, 1, 4000), torch.zeros(2, dtype=torch.long), ["a", "b"]), None, "clips",
-                   "audio")
+    clips = Splits(
+        ArrayDataset(torch.zeros(2, 1, 4000), torch.zeros(2, dtype=torch.long), ["a", "b"]), None, "clips", "audio"
+    )
     recipe = make_recipe(data="clips", label="word", sample_rate=8000, bad_files="skip", replay="builtin:spoken_words")
     assert _replay_options(recipe, clips) == DataOptions(bad_files="skip")  # built-in data takes no reading flags
     other = _replay_options(recipe.model_copy(update={"replay": "more_clips"}), clips)

@@ -31,35 +31,67 @@ class Cell:
 
 SUITES: dict[str, tuple[Cell, ...]] = {
     # 22.5 minutes with 2 seeds on an idle 2-core CPU (measured 2026-11-23; results in benchmarks/results)
-    "cpu": (Cell("digits", "simclr", 300), Cell("digits", "byol", 300),
-            Cell("breast_cancer", "scarf", 200), Cell("breast_cancer", "vicreg", 200),
-            Cell("wine", "scarf", 200),
-            Cell("gunpoint", "ts2vec", 100), Cell("basicmotions", "ts2vec", 100), Cell("basicmotions", "simclr", 100),
-            Cell("spoken_words", "simclr", 100)),
+    "cpu": (
+        Cell("digits", "simclr", 300),
+        Cell("digits", "byol", 300),
+        Cell("breast_cancer", "scarf", 200),
+        Cell("breast_cancer", "vicreg", 200),
+        Cell("wine", "scarf", 200),
+        Cell("gunpoint", "ts2vec", 100),
+        Cell("basicmotions", "ts2vec", 100),
+        Cell("basicmotions", "simclr", 100),
+        Cell("spoken_words", "simclr", 100),
+    ),
     # seconds: checks that the machinery runs end to end
     "smoke": (Cell("iris", "simclr", 2), Cell("iris", "scarf", 2)),
 }
 
 
-def run_cell(dataset: str, method: str, seed: int, steps: int, workdir: Path, baselines: bool = True,
-             view_args: dict[str, Any] | None = None) -> dict:
+def run_cell(
+    dataset: str,
+    method: str,
+    seed: int,
+    steps: int,
+    workdir: Path,
+    baselines: bool = True,
+    view_args: dict[str, Any] | None = None,
+) -> dict:
     """Pre-train ``method`` on ``builtin:dataset`` for ``steps`` steps with ``seed`` (and ``view_args``), then
     evaluate it (kNN and linear; with ``baselines``, the random-init and raw-input baselines of the same seed too)."""
     from selfsup.recipe import make_recipe
-    from selfsup.training.pretrain import pretrain
+    from selfsup.workflows.pretrain import pretrain
 
     modality = builtin_datasets()[dataset].modality
-    recipe = make_recipe(data=f"builtin:{dataset}", method=method, seed=seed, max_steps=steps, epochs=10_000,
-                         batch_size=BATCH[modality], warmup_epochs=0, online_probe=False,
-                         checkpoint_every=10_000, view_args=view_args or {},
-                         out=str(workdir / f"{dataset}-{method}-{seed}"))
+    recipe = make_recipe(
+        data=f"builtin:{dataset}",
+        method=method,
+        seed=seed,
+        max_steps=steps,
+        epochs=10_000,
+        batch_size=BATCH[modality],
+        warmup_epochs=0,
+        online_probe=False,
+        checkpoint_every=10_000,
+        view_args=view_args or {},
+        out=str(workdir / f"{dataset}-{method}-{seed}"),
+    )
     start, wall = time.process_time(), time.perf_counter()
     run = pretrain(recipe, progress=False)
     cpu_seconds, wall_seconds = time.process_time() - start, time.perf_counter() - wall
     result = evaluate(run.encoder, run.splits, seed=seed, baselines=baselines)
-    return {"dataset": dataset, "modality": modality, "method": method, "encoder": run.encoder.config["name"],
-            "seed": seed, "steps": steps, "cpu_seconds": round(cpu_seconds, 1), "wall_seconds": round(wall_seconds, 1),
-            "split": result.meta["split"], "view_args": view_args or {}, "rows": result.rows}
+    return {
+        "dataset": dataset,
+        "modality": modality,
+        "method": method,
+        "encoder": run.encoder.config["name"],
+        "seed": seed,
+        "steps": steps,
+        "cpu_seconds": round(cpu_seconds, 1),
+        "wall_seconds": round(wall_seconds, 1),
+        "split": result.meta["split"],
+        "view_args": view_args or {},
+        "rows": result.rows,
+    }
 
 
 def leaderboard(results: list[dict]) -> list[dict]:
@@ -80,8 +112,10 @@ def leaderboard(results: list[dict]) -> list[dict]:
         group = [_summarise(dataset, name, protocol, same) for (name, protocol), same in entries.items()]
         score = {n: sum(r["accuracy"] for r in group if r["encoder"] == n) for n in {r["encoder"] for r in group}}
         rows += sorted(group, key=lambda r: (-score[r["encoder"]], r["encoder"]))
-        rows += [_summarise(dataset, name, protocol, list(by_seed.values()))
-                 for (name, protocol), by_seed in baselines.items()]
+        rows += [
+            _summarise(dataset, name, protocol, list(by_seed.values()))
+            for (name, protocol), by_seed in baselines.items()
+        ]
     return rows
 
 
@@ -89,15 +123,28 @@ def _summarise(dataset: str, name: str, protocol: str, same: list[dict]) -> dict
     cells = [r["cell"] for r in same]
     details = {"seeds": [c["seed"] for c in cells], "split": cells[0]["split"]}
     if name == cells[0]["method"]:
-        details |= {"encoder": cells[0]["encoder"], "steps": cells[0]["steps"],
-                    "cpu_seconds": round(sum(c["cpu_seconds"] for c in cells) / len(cells), 1)}
+        details |= {
+            "encoder": cells[0]["encoder"],
+            "steps": cells[0]["steps"],
+            "cpu_seconds": round(sum(c["cpu_seconds"] for c in cells) / len(cells), 1),
+        }
     # one seed: keep the evaluation's own interval (bootstrap over test samples) rather than a zero-width one
     fixed_split = len({c["split"] for c in cells}) == 1  # then the seeds do not resample the test samples
     halves = [(r["ci_high"] - r["ci_low"]) / 2 for r in same] if fixed_split else None
-    spread = over_seeds([r["accuracy"] for r in same], halves) if len(same) > 1 else {
-        "accuracy": same[0]["accuracy"], "ci_low": same[0]["ci_low"], "ci_high": same[0]["ci_high"]}
-    return {"group": dataset, "encoder": name, "protocol": protocol, **spread,
-            "n_train": same[0].get("n_train"), "n_test": same[0]["n_test"], "details": details}
+    spread = (
+        over_seeds([r["accuracy"] for r in same], halves)
+        if len(same) > 1
+        else {"accuracy": same[0]["accuracy"], "ci_low": same[0]["ci_low"], "ci_high": same[0]["ci_high"]}
+    )
+    return {
+        "group": dataset,
+        "encoder": name,
+        "protocol": protocol,
+        **spread,
+        "n_train": same[0].get("n_train"),
+        "n_test": same[0]["n_test"],
+        "details": details,
+    }
 
 
 def bench(suite: str, seeds: int, workdir: Path, on_cell: Callable[[dict, int, int], None] | None = None) -> list[dict]:

@@ -10,7 +10,7 @@ from sklearn.datasets import load_breast_cancer
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
-from selfsup.training.selftrain import self_train
+from selfsup.workflows.selftrain import self_train
 
 FAST = dict(epochs=20, batch_size=32)
 
@@ -27,11 +27,32 @@ def setup(tmp_path_factory):
     wrong["target"] = 1 - wrong["target"]  # every pool label flipped
     wrong.to_csv(shuffled, index=False)
     run = root / "run"
-    assert main(["pretrain", "--data", str(labeled), "--label", "target", "--method", "scarf", "--out", str(run),
-                 "--epochs", "2", "--max-steps", "4", "--batch-size", "32"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                str(labeled),
+                "--label",
+                "target",
+                "--method",
+                "scarf",
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                "--max-steps",
+                "4",
+                "--batch-size",
+                "32",
+            ]
+        )
+        == 0
+    )
     return run, labeled, pool, shuffled
 
 
+@pytest.mark.slow
 def test_teacher_pseudo_labels_student_and_the_pool_labels_are_never_read(setup) -> None:
     run, labeled, pool, flipped = setup
     options = DataOptions(label="target")
@@ -50,8 +71,26 @@ def test_teacher_pseudo_labels_student_and_the_pool_labels_are_never_read(setup)
 def test_cli_and_bad_input(setup, tmp_path, capsys) -> None:
     run, labeled, pool, _ = setup
     out = tmp_path / "st"
-    assert main(["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool),
-                 "--label", "target", "--epochs", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "selftrain",
+                "--encoder",
+                str(run),
+                "--labeled",
+                str(labeled),
+                "--unlabeled",
+                str(pool),
+                "--label",
+                "target",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     saved = json.loads((out / "selftrain.json").read_text())
     assert set(saved) >= {"teacher", "student", "n_pseudo", "threshold", "fitting"}
     teacher, student = saved["fitting"]["teacher"], saved["fitting"]["student"]
@@ -61,16 +100,47 @@ def test_cli_and_bad_input(setup, tmp_path, capsys) -> None:
     # its own earlier report is replaced only with --overwrite; a user's file beside it stays
     (out / "selftrain.json").write_text(json.dumps(saved | {"old": True}))
     (out / "notes.txt").write_text("mine")
-    argv = ["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool), "--label",
-            "target", "--epochs", "1", "--out", str(out)]
+    argv = [
+        "selftrain",
+        "--encoder",
+        str(run),
+        "--labeled",
+        str(labeled),
+        "--unlabeled",
+        str(pool),
+        "--label",
+        "target",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    ]
     capsys.readouterr()
     assert main(argv) == EXIT_USER_ERROR and "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert "old" not in json.loads((out / "selftrain.json").read_text())
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "selftrain.json"]
     capsys.readouterr()
-    assert main(["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool),
-                 "--label", "target", "--threshold", "1.0", "--out", str(tmp_path / "bad")]) == EXIT_USER_ERROR
+    assert (
+        main(
+            [
+                "selftrain",
+                "--encoder",
+                str(run),
+                "--labeled",
+                str(labeled),
+                "--unlabeled",
+                str(pool),
+                "--label",
+                "target",
+                "--threshold",
+                "1.0",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == EXIT_USER_ERROR
+    )
     assert "--threshold 1.0 must be in [0, 1)" in capsys.readouterr().err
     with pytest.raises(SelfsupError, match="image"):
         self_train(run, str(labeled), "builtin:digits", options=DataOptions(label="target"), **FAST)

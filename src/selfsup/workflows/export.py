@@ -13,13 +13,14 @@ import torch
 
 from selfsup.checkpoint import load_encoder, read_meta, save_encoder
 from selfsup.data import UNLABELED, DataOptions
-from selfsup.encoders import build_encoder
+from selfsup.encoders import Encoder, build_encoder
+from selfsup.encoders.pair import PairEncoder
 from selfsup.errors import SelfsupError, first_line
 from selfsup.evaluation.embed import embed
-from selfsup.evaluation.evaluate import check_fits
 from selfsup.files import write_atomic
-from selfsup.modalities import load_data
+from selfsup.modalities import check_fits
 from selfsup.outputs import RUN, check_output_file, check_output_folder, clear_output_folder, folder_lock
+from selfsup.sources import load_data
 
 EMBEDDING_FORMATS = (".npy", ".parquet")
 PARQUET_KEY = b"selfsup"  # key of the schema metadata selfsup writes into its embeddings' Parquet files
@@ -54,12 +55,20 @@ def is_embeddings(path: Path) -> bool:
         import pyarrow.parquet as pq
 
         return PARQUET_KEY in (pq.read_schema(path).metadata or {})
-    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+    except Exception:
         return False
 
 
-def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, options: DataOptions | None = None,
-                     overwrite: bool = False, batch_size: int = 512, progress: bool = False) -> Path:
+def write_embeddings(
+    encoder_path: str | Path,
+    data: str,
+    out: str | Path,
+    *,
+    options: DataOptions | None = None,
+    overwrite: bool = False,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> Path:
     """Embed every sample of ``data`` (train split, then test split if any) into ``.npy`` or ``.parquet``.
 
     The data is read the way the encoder was trained (a table with its saved schema). Parquet rows
@@ -75,8 +84,9 @@ def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, op
     splits = load_data(data, options, encoder_config=encoder.config)
     check_fits(encoder, splits)
     parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test is not None else [])
-    emb = np.concatenate([embed(encoder, part.float_samples(), batch_size=batch_size, progress=progress)
-                          for _, part in parts])
+    emb = np.concatenate(
+        [embed(encoder, part.float_samples(), batch_size=batch_size, progress=progress) for _, part in parts]
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     # a name of our own beside it (never a user's file), replaced in one step, removed on any failure
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
@@ -91,8 +101,13 @@ def write_embeddings(encoder_path: str | Path, data: str, out: str | Path, *, op
     finally:
         tmp.unlink(missing_ok=True)
     if out.suffix == ".npy":
-        write_atomic(npy_description(out), json.dumps({"format": EMBEDDINGS_FORMAT, "encoder": str(encoder_path),
-                                                       "data": data, "shape": list(emb.shape)}, indent=1))
+        write_atomic(
+            npy_description(out),
+            json.dumps(
+                {"format": EMBEDDINGS_FORMAT, "encoder": str(encoder_path), "data": data, "shape": list(emb.shape)},
+                indent=1,
+            ),
+        )
     return out
 
 
@@ -113,8 +128,9 @@ def _write_parquet(f: BinaryIO, emb: np.ndarray, parts: list, classes: list[str]
     pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: meta}), f)
 
 
-def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path | None = None,
-                   overwrite: bool = False) -> Path:
+def export_encoder(
+    run: str | Path, out: str | Path, *, checkpoint: str | Path | None = None, overwrite: bool = False
+) -> Path:
     """Write ``encoder.safetensors`` + ``selfsup.json`` to ``out`` from a run's export or a training checkpoint.
     ``out`` is new or empty, or with ``overwrite`` an earlier export or run (only its files are replaced)."""
     out = check_output_folder(out, RUN, overwrite=overwrite)
@@ -129,7 +145,8 @@ def export_encoder(run: str | Path, out: str | Path, *, checkpoint: str | Path |
         if meta["modality"] == "pairs":  # and each side, as the run writes them
             from selfsup.training.pairs import export_sides
 
-            export_sides(encoder, out, meta.get("recipe"))
+            assert isinstance(encoder, PairEncoder)  # what a pair's selfsup.json builds
+            export_sides(encoder, out, meta.get("recipe") or {})
     return out
 
 
@@ -138,23 +155,26 @@ def _folder_of(run: str | Path) -> Path:
     return run if run.is_dir() else run.parent
 
 
-def _from_checkpoint(meta: dict, checkpoint: str | Path) -> torch.nn.Module:
+def _from_checkpoint(meta: dict, checkpoint: str | Path) -> Encoder:
     """The encoder ``meta`` describes, with the weights of a run's Lightning checkpoint."""
     encoder = build_encoder(meta["encoder"])
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    except Exception as err:  # noqa: BLE001 - garbage makes the (weights-only) unpickler raise almost anything
+    except Exception as err:
         # not a Lightning checkpoint, or corrupted; torch's own message runs over many lines
         first = first_line(err)
         raise SelfsupError(f"cannot read training checkpoint '{checkpoint}': {first}") from err
     prefix = "method.encoder."
-    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     try:
         missing, unexpected = encoder.load_state_dict(weights, strict=False)
     except RuntimeError as err:  # shape mismatch: a checkpoint of another run
-        raise SelfsupError(f"checkpoint '{checkpoint}' does not hold this run's encoder: "
-                           f"{str(err).strip().splitlines()[-1].strip()}") from err
+        raise SelfsupError(
+            f"checkpoint '{checkpoint}' does not hold this run's encoder: {str(err).strip().splitlines()[-1].strip()}"
+        ) from err
     if missing or unexpected or not weights:
-        raise SelfsupError(f"checkpoint '{checkpoint}' does not hold this run's encoder "
-                           f"({len(missing)} missing, {len(unexpected)} unexpected weights).")
+        raise SelfsupError(
+            f"checkpoint '{checkpoint}' does not hold this run's encoder "
+            f"({len(missing)} missing, {len(unexpected)} unexpected weights)."
+        )
     return encoder

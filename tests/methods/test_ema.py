@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from selfsup.training.ema import cosine_momentum, ema_update, frozen_copy
+from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.training.schedule import warmup_cosine
 
 

@@ -27,12 +27,13 @@ import torch.nn.functional as F
 from selfsup.checkpoint import load_encoder
 from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
-from selfsup.evaluation.evaluate import check_fits, labeled_split
+from selfsup.evaluation.evaluate import labeled_split
 from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classifier
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.files import write_atomic
-from selfsup.modalities import load_data
+from selfsup.modalities import check_fits
 from selfsup.outputs import SELFTRAIN, clear_output_folder
+from selfsup.sources import load_data
 
 
 @dataclass
@@ -53,10 +54,22 @@ def _fit_summary(details: dict) -> dict:
     return {key: details[key] for key in ("best_epoch", "epochs_run", "n_val", "val_loss", "val_accuracy")}
 
 
-def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: DataOptions | None = None,
-               threshold: float = 0.9, temperature: float = 1.0, epochs: int = 30, lr: float = 1e-4,
-               batch_size: int = 64, seed: int = 0, test_fraction: float = 0.25,
-               out: str | Path | None = None, overwrite: bool = False) -> SelfTrainResult:
+def self_train(
+    encoder: str | Path,
+    labeled: str,
+    unlabeled: str,
+    *,
+    options: DataOptions | None = None,
+    threshold: float = 0.9,
+    temperature: float = 1.0,
+    epochs: int = 30,
+    lr: float = 1e-4,
+    batch_size: int = 64,
+    seed: int = 0,
+    test_fraction: float = 0.25,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> SelfTrainResult:
     """Teacher -> pseudo-labels -> student (see the module docstring); writes ``selftrain.json`` to ``out``
     (with ``overwrite``, first removing an earlier self-training report's files there)."""
     if not 0 <= threshold < 1:
@@ -68,10 +81,12 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
     splits = load_data(labeled, options, encoder_config=config)
     check_fits(pretrained, splits)
     train, test, split_note = labeled_split(splits, None, options, config, seed, test_fraction)
-    pool_splits = load_data(unlabeled, DataOptions(**(vars(options or DataOptions()) | {"label": None})),
-                            encoder_config=config)
+    pool_splits = load_data(
+        unlabeled, DataOptions(**(vars(options or DataOptions()) | {"label": None})), encoder_config=config
+    )
     check_fits(pretrained, pool_splits)
     pool = pool_splits.train.float_samples()
+    assert train.classes is not None  # labeled_split refuses unlabeled data
     classes = len(train.classes)
     x, y = train.float_samples(), train.y
     x_test, y_test = test.float_samples(), test.y.numpy()
@@ -85,14 +100,19 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
 
     targets = torch.cat([F.one_hot(y, classes).float(), soft[keep]])
     strata = torch.cat([y, soft[keep].argmax(1)]).numpy()
-    student, student_fit = train_classifier(pretrained, torch.cat([x, pool[keep]]), targets, strata, classes,
-                                            options=finetuning, seed=seed + 1)
+    student, student_fit = train_classifier(
+        pretrained, torch.cat([x, pool[keep]]), targets, strata, classes, options=finetuning, seed=seed + 1
+    )
     student_pred = logits_of(student, x_test).argmax(1).numpy()
     result = SelfTrainResult(
         teacher=accuracy_with_ci(y_test, teacher_pred, seed=seed),
         student=accuracy_with_ci(y_test, student_pred, seed=seed),
-        n_labeled=len(train), n_pool=len(pool), n_pseudo=int(keep.sum()), threshold=threshold,
-        temperature=temperature, split=split_note,
+        n_labeled=len(train),
+        n_pool=len(pool),
+        n_pseudo=int(keep.sum()),
+        threshold=threshold,
+        temperature=temperature,
+        split=split_note,
         fitting={"teacher": _fit_summary(teacher_fit), "student": _fit_summary(student_fit)},
     )
     if out is not None:
@@ -102,4 +122,3 @@ def self_train(encoder: str | Path, labeled: str, unlabeled: str, *, options: Da
         out.mkdir(parents=True, exist_ok=True)
         write_atomic(out / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
     return result
-

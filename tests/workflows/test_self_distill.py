@@ -27,8 +27,9 @@ def test_distill_loss_hand_computed() -> None:
         student.weight.copy_(torch.eye(2))
         teacher.weight.copy_(2 * torch.eye(2))
     method = build_method("simclr", student, {"hidden_dim": 4, "projection_dim": 2})
-    module = PretrainModule(method, nn.Identity(), lr=1e-3, weight_decay=0.0, warmup_fraction=0.0,
-                            distill_teacher=teacher)
+    module = PretrainModule(
+        method, nn.Identity(), lr=1e-3, weight_decay=0.0, warmup_fraction=0.0, distill_teacher=teacher
+    )
     x = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     # student x, teacher 2x: squared distances 1 and 2, mean 1.5
     assert math.isclose(module._distill_loss(x).item(), 1.5)
@@ -45,8 +46,26 @@ def source(tmp_path_factory):
 
 def test_one_command_runs_both_stages(source, tmp_path) -> None:
     out = tmp_path / "distilled"
-    assert main(["pretrain", "--data", "builtin:iris", "--method", "simclr", "--init", str(source),
-                 "--self-distill", "--distill-weight", "0.5", "--out", str(out), *TINY]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--data",
+                "builtin:iris",
+                "--method",
+                "simclr",
+                "--init",
+                str(source),
+                "--self-distill",
+                "--distill-weight",
+                "0.5",
+                "--out",
+                str(out),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     stage1 = tmp_path / "distilled-stage1"
     assert load_encoder(stage1) is not None and load_encoder(out) is not None
     with (out / "csv" / "metrics.csv").open() as f:
@@ -62,16 +81,29 @@ def test_one_command_runs_both_stages(source, tmp_path) -> None:
 
 def test_self_distill_needs_init(tmp_path, capsys) -> None:
     capsys.readouterr()
-    assert main(["pretrain", "--data", "builtin:iris", "--self-distill", "--out", str(tmp_path / "r"), *TINY]) \
+    assert (
+        main(["pretrain", "--data", "builtin:iris", "--self-distill", "--out", str(tmp_path / "r"), *TINY])
         == EXIT_USER_ERROR
+    )
     assert "give it with --init" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "r-stage1").exists()
 
 
 def test_resume_continues_whichever_stage_stopped(source, tmp_path) -> None:
     out = tmp_path / "distilled"
-    argv = ["pretrain", "--data", "builtin:iris", "--method", "simclr", "--init", str(source), "--self-distill",
-            "--out", str(out), *TINY]
+    argv = [
+        "pretrain",
+        "--data",
+        "builtin:iris",
+        "--method",
+        "simclr",
+        "--init",
+        str(source),
+        "--self-distill",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     assert main(argv) == 0
     stage1 = tmp_path / "distilled-stage1"
     # stopped after stage 1: stage 2 has no checkpoint and no export yet
@@ -90,17 +122,29 @@ def test_an_occupied_stage1_folder_is_refused_before_writing(source, tmp_path, c
     (tmp_path / "d-stage1").mkdir()
     (tmp_path / "d-stage1" / "something").write_text("x")
     capsys.readouterr()
-    code = main(["pretrain", "--data", "builtin:iris", "--init", str(source), "--self-distill",
-                 "--out", str(tmp_path / "d"), *TINY])
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            "builtin:iris",
+            "--init",
+            str(source),
+            "--self-distill",
+            "--out",
+            str(tmp_path / "d"),
+            *TINY,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR and "stage-1 folder" in err and "selfsup did not write" in err, err
     assert not (tmp_path / "d").exists()
 
 
-def test_stage_2_failing_before_its_first_checkpoint_keeps_the_run_resumable(source, tmp_path, capsys,
-                                                                             monkeypatch) -> None:
+def test_stage_2_failing_before_its_first_checkpoint_keeps_the_run_resumable(
+    source, tmp_path, capsys, monkeypatch
+) -> None:
     """Stage 2 rolls back what it wrote, but OUT keeps its recipe: stage 1 is done, and --resume goes on."""
-    import selfsup.training.pretrain as pretrain_module
+    import selfsup.workflows.pretrain as pretrain_module
 
     real_fit, calls = pretrain_module._fit, []
 

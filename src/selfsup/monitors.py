@@ -1,0 +1,46 @@
+"""Label-free quality monitors of a batch of embeddings: pure functions that training (its callbacks) and
+evaluation (``evaluation.monitors.label_free``) both use.
+
+- ``rankme``: effective rank of the embeddings (Garrido et al. 2023, "RankMe: Assessing the Downstream
+  Performance of Pretrained Self-Supervised Representations by Their Rank"): ``exp`` of the entropy
+  of the normalised singular values; from 1 (collapsed to a line) to ``min(N, D)``.
+- ``alignment`` and ``uniformity`` (Wang & Isola 2020, "Understanding Contrastive Representation
+  Learning through Alignment and Uniformity on the Hypersphere"), on L2-normalised embeddings:
+  the mean ``||f(x) - f(x')||^2`` over positive pairs (lower is better) and
+  ``log mean exp(-2 ||f(x) - f(y)||^2)`` over distinct pairs (lower is more uniform).
+- ``embedding_spread``: per-dimension std of the normalised embeddings times ``sqrt(D)``; ~1 when
+  spread over the sphere, 0 when every input maps to one direction (collapse).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def rankme(embedding: torch.Tensor, eps: float = 1e-7) -> float:
+    """Effective rank of ``(N, D)`` embeddings (RankMe)."""
+    singular = torch.linalg.svdvals(embedding.detach().float())
+    p = singular / singular.sum().clamp_min(eps) + eps
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def alignment(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Mean squared distance between the normalised embeddings of positive pairs (row i with row i)."""
+    a, b = F.normalize(first.detach().float(), dim=1), F.normalize(second.detach().float(), dim=1)
+    return float((a - b).square().sum(dim=1).mean())
+
+
+def uniformity(embedding: torch.Tensor, t: float = 2.0) -> float:
+    """``log mean exp(-t ||z_i - z_j||^2)`` over the distinct pairs of normalised embeddings."""
+    z = F.normalize(embedding.detach().float(), dim=1)
+    distances = torch.pdist(z).square()
+    return float(torch.logsumexp(-t * distances, dim=0) - math.log(len(distances)))
+
+
+def embedding_spread(embedding: torch.Tensor) -> float:
+    """How spread out a batch's embeddings are (see the module docstring)."""
+    z = F.normalize(embedding.detach().float(), dim=1)
+    return float(z.std(dim=0).mean() * math.sqrt(z.shape[1]))
