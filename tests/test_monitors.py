@@ -7,7 +7,7 @@ import math
 import torch
 
 from selfsup.monitors import alignment, embedding_spread, rankme, uniformity
-from selfsup.training.module import COLLAPSE_SPREAD
+from selfsup.training.callbacks import COLLAPSE_SPREAD
 
 
 def test_rankme() -> None:

@@ -1,5 +1,5 @@
-"""The training module reports representation collapse as a warning, logs the embedding spread, and decays
-only the weights of 2+ dimensions."""
+"""The training module (with the embedding monitors' callback) reports representation collapse as a warning, and
+decays only the weights of 2+ dimensions."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from selfsup.datasets import load_builtin
 from selfsup.encoders import build_encoder
 from selfsup.methods.base import build_method
 from selfsup.modalities import get_modality
-from selfsup.training.module import CollapseWarning, PretrainModule, decays
+from selfsup.training.callbacks import CollapseWarning, EmbeddingMonitors
+from selfsup.training.module import PretrainModule, decays
 
 
 def _fit(method, x: torch.Tensor, steps: int) -> PretrainModule:
@@ -28,6 +29,7 @@ def _fit(method, x: torch.Tensor, steps: int) -> PretrainModule:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=[EmbeddingMonitors()],
     )
     trainer.fit(module, loader)
     return module

@@ -1,33 +1,20 @@
 """The one generic LightningModule: views on the training device, the method's loss, an online probe.
 
 Methods never write training loops. The online linear probe (as in solo-learn and stable-pretraining)
-trains on detached embeddings of the first view and is scored on a held-out labeled split.
+trains on detached embeddings of the first view and is scored on a held-out labeled split. Each step returns
+its embeddings, which the label-free monitors (``training/callbacks.py``) read.
 """
 
 from __future__ import annotations
 
-import time
-
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from selfsup.methods.base import Method
 from selfsup.methods.ema import frozen_copy
-from selfsup.monitors import embedding_spread, rankme
 from selfsup.training.schedule import lr_multiplier
-
-
-class CollapseWarning(UserWarning):
-    """Training embeddings have collapsed to (nearly) one point."""
-
-
-# Spread at which the embeddings count as collapsed: random-init encoders measure 0.09-0.8 on the
-# built-in data, a collapsed one ~0.
-COLLAPSE_SPREAD = 0.01
-COLLAPSE_CHECK_EVERY = 10  # steps
 
 
 class PretrainModule(L.LightningModule):
@@ -55,11 +42,9 @@ class PretrainModule(L.LightningModule):
         self.distill_teacher = frozen_copy(distill_teacher).eval() if distill_teacher is not None else None
         self.distill_weight = distill_weight
         self.probe = nn.Linear(method.encoder.embed_dim, num_classes) if num_classes > 1 else None
-        self._last_time: float | None = None
-        self._collapse_reported = False
         self._warming_up = False  # the backbone is in eval mode for head warm-up
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         x, y = batch
         with torch.no_grad():
             views = self.views(x)
@@ -79,17 +64,10 @@ class PretrainModule(L.LightningModule):
             probe_loss = F.cross_entropy(self.probe(out.embedding.detach()[labeled]), y[labeled])
             loss = loss + probe_loss
             self.log("probe_loss", probe_loss, on_step=True, on_epoch=False)
-        now = time.perf_counter()
-        if self._last_time is not None:
-            self.log("samples_per_s", len(y) / (now - self._last_time), prog_bar=True, on_step=True, on_epoch=False)
-        self._last_time = now
         self.log("loss", out.loss, prog_bar=True, on_step=True, on_epoch=True)
-        if len(out.embedding) > 1 and self.global_step % COLLAPSE_CHECK_EVERY == 0:  # a host sync: not every step
-            self.log("rankme", rankme(out.embedding), on_step=True, on_epoch=False)
-            self._check_collapse(embedding_spread(out.embedding))
         for key, value in out.logs.items():
             self.log(key, value, on_step=True, on_epoch=False)
-        return loss
+        return {"loss": loss, "embedding": out.embedding.detach()}  # the embeddings: for the monitor callbacks
 
     def _distill_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Self-distillation (Lee et al. 2022): squared distance between the student's and the frozen
@@ -99,18 +77,6 @@ class PretrainModule(L.LightningModule):
             self.distill_teacher.eval()
             target = self.distill_teacher(x)
         return (self.method.encoder(x) - target).square().sum(dim=1).mean()
-
-    def _check_collapse(self, spread: float) -> None:
-        """Log the embedding spread; warn once when it falls to ``COLLAPSE_SPREAD`` (collapse)."""
-        self.log("embedding_spread", spread, on_step=True, on_epoch=False)
-        if spread < COLLAPSE_SPREAD and not self._collapse_reported:
-            self._collapse_reported = True
-            rank_zero_warn(
-                f"representation collapse at step {self.global_step}: the {self.method.name} embeddings' spread "
-                f"fell to {spread:.4f} (spread-out embeddings measure ~1), so every input maps to nearly the same "
-                "point; lower --lr, raise the EMA momentum, or use another method.",
-                category=CollapseWarning,
-            )
 
     def _encoder_frozen(self) -> bool:
         return self.global_step < self.freeze_encoder_steps
@@ -132,9 +98,6 @@ class PretrainModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.method.on_train_batch_end(progress=self.global_step / max(1, self._total_steps()))
-
-    def on_train_epoch_start(self) -> None:
-        self._last_time = None
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         if self.probe is None:

@@ -37,6 +37,7 @@ from selfsup.modalities.text import LINE_SUFFIXES
 from selfsup.outputs import RUN, check_output_folder, clear_output_folder, folder_lock
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
 from selfsup.sources import BUILTIN_PREFIX, load_data
+from selfsup.training.callbacks import EmbeddingMonitors, Throughput
 from selfsup.training.checkpoints import (
     FOLDER,
     LAST,
@@ -552,7 +553,7 @@ def _trainer(
     for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
         logging.getLogger(name).setLevel(logging.WARNING)
     bar = progress and sys.stdout.isatty()  # a redrawn bar in a terminal; a few plain lines in logs and pipes
-    callbacks: list[L.Callback] = [checkpoints]
+    callbacks: list[L.Callback] = [checkpoints, EmbeddingMonitors(), Throughput()]
     if progress:
         callbacks.append(RichProgressBar(leave=True) if bar else PlainProgress(sys.stdout))
     # SyncBatchNorm (global-batch BN statistics, as SimCLR/BYOL use) exists only on GPUs
