@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 import types
 import warnings
@@ -225,10 +224,13 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
     for what, source in (("data", recipe.data), ("--pair-data", recipe.pair_data), ("--replay", recipe.replay)):
         _check_source(what, source)
 
-    from selfsup.workflows.pretrain import pretrain  # torch and Lightning load here, once the inputs look right
+    from selfsup.workflows.pretrain import (  # torch and Lightning load here, once the inputs look right
+        launched_rank,
+        pretrain,
+    )
 
     run = pretrain(recipe, resume=args.resume, overwrite=args.overwrite)
-    if os.environ.get("LOCAL_RANK", "0") not in ("", "0"):  # DDP worker processes stay quiet
+    if launched_rank() > 0:  # DDP worker processes stay quiet
         return
     if run.sides:
         a, b = run.sides

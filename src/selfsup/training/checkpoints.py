@@ -41,6 +41,11 @@ def checkpoint_progress(path: Path) -> tuple[int, int]:
         raise SelfsupError(f"checkpoint '{path}' is corrupted or truncated ({reason})") from None
 
 
+def has_checkpoint(out: Path) -> bool:
+    """Whether the run in ``out`` has a checkpoint to resume from (good or not: :func:`resume_checkpoint` says)."""
+    return any((out / FOLDER / name).is_file() for name in (LAST, PREVIOUS))
+
+
 @dataclass(frozen=True)
 class ResumePoint:
     """The checkpoint a run resumes from, and the epoch and global step it was saved at."""

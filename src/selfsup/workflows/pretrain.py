@@ -40,10 +40,9 @@ from selfsup.sources import BUILTIN_PREFIX, load_data
 from selfsup.training.callbacks import EmbeddingMonitors, Throughput
 from selfsup.training.checkpoints import (
     FOLDER,
-    LAST,
-    PREVIOUS,
     ResumePoint,
     RunCheckpoints,
+    has_checkpoint,
     resume_checkpoint,
     stop_on_interrupt,
 )
@@ -75,21 +74,21 @@ class PretrainResult:
     sides: tuple[Path, Path] | None = None  # a paired run's side exports
 
 
-def _launched_rank() -> int:
+def launched_rank() -> int:
     """Rank of a process that Lightning's DDP launcher started by re-running the command (0 in the launcher)."""
     return sum(int(os.environ.get(name, "0") or 0) for name in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
 
 
 def _check_out(recipe: Recipe, resume: bool, overwrite: bool, flag: str = "--out") -> None:
     """Before any work: --out is new, empty, or a selfsup run (to resume or, with --overwrite, replace)."""
-    if _launched_rank() > 0:  # the launcher (rank 0) has already checked and written the folder
+    if launched_rank() > 0:  # the launcher (rank 0) has already checked and written the folder
         return
     check_output_folder(recipe.out, RUN, overwrite=overwrite, resume=resume, flag=flag)
 
 
 def _holding(out: Path) -> AbstractContextManager:
     """The run's lock on its folder, held by the launcher process (DDP workers share it)."""
-    return folder_lock(out) if _launched_rank() == 0 else nullcontext(out)
+    return folder_lock(out) if launched_rank() == 0 else nullcontext(out)
 
 
 def _roll_back(out: Path) -> None:
@@ -99,10 +98,6 @@ def _roll_back(out: Path) -> None:
         clear_output_folder(out, RUN)
     except (OSError, SelfsupError) as err:
         warnings.warn(f"could not remove the unfinished run in '{out}': {first_line(err)}", stacklevel=2)
-
-
-def _has_checkpoint(out: Path) -> bool:
-    return any((out / FOLDER / name).is_file() for name in (LAST, PREVIOUS))
 
 
 def _probe_split(train: ArrayDataset, seed: int, enabled: bool) -> tuple[ArrayDataset, ArrayDataset | None]:
@@ -157,7 +152,7 @@ def _keep_metrics_across_resume(csv_dir: Path) -> Path | None:
     """
     path, previous = csv_dir / "metrics.csv", csv_dir.parent / "metrics-before-resume.csv"
     rows = _read_rows(previous) + _read_rows(path)  # a backup is left only by a resume that crashed
-    if not rows or _launched_rank() != 0:
+    if not rows or launched_rank() != 0:
         return None
     _write_rows(previous, rows)
     path.unlink(missing_ok=True)
@@ -324,7 +319,7 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
     _check_out(first, resume, overwrite, flag="the stage-1 folder of --self-distill")
     with _holding(final):
         _check_out(recipe, resume, overwrite)
-        fresh = not resume and _launched_rank() == 0
+        fresh = not resume and launched_rank() == 0
         if fresh:  # OUT's recipe first, so that '--resume --out OUT' finds the run
             if overwrite:
                 clear_output_folder(final, RUN)
@@ -333,7 +328,7 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
             if resume and (stage1 / WEIGHTS).is_file():  # stage 1 finished: only stage 2 continues
                 teacher = load_encoder(stage1)
             else:  # stage 1 from its last checkpoint, or again from the start when it never wrote one
-                stage1_resume = resume and _has_checkpoint(stage1)
+                stage1_resume = resume and has_checkpoint(stage1)
                 with _holding(stage1):
                     teacher = _run(
                         first,
@@ -342,16 +337,16 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
                         progress=progress,
                     ).encoder
         except BaseException as err:
-            if fresh and not _has_checkpoint(stage1):  # nothing to resume: leave no half-made run behind
+            if fresh and not has_checkpoint(stage1):  # nothing to resume: leave no half-made run behind
                 _roll_back(final)
             if isinstance(err, RunInterrupted):  # resumed through OUT, not through its stage 1
                 raise RunInterrupted(final, err.step) from None
             raise
-        stage2_resume = resume and _has_checkpoint(final)  # stage 2 may not have started yet
+        stage2_resume = resume and has_checkpoint(final)  # stage 2 may not have started yet
         try:  # OUT holds only its recipe (or a start without a checkpoint)
             return _run(recipe, resume=stage2_resume, overwrite=not stage2_resume, progress=progress, teacher=teacher)
         except BaseException as err:
-            if _launched_rank() == 0 and not (final / RECIPE_FILE).is_file():  # stage 2 rolled back: stage 1 is
+            if launched_rank() == 0 and not (final / RECIPE_FILE).is_file():  # stage 2 rolled back: stage 1 is
                 save_recipe(recipe, final / RECIPE_FILE)  # done, and '--resume --out OUT' goes on with stage 2
             if isinstance(err, RunInterrupted):
                 raise RunInterrupted(final, err.step) from None
@@ -379,10 +374,10 @@ def _run(
         out,
         recipe.checkpoint_every,
         recipe.checkpoint_every_steps,
-        after_first_save=write_description if resume and _launched_rank() == 0 else None,
+        after_first_save=write_description if resume and launched_rank() == 0 else None,
     )
     trainer = _trainer(recipe, out, checkpoints, len(train_loader), progress, resume_from)  # bad devices: before
-    fresh = not resume and _launched_rank() == 0  # anything is written
+    fresh = not resume and launched_rank() == 0  # anything is written
     if fresh:
         if overwrite:
             clear_output_folder(out, RUN)
@@ -635,7 +630,7 @@ def _fit(
         except FloatingPointError as err:  # the loss diverged
             kept = (
                 f" The run's checkpoints are kept in '{out / FOLDER}'; start again with --overwrite."
-                if _has_checkpoint(out)
+                if has_checkpoint(out)
                 else ""
             )
             raise SelfsupError(f"{err}{kept}") from None
