@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from selfsup.data import Splits
+from selfsup.data import DataOptions, Splits
 from selfsup.encoders.text import build, load_pretrained, text_encoder_config
-from selfsup.evaluation.evaluate import evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 from selfsup.files import write_atomic
+from selfsup.modalities import get_modality
 from selfsup.recipe import make_recipe
 from selfsup.sources import load_data
 from selfsup.workflows.bench import BATCH, run_cell
@@ -55,7 +56,9 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 def text_rows(steps: int, n_train: int, n_test: int, workdir: Path) -> list[dict]:
     config = text_encoder_config("minilm")
-    full = load_data("builtin:rottentomatoes", encoder_config=config)
+    full = load_data(
+        "builtin:rottentomatoes", preprocessing=get_modality("text").planned_preprocessing("minilm", DataOptions(), {})
+    )
     train = full.train.subset(stratified_subset(full.train.y.numpy(), n_train))
     test = full.test.subset(stratified_subset(full.test.y.numpy(), n_test))
     probe = Splits(
@@ -64,7 +67,7 @@ def text_rows(steps: int, n_train: int, n_test: int, workdir: Path) -> list[dict
     before = build(config)
     load_pretrained(before)
     start = time.process_time()
-    result = evaluate(before, probe, seed=0)
+    result = evaluate(before, probe, EvaluationOptions(seed=0))
     rows = [
         {
             "name": "MiniLM as shipped" if r["encoder"] == "pretrained" else r["encoder"],
@@ -90,7 +93,7 @@ def text_rows(steps: int, n_train: int, n_test: int, workdir: Path) -> list[dict
         start = time.process_time()
         run = pretrain(recipe, progress=False)
         seconds = time.process_time() - start
-        after = evaluate(run.encoder, probe, seed=0, baselines=False)
+        after = evaluate(run.encoder, probe, EvaluationOptions(seed=0, baselines=False))
         rows += [
             {"name": f"MiniLM + {method} ({steps} steps)", **r, "cpu_seconds": round(seconds, 1)} for r in after.rows
         ]

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from selfsup.encoders import build_encoder
-from selfsup.evaluation.evaluate import evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 from selfsup.files import write_atomic
 from selfsup.recipe import make_recipe
 from selfsup.workflows.pretrain import pretrain
@@ -63,10 +63,10 @@ def run_variant(name: str, method_args: dict, seed: int, steps: int, workdir: Pa
     start = time.process_time()
     run = pretrain(recipe, progress=False)
     seconds = time.process_time() - start
-    result = evaluate(run.sides[0], "builtin:spoken_words", seed=seed)
+    result = evaluate(run.sides[0], "builtin:spoken_words", EvaluationOptions(seed=seed))
     inner = {k: v for k, v in result.meta["encoder_config"].items() if k != "projection"}
     torch.manual_seed(seed)  # the random CNN without the projection: the baseline a plain audio method has
-    plain = evaluate(build_encoder(inner), "builtin:spoken_words", seed=seed, baselines=False)
+    plain = evaluate(build_encoder(inner), "builtin:spoken_words", EvaluationOptions(seed=seed, baselines=False))
     result.rows += [r | {"encoder": "random-init-unprojected"} for r in plain.rows]
     print(f"{name} seed {seed}: done ({seconds:.0f} CPU s of pre-training)", file=sys.stderr, flush=True)
     return {"variant": name, "seed": seed, "steps": steps, "cpu_seconds": round(seconds, 1), "rows": result.rows}

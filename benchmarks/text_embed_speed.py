@@ -14,9 +14,11 @@ import time
 import numpy as np
 import torch
 
+from selfsup.data import DataOptions
 from selfsup.encoders import build_encoder
 from selfsup.encoders.text import load_pretrained, text_encoder_config
 from selfsup.evaluation.embed import embed
+from selfsup.modalities import get_modality
 from selfsup.sources import load_data
 
 
@@ -28,7 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = text_encoder_config("minilm")
-    x = load_data("builtin:rottentomatoes", encoder_config=config).train.x[: args.texts]
+    reading = get_modality("text").planned_preprocessing("minilm", DataOptions(), {})
+    x = load_data("builtin:rottentomatoes", preprocessing=reading).train.x[: args.texts]
     encoder = build_encoder(config)
     load_pretrained(encoder)
     encoder.eval()

@@ -1,4 +1,5 @@
-"""Encoder export: encoder.safetensors + selfsup.json round trip, and every way loading can go wrong."""
+"""Encoder export: encoder.safetensors + selfsup.json (+ preprocessing.json) round trip, and every way loading can go
+wrong."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from selfsup.checkpoint import META, WEIGHTS, load_encoder, read_meta, save_encoder, write_meta
+from selfsup.checkpoint import META, PREPROCESSING, WEIGHTS, load_encoder, read_meta, save_encoder, write_meta
+from selfsup.data import Preprocessing
 from selfsup.encoders import build_encoder
 from selfsup.errors import SelfsupError
 
@@ -242,3 +244,76 @@ def test_a_token_encoder_saved_before_the_rewrite_is_refused_clearly(tmp_path):
     (tmp_path / META).write_text(json.dumps(meta))
     with pytest.raises(SelfsupError, match="saved by an older selfsup .* pre-train it again"):
         load_encoder(tmp_path)
+
+
+# --------------------------------------------------------------------------- preprocessing.json
+
+IMAGE_READ = Preprocessing("image", {"image_size": 16})
+
+
+@pytest.fixture
+def with_preprocessing(small_encoder_config, tmp_path) -> Path:
+    """An export whose encoder knows how its images are read: preprocessing.json beside the weights."""
+    torch.manual_seed(0)
+    encoder = build_encoder(small_encoder_config).eval()
+    assert encoder.preprocessing is None  # an encoder built from a config by hand has none
+    encoder.preprocessing = IMAGE_READ
+    return save_encoder(encoder, tmp_path / "export")
+
+
+def test_preprocessing_is_saved_beside_the_weights_and_loaded_back(with_preprocessing, small_encoder_config):
+    assert sorted(p.name for p in with_preprocessing.iterdir()) == sorted([WEIGHTS, META, PREPROCESSING])
+    saved = json.loads((with_preprocessing / PREPROCESSING).read_text())
+    assert saved == {
+        "format": "selfsup-preprocessing",
+        "format_version": 1,
+        "modality": "image",
+        "settings": {"image_size": 16},
+    }
+    assert saved == IMAGE_READ.as_dict()
+    assert read_meta(with_preprocessing)["encoder"] == small_encoder_config  # the network's description only
+    assert load_encoder(with_preprocessing).preprocessing == IMAGE_READ
+
+
+def test_a_run_writes_the_preprocessing_at_its_start(small_encoder_config, tmp_path):
+    encoder = build_encoder(small_encoder_config)
+    encoder.preprocessing = IMAGE_READ
+    write_meta(encoder, tmp_path, {"method": "simclr"})  # what a run writes before training
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([META, PREPROCESSING])
+    assert Preprocessing.from_dict(json.loads((tmp_path / PREPROCESSING).read_text()), "here") == IMAGE_READ
+
+
+def test_an_export_without_preprocessing_json_reads_as_its_config_says(saved, trained_like):
+    """Exports written before preprocessing.json existed: the reading settings their config carries."""
+    assert not (saved / PREPROCESSING).exists()
+    loaded = load_encoder(saved)
+    assert loaded.preprocessing == Preprocessing("image", {"image_size": trained_like.config["image_size"]})
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"{not json", "is not valid JSON"),
+        (b"\xff\xfe\x00garbage", "is not valid JSON"),
+        (b"[1, 2]", "is not a selfsup preprocessing description"),
+        (json.dumps({"format": "other", "settings": {}}).encode(), "is not a selfsup preprocessing description"),
+        (
+            json.dumps({"format": "selfsup-preprocessing", "modality": "image", "settings": [16]}).encode(),
+            "is not a selfsup preprocessing description",
+        ),
+        (
+            json.dumps(IMAGE_READ.as_dict() | {"format_version": 99}).encode(),
+            "written by a newer selfsup \\(format 99\\); upgrade selfsup",
+        ),
+        (
+            json.dumps(Preprocessing("audio", {"sample_rate": 16000, "segment_seconds": 1.0}).as_dict()).encode(),
+            "describes audio data but the encoder beside it is image",
+        ),
+    ],
+    ids=["not-json", "not-utf8", "a-list", "other-format", "settings-not-a-dict", "newer", "other-modality"],
+)
+def test_a_corrupt_or_mismatched_preprocessing_json_is_one_line_naming_the_file(with_preprocessing, content, message):
+    (with_preprocessing / PREPROCESSING).write_bytes(content)
+    with pytest.raises(SelfsupError, match=message) as info:
+        load_encoder(with_preprocessing)
+    assert str(with_preprocessing / PREPROCESSING) in str(info.value) and "\n" not in str(info.value)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from selfsup.checkpoint import load_encoder
 from selfsup.cli import EXIT_USER_ERROR, main
-from selfsup.data import DataOptions
+from selfsup.data import DataOptions, Preprocessing
 from selfsup.sources import load_data
 
 CLASSES = ("0", "1", "2")
@@ -74,7 +74,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def _embeddings(encoder_path: Path, data: Path) -> torch.Tensor:
     encoder = load_encoder(encoder_path)
     with torch.no_grad():
-        return encoder(load_data(str(data), encoder_config=encoder.config).train.float_samples())
+        return encoder(load_data(str(data), preprocessing=encoder.preprocessing).train.float_samples())
 
 
 def _fails(capsys, argv: list[str]) -> str:
@@ -97,7 +97,8 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 
 def test_pretrain_writes_a_complete_run(run, folder):
-    for name in ("encoder.safetensors", "selfsup.json", "recipe.yaml", "checkpoints/last.ckpt", "csv/metrics.csv"):
+    files = ("encoder.safetensors", "selfsup.json", "preprocessing.json", "recipe.yaml", "checkpoints/last.ckpt")
+    for name in (*files, "csv/metrics.csv"):
         assert (run / name).is_file(), name
     assert not list(run.rglob("*.tmp"))
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
@@ -108,6 +109,8 @@ def test_pretrain_writes_a_complete_run(run, folder):
     meta = json.loads((run / "selfsup.json").read_text())
     assert meta["modality"] == "image"
     assert meta["encoder"]["in_chans"] == 1 and meta["encoder"]["image_size"] == 16
+    # how new images are read for this encoder: at its input size
+    assert load_encoder(run).preprocessing == Preprocessing("image", {"image_size": 16})
     assert meta["recipe"]["data"] == str(folder)
     losses = [float(r["loss_step"]) for r in _metrics(run) if r.get("loss_step")]
     assert losses and all(np.isfinite(losses))
@@ -254,7 +257,12 @@ def test_export_from_run_and_from_checkpoint(run, folder, tmp_path):
     )
     expected = _embeddings(run, folder)
     for exported in (from_run, from_ckpt):
-        assert sorted(p.name for p in exported.iterdir()) == ["encoder.safetensors", "selfsup.json"]
+        assert sorted(p.name for p in exported.iterdir()) == [
+            "encoder.safetensors",
+            "preprocessing.json",
+            "selfsup.json",
+        ]
+        assert (exported / "preprocessing.json").read_bytes() == (run / "preprocessing.json").read_bytes()
         assert torch.equal(_embeddings(exported, folder), expected)
         assert json.loads((exported / "selfsup.json").read_text())["recipe"]["method"] == "simclr"
 
@@ -292,7 +300,12 @@ def test_export_overwrite_replaces_its_own_export_only(run, folder, tmp_path, ca
     (out / "notes.txt").write_text("mine")
     assert "--overwrite" in _fails(capsys, ["export", "--run", str(run), "--out", str(out)])
     assert main(["export", "--run", str(run), "--out", str(out), "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["encoder.safetensors", "notes.txt", "selfsup.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "encoder.safetensors",
+        "notes.txt",
+        "preprocessing.json",
+        "selfsup.json",
+    ]
     assert torch.equal(_embeddings(out, folder), _embeddings(run, folder))
 
 

@@ -13,7 +13,7 @@ import torch
 from selfsup.checkpoint import load_encoder
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.datasets import load_builtin
-from selfsup.evaluation.evaluate import evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 from selfsup.sources import load_data
 
 TINY = [
@@ -50,7 +50,7 @@ def test_audio_run_saves_the_front_end_and_evaluates(audio_run):
     assert meta["modality"] == "audio" and config["name"] == "audio_cnn"
     assert config["sample_rate"] == 16000 and config["segment_seconds"] == 1.0 and len(config["mean"]) == 32
     # the evaluation itself, without the report's figures (the CLI's 'evaluate' adds only those)
-    rows = evaluate(str(audio_run), "builtin:spoken_words", protocols=["knn"], k=20).rows
+    rows = evaluate(str(audio_run), "builtin:spoken_words", EvaluationOptions(protocols=("knn",), k=20)).rows
     assert {"pretrained", "random-init", "raw-input"} <= {row["encoder"] for row in rows}
     raw = next(row for row in rows if row["encoder"] == "raw-input")
     assert raw["n_test"] == 160 and raw["accuracy"] > 0.5  # log-mel statistics, unseen voices; chance is 10%
@@ -66,7 +66,7 @@ def test_embed_a_folder_of_wav_files_at_the_encoders_rate(audio_run, tmp_path):
     target = tmp_path / "emb.npy"
     assert main(["embed", "--encoder", str(audio_run), "--data", str(folder), "--out", str(target)]) == 0
     encoder = load_encoder(audio_run)
-    x = load_data(str(folder), encoder_config=encoder.config).train.x
+    x = load_data(str(folder), preprocessing=encoder.preprocessing).train.x
     assert x.shape == (5, 1, 16000)
     with torch.no_grad():
         assert np.allclose(np.load(target), encoder.eval()(x).numpy(), atol=1e-5)

@@ -87,8 +87,12 @@ def table_run(tmp_path_factory, table) -> tuple:
 def test_table_run_saves_the_schema_and_evaluates_with_trees(table_run, tmp_path, capsys):
     path, out = table_run
     meta = json.loads((out / "selfsup.json").read_text())
-    schema = meta["encoder"]["schema"]
+    assert "schema" not in meta["encoder"]  # the encoder config describes the network; the schema is the reader's
+    saved = json.loads((out / "preprocessing.json").read_text())
+    assert saved["modality"] == "tabular"
+    schema = saved["settings"]["schema"]
     assert meta["modality"] == "tabular" and schema["label"] == "diagnosis" and "patient" in schema["ignored"]
+    assert meta["encoder"]["columns"]["cardinalities"] == [len(c["categories"]) + 1 for c in schema["categorical"]]
     assert "mean texture" in schema["indicators"]
     assert main(["evaluate", "--encoder", str(out), "--data", str(path), "--out", str(tmp_path / "eval")]) == 0
     rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
@@ -109,8 +113,8 @@ def test_embed_new_rows_applies_the_saved_preprocessing(table_run, table, tmp_pa
     assert main(["embed", "--encoder", str(out), "--data", str(new_path), "--out", str(target)]) == 0
     emb = np.load(target)
     encoder = load_encoder(out)
-    schema = encoder.config["schema"]
-    x = load_data(str(new_path), DataOptions(), encoder_config=encoder.config).train.x
+    schema = encoder.preprocessing.settings["schema"]
+    x = load_data(str(new_path), DataOptions(), preprocessing=encoder.preprocessing).train.x
     radius = next(i for i, c in enumerate(schema["numeric"]) if c["name"] == "mean radius")
     expected = (new["mean radius"].to_numpy() - schema["numeric"][radius]["mean"]) / schema["numeric"][radius]["std"]
     assert np.allclose(x[:, radius].numpy(), expected, atol=1e-4)
@@ -279,7 +283,8 @@ def test_csv_series_are_read_at_embed_time_as_at_pretraining(series_run, tmp_pat
         )
         == 0
     )
-    assert load_encoder(out).config["read"]["label"] == "kind"
+    assert "read" not in load_encoder(out).config
+    assert load_encoder(out).preprocessing.settings["label"] == "kind"
     assert main(["embed", "--encoder", str(out), "--data", str(path), "--out", str(tmp_path / "e.parquet")]) == 0
     embedded = pd.read_parquet(tmp_path / "e.parquet")
     assert list(embedded["label"]) == list(frame["kind"])

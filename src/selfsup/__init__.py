@@ -6,6 +6,7 @@ The Python API mirrors the CLI::
     recipe = selfsup.make_recipe(data="builtin:digits", method="simclr", epochs=10, out="runs/digits")
     run = selfsup.pretrain(recipe)
     result = selfsup.evaluate("runs/digits", "builtin:digits")
+    result = selfsup.evaluate("runs/digits", "builtin:digits", selfsup.EvaluationOptions(seeds=3), out="runs/digits/eval")
     encoder = selfsup.load_encoder("runs/digits")
 
 Names are imported on first use, so ``import selfsup`` stays cheap (Lightning loads only when needed).
@@ -27,6 +28,7 @@ _API = {
     "save_encoder": "selfsup.checkpoint",
     "embed": "selfsup.evaluation.embed",
     "evaluate": "selfsup.evaluation.evaluate",
+    "EvaluationOptions": "selfsup.evaluation.options",
     "pretrain": "selfsup.workflows.pretrain",
     "quickstart": "selfsup.workflows.quickstart",
 }

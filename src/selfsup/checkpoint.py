@@ -1,4 +1,5 @@
-"""Save and load encoders as ``encoder.safetensors`` + ``selfsup.json``: no pickle, no code execution."""
+"""Save and load encoders as ``encoder.safetensors`` + ``selfsup.json`` (+ ``preprocessing.json``, how raw files
+become the encoder's input): no pickle, no code execution."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from selfsup import __version__
+from selfsup.data import Preprocessing
 from selfsup.encoders import Encoder, build_encoder
 from selfsup.errors import SelfsupError
 from selfsup.files import write_atomic
 
 WEIGHTS = "encoder.safetensors"
 META = "selfsup.json"
+PREPROCESSING = "preprocessing.json"
 FORMAT = "selfsup-encoder"
 # 2: ft_transformer and patch_transformer became token transformers (issue 4); their version-1 weights
 # have other parameter names
@@ -65,8 +68,32 @@ def encoder_meta(
 def write_meta(
     encoder: Encoder, out_dir: str | Path, recipe: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
 ) -> None:
-    """Write only ``selfsup.json`` (a run does this at its start, so a killed run can still be exported)."""
+    """Write ``selfsup.json`` and the encoder's ``preprocessing.json`` but not its weights (a run does this at its
+    start, so a killed run can still be exported)."""
+    if encoder.preprocessing is not None:
+        write_atomic(Path(out_dir) / PREPROCESSING, json.dumps(encoder.preprocessing.as_dict(), indent=1))
     write_atomic(Path(out_dir) / META, json.dumps(encoder_meta(encoder, recipe, extra), indent=2))
+
+
+def read_preprocessing(path: str | Path, encoder_config: dict[str, Any], side: str | None = None) -> Preprocessing:
+    """The preprocessing saved beside an encoder (``side`` "a" or "b": that side's, from a paired run's root);
+    an export written before ``preprocessing.json`` existed gets the one its encoder config carried then."""
+    file = _folder(path) / PREPROCESSING
+    if not file.is_file():
+        return Preprocessing.from_old_config(encoder_config)
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SelfsupError(f"'{file}' is not valid JSON ({err}); the export is corrupted.") from err
+    preprocessing = Preprocessing.from_dict(data, str(file))
+    if side is not None and side in preprocessing.settings:
+        preprocessing = Preprocessing.from_dict(preprocessing.settings[side], f"{file} (side {side})")
+    if preprocessing.modality != encoder_config.get("modality"):
+        raise SelfsupError(
+            f"'{file}' describes {preprocessing.modality} data but the encoder beside it is "
+            f"{encoder_config.get('modality')}; the export is mixed up: export the run again."
+        )
+    return preprocessing
 
 
 def save_encoder(
@@ -158,4 +185,5 @@ def load_encoder(path: str | Path, expect_modality: str | None = None, allow_pai
             f"{len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected keys "
             f"(first: {(result.missing_keys + result.unexpected_keys)[0]})."
         )
+    encoder.preprocessing = read_preprocessing(path, meta["encoder"])
     return encoder.eval()

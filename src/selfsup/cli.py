@@ -240,7 +240,7 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
         )
         return
     console.print(
-        f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json); "
+        f"encoder written to {run.out / 'encoder.safetensors'} (+ selfsup.json, preprocessing.json); "
         f"evaluate it with: selfsup evaluate --encoder {run.out} --data LABELED",
         soft_wrap=True,
     )
@@ -259,17 +259,30 @@ def _k_value(text: str) -> int | str:
 
 
 def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
+    from dataclasses import replace
     from pathlib import Path
+    from typing import cast
 
     from selfsup.evaluation.continued import before_after, init_of, print_before_after
-    from selfsup.evaluation.evaluate import evaluate
+    from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
     from selfsup.evaluation.finetune import FinetuneOptions
     from selfsup.evaluation.report import print_table
     from selfsup.outputs import EVALUATION, check_output_folder, folder_lock
 
-    protocols = [p.strip() for p in args.protocol.split(",") if p.strip()] if args.protocol else None
+    protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip()) if args.protocol else None
     finetune = FinetuneOptions(
         blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr, epochs=args.finetune_epochs
+    )
+    options = EvaluationOptions(  # checked here, before any work; --test-data and progress: one set only
+        read=_data_options(args),
+        protocols=protocols,
+        k=args.k,
+        seed=args.seed,
+        seeds=args.seeds,
+        test_fraction=args.test_fraction,
+        finetune=finetune,
+        partner=args.partner,
+        prompt=args.prompt,
     )
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
     check_output_folder(out, EVALUATION, overwrite=args.overwrite)  # before any work
@@ -287,22 +300,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
                 "--before ENCODER (this run was not continued from a selfsup encoder)."
             )
         with folder_lock(out):
-            rows = before_after(
-                args.encoder,
-                args.data,
-                before,
-                options=_data_options(args),
-                protocols=protocols,
-                k=args.k,
-                seed=args.seed,
-                test_fraction=args.test_fraction,
-                out=out,
-                seeds=args.seeds,
-                finetune=finetune,
-                partner=args.partner,
-                prompt=args.prompt,
-                overwrite=args.overwrite,
-            )
+            rows = before_after(args.encoder, args.data, before, options, out=out, overwrite=args.overwrite)
         print_before_after(rows, console)
         console.print(f"report: {out / 'before_after.md'} (each set's full report beside it)")
         return
@@ -310,23 +308,13 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
         result = evaluate(
             args.encoder,
             args.data[0],
-            test_data=args.test_data,
-            options=_data_options(args),
-            protocols=protocols,
-            k=args.k,
-            seed=args.seed,
-            seeds=args.seeds,
-            test_fraction=args.test_fraction,
-            finetune=finetune,
+            replace(options, test_data=args.test_data, progress=True),
             out=out,
-            progress=True,
-            partner=args.partner,
-            prompt=args.prompt,
             overwrite=args.overwrite,
         )
     interval = "95% bootstrap CI" if args.seeds == 1 else "95% t-interval over seeds"
     print_table(
-        result.rows,
+        cast(list[dict], result.rows),
         f"{result.meta['data']}: {result.meta['split']}, {args.seeds} seed{'s' * (args.seeds > 1)}, {interval}",
         console,
     )

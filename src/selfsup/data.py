@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,6 +89,77 @@ def valid_lengths(x: torch.Tensor) -> torch.Tensor:
     return torch.where(observed, steps, 0).amax(dim=1)
 
 
+PREPROCESSING_FORMAT = "selfsup-preprocessing"
+PREPROCESSING_VERSION = 1
+SOURCE_COLUMNS = (
+    "label",
+    "ignore",
+    "series_id",
+    "time_column",
+    "text_field",
+)  # DataOptions naming one source's columns
+# what encoder configs written before preprocessing.json (until December 2026) carried for reading: "read" held
+# the CSV columns of series and text, the rest sat at the top level. A frozen list of legacy keys: only
+# from_old_config reads it; the modalities alone interpret settings
+OLD_CONFIG_KEYS = ("schema", "image_size", "sample_rate", "segment_seconds", "tokenizer", "max_length", "pad_id")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Preprocessing fitted on an encoder's pre-training data: how raw files become that encoder's input.
+
+    A table's schema (columns, category vocabularies, numeric statistics), the CSV columns series and text were
+    read from, the audio rate and clip length, the tokenizer and text length, the image size. Saved as
+    ``preprocessing.json`` beside ``encoder.safetensors`` (as Hugging Face keeps ``preprocessor_config.json``
+    beside ``config.json``), not in the encoder's config, which describes the network. ``Encoder.preprocessing``
+    holds it in memory, as timm's ``model.pretrained_cfg`` does. ``settings`` is the modality's own (the
+    ``Reading`` TypedDict of its module); only that modality reads them.
+    """
+
+    modality: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": PREPROCESSING_FORMAT,
+            "format_version": PREPROCESSING_VERSION,
+            "modality": self.modality,
+            "settings": dict(self.settings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Preprocessing:
+        """The preprocessing a ``preprocessing.json`` describes; anything else is refused, naming ``where``."""
+        if not isinstance(data, dict) or data.get("format") != PREPROCESSING_FORMAT:
+            raise SelfsupError(f"'{where}' is not a selfsup preprocessing description; the export is corrupted.")
+        if not isinstance(data.get("settings"), dict) or not isinstance(data.get("modality"), str):
+            raise SelfsupError(f"'{where}' is not a selfsup preprocessing description; the export is corrupted.")
+        version = data.get("format_version", 0)
+        if not isinstance(version, int):
+            raise SelfsupError(f"'{where}' has format_version {version!r}, not a number; the export is corrupted.")
+        if version > PREPROCESSING_VERSION:
+            raise SelfsupError(
+                f"'{where}' was written by a newer selfsup (format {data['format_version']}); upgrade selfsup."
+            )
+        return cls(str(data["modality"]), dict(data["settings"]))
+
+    def without_source(self) -> Preprocessing:
+        """The part that belongs to the encoder (schema, rate, tokenizer, size, channels), without how one source
+        was read (its label, ignored, id, time and text columns: the ``DataOptions`` a reader takes from a
+        source's flags): for reading another source for the same encoder (continued pre-training, replay)."""
+        return Preprocessing(self.modality, {k: v for k, v in self.settings.items() if k not in SOURCE_COLUMNS})
+
+    @classmethod
+    def from_old_config(cls, config: Mapping[str, Any]) -> Preprocessing:
+        """The preprocessing of an export written before ``preprocessing.json`` existed, from its encoder config."""
+        settings = {key: config[key] for key in OLD_CONFIG_KEYS if key in config}
+        settings |= dict(config.get("read") or {})
+        return cls(str(config.get("modality")), settings)
+
+
 @dataclass
 class Splits:
     """A data source: a training split, and a test split when the source defines one."""
@@ -96,7 +169,8 @@ class Splits:
     name: str
     modality: str
     view_defaults: dict = field(default_factory=dict)  # augmentation defaults that suit this data
-    fitted: dict = field(default_factory=dict)  # preprocessing fitted on train that the encoder config carries
+    # how the samples were read: an encoder's preprocessing, or what reading fitted on train (a table's schema)
+    preprocessing: Preprocessing | None = None
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfsup.data import DataOptions, Splits
-from selfsup.datasets import load_builtin
+from selfsup.data import DataOptions, Preprocessing, Splits
+from selfsup.datasets import builtin_datasets, load_builtin
 from selfsup.errors import SelfsupError
 from selfsup.modalities import detect_modality, get_modality
 
 BUILTIN_PREFIX = "builtin:"
 
 
-def load_data(source: str, options: DataOptions | None = None, *, encoder_config: dict | None = None) -> Splits:
+def source_modality(source: str, options: DataOptions | None = None) -> str | None:
+    """The modality ``source`` will be read as, known without reading it (None for an unknown built-in name or a
+    missing path: reading it says what is wrong)."""
+    options = options or DataOptions()
+    if source.startswith(BUILTIN_PREFIX):
+        dataset = builtin_datasets().get(source[len(BUILTIN_PREFIX) :])
+        return dataset.modality if dataset is not None else None
+    if options.modality != "auto":
+        return options.modality
+    return detect_modality(source) if Path(source).exists() else None
+
+
+def load_data(source: str, options: DataOptions | None = None, *, preprocessing: Preprocessing | None = None) -> Splits:
     """Load ``builtin:NAME`` or a path (image folder, table file, series file or folder, audio file or folder).
 
-    With ``encoder_config``, new data is read the way that encoder was trained (a table's schema,
-    an image size) and data that does not fit it is refused.
+    With an encoder's ``preprocessing``, new data is read the way that encoder's data was (a table's schema,
+    an image size, a tokenizer) and data of another modality is refused.
     """
     options = options or DataOptions()
     if source.startswith(BUILTIN_PREFIX):
@@ -40,21 +52,22 @@ def load_data(source: str, options: DataOptions | None = None, *, encoder_config
                 "labels and columns; pass a file path to choose them."
             )
 
-        splits = load_builtin(source[len(BUILTIN_PREFIX) :], encoder_config)
+        splits = load_builtin(source[len(BUILTIN_PREFIX) :], preprocessing)
     else:
         modality = options.modality
         if modality == "auto":
-            modality = encoder_config["modality"] if encoder_config else detect_modality(source)
+            modality = preprocessing.modality if preprocessing else detect_modality(source)
         if not Path(source).exists():
             raise SelfsupError(
                 f"data '{source}' does not exist; pass a folder of images, a table (.csv/.parquet), "
                 "series (.ts/.npy/.npz or a folder of them), audio (.wav/.flac/.ogg or a folder of "
                 "them), text (.txt/.jsonl) or builtin:NAME."
             )
-        splits = get_modality(modality).load(source, options, encoder_config)
-    if encoder_config is not None and encoder_config["modality"] != splits.modality:
+        fits = preprocessing is not None and preprocessing.modality == modality
+        splits = get_modality(modality).load(source, options, preprocessing if fits else None)
+    if preprocessing is not None and preprocessing.modality != splits.modality:
         raise SelfsupError(
-            f"the encoder was trained on {encoder_config['modality']} data but '{source}' "
+            f"the encoder was trained on {preprocessing.modality} data but '{source}' "
             f"is {splits.modality}; pass data of the encoder's modality."
         )
     return splits

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from selfsup.data import Preprocessing
 from selfsup.datasets import builtin_datasets, load_builtin
 from selfsup.datasets.speech import FOLDER
 from selfsup.errors import SelfsupError
@@ -64,12 +65,16 @@ def test_files_match_the_generator_and_stay_small():
 
 def test_an_encoder_of_another_modality_is_refused_in_one_line():
     with pytest.raises(SelfsupError, match="trained on text data but 'builtin:spoken_words' is audio"):
-        load_data("builtin:spoken_words", encoder_config={"modality": "text", "tokenizer": "minilm", "max_length": 8})
+        load_data(
+            "builtin:spoken_words",
+            preprocessing=Preprocessing("text", {"tokenizer": "minilm", "max_length": 8, "pad_id": 0}),
+        )
 
 
 def test_read_at_the_encoders_rate():
-    splits = load_builtin("spoken_words", {"modality": "audio", "sample_rate": 8000, "segment_seconds": 0.5})
-    assert splits.fitted == {"sample_rate": 8000, "segment_seconds": 0.5}
+    trained = Preprocessing("audio", {"sample_rate": 8000, "segment_seconds": 0.5})
+    splits = load_builtin("spoken_words", trained)
+    assert splits.preprocessing == trained
     assert splits.train.x.shape == (320, 1, 4000)  # the longest word (0.73 s) leaves under half a segment over
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 
+from selfsup.data import Preprocessing
 from selfsup.datasets.tables import TABLES, table_frame
 from selfsup.errors import SelfsupError
 
@@ -36,7 +37,7 @@ def test_builtin_table(name):
     assert total.tolist() == counts
     # stratified: each class's share of the test split is within one row of its share of the table
     assert (torch.bincount(test.y, minlength=len(classes)).numpy() - np.array(counts) * 0.25 <= 1.0).all()
-    schema = splits.fitted["schema"]
+    schema = splits.preprocessing.settings["schema"]
     assert len(schema["numeric"]) == features and not schema["categorical"] and not schema["dropped"]
     assert [e["name"] for e in schema["numeric"]] == list(LOADERS[name]().feature_names)
     assert schema["label"] == "target" and schema["classes"] == classes
@@ -55,8 +56,8 @@ def test_labels_match_the_source(name):
         rows = [int(i.removeprefix("row-")) for i in split.ids]
         names = [split.classes[k] for k in split.y.tolist()]
         assert names == [str(bunch.target_names[bunch.target[r]]) for r in rows]
-        mean = np.array([e["mean"] for e in splits.fitted["schema"]["numeric"]])
-        std = np.array([e["std"] for e in splits.fitted["schema"]["numeric"]])
+        mean = np.array([e["mean"] for e in splits.preprocessing.settings["schema"]["numeric"]])
+        std = np.array([e["std"] for e in splits.preprocessing.settings["schema"]["numeric"]])
         np.testing.assert_allclose(split.x.numpy(), (bunch.data[rows] - mean) / std, rtol=1e-4, atol=1e-5)
 
 
@@ -64,12 +65,13 @@ def test_deterministic_and_reused_with_an_encoder_schema():
     loader = TABLES["wine"][1]
     first, second = loader(None), loader(None)
     assert first.train.ids == second.train.ids and torch.equal(first.train.x, second.train.x)
-    assert first.fitted["schema"] == second.fitted["schema"]
-    again = loader({"schema": first.fitted["schema"]})
+    assert first.preprocessing == second.preprocessing
+    again = loader(Preprocessing("tabular", {"schema": first.preprocessing.settings["schema"]}))
     assert torch.equal(again.test.x, first.test.x) and torch.equal(again.test.y, first.test.y)
+    assert again.preprocessing == first.preprocessing
     # wine rows cannot be read with an encoder pre-trained on iris
     with pytest.raises(SelfsupError, match="lacks column"):
-        loader({"schema": TABLES["iris"][1](None).fitted["schema"]})
+        loader(TABLES["iris"][1](None).preprocessing)
 
 
 def test_table_frame_has_a_target_column():

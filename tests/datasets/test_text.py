@@ -8,11 +8,12 @@ import importlib.util
 import pytest
 import torch
 
-from selfsup.data import DataOptions
+from selfsup.data import DataOptions, Preprocessing
 from selfsup.datasets import builtin_datasets
 from selfsup.datasets.text import DESCRIPTION, rotten_tomatoes_frame
-from selfsup.encoders.text import load_tokenizer, text_encoder_config
+from selfsup.encoders.text import load_tokenizer
 from selfsup.errors import SelfsupError
+from selfsup.modalities import get_modality
 from selfsup.sources import load_data
 
 pytestmark = pytest.mark.skipif(
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def splits():
-    return load_data("builtin:rottentomatoes", encoder_config=text_encoder_config("minilm", max_length=48))
+    reading = get_modality("text").planned_preprocessing("minilm", DataOptions(), {"max_length": 48})
+    return load_data("builtin:rottentomatoes", preprocessing=reading)
 
 
 def test_rotten_tomatoes_counts_classes_and_split_by_film(splits):
@@ -44,17 +46,17 @@ def test_rotten_tomatoes_counts_classes_and_split_by_film(splits):
 
 def test_rotten_tomatoes_is_tokenised_by_the_encoder(splits):
     x = splits.train.x
-    assert x.shape == (9_473, 48) and x.dtype == torch.int64 and splits.fitted["max_length"] == 48
+    assert x.shape == (9_473, 48) and x.dtype == torch.int64 and splits.preprocessing.get("max_length") == 48
+    assert splits.preprocessing.get("tokenizer") == "minilm" and splits.preprocessing.get("pad_id") == 0
     first = rotten_tomatoes_frame().loc[int(splits.train.ids[0][3:]), "text"]
     ids = load_tokenizer("minilm")(first, truncation=True, max_length=48)["input_ids"]
     assert x[0, : len(ids)].tolist() == ids and (x[0, len(ids) :] == 0).all()
 
 
 def test_an_encoder_of_another_modality_is_refused_in_one_line():
-    from selfsup.encoders.audio import audio_encoder_config
-
+    audio = Preprocessing("audio", {"sample_rate": 16000, "segment_seconds": 1.0})
     with pytest.raises(SelfsupError, match="trained on audio data but 'builtin:rottentomatoes' is text"):
-        load_data("builtin:rottentomatoes", encoder_config=audio_encoder_config("audio_cnn", 16000, 1.0))
+        load_data("builtin:rottentomatoes", preprocessing=audio)
 
 
 def test_builtin_text_refuses_reading_options():

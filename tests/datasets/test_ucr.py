@@ -90,14 +90,12 @@ def test_through_load_data_and_channel_check(loaded):
     splits = load_data("builtin:basicmotions")
     assert splits.train.x.shape == (40, 6, 100)
     config = ts.encoder_config("dilated_conv", loaded["gunpoint"], DataOptions(), {})
+    reading = ts.preprocessing(loaded["gunpoint"], DataOptions(), config)
     with pytest.raises(SelfsupError, match="the encoder takes 1 channel\\(s\\) but .*BasicMotions_TRAIN.ts' has 6"):
-        load_data("builtin:basicmotions", encoder_config=config)
-    assert (
-        ucr.SERIES["italypowerdemand"][1](
-            ts.encoder_config("dilated_conv", loaded["arrowhead"], DataOptions(), {})
-        ).train.x.shape[1]
-        == 1
-    )
+        load_data("builtin:basicmotions", preprocessing=reading)
+    arrowhead = ts.encoder_config("dilated_conv", loaded["arrowhead"], DataOptions(), {})
+    italy = ucr.SERIES["italypowerdemand"][1](ts.preprocessing(loaded["arrowhead"], DataOptions(), arrowhead))
+    assert italy.train.x.shape[1] == 1 and italy.preprocessing.get("channels") == 1
 
 
 def test_missing_sktime_is_a_clear_error(monkeypatch):

@@ -1,4 +1,5 @@
-"""Table encoders on real rows (scikit-learn's breast_cancer) laid out by a hand-written schema."""
+"""Table encoders on real rows (scikit-learn's breast_cancer) laid out by a hand-written schema; their config holds
+the schema's column layout."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ import torch
 from sklearn.datasets import load_breast_cancer
 
 from selfsup.encoders import build_encoder
-from selfsup.encoders.table import ENCODERS, FTTransformer, TableMLP, build, category_codes, table_encoder_config
+from selfsup.encoders.table import (
+    ENCODERS,
+    FTTransformer,
+    TableMLP,
+    build,
+    category_codes,
+    schema_columns,
+    table_encoder_config,
+    table_layout,
+)
 from selfsup.errors import SelfsupError
 
 SMALL = {"mlp": {"width": 32, "depth": 2}, "ft_transformer": {"d_token": 16, "n_layers": 2, "n_heads": 2}}
@@ -180,7 +190,7 @@ def test_unknown_encoder_name_and_argument(numeric_table) -> None:
     with pytest.raises(SelfsupError, match="widht.*its arguments: width, depth"):
         table_encoder_config("mlp", schema, widht=64)
     with pytest.raises(SelfsupError, match="unknown tabular encoder"):
-        build({"modality": "tabular", "name": "resnet", "schema": schema})
+        build({"modality": "tabular", "name": "resnet", "columns": schema_columns(schema)})
 
 
 def test_bad_schema_and_config_are_refused(numeric_table) -> None:
@@ -190,5 +200,36 @@ def test_bad_schema_and_config_are_refused(numeric_table) -> None:
     with pytest.raises(SelfsupError, match="no 'categories' list"):
         table_encoder_config("mlp", schema | {"categorical": [{"name": "city"}]})
     config = table_encoder_config("mlp", schema) | {"n_features": 31}
-    with pytest.raises(SelfsupError, match="n_features=31 but its schema has 30 columns"):
+    with pytest.raises(SelfsupError, match="n_features=31 but its columns make 30 columns"):
         build(config)
+    with pytest.raises(SelfsupError, match="no feature columns"):
+        table_encoder_config("mlp", {"numeric": 0, "indicators": 0, "cardinalities": []})
+    for bad in (
+        {"numeric": -1, "indicators": 0, "cardinalities": []},
+        {"numeric": 2, "indicators": "0", "cardinalities": []},
+        {"numeric": 2, "indicators": 0, "cardinalities": [0]},
+        {"numeric": 2, "indicators": 0, "cardinalities": 3},
+    ):
+        with pytest.raises(SelfsupError, match="are not a column layout"):
+            table_encoder_config("mlp", bad)
+    with pytest.raises(SelfsupError, match="has no 'columns'"):
+        build({"modality": "tabular", "name": "mlp", "width": 32})
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_the_config_holds_the_column_layout_not_the_schema(name: str, mixed_table) -> None:
+    """The schema (names, statistics, vocabularies) is the reader's, in the encoder's preprocessing; the
+    config keeps only the layout the network needs, and is the same built from either."""
+    x, schema = mixed_table
+    config = table_encoder_config(name, schema, **SMALL[name])
+    assert "schema" not in config
+    assert config["columns"] == schema_columns(schema) == {"numeric": 30, "indicators": 1, "cardinalities": [5, 4]}
+    assert table_encoder_config(name, schema_columns(schema), **SMALL[name]) == config
+    assert table_layout(config) == table_layout(schema) == (31, [5, 4])
+    # a config saved before December 2026 carried the schema: it still builds the same network
+    old = {key: value for key, value in config.items() if key != "columns"} | {"schema": schema}
+    first, second = build(config).eval(), build(old).eval()
+    second.load_state_dict(first.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(first(x[:8]), second(x[:8]))
+    assert second.config == config

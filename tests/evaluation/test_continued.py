@@ -10,7 +10,7 @@ from sklearn.datasets import load_iris
 
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.data import DataOptions
-from selfsup.evaluation.evaluate import evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 
 TINY = ["--epochs", "2", "--max-steps", "3", "--batch-size", "32"]
 
@@ -79,7 +79,7 @@ def test_before_and_after_on_two_sets(runs, tmp_path) -> None:
     # "before" is the --init encoder, evaluated on the same split and seed
     options = DataOptions(label="target")
     for data in (first, second):
-        expected = evaluate(source, str(data), options=options)
+        expected = evaluate(source, str(data), EvaluationOptions(read=options))
         knn = next(r["accuracy"] for r in expected.rows if r["encoder"] == "pretrained" and r["protocol"] == "knn")
         row = next(r for r in rows if r["data"] == str(data) and r["protocol"] == "knn")
         assert row["before"] == knn and row["change"] == row["after"] - row["before"]

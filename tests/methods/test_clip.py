@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from selfsup.data import pair_by_id
+from selfsup.data import DataOptions, pair_by_id
 from selfsup.datasets import load_builtin
 from selfsup.encoders import build_encoder
 from selfsup.encoders.pair import PairEncoder, Projected
@@ -26,7 +26,9 @@ def batch():
     """16 clips of 8 words and their captions, as both encoders read them, and the two configs."""
     words = load_builtin("spoken_words")
     text_config = text_encoder_config("small_bert", **TEXT)
-    captions = load_builtin("spoken_word_captions", text_config)
+    reading = get_modality("text").planned_preprocessing("small_bert", DataOptions(), TEXT)  # its tokenizer
+    captions = load_builtin("spoken_word_captions", reading)
+    assert captions.train.x.shape[1] == TEXT["max_length"]
     pairs = pair_by_id(words.train, captions.train, "words", "captions")
     chosen = torch.arange(0, len(pairs), len(pairs) // 16)[:16]
     audio_config = get_modality("audio").encoder_config("audio_cnn", words, None, {"n_mels": 32, "width": 8})

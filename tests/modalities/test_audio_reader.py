@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from selfsup.data import UNLABELED, DataOptions
+from selfsup.data import UNLABELED, DataOptions, Preprocessing
 from selfsup.errors import SelfsupError
-from selfsup.modalities import detect_modality
+from selfsup.modalities import detect_modality, get_modality
 from selfsup.modalities.audio import load_folder, reading, segments
 from selfsup.sources import load_data
 
@@ -41,7 +41,9 @@ def peak_hz(wave: np.ndarray, rate: int) -> float:
 def test_each_format_is_resampled_and_keeps_its_frequency(tmp_path, suffix, rate, subtype):
     path = write(tmp_path / f"tone{suffix}", sine(440.0, 1.0, rate), rate, subtype=subtype)
     splits = load_data(str(path))
-    assert splits.modality == "audio" and splits.fitted == {"sample_rate": 16000, "segment_seconds": 1.0}
+    assert splits.modality == "audio" and splits.preprocessing == Preprocessing(
+        "audio", {"sample_rate": 16000, "segment_seconds": 1.0}
+    )
     x = splits.train.x
     assert x.dtype == torch.float32 and x.shape == (1, 1, 16000)
     wave = x[0, 0].numpy()
@@ -169,10 +171,25 @@ def test_errors(tmp_path, capsys):
 
 
 def test_new_data_is_read_as_the_encoder_was_trained(tmp_path):
-    config = {"modality": "audio", "sample_rate": 8000, "segment_seconds": 0.5}
-    assert reading(DataOptions(), config) == (8000, 0.5)
-    assert reading(DataOptions(sample_rate=8000), config) == (8000, 0.5)
+    trained = Preprocessing("audio", {"sample_rate": 8000, "segment_seconds": 0.5})
+    assert reading(DataOptions(), trained) == (8000, 0.5)
+    assert reading(DataOptions(sample_rate=8000), trained) == (8000, 0.5)
     with pytest.raises(SelfsupError, match="--sample-rate 16000 differs from the encoder's 8000"):
-        reading(DataOptions(sample_rate=16000), config)
+        reading(DataOptions(sample_rate=16000), trained)
     path = write(tmp_path / "tone.wav", sine(440.0, 1.0, 16000), 16000)
-    assert load_data(str(path), encoder_config=config).train.x.shape == (2, 1, 4000)
+    splits = load_data(str(path), preprocessing=trained)
+    assert splits.train.x.shape == (2, 1, 4000) and splits.preprocessing == trained
+
+
+def test_an_audio_encoders_preprocessing_is_its_rate_and_segment_length(tmp_path):
+    """What an audio encoder fitted on some data reads new files with: the rate and clip length in its config."""
+    from selfsup.encoders.audio import audio_encoder_config
+
+    path = write(tmp_path / "tone.wav", sine(440.0, 1.0, 16000), 16000)
+    splits = load_data(str(path), DataOptions(sample_rate=8000, segment_seconds=0.5))
+    config = get_modality("audio").encoder_config("audio_cnn", splits, DataOptions(), {"n_mels": 16, "width": 8})
+    assert (config["sample_rate"], config["segment_seconds"]) == (8000, 0.5)
+    fitted = get_modality("audio").preprocessing(splits, DataOptions(), config)
+    assert fitted == Preprocessing("audio", {"sample_rate": 8000, "segment_seconds": 0.5}) == splits.preprocessing
+    other = get_modality("audio").preprocessing(splits, DataOptions(), audio_encoder_config("audio_cnn", 16000, 1.0))
+    assert other.settings == {"sample_rate": 16000, "segment_seconds": 1.0}

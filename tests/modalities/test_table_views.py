@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from selfsup.data import ArrayDataset, Splits
+from selfsup.data import ArrayDataset, Preprocessing, Splits
 from selfsup.datasets.tables import load_breast_cancer_splits
 from selfsup.errors import SelfsupError
 from selfsup.modalities.table_views import TableViews
-from selfsup.modalities.tabular import MAX_MARGINAL_ROWS, make_views
+from selfsup.modalities.tabular import MAX_MARGINAL_ROWS, encoder_config, make_views
 from selfsup.views import ViewSpec
 
 REPEAT = 12  # 426 training rows x 12 x 30 features x 2 views: ~300k entries, rate error ~0.001
@@ -22,7 +22,7 @@ def cancer() -> Splits:
 
 
 def _views(splits: Splits, spec: ViewSpec = ViewSpec(), **args) -> TableViews:
-    return make_views(spec, splits, {"schema": splits.fitted["schema"]}, args)
+    return make_views(spec, splits, encoder_config("mlp", splits, None, None), args)
 
 
 def _tie_share(x: torch.Tensor, marginal: torch.Tensor) -> float:
@@ -136,11 +136,25 @@ def test_marginal_buffer_is_capped_and_not_saved():
         test=None,
         name="big",
         modality="tabular",
-        fitted={"schema": schema},
+        preprocessing=Preprocessing("tabular", {"schema": schema}),
     )
     views = make_views(ViewSpec(), splits, None, {})
     assert views.marginal.shape == (MAX_MARGINAL_ROWS, 3) and torch.isin(views.marginal[:, 0], x[:, 0]).all()
     assert "marginal" not in views.state_dict() and views.corrupt_rate == 0.6
+
+
+def test_views_follow_the_encoders_columns_or_the_fitted_schema(cancer):
+    """The encoder config's column layout says which columns are numeric; without a config, the schema the rows
+    were read with; a config written before preprocessing.json (the schema in it) still works."""
+    config = encoder_config("mlp", cancer, None, None)
+    schema = cancer.preprocessing.settings["schema"]
+    assert "schema" not in config and config["columns"]["numeric"] == len(schema["numeric"]) == 30
+    for views in (make_views(ViewSpec(), cancer, config, {}), make_views(ViewSpec(), cancer, None, {})):
+        assert views.numeric_columns == 30 and torch.equal(views.marginal, cancer.train.x.float())
+    assert make_views(ViewSpec(), cancer, {"schema": schema}, {}).numeric_columns == 30
+    narrow = config | {"columns": {"numeric": 20, "indicators": 0, "cardinalities": []}}
+    with pytest.raises(SelfsupError, match=r"has \(426, 30\) features but the encoder's columns make 20"):
+        make_views(ViewSpec(), cancer, narrow, {})
 
 
 def test_view_arguments_are_checked(cancer):

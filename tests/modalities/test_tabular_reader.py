@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from selfsup.data import UNLABELED, DataOptions
+from selfsup.data import UNLABELED, DataOptions, Preprocessing
 from selfsup.errors import SelfsupError
-from selfsup.modalities import tabular
+from selfsup.modalities import get_modality, tabular
 from selfsup.modalities.tabular import apply_schema, fit_schema, from_frames, load, raw_features, read_table
 
 N = 40
@@ -60,7 +60,7 @@ def test_schema_kinds_and_dropped_columns(tmp_path):
         splits = load(str(path), DataOptions(label="target"))
     message = str(record[-1].message)
     assert "'empty' (all values missing)" in message and "'const' (constant)" in message and "'user'" in message
-    schema = splits.fitted["schema"]
+    schema = splits.preprocessing.settings["schema"]
     assert [e["name"] for e in schema["numeric"]] == ["age", "income"]
     assert schema["indicators"] == ["age"]
     assert schema["categorical"] == [
@@ -88,7 +88,7 @@ def test_schema_kinds_and_dropped_columns(tmp_path):
 def test_missing_numbers_are_imputed_with_an_indicator(tmp_path):
     frame = _frame()
     splits = _load(_csv(tmp_path, frame), label="target")
-    schema, x = splits.fitted["schema"], splits.train.x.double().numpy()
+    schema, x = splits.preprocessing.settings["schema"], splits.train.x.double().numpy()
     age = frame["age"].to_numpy()
     missing = np.isnan(age)
     entry = schema["numeric"][0]
@@ -102,7 +102,7 @@ def test_missing_numbers_are_imputed_with_an_indicator(tmp_path):
 
 def test_statistics_come_from_the_training_rows_only(tmp_path):
     frame = _frame()
-    schema = _load(_csv(tmp_path, frame), label="target").fitted["schema"]
+    schema = _load(_csv(tmp_path, frame), label="target").preprocessing.settings["schema"]
     shifted = frame.assign(age=frame["age"] + 10.0, income=frame["income"] * 2)
     x, _ = apply_schema(shifted, schema)
     age, income = schema["numeric"]
@@ -113,7 +113,7 @@ def test_statistics_come_from_the_training_rows_only(tmp_path):
 
 
 def test_unknown_and_missing_categories_get_code_zero(tmp_path):
-    schema = _load(_csv(tmp_path), label="target").fitted["schema"]
+    schema = _load(_csv(tmp_path), label="target").preprocessing.settings["schema"]
     new = (
         _frame(1)
         .head(4)
@@ -127,20 +127,20 @@ def test_unknown_and_missing_categories_get_code_zero(tmp_path):
 
 def test_new_table_missing_a_column_is_refused_by_name(tmp_path):
     splits = _load(_csv(tmp_path), label="target")
-    config = {"schema": splits.fitted["schema"]}
+    reading = Preprocessing("tabular", {"schema": splits.preprocessing.settings["schema"]})
     new = _csv(tmp_path, _frame(1).drop(columns=["city"]).rename(columns={"age": "Age"}), "new.csv")
     with pytest.raises(SelfsupError, match=r"lacks column\(s\) 'age', 'city' .* \(is 'Age' the column 'age'\?\)"):
-        load(str(new), DataOptions(), config)
+        load(str(new), DataOptions(), reading)
 
 
 def test_new_table_with_the_encoder_schema(tmp_path):
     """Extra columns are ignored, the schema's label and classes are used, missing labels are unlabeled."""
     splits = _load(_csv(tmp_path), label="target")
-    config = {"schema": splits.fitted["schema"]}
+    config = Preprocessing("tabular", {"schema": splits.preprocessing.settings["schema"]})
     frame = _frame(1).assign(extra=np.arange(N) * 3.5)
     frame.loc[[0, 1], "target"] = None
     new = load(str(_csv(tmp_path, frame, "new.csv")), DataOptions(), config)
-    assert new.train.x.shape == splits.train.x.shape and new.fitted["schema"] is config["schema"]
+    assert new.train.x.shape == splits.train.x.shape and new.preprocessing.settings["schema"] is config.get("schema")
     assert new.train.classes == ["no", "yes"] and new.train.y[:3].tolist() == [UNLABELED, UNLABELED, 1]
     unlabeled = load(str(_csv(tmp_path, _frame(1).drop(columns=["target"]), "nolabel.csv")), DataOptions(), config)
     assert unlabeled.train.classes is None and unlabeled.train.y.tolist() == [UNLABELED] * len(unlabeled.train)
@@ -188,7 +188,7 @@ def test_parquet_equals_csv(tmp_path):
     frame.to_parquet(tmp_path / "table.parquet", index=False)
     from_csv = _load(_csv(tmp_path, frame), label="target")
     from_parquet = _load(tmp_path / "table.parquet", label="target")
-    assert from_parquet.fitted["schema"] == from_csv.fitted["schema"]
+    assert from_parquet.preprocessing.settings["schema"] == from_csv.preprocessing.settings["schema"]
     assert torch.equal(from_parquet.train.x, from_csv.train.x) and torch.equal(from_parquet.train.y, from_csv.train.y)
 
 
@@ -198,7 +198,7 @@ def test_tsv_and_int_column_with_gaps(tmp_path):
     gappy = frame.assign(rating=frame["rating"].astype(object).where(np.arange(N) % 10 != 0, None))
     gappy.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
     splits = _load(tmp_path / "t.tsv", label="target")
-    schema = splits.fitted["schema"]
+    schema = splits.preprocessing.settings["schema"]
     assert schema["categorical"][2] == {"name": "rating", "categories": ["1", "2", "3", "4"]}
     x, _ = apply_schema(frame, schema)
     rows = np.arange(N) % 10 != 0
@@ -207,7 +207,7 @@ def test_tsv_and_int_column_with_gaps(tmp_path):
 
 def test_schema_is_json_and_round_trips(tmp_path):
     frame = _frame()
-    schema = _load(_csv(tmp_path, frame), label="target").fitted["schema"]
+    schema = _load(_csv(tmp_path, frame), label="target").preprocessing.settings["schema"]
     again = json.loads(json.dumps(schema))
     assert again == schema
     x1, y1 = apply_schema(frame, schema)
@@ -224,7 +224,7 @@ def test_infinite_and_text_values_in_numeric_columns(tmp_path):
     messages = " ".join(str(r.message) for r in record)
     assert "column 'score': non-numeric values '?' (1 rows) treated as missing" in messages
     assert "column 'age': 1 infinite values treated as missing" in messages
-    schema = splits.fitted["schema"]
+    schema = splits.preprocessing.settings["schema"]
     assert [e["name"] for e in schema["numeric"]] == ["age", "income", "score"]
     assert schema["indicators"] == ["age", "score"]
     assert splits.train.x[1, 0] == 0 and splits.train.x[0, 2] == 0 and splits.train.x[0, 4] == 1
@@ -236,14 +236,14 @@ def test_ids_from_an_ignored_id_column(tmp_path):
     frame = _frame().rename(columns={"user": "user_id"})
     splits = _load(_csv(tmp_path, frame), label="target", ignore=("user_id",))
     assert splits.train.ids[:2] == ["u-000", "u-001"]
-    assert splits.fitted["schema"]["ignored"] == ["user_id"]
-    assert all(d["name"] != "user_id" for d in splits.fitted["schema"]["dropped"])
+    assert splits.preprocessing.settings["schema"]["ignored"] == ["user_id"]
+    assert all(d["name"] != "user_id" for d in splits.preprocessing.settings["schema"]["dropped"])
 
 
 def test_row_index_column_is_left_out(tmp_path):
     path = tmp_path / "indexed.csv"
     _frame().to_csv(path)  # pandas' index becomes the column 'Unnamed: 0'
-    schema = _load(path, label="target").fitted["schema"]
+    schema = _load(path, label="target").preprocessing.settings["schema"]
     assert {"name": "Unnamed: 0", "reason": tabular.ID_REASON} in schema["dropped"]
 
 
@@ -293,7 +293,7 @@ def test_from_frames_with_a_test_split():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         splits = from_frames(frame.iloc[:30], frame.iloc[30:], "frames", DataOptions(label="target"))
-    schema = splits.fitted["schema"]
+    schema = splits.preprocessing.settings["schema"]
     assert schema["numeric"][1]["mean"] == pytest.approx(frame["income"][:30].mean())
     assert splits.test.x.shape == (10, splits.train.x.shape[1]) and splits.test.ids[0] == "row-30"
     assert splits.test.classes == splits.train.classes == ["no", "yes"]
@@ -301,19 +301,42 @@ def test_from_frames_with_a_test_split():
 
 def test_raw_features_one_hot_codes(tmp_path):
     splits = _load(_csv(tmp_path), label="target")
-    config = {"schema": splits.fitted["schema"]}
+    schema = splits.preprocessing.settings["schema"]
+    config = tabular.encoder_config("mlp", splits, None, None)  # raw features follow the encoder's columns
     raw = raw_features(splits.train.x, config)
     assert raw.dtype == np.float32 and raw.shape == (N, 3 + 4 + 3 + 5)
     np.testing.assert_array_equal(raw[:, :3], splits.train.x[:, :3].numpy())
     city = raw[:, 3:7]
     assert np.all(city.sum(1) == 1) and city[5, 0] == 1 and city[0, 1] == 1
-    with pytest.raises(SelfsupError, match="schema makes 6 columns"):
+    with pytest.raises(SelfsupError, match="columns make 6"):
         raw_features(splits.train.x[:, :4], config)
+    # a config written before preprocessing.json (the schema in place of its columns) gives the same features
+    np.testing.assert_array_equal(raw_features(splits.train.x, {"schema": schema}), raw)
+    # the gradient-boosted trees baseline is told which raw columns are category codes
+    assert get_modality("tabular").tree_columns(config).tolist() == [False] * 3 + [True] * 3
 
 
 def test_encoder_config_uses_the_fitted_schema(tmp_path):
     table = pytest.importorskip("selfsup.encoders.table")
     splits = _load(_csv(tmp_path), label="target")
-    config = tabular.encoder_config(tabular.DEFAULT_ENCODER, splits, DataOptions(label="target"), {})
-    assert config["schema"] == splits.fitted["schema"] and config["n_features"] == splits.train.x.shape[1]
+    options = DataOptions(label="target")
+    config = tabular.encoder_config(tabular.DEFAULT_ENCODER, splits, options, {})
+    schema = splits.preprocessing.settings["schema"]
+    # the config holds the column layout; the schema itself is the encoder's preprocessing
+    assert "schema" not in config and config["columns"] == table.schema_columns(schema)
+    assert config["columns"] == {"numeric": 2, "indicators": 1, "cardinalities": [4, 3, 5]}
+    assert config["n_features"] == splits.train.x.shape[1]
+    assert tabular.preprocessing(splits, options, config) == Preprocessing("tabular", {"schema": schema})
     assert tabular.DEFAULT_ENCODER in table.ENCODERS
+
+
+def test_a_table_without_its_fitted_schema_is_refused():
+    """Fitting an encoder needs the schema its rows were read with (an image-style Splits has none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        splits = from_frames(_frame(), None, "frames", DataOptions(label="target"))
+    unread = tabular.Splits(train=splits.train, test=None, name="frames", modality="tabular")
+    with pytest.raises(SelfsupError, match="holds no valid table schema"):
+        tabular.encoder_config("mlp", unread, None, None)
+    with pytest.raises(SelfsupError, match="holds no valid table schema"):
+        from_frames(_frame(), None, "frames", DataOptions(), Preprocessing("tabular", {}))

@@ -384,19 +384,42 @@ def test_channel_statistics_ignore_nan_and_constant_channels():
     assert mean == pytest.approx([4.0, 5.0]) and std == pytest.approx([np.std([1, 3, 5, 7]), 1.0])
 
 
-def test_load_with_encoder_config_checks_channels(tmp_path, basicmotions, gunpoint):
+def test_load_with_encoder_preprocessing_checks_channels(tmp_path, basicmotions, gunpoint):
     config = ts.encoder_config("dilated_conv", basicmotions, SERIES, {})
+    reading = ts.preprocessing(basicmotions, SERIES, config)
+    assert reading.modality == "timeseries" and reading.get("channels") == 6
     np.save(tmp_path / "uni.npy", gunpoint.test.x.numpy())
     message = _error(
         "the encoder takes 6 channel\\(s\\) but .*uni.npy' has 1",
         load_data,
         str(tmp_path / "uni.npy"),
         DataOptions(),
-        encoder_config=config,
+        preprocessing=reading,
     )
     assert "channels the encoder was trained on" in message
     np.save(tmp_path / "multi.npy", basicmotions.test.x.numpy())
-    assert load_data(str(tmp_path / "multi.npy"), encoder_config=config).train.x.shape == (40, 6, 100)
+    assert load_data(str(tmp_path / "multi.npy"), preprocessing=reading).train.x.shape == (40, 6, 100)
+
+
+def test_new_csv_series_are_read_with_the_encoders_columns(tmp_path, basicmotions):
+    """The CSV columns the pre-training series were read by are the encoder's preprocessing, not its config: new
+    files given without those flags are read the same way."""
+    _long_frame(basicmotions, [100, 60, 80, 35]).to_csv(tmp_path / "long.csv", index=False)
+    options = DataOptions(modality="timeseries", series_id="series", time_column="step", label="activity")
+    splits = ts.load(str(tmp_path / "long.csv"), options)
+    config = ts.encoder_config("dilated_conv", splits, options, {})
+    assert "read" not in config
+    reading = ts.preprocessing(splits, options, config)
+    assert reading.settings == {
+        "channels": 6,
+        "label": "activity",
+        "ignore": [],
+        "series_id": "series",
+        "time_column": "step",
+    }
+    again = load_data(str(tmp_path / "long.csv"), preprocessing=reading)  # no flags: the encoder's columns
+    assert torch.equal(torch.nan_to_num(again.train.x), torch.nan_to_num(splits.train.x))
+    assert torch.equal(again.train.y, splits.train.y) and again.train.classes == splits.train.classes
 
 
 def test_raw_features(gunpoint):

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from selfsup.data import Preprocessing
 from selfsup.datasets.speech import FOLDER
 from selfsup.recipe import make_recipe
 from selfsup.workflows.pretrain import pretrain, resume_recipe
@@ -18,7 +19,7 @@ TINY = {
     "batch_size": 8,
     "online_probe": False,
 }
-EXPORT_READ = {"sample_rate": 8000, "segment_seconds": 0.5}  # not the defaults (16 kHz, 1 s)
+EXPORT_READ = Preprocessing("audio", {"sample_rate": 8000, "segment_seconds": 0.5})  # not the defaults (16 kHz, 1 s)
 
 
 @pytest.fixture
@@ -37,16 +38,17 @@ def test_a_resumed_init_run_reads_at_the_exports_rate(tmp_path, clips, one_threa
             data=str(clips),
             out=str(tmp_path / "export"),
             encoder_args={"n_mels": 32, "width": 8},
-            **EXPORT_READ,
+            **EXPORT_READ.settings,
             **TINY,
         ),
         progress=False,
     )
-    assert export.splits.fitted == EXPORT_READ and export.splits.train.x.shape[-1] == 4000
+    assert export.splits.preprocessing == EXPORT_READ and export.splits.train.x.shape[-1] == 4000
     first = pretrain(
         make_recipe(data=str(clips), out=str(tmp_path / "run"), init=str(export.out), **TINY), progress=False
     )
-    assert first.splits.fitted == EXPORT_READ  # no --sample-rate: the export's
+    assert first.splits.preprocessing == EXPORT_READ  # no --sample-rate: the export's
+    assert first.encoder.preprocessing == EXPORT_READ
     resumed = pretrain(resume_recipe(tmp_path / "run", epochs=2), resume=True, progress=False)
-    assert resumed.splits.fitted == EXPORT_READ and resumed.splits.train.x.shape == first.splits.train.x.shape
+    assert resumed.splits.preprocessing == EXPORT_READ and resumed.splits.train.x.shape == first.splits.train.x.shape
     assert resumed.encoder.config["sample_rate"] == 8000

@@ -200,6 +200,7 @@ def test_head_warm_up_leaves_the_encoder_untouched(table_export) -> None:
     from selfsup.methods.base import build_method
     from selfsup.modalities import get_modality
     from selfsup.training.module import PretrainModule
+    from selfsup.training.probe import OnlineProbe
 
     splits = load_builtin("iris")
     encoder = load_encoder(table_export).train()
@@ -207,9 +208,7 @@ def test_head_warm_up_leaves_the_encoder_untouched(table_export) -> None:
     method = build_method("byol", encoder, {"hidden_dim": 32, "projection_dim": 16})
     heads = {k: v.clone() for k, v in method.projector.state_dict().items()}
     views = get_modality("tabular").make_views(method.views, splits, encoder.config, {})
-    module = PretrainModule(
-        method, views, lr=1e-2, weight_decay=0.1, warmup_fraction=0.0, num_classes=3, freeze_encoder_steps=8
-    )
+    module = PretrainModule(method, views, lr=1e-2, weight_decay=0.1, warmup_fraction=0.0, freeze_encoder_steps=8)
     loader = DataLoader(splits.train, batch_size=32, shuffle=True, drop_last=True)  # 3 steps per epoch
     trainer = L.Trainer(
         max_steps=8,
@@ -219,6 +218,7 @@ def test_head_warm_up_leaves_the_encoder_untouched(table_export) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        callbacks=[OnlineProbe(encoder.embed_dim, 3)],
     )
     trainer.fit(module, loader, DataLoader(splits.test, batch_size=64))
     assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in start.items())

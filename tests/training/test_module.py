@@ -66,12 +66,10 @@ def test_healthy_embeddings_do_not_warn(recwarn) -> None:
 def _optimised_module(
     config: dict, weight_decay: float, **kw
 ) -> tuple[PretrainModule, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """SimCLR on the default digits CNN with an online probe, and the optimiser and schedule it configures."""
+    """SimCLR on the default digits CNN, and the optimiser and schedule it configures."""
     torch.manual_seed(0)
     method = build_method("simclr", build_encoder(config), {})
-    module = PretrainModule(
-        method, torch.nn.Identity(), lr=0.01, weight_decay=weight_decay, warmup_fraction=0.0, num_classes=10, **kw
-    )
+    module = PretrainModule(method, torch.nn.Identity(), lr=0.01, weight_decay=weight_decay, warmup_fraction=0.0, **kw)
     module._total_steps = lambda: 10  # no trainer attached
     configured = module.configure_optimizers()
     return module, configured["optimizer"], configured["lr_scheduler"]["scheduler"]
@@ -85,9 +83,9 @@ def test_weight_decay_only_on_weights_of_two_or_more_dimensions(small_encoder_co
             assert id(p) not in decay_of, "a parameter is in two groups"
             decay_of[id(p)] = group["weight_decay"]
     trainable = [p for p in module.parameters() if p.requires_grad]
-    assert set(decay_of) == {id(p) for p in trainable}  # every trainable parameter, probe included, exactly once
+    assert set(decay_of) == {id(p) for p in trainable}  # every trainable parameter exactly once (no probe: a callback)
     for name, p in module.named_parameters():
-        expected = 0.0 if name.startswith("probe.") or p.ndim < 2 else 0.05
+        expected = 0.0 if p.ndim < 2 else 0.05
         assert decay_of[id(p)] == expected, name
     shapes = {p.ndim for p in module.method.encoder.parameters()}
     assert 4 in shapes and 1 in shapes  # the CNN has both kernels and batch-norm weights/biases
@@ -117,10 +115,10 @@ def test_adamw_step_with_zero_gradient_shrinks_only_matrices(small_encoder_confi
 
 def test_head_warm_up_schedule_follows_both_encoder_groups(small_encoder_config: dict) -> None:
     """LambdaLR maps one multiplier per group in order: both encoder groups (decayed and not) wait for the
-    unfreezing; the heads' groups and the probe's start at once."""
+    unfreezing; the heads' groups start at once."""
     module, optimizer, schedule = _optimised_module(small_encoder_config, weight_decay=0.05, freeze_encoder_steps=3)
     encoder_ids = {id(p) for p in module.method.encoder.parameters()}
-    assert len(optimizer.param_groups) == 5
+    assert len(optimizer.param_groups) == 4
     for step in range(5):
         for group in optimizer.param_groups:
             in_encoder = {id(p) in encoder_ids for p in group["params"]}

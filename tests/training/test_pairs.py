@@ -10,11 +10,12 @@ import shutil
 import pytest
 import torch
 
-from selfsup.checkpoint import load_encoder, read_meta
+from selfsup.checkpoint import PREPROCESSING, load_encoder, read_meta
 from selfsup.cli import main
 from selfsup.errors import SelfsupError
-from selfsup.evaluation.evaluate import evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 from selfsup.recipe import make_recipe
+from selfsup.sources import load_data
 from selfsup.workflows.export import export_encoder
 from selfsup.workflows.pretrain import pretrain, resume_recipe
 
@@ -84,9 +85,7 @@ def test_a_side_evaluates_with_zero_shot_rows(run, tmp_path) -> None:
     result = evaluate(
         run / "audio",
         "builtin:spoken_words",
-        protocols=("knn", "zeroshot"),
-        k=5,
-        prompt="the word {}",
+        EvaluationOptions(protocols=("knn", "zeroshot"), k=5, prompt="the word {}"),
         out=tmp_path / "eval",
     )
     zero = {r["encoder"]: r for r in result.rows if r["protocol"] == "zeroshot"}
@@ -95,19 +94,21 @@ def test_a_side_evaluates_with_zero_shot_rows(run, tmp_path) -> None:
     assert result.meta["zero_shot"]["prompts"][:2] == ["the word down", "the word go"]
     assert "**zeroshot**" in (tmp_path / "eval" / "summary.md").read_text()
     # by default a side with a text partner gets zero-shot rows; asking for other protocols leaves them out
-    default = evaluate(run / "audio", "builtin:spoken_words", k=5, baselines=False)
+    default = evaluate(run / "audio", "builtin:spoken_words", EvaluationOptions(k=5, baselines=False))
     assert {r["protocol"] for r in default.rows} == {"knn", "linear", "zeroshot"}
     assert {
         r["protocol"]
-        for r in evaluate(run / "audio", "builtin:spoken_words", protocols=("knn",), k=5, baselines=False).rows
+        for r in evaluate(
+            run / "audio", "builtin:spoken_words", EvaluationOptions(protocols=("knn",), k=5, baselines=False)
+        ).rows
     } == {"knn"}
     # the text side's partner is audio: no label prompts to embed, so no zero-shot rows, and no error
-    text = evaluate(run / "text", "builtin:spoken_word_captions", k=5, baselines=False)
+    text = evaluate(run / "text", "builtin:spoken_word_captions", EvaluationOptions(k=5, baselines=False))
     assert {r["protocol"] for r in text.rows} == {"knn", "linear"}
     with pytest.raises(SelfsupError, match="needs the text encoder trained with .*pass --partner"):
-        evaluate(run / "text", "builtin:spoken_word_captions", protocols=("zeroshot",))
+        evaluate(run / "text", "builtin:spoken_word_captions", EvaluationOptions(protocols=("zeroshot",)))
     with pytest.raises(SelfsupError, match="--partner is the text encoder for zero-shot rows; add zeroshot"):
-        evaluate(run / "audio", "builtin:spoken_words", protocols=("knn",), partner=run / "text")
+        EvaluationOptions(protocols=("knn",), partner=run / "text")
     with pytest.raises(SelfsupError, match="encoder '.*nothing-here' does not exist"):
         evaluate(run / "nothing-here", "builtin:spoken_words")
 
@@ -182,11 +183,20 @@ def test_a_run_from_a_side_resumes_and_a_killed_run_says_how_to_export(run, tmp_
     resumed = pretrain(resume_recipe(tmp_path / "again", max_steps=3), resume=True, progress=False)
     assert load_encoder(resumed.sides[0]).config["projection"] == 16  # the side's projection, not a second one
     shutil.rmtree(tmp_path / "again" / "audio")
+    shutil.rmtree(tmp_path / "again" / "text")
     with pytest.raises(SelfsupError, match="has not written its sides yet; export them with 'selfsup export"):
         load_encoder(tmp_path / "again")
+    # the root's preprocessing.json (written at the run's start) gives each exported side how its data is read
+    out = export_encoder(
+        tmp_path / "again", tmp_path / "export", checkpoint=tmp_path / "again" / "checkpoints" / "last.ckpt"
+    )
+    audio, text = load_encoder(out / "audio").preprocessing, load_encoder(out / "text").preprocessing
+    assert audio.settings == {"sample_rate": 16000, "segment_seconds": 1.0}
+    assert (text.modality, text.get("tokenizer"), text.get("max_length")) == ("text", "minilm", 24)
 
 
 def test_captions_in_a_csv_with_an_id_column(tmp_path) -> None:
+    """A CSV of captions pairs by its id column; each side saves how its data is read."""
     import pandas as pd
 
     from selfsup.datasets.speech import FOLDER, caption
@@ -212,6 +222,14 @@ def test_captions_in_a_csv_with_an_id_column(tmp_path) -> None:
     )
     result = pretrain(recipe, progress=False)
     assert len(result.splits.train) == len(files) and result.splits.test is None  # no test clip has a caption
+    # each side is an ordinary export whose preprocessing.json says how its data is read: the text side, the CSV
+    # column its captions came from, so 'selfsup embed --encoder r/text' reads the file pre-training read
+    audio, captions = result.sides
+    assert (audio / PREPROCESSING).is_file() and (captions / PREPROCESSING).is_file()
+    side = load_encoder(captions).preprocessing
+    assert (side.get("text_field"), side.get("max_length")) == ("caption", 24)
+    assert len(load_data(str(tmp_path / "c.csv"), preprocessing=side).train) == len(files)
+    assert load_encoder(audio).preprocessing.settings == {"sample_rate": 16000, "segment_seconds": 1.0}
 
 
 def test_misuse_is_refused_in_one_line(tmp_path) -> None:
@@ -254,7 +272,9 @@ def test_images_pair_with_captions_too(tmp_path) -> None:
     )
     result = pretrain(recipe, progress=False)
     assert [p.name for p in result.sides] == ["image", "text"] and len(result.splits.test) == 450
-    report = evaluate(result.sides[0], "builtin:digits", protocols=("zeroshot",), prompt="a handwritten {}")
+    report = evaluate(
+        result.sides[0], "builtin:digits", EvaluationOptions(protocols=("zeroshot",), prompt="a handwritten {}")
+    )
     assert report.meta["zero_shot"]["prompts"][7] == "a handwritten 7"
     assert {r["encoder"] for r in report.rows} == {"pretrained", "random-init"}
 

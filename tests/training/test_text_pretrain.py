@@ -1,4 +1,4 @@
-"""Pre-training on text end to end: the data is read again with the chosen encoder's tokenizer and length, a
+"""Pre-training on text end to end: the data is read once, with the chosen encoder's tokenizer and length, a
 model folder's weights are where a run starts, and the saved encoder embeds and evaluates new text."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from selfsup.checkpoint import load_encoder
 from selfsup.encoders import build_encoder
 from selfsup.encoders.text import load_tokenizer, text_encoder_config
 from selfsup.errors import SelfsupError
-from selfsup.evaluation.evaluate import evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 from selfsup.recipe import make_recipe
 from selfsup.workflows.pretrain import pretrain
 
@@ -44,6 +44,11 @@ def reviews(tmp_path):
     return path
 
 
+def _tokenizing(preprocessing) -> dict:
+    """The tokenizer and text length a text preprocessing reads with."""
+    return {key: preprocessing.settings[key] for key in ("tokenizer", "max_length")}
+
+
 def _recipe(tmp_path, data, **fields):
     return make_recipe(
         **(
@@ -62,16 +67,18 @@ def _recipe(tmp_path, data, **fields):
     )
 
 
-def test_small_bert_mlm_run_rereads_the_text_and_evaluates(tmp_path, reviews, one_thread):
+def test_small_bert_mlm_run_reads_with_its_tokenizer_and_evaluates(tmp_path, reviews, one_thread):
     result = pretrain(
         _recipe(tmp_path, reviews, method="mlm", encoder="small_bert", encoder_args=SMALL), progress=False
     )
-    assert result.splits.train.x.shape == (12, 16)  # read again at the encoder's max_length (default 128)
-    assert result.splits.fitted == {"tokenizer": "minilm", "max_length": 16}
+    assert result.splits.train.x.shape == (12, 16)  # read at the encoder's max_length (default 128)
+    assert _tokenizing(result.splits.preprocessing) == {"tokenizer": "minilm", "max_length": 16}
     assert result.loss_history and all(np.isfinite(loss) for _, loss in result.loss_history)
     encoder = load_encoder(result.out)
-    assert encoder.config["read"] == {"text_field": "review", "label": "y"}
-    report = evaluate(result.out, str(reviews), protocols=("knn",), k=3, test_fraction=0.5)
+    assert "read" not in encoder.config  # how the files were read is the encoder's preprocessing
+    assert encoder.preprocessing == result.encoder.preprocessing
+    assert (encoder.preprocessing.get("text_field"), encoder.preprocessing.get("label")) == ("review", "y")
+    report = evaluate(result.out, str(reviews), EvaluationOptions(protocols=("knn",), k=3, test_fraction=0.5))
     assert {row["encoder"] for row in report.rows} >= {"pretrained", "random-init", "raw-input"}
 
 
@@ -87,7 +94,7 @@ def test_a_resumed_init_run_reads_with_the_exports_tokenizer_and_length(tmp_path
     first = pretrain(_recipe(tmp_path, reviews, method="mlm", init=str(export.out), max_steps=-1), progress=False)
     assert first.splits.train.x.shape == (12, 16)  # the export's max_length, not the default 128
     resumed = pretrain(resume_recipe(tmp_path / "run", epochs=2), resume=True, progress=False)
-    assert resumed.splits.train.x.shape == (12, 16) and resumed.splits.fitted == {
+    assert resumed.splits.train.x.shape == (12, 16) and _tokenizing(resumed.splits.preprocessing) == {
         "tokenizer": "minilm",
         "max_length": 16,
     }

@@ -64,7 +64,8 @@ def test_replay_runs_and_refuses_other_shapes(tmp_path, capsys) -> None:
         )
         == EXIT_USER_ERROR
     )
-    assert "same channels" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--replay 'builtin:basicmotions'" in err and "takes 1 channel(s)" in err and "has 6" in err
     assert not (tmp_path / "bad").exists()
 
 

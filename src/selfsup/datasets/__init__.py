@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from selfsup.errors import unknown_name
 
 if TYPE_CHECKING:  # importing this package stays light (no torch): the CLI checks builtin:NAME with BUILTIN_NAMES
-    from selfsup.data import Splits
+    from selfsup.data import Preprocessing, Splits
 
 # the names builtin_datasets() returns, known without importing any loader (a test keeps the two equal)
 BUILTIN_NAMES = (
@@ -34,7 +34,7 @@ class BuiltinDataset:
     name: str
     modality: str
     description: str
-    load: Callable[[dict | None], Splits]  # takes the encoder config new data must fit (or None), of its modality
+    load: Callable[[Preprocessing | None], Splits]  # takes the preprocessing of an encoder of its modality (or None)
 
 
 @cache
@@ -52,7 +52,7 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
             "image",
             "1,797 handwritten digits, 8x8 grey, 10 classes (scikit-learn's copy of UCI optdigits); "
             "fixed stratified 75/25 train/test split",
-            lambda encoder_config: load_digits_splits(),
+            lambda preprocessing: load_digits_splits(),
         )
     }
     builtin |= {name: BuiltinDataset(name, "tabular", desc, load) for name, (desc, load) in TABLES.items()}
@@ -65,12 +65,12 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
     return builtin
 
 
-def load_builtin(name: str, encoder_config: dict | None = None) -> Splits:
-    """A built-in dataset, read as ``encoder_config`` says when the encoder is of the dataset's modality (for
-    another one, ``load_data`` refuses the data in one line)."""
+def load_builtin(name: str, preprocessing: Preprocessing | None = None) -> Splits:
+    """A built-in dataset, read as an encoder's ``preprocessing`` says when the encoder is of the dataset's
+    modality (for another one, ``load_data`` refuses the data in one line)."""
     datasets = builtin_datasets()
     if name not in datasets:
         raise unknown_name("built-in dataset", name, datasets, hint="Use builtin:NAME or a path.")
     dataset = datasets[name]
-    fits = encoder_config is not None and encoder_config.get("modality") == dataset.modality
-    return dataset.load(encoder_config if fits else None)
+    fits = preprocessing is not None and preprocessing.modality == dataset.modality
+    return dataset.load(preprocessing if fits else None)

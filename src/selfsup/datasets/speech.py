@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from selfsup.data import ArrayDataset, Splits
+from selfsup.data import ArrayDataset, Preprocessing, Splits
 from selfsup.errors import SelfsupError
 
 FOLDER = Path(__file__).parent / "data" / "spoken_words"
@@ -44,13 +44,13 @@ def _check_folder() -> None:
         )
 
 
-def load_spoken_words(encoder_config: dict | None = None) -> Splits:
+def load_spoken_words(preprocessing: Preprocessing | None = None) -> Splits:
     """The spoken words, at the encoder's sample rate and segment length when given."""
     from selfsup.data import DataOptions
     from selfsup.modalities.audio import load_folder, reading
 
     _check_folder()
-    rate, seconds = reading(DataOptions(), encoder_config)
+    rate, seconds = reading(DataOptions(), preprocessing)
     with warnings.catch_warnings():  # every clip is one word, under a second: padded to the segment by design
         warnings.filterwarnings("ignore", message=".*shorter than a segment.*")
         return load_folder(FOLDER, rate, seconds, name="builtin:spoken_words")
@@ -65,12 +65,12 @@ def caption(word: str, file_stem: str) -> str:
     return f'the word "{word}" spoken {SPEEDS[speed[1:]]} by a {PITCHES[pitch[1:]]} {ACCENTS[accent]} {sex} voice'
 
 
-def load_spoken_word_captions(encoder_config: dict | None = None) -> Splits:
+def load_spoken_word_captions(preprocessing: Preprocessing | None = None) -> Splits:
     """A caption per spoken-word clip, as token ids of the (text) encoder's tokenizer, ids matching the clips'."""
-    from selfsup.modalities.text import dataset, default_config, read_settings
+    from selfsup.modalities.text import dataset, default_preprocessing
 
     _check_folder()
-    config = encoder_config or default_config()
+    preprocessing = preprocessing or default_preprocessing()
     name = "builtin:spoken_word_captions"
 
     def part(split: str) -> ArrayDataset:
@@ -79,11 +79,11 @@ def load_spoken_word_captions(encoder_config: dict | None = None) -> Splits:
             [caption(f.parent.name, f.stem) for f in files],
             [f.parent.name for f in files],
             [f"{f.parent.name}/{f.stem}" for f in files],
-            config,
+            preprocessing,
             name,
         )
 
-    return Splits(train=part("train"), test=part("test"), name=name, modality="text", fitted=read_settings(config))
+    return Splits(train=part("train"), test=part("test"), name=name, modality="text", preprocessing=preprocessing)
 
 
 CAPTIONS_DESCRIPTION = (
@@ -91,7 +91,7 @@ CAPTIONS_DESCRIPTION = (
     "pitch), with the clip's id and split: the text side for paired pre-training (clip)"
 )
 
-SPEECH: dict[str, tuple[str, Callable[[dict | None], Splits]]] = {
+SPEECH: dict[str, tuple[str, Callable[[Preprocessing | None], Splits]]] = {
     "spoken_words": (
         "480 one-word clips, 10 classes (yes, no, up, down, left, right, on, off, stop, go); SYNTHETIC speech made "
         "with espeak-ng by 12 English voices x 2 speeds x 2 pitches, 8 kHz; train/test split by voice "

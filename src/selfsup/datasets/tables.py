@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.model_selection import train_test_split
 
-from selfsup.data import DataOptions, Splits
+from selfsup.data import DataOptions, Preprocessing, Splits
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.25
@@ -30,7 +30,7 @@ def table_frame(loader: Callable) -> pd.DataFrame:
     return frame
 
 
-def _splits(loader: Callable, name: str, encoder_config: dict | None) -> Splits:
+def _splits(loader: Callable, name: str, preprocessing: Preprocessing | None) -> Splits:
     from selfsup.modalities.tabular import from_frames
 
     frame = table_frame(loader)
@@ -38,26 +38,26 @@ def _splits(loader: Callable, name: str, encoder_config: dict | None) -> Splits:
         np.arange(len(frame)), test_size=TEST_FRACTION, stratify=frame[LABEL], random_state=SPLIT_SEED
     )
     return from_frames(
-        frame.iloc[train_idx], frame.iloc[test_idx], f"builtin:{name}", DataOptions(label=LABEL), encoder_config
+        frame.iloc[train_idx], frame.iloc[test_idx], f"builtin:{name}", DataOptions(label=LABEL), preprocessing
     )
 
 
-def load_breast_cancer_splits(encoder_config: dict | None = None) -> Splits:
+def load_breast_cancer_splits(preprocessing: Preprocessing | None = None) -> Splits:
     """Breast cancer (UCI Wisconsin diagnostic): 569 rows, 30 numeric features, benign / malignant."""
-    return _splits(load_breast_cancer, "breast_cancer", encoder_config)
+    return _splits(load_breast_cancer, "breast_cancer", preprocessing)
 
 
-def load_wine_splits(encoder_config: dict | None = None) -> Splits:
+def load_wine_splits(preprocessing: Preprocessing | None = None) -> Splits:
     """Wine (UCI): 178 rows, 13 numeric features, 3 cultivars."""
-    return _splits(load_wine, "wine", encoder_config)
+    return _splits(load_wine, "wine", preprocessing)
 
 
-def load_iris_splits(encoder_config: dict | None = None) -> Splits:
+def load_iris_splits(preprocessing: Preprocessing | None = None) -> Splits:
     """Iris (Fisher 1936): 150 rows, 4 numeric features, 3 species."""
-    return _splits(load_iris, "iris", encoder_config)
+    return _splits(load_iris, "iris", preprocessing)
 
 
-TABLES: dict[str, tuple[str, Callable[[dict | None], Splits]]] = {
+TABLES: dict[str, tuple[str, Callable[[Preprocessing | None], Splits]]] = {
     "breast_cancer": (
         "569 breast-mass biopsies, 30 numeric features, 2 classes (benign/malignant; scikit-learn's copy of UCI "
         "Wisconsin diagnostic); fixed stratified 75/25 train/test split",

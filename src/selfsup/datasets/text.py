@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
-from selfsup.data import ArrayDataset, Splits
+from selfsup.data import ArrayDataset, Preprocessing, Splits
 from selfsup.errors import SelfsupError
 
 SPLIT_SEED = 0
@@ -50,12 +50,12 @@ def rotten_tomatoes_frame() -> pd.DataFrame:
     return frame[frame["text"] != ""].drop_duplicates(subset="text")
 
 
-def load_rotten_tomatoes(encoder_config: dict | None = None) -> Splits:
+def load_rotten_tomatoes(preprocessing: Preprocessing | None = None) -> Splits:
     """The snippets as token ids of the encoder's tokenizer (the default encoder's without one), split by film."""
-    from selfsup.modalities.text import dataset, default_config, read_settings
+    from selfsup.modalities.text import dataset, default_preprocessing
 
     frame = rotten_tomatoes_frame()
-    config = encoder_config or default_config()
+    preprocessing = preprocessing or default_preprocessing()
     splitter = GroupShuffleSplit(n_splits=1, test_size=TEST_FRACTION, random_state=SPLIT_SEED)
     train_idx, test_idx = next(splitter.split(np.zeros(len(frame)), groups=frame["movie_name"].to_numpy()))
     name = "builtin:rottentomatoes"
@@ -66,14 +66,14 @@ def load_rotten_tomatoes(encoder_config: dict | None = None) -> Splits:
             chosen["text"].tolist(),
             chosen["category"].tolist(),
             [f"rt-{i}" for i in chosen.index],
-            config,
+            preprocessing,
             name,
             classes=["fresh", "rotten"],
         )
 
-    return Splits(train=part(train_idx), test=part(test_idx), name=name, modality="text", fitted=read_settings(config))
+    return Splits(train=part(train_idx), test=part(test_idx), name=name, modality="text", preprocessing=preprocessing)
 
 
-TEXTS: dict[str, tuple[str, Callable[[dict | None], Splits]]] = {
+TEXTS: dict[str, tuple[str, Callable[[Preprocessing | None], Splits]]] = {
     "rottentomatoes": (DESCRIPTION, load_rotten_tomatoes),
 }

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from selfsup.data import Splits
+from selfsup.data import Preprocessing, Splits
 from selfsup.errors import SelfsupError
 
 # builtin name -> (archive name, description). Figures checked against the bundled files by tests/datasets/test_ucr.py.
@@ -62,9 +62,9 @@ def sktime_data_folder() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
-def load_ucr(name: str, encoder_config: dict | None = None) -> Splits:
+def load_ucr(name: str, preprocessing: Preprocessing | None = None) -> Splits:
     """A bundled UCR/UEA set by its builtin name (lower case), with its official train/test split; with an
-    encoder config, series with another channel count are refused."""
+    encoder's preprocessing, series with another channel count are refused."""
     from selfsup.modalities.timeseries import load_files
 
     if name not in _SETS:
@@ -79,9 +79,9 @@ def load_ucr(name: str, encoder_config: dict | None = None) -> Splits:
             f"the installed sktime has no {archive} files in '{folder}'; reinstall sktime "
             "('pip install --force-reinstall sktime') or pass a .ts file."
         )
-    return load_files(train, test, encoder_config=encoder_config, name=f"builtin:{name}")
+    return load_files(train, test, preprocessing=preprocessing, name=f"builtin:{name}")
 
 
-SERIES: dict[str, tuple[str, Callable[[dict | None], Splits]]] = {
+SERIES: dict[str, tuple[str, Callable[[Preprocessing | None], Splits]]] = {
     name: (description, partial(load_ucr, name)) for name, (_, description) in _SETS.items()
 }

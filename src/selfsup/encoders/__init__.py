@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from selfsup.data import Preprocessing
 from selfsup.errors import SelfsupError
 
 # modality -> module with ``build(config)``; imported on first use (each pulls in its own libraries)
@@ -25,6 +26,15 @@ class Encoder(nn.Module):
 
     embed_dim: int
     config: dict[str, Any]
+    # how raw files become its input (selfsup.data.Preprocessing), fitted on its pre-training data; not in config
+    preprocessing: Preprocessing | None = None
+
+
+def preprocessing_of(encoder: Encoder) -> Preprocessing:
+    """How to read data for ``encoder``: its preprocessing, or, for one built from a config by hand, what its
+    config implies (image size, audio rate and clip length, tokenizer; a table is read with a schema fitted anew,
+    and one that does not fit the encoder is refused by ``check_fits``)."""
+    return encoder.preprocessing or Preprocessing.from_old_config(encoder.config)
 
 
 def build_encoder(config: dict[str, Any]) -> Encoder:

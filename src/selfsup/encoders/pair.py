@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from selfsup.data import Preprocessing
 from selfsup.encoders import Encoder
 
 PAIR_MODALITY = "pairs"
@@ -28,6 +29,7 @@ class Projected(Encoder):
         self.projection = nn.Linear(encoder.embed_dim, dim, bias=False)
         self.embed_dim = int(dim)
         self.config = dict(encoder.config) | {"projection": int(dim)}
+        self.preprocessing = encoder.preprocessing  # the projection reads what the encoder reads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection(self.encoder(x))
@@ -57,6 +59,23 @@ class PairEncoder(Encoder):
     @config.setter
     def config(self, value: dict[str, Any]) -> None:
         raise AttributeError("a pair's config is its sides'; set the sides instead")
+
+    @property  # Encoder's is a plain attribute; a pair's is its sides'
+    def preprocessing(self) -> Preprocessing | None:
+        """Both sides' preprocessing (``settings``: ``{"a": ..., "b": ...}``), saved at the run's root from its
+        start, so an unfinished paired run can be exported or resumed; None until both sides have one."""
+        a, b = self.a.preprocessing, self.b.preprocessing
+        if a is None or b is None:
+            return None
+        return Preprocessing(PAIR_MODALITY, {"a": a.as_dict(), "b": b.as_dict()})
+
+    @preprocessing.setter
+    def preprocessing(self, value: Preprocessing | None) -> None:
+        """Give each side its part (a pair saved before its root held both sides' keeps its sides' own)."""
+        if value is None or "a" not in value.settings:
+            return
+        self.a.preprocessing = Preprocessing.from_dict(value.settings["a"], "the pair's side a preprocessing")
+        self.b.preprocessing = Preprocessing.from_dict(value.settings["b"], "the pair's side b preprocessing")
 
     def forward(self, pair: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor]) -> torch.Tensor:
         return self.a(pair[0])

@@ -112,8 +112,6 @@ def build(config: dict[str, Any]) -> Encoder:
         )
     args = {key: config[key] for key in DEFAULTS[name] if key in config}
     full = series_encoder_config(name, config["in_chans"], config["length"], config["mean"], config["std"], **args)
-    if "read" in config:  # how the pre-training files were read (CSV columns): travels with the encoder
-        full["read"] = dict(config["read"])
     return {"dilated_conv": DilatedConvEncoder, "patch_transformer": PatchTransformer}[name](full)
 
 

@@ -3,7 +3,8 @@
 Both read ``x`` laid out by the table schema (``docs/modalities.md``): the standardised numeric
 columns, then the missing-value indicators, then one category code per categorical column (as a
 float; ``0`` = missing or unseen, ``1..K`` = ``categories[code - 1]``). The config carries the
-schema, so a loaded encoder knows its columns and the cardinality of every categorical one.
+column layout (``columns``: how many numeric and indicator columns, the cardinality of every categorical
+one); the schema itself (names, statistics, vocabularies) is the reader's, in the encoder's preprocessing.
 """
 
 from __future__ import annotations
@@ -48,11 +49,35 @@ _ARGS: dict[str, dict[str, tuple[Any, Any]]] = {
 }
 
 
-def table_layout(schema: dict[str, Any]) -> tuple[int, list[int]]:
-    """``(n_continuous, cardinalities)``: numeric + indicator column count, and ``len(categories) + 1``
-    for each categorical column (the extra slot is code 0, missing or unseen)."""
-    n_continuous = len(schema.get("numeric", [])) + len(schema.get("indicators", []))
-    return n_continuous, [len(c["categories"]) + 1 for c in schema.get("categorical", [])]
+def schema_columns(schema: dict[str, Any]) -> dict[str, Any]:
+    """The layout a schema gives ``x``: numeric and indicator column counts, and ``len(categories) + 1`` for
+    each categorical column (the extra slot is code 0, missing or unseen)."""
+    return {
+        "numeric": len(schema.get("numeric", [])),
+        "indicators": len(schema.get("indicators", [])),
+        "cardinalities": [len(c["categories"]) + 1 for c in schema.get("categorical", [])],
+    }
+
+
+def table_layout(config: dict[str, Any]) -> tuple[int, list[int]]:
+    """``(n_continuous, cardinalities)`` of a table encoder config (or of a schema): numeric + indicator column
+    count, and each categorical column's cardinality."""
+    columns = config["columns"] if "columns" in config else schema_columns(config.get("schema", config))
+    return int(columns["numeric"]) + int(columns["indicators"]), [int(c) for c in columns["cardinalities"]]
+
+
+def _check_columns(columns: Any) -> dict[str, Any]:
+    fix = "rebuild the config with table_encoder_config()."
+    if (
+        not isinstance(columns, dict)
+        or not all(isinstance(columns.get(key), int) and columns[key] >= 0 for key in ("numeric", "indicators"))
+        or not isinstance(columns.get("cardinalities"), list)
+        or not all(isinstance(c, int) and c >= 1 for c in columns["cardinalities"])
+    ):
+        raise SelfsupError(f"the table encoder's columns {columns!r} are not a column layout; {fix}")
+    if columns["numeric"] + columns["indicators"] + len(columns["cardinalities"]) == 0:
+        raise SelfsupError("the table schema has no feature columns; the table needs at least one usable column.")
+    return dict(columns)
 
 
 def category_codes(codes: torch.Tensor, cardinalities: torch.Tensor) -> torch.Tensor:
@@ -73,8 +98,6 @@ def _check_schema(schema: Any) -> dict[str, Any]:
     for column in schema.get("categorical", []):
         if not isinstance(column, dict) or not isinstance(column.get("categories"), list):
             raise SelfsupError(f"table schema categorical entry {column!r} has no 'categories' list; {fix}")
-    if table_layout(schema)[0] + len(schema.get("categorical", [])) == 0:
-        raise SelfsupError("the table schema has no feature columns; the table needs at least one usable column.")
     return copy.deepcopy(schema)
 
 
@@ -101,9 +124,10 @@ def _check_arg(name: str, key: str, kind: Any, value: Any) -> Any:
     return number
 
 
-def table_encoder_config(name: str, schema: dict[str, Any], **encoder_args: Any) -> dict[str, Any]:
+def table_encoder_config(name: str, columns: dict[str, Any], **encoder_args: Any) -> dict[str, Any]:
     """The JSON-serialisable description from which a table encoder is rebuilt.
 
+    ``columns``: the layout (``schema_columns``), or the schema the reader fitted, whose layout is taken.
     ``encoder_args`` override the hyperparameters of ``name`` (see ``_ARGS`` for names and defaults).
     """
     if name not in ENCODERS:
@@ -114,8 +138,10 @@ def table_encoder_config(name: str, schema: dict[str, Any], **encoder_args: Any)
         raise SelfsupError(
             f"unknown encoder argument(s) {', '.join(unknown)} for '{name}'; its arguments: {', '.join(known)}."
         )
-    schema = _check_schema(schema)
-    n_continuous, cardinalities = table_layout(schema)
+    if "cardinalities" not in columns:  # a schema
+        columns = schema_columns(_check_schema(columns))
+    columns = _check_columns(columns)
+    n_continuous, cardinalities = table_layout({"columns": columns})
     hyper = {key: _check_arg(name, key, kind, encoder_args.get(key, default)) for key, (kind, default) in known.items()}
     if name == "ft_transformer" and hyper["d_token"] % hyper["n_heads"]:
         raise SelfsupError(
@@ -125,7 +151,7 @@ def table_encoder_config(name: str, schema: dict[str, Any], **encoder_args: Any)
     return {
         "modality": "tabular",
         "name": name,
-        "schema": schema,
+        "columns": columns,
         "n_features": n_continuous + len(cardinalities),
         **hyper,
     }
@@ -139,7 +165,7 @@ class _TableEncoder(nn.Module):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = copy.deepcopy(config)
-        self.n_continuous, cardinalities = table_layout(config["schema"])
+        self.n_continuous, cardinalities = table_layout(config)
         self.cardinalities = cardinalities
         self.n_features = self.n_continuous + len(cardinalities)
         self.register_buffer("_cards", torch.tensor(cardinalities, dtype=torch.long), persistent=False)
@@ -274,13 +300,14 @@ def build(config: dict[str, Any]) -> Encoder:
     name = config.get("name")
     if name not in ENCODERS:
         raise unknown_name("tabular encoder", str(name), ENCODERS)
-    if "schema" not in config:
-        raise SelfsupError("the tabular encoder config has no 'schema'; build it with table_encoder_config().")
+    layout = config.get("columns", config.get("schema"))  # "schema": an export written before December 2026
+    if layout is None:
+        raise SelfsupError("the tabular encoder config has no 'columns'; build it with table_encoder_config().")
     hyper = {key: config[key] for key in _ARGS[name] if key in config}
-    checked = table_encoder_config(name, config["schema"], **hyper)
+    checked = table_encoder_config(name, layout, **hyper)
     if "n_features" in config and config["n_features"] != checked["n_features"]:
         raise SelfsupError(
-            f"the encoder config says n_features={config['n_features']} but its schema has "
+            f"the encoder config says n_features={config['n_features']} but its columns make "
             f"{checked['n_features']} columns; rebuild the config with table_encoder_config()."
         )
     return _CLASSES[name](checked)

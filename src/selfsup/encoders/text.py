@@ -142,7 +142,8 @@ def _encoder_name(config: dict[str, Any]) -> str:
 
 def tokenize(texts: list[str], config: dict[str, Any]) -> torch.Tensor:
     """Token ids ``(N, max_length)`` int64 of ``texts``, truncated and right-padded with the pad id; one
-    warning says how many texts were cut."""
+    warning says how many texts were cut. ``config``: an encoder config or a text preprocessing's settings
+    (``tokenizer``, ``max_length``, ``pad_id``)."""
     tokenizer = load_tokenizer(config["tokenizer"])
     length, pad = int(config["max_length"]), int(config["pad_id"])
     out = torch.full((len(texts), length), pad, dtype=torch.long)
@@ -155,7 +156,9 @@ def tokenize(texts: list[str], config: dict[str, Any]) -> torch.Tensor:
             out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     if cut:
         warnings.warn(
-            f"{cut} of {len(texts)} texts are longer than {_encoder_name(config)}'s {length} tokens and "
+            f"{cut} of {len(texts)} texts are longer than "
+            f"{_encoder_name(config) if 'name' in config else Path(str(config['tokenizer'])).name}'s {length} "
+            "tokens and "
             f"were cut to {length}.",
             UserWarning,
             stacklevel=2,

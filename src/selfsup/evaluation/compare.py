@@ -22,7 +22,7 @@ from scipy.stats import binomtest, ttest_1samp
 
 from selfsup.checkpoint import load_encoder, versions
 from selfsup.data import DataOptions, Splits
-from selfsup.encoders import Encoder, build_encoder
+from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.evaluate import labeled_split
@@ -81,7 +81,7 @@ def _load(encoders: list[str], data: str, options: DataOptions | None) -> list[t
     loaded = []
     for path in encoders:
         encoder = load_encoder(path)
-        splits = load_data(data, options, encoder_config=encoder.config)
+        splits = load_data(data, options, preprocessing=preprocessing_of(encoder))
         check_fits(encoder, splits)
         loaded.append((str(path), encoder, splits))
     return loaded
@@ -105,7 +105,7 @@ def _correctness(
     baselines: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of the first encoder, listed after the encoders
     labels: tuple[np.ndarray, np.ndarray, str, list[str]] | None = None
     for i, (path, encoder, splits) in enumerate(loaded):
-        train, test, split_note = labeled_split(splits, None, options, encoder.config, seed, test_fraction)
+        train, test, split_note = labeled_split(splits, None, options, preprocessing_of(encoder), seed, test_fraction)
         if labels is None:
             labels = (train.y.numpy(), test.y.numpy(), split_note, [str(s) for s in test.ids])
         elif [str(s) for s in test.ids] != labels[3]:

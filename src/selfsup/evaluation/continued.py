@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from selfsup.checkpoint import META, read_meta
-from selfsup.data import DataOptions
-from selfsup.evaluation.evaluate import EvaluationResult, evaluate
-from selfsup.evaluation.finetune import FinetuneOptions
-from selfsup.evaluation.zeroshot import DEFAULT_PROMPT
+from selfsup.evaluation.evaluate import EvaluationOptions, EvaluationResult, evaluate
 from selfsup.files import write_atomic
 from selfsup.outputs import EVALUATION, clear_output_folder
 
@@ -45,44 +42,29 @@ def before_after(
     encoder: str | Path,
     datas: list[str],
     before: str | Path,
+    options: EvaluationOptions,
     *,
-    options: DataOptions | None,
-    protocols: list[str] | None,
-    k: int | str,
-    seed: int,
-    test_fraction: float,
     out: Path,
-    seeds: int = 1,
-    finetune: FinetuneOptions | None = None,
-    partner: str | Path | None = None,
-    prompt: str = DEFAULT_PROMPT,
     overwrite: bool = False,
 ) -> list[dict]:
-    """Evaluate ``before`` and ``encoder`` on every set in ``datas``; one row per set and protocol with both
-    accuracies and the change. Each set's full report goes to ``out/<i>-<name>``; the comparison to
+    """Evaluate ``before`` and ``encoder`` on every set in ``datas`` with ``options``; one row per set and protocol
+    with both accuracies and the change. ``before`` is probed alone (the baselines are ``encoder``'s), with zero-shot
+    only where it has its own text partner. Each set's full report goes to ``out/<i>-<name>``; the comparison to
     ``out/before_after.md`` and ``.json``. Nothing is written until every set is evaluated; then ``overwrite``
     first removes an earlier evaluation report's files from ``out``."""
+    protocols = options.protocols
+    # the baselines are the same as after's; zero-shot only where the earlier encoder has its own text partner
+    prior_options = replace(
+        options,
+        baselines=False,
+        partner=None,
+        protocols=tuple(p for p in protocols if p != "zeroshot") if protocols else None,
+    )
     rows, reports = [], {}
     for i, data in enumerate(datas):
         folder = out / f"{i}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)[-60:]}"
-        common: dict[str, Any] = dict(
-            options=options,
-            protocols=protocols,
-            k=k,
-            seed=seed,
-            seeds=seeds,
-            test_fraction=test_fraction,
-            finetune=finetune,
-        )
-        reports[folder] = after = evaluate(encoder, data, partner=partner, prompt=prompt, **common)
-        # the baselines are the same as after's; zero-shot only where the earlier encoder has its own text partner
-        prior = evaluate(
-            before,
-            data,
-            baselines=False,
-            prompt=prompt,
-            **common | {"protocols": [p for p in protocols if p != "zeroshot"] if protocols else None},
-        )
+        reports[folder] = after = evaluate(encoder, data, options)
+        prior = evaluate(before, data, prior_options)
         for protocol in [r["protocol"] for r in after.rows if r["encoder"] == "pretrained"]:  # fewshot: k-shot rows
             a, b = _accuracy(after, "pretrained", protocol), _accuracy(prior, "pretrained", protocol)
             rows.append(
@@ -100,7 +82,7 @@ def before_after(
             )
     lines = [
         "# Before and after continued pre-training\n",
-        f"before: `{before}`; after: `{encoder}`; seed {seed}; "
+        f"before: `{before}`; after: `{encoder}`; seed {options.seed}; "
         "accuracy on each set's test split (its own, else a stratified split fixed by the seed).\n",
         "| data | protocol | before | after | change | random-init | raw input | n_test |",
         "|---|---|---|---|---|---|---|---|",

@@ -10,24 +10,25 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
-from torch import nn
 
 from selfsup.checkpoint import load_encoder, versions
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
-from selfsup.encoders import build_encoder
-from selfsup.errors import SelfsupError, unknown_name
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
+from selfsup.encoders import Encoder, build_encoder, preprocessing_of
+from selfsup.errors import SelfsupError
 from selfsup.evaluation.baselines import gradient_boosting
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
-from selfsup.evaluation.protocols import ALL_PROTOCOLS, PROTOCOLS, run_protocols
+from selfsup.evaluation.options import EvaluationOptions
+from selfsup.evaluation.protocols import MODEL_PROTOCOLS, PROTOCOLS, run_protocols
 from selfsup.evaluation.report import write_report
+from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
-from selfsup.evaluation.zeroshot import DEFAULT_PROMPT, class_prompts, load_partner, partner_path, zero_shot
+from selfsup.evaluation.zeroshot import class_prompts, load_partner, partner_path, zero_shot
 from selfsup.modalities import check_fits, get_modality
 from selfsup.outputs import EVALUATION, clear_output_folder
 from selfsup.sources import load_data
@@ -35,8 +36,8 @@ from selfsup.sources import load_data
 
 @dataclass
 class EvaluationResult:
-    rows: list[dict]
-    meta: dict
+    rows: list[ResultRow]
+    meta: dict[str, Any]
     files: dict[str, Path]
     figures: dict[str, Any] = field(default_factory=dict, repr=False)  # write_report's inputs beyond rows and meta
 
@@ -45,7 +46,7 @@ class EvaluationResult:
         there (only those: see ``selfsup.outputs``)."""
         if overwrite:
             clear_output_folder(out, EVALUATION)
-        self.files = write_report(Path(out), self.rows, self.meta, **self.figures)
+        self.files = write_report(Path(out), cast(list[dict], self.rows), self.meta, **self.figures)
         return self.files
 
 
@@ -64,6 +65,7 @@ def _labeled_part(data: ArrayDataset, name: str) -> tuple[ArrayDataset, str]:
 def check_classes(train: ArrayDataset, test: ArrayDataset, train_name: str, test_name: str) -> None:
     """Refuse training labels of one class (every probe would score 100%); warn when the test labels hold one
     class only (the probes still choose among every training class, but the score covers that class alone)."""
+    assert train.classes is not None and test.classes is not None  # labeled data only
     trained, tested = np.unique(train.y.numpy()), np.unique(test.y.numpy())
     if len(trained) == 1:
         raise SelfsupError(
@@ -81,61 +83,50 @@ def check_classes(train: ArrayDataset, test: ArrayDataset, train_name: str, test
 
 
 def labeled_split(
-    splits: Splits, test_data: str | None, options: DataOptions | None, config: dict, seed: int, test_fraction: float
+    splits: Splits,
+    test_data: str | None,
+    options: DataOptions | None,
+    preprocessing: Preprocessing | None,
+    seed: int,
+    test_fraction: float,
 ) -> tuple[ArrayDataset, ArrayDataset, str]:
-    """The labeled train and test parts, and a note saying how they were split: ``test_data`` when given,
-    else the data's own test split, else a stratified ``test_fraction`` split fixed by ``seed``; training labels
-    of one class are refused, test labels of one class warned about (``check_classes``)."""
-    train, test, note = _split(splits, test_data, options, config, seed, test_fraction)
+    """The labeled train and test parts, and a note saying how they were split: ``test_data`` (read with the
+    encoder's ``preprocessing``) when given, else the data's own test split, else a stratified ``test_fraction``
+    split fixed by ``seed``; training labels of one class are refused, test labels of one class warned about
+    (``check_classes``)."""
+    train, note = _labeled_part(splits.train, splits.name)
+    if test_data:
+        test, test_note = _labeled_part(load_data(test_data, options, preprocessing=preprocessing).train, test_data)
+        if test.classes != train.classes:
+            raise SelfsupError(f"'{test_data}' has classes {test.classes}, but '{splits.name}' has {train.classes}.")
+        note = f"train: {splits.name}; test: {test_data}{note}{test_note}"
+    elif splits.test is not None:
+        test, test_note = _labeled_part(splits.test, splits.name)
+        note = f"the dataset's own train/test split ({len(train)}/{len(test)}){note}{test_note}"
+    else:
+        idx = np.arange(len(train))
+        try:
+            fit_idx, test_idx = train_test_split(
+                idx, test_size=test_fraction, stratify=train.y.numpy(), random_state=seed
+            )
+        except ValueError as err:
+            raise SelfsupError(
+                f"cannot split '{splits.name}' into train/test: {err}; add more samples per class."
+            ) from err
+        train, test = train.subset(fit_idx), train.subset(test_idx)
+        note = f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split of {splits.name}, seed {seed}{note}"
     check_classes(train, test, splits.name, test_data or splits.name)
     return train, test, note
 
 
-def _split(
-    splits: Splits, test_data: str | None, options: DataOptions | None, config: dict, seed: int, test_fraction: float
-) -> tuple[ArrayDataset, ArrayDataset, str]:
-    train, note = _labeled_part(splits.train, splits.name)
-    if test_data:
-        test, test_note = _labeled_part(load_data(test_data, options, encoder_config=config).train, test_data)
-        if test.classes != train.classes:
-            raise SelfsupError(f"'{test_data}' has classes {test.classes}, but '{splits.name}' has {train.classes}.")
-        return train, test, f"train: {splits.name}; test: {test_data}{note}{test_note}"
-    if splits.test is not None:
-        test, test_note = _labeled_part(splits.test, splits.name)
-        return train, test, f"the dataset's own train/test split ({len(train)}/{len(test)}){note}{test_note}"
-    idx = np.arange(len(train))
-    try:
-        fit_idx, test_idx = train_test_split(idx, test_size=test_fraction, stratify=train.y.numpy(), random_state=seed)
-    except ValueError as err:
-        raise SelfsupError(f"cannot split '{splits.name}' into train/test: {err}; add more samples per class.") from err
-    return (
-        train.subset(fit_idx),
-        train.subset(test_idx),
-        (f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%} split of {splits.name}, seed {seed}{note}"),
-    )
-
-
-def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, config: dict, seed: int) -> dict:
-    n_categorical = len(config["schema"]["categorical"])
-    categorical = np.zeros(train.x.shape[1], dtype=bool)
-    categorical[train.x.shape[1] - n_categorical :] = n_categorical > 0
+def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, categorical: np.ndarray, seed: int) -> ResultRow:
     pred, details = gradient_boosting(
         train.x.numpy(), train.y.numpy(), test.x.numpy(), categorical=categorical, seed=seed
     )
-    result = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
-    return {
-        "encoder": "raw-input",
-        "protocol": "gbdt",
-        "accuracy": result["accuracy"],
-        "ci_low": result["ci_low"],
-        "ci_high": result["ci_high"],
-        "n_train": len(train),
-        "n_test": result["n_test"],
-        "details": details,
-    }
+    return result_row("raw-input", "gbdt", accuracy_with_ci(test.y.numpy(), pred, seed=seed), len(train), details)
 
 
-def _aggregate(per_seed: list[list[dict]], fixed_split: bool) -> list[dict]:
+def _aggregate(per_seed: list[list[ResultRow]], fixed_split: bool) -> list[ResultRow]:
     """One row per (encoder, protocol): the mean over seeds with a 95% interval (``stats.over_seeds``; with a
     ``fixed_split`` it includes the test-sample uncertainty), each seed's accuracy kept."""
     if len(per_seed) == 1:
@@ -147,7 +138,10 @@ def _aggregate(per_seed: list[list[dict]], fixed_split: bool) -> list[dict]:
             for rows_s in per_seed
         ]
         halves = [(r["ci_high"] - r["ci_low"]) / 2 for r in same] if fixed_split else None
-        row = first | over_seeds([r["accuracy"] for r in same], halves)
+        summary = over_seeds([r["accuracy"] for r in same], halves)
+        row = first.copy()
+        row["accuracy"], row["ci_low"], row["ci_high"] = summary["accuracy"], summary["ci_low"], summary["ci_high"]
+        row["per_seed"] = summary["per_seed"]
         if "confusion" in first:  # summed over seeds
             row["confusion"] = np.sum([r["confusion"] for r in same], axis=0).tolist()
         rows.append(row)
@@ -155,13 +149,14 @@ def _aggregate(per_seed: list[list[dict]], fixed_split: bool) -> list[dict]:
 
 
 def _finetune_rows(
-    encoders: dict[str, nn.Module],
+    encoders: dict[str, Encoder],
     train: ArrayDataset,
     test: ArrayDataset,
     options: FinetuneOptions,
     seed: int,
     progress: bool,
-) -> list[dict]:
+) -> list[ResultRow]:
+    assert train.classes is not None  # labeled_split refuses unlabeled data
     rows = []
     for name, model in encoders.items():
         pred, details = fine_tune(
@@ -173,202 +168,251 @@ def _finetune_rows(
             seed=seed,
             progress=progress,
         )
-        result = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
+        scores = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
         rows.append(
-            {
-                "encoder": name,
-                "protocol": "finetune",
-                **result,
-                "n_train": len(train),
-                "details": details,
-                "confusion": confusion(test.y.numpy(), pred, len(train.classes)),
-            }
+            result_row(
+                name, "finetune", scores, len(train), details, confusion(test.y.numpy(), pred, len(train.classes))
+            )
         )
     return rows
 
 
 def _zero_shot_rows(
     features: dict[str, tuple[np.ndarray, np.ndarray]],
-    partners: dict[str, nn.Module],
+    partners: dict[str, Encoder],
     test: ArrayDataset,
     prompt: str,
     seed: int,
-) -> list[dict]:
+) -> list[ResultRow]:
     """Zero-shot rows: each encoder's test embeddings against its text partner's label-prompt embeddings."""
+    assert test.classes is not None  # labeled_split refuses unlabeled data
     rows = []
     for name, text_encoder in partners.items():
         pred, details = zero_shot(features[name][1], text_encoder, test.classes, prompt)
+        scores = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
         rows.append(
-            {
-                "encoder": name,
-                "protocol": "zeroshot",
-                **accuracy_with_ci(test.y.numpy(), pred, seed=seed),
-                "n_train": 0,
-                "details": details,
-                "confusion": confusion(test.y.numpy(), pred, len(test.classes)),
-            }
+            result_row(name, "zeroshot", scores, 0, details, confusion(test.y.numpy(), pred, len(test.classes)))
         )
     return rows
 
 
-def evaluate(
-    encoder: nn.Module | str | Path,
-    data: str | Splits,
-    *,
-    test_data: str | None = None,
-    options: DataOptions | None = None,
-    protocols: tuple[str, ...] | list[str] | None = None,
-    k: int | str = "cv",
-    seed: int = 0,
-    seeds: int = 1,
-    test_fraction: float = 0.25,
-    finetune: FinetuneOptions | None = None,
-    out: str | Path | None = None,
-    loss_history: list[tuple[int, float]] | None = None,
-    progress: bool = False,
-    baselines: bool = True,
-    partner: nn.Module | str | Path | None = None,
-    prompt: str = DEFAULT_PROMPT,
-    overwrite: bool = False,
-) -> EvaluationResult:
-    """Accuracy of every protocol with 95% CIs for the encoder, a random-init copy and raw input.
+@dataclass(frozen=True)
+class _Partner:
+    """Zero-shot's text encoder and its name for the report."""
 
-    Tables also get a gradient-boosted-trees model on the raw features (``gbdt``), the usual bar there.
-    ``options`` says how to read ``data`` (e.g. a table's label column); a table is read with the
-    encoder's own schema, so new rows get the preprocessing fitted at pre-training time.
-    With ``seeds`` > 1 everything seeded (a split the data does not fix, the random-init copy, the
-    probes) is repeated for seeds ``seed .. seed + seeds - 1`` and each row is the mean with a 95%
-    t-interval over seeds; with one seed the interval is a bootstrap over test samples.
-    ``baselines=False`` probes the encoder alone, for a caller that already has the baselines of the
-    same split and seed (the before/after comparison).
-    ``protocols`` defaults to kNN and linear, plus ``zeroshot`` when the encoder has a text ``partner``: a text
-    encoder trained with it (a paired run's other side; by default the one its export names), whose
-    embeddings of label ``prompt``s classify the test split.
-    The report goes to ``out`` when given; ``overwrite`` replaces an earlier evaluation report there (its files
-    only), right before the new one is written.
-    """
-    for name in protocols or ():  # fail on a bad name before any work
-        if name not in ALL_PROTOCOLS + ("finetune", "zeroshot"):
-            raise unknown_name("protocol", name, ALL_PROTOCOLS + ("finetune", "zeroshot"))
-    if seeds < 1:
-        raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")
-    class_prompts(["class"], prompt)  # a bad template fails before any work
-    encoder_path = str(encoder) if isinstance(encoder, (str, Path)) else "in-memory encoder"
-    if partner is not None and protocols is not None and "zeroshot" not in protocols:
-        raise SelfsupError("--partner is the text encoder for zero-shot rows; add zeroshot to --protocol.")
+    encoder: Encoder
+    name: str
+
+
+def _load(
+    encoder: Encoder | str | Path, options: EvaluationOptions
+) -> tuple[Encoder, str, tuple[str, ...], _Partner | None]:
+    """The encoder, its name for the report, the protocols to run and zero-shot's text partner (None without
+    zero-shot). By default the protocols are kNN and linear, plus zeroshot when a paired run's side names a text
+    partner."""
+    partner, protocols = options.partner, options.protocols
     if isinstance(encoder, (str, Path)):
-        path, encoder = encoder, load_encoder(encoder)
+        name, model = str(encoder), load_encoder(encoder)
         if partner is None and (protocols is None or "zeroshot" in protocols):  # a paired run's text side
-            partner = partner_path(path, modality="text")
+            partner = partner_path(encoder, modality="text")
+    else:
+        name, model = "in-memory encoder", encoder
     if protocols is None:
         protocols = PROTOCOLS + (("zeroshot",) if partner is not None else ())
-    zero_shot_on = "zeroshot" in protocols
-    if zero_shot_on and partner is None:
+    if "zeroshot" not in protocols:
+        return model, name, protocols, None
+    if partner is None:
         raise SelfsupError(
-            f"zero-shot classification needs the text encoder trained with '{encoder_path}' (the "
+            f"zero-shot classification needs the text encoder trained with '{name}' (the "
             "other side of a paired run, e.g. clip, which its export names); this encoder has "
             "none: pass --partner TEXT_ENCODER."
         )
-    partner_name = str(partner) if isinstance(partner, (str, Path)) else "in-memory text encoder"
-    partner = load_partner(partner) if zero_shot_on and isinstance(partner, (str, Path)) else partner
-    if zero_shot_on and partner.embed_dim != encoder.embed_dim:
+    if isinstance(partner, (str, Path)):
+        text = _Partner(load_partner(partner), str(partner))
+    else:
+        text = _Partner(partner, "in-memory text encoder")
+    if text.encoder.embed_dim != model.embed_dim:
         raise SelfsupError(
-            f"the text encoder '{partner_name}' embeds into {partner.embed_dim} dimensions but the "
-            f"encoder into {encoder.embed_dim}; pass the text side trained with it."
+            f"the text encoder '{text.name}' embeds into {text.encoder.embed_dim} dimensions but the "
+            f"encoder into {model.embed_dim}; pass the text side trained with it."
         )
-    protocols = [p for p in protocols if p != "zeroshot"]
+    return model, name, protocols, text
+
+
+@dataclass
+class _SeedRun:
+    """One seed's split and rows, and the embeddings the report maps."""
+
+    train: ArrayDataset
+    test: ArrayDataset
+    split_note: str
+    features: dict[str, tuple[np.ndarray, np.ndarray]]
+    rows: list[ResultRow]
+
+
+def _seed_rows(
+    encoder: Encoder,
+    splits: Splits,
+    options: EvaluationOptions,
+    protocols: tuple[str, ...],
+    partner: _Partner | None,
+    seed: int,
+    cache: dict[tuple, tuple[np.ndarray, np.ndarray]],
+) -> _SeedRun:
+    """Every protocol's rows at one seed: the split it fixes, the random-init copy it builds, the probes it seeds.
+    ``cache`` holds the pretrained encoder's embeddings of the last split (seeds that share a split embed it once)."""
     config = encoder.config
-    splits = data if isinstance(data, Splits) else load_data(data, options, encoder_config=config)
-    check_fits(encoder, splits)
     modality = get_modality(splits.modality)
-    frozen = [p for p in protocols if p != "finetune"]
-    per_seed, split_notes, cached, test_ids, cached_keys = [], [], {}, {}, set()
-    for s in range(seed, seed + seeds):
-        train, test, split_note = labeled_split(splits, test_data, options, config, s, test_fraction)
-        if not test_data and splits.test is None:  # a split made here is saved, so it can be checked and reused
-            test_ids[str(s)] = [str(i) for i in test.ids]
-        check_fits(encoder, Splits(train=test, test=None, name=test_data or splits.name, modality=splits.modality))
-        split_notes.append(split_note)
-        x_train, x_test = train.float_samples(), test.float_samples()
-        key = (tuple(train.ids), tuple(test.ids))  # the pretrained encoder's embeddings depend on the split only
-        cached_keys.add(key)
-        if key not in cached:
-            cached = {key: (embed(encoder, x_train, progress=progress), embed(encoder, x_test, progress=progress))}
-        features = {"pretrained": cached[key]}
-        models = {"pretrained": encoder}
-        if baselines:
-            torch.manual_seed(s)
-            models["random-init"] = random_init = build_encoder(config).eval()
-            features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
-            features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
-        rows = run_protocols(
-            features, train.y.numpy(), test.y.numpy(), frozen, k=k, seed=s, n_classes=len(train.classes)
+    train, test, split_note = labeled_split(
+        splits, options.test_data, options.read, preprocessing_of(encoder), seed, options.test_fraction
+    )
+    assert train.classes is not None  # labeled_split refuses unlabeled data
+    check_fits(encoder, Splits(train=test, test=None, name=options.test_data or splits.name, modality=splits.modality))
+    x_train, x_test = train.float_samples(), test.float_samples()
+    key = (tuple(train.ids), tuple(test.ids))  # the pretrained encoder's embeddings depend on the split only
+    if key not in cache:
+        cache.clear()
+        cache[key] = (
+            embed(encoder, x_train, progress=options.progress),
+            embed(encoder, x_test, progress=options.progress),
         )
-        if zero_shot_on:
-            partners = {"pretrained": partner}
-            if baselines:
-                torch.manual_seed(s)
-                partners["random-init"] = build_encoder(partner.config).eval()
-            rows += _zero_shot_rows(features, partners, test, prompt, s)
-        if "finetune" in protocols:
-            rows += _finetune_rows(models, train, test, finetune or FinetuneOptions(), s, progress)
-        if baselines and modality.tree_baseline:
-            rows.append(_gradient_boosting_row(train, test, config, s))
-        per_seed.append(rows)
-    note = "none"
-    if baselines:
-        note = f"random-init: same architecture, untrained, seeded by the run's seed; raw-input: {modality.raw_input}"
-        if modality.tree_baseline:
-            note += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
+    features = {"pretrained": cache[key]}
+    models = {"pretrained": encoder}
+    if options.baselines:
+        torch.manual_seed(seed)
+        models["random-init"] = random_init = build_encoder(config).eval()
+        features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
+        features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
+    frozen = [p for p in protocols if p not in MODEL_PROTOCOLS]
+    rows = run_protocols(
+        features, train.y.numpy(), test.y.numpy(), frozen, k=options.k, seed=seed, n_classes=len(train.classes)
+    )
+    if partner is not None:
+        partners = {"pretrained": partner.encoder}
+        if options.baselines:
+            torch.manual_seed(seed)
+            partners["random-init"] = build_encoder(partner.encoder.config).eval()
+        rows += _zero_shot_rows(features, partners, test, options.prompt, seed)
+    if "finetune" in protocols:
+        rows += _finetune_rows(models, train, test, options.finetune or FinetuneOptions(), seed, options.progress)
+    if options.baselines and modality.tree_columns is not None:
+        rows.append(_gradient_boosting_row(train, test, modality.tree_columns(config), seed))
+    return _SeedRun(train, test, split_note, features, rows)
+
+
+def _meta(
+    encoder_name: str,
+    config: dict,
+    splits: Splits,
+    options: EvaluationOptions,
+    last: _SeedRun,
+    split_notes: list[str],
+    fixed_split: bool,
+    test_ids: dict[str, list[str]],
+    partner: _Partner | None,
+) -> dict[str, Any]:
+    """The report's description of the run: data, split, seeds, intervals, baselines, versions."""
+    seed, seeds = options.seed, options.seeds
+    modality = get_modality(splits.modality)
+    baselines = "none"
+    if options.baselines:
+        baselines = (
+            f"random-init: same architecture, untrained, seeded by the run's seed; raw-input: {modality.raw_input}"
+        )
+        if modality.tree_columns is not None:
+            baselines += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
     split_note = (
         split_notes[0]
         if len(set(split_notes)) == 1
-        else (split_notes[0].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}"))
+        else split_notes[0].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}")
     )
-    meta = {
-        "encoder": encoder_path,
+    interval = "95% percentile bootstrap over test samples (2000 resamples)"
+    if seeds > 1:
+        interval = f"95% Student-t interval of the mean over {seeds} seeds"
+        if fixed_split:
+            interval += (
+                ", combined in quadrature with the mean bootstrap interval over test samples "
+                "(every seed scored the same test split)"
+            )
+    assert last.train.classes is not None  # labeled_split refuses unlabeled data
+    meta: dict[str, Any] = {
+        "encoder": encoder_name,
         "encoder_config": config,
         "data": splits.name,
         "modality": splits.modality,
         "split": split_note,
         "seeds": seeds,
         "seed": seed,
-        "n_train": len(train),
-        "n_test": len(test),
-        "classes": train.classes,
-        "confidence_interval": (
-            "95% percentile bootstrap over test samples (2000 resamples)"
-            if seeds == 1
-            else f"95% Student-t interval of the mean over {seeds} seeds"
-            + (
-                ", combined in quadrature with the mean bootstrap interval over test samples "
-                "(every seed scored the same test split)"
-                if len(cached_keys) == 1
-                else ""
-            )
-        ),
-        "baselines": note,
+        "n_train": len(last.train),
+        "n_test": len(last.test),
+        "classes": last.train.classes,
+        "confidence_interval": interval,
+        "baselines": baselines,
         "versions": versions(),
     }
-    if test_ids:
+    if test_ids:  # a split made here is saved, so it can be checked and reused
         meta["test_ids_by_seed"] = test_ids
-    if zero_shot_on:
+    if partner is not None:
         meta["zero_shot"] = {
-            "text_encoder": partner_name,
-            "prompt": prompt,
-            "prompts": class_prompts(train.classes, prompt),
+            "text_encoder": partner.name,
+            "prompt": options.prompt,
+            "prompts": class_prompts(last.train.classes, options.prompt),
         }
-    if isinstance(encoder_path, str) and (Path(encoder_path) / "recipe.yaml").is_file():
-        meta["recipe"] = (Path(encoder_path) / "recipe.yaml").read_text()
-    rows = _aggregate(per_seed, fixed_split=len(cached_keys) == 1)
+    if (Path(encoder_name) / "recipe.yaml").is_file():
+        meta["recipe"] = (Path(encoder_name) / "recipe.yaml").read_text()
+    return meta
+
+
+def evaluate(
+    encoder: Encoder | str | Path,
+    data: str | Splits,
+    options: EvaluationOptions | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    loss_history: list[tuple[int, float]] | None = None,
+) -> EvaluationResult:
+    """Accuracy of every protocol with 95% CIs for the encoder, a random-init copy and raw input.
+
+    ``options`` (``EvaluationOptions``; default: kNN and linear, one seed) says how. Tables also get a
+    gradient-boosted-trees model on the raw features (``gbdt``), the usual bar there. A table is read with the
+    encoder's own schema, so new rows get the preprocessing fitted at pre-training time.
+    With ``seeds`` > 1 everything seeded (a split the data does not fix, the random-init copy, the
+    probes) is repeated for seeds ``seed .. seed + seeds - 1`` and each row is the mean with a 95%
+    t-interval over seeds; with one seed the interval is a bootstrap over test samples.
+    ``baselines=False`` probes the encoder alone, for a caller that already has the baselines of the
+    same split and seed (the before/after comparison).
+    The report goes to ``out`` when given (``loss_history`` adds the pre-training loss curve); ``overwrite``
+    replaces an earlier evaluation report there (its files only), right before the new one is written.
+    """
+    options = options or EvaluationOptions()
+    model, encoder_name, protocols, partner = _load(encoder, options)
+    config = model.config
+    splits = data if isinstance(data, Splits) else load_data(data, options.read, preprocessing=preprocessing_of(model))
+    check_fits(model, splits)
+    per_seed: list[list[ResultRow]] = []
+    split_notes: list[str] = []
+    split_keys: set[tuple] = set()
+    test_ids: dict[str, list[str]] = {}  # by seed, of a split made here
+    cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    for seed in range(options.seed, options.seed + options.seeds):
+        run = _seed_rows(model, splits, options, protocols, partner, seed, cache)
+        per_seed.append(run.rows)
+        split_notes.append(run.split_note)
+        split_keys.add((tuple(run.train.ids), tuple(run.test.ids)))
+        if not options.test_data and splits.test is None:
+            test_ids[str(seed)] = [str(i) for i in run.test.ids]
+    fixed_split = len(split_keys) == 1
+    meta = _meta(encoder_name, config, splits, options, run, split_notes, fixed_split, test_ids, partner)
+    meta["preprocessing"] = preprocessing_of(model).as_dict()  # how the data was read for the encoder
     result = EvaluationResult(
-        rows,
+        _aggregate(per_seed, fixed_split),
         meta,
         {},
         {
-            "embeddings": {name: f[0] for name, f in features.items()},
-            "train_labels": train.y.numpy(),
-            "class_names": train.classes,
+            "embeddings": {name: f[0] for name, f in run.features.items()},
+            "train_labels": run.train.y.numpy(),
+            "class_names": run.train.classes,
             "loss_history": loss_history,
         },
     )

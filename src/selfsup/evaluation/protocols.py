@@ -1,8 +1,14 @@
-"""Run the frozen-feature evaluation protocols for several encoders on the same split."""
+"""Run the frozen-feature evaluation protocols for several encoders on the same split.
+
+Each protocol is a registry entry (``PROTOCOL_ROWS``): a function from one encoder's train/test embeddings
+(a ``Probe``) to its result rows. ``finetune`` and ``zeroshot`` need the encoders themselves, not their
+embeddings: ``evaluate`` runs them, and ``check_protocols`` knows their names too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,13 +19,73 @@ from selfsup.evaluation.knn import choose_k, knn_predict
 from selfsup.evaluation.label_efficiency import label_efficiency
 from selfsup.evaluation.linear import linear_probe
 from selfsup.evaluation.mlp import mlp_probe
+from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion
 
 PROTOCOLS = ("knn", "linear")  # the default ones
 # 1-, 5- and 10-shot episodes (fewshot.py); the linear probe on 1%, 10%, 100% of the labels (label_efficiency.py)
 OPTIONAL_PROTOCOLS = ("mlp", "fewshot", "labels")  # mlp: one-hidden-layer probe (mlp.py)
 ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
+MODEL_PROTOCOLS = ("finetune", "zeroshot")  # run by evaluate: they need the encoders, not their embeddings
 KNN_TEMPERATURE = 0.07
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One encoder's embeddings of a split with its labels, and the settings every protocol shares."""
+
+    encoder: str
+    train_emb: np.ndarray
+    train_y: np.ndarray
+    test_emb: np.ndarray
+    test_y: np.ndarray
+    k: int | str = "cv"
+    seed: int = 0
+    n_classes: int = 0  # of the confusion matrix
+
+
+def check_protocols(names: Iterable[str], known: Sequence[str] = ALL_PROTOCOLS) -> None:
+    """Refuse a protocol name not in ``known``, suggesting the closest one."""
+    for name in names:
+        if name not in known:
+            raise unknown_name("protocol", name, known)
+
+
+def _knn(
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int
+) -> tuple[np.ndarray, dict]:
+    chosen, cv_accuracy = (
+        choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
+        if k == "cv"
+        else (int(k), None)
+    )
+    pred = knn_predict(train_emb, train_y, test_emb, k=chosen, temperature=KNN_TEMPERATURE)
+    details: dict[str, Any] = {"k": min(chosen, len(train_emb)), "temperature": KNN_TEMPERATURE}
+    if k == "cv":
+        details |= {"k_by": "5-fold CV on the training split", "cv_accuracy": cv_accuracy}
+    return pred, details
+
+
+def _linear(
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int
+) -> tuple[np.ndarray, dict]:
+    return linear_probe(train_emb, train_y, test_emb, seed=seed)
+
+
+def _mlp(
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int
+) -> tuple[np.ndarray, dict]:
+    return mlp_probe(train_emb, train_y, test_emb, seed=seed)
+
+
+# (train_emb, train_y, test_emb, k, seed) -> (test predictions, details)
+Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray, int | str, int], tuple[np.ndarray, dict]]
+# the protocols that predict each test sample once (a row each; compare.py pairs their predictions)
+PREDICTORS: dict[str, Predictor] = {
+    "knn": _knn,
+    "linear": _linear,
+    "mlp": _mlp,
+}
 
 
 def predict(
@@ -32,20 +98,45 @@ def predict(
     seed: int = 0,
 ) -> tuple[np.ndarray, dict]:
     """Test-split predictions of one single-row protocol (knn, linear, mlp) and its details."""
-    if protocol == "knn":
-        chosen, cv_accuracy = (
-            choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
-            if k == "cv"
-            else (int(k), None)
-        )
-        pred = knn_predict(train_emb, train_y, test_emb, k=chosen, temperature=KNN_TEMPERATURE)
-        details: dict[str, Any] = {"k": min(chosen, len(train_emb)), "temperature": KNN_TEMPERATURE}
-        if k == "cv":
-            details |= {"k_by": "5-fold CV on the training split", "cv_accuracy": cv_accuracy}
-        return pred, details
-    if protocol == "mlp":
-        return mlp_probe(train_emb, train_y, test_emb, seed=seed)
-    return linear_probe(train_emb, train_y, test_emb, seed=seed)
+    check_protocols([protocol], tuple(PREDICTORS))
+    return PREDICTORS[protocol](train_emb, train_y, test_emb, k, seed)
+
+
+def _single_row(protocol: str) -> Callable[[Probe], list[ResultRow]]:
+    """The rows function of a ``PREDICTORS`` protocol: its accuracy with the bootstrap CI and the confusion matrix."""
+
+    def rows(p: Probe) -> list[ResultRow]:
+        pred, details = predict(protocol, p.train_emb, p.train_y, p.test_emb, k=p.k, seed=p.seed)
+        scores = accuracy_with_ci(p.test_y, pred, seed=p.seed)
+        return [
+            result_row(p.encoder, protocol, scores, len(p.train_emb), details, confusion(p.test_y, pred, p.n_classes))
+        ]
+
+    return rows
+
+
+def _few_shot_rows(p: Probe) -> list[ResultRow]:
+    return [
+        result_row(p.encoder, r["protocol"], r, len(p.train_emb), r["details"])
+        for r in few_shot(p.train_emb, p.train_y, p.test_emb, p.test_y, seed=p.seed)
+    ]
+
+
+def _label_efficiency_rows(p: Probe) -> list[ResultRow]:
+    return [
+        result_row(p.encoder, r["protocol"], r, r["n_train"], r["details"])
+        for r in label_efficiency(p.train_emb, p.train_y, p.test_emb, p.test_y, seed=p.seed)
+    ]
+
+
+# every frozen-feature protocol (ALL_PROTOCOLS) -> its rows for one encoder
+PROTOCOL_ROWS: dict[str, Callable[[Probe], list[ResultRow]]] = {
+    "knn": _single_row("knn"),
+    "linear": _single_row("linear"),
+    "mlp": _single_row("mlp"),
+    "fewshot": _few_shot_rows,  # a row per number of shots
+    "labels": _label_efficiency_rows,  # a row per label fraction
+}
 
 
 def run_protocols(
@@ -56,7 +147,7 @@ def run_protocols(
     k: int | str = "cv",
     seed: int = 0,
     n_classes: int | None = None,
-) -> list[dict]:
+) -> list[ResultRow]:
     """One result row per (encoder, protocol), in the order given.
 
     ``features`` maps an encoder name (e.g. "pretrained", "random-init", "raw-input") to its
@@ -65,42 +156,17 @@ def run_protocols(
     single-row protocols, the confusion matrix over ``n_classes`` (default: the labels seen).
     """
     protocols = [protocols] if isinstance(protocols, str) else list(protocols)
-    for name in protocols:
-        if name not in ALL_PROTOCOLS:
-            raise unknown_name("protocol", name, ALL_PROTOCOLS)
+    check_protocols(protocols, ALL_PROTOCOLS)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
-    rows: list[dict] = []
+    rows: list[ResultRow] = []
     for encoder, (train_emb, test_emb) in features.items():
         if len(train_emb) != len(train_y) or len(test_emb) != len(test_y):
             raise ValueError(
                 f"{encoder}: {len(train_emb)}/{len(test_emb)} embeddings for "
                 f"{len(train_y)}/{len(test_y)} train/test labels"
             )
+        probe = Probe(encoder, train_emb, train_y, test_emb, test_y, k=k, seed=seed, n_classes=n_classes)
         for protocol in protocols:
-            if protocol in ("fewshot", "labels"):  # several rows each
-                if protocol == "fewshot":
-                    extra = [
-                        r | {"n_train": len(train_emb)}
-                        for r in few_shot(train_emb, train_y, test_emb, test_y, seed=seed)
-                    ]
-                else:
-                    extra = label_efficiency(train_emb, train_y, test_emb, test_y, seed=seed)
-                rows += [{"encoder": encoder, **r} for r in extra]
-                continue
-            pred, details = predict(protocol, train_emb, train_y, test_emb, k=k, seed=seed)
-            result = accuracy_with_ci(test_y, pred, seed=seed)
-            rows.append(
-                {
-                    "encoder": encoder,
-                    "protocol": protocol,
-                    "accuracy": result["accuracy"],
-                    "ci_low": result["ci_low"],
-                    "ci_high": result["ci_high"],
-                    "n_train": len(train_emb),
-                    "n_test": result["n_test"],
-                    "details": details,
-                    "confusion": confusion(test_y, pred, n_classes),
-                }
-            )
+            rows += PROTOCOL_ROWS[protocol](probe)
     return rows

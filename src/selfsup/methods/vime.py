@@ -43,13 +43,13 @@ class VIME(Method):
 
     def __init__(self, encoder: Encoder, config: VIMEConfig) -> None:
         super().__init__(encoder, config)
-        schema = getattr(encoder, "config", {}).get("schema")
-        if schema is None:
+        config_of = getattr(encoder, "config", {})
+        if "columns" not in config_of and "schema" not in config_of:  # "schema": an export before December 2026
             raise SelfsupError(
-                "VIME needs a tabular encoder (its config holds the table schema); "
+                "VIME needs a tabular encoder (its config holds the table's column layout); "
                 "pre-train on a table, or pick a method for this modality."
             )
-        self.n_continuous, cardinalities = table_layout(schema)
+        self.n_continuous, cardinalities = table_layout(config_of)
         self.cardinalities = cardinalities
         self.n_features = self.n_continuous + len(cardinalities)
         self.register_buffer("_cards", torch.tensor(cardinalities, dtype=torch.long), persistent=False)

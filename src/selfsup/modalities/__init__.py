@@ -1,6 +1,8 @@
 """Modalities: each is one typed :class:`Modality` (reader, preprocessing fitted on the training split, views,
 default encoders, raw-input baseline), the ``MODALITY`` of its module, looked up by :func:`get_modality`. The rest
-of the code calls it and never branches on a modality's name. Reading a source by name (``builtin:NAME`` or a
+of the code calls it and never branches on a modality's name. Reading and fitting are separate steps: ``load``
+reads a source (as an encoder's :class:`~selfsup.data.Preprocessing` says, when given); ``encoder_config`` and
+``preprocessing`` are fitted on the training split it read. Reading a source by name (``builtin:NAME`` or a
 path) is ``selfsup.sources.load_data``. docs/modalities.md describes the data each one reads and makes.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from selfsup.data import DataOptions, Splits
+from selfsup.data import DataOptions, Preprocessing, Splits
 from selfsup.errors import SelfsupError, unknown_name
 
 if TYPE_CHECKING:
@@ -32,8 +34,12 @@ AUDIO_SEARCH_DEPTH = 3  # a folder, its train/test or class sub-folders, and cla
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
 
 
-def _no_settings(encoder_config: dict) -> dict:
-    return {}
+def _no_preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
+    return Preprocessing(splits.modality, {})
+
+
+def _not_before_reading(name: str, options: DataOptions, encoder_args: dict) -> Preprocessing | None:
+    return None
 
 
 def _same_options(options: DataOptions, splits: Splits) -> DataOptions:
@@ -53,7 +59,7 @@ class Modality:
     """What a modality supplies. Optional parts default to "nothing special"."""
 
     name: str
-    load: Callable[[str, DataOptions, dict | None], Splits]  # read a path (with an encoder config: as it reads)
+    load: Callable[[str, DataOptions, Preprocessing | None], Splits]  # read a path (as an encoder's preprocessing says)
     encoder_config: Callable[[str, Splits, DataOptions | None, dict | None], dict]  # fitted on the training split
     make_views: Callable[..., nn.Module]  # (ViewSpec, splits, encoder config, view args) -> batched views
     raw_features: Callable[[torch.Tensor, dict], np.ndarray]  # the raw-input baseline's features
@@ -61,8 +67,11 @@ class Modality:
     default_encoder: str
     token_encoder: str  # the default of methods that need tokens (masked modelling)
     view_args: tuple[str, ...]
-    # the part of an encoder config that reading depends on: data read for that encoder has it as Splits.fitted
-    read_settings: Callable[[dict], dict] = _no_settings
+    # how new data is read for an encoder of this config fitted on these splits (read with these options)
+    preprocessing: Callable[[Splits, DataOptions, dict], Preprocessing] = _no_preprocessing
+    # the preprocessing an encoder of this name and arguments needs, when it is known before any data is read
+    # (text: its tokenizer), so that the data is read once, already as that encoder reads it
+    planned_preprocessing: Callable[[str, DataOptions, dict], Preprocessing | None] = _not_before_reading
     # options to read another source (replay data) the way this data was read
     read_like: Callable[[DataOptions, Splits], DataOptions] = _same_options
     # another source's samples made to fit this data's sample shape (or left as they are)
@@ -70,7 +79,8 @@ class Modality:
     # whether a new encoder of a config has weights of its own (text: a model checkpoint), and loading them
     own_weights: Callable[[dict], bool] = _no_own_weights
     start_weights: Callable[[nn.Module], Any] | None = None
-    tree_baseline: bool = False  # gradient-boosted trees on the raw features are the usual bar (tables)
+    # gradient-boosted trees on the raw features are the usual bar (tables): which raw columns are categorical
+    tree_columns: Callable[[dict], np.ndarray] | None = None
 
 
 def get_modality(name: str) -> Modality:

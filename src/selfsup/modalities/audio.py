@@ -25,13 +25,13 @@ import math
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 from rich.progress import track
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits, warn_skipped
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits, warn_skipped
 from selfsup.errors import SelfsupError
 from selfsup.modalities import AUDIO_SUFFIXES, Modality
 from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
@@ -183,10 +183,17 @@ def check_segment_seconds(value: Any) -> float:
     return float(value)
 
 
-def reading(options: DataOptions, encoder_config: dict | None) -> tuple[int, float]:
+class Reading(TypedDict):
+    """An audio encoder's preprocessing settings: the rate files are resampled to and the clip length."""
+
+    sample_rate: int
+    segment_seconds: float
+
+
+def reading(options: DataOptions, preprocessing: Preprocessing | None) -> tuple[int, float]:
     """The sample rate and segment length to read at: the options', else the encoder's, else the defaults;
     options that contradict the encoder are refused."""
-    trained = encoder_config or {}
+    trained = preprocessing.settings if preprocessing is not None else {}
     rate, seconds = options.sample_rate, options.segment_seconds
     for flag, given, key in (("--sample-rate", rate, "sample_rate"), ("--segment-seconds", seconds, "segment_seconds")):
         if given is not None and key in trained and float(given) != float(trained[key]):
@@ -233,13 +240,13 @@ def load_folder(
         test=test,
         name=name or str(source),
         modality=NAME,
-        fitted={"sample_rate": rate, "segment_seconds": seconds},
+        preprocessing=Preprocessing(NAME, Reading(sample_rate=rate, segment_seconds=seconds)),
     )
 
 
-def load(source: str, options: DataOptions, encoder_config: dict | None = None) -> Splits:
-    """Read an audio file or folder; with an encoder config, at the encoder's sample rate and segment length."""
-    rate, seconds = reading(options, encoder_config)
+def load(source: str, options: DataOptions, preprocessing: Preprocessing | None = None) -> Splits:
+    """Read an audio file or folder; for an encoder, at its sample rate and segment length."""
+    rate, seconds = reading(options, preprocessing)
     return load_folder(source, rate, seconds, options.bad_files)
 
 
@@ -278,8 +285,9 @@ def encoder_config(
     training split computed with the encoder's own front end."""
     from selfsup.encoders.audio import audio_encoder_config
 
-    rate = splits.fitted.get("sample_rate", DEFAULT_SAMPLE_RATE)
-    seconds = splits.fitted.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
+    read = splits.preprocessing.settings if splits.preprocessing is not None else {}
+    rate = read.get("sample_rate", DEFAULT_SAMPLE_RATE)
+    seconds = read.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
     args = dict(encoder_args or {})
     config = audio_encoder_config(name, rate, seconds, **args)
     mean, std = bin_statistics(splits.train.x, config)
@@ -324,9 +332,14 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
     return torch.cat(rows).numpy() if rows else np.zeros((0, 2 * len(encoder_config["mean"])), dtype=np.float32)
 
 
-def read_settings(encoder_config: dict) -> dict:
-    """What reading audio for an encoder takes from its config (``Splits.fitted`` of data read for it)."""
-    return {"sample_rate": encoder_config["sample_rate"], "segment_seconds": encoder_config["segment_seconds"]}
+def preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
+    """New audio is read at the encoder's sample rate and segment length."""
+    return Preprocessing(
+        NAME,
+        Reading(
+            sample_rate=int(encoder_config["sample_rate"]), segment_seconds=float(encoder_config["segment_seconds"])
+        ),
+    )
 
 
 MODALITY = Modality(
@@ -339,5 +352,5 @@ MODALITY = Modality(
     DEFAULT_ENCODER,
     TOKEN_ENCODER,
     VIEW_ARGS,
-    read_settings=read_settings,
+    preprocessing=preprocessing,
 )

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits, warn_skipped
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits, warn_skipped
 from selfsup.errors import SelfsupError
 from selfsup.modalities import Modality
 from selfsup.views import ViewSpec
@@ -139,9 +140,15 @@ def load_folder(path: str, image_size: int | None = None, bad_files: str = "fail
     return Splits(train=train, test=test, name=str(folder), modality="image")
 
 
-def load(source: str, options: DataOptions, encoder_config: dict | None = None) -> Splits:
-    """Read an image folder; with an encoder config, at the encoder's input size."""
-    size = options.image_size or (encoder_config or {}).get("image_size")
+class Reading(TypedDict):
+    """An image encoder's preprocessing settings: the size images are decoded at (its input size)."""
+
+    image_size: int
+
+
+def load(source: str, options: DataOptions, preprocessing: Preprocessing | None = None) -> Splits:
+    """Read an image folder; for an encoder, at its input size (``--image-size`` overrides it)."""
+    size = options.image_size or (preprocessing.get("image_size") if preprocessing else None)
     return load_folder(source, image_size=size, bad_files=options.bad_files)
 
 
@@ -190,6 +197,11 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
     return x.flatten(1).numpy()
 
 
+def preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
+    """New images are decoded at the encoder's input size."""
+    return Preprocessing(NAME, Reading(image_size=int(encoder_config["image_size"])))
+
+
 def read_like(options: DataOptions, splits: Splits) -> DataOptions:
     """Options that read another image source (replay) at this data's size."""
     return replace(options, image_size=int(splits.train.x.shape[-1]))
@@ -205,5 +217,6 @@ MODALITY = Modality(
     DEFAULT_ENCODER,
     TOKEN_ENCODER,
     VIEW_ARGS,
+    preprocessing=preprocessing,
     read_like=read_like,
 )

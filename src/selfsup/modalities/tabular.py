@@ -36,13 +36,13 @@ import math
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
 import torch
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
 from selfsup.errors import SelfsupError, first_line, unknown_name
 from selfsup.modalities import Modality
 from selfsup.views import ViewSpec
@@ -399,10 +399,18 @@ def schema_width(schema: dict) -> int:
     return len(schema["numeric"]) + len(schema["indicators"]) + len(schema["categorical"])
 
 
+class Reading(TypedDict):
+    """A table encoder's preprocessing settings: the schema fitted on its pre-training rows."""
+
+    schema: dict[str, Any]
+
+
 def _check_schema(schema: Any) -> dict:
     keys = ("numeric", "indicators", "categorical", "label", "classes")
     if not isinstance(schema, dict) or any(k not in schema for k in keys):
-        raise SelfsupError("the encoder config holds no valid table schema; was the encoder pre-trained on a table?")
+        raise SelfsupError(
+            "the encoder's preprocessing holds no valid table schema; was the encoder pre-trained on a table?"
+        )
     return schema
 
 
@@ -489,11 +497,15 @@ def _ids(frame: pd.DataFrame, ignore: Sequence[str]) -> list[str]:
 
 
 def from_frames(
-    train: pd.DataFrame, test: pd.DataFrame | None, name: str, options: DataOptions, encoder_config: dict | None = None
+    train: pd.DataFrame,
+    test: pd.DataFrame | None,
+    name: str,
+    options: DataOptions,
+    preprocessing: Preprocessing | None = None,
 ) -> Splits:
-    """Splits from DataFrames: the schema is fitted on ``train`` (or taken from ``encoder_config``).
+    """Splits from DataFrames: the schema is fitted on ``train`` (or is an encoder's ``preprocessing``).
 
-    With ``encoder_config``, its schema is applied unchanged; the label is ``options.label`` when
+    With ``preprocessing``, its schema is applied unchanged; the label is ``options.label`` when
     given (classes fitted on ``train`` unless it is the schema's own label), else the schema's label
     when the table has that column (else the rows are unlabeled).
     """
@@ -502,11 +514,11 @@ def from_frames(
     train = _string_columns(train, name)
     if len(train) == 0:
         raise SelfsupError(f"table '{name}' has no rows.")
-    if encoder_config is None:
+    if preprocessing is None:
         schema = fit_schema(train, options.label, ignore)
         label, classes = schema["label"], schema["classes"]
     else:
-        schema = _check_schema(encoder_config.get("schema"))
+        schema = _check_schema(preprocessing.get("schema"))
         _check_columns(train, options.label, ignore)
         inputs = {e["name"] for e in schema["numeric"]} | {e["name"] for e in schema["categorical"]}
         clash = [c for c in ignore if c in inputs]
@@ -535,22 +547,33 @@ def from_frames(
         if len(test) == 0:
             raise SelfsupError(f"the test table of '{name}' has no rows.")
         test_set = split(test)
-    return Splits(train=split(train), test=test_set, name=name, modality=NAME, fitted={"schema": schema})
+    fitted = Preprocessing(NAME, Reading(schema=schema))
+    return Splits(train=split(train), test=test_set, name=name, modality=NAME, preprocessing=fitted)
 
 
-def load(source: str, options: DataOptions | None = None, encoder_config: dict | None = None) -> Splits:
+def load(source: str, options: DataOptions | None = None, preprocessing: Preprocessing | None = None) -> Splits:
     """Read a .csv / .tsv / .parquet file as the training split (no test split); see ``from_frames``."""
-    return from_frames(read_table(source), None, str(source), options or DataOptions(), encoder_config)
+    return from_frames(read_table(source), None, str(source), options or DataOptions(), preprocessing)
 
 
 # ---------------------------------------------------------------- encoder, views, baseline
 
 
 def encoder_config(name: str, splits: Splits, options: DataOptions | None, encoder_args: dict | None) -> dict:
-    """The encoder config: ``table_encoder_config`` with the schema fitted on the training split."""
+    """The encoder config: ``table_encoder_config`` with the column layout of the schema fitted on the training
+    split."""
     from selfsup.encoders.table import table_encoder_config
 
-    return table_encoder_config(name, _check_schema(splits.fitted.get("schema")), **(encoder_args or {}))
+    return table_encoder_config(name, _fitted_schema(splits), **(encoder_args or {}))
+
+
+def _fitted_schema(splits: Splits) -> dict:
+    return _check_schema(splits.preprocessing.get("schema") if splits.preprocessing else None)
+
+
+def preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
+    """The schema the training split was read with: new tables are read with it unchanged."""
+    return Preprocessing(NAME, Reading(schema=_fitted_schema(splits)))
 
 
 def _rate(key: str, value: Any, high: float | None = 1.0) -> float:
@@ -576,17 +599,32 @@ def make_views(
 
     view_args = check_known(view_args, VIEW_ARGS, "table")
     args = {key: _rate(key, value, None if key == "noise_std" else 1.0) for key, value in view_args.items()}
-    schema = _check_schema((encoder_config or splits.fitted).get("schema"))
+    n_numeric, width = _layout(encoder_config) if encoder_config else _schema_layout(_fitted_schema(splits))
     rows = splits.train.x.float()
-    if rows.dim() != 2 or rows.shape[1] != schema_width(schema):
+    if rows.dim() != 2 or rows.shape[1] != width:
         raise SelfsupError(
-            f"the table has {tuple(rows.shape)} features but the encoder's schema makes "
-            f"{schema_width(schema)}; read the table with the encoder's schema."
+            f"the table has {tuple(rows.shape)} features but the encoder's columns make "
+            f"{width}; read the table with the encoder's schema."
         )
     if len(rows) > MAX_MARGINAL_ROWS:
         pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:MAX_MARGINAL_ROWS]
         rows = rows[pick.sort().values]
-    return TableViews(spec, len(schema["numeric"]), rows, **args)
+    return TableViews(spec, n_numeric, rows, **args)
+
+
+def _schema_layout(schema: dict) -> tuple[int, int]:
+    return len(schema["numeric"]), schema_width(schema)
+
+
+def _layout(encoder_config: dict) -> tuple[int, int]:
+    """``(numeric columns, x width)`` of a table encoder config."""
+    from selfsup.encoders.table import table_layout
+
+    n_continuous, cardinalities = table_layout(encoder_config)
+    numeric = encoder_config["columns"]["numeric"] if "columns" in encoder_config else None
+    if numeric is None:  # an export before December 2026 carried the schema
+        numeric = len(_check_schema(encoder_config.get("schema"))["numeric"])
+    return int(numeric), n_continuous + len(cardinalities)
 
 
 def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
@@ -594,19 +632,19 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
 
     Categorical column ``j`` becomes ``len(categories) + 1`` columns (slot 0: missing or unseen).
     """
-    schema = _check_schema(encoder_config.get("schema"))
+    from selfsup.encoders.table import table_layout
+
+    dense, cardinalities = table_layout(encoder_config)
     values = x.detach().float().cpu().numpy()
-    width = schema_width(schema)
+    width = dense + len(cardinalities)
     if values.ndim != 2 or values.shape[1] != width:
         raise SelfsupError(
-            f"table features have shape {values.shape} but the encoder's schema makes {width} columns; "
+            f"table features have shape {values.shape} but the encoder's columns make {width}; "
             "read the table with the encoder's schema."
         )
-    dense = len(schema["numeric"]) + len(schema["indicators"])
     parts = [values[:, :dense]]
     rows = np.arange(len(values))
-    for j, entry in enumerate(schema["categorical"]):
-        size = len(entry["categories"]) + 1
+    for j, size in enumerate(cardinalities):
         codes = np.clip(np.rint(values[:, dense + j]), 0, size - 1).astype(np.int64)
         onehot = np.zeros((len(values), size), dtype=np.float32)
         onehot[rows, codes] = 1.0
@@ -614,9 +652,12 @@ def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-def read_settings(encoder_config: dict) -> dict:
-    """What reading a table for an encoder takes from its config: the schema (``Splits.fitted`` of data read for it)."""
-    return {"schema": encoder_config["schema"]}
+def categorical_columns(encoder_config: dict) -> np.ndarray:
+    """Which raw-feature columns (``x``'s layout) are categorical codes: for tree models on the raw features."""
+    from selfsup.encoders.table import table_layout
+
+    dense, cardinalities = table_layout(encoder_config)
+    return np.arange(dense + len(cardinalities)) >= dense
 
 
 MODALITY = Modality(
@@ -629,6 +670,6 @@ MODALITY = Modality(
     DEFAULT_ENCODER,
     TOKEN_ENCODER,
     VIEW_ARGS,
-    read_settings=read_settings,
-    tree_baseline=True,
+    preprocessing=preprocessing,
+    tree_columns=categorical_columns,
 )

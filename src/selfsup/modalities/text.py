@@ -2,10 +2,9 @@
 
 Text is kept as token ids ``(N, max_length)`` int64 (``docs/modalities.md``): each text tokenised by the
 encoder's tokenizer (``[CLS] ... [SEP]`` for BERT-like ones), truncated to the encoder's ``max_length``
-and right-padded with the tokenizer's pad id, so the attention mask is ``x != pad_id``. Without an
-encoder config (the first read of a pre-training run) the default encoder's tokenizer reads the text;
-``pretrain`` reads it again when the chosen encoder tokenises otherwise (``Splits.fitted`` says how it
-was read).
+and right-padded with the tokenizer's pad id, so the attention mask is ``x != pad_id``. An encoder's
+preprocessing names its tokenizer (a pre-training run knows it from the encoder's name before it reads the
+text: ``planned_preprocessing``); without one, the default encoder's tokenizer reads the text.
 
 Sources (one training split; labels, for probing only, are class names as strings):
 
@@ -27,13 +26,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
 from torch import nn
 
-from selfsup.data import ArrayDataset, DataOptions, Splits
+from selfsup.data import ArrayDataset, DataOptions, Preprocessing, Splits
 from selfsup.errors import SelfsupError
 from selfsup.modalities import Modality
 from selfsup.modalities.labels import encode_labels, label_text
@@ -188,45 +187,81 @@ def read_texts(
     return found
 
 
-def read_settings(encoder_config: dict) -> dict:
-    """How an encoder reads text (``Splits.fitted`` of data read for it): its tokenizer and length."""
-    return {"tokenizer": encoder_config["tokenizer"], "max_length": int(encoder_config["max_length"])}
+class Reading(TypedDict, total=False):
+    """A text encoder's preprocessing settings: its tokenizer (name or folder), text length and pad id, and the
+    field / column the text and the label were read from (.jsonl and tables)."""
+
+    tokenizer: str
+    max_length: int
+    pad_id: int
+    text_field: str | None
+    label: str | None
 
 
-def default_config() -> dict:
-    """The default encoder's config: what reads text before an encoder is chosen."""
+def _tokenizing(encoder_config: dict, options: DataOptions | None) -> Preprocessing:
+    return Preprocessing(
+        NAME,
+        Reading(
+            tokenizer=encoder_config["tokenizer"],
+            max_length=int(encoder_config["max_length"]),
+            pad_id=int(encoder_config["pad_id"]),
+            text_field=options.text_field if options else None,
+            label=options.label if options else None,
+        ),
+    )
+
+
+def default_preprocessing() -> Preprocessing:
+    """The default encoder's tokenizing: how text is read before an encoder is chosen."""
     from selfsup.encoders.text import text_encoder_config
 
-    return text_encoder_config(DEFAULT_ENCODER)
+    return _tokenizing(text_encoder_config(DEFAULT_ENCODER), None)
+
+
+def preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
+    """New text is tokenised as the encoder tokenises, from the field (and with the label) the training split was
+    read from."""
+    read = splits.preprocessing.settings if splits.preprocessing is not None else {}
+    fields = {"text_field": read.get("text_field"), "label": read.get("label")}
+    return Preprocessing(NAME, dict(_tokenizing(encoder_config, None).settings) | fields)
+
+
+def planned_preprocessing(name: str, options: DataOptions, encoder_args: dict) -> Preprocessing:
+    """A text encoder's tokenizing is known from its name before any text is read."""
+    from selfsup.encoders.text import text_encoder_config
+
+    return _tokenizing(text_encoder_config(name, **encoder_args), options)
 
 
 def dataset(
     texts: list[str],
     labels: list[str | None] | None,
     ids: list[str],
-    encoder_config: dict,
+    preprocessing: Preprocessing,
     where: str,
     classes: list[str] | None = None,
 ) -> ArrayDataset:
-    """Token ids of ``texts`` with their labels (classes: sorted names unless given)."""
+    """Token ids of ``texts`` (tokenised as ``preprocessing`` says) with their labels (classes: sorted names
+    unless given)."""
     from selfsup.encoders.text import tokenize
 
     y, classes = encode_labels(labels if labels is not None else [None] * len(texts), classes, where)
-    return ArrayDataset(tokenize(texts, encoder_config), y, ids, classes)
+    return ArrayDataset(tokenize(texts, dict(preprocessing.settings)), y, ids, classes)
 
 
-def load(source: str, options: DataOptions | None = None, encoder_config: dict | None = None) -> Splits:
+def load(source: str, options: DataOptions | None = None, preprocessing: Preprocessing | None = None) -> Splits:
     """Read a text file (see the module docstring) as the training split, tokenised the encoder's way
-    (without an encoder config: the default encoder's); for .jsonl and tables, options not given default to
-    the encoder's pre-training read (``encoder_config["read"]``), its label where the file has that field."""
-    read = (encoder_config or {}).get("read") or {}
+    (without its preprocessing: the default encoder's); for .jsonl and tables, options not given default to
+    the field and label the encoder's pre-training data was read from, its label where the file has that field."""
     options = options or DataOptions()
+    preprocessing = preprocessing or default_preprocessing()
     if Path(source).suffix.lower() not in LINE_SUFFIXES:  # a .txt file has no fields to name
-        options = replace(options, text_field=options.text_field or read.get("text_field"))
-    config = encoder_config or default_config()
-    texts, labels, ids = read_texts(source, options, default_label=read.get("label"))
-    train = dataset(texts, labels, ids, config, f"'{source}'")
-    return Splits(train=train, test=None, name=str(source), modality=NAME, fitted=read_settings(config))
+        options = replace(options, text_field=options.text_field or preprocessing.get("text_field"))
+    label = options.label or preprocessing.get("label")
+    texts, labels, ids = read_texts(source, options, default_label=label)
+    train = dataset(texts, labels, ids, preprocessing, f"'{source}'")
+    read = Preprocessing(NAME, dict(preprocessing.settings) | {"text_field": options.text_field, "label": label})
+    return Splits(train=train, test=None, name=str(source), modality=NAME, preprocessing=read)
 
 
 # --------------------------------------------------------------------------- encoder, views, baseline
@@ -235,13 +270,10 @@ def load(source: str, options: DataOptions | None = None, encoder_config: dict |
 def encoder_config(
     name: str, splits: Splits, options: DataOptions | None = None, encoder_args: dict | None = None
 ) -> dict:
-    """``text_encoder_config`` (the data does not shape a text encoder), with how the files were read."""
+    """``text_encoder_config``: the data does not shape a text encoder."""
     from selfsup.encoders.text import text_encoder_config
 
-    config = text_encoder_config(name, **(encoder_args or {}))
-    if options is not None:  # so that embed / evaluate read new files the same way
-        config["read"] = {"text_field": options.text_field, "label": options.label}
-    return config
+    return text_encoder_config(name, **(encoder_args or {}))
 
 
 class TextViews(nn.Module):
@@ -305,7 +337,8 @@ MODALITY = Modality(
     DEFAULT_ENCODER,
     TOKEN_ENCODER,
     VIEW_ARGS,
-    read_settings=read_settings,
+    preprocessing=preprocessing,
+    planned_preprocessing=planned_preprocessing,
     own_weights=own_weights,
     start_weights=start_weights,
 )

@@ -36,12 +36,13 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 import torch
 
-from selfsup.data import ArrayDataset, DataOptions, Splits
+from selfsup.data import ArrayDataset, DataOptions, Preprocessing, Splits
 from selfsup.errors import SelfsupError
 from selfsup.modalities import Modality
 from selfsup.modalities.labels import encode_labels, label_text, sorted_classes
@@ -497,11 +498,21 @@ def split_files(folder: str | Path) -> tuple[Path, Path | None]:
     )
 
 
-def check_channels(dataset: ArrayDataset, encoder_config: dict | None, source: str) -> None:
+class Reading(TypedDict):
+    """A series encoder's preprocessing settings: its channel count, and the CSV columns its data was read by."""
+
+    channels: int
+    label: str | None
+    ignore: list[str]
+    series_id: str | None
+    time_column: str | None
+
+
+def check_channels(dataset: ArrayDataset, preprocessing: Preprocessing | None, source: str) -> None:
     """Refuse series whose channel count differs from the encoder's."""
-    if encoder_config is None:
+    if preprocessing is None or preprocessing.get("channels") is None:
         return
-    expected, found = int(encoder_config["in_chans"]), int(dataset.x.shape[1])
+    expected, found = int(preprocessing.get("channels")), int(dataset.x.shape[1])
     if expected != found:
         raise SelfsupError(
             f"the encoder takes {expected} channel(s) but {source} has {found}; pass series with "
@@ -513,12 +524,12 @@ def load_files(
     train_path: str | Path,
     test_path: str | Path | None = None,
     options: DataOptions | None = None,
-    encoder_config: dict | None = None,
+    preprocessing: Preprocessing | None = None,
     name: str | None = None,
 ) -> Splits:
     """Read a train file and an optional test file into splits of one length (test labels use train's classes)."""
     train = read_file(train_path, options)
-    check_channels(train, encoder_config, f"'{train_path}'")
+    check_channels(train, preprocessing, f"'{train_path}'")
     test = None
     if test_path is not None:
         test = read_file(test_path, options, classes=train.classes)
@@ -529,26 +540,36 @@ def load_files(
             )
         length = max(train.x.shape[-1], test.x.shape[-1])
         train.x, test.x = pad_length(train.x, length), pad_length(test.x, length)
-    return Splits(train=train, test=test, name=name or str(train_path), modality=NAME)
+    read = options or DataOptions()
+    columns = Reading(
+        channels=int(train.x.shape[1]),
+        label=read.label,
+        ignore=list(read.ignore),
+        series_id=read.series_id,
+        time_column=read.time_column,
+    )
+    return Splits(
+        train=train, test=test, name=name or str(train_path), modality=NAME, preprocessing=Preprocessing(NAME, columns)
+    )
 
 
-def load(source: str, options: DataOptions, encoder_config: dict | None = None) -> Splits:
-    """Read a series file or a folder of train/test files (see the module docstring); with an encoder config,
-    refuse series with another channel count."""
+def load(source: str, options: DataOptions, preprocessing: Preprocessing | None = None) -> Splits:
+    """Read a series file or a folder of train/test files (see the module docstring); for an encoder (its
+    ``preprocessing``), CSV columns as its data was read and series with another channel count refused."""
     path = Path(source)
     if not path.exists():
         raise SelfsupError(
             f"series data '{source}' does not exist; pass a .ts/.npy/.npz/.csv file or a folder of "
             "NAME_TRAIN/NAME_TEST files."
         )
-    options = _as_trained(options or DataOptions(), encoder_config)
+    options = _as_trained(options or DataOptions(), preprocessing)
     train_path, test_path = split_files(path) if path.is_dir() else (path, None)
-    return load_files(train_path, test_path, options, encoder_config, name=str(source))
+    return load_files(train_path, test_path, options, preprocessing, name=str(source))
 
 
-def _as_trained(options: DataOptions, encoder_config: dict | None) -> DataOptions:
+def _as_trained(options: DataOptions, preprocessing: Preprocessing | None) -> DataOptions:
     """Options not given now default to how the encoder's pre-training data was read (CSV columns)."""
-    read = (encoder_config or {}).get("read") or {}
+    read = preprocessing.settings if preprocessing is not None else {}
     return replace(
         options,
         label=options.label or read.get("label"),
@@ -586,15 +607,14 @@ def encoder_config(
     x = splits.train.x
     mean, std = channel_statistics(x)
     length = int(valid_lengths(x).max()) or int(x.shape[-1])  # the training split's, not a padded test's
-    config = series_encoder_config(name, int(x.shape[1]), length, mean, std, **(encoder_args or {}))
-    if options is not None:  # how CSV columns were read, so embed/evaluate read new files the same way
-        config["read"] = {
-            "label": options.label,
-            "ignore": list(options.ignore),
-            "series_id": options.series_id,
-            "time_column": options.time_column,
-        }
-    return config
+    return series_encoder_config(name, int(x.shape[1]), length, mean, std, **(encoder_args or {}))
+
+
+def preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
+    """How the training split's CSV columns were read (so embed/evaluate read new files the same way), and the
+    encoder's channel count."""
+    read = dict(splits.preprocessing.settings) if splits.preprocessing is not None else {}
+    return Preprocessing(NAME, read | {"channels": int(encoder_config["in_chans"])})
 
 
 def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
@@ -641,5 +661,6 @@ MODALITY = Modality(
     DEFAULT_ENCODER,
     TOKEN_ENCODER,
     VIEW_ARGS,
+    preprocessing=preprocessing,
     fit_samples=fit_samples,
 )

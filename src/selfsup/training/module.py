@@ -1,15 +1,14 @@
-"""The one generic LightningModule: views on the training device, the method's loss, an online probe.
+"""The one generic LightningModule: views on the training device, the method's loss.
 
-Methods never write training loops. The online linear probe (as in solo-learn and stable-pretraining)
-trains on detached embeddings of the first view and is scored on a held-out labeled split. Each step returns
-its embeddings, which the label-free monitors (``training/callbacks.py``) read.
+Methods never write training loops. Each training step returns the detached embeddings of the first view, which
+the label-free monitors (``training/callbacks.py``) and the online linear probe (``training/probe.py``, trained
+on them and scored on the embeddings ``validation_step`` returns for a held-out labeled split) read.
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from selfsup.methods.base import Method
@@ -25,7 +24,6 @@ class PretrainModule(L.LightningModule):
         lr: float,
         weight_decay: float,
         warmup_fraction: float,
-        num_classes: int = 0,
         *,
         schedule: str = "cosine",
         decay_fraction: float = 0.2,
@@ -41,11 +39,10 @@ class PretrainModule(L.LightningModule):
         self.freeze_encoder_steps = freeze_encoder_steps
         self.distill_teacher = frozen_copy(distill_teacher).eval() if distill_teacher is not None else None
         self.distill_weight = distill_weight
-        self.probe = nn.Linear(method.encoder.embed_dim, num_classes) if num_classes > 1 else None
         self._warming_up = False  # the backbone is in eval mode for head warm-up
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        x, y = batch
+        x = batch[0]  # the labels are the online probe's (``training/probe.py``)
         with torch.no_grad():
             views = self.views(x)
         out = self.method.training_loss(views)
@@ -59,15 +56,10 @@ class PretrainModule(L.LightningModule):
             distill_loss = self._distill_loss(views[0])
             loss = loss + self.distill_weight * distill_loss
             self.log("distill_loss", distill_loss, on_step=True, on_epoch=False)
-        labeled = y >= 0  # replayed source samples carry no label
-        if self.probe is not None and labeled.any():
-            probe_loss = F.cross_entropy(self.probe(out.embedding.detach()[labeled]), y[labeled])
-            loss = loss + probe_loss
-            self.log("probe_loss", probe_loss, on_step=True, on_epoch=False)
         self.log("loss", out.loss, prog_bar=True, on_step=True, on_epoch=True)
         for key, value in out.logs.items():
             self.log(key, value, on_step=True, on_epoch=False)
-        return {"loss": loss, "embedding": out.embedding.detach()}  # the embeddings: for the monitor callbacks
+        return {"loss": loss, "embedding": out.embedding.detach()}  # the embeddings: for the callbacks
 
     def _distill_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Self-distillation (Lee et al. 2022): squared distance between the student's and the frozen
@@ -99,14 +91,18 @@ class PretrainModule(L.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self.method.on_train_batch_end(progress=self.global_step / max(1, self._total_steps()))
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        if self.probe is None:
-            return
-        x, y = batch
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """The held-out batch's embeddings, which the online probe (``training/probe.py``) scores."""
+        x = batch[0]
         if isinstance(x, (list, tuple)) and not self.method.paired:  # a sample and its pair: probe the sample
             x = x[0]
-        logits = self.probe(self.method.encoder(x))
-        self.log("probe_acc", (logits.argmax(-1) == y).float().mean(), prog_bar=True, on_epoch=True)
+        return {"embedding": self.method.encoder(x)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint of an older selfsup holds the online probe in the module (``probe.*``): dropped, so that
+        resuming it ends in the workflow's message on its optimiser state of another shape, not a key error."""
+        for key in [k for k in checkpoint["state_dict"] if k.startswith("probe.")]:
+            del checkpoint["state_dict"][key]
 
     def _total_steps(self) -> int:
         return int(self.trainer.estimated_stepping_batches)
@@ -115,7 +111,7 @@ class PretrainModule(L.LightningModule):
         """AdamW, one LR schedule. With head warm-up the encoder's groups have their own schedule (warm-up
         included) that starts when it is unfrozen, so it does not meet the full LR with empty optimiser moments.
         Encoder and heads are each split by ``decays``: weight decay on matrices and kernels, none on biases,
-        norm weights and learned scalars; the online probe is never decayed."""
+        norm weights and learned scalars."""
         encoder_ids = {id(p) for p in self.method.backbone().parameters()}
         trainable = [p for p in self.method.parameters() if p.requires_grad]
         groups: list[dict] = []
@@ -126,9 +122,6 @@ class PretrainModule(L.LightningModule):
                 if params:
                     groups.append({"params": params, "weight_decay": self.weight_decay if decayed else 0.0})
                     in_encoder.append(encoder)
-        if self.probe is not None:
-            groups.append({"params": list(self.probe.parameters()), "weight_decay": 0.0})
-            in_encoder.append(False)
         optimizer = torch.optim.AdamW(groups, lr=self.lr)
         total = self._total_steps()
         warmup = int(self.warmup_fraction * total)

@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 from selfsup.checkpoint import save_encoder
-from selfsup.data import ArrayDataset, DataOptions, Splits, pair_by_id
+from selfsup.data import ArrayDataset, DataOptions, Preprocessing, Splits, pair_by_id
 from selfsup.encoders import Encoder, build_encoder
 from selfsup.encoders.pair import PairEncoder, side_names
 from selfsup.errors import SelfsupError
 from selfsup.methods.base import Method
 from selfsup.modalities import get_modality
 from selfsup.recipe import Recipe
-from selfsup.sources import load_data
+from selfsup.sources import load_data, source_modality
 from selfsup.views import ViewSpec
 
 
@@ -65,11 +65,11 @@ def _pool(splits: Splits) -> ArrayDataset:
     return ArrayDataset(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]), train.ids + test.ids, classes)
 
 
-def _read_pair_data(recipe: Recipe, options: DataOptions, config: dict | None = None) -> Splits:
+def _read_pair_data(recipe: Recipe, options: DataOptions, preprocessing: Preprocessing | None = None) -> Splits:
     """``load_data`` of --pair-data, its messages naming the --pair-* flags that read it."""
     assert recipe.pair_data is not None  # called only for a recipe with --pair-data
     try:
-        return load_data(recipe.pair_data, options, encoder_config=config)
+        return load_data(recipe.pair_data, options, preprocessing=preprocessing)
     except SelfsupError as err:
         message = str(err).replace("--text-column", "--pair-text-column").replace("--modality", "--pair-modality")
         raise SelfsupError(message) from err
@@ -82,14 +82,18 @@ def side_b(recipe: Recipe, options: DataOptions, resume: bool) -> tuple[Splits, 
     options_b = DataOptions(
         modality=recipe.pair_modality, text_field=recipe.pair_text_field, bad_files=recipe.bad_files
     )
-    splits = _read_pair_data(recipe, options_b)
+    name_of = source_modality(recipe.pair_data or "", options_b)
+    planned = None  # read once, as the chosen encoder reads (e.g. its tokenizer), when that is known before
+    if name_of is not None:
+        name = recipe.pair_encoder or get_modality(name_of).default_encoder
+        planned = get_modality(name_of).planned_preprocessing(name, options_b, recipe.pair_encoder_args)
+    splits = _read_pair_data(recipe, options_b, planned)
     modality = get_modality(splits.modality)
     config = modality.encoder_config(
         recipe.pair_encoder or modality.default_encoder, splits, options_b, recipe.pair_encoder_args
     )
-    if splits.fitted != modality.read_settings(config):
-        splits = _read_pair_data(recipe, options_b, config)  # as the chosen encoder reads (e.g. its tokenizer)
     encoder = build_encoder(config)
+    encoder.preprocessing = modality.preprocessing(splits, options_b, config)
     if modality.start_weights is not None and not resume:
         modality.start_weights(encoder)
     return splits, encoder
@@ -118,14 +122,12 @@ def resolved_lock(recipe: Recipe, trained_a: bool, trained_b: bool) -> dict:
     return args
 
 
-def same_encoder_side(recipe: Recipe, config: dict) -> Splits:
+def same_encoder_side(recipe: Recipe, preprocessing: Preprocessing) -> Splits:
     """``--pair-data`` read as the one encoder reads data (its tokenizer and length; for supervised SimCSE a
     positive text per text), its field ``--pair-text-column`` (default 'text'), not --data's; data of another
     modality is refused."""
-    if "read" in config:  # --data's text field and label are --data's alone
-        config = config | {"read": {"text_field": recipe.pair_text_field, "label": None}}
     options = DataOptions(text_field=recipe.pair_text_field, bad_files=recipe.bad_files)
-    return _read_pair_data(recipe, options, config)
+    return _read_pair_data(recipe, options, preprocessing.without_source())  # --data's columns are --data's alone
 
 
 def pair_splits(a: Splits, b: Splits) -> Splits:

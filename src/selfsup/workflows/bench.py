@@ -16,7 +16,7 @@ from typing import Any
 
 from selfsup.datasets import builtin_datasets
 from selfsup.errors import SelfsupError, unknown_name
-from selfsup.evaluation.evaluate import evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 from selfsup.evaluation.stats import over_seeds
 
 BATCH = {"tabular": 128, "timeseries": 64, "image": 128, "audio": 64, "text": 32}
@@ -78,7 +78,7 @@ def run_cell(
     start, wall = time.process_time(), time.perf_counter()
     run = pretrain(recipe, progress=False)
     cpu_seconds, wall_seconds = time.process_time() - start, time.perf_counter() - wall
-    result = evaluate(run.encoder, run.splits, seed=seed, baselines=baselines)
+    result = evaluate(run.encoder, run.splits, EvaluationOptions(seed=seed, baselines=baselines))
     return {
         "dataset": dataset,
         "modality": modality,

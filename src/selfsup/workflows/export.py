@@ -11,10 +11,10 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from selfsup.checkpoint import load_encoder, read_meta, save_encoder
+from selfsup.checkpoint import PREPROCESSING, load_encoder, read_meta, read_preprocessing, save_encoder
 from selfsup.data import UNLABELED, DataOptions
-from selfsup.encoders import Encoder, build_encoder
-from selfsup.encoders.pair import PairEncoder
+from selfsup.encoders import Encoder, build_encoder, preprocessing_of
+from selfsup.encoders.pair import PairEncoder, side_names
 from selfsup.errors import SelfsupError, first_line
 from selfsup.evaluation.embed import embed
 from selfsup.files import write_atomic
@@ -81,7 +81,7 @@ def write_embeddings(
     if out.suffix == ".npy":  # its description too: a user's file of that name is never replaced
         check_output_file(npy_description(out), "embeddings description", _is_description, overwrite=True)
     encoder = load_encoder(encoder_path)
-    splits = load_data(data, options, encoder_config=encoder.config)
+    splits = load_data(data, options, preprocessing=preprocessing_of(encoder))
     check_fits(encoder, splits)
     parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test is not None else [])
     emb = np.concatenate(
@@ -137,7 +137,11 @@ def export_encoder(
     if Path(run).exists() and out.exists() and out.resolve() == _folder_of(run).resolve():
         raise SelfsupError(f"--out '{out}' is the run itself; export to another folder.")
     meta = read_meta(run)
-    encoder = load_encoder(run, allow_pair=True) if checkpoint is None else _from_checkpoint(meta, checkpoint)
+    if checkpoint is None:  # load_encoder reads its preprocessing
+        encoder = load_encoder(run, allow_pair=True)
+    else:
+        encoder = _from_checkpoint(meta, checkpoint)
+    _with_preprocessing(encoder, _folder_of(run), meta["encoder"])
     with folder_lock(out):
         if overwrite:
             clear_output_folder(out, RUN)
@@ -153,6 +157,20 @@ def export_encoder(
 def _folder_of(run: str | Path) -> Path:
     run = Path(run)
     return run if run.is_dir() else run.parent
+
+
+def _with_preprocessing(encoder: Encoder, run: Path, saved: dict) -> None:
+    """Give an encoder built from a run's checkpoint the preprocessing the run saved (``saved``: its encoder
+    config as written, which is what an export from before preprocessing.json carried it in); a paired run's
+    root holds both sides' (one that finished before it did: each side's own folder)."""
+    if not isinstance(encoder, PairEncoder):
+        encoder.preprocessing = read_preprocessing(run, saved)
+        return
+    for side, key, name in zip((encoder.a, encoder.b), ("a", "b"), side_names(encoder.config)):
+        folder = run / name
+        if side.preprocessing is None:
+            found = folder if (folder / PREPROCESSING).is_file() else run
+            side.preprocessing = read_preprocessing(found, saved[key], side=key if found == run else None)
 
 
 def _from_checkpoint(meta: dict, checkpoint: str | Path) -> Encoder:

@@ -24,8 +24,8 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
 
-from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, save_encoder, write_meta
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, read_preprocessing, save_encoder, write_meta
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
 from selfsup.encoders import Encoder, build_encoder
 from selfsup.encoders.pair import PairEncoder
 from selfsup.errors import RunInterrupted, SelfsupError, first_line
@@ -36,7 +36,7 @@ from selfsup.modalities import check_fits, get_modality
 from selfsup.modalities.text import LINE_SUFFIXES
 from selfsup.outputs import RUN, check_output_folder, clear_output_folder, folder_lock
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
-from selfsup.sources import BUILTIN_PREFIX, load_data
+from selfsup.sources import BUILTIN_PREFIX, load_data, source_modality
 from selfsup.training.callbacks import EmbeddingMonitors, Throughput
 from selfsup.training.checkpoints import (
     FOLDER,
@@ -58,6 +58,7 @@ from selfsup.training.pairs import (
     side_b,
     starts_pre_trained,
 )
+from selfsup.training.probe import OnlineProbe
 from selfsup.training.progress import PlainProgress
 
 RECIPE_FILE = "recipe.yaml"
@@ -209,11 +210,17 @@ def _replay_options(recipe: Recipe, splits: Splits) -> DataOptions:
     return options
 
 
-def _replay_set(recipe: Recipe, config: dict, splits: Splits) -> ArrayDataset:
-    """The source-domain samples to replay, read as the encoder reads its data; labels dropped."""
+def _replay_set(recipe: Recipe, preprocessing: Preprocessing | None, splits: Splits) -> ArrayDataset:
+    """The source-domain samples to replay, read as the encoder reads its data (but for the data's label column:
+    the online probe knows only the data's classes); labels dropped."""
     assert recipe.replay is not None  # called only with --replay
     options, modality = _replay_options(recipe, splits), get_modality(splits.modality)
-    replay = load_data(recipe.replay, options, encoder_config=config if modality.read_settings(config) else None)
+    if preprocessing is not None:  # the encoder's part only: the replay source's columns are its own
+        preprocessing = preprocessing.without_source()
+    try:
+        replay = load_data(recipe.replay, options, preprocessing=preprocessing)
+    except SelfsupError as err:
+        raise SelfsupError(f"--replay '{recipe.replay}': {err}") from err
     if replay.modality != splits.modality:
         raise SelfsupError(
             f"--replay '{recipe.replay}' is {replay.modality} data but '{recipe.data}' is "
@@ -360,11 +367,13 @@ def _run(
     only once every step before training has passed."""
     out = Path(recipe.out)
     resume_from = resume_checkpoint(out) if resume else None  # a corrupt checkpoint fails before any work
-    splits, config, init = _read(recipe, resume)
-    encoder, init_report, pair, method_args = _encoder(recipe, splits, config, init, resume)
+    splits, config, preprocessing, init = _read(recipe, resume)
+    encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, resume)
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
-    train_loader, val_loader = _loaders(recipe, method, splits, config)
-    module = _module(recipe, method, views, len(splits.train.classes or []) if val_loader else 0, teacher)
+    train_loader, val_loader = _loaders(recipe, method, splits, preprocessing)
+    module = _module(recipe, method, views, teacher)
+    n_classes = len(splits.train.classes or []) if val_loader else 0
+    probe = OnlineProbe(method.encoder.embed_dim, n_classes, lr=module.lr) if n_classes > 1 else None
 
     def write_description() -> None:  # what a resumed run changes, once its new state is on disk
         save_recipe(recipe, out / RECIPE_FILE)
@@ -376,7 +385,7 @@ def _run(
         recipe.checkpoint_every_steps,
         after_first_save=write_description if resume and launched_rank() == 0 else None,
     )
-    trainer = _trainer(recipe, out, checkpoints, len(train_loader), progress, resume_from)  # bad devices: before
+    trainer = _trainer(recipe, out, checkpoints, probe, len(train_loader), progress, resume_from)  # bad devices: before
     fresh = not resume and launched_rank() == 0  # anything is written
     if fresh:
         if overwrite:
@@ -400,17 +409,19 @@ def _run(
     return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
 
 
-def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, InitSource | None]:
-    """The data, read as its encoder reads it, the encoder's config (a checkpoint's, or fitted on the data), and
-    the checkpoint to start from (``--init``; a resumed run's weights are in its training checkpoint)."""
+def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, Preprocessing, InitSource | None]:
+    """The data, read once and as its encoder reads it; the encoder's config (a checkpoint's, or fitted on the
+    data) and preprocessing (fitted on the data); the checkpoint to start from (``--init``; a resumed run's
+    weights are in its training checkpoint)."""
     method_cls = method_class(recipe.method)
     options = recipe.data_options()
     saved_config = read_meta(recipe.out)["encoder"] if resume and recipe.init else None
-    if saved_config is not None and saved_config["modality"] == "pairs":
+    paired = saved_config is not None and saved_config["modality"] == "pairs"
+    if saved_config is not None and paired:
         saved_config = saved_config["a"]  # --init is side a's
     init = read_init(recipe.init) if recipe.init and not resume else None  # a bad checkpoint fails before reading
     export_config = saved_config or (init.encoder_config if init is not None else None)
-    splits = load_data(recipe.data, options)
+    splits = load_data(recipe.data, options, preprocessing=_planned(recipe, export_config, init, paired))
     if init is not None and init.encoder_config is not None:  # a resumed run passed these checks when it began
         _check_export(recipe, init.encoder_config, splits)
     if method_cls.modalities is not None and splits.modality not in method_cls.modalities:
@@ -422,23 +433,57 @@ def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, InitSource | None
     if export_config is not None:
         config = dict(export_config)  # the export's architecture and input normalisation, as trained
     else:
-        default_encoder = modality.token_encoder if method_cls.needs_tokens else modality.default_encoder
-        name = recipe.encoder or (init.architecture if init else None) or default_encoder
-        config = modality.encoder_config(name, splits, options, method_cls.encoder_defaults | recipe.encoder_args)
-    if splits.fitted != modality.read_settings(config):  # read again, as the encoder reads: a checkpoint's table
-        # schema (unseen categories -> unknown), its audio rate and segment length, the chosen encoder's tokenizer
-        splits = load_data(recipe.data, options, encoder_config=config)
-    return splits, config, init
+        config = modality.encoder_config(
+            _encoder_name(recipe, splits.modality, init), splits, options, _encoder_args(recipe)
+        )
+    return splits, config, modality.preprocessing(splits, options, config), init
+
+
+def _encoder_name(recipe: Recipe, modality_name: str, init: InitSource | None) -> str:
+    """The architecture of a new encoder: ``--encoder``, a model folder's, or the modality's default (a token
+    encoder for methods that need tokens)."""
+    modality = get_modality(modality_name)
+    default = modality.token_encoder if method_class(recipe.method).needs_tokens else modality.default_encoder
+    return recipe.encoder or (init.architecture if init else None) or default
+
+
+def _encoder_args(recipe: Recipe) -> dict:
+    return method_class(recipe.method).encoder_defaults | recipe.encoder_args
+
+
+def _planned(recipe: Recipe, export_config: dict | None, init: InitSource | None, paired: bool) -> Preprocessing | None:
+    """How the data must be read, when known before reading it, so that it is read once: as the checkpoint's
+    encoder reads (a selfsup export given to --init, or the one a resumed run started from: its schema, rate,
+    tokenizer, size; this source's columns are the recipe's), or as the chosen encoder reads (text: its
+    tokenizer). None when reading or the checks after it will refuse the data (a missing path, another
+    modality than the method's or the checkpoint's): they say what is wrong."""
+    modality = source_modality(recipe.data, recipe.data_options())
+    method_modalities = method_class(recipe.method).modalities
+    if modality is None or (method_modalities is not None and modality not in method_modalities):
+        return None
+    if export_config is not None:
+        if export_config["modality"] != modality:
+            return None
+        folder = Path(recipe.out) if init is None else init.path
+        return read_preprocessing(folder, export_config, side="a" if paired else None).without_source()
+    name = _encoder_name(recipe, modality, init)
+    return get_modality(modality).planned_preprocessing(name, recipe.data_options(), _encoder_args(recipe))
 
 
 def _encoder(
-    recipe: Recipe, splits: Splits, config: dict, init: InitSource | None, resume: bool
+    recipe: Recipe,
+    splits: Splits,
+    config: dict,
+    preprocessing: Preprocessing,
+    init: InitSource | None,
+    resume: bool,
 ) -> tuple[Encoder, InitReport | None, tuple[Splits, Encoder] | None, dict]:
-    """The encoder (seeded, from ``--init`` or its own pre-trained weights), with its paired side for paired
-    methods, and the method's arguments (a pair's applied lock)."""
+    """The encoder (seeded, from ``--init`` or its own pre-trained weights) with its preprocessing, its paired
+    side for paired methods, and the method's arguments (a pair's applied lock)."""
     L.seed_everything(recipe.seed, workers=True, verbose=False)  # before the weights are initialised
     modality = get_modality(splits.modality)
     encoder = build_encoder(config)
+    encoder.preprocessing = preprocessing
     check_fits(encoder, splits)  # e.g. an RGB checkpoint on grey images
     init_report = load_into(encoder, init) if init is not None else None
     if init is None and not resume and modality.start_weights is not None:
@@ -473,19 +518,22 @@ def _method(
         views = pair_views(method_cls.views, splits, pair[0], encoder.a.config, encoder.b.config, view_args)
         return method, views, pair_splits(splits, pair[0])
     if recipe.pair_data:  # a positive per sample, through the one encoder (supervised SimCSE)
-        partner = same_encoder_side(recipe, config)
+        assert encoder.preprocessing is not None  # _encoder gives it the one it read the data with
+        partner = same_encoder_side(recipe, encoder.preprocessing)
         views = pair_views(method_cls.views, splits, partner, config, config, view_args)
         return method, views, pair_splits(splits, partner)
     return method, get_modality(splits.modality).make_views(method_cls.views, splits, config, view_args), splits
 
 
-def _loaders(recipe: Recipe, method: Method, splits: Splits, config: dict) -> tuple[DataLoader, DataLoader | None]:
+def _loaders(
+    recipe: Recipe, method: Method, splits: Splits, preprocessing: Preprocessing
+) -> tuple[DataLoader, DataLoader | None]:
     """The training loader (with replayed source samples, if any) and the online probe's held-out loader."""
     fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
     method.check_data(fit_set.x)
-    replay = _replay_set(recipe, config, splits) if recipe.replay else None
+    replay = _replay_set(recipe, preprocessing, splits) if recipe.replay else None
     if replay is not None:
         method.check_data(replay.x)
     if recipe.freeze_encoder_steps:
@@ -506,9 +554,7 @@ def _loaders(recipe: Recipe, method: Method, splits: Splits, config: dict) -> tu
     return train_loader, val_loader
 
 
-def _module(
-    recipe: Recipe, method: Method, views: nn.Module, probe_classes: int, teacher: nn.Module | None
-) -> PretrainModule:
+def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module | None) -> PretrainModule:
     """The Lightning module: the method's loss on the views, the recipe's optimiser and schedule."""
     return PretrainModule(
         method,
@@ -516,7 +562,6 @@ def _module(
         lr=recipe.lr or method_class(recipe.method).default_lr,
         weight_decay=recipe.weight_decay,
         warmup_fraction=min(1.0, recipe.warmup_epochs / recipe.epochs),
-        num_classes=probe_classes,
         schedule=recipe.schedule,
         decay_fraction=recipe.decay_fraction,
         freeze_encoder_steps=recipe.freeze_encoder_steps,
@@ -540,15 +585,19 @@ def _trainer(
     recipe: Recipe,
     out: Path,
     checkpoints: RunCheckpoints,
+    probe: OnlineProbe | None,
     steps_per_epoch: int,
     progress: bool,
     resume_from: ResumePoint | None,
 ) -> L.Trainer:
-    """The Lightning trainer; a device, strategy or precision it cannot use is a :class:`SelfsupError`."""
+    """The Lightning trainer, with the online ``probe`` if there is one; a device, strategy or precision it cannot
+    use is a :class:`SelfsupError`."""
     for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
         logging.getLogger(name).setLevel(logging.WARNING)
     bar = progress and sys.stdout.isatty()  # a redrawn bar in a terminal; a few plain lines in logs and pipes
     callbacks: list[L.Callback] = [checkpoints, EmbeddingMonitors(), Throughput()]
+    if probe is not None:  # first: a checkpoint written at the end of a step holds the probe's update of that step
+        callbacks.insert(0, probe)
     if progress:
         callbacks.append(RichProgressBar(leave=True) if bar else PlainProgress(sys.stdout))
     # SyncBatchNorm (global-batch BN statistics, as SimCLR/BYOL use) exists only on GPUs
@@ -624,7 +673,7 @@ def _fit(
                 raise
             raise SelfsupError(
                 f"'{resume_from.path}' holds optimiser state of another shape (written by an older "
-                "selfsup, whose weight decay grouped parameters otherwise); export its encoder with "
+                "selfsup, whose optimiser grouped parameters otherwise); export its encoder with "
                 "'selfsup export --checkpoint', or start again with --overwrite."
             ) from None
         except FloatingPointError as err:  # the loss diverged

@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from rich.console import Console
 
 from selfsup.errors import SelfsupError, unknown_name
-from selfsup.evaluation.evaluate import EvaluationResult, evaluate
+from selfsup.evaluation.evaluate import EvaluationOptions, EvaluationResult, evaluate
 from selfsup.evaluation.report import print_table
 from selfsup.methods import method_class
 from selfsup.recipe import make_recipe
@@ -93,10 +94,16 @@ def quickstart(
     run = pretrain(recipe, progress=progress)
     trained = time.perf_counter() - start
     result = evaluate(
-        run.encoder, run.splits, seed=seed, out=out / "report", loss_history=run.loss_history, progress=progress
+        run.encoder,
+        run.splits,
+        EvaluationOptions(seed=seed, progress=progress),
+        out=out / "report",
+        loss_history=run.loss_history,
     )
     result.meta["pretrain_seconds"] = round(trained, 1)
-    print_table(result.rows, f"{plan.data}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console)
+    print_table(
+        cast(list[dict], result.rows), f"{plan.data}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console
+    )
     console.print(f"pre-training took {trained:.0f} s. {plan.note}")
     console.print(f"report: {out / 'report' / 'report.html'} (one page, opens offline; also summary.md and the plots)")
     console.print(f"encoder: {out / 'encoder.safetensors'} — load it with selfsup.load_encoder('{out}')")

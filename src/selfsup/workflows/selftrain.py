@@ -77,12 +77,13 @@ def self_train(
     if temperature <= 0 or epochs < 1 or lr <= 0 or batch_size < 2:
         raise SelfsupError("--temperature and --lr must be positive, --epochs at least 1, --batch-size at least 2.")
     pretrained = load_encoder(encoder)
-    config = pretrained.config
-    splits = load_data(labeled, options, encoder_config=config)
+    splits = load_data(labeled, options, preprocessing=pretrained.preprocessing)
     check_fits(pretrained, splits)
-    train, test, split_note = labeled_split(splits, None, options, config, seed, test_fraction)
+    train, test, split_note = labeled_split(splits, None, options, pretrained.preprocessing, seed, test_fraction)
     pool_splits = load_data(
-        unlabeled, DataOptions(**(vars(options or DataOptions()) | {"label": None})), encoder_config=config
+        unlabeled,
+        DataOptions(**(vars(options or DataOptions()) | {"label": None})),
+        preprocessing=pretrained.preprocessing,
     )
     check_fits(pretrained, pool_splits)
     pool = pool_splits.train.float_samples()

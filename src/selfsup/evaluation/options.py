@@ -1,0 +1,52 @@
+"""How ``evaluate`` evaluates: the test split, the protocols, the seeds, the baselines, zero-shot's text partner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from selfsup.data import DataOptions
+from selfsup.encoders import Encoder
+from selfsup.errors import SelfsupError
+from selfsup.evaluation.finetune import FinetuneOptions
+from selfsup.evaluation.protocols import ALL_PROTOCOLS, MODEL_PROTOCOLS, check_protocols
+from selfsup.evaluation.zeroshot import DEFAULT_PROMPT, class_prompts
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """Everything about how to evaluate; checked when made, so a bad value fails before any work.
+
+    ``test_data``: a labeled source to test on (default: the data's own test split, else a stratified
+    ``test_fraction`` split fixed by the seed). ``read``: how to read the data (e.g. a table's label column).
+    ``protocols``: names from ``ALL_PROTOCOLS`` and ``MODEL_PROTOCOLS`` (None: kNN and linear, plus zeroshot when
+    the encoder has a text partner). ``k``: kNN's k, or "cv" to choose it by cross-validation on the training
+    split. ``seeds`` > 1 repeats everything seeded for seeds ``seed .. seed + seeds - 1``. ``finetune``: the
+    fine-tuning settings (None: the defaults). ``baselines=False`` probes the encoder alone (no random-init,
+    raw-input or gbdt rows). ``partner``: zero-shot's text encoder (default: the one a paired run's export names),
+    ``prompt`` its label template.
+    """
+
+    test_data: str | None = None
+    read: DataOptions | None = None
+    protocols: tuple[str, ...] | None = None
+    k: int | str = "cv"
+    seed: int = 0
+    seeds: int = 1
+    test_fraction: float = 0.25
+    finetune: FinetuneOptions | None = None
+    progress: bool = False
+    baselines: bool = True
+    partner: Encoder | str | Path | None = None
+    prompt: str = DEFAULT_PROMPT
+
+    def __post_init__(self) -> None:
+        if self.protocols is not None:  # a list (or one name) given at run time is kept as a tuple
+            protocols = (self.protocols,) if isinstance(self.protocols, str) else tuple(self.protocols)
+            object.__setattr__(self, "protocols", protocols)
+        check_protocols(self.protocols or (), ALL_PROTOCOLS + MODEL_PROTOCOLS)
+        if self.seeds < 1:
+            raise SelfsupError(f"--seeds must be at least 1, got {self.seeds}.")
+        class_prompts(["class"], self.prompt)  # a bad template
+        if self.partner is not None and self.protocols is not None and "zeroshot" not in self.protocols:
+            raise SelfsupError("--partner is the text encoder for zero-shot rows; add zeroshot to --protocol.")
