@@ -1,67 +1,134 @@
-"""Evaluation speed (issue 6): embedding + kNN + linear probe of 10,000 samples with a small encoder.
+"""Evaluation speed (issue 22): ``selfsup evaluate`` with its default protocols, wall and CPU seconds per case.
 
-The 10,000 samples are the 1,797 built-in digits and random augmented views of them (crop, jitter),
-at 16 px, split 7,500 / 2,500 stratified; the encoder is the built-in small CNN (random init: speed
-does not depend on the weights). Prints wall seconds per stage and in total.
+Cases (each pre-trained for 3 steps first: speed does not depend on the weights):
+* images-64, images-128: 2,000 digit images (sklearn's 1,797 8x8 digits and 203 copies shifted by a pixel,
+  bilinearly enlarged to 32 px PNGs in class folders), read at 64 and at 128 px; default encoder (small_cnn).
+* table: 10,000 rows x 500 columns (scikit-learn ``make_classification``: 50 informative columns, 5 classes;
+  no bundled real table is this wide), default encoder (mlp) and the gbdt bar.
+* series: PLAID from sktime's bundled UCR files (537 train / 537 test household appliance current
+  signatures, ragged, up to 1,344 steps, 11 classes), default encoder (dilated_conv).
 
-Usage: python benchmarks/eval_speed.py [--samples 10000] [--threads 2]
+``--slow`` also runs each case on the path before issue 22 (raw inputs probed at full width). Figures go to
+``benchmarks/results/eval_speed.json``.
+
+Usage: python benchmarks/eval_speed.py [--cases images-64 ...] [--slow] [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
-from sklearn.model_selection import train_test_split
 
-from selfsup.datasets import load_builtin
-from selfsup.encoders import build_encoder
-from selfsup.evaluation.embed import embed
-from selfsup.evaluation.protocols import run_protocols
-from selfsup.methods.base import ViewSpec
-from selfsup.modalities.image import encoder_config, make_views
+CASES = ("images-64", "images-128", "table", "series")
+# the path before issue 22: no raw input is reduced, whatever its width
+SLOW = "import selfsup.evaluation.reduce as r; r.MAX_RAW_WIDTH = 10**12; "
+RUN = "import sys; from selfsup.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _images(work: Path) -> Path:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder = work / "images"
+    if folder.is_dir():
+        return folder
+    digits = load_digits()
+    images, labels = list(digits.images), list(digits.target)
+    for i in np.random.default_rng(0).choice(len(images), 203, replace=False):
+        images.append(np.roll(digits.images[i], 1, axis=1))
+        labels.append(digits.target[i])
+    for k, (image, label) in enumerate(zip(images, labels)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        pixels = Image.fromarray((image / 16 * 255).astype(np.uint8)).resize((32, 32), Image.BILINEAR)
+        pixels.save(folder / str(label) / f"{k:04d}.png")
+    return folder
+
+
+def _table(work: Path) -> Path:
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    path = work / "wide.csv"
+    if not path.is_file():
+        x, y = make_classification(10_000, 500, n_informative=50, n_classes=5, random_state=0)
+        frame = pd.DataFrame(x.astype(np.float32), columns=[f"c{i}" for i in range(500)])
+        frame["label"] = y
+        frame.to_csv(path, index=False)
+    return path
+
+
+def _series() -> Path:
+    from selfsup.datasets.ucr import sktime_data_folder
+
+    return sktime_data_folder() / "PLAID"
+
+
+def _data(case: str, work: Path) -> tuple[str, list[str]]:
+    """The data path and the reading flags of a case."""
+    if case.startswith("images"):
+        return str(_images(work)), ["--image-size", case.split("-")[1]]
+    if case == "table":
+        return str(_table(work)), ["--label", "label"]
+    return str(_series()), []
+
+
+def _cli(code: str, args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (this process's children) of ``python -c code args``; stops on a failure."""
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"selfsup {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return wall, (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+
+
+def _rows(report: Path) -> list[dict]:
+    results = json.loads((report / "results.json").read_text())
+    return [
+        {key: row[key] for key in ("encoder", "protocol", "accuracy", "ci_low", "ci_high")}
+        | {"details": row["details"]}
+        for row in results["rows"]
+    ] + [{"baselines": results["meta"]["baselines"], "split": results["meta"]["split"]}]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
+    parser.add_argument("--slow", action="store_true", help="also run the path before issue 22")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/selfsup-eval-speed"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "eval_speed.json")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    digits = load_builtin("digits")
-    x = torch.cat([digits.train.float_samples(), digits.test.float_samples()])
-    x = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)  # the view size
-    y = torch.cat([digits.train.y, digits.test.y])
-    config = encoder_config("small_cnn", digits, 16)
-    views = make_views(ViewSpec(n_global=1), digits, config, {})
-    while len(x) < args.samples:  # augmented copies of the real digits
-        extra = min(len(digits.train), args.samples - len(x))
-        pick = torch.randint(0, 1797, (extra,))
-        x = torch.cat([x, views(x[pick])[0]])
-        y = torch.cat([y, y[pick]])
-    x, y = x[: args.samples], y[: args.samples].numpy()
-    train_idx, test_idx = train_test_split(np.arange(len(x)), test_size=0.25, stratify=y, random_state=0)
-    encoder = build_encoder(config).eval()
-
-    start = time.perf_counter()
-    z = embed(encoder, x)
-    embedded = time.perf_counter()
-    features = {"pretrained": (z[train_idx], z[test_idx])}
-    knn = run_protocols(features, y[train_idx], y[test_idx], ["knn"])
-    knn_done = time.perf_counter()
-    linear = run_protocols(features, y[train_idx], y[test_idx], ["linear"])
-    done = time.perf_counter()
-    print(
-        f"{len(x)} samples ({len(train_idx)} train / {len(test_idx)} test), small_cnn "
-        f"({encoder.embed_dim}-d), {args.threads} threads"
-    )
-    print(f"embed:        {embedded - start:6.2f} s")
-    print(f"kNN (k={knn[0]['details']['k']}, by CV): {knn_done - embedded:6.2f} s   accuracy {knn[0]['accuracy']:.3f}")
-    print(f"linear probe: {done - knn_done:6.2f} s   accuracy {linear[0]['accuracy']:.3f} ({linear[0]['details']})")
-    print(f"total:        {done - start:6.2f} s")
+    args.work.mkdir(parents=True, exist_ok=True)
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for case in args.cases:
+        data, flags = _data(case, args.work)
+        run = args.work / f"run-{case}"
+        if not (run / "encoder.safetensors").is_file():
+            _cli(RUN, ["pretrain", "--data", data, *flags, "--max-steps", "3", "--out", str(run), "--overwrite"])
+        read = [flag for flag in flags if flag != "--image-size" and not flag.isdigit()]
+        for path, code in (("fast", RUN), ("slow", SLOW + RUN))[: 2 if args.slow else 1]:
+            report = args.work / f"eval-{case}-{path}"
+            evaluate = ["evaluate", "--encoder", str(run), "--data", data, *read, "--out", str(report), "--overwrite"]
+            wall, cpu = _cli(code, evaluate)
+            results.setdefault(case, {})[path] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+            results[case][path]["rows"] = _rows(report)
+            accuracy = ", ".join(
+                f"{r['encoder']}/{r['protocol']} {100 * r['accuracy']:.1f} [{100 * r['ci_low']:.1f}, "
+                f"{100 * r['ci_high']:.1f}]"
+                for r in results[case][path]["rows"]
+                if "encoder" in r
+            )
+            print(f"{case:11s} {path}: {wall:6.1f} s wall, {cpu:6.1f} s CPU; {accuracy}", flush=True)
+    args.out.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -69,3 +69,21 @@ def test_evaluate_chooses_k_by_cv_by_default(iris_run, tmp_path, capsys) -> None
         == 0
     )
     assert "neighbours (k=7)" in (tmp_path / "fixed" / "summary.md").read_text()
+
+
+def test_choose_k_scores_every_k_as_knn_predict_does():
+    """One similarity matrix per fold gives the same CV accuracies as a kNN vote per candidate k."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from selfsup.evaluation.knn import K_CANDIDATES, choose_k, knn_predict
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 600)
+    x = rng.normal(size=(600, 16)).astype(np.float32)
+    x[:, 0] += y
+    scores = np.zeros(len(K_CANDIDATES))
+    for fit, held in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
+        for i, k in enumerate(K_CANDIDATES):
+            scores[i] += float((knn_predict(x[fit], y[fit], x[held], k=k) == y[held]).mean()) / 5
+    k, accuracy = choose_k(x, y)
+    assert k == K_CANDIDATES[int(np.argmax(scores))] and abs(accuracy - scores.max()) < 1e-9

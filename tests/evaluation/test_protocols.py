@@ -50,3 +50,13 @@ def test_unknown_protocol_raises_with_suggestion():
     features, y_train, y_test = _data(2)
     with pytest.raises(SelfsupError, match="Did you mean 'linear'"):
         run_protocols(features, y_train, y_test, protocols=["knn", "lineer"])
+
+
+def test_each_probe_is_named_as_it_starts(capsys):
+    """Outside a terminal, one line per probe on stderr: a long evaluation never looks hung."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    features = {"raw-input": (rng.normal(size=(40, 3)) + y[:, None], rng.normal(size=(40, 3)) + y[:, None])}
+    run_protocols(features, y, y, ("knn", "linear"), progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["[1/2] knn probe on raw-input (40 x 3)", "[2/2] linear probe on raw-input (40 x 3)"]

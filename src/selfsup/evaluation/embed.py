@@ -75,13 +75,18 @@ def embed(
             task = bar.add_task("embedding", total=n)
         with torch.inference_mode():
             for x in _batches(samples, batch_size):
-                out = encoder(x.to(device=device, dtype=torch.float32))
+                x = x.to(device=device, dtype=torch.float32)
+                if x.ndim == 4:  # images: oneDNN's convolutions run about 1.5x faster on channels-last tensors
+                    x = x.contiguous(memory_format=torch.channels_last)
+                    encoder.to(memory_format=torch.channels_last)
+                out = encoder(x)
                 chunks.append(out.reshape(len(x), -1).float().cpu().numpy())
                 if bar is not None:
                     bar.advance(task, len(x))
     finally:
         if bar is not None:
             bar.stop()
+        encoder.to(memory_format=torch.contiguous_format)  # as it came (a no-op unless images made it channels-last)
         encoder.train(was_training)
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)

@@ -69,6 +69,36 @@ def knn_predict(
 K_CANDIDATES = (1, 3, 5, 10, 20, 50, 100)
 
 
+def _correct_by_k(
+    train_n: np.ndarray, train_y: np.ndarray, test_n: np.ndarray, test_y: np.ndarray, ks: list[int], temperature: float
+) -> np.ndarray:
+    """How many of ``test_n`` the kNN vote of ``knn_predict`` gets right for each of the ascending ``ks``, from one
+    similarity matrix and one sort of the ``max(ks)`` nearest (the vote of the k nearest is the first k's)."""
+    classes, y_idx = np.unique(train_y, return_inverse=True)
+    truth = np.searchsorted(classes, test_y)
+    known = np.isin(test_y, classes)
+    correct = np.zeros(len(ks))
+    largest = ks[-1]
+    chunk = max(1, _CHUNK_ELEMENTS // len(train_n))
+    for start in range(0, len(test_n), chunk):
+        sim = test_n[start : start + chunk] @ train_n.T
+        top = np.argpartition(-sim, largest - 1, axis=1)[:, :largest]
+        top_sim = np.take_along_axis(sim, top, axis=1)
+        order = np.argsort(-top_sim, axis=1, kind="stable")
+        top, top_sim = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sim, order, axis=1)
+        weights = np.exp((top_sim.astype(np.float64) - top_sim[:, :1]) / temperature)
+        rows = np.arange(len(sim))
+        votes = np.zeros((len(sim), len(classes)), dtype=np.float64)
+        done = 0
+        for i, k in enumerate(ks):
+            width = k - done
+            np.add.at(votes, (np.repeat(rows, width), y_idx[top[:, done:k]].ravel()), weights[:, done:k].ravel())
+            done = k
+            part = slice(start, start + len(sim))
+            correct[i] += float(((votes.argmax(axis=1) == truth[part]) & known[part]).sum())
+    return correct
+
+
 def choose_k(
     train_emb: np.ndarray,
     train_y: np.ndarray,
@@ -90,12 +120,12 @@ def choose_k(
     folds = min(folds, int(counts.min()))
     if folds < 2:
         return candidates[len(candidates) // 2], None
-    usable = [k for k in candidates if k <= len(train_y) - len(train_y) // folds - 1] or [1]
+    usable = sorted({k for k in candidates if k <= len(train_y) - len(train_y) // folds - 1} or {1})
     scores = np.zeros(len(usable))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    normalized = _normalize(train_emb)
     for fit, held in splitter.split(train_emb, train_y):
-        for i, k in enumerate(usable):
-            predicted = knn_predict(train_emb[fit], train_y[fit], train_emb[held], k=k, temperature=temperature)
-            scores[i] += float((predicted == train_y[held]).mean()) / folds
+        correct = _correct_by_k(normalized[fit], train_y[fit], normalized[held], train_y[held], usable, temperature)
+        scores += correct / len(held) / folds
     best = int(np.argmax(scores))  # the first maximum: the smallest k among ties
     return usable[best], float(scores[best])

@@ -19,6 +19,7 @@ from selfsup.evaluation.knn import choose_k, knn_predict
 from selfsup.evaluation.label_efficiency import label_efficiency
 from selfsup.evaluation.linear import linear_probe
 from selfsup.evaluation.mlp import mlp_probe
+from selfsup.evaluation.progress import probe_steps
 from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion
 
@@ -147,8 +148,10 @@ def run_protocols(
     k: int | str = "cv",
     seed: int = 0,
     n_classes: int | None = None,
+    progress: bool = False,
 ) -> list[ResultRow]:
-    """One result row per (encoder, protocol), in the order given.
+    """One result row per (encoder, protocol), in the order given; with ``progress``, each probe is named as it
+    starts (``progress.probe_steps``).
 
     ``features`` maps an encoder name (e.g. "pretrained", "random-init", "raw-input") to its
     ``(train_emb, test_emb)``. Rows hold encoder, protocol, accuracy, ci_low, ci_high,
@@ -160,13 +163,15 @@ def run_protocols(
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
     rows: list[ResultRow] = []
-    for encoder, (train_emb, test_emb) in features.items():
-        if len(train_emb) != len(train_y) or len(test_emb) != len(test_y):
-            raise ValueError(
-                f"{encoder}: {len(train_emb)}/{len(test_emb)} embeddings for "
-                f"{len(train_y)}/{len(test_y)} train/test labels"
-            )
-        probe = Probe(encoder, train_emb, train_y, test_emb, test_y, k=k, seed=seed, n_classes=n_classes)
-        for protocol in protocols:
-            rows += PROTOCOL_ROWS[protocol](probe)
+    with probe_steps(len(features) * len(protocols), progress) as starting:
+        for encoder, (train_emb, test_emb) in features.items():
+            if len(train_emb) != len(train_y) or len(test_emb) != len(test_y):
+                raise ValueError(
+                    f"{encoder}: {len(train_emb)}/{len(test_emb)} embeddings for "
+                    f"{len(train_y)}/{len(test_y)} train/test labels"
+                )
+            probe = Probe(encoder, train_emb, train_y, test_emb, test_y, k=k, seed=seed, n_classes=n_classes)
+            for protocol in protocols:
+                starting(f"{protocol} probe on {encoder} ({len(train_emb):,} x {np.shape(train_emb)[1]:,})")
+                rows += PROTOCOL_ROWS[protocol](probe)
     return rows

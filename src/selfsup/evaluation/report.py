@@ -191,7 +191,7 @@ def _tsne(emb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     init = "pca" if min(x.shape) >= 2 else "random"
     # One thread: t-SNE's OpenMP loop slows down by 10-50x when the cores are shared.
     with threadpool_limits(limits=1):
-        xy = TSNE(n_components=2, perplexity=perplexity, init=init, random_state=seed).fit_transform(x)
+        xy = TSNE(n_components=2, perplexity=perplexity, init=init, max_iter=500, random_state=seed).fit_transform(x)
     return xy, idx, len(emb)
 
 
