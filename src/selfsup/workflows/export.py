@@ -11,8 +11,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from selfsup.checkpoint import PREPROCESSING, load_encoder, read_meta, read_preprocessing, save_encoder
-from selfsup.data import UNLABELED, DataOptions
+from selfsup.checkpoint import load_encoder, read_meta, read_preprocessing, save_encoder
+from selfsup.data import UNLABELED, DataOptions, Preprocessing
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.encoders.pair import PairEncoder, side_names
 from selfsup.errors import SelfsupError, first_line
@@ -141,7 +141,9 @@ def export_encoder(
         encoder = load_encoder(run, allow_pair=True)
     else:
         encoder = _from_checkpoint(meta, checkpoint)
-    _with_preprocessing(encoder, _folder_of(run), meta["encoder"])
+        encoder.preprocessing = read_preprocessing(run, meta["encoder"])  # a pair's: both sides', from its root
+    if isinstance(encoder, PairEncoder):
+        _older_sides(encoder, _folder_of(run), meta["encoder"])
     with folder_lock(out):
         if overwrite:
             clear_output_folder(out, RUN)
@@ -159,18 +161,15 @@ def _folder_of(run: str | Path) -> Path:
     return run if run.is_dir() else run.parent
 
 
-def _with_preprocessing(encoder: Encoder, run: Path, saved: dict) -> None:
-    """Give an encoder built from a run's checkpoint the preprocessing the run saved (``saved``: its encoder
-    config as written, which is what an export from before preprocessing.json carried it in); a paired run's
-    root holds both sides' (one that finished before it did: each side's own folder)."""
-    if not isinstance(encoder, PairEncoder):
-        encoder.preprocessing = read_preprocessing(run, saved)
-        return
+def _older_sides(encoder: PairEncoder, run: Path, saved: dict) -> None:
+    """Sides without preprocessing (a pair whose root predates holding both sides'): each side's own folder's,
+    else what its encoder config as saved (``saved``) carried."""
     for side, key, name in zip((encoder.a, encoder.b), ("a", "b"), side_names(encoder.config)):
-        folder = run / name
         if side.preprocessing is None:
-            found = folder if (folder / PREPROCESSING).is_file() else run
-            side.preprocessing = read_preprocessing(found, saved[key], side=key if found == run else None)
+            folder = run / name
+            side.preprocessing = (
+                read_preprocessing(folder, saved[key]) if folder.is_dir() else Preprocessing.from_old_config(saved[key])
+            )
 
 
 def _from_checkpoint(meta: dict, checkpoint: str | Path) -> Encoder:
