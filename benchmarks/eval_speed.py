@@ -7,8 +7,10 @@ Cases (each pre-trained for 3 steps first: speed does not depend on the weights)
   no bundled real table is this wide), default encoder (mlp) and the gbdt bar.
 * series: PLAID from sktime's bundled UCR files (537 train / 537 test household appliance current
   signatures, ragged, up to 1,344 steps, 11 classes), default encoder (dilated_conv).
+* series-1000: 1,000 series of exactly 1,000 steps (no bundled set is that long and that many: a sine of one of
+  5 class frequencies at a random phase, plus noise of the same size; ``.npz``), default encoder.
 
-``--slow`` also runs each case on the path before issue 22 (raw inputs probed at full width). Figures go to
+``--slow`` also runs each case on the path before issue 22 (every linear probe fitted on all its columns). Figures go to
 ``benchmarks/results/eval_speed.json``.
 
 Usage: python benchmarks/eval_speed.py [--cases images-64 ...] [--slow] [--work DIR]
@@ -26,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-CASES = ("images-64", "images-128", "table", "series")
-# the path before issue 22: no raw input is reduced, whatever its width
-SLOW = "import selfsup.evaluation.reduce as r; r.MAX_RAW_WIDTH = 10**12; "
+CASES = ("images-64", "images-128", "table", "series", "series-1000")
+# the path before issue 22: every linear probe fitted on all its columns, whatever their number
+SLOW = "import selfsup.evaluation.linear as l; l.WIDE = 10**12; "
 RUN = "import sys; from selfsup.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -64,6 +66,17 @@ def _table(work: Path) -> Path:
     return path
 
 
+def _dense_series(work: Path) -> Path:
+    path = work / "series-1000.npz"
+    if not path.is_file():
+        rng = np.random.default_rng(0)
+        y = np.arange(1000) % 5
+        t = np.arange(1000) / 1000
+        x = np.sin(2 * np.pi * (5 + 2 * y[:, None]) * t + rng.uniform(0, 2 * np.pi, (1000, 1)))
+        np.savez(path, x=(x + rng.normal(size=x.shape)).astype(np.float32)[:, None, :], y=y)
+    return path
+
+
 def _series() -> Path:
     from selfsup.datasets.ucr import sktime_data_folder
 
@@ -76,6 +89,8 @@ def _data(case: str, work: Path) -> tuple[str, list[str]]:
         return str(_images(work)), ["--image-size", case.split("-")[1]]
     if case == "table":
         return str(_table(work)), ["--label", "label"]
+    if case == "series-1000":
+        return str(_dense_series(work)), []
     return str(_series()), []
 
 

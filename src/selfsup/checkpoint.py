@@ -32,15 +32,15 @@ RENAMED_IN_VERSION_2 = ("ft_transformer", "patch_transformer")
 def versions() -> dict[str, str]:
     """The versions a result depends on, recorded in checkpoints and reports."""
     import platform
+    from importlib.metadata import version
 
     import numpy
     import sklearn
-    import timm
 
     return {
         "selfsup": __version__,
         "torch": torch.__version__,
-        "timm": timm.__version__,
+        "timm": version("timm"),  # not 'import timm': seconds spent loading every model it knows
         "numpy": numpy.__version__,
         "scikit-learn": sklearn.__version__,
         "python": platform.python_version(),

@@ -70,3 +70,45 @@ def test_token_ids_are_embedded_shortest_first_and_returned_in_order():
     floats = embed(encoder, x.float(), batch_size=4)  # float ids, as float_samples() gives them: the same
     assert widths == sorted(real.tolist())[3::4]
     np.testing.assert_allclose(floats, out, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norms_after_convolutions_are_folded_into_a_copy_with_the_same_embeddings() -> None:
+    from torch import nn
+
+    from selfsup.encoders.small_cnn import SmallCNN
+    from selfsup.evaluation.embed import folded_batch_norms
+
+    torch.manual_seed(0)
+    cnn = SmallCNN(3, width=8)
+    for norm in (m for m in cnn.modules() if isinstance(m, nn.BatchNorm2d)):  # statistics far from the identity
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.data.uniform_(0.5, 1.5)
+    x = torch.randn(6, 3, 16, 16)
+    with torch.no_grad():
+        expected = cnn.eval()(x)
+    folded = folded_batch_norms(cnn)
+    assert folded is not cnn and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in cnn.modules()) == 6  # the encoder itself is untouched
+    np.testing.assert_allclose(embed(cnn, x), expected.numpy(), atol=1e-5)
+    linear = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    assert folded_batch_norms(linear) is linear  # nothing to fold: no copy
+
+
+def test_ragged_series_are_embedded_shortest_first_in_trimmed_batches_with_the_same_embeddings() -> None:
+    from selfsup.encoders.series import build, series_encoder_config
+    from selfsup.evaluation.embed import _by_length, _trimmed
+
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.normal(size=(12, 2, 64)), dtype=torch.float32)
+    for i, length in enumerate(rng.integers(5, 40, size=12)):
+        x[i, :, length:] = float("nan")  # every series ends well before the longest length the tensor holds
+    x[3, 0, 2] = float("nan")  # a gap inside a series stays as it is
+    for name in ("dilated_conv", "patch_transformer"):
+        torch.manual_seed(0)
+        encoder = build(series_encoder_config(name, 2, 64, [0.0, 0.0], [1.0, 1.0])).eval()
+        with torch.no_grad():
+            one_by_one = torch.cat([encoder(x[i : i + 1]) for i in range(len(x))]).numpy()
+        np.testing.assert_allclose(embed(encoder, x, batch_size=4), one_by_one, atol=1e-5)
+        order = _by_length(encoder, x)
+        assert order is not None and _trimmed(encoder, x[order[:4]]).shape[-1] < 40  # the four shortest: short

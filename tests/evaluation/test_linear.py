@@ -77,3 +77,26 @@ def test_large_training_sets_use_the_torch_head_and_separable_data_is_solved(mon
     assert (predicted == yt).mean() == 1.0
     monkeypatch.setattr(linear, "TORCH_ABOVE", 5000)  # below the threshold: scikit-learn with CV, as before
     assert "solver" not in linear.linear_probe(x, y, xt)[1]
+
+
+def test_wide_embeddings_are_fitted_in_the_training_span_and_give_the_full_width_model() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from selfsup.evaluation.linear import WIDE, in_training_span
+
+    rng = np.random.default_rng(0)
+    y, yt = np.arange(80) % 4, np.arange(40) % 4
+    x, xt = rng.normal(size=(80, WIDE + 476)), rng.normal(size=(40, WIDE + 476))
+    x[:, :4] += 1.5 * np.eye(4)[y]
+    xt[:, :4] += 1.5 * np.eye(4)[yt]
+    a, b = in_training_span(x, xt)
+    assert a.shape == (80, 79) and b.shape == (40, 79)  # standardised rows sum to zero: rank n - 1
+    full = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, tol=1e-10)).fit(x, y)
+    small = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(a, y)
+    np.testing.assert_allclose(small.predict_proba(b), full.predict_proba(xt), atol=1e-5)
+    predicted, details = linear_probe(x, y, xt, Cs=(0.1,))
+    np.testing.assert_array_equal(predicted, full.predict(xt))
+    assert details["C"] == 0.1 and "span of the 80 standardised training rows" in details["fitted_in"]
+    assert "fitted_in" not in linear_probe(x[:, :WIDE], y, xt[:, :WIDE], Cs=(0.1,))[1]  # not wider than WIDE

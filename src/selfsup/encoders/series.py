@@ -121,6 +121,9 @@ class _SeriesEncoder(Encoder):
     token_stride: int
     mean: torch.Tensor
     std: torch.Tensor
+    # the embedding of a ragged series does not depend on the NaN steps after its end (they are masked), so a
+    # batch may be cut after its own longest series (``evaluation.embed``)
+    trims_padding = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -265,6 +268,8 @@ class PatchTransformer(TokenTransformer):
     patches (and themselves), then a final LayerNorm; ``forward`` is the max over valid tokens. One
     token per ``patch_size`` time steps.
     """
+
+    trims_padding = True  # patches past a series' end are masked (see ``_SeriesEncoder``)
 
     def __init__(self, config: dict[str, Any]) -> None:
         dropout = float(config["dropout"])

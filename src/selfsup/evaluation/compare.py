@@ -28,7 +28,6 @@ from selfsup.evaluation.embed import embed
 from selfsup.evaluation.evaluate import labeled_split
 from selfsup.evaluation.html import simple_page
 from selfsup.evaluation.protocols import predict
-from selfsup.evaluation.reduce import reduce_wide
 from selfsup.evaluation.stats import seed_interval
 from selfsup.files import write_atomic
 from selfsup.modalities import check_fits, get_modality
@@ -124,10 +123,7 @@ def _correctness(
             random_init = build_encoder(encoder.config).eval()
             baselines["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
             raw = get_modality(splits.modality).raw_features
-            raw_train, raw_test, raw_note = reduce_wide(raw(train.x, encoder.config), raw(test.x, encoder.config), seed)
-            baselines["raw-input"] = (raw_train, raw_test)
-            if raw_note:  # said where the split is
-                labels = (*labels[:2], f"{labels[2]}; raw-input baseline: {raw_note}", labels[3])
+            baselines["raw-input"] = (raw(train.x, encoder.config), raw(test.x, encoder.config))
     features |= baselines
     assert labels is not None  # compare refuses an empty list of encoders
     train_y, test_y, split_note, _ = labels

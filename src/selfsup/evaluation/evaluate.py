@@ -26,7 +26,6 @@ from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
 from selfsup.evaluation.options import EvaluationOptions
 from selfsup.evaluation.progress import probe_steps
 from selfsup.evaluation.protocols import MODEL_PROTOCOLS, PROTOCOLS, run_protocols
-from selfsup.evaluation.reduce import reduce_wide
 from selfsup.evaluation.report import write_report
 from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
@@ -250,7 +249,6 @@ class _SeedRun:
     split_note: str
     features: dict[str, tuple[np.ndarray, np.ndarray]]
     rows: list[ResultRow]
-    raw_note: str | None = None  # how wide raw inputs were reduced (``reduce.reduce_wide``), if they were
 
 
 def _seed_rows(
@@ -281,14 +279,11 @@ def _seed_rows(
         )
     features = {"pretrained": cache[key]}
     models = {"pretrained": encoder}
-    raw_note = None
     if options.baselines:
         torch.manual_seed(seed)
         models["random-init"] = random_init = build_encoder(config).eval()
         features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
-        raw_train, raw_test = modality.raw_features(train.x, config), modality.raw_features(test.x, config)
-        raw_train, raw_test, raw_note = reduce_wide(raw_train, raw_test, seed)
-        features["raw-input"] = (raw_train, raw_test)
+        features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
     frozen = [p for p in protocols if p not in MODEL_PROTOCOLS]
     rows = run_protocols(
         features,
@@ -312,7 +307,7 @@ def _seed_rows(
         with probe_steps(1, options.progress) as starting:
             starting(f"gbdt on raw-input ({len(train):,} x {train.x.shape[1]:,})")
             rows.append(_gradient_boosting_row(train, test, modality.tree_columns(config), seed))
-    return _SeedRun(train, test, split_note, features, rows, raw_note)
+    return _SeedRun(train, test, split_note, features, rows)
 
 
 def _meta(
@@ -334,8 +329,6 @@ def _meta(
         baselines = (
             f"random-init: same architecture, untrained, seeded by the run's seed; raw-input: {modality.raw_input}"
         )
-        if last.raw_note:
-            baselines += f", {last.raw_note}"
         if modality.tree_columns is not None:
             baselines += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
     split_note = (

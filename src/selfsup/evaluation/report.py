@@ -81,7 +81,12 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
             if folds
             else "fixed (too few candidates or samples per class for cross-validation)"
         )
-        notes.append(f"- **linear**: logistic regression on standardised frozen embeddings; C {how} ({chosen}).")
+        spans = "".join(
+            f" {r['encoder']}: fitted in {r['details']['fitted_in']}."
+            for r in linear
+            if r.get("details", {}).get("fitted_in")
+        )
+        notes.append(f"- **linear**: logistic regression on standardised frozen embeddings; C {how} ({chosen}).{spans}")
     if any(r["protocol"] == "mlp" for r in rows):
         notes.append(
             "- **mlp**: one hidden layer of 256 ReLU units on standardised frozen embeddings, early stopping on "
