@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from selfsup.errors import SelfsupError
 from selfsup.files import write_atomic
@@ -135,6 +135,12 @@ class Recipe(BaseModel):
     )
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay (default 1e-4)")
     warmup_epochs: float = Field(2.0, ge=0, description="epochs of linear learning-rate warm-up (default 2)")
+    warmup_steps: int | None = Field(
+        None, ge=0, description="steps of linear learning-rate warm-up (instead of --warmup-epochs)"
+    )
+    warmup_fraction: float | None = Field(
+        None, ge=0, le=1, description="share of the run's steps spent warming up (instead of --warmup-epochs)"
+    )
     seed: int = Field(0, description="random seed of initialisation, views and data order (default 0)")
     out: str = Field("runs/selfsup", description="run folder (default runs/selfsup)")
     num_workers: int = Field(0, ge=0, description="data-loading worker processes (default 0: in the main process)")
@@ -168,6 +174,12 @@ class Recipe(BaseModel):
         if value == 0 or value < -1:
             raise ValueError(f"must be at least 1, or -1 for no limit (got {value})")
         return value
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> Recipe:
+        if self.warmup_steps is not None and self.warmup_fraction is not None:
+            raise ValueError("give --warmup-steps or --warmup-fraction, not both")
+        return self
 
     @field_validator("method", "encoder", "pair_encoder")
     @classmethod

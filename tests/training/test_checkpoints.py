@@ -218,3 +218,22 @@ def test_optimiser_state_of_another_shape_is_one_line(finished, capsys) -> None:
     after = _snapshot(finished)  # the run's description and state as they were (its logs' rows set aside)
     for name in ("recipe.yaml", "selfsup.json", "encoder.safetensors", "checkpoints/last.ckpt"):
         assert after[name] == before[name], name
+
+
+def test_a_resume_asked_to_go_further_goes_further_or_says_why_not(tmp_path, capsys) -> None:
+    """A run that trained its one epoch, resumed with a --max-steps past it, trains on to that step (its epochs
+    raised, in one line); resumed with nothing left to train, it is refused and left as it was."""
+    out = tmp_path / "run"
+    one_epoch = RUN[:-4]  # no --max-steps, no step checkpoints
+    assert main(["pretrain", *one_epoch, "--epochs", "1", "--out", str(out)]) == 0
+    per_epoch = _step(out)  # its checkpoint was written at the end of its only epoch
+    capsys.readouterr()
+    assert main(["pretrain", "--resume", "--out", str(out), "--max-steps", str(per_epoch + 3)]) == 0
+    err = capsys.readouterr().err
+    assert f"--max-steps {per_epoch + 3} reaches past the run's 1 epochs of {per_epoch} steps" in err
+    assert _step(out) == per_epoch + 3
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["epochs"] == 2
+    before = _snapshot(out)
+    err = _fails(capsys, ["pretrain", "--resume", "--out", str(out)])
+    assert f"has trained its {per_epoch + 3} steps" in err and "larger --max-steps or --epochs" in err
+    assert _snapshot(out) == before

@@ -126,3 +126,28 @@ def test_head_warm_up_schedule_follows_both_encoder_groups(small_encoder_config:
             assert (group["lr"] == 0.0) == (in_encoder == {True} and step < 3), (step, group["weight_decay"])
         optimizer.step()
         schedule.step()
+
+
+def test_warmup_steps_set_the_warmup_length_instead_of_its_fraction(small_encoder_config: dict) -> None:
+    """10 steps, constant schedule: --warmup-steps 4 warms up over 4 steps (lr x 1/4, 2/4, 3/4, 4/4, then 1),
+    whatever the fraction says; a warm-up longer than the run ends with it."""
+    _, optimizer, schedule = _optimised_module(small_encoder_config, 0.0, warmup_steps=4, schedule="constant")
+    seen = []
+    for _ in range(6):
+        seen.append(round(optimizer.param_groups[0]["lr"] / 0.01, 6))
+        optimizer.step()
+        schedule.step()
+    assert seen == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    _, optimizer, _ = _optimised_module(small_encoder_config, 0.0, warmup_steps=40, schedule="constant")
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 / 10)  # clipped to the run's 10 steps
+
+
+def test_warmup_flags_are_one_or_the_other() -> None:
+    from selfsup.errors import SelfsupError
+    from selfsup.recipe import make_recipe
+
+    assert make_recipe(data="x", warmup_steps=5).warmup_steps == 5
+    with pytest.raises(SelfsupError, match="give --warmup-steps or --warmup-fraction, not both"):
+        make_recipe(data="x", warmup_steps=5, warmup_fraction=0.1)
+    with pytest.raises(SelfsupError, match="warmup_fraction"):
+        make_recipe(data="x", warmup_fraction=1.5)

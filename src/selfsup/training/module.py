@@ -28,6 +28,7 @@ class PretrainModule(L.LightningModule):
         schedule: str = "cosine",
         decay_fraction: float = 0.2,
         freeze_encoder_steps: int = 0,
+        warmup_steps: int | None = None,
         distill_teacher: nn.Module | None = None,
         distill_weight: float = 1.0,
     ) -> None:
@@ -37,6 +38,7 @@ class PretrainModule(L.LightningModule):
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
         self.schedule, self.decay_fraction = schedule, decay_fraction
         self.freeze_encoder_steps = freeze_encoder_steps
+        self.warmup_steps = warmup_steps  # when given, instead of ``warmup_fraction`` of the steps
         self.distill_teacher = frozen_copy(distill_teacher).eval() if distill_teacher is not None else None
         self.distill_weight = distill_weight
         self._warming_up = False  # the backbone is in eval mode for head warm-up
@@ -124,8 +126,12 @@ class PretrainModule(L.LightningModule):
                     in_encoder.append(encoder)
         optimizer = torch.optim.AdamW(groups, lr=self.lr)
         total = self._total_steps()
-        warmup = int(self.warmup_fraction * total)
         freeze = self.freeze_encoder_steps
+
+        def warmup_of(steps: int) -> int:
+            return min(steps, self.warmup_steps) if self.warmup_steps is not None else int(self.warmup_fraction * steps)
+
+        warmup = warmup_of(total)
 
         def whole(step: int) -> float:
             return lr_multiplier(self.schedule, step, warmup, total, self.decay_fraction)
@@ -134,9 +140,7 @@ class PretrainModule(L.LightningModule):
             if step < freeze:
                 return 0.0
             rest = max(1, total - freeze)
-            return lr_multiplier(
-                self.schedule, step - freeze, int(self.warmup_fraction * rest), rest, self.decay_fraction
-            )
+            return lr_multiplier(self.schedule, step - freeze, warmup_of(rest), rest, self.decay_fraction)
 
         # LambdaLR takes one multiplier per parameter group, in the optimiser's order
         lambdas = [after_freeze if freeze and encoder else whole for encoder in in_encoder]

@@ -371,6 +371,7 @@ def _run(
     encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, resume)
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
     train_loader, val_loader = _loaders(recipe, method, splits, preprocessing)
+    recipe = _resumed_target(recipe, resume_from, len(train_loader))
     module = _module(recipe, method, views, teacher)
     n_classes = len(splits.train.classes or []) if val_loader else 0
     probe = OnlineProbe(method.encoder.embed_dim, n_classes, lr=module.lr) if n_classes > 1 else None
@@ -561,13 +562,43 @@ def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module
         views,
         lr=recipe.lr or method_class(recipe.method).default_lr,
         weight_decay=recipe.weight_decay,
-        warmup_fraction=min(1.0, recipe.warmup_epochs / recipe.epochs),
+        warmup_fraction=(
+            recipe.warmup_fraction
+            if recipe.warmup_fraction is not None
+            else min(1.0, recipe.warmup_epochs / recipe.epochs)
+        ),
+        warmup_steps=recipe.warmup_steps,
         schedule=recipe.schedule,
         decay_fraction=recipe.decay_fraction,
         freeze_encoder_steps=recipe.freeze_encoder_steps,
         distill_teacher=teacher,
         distill_weight=recipe.distill_weight,
     )
+
+
+def _resumed_target(recipe: Recipe, resume_from: ResumePoint | None, steps_per_epoch: int) -> Recipe:
+    """A resumed run asked to go further goes further, or says why not: a ``--max-steps`` past the recipe's epochs
+    raises them (said in one line), and a finished run (its encoder exported) with no step left to train is
+    refused; one killed after its last checkpoint, before its export, resumes to write it. Several devices split
+    each epoch between them (the steps per epoch are Lightning's to count): there, the recipe as it is."""
+    if resume_from is None or recipe.devices not in (1, "1"):
+        return recipe
+    if recipe.max_steps > recipe.epochs * steps_per_epoch:
+        epochs = math.ceil(recipe.max_steps / steps_per_epoch)
+        print(
+            f"--max-steps {recipe.max_steps} reaches past the run's {recipe.epochs} epochs of {steps_per_epoch} "
+            f"steps: training up to {epochs} epochs",
+            file=sys.stderr,
+        )
+        recipe = recipe.model_copy(update={"epochs": epochs})
+    end = recipe.epochs * steps_per_epoch if recipe.max_steps < 0 else recipe.max_steps
+    if resume_from.step >= end and (Path(recipe.out) / WEIGHTS).is_file():
+        limit = f"--max-steps {recipe.max_steps}" if recipe.max_steps > 0 else f"--epochs {recipe.epochs}"
+        raise SelfsupError(
+            f"the run in '{recipe.out}' has trained its {end} steps ({limit}; its checkpoint is at step "
+            f"{resume_from.step}); resume with a larger --max-steps or --epochs to train further."
+        )
+    return recipe
 
 
 def _epochs(recipe: Recipe, steps_per_epoch: int, resume_from: ResumePoint | None) -> int:
@@ -577,8 +608,13 @@ def _epochs(recipe: Recipe, steps_per_epoch: int, resume_from: ResumePoint | Non
     devices split each epoch's batches between them: there, the recipe's epochs."""
     if recipe.max_steps < 0 or recipe.devices not in (1, "1"):
         return recipe.epochs
-    epoch, step = (resume_from.epoch, resume_from.step) if resume_from is not None else (-1, 0)
-    return min(recipe.epochs, epoch + 1 + math.ceil(max(0, recipe.max_steps - step) / max(1, steps_per_epoch)))
+    if resume_from is None:
+        return min(recipe.epochs, math.ceil(recipe.max_steps / max(1, steps_per_epoch)))
+    # Lightning counts the epoch a checkpoint was written in once more when it restarts it (one written at the end of
+    # an epoch restarts that epoch for one more batch): one spare epoch, even past the recipe's (whose epochs hold
+    # --max-steps: _resumed_target), so that --max-steps ends the run, not the epoch count
+    remaining = math.ceil(max(0, recipe.max_steps - resume_from.step) / max(1, steps_per_epoch))
+    return resume_from.epoch + 2 + remaining
 
 
 def _trainer(
