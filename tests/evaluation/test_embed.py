@@ -93,6 +93,8 @@ def test_batch_norms_after_convolutions_are_folded_into_a_copy_with_the_same_emb
     np.testing.assert_allclose(embed(cnn, x), expected.numpy(), atol=1e-5)
     linear = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
     assert folded_batch_norms(linear) is linear  # nothing to fold: no copy
+    transposed = nn.Sequential(nn.ConvTranspose2d(4, 6, 3), nn.BatchNorm2d(6)).eval()
+    assert folded_batch_norms(transposed) is transposed  # another kernel layout: left as it is
 
 
 def test_ragged_series_are_embedded_shortest_first_in_trimmed_batches_with_the_same_embeddings() -> None:

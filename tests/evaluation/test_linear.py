@@ -92,7 +92,7 @@ def test_wide_embeddings_are_fitted_in_the_training_span_and_give_the_full_width
     x[:, :4] += 1.5 * np.eye(4)[y]
     xt[:, :4] += 1.5 * np.eye(4)[yt]
     a, b = in_training_span(x, xt)
-    assert a.shape == (80, 79) and b.shape == (40, 79)  # standardised rows sum to zero: rank n - 1
+    assert a.shape == (80, 80) and b.shape == (40, 80)
     full = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000, tol=1e-10)).fit(x, y)
     small = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(a, y)
     np.testing.assert_allclose(small.predict_proba(b), full.predict_proba(xt), atol=1e-5)
@@ -100,3 +100,11 @@ def test_wide_embeddings_are_fitted_in_the_training_span_and_give_the_full_width
     np.testing.assert_array_equal(predicted, full.predict(xt))
     assert details["C"] == 0.1 and "span of the 80 standardised training rows" in details["fitted_in"]
     assert "fitted_in" not in linear_probe(x[:, :WIDE], y, xt[:, :WIDE], Cs=(0.1,))[1]  # not wider than WIDE
+
+
+def test_a_collapsed_wide_embedding_gives_one_class_everywhere_not_an_error() -> None:
+    from selfsup.evaluation.linear import WIDE
+
+    y = np.arange(60) % 3
+    predicted, details = linear_probe(np.ones((60, WIDE + 1)), y, np.ones((9, WIDE + 1)), Cs=(1.0,))
+    assert "fitted_in" in details and len(set(predicted)) == 1  # nothing to tell the classes apart by

@@ -121,9 +121,6 @@ class _SeriesEncoder(Encoder):
     token_stride: int
     mean: torch.Tensor
     std: torch.Tensor
-    # the embedding of a ragged series does not depend on the NaN steps after its end (they are masked), so a
-    # batch may be cut after its own longest series (``evaluation.embed``)
-    trims_padding = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -171,6 +168,10 @@ class DilatedConvEncoder(_SeriesEncoder):
     """
 
     token_stride = 1
+    # its embedding of a ragged series does not depend on the NaN steps after the series' end (each conv sees
+    # them as zeros, the pooling skips them), so a batch may be cut after its own longest series
+    # (``evaluation.embed``)
+    trims_padding = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -269,7 +270,7 @@ class PatchTransformer(TokenTransformer):
     token per ``patch_size`` time steps.
     """
 
-    trims_padding = True  # patches past a series' end are masked (see ``_SeriesEncoder``)
+    trims_padding = True  # patches past a series' end are masked (see ``DilatedConvEncoder``)
 
     def __init__(self, config: dict[str, Any]) -> None:
         dropout = float(config["dropout"])

@@ -21,6 +21,7 @@ def _conv_then_norm(module: nn.Module) -> list[tuple[nn.Sequential, int]]:
         if isinstance(seq, nn.Sequential)
         for i in range(len(seq) - 1)
         if isinstance(seq[i], nn.modules.conv._ConvNd)
+        and not isinstance(seq[i], nn.modules.conv._ConvTransposeNd)  # their kernels are laid out otherwise
         and isinstance(seq[i + 1], nn.modules.batchnorm._BatchNorm)
         and seq[i + 1].running_mean is not None
     ]
