@@ -22,6 +22,7 @@ from selfsup.files import write_atomic
 WEIGHTS = "encoder.safetensors"
 META = "selfsup.json"
 PREPROCESSING = "preprocessing.json"
+METHOD_WEIGHTS = "method.safetensors"  # a run's method beside its encoder: heads, teacher, centres, decoder
 FORMAT = "selfsup-encoder"
 # 2: ft_transformer and patch_transformer became token transformers (issue 4); their version-1 weights
 # have other parameter names
@@ -108,6 +109,15 @@ def save_encoder(
     os.replace(tmp_weights, out / WEIGHTS)
     write_meta(encoder, out, recipe, extra)
     return out
+
+
+def save_method_state(state: dict[str, Any], out_dir: str | Path) -> None:
+    """Write a method's own tensors (all but its encoder's: ``Method.own_state``) beside the encoder, atomically, so
+    that continued pre-training with the same method carries its heads, teacher and centres (``--init-parts``)."""
+    out = Path(out_dir)
+    tmp = out / (METHOD_WEIGHTS + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, out / METHOD_WEIGHTS)
 
 
 def _folder(path: str | Path) -> Path:

@@ -139,6 +139,7 @@ RUN = OutputKind(
         "recipe.yaml",
         "selfsup.json",
         "encoder.safetensors",
+        "method.safetensors",
         "preprocessing.json",
         "init.json",
         "metrics-before-resume.csv",

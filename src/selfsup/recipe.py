@@ -102,6 +102,11 @@ class Recipe(BaseModel):
         description="start from these weights: a selfsup run/export, a .safetensors/"
         ".pth file or a local model folder (continued pre-training)",
     )
+    init_parts: Literal["auto", "encoder", "all"] = Field(
+        "auto",
+        description="with --init from a selfsup run: carry its encoder only, or all of its method too (heads, "
+        "teacher, centres, decoder); auto (default): all when the run trained the same method",
+    )
     freeze_encoder_steps: int = Field(
         0,
         ge=0,

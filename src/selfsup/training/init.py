@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from selfsup.checkpoint import META, RENAMED_IN_VERSION_2, WEIGHTS, read_meta
+from selfsup.checkpoint import META, METHOD_WEIGHTS, RENAMED_IN_VERSION_2, WEIGHTS, read_meta
 from selfsup.errors import SelfsupError
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -49,6 +49,8 @@ class InitSource:
     state: dict[str, torch.Tensor]
     encoder_config: dict[str, Any] | None = None  # a selfsup export: the config to build
     architecture: str | None = None  # a Hugging Face-style folder: the timm model name
+    method: str | None = None  # a selfsup run: the method it trained with
+    method_state: dict[str, torch.Tensor] | None = None  # and that method's own tensors, if the run saved them
 
 
 @dataclass
@@ -123,7 +125,16 @@ def read_init(source: str | Path) -> InitSource:
                 f"'{path}' is a {meta['encoder']['name']} saved by an older selfsup, whose weights "
                 "this version cannot read; pre-train it again."
             )
-        return InitSource(path, _safetensors_file(path / WEIGHTS), encoder_config=meta["encoder"])
+        recipe = meta.get("recipe")
+        recipe = recipe if isinstance(recipe, dict) else {}  # exports of hand-built encoders have none
+        method_file = path / METHOD_WEIGHTS
+        return InitSource(
+            path,
+            _safetensors_file(path / WEIGHTS),
+            encoder_config=meta["encoder"],
+            method=recipe.get("method"),
+            method_state=_safetensors_file(method_file) if method_file.is_file() else None,
+        )
     if path.is_dir():
         weights = next((path / name for name in HF_WEIGHTS if (path / name).is_file()), None)
         if weights is None or not (path / "config.json").is_file():
@@ -217,11 +228,35 @@ def load_into(encoder: nn.Module, source: InitSource) -> InitReport:
     return report
 
 
-def report_table(report: InitReport, source: Path) -> Any:
+def load_method_parts(method: nn.Module, own: dict[str, torch.Tensor], source: InitSource) -> InitReport:
+    """Copy the SOURCE run's method tensors into ``method``'s own ones (``own``: ``Method.own_state``) by name;
+    one of another shape is refused (the same method with other arguments: say which part)."""
+    saved = source.method_state or {}
+    report = InitReport(mapping="the run's method parts by name")
+    for name, value in saved.items():
+        if name not in own:
+            report.unexpected.append(name)
+        elif value.shape != own[name].shape:
+            report.mismatched.append((name, tuple(value.shape), tuple(own[name].shape)))
+        else:
+            report.loaded.append(name)
+    report.missing = [k for k in own if k not in saved]
+    if report.mismatched:
+        name, was, now = report.mismatched[0]
+        raise SelfsupError(
+            f"--init '{source.path}': its {source.method} part '{name}' is {list(was)} but this run's is {list(now)} "
+            "(other --method-arg values?); use the same method arguments, or --init-parts encoder to start the "
+            "method's parts afresh."
+        )
+    method.load_state_dict({k: saved[k] for k in report.loaded}, strict=False)
+    return report
+
+
+def report_table(report: InitReport, source: Path, what: str = "encoder") -> Any:
     """A rich table: counts and the first names of each kind, for the user to read before training starts."""
     from rich.table import Table
 
-    table = Table(title=f"--init {source}  (mapping {report.mapping})", title_justify="left")
+    table = Table(title=f"--init {source}: {what}  (mapping {report.mapping})", title_justify="left")
     table.add_column("tensors")
     table.add_column("count", justify="right")
     table.add_column("first names")

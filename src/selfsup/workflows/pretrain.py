@@ -24,7 +24,15 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
 
-from selfsup.checkpoint import WEIGHTS, load_encoder, read_meta, read_preprocessing, save_encoder, write_meta
+from selfsup.checkpoint import (
+    WEIGHTS,
+    load_encoder,
+    read_meta,
+    read_preprocessing,
+    save_encoder,
+    save_method_state,
+    write_meta,
+)
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
 from selfsup.encoders import Encoder, build_encoder
 from selfsup.encoders.pair import PairEncoder
@@ -46,7 +54,7 @@ from selfsup.training.checkpoints import (
     resume_checkpoint,
     stop_on_interrupt,
 )
-from selfsup.training.init import InitReport, InitSource, load_into, read_init, report_table
+from selfsup.training.init import InitReport, InitSource, load_into, load_method_parts, read_init, report_table
 from selfsup.training.module import PretrainModule
 from selfsup.training.pairs import (
     check_paired,
@@ -266,13 +274,37 @@ def _with_replay(data: ArrayDataset, replay: ArrayDataset, fraction: float, seed
     return ConcatDataset([data, replay]), ReplaySampler(len(data), len(replay), fraction, seed)
 
 
-def _write_init_report(out: Path, init: InitSource, report: InitReport, show: bool) -> None:
-    """Show the loaded / missing / unexpected / shape-mismatch table, and keep it in the run folder."""
-    write_atomic(out / "init.json", json.dumps({"source": str(init.path)} | report.as_dict(), indent=1))
+def _write_init_report(
+    out: Path, init: InitSource, report: InitReport, method_report: InitReport | None, show: bool
+) -> None:
+    """Show the loaded / missing / unexpected / shape-mismatch table of the encoder (and of the method's parts, when
+    they were carried), and keep it in the run folder."""
+    method = {"method": {"name": init.method} | method_report.as_dict()} if method_report is not None else {}
+    write_atomic(out / "init.json", json.dumps({"source": str(init.path)} | report.as_dict() | method, indent=1))
     if show:
         from rich.console import Console
 
-        Console(stderr=True).print(report_table(report, init.path))
+        console = Console(stderr=True)
+        console.print(report_table(report, init.path))
+        if method_report is not None:
+            console.print(report_table(method_report, init.path, f"{init.method} method parts"))
+
+
+def _carry_method(recipe: Recipe, method: Method, init: InitSource | None) -> InitReport | None:
+    """The ``--init`` run's method parts (heads, teacher, centres, decoder) loaded into ``method`` as
+    ``--init-parts`` says: ``auto`` when the run trained the same method and saved them, ``all`` or refused,
+    ``encoder`` never. None when nothing was carried."""
+    if init is None or recipe.init_parts == "encoder":
+        return None
+    same = init.method == recipe.method and init.method_state is not None
+    if recipe.init_parts == "all" and not same:
+        why = (
+            f"'{init.path}' holds no saved method parts (not a selfsup run, or one from an older selfsup)"
+            if init.method_state is None
+            else f"'{init.path}' trained {init.method} and this run trains {recipe.method}"
+        )
+        raise SelfsupError(f"--init-parts all carries the method's parts, but {why}; use --init-parts encoder.")
+    return load_method_parts(method, method.own_state(), init) if same else None
 
 
 def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | None = None) -> Recipe:
@@ -370,6 +402,7 @@ def _run(
     splits, config, preprocessing, init = _read(recipe, resume)
     encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, resume)
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
+    method_report = _carry_method(recipe, method, init)
     train_loader, val_loader = _loaders(recipe, method, splits, preprocessing)
     recipe = _resumed_target(recipe, resume_from, len(train_loader))
     module = _module(recipe, method, views, teacher)
@@ -394,7 +427,7 @@ def _run(
         out.mkdir(parents=True, exist_ok=True)
         write_description()  # recipe.yaml: '--resume' finds the run; selfsup.json: a killed run can be exported
         if init is not None and init_report is not None:
-            _write_init_report(out, init, init_report, progress)
+            _write_init_report(out, init, init_report, method_report, progress)
     try:
         _fit(trainer, module, checkpoints, train_loader, val_loader, out, resume_from)
     except BaseException:
@@ -405,6 +438,7 @@ def _run(
     sides = None
     if trainer.is_global_zero:
         save_encoder(encoder, out, recipe.model_dump())
+        save_method_state(method.own_state(), out)
         if isinstance(encoder, PairEncoder):
             sides = export_sides(encoder, out, recipe.model_dump() | {"method_args": method_args})
     return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
