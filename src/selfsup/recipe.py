@@ -107,10 +107,11 @@ class Recipe(BaseModel):
         description="with --init from a selfsup run: carry its encoder only, or all of its method too (heads, "
         "teacher, centres, decoder); auto (default): all when the run trained the same method",
     )
-    freeze_encoder_steps: int = Field(
-        0,
+    freeze_encoder_steps: int | None = Field(
+        None,
         ge=0,
-        description="head warm-up: train only the new heads for this many steps, then the whole model (default 0)",
+        description="head warm-up: train only the method's new heads for this many steps, then the whole model; "
+        "default: a tenth of the steps when --init starts the method's heads afresh, else 0",
     )
     schedule: Literal["cosine", "wsd", "constant"] = Field(
         "cosine", description="LR after warm-up: cosine (default), wsd (warm-up, stable, decay at the end), constant"

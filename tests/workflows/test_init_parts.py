@@ -90,3 +90,24 @@ def test_the_cli_refuses_all_across_methods_before_writing(dino_run: Path, tmp_p
         == 0
     )
     assert "method" in (out / "init.json").read_text() and (out / METHOD_WEIGHTS).is_file()
+
+
+def test_new_heads_on_an_init_encoder_warm_up_first_by_default_and_carried_ones_do_not(
+    dino_run: Path, tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    steps = [a if a != "4" else "20" for a in TINY]  # 20 steps: a tenth is 2
+    capsys.readouterr()
+    fresh = tmp_path / "simclr"
+    assert main(["pretrain", *steps, "--method", "simclr", "--init", str(dino_run), "--out", str(fresh)]) == 0
+    assert "frozen for the first 2 steps" in capsys.readouterr().err
+    assert yaml.safe_load((fresh / "recipe.yaml").read_text())["freeze_encoder_steps"] == 2
+    carried = tmp_path / "dino"
+    argv = ["pretrain", *steps, "--method", "dino", "--method-arg", "prototypes=64", "--init", str(dino_run)]
+    assert main([*argv, "--out", str(carried)]) == 0
+    assert "head warm-up" not in capsys.readouterr().err
+    assert yaml.safe_load((carried / "recipe.yaml").read_text())["freeze_encoder_steps"] == 0
+    scratch = tmp_path / "scratch"
+    assert main(["pretrain", *steps, "--method", "simclr", "--out", str(scratch)]) == 0
+    assert yaml.safe_load((scratch / "recipe.yaml").read_text())["freeze_encoder_steps"] == 0

@@ -192,11 +192,37 @@ def _check_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> None:
         )
 
 
+def _planned_steps(recipe: Recipe, n_samples: int) -> int:
+    """The steps a run of ``n_samples`` training samples will take (replayed samples included)."""
+    draws = n_samples if not recipe.replay else round(n_samples / (1 - recipe.replay_fraction))
+    per_epoch = max(1, draws // max(1, min(recipe.batch_size, n_samples)))
+    return per_epoch * recipe.epochs if recipe.max_steps < 0 else min(recipe.max_steps, per_epoch * recipe.epochs)
+
+
+def _head_warmup(
+    recipe: Recipe, method: Method, init: InitSource | None, carried: InitReport | None, n_samples: int
+) -> Recipe:
+    """The recipe with its head warm-up decided, when left to the default: a tenth of the steps when ``--init``
+    loaded the encoder but the method's own parts (heads, projector, teacher) start afresh, so that they do not
+    pull a pre-trained encoder around while they are random (linear-probe-then-fine-tune, Kumar et al. 2022);
+    none otherwise (carried heads, a new encoder, a resumed run: its recipe holds the number)."""
+    if recipe.freeze_encoder_steps is not None:
+        return recipe
+    fresh_heads = init is not None and carried is None and bool(method.own_state())
+    steps = _planned_steps(recipe, n_samples) // 10 if fresh_heads else 0
+    if steps:
+        print(
+            f"head warm-up: the encoder from --init stays frozen for the first {steps} steps while the method's new "
+            "parts train (--freeze-encoder-steps 0 to skip)",
+            file=sys.stderr,
+        )
+    return recipe.model_copy(update={"freeze_encoder_steps": steps})
+
+
 def _check_freeze(recipe: Recipe, n_samples: int) -> None:
     """Head warm-up must end before training does; without --init it would freeze a random encoder."""
-    draws = n_samples if not recipe.replay else round(n_samples / (1 - recipe.replay_fraction))
-    per_epoch = max(1, draws // min(recipe.batch_size, n_samples))
-    total = per_epoch * recipe.epochs if recipe.max_steps < 0 else min(recipe.max_steps, per_epoch * recipe.epochs)
+    assert recipe.freeze_encoder_steps is not None  # decided by _head_warmup
+    total = _planned_steps(recipe, n_samples)
     if recipe.freeze_encoder_steps >= total:
         raise SelfsupError(
             f"--freeze-encoder-steps {recipe.freeze_encoder_steps} is not below the run's {total} "
@@ -403,6 +429,7 @@ def _run(
     encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, resume)
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
     method_report = _carry_method(recipe, method, init)
+    recipe = _head_warmup(recipe, method, init, method_report, len(splits.train))
     train_loader, val_loader = _loaders(recipe, method, splits, preprocessing)
     recipe = _resumed_target(recipe, resume_from, len(train_loader))
     module = _module(recipe, method, views, teacher)
@@ -604,7 +631,7 @@ def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module
         warmup_steps=recipe.warmup_steps,
         schedule=recipe.schedule,
         decay_fraction=recipe.decay_fraction,
-        freeze_encoder_steps=recipe.freeze_encoder_steps,
+        freeze_encoder_steps=recipe.freeze_encoder_steps or 0,
         distill_teacher=teacher,
         distill_weight=recipe.distill_weight,
     )
