@@ -259,6 +259,7 @@ def test_export_from_run_and_from_checkpoint(run, folder, tmp_path):
     for exported in (from_run, from_ckpt):
         assert sorted(p.name for p in exported.iterdir()) == [
             "encoder.safetensors",
+            "method.safetensors",  # the method's own parts, for --init with the same method
             "preprocessing.json",
             "selfsup.json",
         ]
@@ -302,6 +303,7 @@ def test_export_overwrite_replaces_its_own_export_only(run, folder, tmp_path, ca
     assert main(["export", "--run", str(run), "--out", str(out), "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "encoder.safetensors",
+        "method.safetensors",
         "notes.txt",
         "preprocessing.json",
         "selfsup.json",

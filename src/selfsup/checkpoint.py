@@ -111,6 +111,24 @@ def save_encoder(
     return out
 
 
+def own_tensors(state: dict[str, torch.Tensor], encoder_prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a method's ``state`` outside its encoder's (``encoder_prefix``), each storage once: one tied to
+    an encoder tensor or to one listed before it (an MLM decoder tied to the word embeddings) is left out, since
+    loading the one it is tied to loads it."""
+    seen = {v.untyped_storage().data_ptr() for k, v in state.items() if k.startswith(encoder_prefix) and v.numel()}
+    own = {}
+    for name, value in state.items():
+        if name.startswith(encoder_prefix):
+            continue
+        if value.numel():
+            where = value.untyped_storage().data_ptr()
+            if where in seen:
+                continue
+            seen.add(where)
+        own[name] = value
+    return own
+
+
 def save_method_state(state: dict[str, Any], out_dir: str | Path) -> None:
     """Write a method's own tensors (all but its encoder's: ``Method.own_state``) beside the encoder, atomically, so
     that continued pre-training with the same method carries its heads, teacher and centres (``--init-parts``)."""

@@ -111,3 +111,19 @@ def test_new_heads_on_an_init_encoder_warm_up_first_by_default_and_carried_ones_
     scratch = tmp_path / "scratch"
     assert main(["pretrain", *steps, "--method", "simclr", "--out", str(scratch)]) == 0
     assert yaml.safe_load((scratch / "recipe.yaml").read_text())["freeze_encoder_steps"] == 0
+
+
+def test_exports_keep_the_method_parts_from_the_run_and_from_a_training_checkpoint(
+    dino_run: Path, tmp_path: Path
+) -> None:
+    saved = load_file(str(dino_run / METHOD_WEIGHTS))
+    assert main(["export", "--run", str(dino_run), "--out", str(tmp_path / "a")]) == 0
+    last = str(dino_run / "checkpoints" / "last.ckpt")
+    assert main(["export", "--run", str(dino_run), "--checkpoint", last, "--out", str(tmp_path / "b")]) == 0
+    for folder in ("a", "b"):  # the last checkpoint is the finished run's state
+        exported = load_file(str(tmp_path / folder / METHOD_WEIGHTS))
+        assert set(exported) == set(saved)
+        for name, value in saved.items():
+            torch.testing.assert_close(exported[name], value, rtol=0, atol=0)
+    init, method = _method(tmp_path / "b", "dino", {"prototypes": 64})
+    assert _carry_method(make_recipe(data="x", method="dino", init=str(tmp_path / "b")), method, init) is not None

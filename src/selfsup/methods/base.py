@@ -13,6 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
+from selfsup.checkpoint import own_tensors
 from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
 from selfsup.views import ViewSpec
@@ -72,22 +73,9 @@ class Method(nn.Module):
 
     def own_state(self) -> dict[str, torch.Tensor]:
         """The method's tensors but its encoder's (heads, projectors, predictors, teachers, centres, decoders, the
-        logit scale): what continued pre-training with the same method carries over (``--init-parts``). A tensor
-        tied to the encoder's or to one listed before it (an MLM decoder tied to the word embeddings) is left out:
-        loading the one it is tied to loads it."""
-        state = self.state_dict()
-        seen = {v.untyped_storage().data_ptr() for k, v in state.items() if k.startswith("encoder.") and v.numel()}
-        own = {}
-        for name, value in state.items():
-            if name.startswith("encoder."):
-                continue
-            where = value.untyped_storage().data_ptr() if value.numel() else None
-            if where is not None:
-                if where in seen:
-                    continue
-                seen.add(where)
-            own[name] = value
-        return own
+        logit scale), tied ones once: what continued pre-training with the same method carries over
+        (``--init-parts``)."""
+        return own_tensors(self.state_dict(), "encoder.")
 
     def backbone(self) -> nn.Module:
         """The pre-trainable weights that head warm-up (``--freeze-encoder-steps``) freezes: the encoder, less

@@ -10,8 +10,17 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
-from selfsup.checkpoint import load_encoder, read_meta, read_preprocessing, save_encoder
+from selfsup.checkpoint import (
+    METHOD_WEIGHTS,
+    load_encoder,
+    own_tensors,
+    read_meta,
+    read_preprocessing,
+    save_encoder,
+    save_method_state,
+)
 from selfsup.data import UNLABELED, DataOptions, Preprocessing
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.encoders.pair import PairEncoder, side_names
@@ -137,10 +146,13 @@ def export_encoder(
     if Path(run).exists() and out.exists() and out.resolve() == _folder_of(run).resolve():
         raise SelfsupError(f"--out '{out}' is the run itself; export to another folder.")
     meta = read_meta(run)
+    method: dict[str, torch.Tensor] | None = None  # the method's own tensors (--init-parts), where the run has them
     if checkpoint is None:  # load_encoder reads its preprocessing
         encoder = load_encoder(run, allow_pair=True)
+        saved = _folder_of(run) / METHOD_WEIGHTS
+        method = load_file(str(saved)) if saved.is_file() else None
     else:
-        encoder = _from_checkpoint(meta, checkpoint)
+        encoder, method = _from_checkpoint(meta, checkpoint)
         encoder.preprocessing = read_preprocessing(run, meta["encoder"])  # a pair's: both sides', from its root
     if isinstance(encoder, PairEncoder):
         _older_sides(encoder, _folder_of(run), meta["encoder"])
@@ -148,6 +160,8 @@ def export_encoder(
         if overwrite:
             clear_output_folder(out, RUN)
         save_encoder(encoder, out, meta.get("recipe"))
+        if method is not None:
+            save_method_state(method, out)
         if meta["modality"] == "pairs":  # and each side, as the run writes them
             from selfsup.training.pairs import export_sides
 
@@ -172,8 +186,9 @@ def _older_sides(encoder: PairEncoder, run: Path, saved: dict) -> None:
             )
 
 
-def _from_checkpoint(meta: dict, checkpoint: str | Path) -> Encoder:
-    """The encoder ``meta`` describes, with the weights of a run's Lightning checkpoint."""
+def _from_checkpoint(meta: dict, checkpoint: str | Path) -> tuple[Encoder, dict[str, torch.Tensor]]:
+    """The encoder ``meta`` describes, with the weights of a run's Lightning checkpoint, and the method's own
+    tensors there (as ``Method.own_state`` names them)."""
     encoder = build_encoder(meta["encoder"])
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
@@ -194,4 +209,5 @@ def _from_checkpoint(meta: dict, checkpoint: str | Path) -> Encoder:
             f"checkpoint '{checkpoint}' does not hold this run's encoder "
             f"({len(missing)} missing, {len(unexpected)} unexpected weights)."
         )
-    return encoder
+    method = {k[len("method.") :]: v for k, v in state.items() if k.startswith("method.")}
+    return encoder, own_tensors(method, "encoder.")
