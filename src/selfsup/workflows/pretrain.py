@@ -192,15 +192,15 @@ def _check_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> None:
         )
 
 
-def _planned_steps(recipe: Recipe, n_samples: int) -> int:
-    """The steps a run of ``n_samples`` training samples will take (replayed samples included)."""
-    draws = n_samples if not recipe.replay else round(n_samples / (1 - recipe.replay_fraction))
-    per_epoch = max(1, draws // max(1, min(recipe.batch_size, n_samples)))
-    return per_epoch * recipe.epochs if recipe.max_steps < 0 else min(recipe.max_steps, per_epoch * recipe.epochs)
+def _planned_steps(recipe: Recipe, steps_per_epoch: int) -> int:
+    """The steps the run will take: its epochs of ``steps_per_epoch`` (its training loader's, replay included),
+    or fewer when ``--max-steps`` ends it first."""
+    every = steps_per_epoch * recipe.epochs
+    return every if recipe.max_steps < 0 else min(recipe.max_steps, every)
 
 
 def _head_warmup(
-    recipe: Recipe, method: Method, init: InitSource | None, carried: InitReport | None, n_samples: int
+    recipe: Recipe, method: Method, init: InitSource | None, carried: InitReport | None, steps_per_epoch: int
 ) -> Recipe:
     """The recipe with its head warm-up decided, when left to the default: a tenth of the steps when ``--init``
     loaded the encoder but the method's own parts (heads, projector, teacher) start afresh, so that they do not
@@ -209,7 +209,7 @@ def _head_warmup(
     if recipe.freeze_encoder_steps is not None:
         return recipe
     fresh_heads = init is not None and carried is None and bool(method.own_state())
-    steps = _planned_steps(recipe, n_samples) // 10 if fresh_heads else 0
+    steps = _planned_steps(recipe, steps_per_epoch) // 10 if fresh_heads else 0
     if steps:
         print(
             f"head warm-up: the encoder from --init stays frozen for the first {steps} steps while the method's new "
@@ -219,10 +219,11 @@ def _head_warmup(
     return recipe.model_copy(update={"freeze_encoder_steps": steps})
 
 
-def _check_freeze(recipe: Recipe, n_samples: int) -> None:
+def _check_freeze(recipe: Recipe, steps_per_epoch: int) -> None:
     """Head warm-up must end before training does; without --init it would freeze a random encoder."""
-    assert recipe.freeze_encoder_steps is not None  # decided by _head_warmup
-    total = _planned_steps(recipe, n_samples)
+    if not recipe.freeze_encoder_steps:  # none (decided by _head_warmup when left to the default)
+        return
+    total = _planned_steps(recipe, steps_per_epoch)
     if recipe.freeze_encoder_steps >= total:
         raise SelfsupError(
             f"--freeze-encoder-steps {recipe.freeze_encoder_steps} is not below the run's {total} "
@@ -429,9 +430,10 @@ def _run(
     encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, resume)
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
     method_report = _carry_method(recipe, method, init)
-    recipe = _head_warmup(recipe, method, init, method_report, len(splits.train))
     train_loader, val_loader = _loaders(recipe, method, splits, preprocessing)
     recipe = _resumed_target(recipe, resume_from, len(train_loader))
+    recipe = _head_warmup(recipe, method, init, method_report, len(train_loader))
+    _check_freeze(recipe, len(train_loader))
     module = _module(recipe, method, views, teacher)
     n_classes = len(splits.train.classes or []) if val_loader else 0
     probe = OnlineProbe(method.encoder.embed_dim, n_classes, lr=module.lr) if n_classes > 1 else None
@@ -598,8 +600,6 @@ def _loaders(
     replay = _replay_set(recipe, preprocessing, splits) if recipe.replay else None
     if replay is not None:
         method.check_data(replay.x)
-    if recipe.freeze_encoder_steps:
-        _check_freeze(recipe, len(fit_set))
     train_set, sampler = (
         (fit_set, None) if replay is None else _with_replay(fit_set, replay, recipe.replay_fraction, recipe.seed)
     )
@@ -652,7 +652,7 @@ def _resumed_target(recipe: Recipe, resume_from: ResumePoint | None, steps_per_e
             file=sys.stderr,
         )
         recipe = recipe.model_copy(update={"epochs": epochs})
-    end = recipe.epochs * steps_per_epoch if recipe.max_steps < 0 else recipe.max_steps
+    end = _planned_steps(recipe, steps_per_epoch)
     if resume_from.step >= end and (Path(recipe.out) / WEIGHTS).is_file():
         limit = f"--max-steps {recipe.max_steps}" if recipe.max_steps > 0 else f"--epochs {recipe.epochs}"
         raise SelfsupError(
