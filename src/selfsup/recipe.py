@@ -232,8 +232,10 @@ def make_recipe(**fields: Any) -> Recipe:
     except ValidationError as err:
         problems = []
         for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "recipe"
-            if e["type"] == "extra_forbidden":
+            where = ".".join(str(p) for p in e["loc"])
+            if not e["loc"]:  # a rule across fields (model_validator): its own words
+                problems.append(e["msg"].removeprefix("Value error, "))
+            elif e["type"] == "extra_forbidden":
                 known = ", ".join(Recipe.model_fields)
                 problems.append(f"unknown field '{where}' (known fields: {known})")
             else:
