@@ -59,7 +59,7 @@ COMMON = dict(
 CONDITIONS = {
     "scratch": {},
     "continued (cosine, head warm-up)": {"freeze_encoder_steps": 20},
-    "continued + self-distillation": {"freeze_encoder_steps": 20, "self_distill": True},
+    "continued + self-distillation": {"freeze_encoder_steps": 20, "self_distill": True, "distill_report": False},
     "continued (wsd, head warm-up)": {"freeze_encoder_steps": 20, "schedule": "wsd"},
     "continued (constant, head warm-up)": {"freeze_encoder_steps": 20, "schedule": "constant"},
     "continued (no warm-up, 10x LR)": {"lr": 1e-2},

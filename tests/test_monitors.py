@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from selfsup.monitors import alignment, embedding_spread, rankme, uniformity
+from selfsup.monitors import alignment, embedding_spread, nearest_class_mean_accuracy, rankme, uniformity
 from selfsup.training.callbacks import COLLAPSE_SPREAD
 
 
@@ -32,3 +32,13 @@ def test_embedding_spread() -> None:
     assert embedding_spread(torch.randn(10, 4) * 1e-3 + torch.tensor([1.0, 0, 0, 0])) < COLLAPSE_SPREAD
     torch.manual_seed(0)
     assert math.isclose(embedding_spread(torch.randn(4096, 32)), 1.0, rel_tol=0.05)
+
+
+def test_nearest_class_mean_accuracy() -> None:
+    # class 0's normalised rows average to (1, 1)/sqrt(2) direction, class 1's to (-1, 0): hand-placed test rows
+    train = torch.tensor([[2.0, 0.0], [0.0, 3.0], [-1.0, 0.0], [-5.0, 0.0]])
+    train_y = torch.tensor([0, 0, 1, 1])
+    test = torch.tensor([[1.0, 1.0], [-1.0, 0.1], [0.1, -1.0], [-0.2, 1.0]])
+    # cosines to the means: (1,1) -> 0; (-1, 0.1) -> 1; (0.1,-1): -0.64 vs -0.1 -> 1; (-0.2, 1): 0.55 vs 0.2 -> 0
+    test_y = torch.tensor([0, 1, 0, 0])
+    assert math.isclose(nearest_class_mean_accuracy(train, train_y, test, test_y), 0.75)

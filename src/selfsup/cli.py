@@ -199,7 +199,23 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
     from selfsup.recipe import load_recipe, make_recipe, recipe_yaml
 
     fields = _recipe_flags(args)
-    if args.resume:
+    if fields.get("anneal"):
+        if args.resume or args.config:
+            raise SelfsupError(
+                f"--anneal starts a new run from '{fields['anneal']}' as its recipe.yaml says; leave out "
+                f"{'--resume' if args.resume else '--config'} (resume a killed anneal with --resume --out OUT alone)."
+            )
+        changed = sorted(set(fields) - {"anneal", "anneal_steps", "out"})
+        if changed or not args.out:
+            raise SelfsupError(
+                "--anneal continues the run as its recipe.yaml says, into a new --out folder; give --out and "
+                "optionally --anneal-steps, nothing else"
+                + (f" (got --{', --'.join(c.replace('_', '-') for c in changed)})." if changed else ".")
+            )
+        from selfsup.workflows.pretrain import anneal_recipe
+
+        recipe = anneal_recipe(fields["anneal"], args.out, fields.get("anneal_steps"))
+    elif args.resume:
         if not args.out:
             raise SelfsupError("--resume needs --out, the folder of the run to continue.")
         changed = sorted(set(fields) - {"out", "epochs", "max_steps"})

@@ -38,7 +38,8 @@ MEDIA_SUFFIXES = (
 class ArrayDataset(Dataset):
     """Decoded samples held in memory.
 
-    ``x`` holds the samples (images: uint8 ``(N, C, H, W)``), ``y`` integer labels or ``UNLABELED``.
+    ``x`` holds the samples (images: uint8 ``(N, C, H, W)``, multi-band rasters: float32 at their own values),
+    ``y`` integer labels or ``UNLABELED``.
     ``__getitem__`` returns ``(sample, label)`` with the sample as float32 in the modality's input range.
     """
 

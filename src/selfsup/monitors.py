@@ -10,6 +10,10 @@ evaluation (``evaluation.monitors.label_free``) both use.
   ``log mean exp(-2 ||f(x) - f(y)||^2)`` over distinct pairs (lower is more uniform).
 - ``embedding_spread``: per-dimension std of the normalised embeddings times ``sqrt(D)``; ~1 when
   spread over the sphere, 0 when every input maps to one direction (collapse).
+
+And one labelled monitor, cheap enough to run while training: ``nearest_class_mean_accuracy`` (each test sample
+takes the class whose mean normalised training embedding is nearest in cosine; Mensink et al. 2013, "Distance-Based
+Image Classification"), which the ``--watch`` curves use.
 """
 
 from __future__ import annotations
@@ -44,3 +48,14 @@ def embedding_spread(embedding: torch.Tensor) -> float:
     """How spread out a batch's embeddings are (see the module docstring)."""
     z = F.normalize(embedding.detach().float(), dim=1)
     return float(z.std(dim=0).mean() * math.sqrt(z.shape[1]))
+
+
+def nearest_class_mean_accuracy(
+    train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor
+) -> float:
+    """Share of ``test`` rows whose nearest class mean (cosine, over L2-normalised ``train`` rows) is their class."""
+    a, b = F.normalize(train.detach().float(), dim=1), F.normalize(test.detach().float(), dim=1)
+    classes, index = torch.unique(train_y, return_inverse=True)
+    means = torch.zeros(len(classes), a.shape[1], dtype=a.dtype, device=a.device).index_add_(0, index, a)
+    predicted = classes[(b @ F.normalize(means, dim=1).T).argmax(dim=1)]
+    return float((predicted == test_y).float().mean())

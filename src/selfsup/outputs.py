@@ -140,9 +140,13 @@ RUN = OutputKind(
         "selfsup.json",
         "encoder.safetensors",
         "method.safetensors",
+        "adapter.safetensors",
+        "adapter.json",
         "preprocessing.json",
         "init.json",
         "metrics-before-resume.csv",
+        "watch.csv",
+        "watch.png",
         LOCK,
         # inside its folders, only the files selfsup and Lightning's loggers write: a user's file there stays
         "checkpoints/last.ckpt",
@@ -153,7 +157,12 @@ RUN = OutputKind(
         "tensorboard/hparams.yaml",
         "tensorboard/events.out.tfevents.*",
     ),
-    nested=(("eval", EVALUATION.name), ("report", EVALUATION.name), ("selftrain", SELFTRAIN.name)),
+    nested=(
+        ("eval", EVALUATION.name),
+        ("report", EVALUATION.name),
+        ("selftrain", SELFTRAIN.name),
+        ("distill-report", "comparison"),
+    ),
     folders=("checkpoints", "csv", "tensorboard"),
 )
 COMPARISON = OutputKind(

@@ -113,10 +113,44 @@ class Recipe(BaseModel):
         description="head warm-up: train only the method's new heads for this many steps, then the whole model; "
         "default: a tenth of the steps when --init starts the method's heads afresh, else 0",
     )
-    schedule: Literal["cosine", "wsd", "constant"] = Field(
-        "cosine", description="LR after warm-up: cosine (default), wsd (warm-up, stable, decay at the end), constant"
+    schedule: Literal["cosine", "wsd", "constant", "infinite"] = Field(
+        "cosine",
+        description="LR after warm-up: cosine (default), wsd (warm-up, stable, decay at the end), constant, or "
+        "infinite (cool-down to --constant-fraction of the peak, then constant: extend it with --resume, "
+        "branch a deployable model off it with --anneal)",
     )
-    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of the steps spent decaying (default 0.2)")
+    decay_fraction: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="wsd: share of the steps spent decaying; infinite: share of the steps after warm-up spent "
+        "cooling down, when --cooldown-steps is not given (default 0.2)",
+    )
+    cooldown_steps: int | None = Field(
+        None, ge=0, description="infinite: steps of cosine cool-down from the peak LR to the constant one"
+    )
+    constant_fraction: float = Field(
+        0.5, gt=0, le=1, description="infinite: the constant phase's LR as a share of the peak (default 0.5)"
+    )
+    anneal: str | None = Field(
+        None,
+        description="a run trained with --schedule infinite or constant: start from its latest checkpoint (in its "
+        "constant phase) and decay the LR linearly to 0 over --anneal-steps, into --out; that run is not touched",
+    )
+    anneal_steps: int | None = Field(
+        None, ge=1, description="with --anneal: steps of the anneal (default: a tenth of the steps the run has trained)"
+    )
+    adapter: Literal["none", "lora"] = Field(
+        "none",
+        description="lora: continue pre-training through low-rank adapters only (Hu et al. 2021, through peft), "
+        "on transformer encoders (vit and timm transformers, text models, ft/patch/spec_transformer); the export "
+        "merges them into plain weights and keeps them apart too (adapter.safetensors)",
+    )
+    lora_rank: int = Field(8, ge=1, description="--adapter lora: the adapters' rank (default 8)")
+    lora_alpha: float | None = Field(
+        None, gt=0, description="--adapter lora: the update is scaled by alpha / rank (default: alpha = rank)"
+    )
+    adapter_norms: bool = Field(False, description="--adapter lora: train the norm layers' weights and biases too")
     self_distill: bool = Field(
         False,
         description="with --init: stage 1 further pre-trains into OUT-stage1, stage "
@@ -126,8 +160,29 @@ class Recipe(BaseModel):
     distill_weight: float = Field(
         1.0, ge=0, description="self-distillation: weight of the pull to the teacher (default 1)"
     )
+    distill_report: bool = Field(
+        True,
+        description="--self-distill on labelled data: end with one comparison on it (Lee et al. 2022's): the --init "
+        "checkpoint, stage 1, the self-distilled encoder and the same architecture trained from scratch for "
+        "stage 1's steps (in OUT-scratch), kNN and linear probes with paired intervals, in OUT/distill-report "
+        "(default on)",
+    )
+    random_init: bool = Field(
+        False,
+        description="start from random weights even where the encoder comes with its own (minilm); what "
+        "--self-distill's from-scratch comparison trains",
+    )
     replay: str | None = Field(None, description="source-domain data to mix into each batch (continued pre-training)")
     replay_fraction: float = Field(0.1, gt=0, lt=1, description="share of each batch drawn from --replay (default 0.1)")
+    watch: list[str] = Field(
+        default_factory=list,
+        description="labelled data to score while training (nearest-class-mean accuracy every --watch-every steps, "
+        "into the metrics, watch.csv and watch.png), e.g. the source domain of continued pre-training, to see the "
+        "stability gap; the --replay source, when labelled, and --data are watched with it (repeatable)",
+    )
+    watch_every: int | None = Field(
+        None, ge=1, description="steps between the scores of --watch (default: a twentieth of the run's steps)"
+    )
     image_size: int | None = Field(
         None, ge=4, le=1024, description="size of the views fed to the encoder; default: the dataset's"
     )
@@ -185,6 +240,10 @@ class Recipe(BaseModel):
     def _one_warmup(self) -> Recipe:
         if self.warmup_steps is not None and self.warmup_fraction is not None:
             raise ValueError("give --warmup-steps or --warmup-fraction, not both")
+        if self.random_init and self.init is not None:
+            raise ValueError("--random-init starts from random weights and --init from a checkpoint: give one")
+        if self.anneal_steps is not None and self.anneal is None:
+            raise ValueError("--anneal-steps is the length of an anneal: give the run to anneal with --anneal RUN")
         return self
 
     @field_validator("method", "encoder", "pair_encoder")

@@ -271,27 +271,22 @@ def test_a_checkpoint_that_fits_only_in_part_is_refused(digits, tmp_path) -> Non
         load_into(encoder, read_init(tmp_path / "w.safetensors"))
 
 
-def test_an_export_with_other_channels_is_refused(digits, tmp_path, capsys) -> None:
+def test_an_rgb_export_continues_on_grey_data_with_its_first_layer_adapted(digits, tmp_path, capsys) -> None:
+    """3 -> 1 channels: the run's encoder takes the data's channel and statistics; init.json says what was adapted."""
     config = image_config("small_cnn", digits, 16) | {"in_chans": 3, "mean": [0.5] * 3, "std": [0.2] * 3}
-    save_encoder(build_encoder(config), tmp_path / "rgb")
-    capsys.readouterr()
-    assert (
-        main(
-            [
-                "pretrain",
-                "--data",
-                "builtin:digits",
-                "--init",
-                str(tmp_path / "rgb"),
-                "--out",
-                str(tmp_path / "run"),
-                *TINY,
-            ]
-        )
-        == EXIT_USER_ERROR
-    )
-    assert "takes 3 channels but 'builtin:digits' has 1 channel" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
+    rgb = build_encoder(config)
+    save_encoder(rgb, tmp_path / "rgb")
+    first = next(n for n, m in rgb.named_modules() if isinstance(m, torch.nn.Conv2d)) + ".weight"
+    out = tmp_path / "run"
+    argv = ["pretrain", "--data", "builtin:digits", "--init", str(tmp_path / "rgb"), "--out", str(out), *TINY]
+    assert main(argv) == 0
+    report = json.loads((out / "init.json").read_text())
+    assert report["adapted"] == [[first, "3 -> 1 channels"]]
+    assert sorted(report["missing"]) == ["mean", "std"] and report["shape_mismatch"] == [] and not report["unexpected"]
+    encoder = load_encoder(out)
+    grey = image_config("small_cnn", digits, 16)
+    assert encoder.config["in_chans"] == 1 and encoder.config["mean"] == pytest.approx(grey["mean"])
+    assert encoder.config["image_size"] == 16
 
 
 @pytest.mark.parametrize(

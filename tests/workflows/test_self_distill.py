@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import shutil
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from selfsup.checkpoint import load_encoder
@@ -71,8 +74,6 @@ def test_one_command_runs_both_stages(source, tmp_path) -> None:
     with (out / "csv" / "metrics.csv").open() as f:
         distill = [float(r["distill_loss"]) for r in csv.DictReader(f) if r.get("distill_loss")]
     assert distill and all(d >= 0 for d in distill)
-    import json
-
     # stage 2 re-starts from --init (the original checkpoint), not from the stage-1 encoder
     assert json.loads((out / "init.json").read_text())["source"] == str(source)
     with (stage1 / "csv" / "metrics.csv").open() as f:
@@ -163,3 +164,47 @@ def test_stage_2_failing_before_its_first_checkpoint_keeps_the_run_resumable(
     monkeypatch.setattr(pretrain_module, "_fit", real_fit)
     assert main(["pretrain", "--resume", "--out", str(out)]) == 0
     assert (out / "encoder.safetensors").is_file()
+
+
+def test_it_ends_with_the_four_way_comparison_and_a_resume_finishes_a_stopped_one(source, tmp_path, capsys) -> None:
+    """Lee et al. 2022's comparison on the data's labels: original, stage 1, self-distilled, from scratch (trained
+    for stage 1's steps in OUT-scratch, the distilled encoder's architecture, random weights), every pair with a
+    paired interval; a run stopped before it resumes to it, and a finished one says so."""
+    out = tmp_path / "distilled"
+    argv = ["pretrain", "--data", "builtin:iris", "--init", str(source), "--self-distill", "--out", str(out), *TINY]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "self-distillation on builtin:iris" in capsys.readouterr().out
+    report = json.loads((out / "distill-report" / "compare.json").read_text())
+    encoders = ["original", "further (stage 1)", "self-distilled", "from scratch", "random-init", "raw-input"]
+    assert list(dict.fromkeys(a["encoder"] for a in report["accuracies"])) == encoders
+    assert {(p["a"], p["b"]) for p in report["pairs"] if p["protocol"] == "linear"} >= {
+        ("original", "further (stage 1)"),
+        ("further (stage 1)", "self-distilled"),
+    }
+    scratch = tmp_path / "distilled-scratch"
+    recipe = yaml.safe_load((scratch / "recipe.yaml").read_text())
+    assert recipe["init"] is None and recipe["random_init"] and recipe["max_steps"] == 3
+    assert (
+        json.loads((scratch / "selfsup.json").read_text())["encoder"]
+        == json.loads((out / "selfsup.json").read_text())["encoder"]
+    )  # the same architecture
+    # stopped after stage 2, during the from-scratch run: a resume trains it and writes the comparison
+    shutil.rmtree(out / "distill-report")
+    (scratch / "encoder.safetensors").unlink()
+    assert main(["pretrain", "--resume", "--out", str(out)]) == 0
+    assert (out / "distill-report" / "compare.json").is_file() and (scratch / "encoder.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["pretrain", "--resume", "--out", str(out)]) == EXIT_USER_ERROR
+    assert "has finished (both stages and its comparison)" in capsys.readouterr().err
+
+
+def test_an_occupied_scratch_folder_is_refused_before_writing(source, tmp_path, capsys) -> None:
+    (tmp_path / "d-scratch").mkdir()
+    (tmp_path / "d-scratch" / "something").write_text("x")
+    capsys.readouterr()
+    argv = ["pretrain", "--data", "builtin:iris", "--init", str(source), "--self-distill", "--out", str(tmp_path / "d")]
+    assert main([*argv, *TINY]) == EXIT_USER_ERROR
+    assert "from-scratch folder" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    assert main([*argv, *TINY, "--no-distill-report"]) == 0  # the comparison off: no from-scratch run
+    assert not (tmp_path / "d" / "distill-report").exists()

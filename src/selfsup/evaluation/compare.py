@@ -76,14 +76,17 @@ def verdict(name_a: str, name_b: str, low: float, high: float) -> str:
     return "no difference shown"
 
 
-def _load(encoders: list[str], data: str, options: DataOptions | None) -> list[tuple[str, Encoder, Splits]]:
-    """Each encoder with ``data`` read its way (a table with its schema), checked to fit it; loaded once."""
+def _load(
+    encoders: list[str] | list[tuple[str, Encoder]], data: str, options: DataOptions | None
+) -> list[tuple[str, Encoder, Splits]]:
+    """Each encoder (a path, or a name and an encoder in memory) with ``data`` read its way (a table with its
+    schema), checked to fit it; loaded once."""
     loaded = []
-    for path in encoders:
-        encoder = load_encoder(path)
+    for item in encoders:
+        name, encoder = item if isinstance(item, tuple) else (str(item), load_encoder(item))
         splits = load_data(data, options, preprocessing=preprocessing_of(encoder))
         check_fits(encoder, splits)
-        loaded.append((str(path), encoder, splits))
+        loaded.append((name, encoder, splits))
     return loaded
 
 
@@ -136,7 +139,7 @@ def _correctness(
 
 
 def compare(
-    encoders: list[str],
+    encoders: list[str] | list[tuple[str, Encoder]],
     data: str,
     *,
     options: DataOptions | None = None,
@@ -148,7 +151,8 @@ def compare(
     out: str | Path | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Probe every encoder on the same split; return per-encoder accuracies and every pairwise comparison.
+    """Probe every encoder (a path, or a name and an encoder in memory) on the same split; return per-encoder
+    accuracies and every pairwise comparison.
 
     With one seed the difference gets a paired bootstrap interval over test samples and McNemar's test;
     with several (seeds ``seed .. seed + seeds - 1``: the split where the data has none, random-init,
@@ -161,7 +165,8 @@ def compare(
     for name in protocols:
         if name not in COMPARE_PROTOCOLS:
             raise SelfsupError(f"compare supports the protocols {', '.join(COMPARE_PROTOCOLS)}; got '{name}'.")
-    if len(set(encoders)) != len(encoders) or not encoders:
+    names = [item[0] if isinstance(item, tuple) else str(item) for item in encoders]
+    if len(set(names)) != len(names) or not encoders:
         raise SelfsupError("give compare one or more different encoders.")
     if seeds < 1:
         raise SelfsupError(f"--seeds must be at least 1, got {seeds}.")

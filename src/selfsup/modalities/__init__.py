@@ -108,9 +108,22 @@ def _holds_audio(folder: Path) -> bool:
     return False
 
 
+def _holds_series(folder: Path) -> bool:
+    """Whether a folder holds series: a .ts or .npz file, a NAME_TRAIN file of a series or table suffix, or one
+    .npy file (several .npy files, none of them NAME_TRAIN, are image rasters)."""
+    files = [p for p in folder.iterdir() if p.is_file()]
+    npy = [p for p in files if p.suffix.lower() == ".npy"]
+    return len(npy) == 1 or any(
+        (p.suffix.lower() in SERIES_SUFFIXES and p.suffix.lower() != ".npy")
+        or (p.stem.lower().endswith("_train") and p.suffix.lower() in SERIES_SUFFIXES + TABLE_SUFFIXES)
+        for p in files
+    )
+
+
 def detect_modality(source: str) -> str:
-    """The modality of a path: tables, series and audio by suffix; a folder of .ts files is series, a folder
-    holding audio files (directly, in class sub-folders or in train/test) is audio; else images.
+    """The modality of a path: tables, series and audio by suffix; a folder of series files is series (a folder
+    of several .npy arrays not named NAME_TRAIN/NAME_TEST holds image rasters), a folder holding audio files
+    (directly, in class sub-folders or in train/test) is audio; else images.
 
     A CSV is read as a table; pass ``--modality timeseries`` to read it as series.
     """
@@ -126,12 +139,7 @@ def detect_modality(source: str) -> str:
         return "text"
     if suffix in AUDIO_SUFFIXES:
         return "audio"
-    if path.is_dir() and any(
-        p.suffix.lower() in SERIES_SUFFIXES
-        or (p.name.lower().rsplit(".", 1)[0].endswith("_train") and p.suffix.lower() in TABLE_SUFFIXES)
-        for p in path.iterdir()
-        if p.is_file()
-    ):
+    if path.is_dir() and _holds_series(path):
         return "timeseries"  # NAME_TRAIN.ts / NAME_TRAIN.csv + NAME_TEST.*
     if path.is_dir() and _holds_audio(path):
         return "audio"

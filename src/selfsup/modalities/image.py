@@ -8,28 +8,47 @@ Grey images of more than 8 bits keep their full range, scaled to 0..255: 16-bit 
 ``value / 257``; 32-bit integer ones as 16-bit when their values fit 0..65535, else from their own minimum
 to maximum; float ones as ``value * 255`` when in [0, 1], as they are when in [0, 255], else from their
 own minimum to maximum.
+
+Multi-band rasters (multispectral, SAR): a folder (both splits together) holding any ``.npy`` array or any
+TIFF that is not a picture (a picture: one band of 8, 16 or 32 bits or float32, or 8-bit RGB with an optional
+alpha band) is read as rasters, any number of bands of any numeric dtype. TIFFs are read with ``tifffile``,
+``.npy`` with numpy (no pickles). A 2-D array is one band; a 3-D one is ``C x H x W`` when its first axis is
+shorter than its last, else ``H x W x C`` (a tie reads as ``H x W x C``). Rasters keep their own values as
+float32 (not squeezed into 8 bits; 4 bytes per band and pixel in memory), resized (short side, bilinear,
+antialiased: ``torch.nn.functional.interpolate``) and centre-cropped like pictures; the encoder normalises
+each band by the mean and std fitted on the training split. Every file of a source needs the same band count
+(else one error naming a file and both counts), and pictures (PNG, JPEG, ...) cannot sit among rasters.
+A raster with a NaN or infinite pixel is refused, naming the file (it is a bad file: ``--bad-files skip``
+leaves it out, with one warning line), as are arrays that are not 2-D or 3-D, non-numeric ones and files
+tifffile or numpy cannot read: fill missing pixels (e.g. with the band's mean) before pre-training.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits, warn_skipped
-from selfsup.errors import SelfsupError
+from selfsup.errors import SelfsupError, first_line
 from selfsup.modalities import Modality
 from selfsup.views import ViewSpec
 
 NAME = "image"
 DEFAULT_ENCODER = "small_cnn"
 TOKEN_ENCODER = "vit"  # the default for masked methods, which need tokens
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+TIFF_SUFFIXES = (".tif", ".tiff")
+RASTER_SUFFIXES = (".npy", *TIFF_SUFFIXES)  # what a raster folder may hold
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".npy")
+# one-band dtypes PIL reads as a grey picture (modes 1, L, I;16, I;16S, I, F)
+PICTURE_DTYPES = ("bool", "uint8", "uint16", "int16", "int32", "float32")
 FOLDER_DEFAULT_SIZE = 64
 MIN_VIEW_SIZE = 16
 
@@ -81,7 +100,91 @@ def _is_grey(paths: list[Path]) -> bool:
     return True
 
 
-def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
+def _is_raster(path: Path) -> bool:
+    """Whether a file makes its folder a raster folder: a ``.npy``, or a TIFF that is no picture (module docstring).
+    A TIFF tifffile cannot parse is left to the reader that will say so."""
+    suffix = path.suffix.lower()
+    if suffix not in RASTER_SUFFIXES:
+        return False
+    if suffix not in TIFF_SUFFIXES:
+        return True
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page, series = tif.pages[0], tif.series[0]
+            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+            rgb = page.photometric in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.YCBCR)
+            alpha = sum(e != tifffile.EXTRASAMPLE.UNSPECIFIED for e in page.extrasamples)
+            samples = int(page.samplesperpixel)
+    except Exception:  # a probe: reading the file says what is wrong with it
+        return False
+    if len(shape) == 2:
+        return dtype.name not in PICTURE_DTYPES
+    return not (len(shape) == 3 and rgb and dtype == np.uint8 and samples - alpha == 3)
+
+
+def _raster_folder(paths: list[Path]) -> bool:
+    """Whether ``paths`` (a whole source) are rasters; refuses pictures among rasters."""
+    raster = next((p for p in paths if _is_raster(p)), None)
+    if raster is None:
+        return False
+    picture = next((p for p in paths if p.suffix.lower() not in RASTER_SUFFIXES), None)
+    if picture is not None:
+        raise SelfsupError(
+            f"'{picture}' is a picture among multi-band rasters (e.g. '{raster}'); keep .tif/.npy rasters and "
+            "pictures in separate folders."
+        )
+    return True
+
+
+def _raster_array(path: Path) -> np.ndarray:
+    """A raster file's values as float32 ``(C, H, W)`` (module docstring); ValueError says why it is unusable."""
+    import tifffile
+
+    try:
+        arr = tifffile.imread(path) if path.suffix.lower() in TIFF_SUFFIXES else np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        raise
+    except Exception as err:  # EOFError (an empty .npy), KeyError, struct.error, ...: one line of why
+        raise ValueError(first_line(err)) from err
+    if not isinstance(arr, np.ndarray) or arr.ndim not in (2, 3):
+        shape = f"a {arr.ndim}-D array {arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise ValueError(f"holds {shape}; a raster is H x W, C x H x W or H x W x C")
+    if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"holds {arr.dtype} values, not numbers")
+    if arr.ndim == 2:
+        arr = arr[None]
+    elif arr.shape[0] >= arr.shape[-1]:
+        arr = arr.transpose(2, 0, 1)  # H x W x C
+    if 0 in arr.shape:
+        raise ValueError(f"is empty (shape {arr.shape})")
+    values = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        band = int(np.flatnonzero(bad.any(axis=(1, 2)))[0])
+        raise ValueError(
+            f"{int(bad.sum())} pixels are NaN or infinite (first in band {band + 1}); fill them, e.g. with the "
+            "band's mean"
+        )
+    return values
+
+
+def _decode_raster(path: Path, size: int) -> torch.Tensor:
+    """A raster as float32 ``(C, size, size)``: short side resized to ``size`` (bilinear, antialiased, as PIL's
+    resize of pictures), then centre-cropped."""
+    x = torch.from_numpy(_raster_array(path))[None]
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return x[0, :, top : top + size, left : left + size].contiguous()
+
+
+def _entries(folder: Path) -> tuple[list[tuple[Path, int]], list[str] | None]:
+    """The image files of a split with their labels, and its classes (None when unlabeled)."""
     class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     class_dirs = [d for d in class_dirs if _images_in(d)]
     flat = _images_in(folder)
@@ -91,20 +194,39 @@ def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
             "(labeled) or all of them directly in the folder (unlabeled)."
         )
     if class_dirs:
-        entries = [(p, label) for label, d in enumerate(class_dirs) for p in _images_in(d)]
-        classes: list[str] | None = [d.name for d in class_dirs]
-    else:
-        entries = [(p, UNLABELED) for p in flat]
-        classes = None
-    if not entries:
+        return [(p, label) for label, d in enumerate(class_dirs) for p in _images_in(d)], [d.name for d in class_dirs]
+    if not flat:
         raise SelfsupError(f"no images found in '{folder}' (looked for {', '.join(EXTENSIONS)} files).")
-    grey = _is_grey([p for p, _ in entries])
-    arrays, labels, ids, skipped, first_reason = [], [], [], [], ""
+    return [(p, UNLABELED) for p in flat], None
+
+
+def _check_bands(path: Path, bands: int, first: tuple[Path, int] | None) -> None:
+    if first is not None and bands != first[1]:
+        raise SelfsupError(
+            f"'{path}' has {bands} band{'s' * (bands != 1)} but '{first[0]}' has {first[1]}; every file of a "
+            "source needs the same bands."
+        )
+
+
+def _read_split(
+    folder: Path,
+    split: tuple[list[tuple[Path, int]], list[str] | None],
+    size: int,
+    bad_files: str,
+    raster: bool,
+    like: tuple[Path, int] | None = None,
+) -> ArrayDataset:
+    """Decode a split's pictures, or rasters (``raster``) with the band count of ``like`` (a file and its bands),
+    else of the first one read."""
+    entries, classes = split
+    grey = not raster and _is_grey([p for p, _ in entries])
+    arrays: list = []
+    labels, ids, skipped, first_reason = [], [], [], ""
     for path, label in track(
         entries, description=f"reading {folder.name}", transient=True, disable=len(entries) < 2000
     ):
         try:
-            arrays.append(_decode(path, size, grey))
+            arrays.append(_decode_raster(path, size) if raster else _decode(path, size, grey))
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             if bad_files == "fail":
                 raise SelfsupError(
@@ -113,12 +235,15 @@ def _read_split(folder: Path, size: int, bad_files: str) -> ArrayDataset:
             first_reason = first_reason or str(err)
             skipped.append(str(path))
             continue
+        if raster:
+            _check_bands(path, int(arrays[-1].shape[0]), like)
+            like = like or (path, int(arrays[-1].shape[0]))
         labels.append(label)
         ids.append(str(path.relative_to(folder)))
     if not arrays:
         raise SelfsupError(f"none of the {len(entries)} images in '{folder}' could be read.")
     warn_skipped(skipped, "image", first_reason)
-    x = torch.from_numpy(np.stack(arrays))
+    x = torch.stack(arrays) if raster else torch.from_numpy(np.stack(arrays))
     return ArrayDataset(x, torch.tensor(labels, dtype=torch.long), ids, classes, skipped)
 
 
@@ -131,12 +256,16 @@ def load_folder(path: str, image_size: int | None = None, bad_files: str = "fail
         raise SelfsupError(f"'{folder}' is not a folder; pass a folder of images or builtin:NAME.")
     size = image_size or FOLDER_DEFAULT_SIZE
     if (folder / "train").is_dir() and (folder / "test").is_dir():
-        train = _read_split(folder / "train", size, bad_files)
-        test = _read_split(folder / "test", size, bad_files)
+        parts = {"train": _entries(folder / "train"), "test": _entries(folder / "test")}
+        raster = _raster_folder([p for entries, _ in parts.values() for p, _ in entries])
+        train = _read_split(folder / "train", parts["train"], size, bad_files, raster)
+        like = (folder / "train" / train.ids[0], int(train.x.shape[1])) if raster else None
+        test = _read_split(folder / "test", parts["test"], size, bad_files, raster, like)
         if train.classes != test.classes:
             raise SelfsupError(f"'{folder}/train' and '{folder}/test' have different class sub-folders.")
     else:
-        train, test = _read_split(folder, size, bad_files), None
+        split = _entries(folder)
+        train, test = _read_split(folder, split, size, bad_files, _raster_folder([p for p, _ in split[0]])), None
     return Splits(train=train, test=test, name=str(folder), modality="image")
 
 
@@ -179,7 +308,11 @@ VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_size", "flip", "jitter_str
 
 
 def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: dict | None = None) -> torch.nn.Module:
-    """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS)."""
+    """The batched on-device augmentation pipeline for a method's view spec (``view_args``: see VIEW_ARGS).
+
+    Rasters (float samples at their own values, not pictures in [0, 1]) get crops, flips and blur only: colour
+    jitter, random greyscale and solarize assume RGB in [0, 1]; one warning line says they are off.
+    """
     from selfsup.modalities.image_views import ImageViews
     from selfsup.modalities.view_args import check_known, crop_pair
 
@@ -188,13 +321,25 @@ def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: 
     for key in ("crop_scale", "local_crop_scale"):
         if key in view_args:
             view_args[key] = crop_pair(key, view_args[key])
-    return ImageViews(spec, image_size, channels, **view_args)
+    raster = splits.train.x.is_floating_point()
+    if raster:
+        warnings.warn(
+            f"'{splits.name}' holds {channels}-band rasters: colour jitter, random greyscale and solarize are off "
+            "(they assume RGB in [0, 1]); views are crops, flips and blur.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return ImageViews(spec, image_size, channels, raster=raster, **view_args)
 
 
 def raw_features(x: torch.Tensor, encoder_config: dict) -> np.ndarray:
-    """The raw-pixel baseline: images in [0, 1], flattened."""
-    x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-    return x.flatten(1).numpy()
+    """The raw-pixel baseline: pictures in [0, 1], rasters standardised per band by the encoder's statistics;
+    flattened."""
+    if x.dtype == torch.uint8:
+        return x.float().div(255.0).flatten(1).numpy()
+    mean = torch.tensor(encoder_config["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(encoder_config["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return ((x.float() - mean) / std).flatten(1).numpy()
 
 
 def preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
@@ -213,7 +358,7 @@ MODALITY = Modality(
     encoder_config,
     make_views,
     raw_features,
-    "flattened pixels in [0, 1]",
+    "flattened pixels in [0, 1] (rasters: standardised per band)",
     DEFAULT_ENCODER,
     TOKEN_ENCODER,
     VIEW_ARGS,

@@ -27,6 +27,10 @@ Saturation, hue and grayscale need RGB and are skipped when ``C != 3``; brightne
 to any channel count (contrast then uses the mean over all channels). Every colour op clamps to
 ``[0, 1]``.
 
+Rasters (``raster=True``: multispectral or SAR bands at their own values, any range and channel count) get
+the crop, the flip and the blur (not clamped) only: colour jitter, grayscale and solarize assume RGB in
+``[0, 1]`` and are off, as in the usual remote-sensing recipes, which keep to geometric views.
+
 Hue: by default the hue shift is a rotation of the chroma (I, Q) plane in YIQ space, i.e. one
 per-sample 3x3 colour matrix applied with a single batched matmul (the approach of e.g. NVIDIA DALI's
 hue op). It is a proper hue rotation: identity for a zero shift, luma (Y) and grey pixels kept
@@ -315,8 +319,9 @@ def _gaussian_kernels(sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Separable Gaussian blur with a per-sample sigma ``(n,)``, reflect padding, as a grouped conv.
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, clamp: bool = True) -> torch.Tensor:
+    """Separable Gaussian blur with a per-sample sigma ``(n,)``, reflect padding, as a grouped conv; clamped to
+    ``[0, 1]`` unless ``clamp`` is False (rasters).
 
     The ``(n * C)`` images are the channels of one grouped (depthwise) ``conv2d`` whose kernel per
     image is its sample's Gaussian. Up to 7 taps the kernel is the 2-D outer product of the 1-D
@@ -336,7 +341,8 @@ def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> to
     else:
         out = F.conv2d(padded, kernel.view(n * c, 1, size, 1), groups=n * c)
         out = F.conv2d(out, kernel.view(n * c, 1, 1, size), groups=n * c)
-    return out.view(n, c, h, w).clamp_(0.0, 1.0)
+    out = out.view(n, c, h, w)
+    return out.clamp_(0.0, 1.0) if clamp else out
 
 
 def _random_blur(
@@ -345,11 +351,12 @@ def _random_blur(
     sigma_range: tuple[float, float],
     kernel_size: int,
     generator: torch.Generator | None,
+    clamp: bool = True,
 ) -> torch.Tensor:
     """Blur each sample with probability ``p`` (``(n,)``) and a sigma uniform in ``sigma_range``."""
     u = torch.rand(x.shape[0], 2, generator=generator, device=x.device)
     sigma = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * u[:, 1]
-    return _on_samples(x, u[:, 0] < p, lambda images, s: _gaussian_blur(images, s, kernel_size), sigma)
+    return _on_samples(x, u[:, 0] < p, lambda images, s: _gaussian_blur(images, s, kernel_size, clamp), sigma)
 
 
 def _solarize(x: torch.Tensor, threshold: float = _SOLARIZE_THRESHOLD) -> torch.Tensor:
@@ -368,8 +375,8 @@ def _random_solarize(x: torch.Tensor, p: torch.Tensor, generator: torch.Generato
 class ImageViews(torch.nn.Module):
     """Random views of an image batch for a method's :class:`ViewSpec` (see the module docstring).
 
-    ``forward(x, generator=None)`` takes float ``(B, C, H, W)`` images in ``[0, 1]`` (``C ==
-    channels``) and returns, after ``x`` itself when ``spec.original``, ``spec.n_global`` tensors
+    ``forward(x, generator=None)`` takes float ``(B, C, H, W)`` images in ``[0, 1]``, or at any values when
+    ``raster`` (``C == channels``), and returns, after ``x`` itself when ``spec.original``, ``spec.n_global`` tensors
     ``(B, C, size, size)`` followed by ``spec.n_local`` tensors ``(B, C, local_size, local_size)``, same device and dtype as ``x``.
     Randomness comes from ``generator`` (on ``x``'s device), or torch's global RNG when it is None.
     """
@@ -385,6 +392,7 @@ class ImageViews(torch.nn.Module):
         local_crop_scale: tuple[float, float] = (0.05, 0.25),
         flip: bool = True,
         jitter_strength: float = 1.0,
+        raster: bool = False,
     ) -> None:
         super().__init__()
         if size < 1:
@@ -399,6 +407,7 @@ class ImageViews(torch.nn.Module):
         self.local_crop_scale = (float(local_crop_scale[0]), float(local_crop_scale[1]))
         self.flip = flip
         self.jitter_strength = float(jitter_strength)
+        self.raster = raster
         self.jitter_p = 0.8
         self.grayscale_p = 0.2
         blur, solarize = self.global_probabilities(spec)
@@ -419,7 +428,7 @@ class ImageViews(torch.nn.Module):
         return (
             f"spec={self.spec}, size={self.size}, channels={self.channels}, local_size={self.local_size}, "
             f"crop_scale={self.crop_scale}, local_crop_scale={self.local_crop_scale}, flip={self.flip}, "
-            f"jitter_strength={self.jitter_strength}"
+            f"jitter_strength={self.jitter_strength}, raster={self.raster}"
         )
 
     @torch.no_grad()
@@ -465,14 +474,16 @@ class ImageViews(torch.nn.Module):
     ) -> list[torch.Tensor]:
         batch = x.shape[0]
         out = _random_resized_crop(x, size, count, scale, 0.5 if self.flip else 0.0, generator)
-        out = _colour_jitter(out, self.jitter_p, self.jitter_strength, generator)
-        out = _random_grayscale(out, self.grayscale_p, generator)
+        if not self.raster:
+            out = _colour_jitter(out, self.jitter_p, self.jitter_strength, generator)
+            out = _random_grayscale(out, self.grayscale_p, generator)
 
         def per_view(values: list[float]) -> torch.Tensor:
             return _const(tuple(values), x.device).repeat_interleave(batch)
 
         if any(p > 0 for p in blur_p):
-            out = _random_blur(out, per_view(blur_p), blur_sigma_range(size), blur_kernel_size(size), generator)
-        if any(p > 0 for p in solarize_p):
+            sigma = blur_sigma_range(size)
+            out = _random_blur(out, per_view(blur_p), sigma, blur_kernel_size(size), generator, not self.raster)
+        if not self.raster and any(p > 0 for p in solarize_p):
             out = _random_solarize(out, per_view(solarize_p), generator)
         return list(out.chunk(count))

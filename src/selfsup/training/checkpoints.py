@@ -55,9 +55,10 @@ class ResumePoint:
     step: int
 
 
-def resume_checkpoint(out: Path) -> ResumePoint:
+def resume_checkpoint(out: Path, set_aside: bool = True) -> ResumePoint:
     """The newest good checkpoint of the run in ``out``: ``last.ckpt``, else ``previous.ckpt`` (with a warning
-    naming what was wrong with the newer one, which is set aside as ``last.ckpt.corrupt``)."""
+    naming what was wrong with the newer one, which is set aside as ``last.ckpt.corrupt`` unless ``set_aside`` is
+    False: a run that is only read, as ``--anneal`` reads one, is left as it is)."""
     last, previous = out / FOLDER / LAST, out / FOLDER / PREVIOUS
     if not last.is_file() and not previous.is_file():
         raise SelfsupError(
@@ -79,7 +80,7 @@ def resume_checkpoint(out: Path) -> ResumePoint:
         raise SelfsupError(
             f"cannot resume: {problem}, and so is the earlier one ({err}); start the run again with --overwrite."
         ) from None
-    if last.is_file():  # set aside, so that the next checkpoint does not rotate it into previous.ckpt
+    if last.is_file() and set_aside:  # so that the next checkpoint does not rotate it into previous.ckpt
         os.replace(last, last.with_name(LAST + ".corrupt"))
     warnings.warn(
         f"{problem}; resuming from the earlier '{previous}' (step {point.step}), the broken one kept as "

@@ -14,11 +14,18 @@ A SOURCE is one of:
 Key names are matched by trying the usual wrappers (``module.``, ``model.``, ``backbone.``,
 ``encoder.``, ...) on both sides and keeping the mapping that fits the most tensors; what loaded,
 what is missing, unexpected or of another shape is reported as one table, never silently ignored.
+
+Two tensors of another shape are adapted the usual way, and reported as adapted: the first layer's kernel
+for another input channel count (an RGB checkpoint on grey or multi-band data: :func:`adapt_input_conv`),
+and a ViT's absolute position embeddings for another grid of patches (another image size:
+:func:`resample_pos_embed`). The input statistics (``mean``/``std``) of another channel count stay as fitted
+on the data.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import warnings
 from dataclasses import dataclass, field
@@ -61,11 +68,13 @@ class InitReport:
     missing: list[str] = field(default_factory=list)  # encoder tensors the SOURCE did not give (kept as built)
     unexpected: list[str] = field(default_factory=list)  # SOURCE tensors with no place in the encoder
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (name, source shape, encoder shape)
+    adapted: list[tuple[str, str]] = field(default_factory=list)  # (name, how: "3 -> 6 channels"), loaded so
     mapping: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "loaded": self.loaded,
+            "adapted": [[n, how] for n, how in self.adapted],
             "missing": self.missing,
             "unexpected": self.unexpected,
             "shape_mismatch": [[n, list(a), list(b)] for n, a, b in self.mismatched],
@@ -164,6 +173,60 @@ def _tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
+def _is_statistic(name: str) -> bool:
+    return name.rpartition(".")[2] in STATISTICS
+
+
+def adapt_input_conv(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """A first-layer kernel ``(O, C, kH, kW)`` for ``channels`` inputs, as timm's ``adapt_input_conv`` does for
+    RGB (``timm.models._manipulate``), for any C: one channel takes the sum of the C filters; more channels
+    repeat them cyclically and scale by C / channels, so that a constant image gives the same output (exactly
+    when ``channels`` is a multiple of C)."""
+    source = weight.shape[1]
+    if channels == 1:
+        return weight.float().sum(dim=1, keepdim=True).to(weight.dtype)
+    repeat = math.ceil(channels / source)
+    return (weight.float().repeat(1, repeat, 1, 1)[:, :channels] * (source / channels)).to(weight.dtype)
+
+
+def resample_pos_embed(pos_embed: torch.Tensor, tokens: int, prefix: int) -> torch.Tensor | None:
+    """Absolute position embeddings ``(1, prefix + n, D)`` of a square grid resampled to ``tokens - prefix``
+    patches (bicubic, antialiased: timm's ``resample_abs_pos_embed``), the ``prefix`` (class, register) tokens
+    kept; None when either grid is not square."""
+    from timm.layers import resample_abs_pos_embed
+
+    if min(pos_embed.shape[1], tokens) <= prefix:
+        return None
+    old, new = math.isqrt(pos_embed.shape[1] - prefix), math.isqrt(tokens - prefix)
+    if old * old != pos_embed.shape[1] - prefix or new * new != tokens - prefix:
+        return None
+    return resample_abs_pos_embed(pos_embed, [new, new], [old, old], num_prefix_tokens=prefix)
+
+
+def _input_conv(encoder: nn.Module) -> str | None:
+    """The name of the encoder's first-layer kernel: its first 2-D convolution taking the input channels."""
+    channels = getattr(encoder, "config", {}).get("in_chans")
+    for name, module in encoder.named_modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels == channels:
+            return f"{name}.weight" if name else "weight"
+    return None
+
+
+def _adapted(encoder: nn.Module, name: str, value: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, str] | None:
+    """``value`` made to fit the encoder's tensor ``name`` of ``shape`` (module docstring), and how; None when
+    it cannot be."""
+    if value.ndim == 4 and value.shape[0] == shape[0] and value.shape[2:] == shape[2:] and name == _input_conv(encoder):
+        return adapt_input_conv(value, shape[1]), f"{value.shape[1]} -> {shape[1]} channels"
+    if name.rpartition(".")[2] == "pos_embed" and value.ndim == 3 and value.shape[::2] == shape[::2]:
+        owner = encoder.get_submodule(name.rpartition(".")[0])
+        prefix = 0 if getattr(owner, "no_embed_class", False) else int(getattr(owner, "num_prefix_tokens", 1))
+        resampled = resample_pos_embed(value, shape[1], prefix)
+        if resampled is not None:
+            old, new = math.isqrt(value.shape[1] - prefix), math.isqrt(shape[1] - prefix)
+            return resampled, f"{old}x{old} -> {new}x{new} patches"
+    return None
+
+
 def match_state(encoder: nn.Module, state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], InitReport]:
     """Map SOURCE tensor names onto the encoder's: strip one wrapper prefix from the SOURCE names and add
     one to them, keeping the pair that fits the most tensors by name and shape."""
@@ -184,8 +247,15 @@ def match_state(encoder: nn.Module, state: dict[str, Any]) -> tuple[dict[str, to
         name = add + key[len(strip) :] if key.startswith(strip) else None
         if name not in target:
             report.unexpected.append(key)
+        elif value.shape != target[name].shape and _is_statistic(name):
+            continue  # the data's own statistics (another channel count): missing, kept as fitted
         elif value.shape != target[name].shape:
-            report.mismatched.append((name, tuple(value.shape), tuple(target[name].shape)))
+            adapted = _adapted(encoder, name, value, target[name].shape)
+            if adapted is None:
+                report.mismatched.append((name, tuple(value.shape), tuple(target[name].shape)))
+            else:
+                mapped[name] = adapted[0]
+                report.adapted.append((name, adapted[1]))
         else:
             mapped[name] = value
             report.loaded.append(name)
@@ -212,16 +282,19 @@ def load_into(encoder: nn.Module, source: InitSource) -> InitReport:
             f"({len(report.loaded)} tensors loaded, {len(report.mismatched)} of another shape, "
             f"{len(report.unexpected)} unused); pass the --encoder these weights were trained as."
         )
-    if source.encoder_config is not None and (report.missing or report.unexpected or report.mismatched):
+    # an export built for other data (its first layer adapted) keeps the statistics fitted on this data
+    missing = [k for k in report.missing if not (report.adapted and _is_statistic(k))]
+    if source.encoder_config is not None and (missing or report.unexpected or report.mismatched):
         raise SelfsupError(
-            f"'{source.path}' does not fit its own selfsup.json: {len(report.missing)} missing, "
+            f"'{source.path}' does not fit its own selfsup.json: {len(missing)} missing, "
             f"{len(report.unexpected)} unexpected, {len(report.mismatched)} of another shape; "
             "the export is corrupted."
         )
     encoder.load_state_dict(mapped, strict=False)
-    if report.mismatched or any(k not in STATISTICS for k in report.missing):
+    adapted = "".join(f", {n} adapted ({how})" for n, how in report.adapted)
+    if report.mismatched or any(k not in STATISTICS for k in missing) or adapted:
         warnings.warn(
-            f"--init '{source.path}': {len(report.loaded)} tensors loaded; {len(report.missing)} missing and "
+            f"--init '{source.path}': {len(report.loaded)} tensors loaded{adapted}; {len(missing)} missing and "
             f"{len(report.mismatched)} of another shape stay as built (see init.json in the run folder).",
             stacklevel=2,
         )
@@ -245,8 +318,8 @@ def load_method_parts(method: nn.Module, own: dict[str, torch.Tensor], source: I
         name, was, now = report.mismatched[0]
         raise SelfsupError(
             f"--init '{source.path}': its {source.method} part '{name}' is {list(was)} but this run's is {list(now)} "
-            "(other --method-arg values?); use the same method arguments, or --init-parts encoder to start the "
-            "method's parts afresh."
+            "(other --method-arg values, or data of another channel count?); use the same method arguments, or "
+            "--init-parts encoder to start the method's parts afresh."
         )
     method.load_state_dict({k: saved[k] for k in report.loaded}, strict=False)
     return report
@@ -267,6 +340,12 @@ def report_table(report: InitReport, source: Path, what: str = "encoder") -> Any
     ]
     for label, names in rows:
         table.add_row(label, str(len(names)), ", ".join(names[:4]) + (" ..." if len(names) > 4 else ""))
+    if report.adapted:
+        table.add_row(
+            "adapted (first layer, position embeddings)",
+            str(len(report.adapted)),
+            ", ".join(f"{name}: {how}" for name, how in report.adapted),
+        )
     shapes = [f"{n} {list(a)} vs {list(b)}" for n, a, b in report.mismatched]
     table.add_row(
         "shape mismatch (left at random init)",

@@ -27,6 +27,9 @@ class PretrainModule(L.LightningModule):
         *,
         schedule: str = "cosine",
         decay_fraction: float = 0.2,
+        cooldown_steps: int = 0,
+        constant_fraction: float = 1.0,
+        anneal_steps: int = 0,
         freeze_encoder_steps: int = 0,
         warmup_steps: int | None = None,
         distill_teacher: nn.Module | None = None,
@@ -37,6 +40,8 @@ class PretrainModule(L.LightningModule):
         self.views = views
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
         self.schedule, self.decay_fraction = schedule, decay_fraction
+        self.cooldown_steps, self.constant_fraction = cooldown_steps, constant_fraction
+        self.anneal_steps = anneal_steps  # the last steps of the run: decayed from the constant LR to 0
         self.freeze_encoder_steps = freeze_encoder_steps
         self.warmup_steps = warmup_steps  # when given, instead of ``warmup_fraction`` of the steps
         self.distill_teacher = frozen_copy(distill_teacher).eval() if distill_teacher is not None else None
@@ -133,14 +138,26 @@ class PretrainModule(L.LightningModule):
 
         warmup = warmup_of(total)
 
-        def whole(step: int) -> float:
-            return lr_multiplier(self.schedule, step, warmup, total, self.decay_fraction)
+        def multiplier(step: int, warmup: int, total: int) -> float:
+            return lr_multiplier(
+                self.schedule,
+                step,
+                warmup,
+                total,
+                self.decay_fraction,
+                cooldown_steps=self.cooldown_steps,
+                constant_fraction=self.constant_fraction,
+                anneal_steps=self.anneal_steps,
+            )
 
-        def after_freeze(step: int) -> float:
+        def whole(step: int) -> float:
+            return multiplier(step, warmup, total)
+
+        def after_freeze(step: int) -> float:  # the anneal, counted from the end, stays where it is
             if step < freeze:
                 return 0.0
             rest = max(1, total - freeze)
-            return lr_multiplier(self.schedule, step - freeze, warmup_of(rest), rest, self.decay_fraction)
+            return multiplier(step - freeze, warmup_of(rest), rest)
 
         # LambdaLR takes one multiplier per parameter group, in the optimiser's order
         lambdas = [after_freeze if freeze and encoder else whole for encoder in in_encoder]

@@ -30,6 +30,7 @@ from selfsup.files import write_atomic
 from selfsup.modalities import check_fits
 from selfsup.outputs import RUN, check_output_file, check_output_folder, clear_output_folder, folder_lock
 from selfsup.sources import load_data
+from selfsup.training.adapters import ADAPTER_META, ADAPTER_WEIGHTS, merged_state
 
 EMBEDDING_FORMATS = (".npy", ".parquet")
 PARQUET_KEY = b"selfsup"  # key of the schema metadata selfsup writes into its embeddings' Parquet files
@@ -141,7 +142,9 @@ def export_encoder(
     run: str | Path, out: str | Path, *, checkpoint: str | Path | None = None, overwrite: bool = False
 ) -> Path:
     """Write ``encoder.safetensors`` + ``selfsup.json`` to ``out`` from a run's export or a training checkpoint.
-    ``out`` is new or empty, or with ``overwrite`` an earlier export or run (only its files are replaced)."""
+    ``out`` is new or empty, or with ``overwrite`` an earlier export or run (only its files are replaced). LoRA
+    adapters (``--adapter lora``) are folded into the encoder's weights; a run's export also keeps them apart
+    (``adapter.safetensors``, ``adapter.json``), copied along."""
     out = check_output_folder(out, RUN, overwrite=overwrite)
     if Path(run).exists() and out.exists() and out.resolve() == _folder_of(run).resolve():
         raise SelfsupError(f"--out '{out}' is the run itself; export to another folder.")
@@ -162,6 +165,9 @@ def export_encoder(
         save_encoder(encoder, out, meta.get("recipe"))
         if method is not None:
             save_method_state(method, out)
+        for name in (ADAPTER_WEIGHTS, ADAPTER_META) if checkpoint is None else ():
+            if (_folder_of(run) / name).is_file():
+                write_atomic(out / name, (_folder_of(run) / name).read_bytes())
         if meta["modality"] == "pairs":  # and each side, as the run writes them
             from selfsup.training.pairs import export_sides
 
@@ -196,6 +202,9 @@ def _from_checkpoint(meta: dict, checkpoint: str | Path) -> tuple[Encoder, dict[
         # not a Lightning checkpoint, or corrupted; torch's own message runs over many lines
         first = first_line(err)
         raise SelfsupError(f"cannot read training checkpoint '{checkpoint}': {first}") from err
+    recipe = meta.get("recipe") or {}
+    scale = (recipe.get("lora_alpha") or recipe.get("lora_rank") or 1) / (recipe.get("lora_rank") or 1)
+    state = merged_state(state, scale)  # a run with --adapter lora: its adapters folded in
     prefix = "method.encoder."
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     try:

@@ -12,6 +12,7 @@ import warnings
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -34,7 +35,7 @@ from selfsup.checkpoint import (
     write_meta,
 )
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
-from selfsup.encoders import Encoder, build_encoder
+from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.encoders.pair import PairEncoder
 from selfsup.errors import RunInterrupted, SelfsupError, first_line
 from selfsup.files import write_atomic
@@ -45,6 +46,14 @@ from selfsup.modalities.text import LINE_SUFFIXES
 from selfsup.outputs import RUN, check_output_folder, clear_output_folder, folder_lock
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
 from selfsup.sources import BUILTIN_PREFIX, load_data, source_modality
+from selfsup.training.adapters import (
+    AdapterSummary,
+    add_lora,
+    merge_lora,
+    merged_state,
+    onto_adapted,
+    save_adapters,
+)
 from selfsup.training.callbacks import EmbeddingMonitors, Throughput
 from selfsup.training.checkpoints import (
     FOLDER,
@@ -68,6 +77,7 @@ from selfsup.training.pairs import (
 )
 from selfsup.training.probe import OnlineProbe
 from selfsup.training.progress import PlainProgress
+from selfsup.training.watch import Watch, WatchedSet
 
 RECIPE_FILE = "recipe.yaml"
 PROBE_HOLDOUT = 0.1
@@ -233,42 +243,200 @@ def _check_freeze(recipe: Recipe, steps_per_epoch: int) -> None:
         warnings.warn("--freeze-encoder-steps without --init freezes a randomly initialised encoder.", stacklevel=2)
 
 
-def _replay_options(recipe: Recipe, splits: Splits) -> DataOptions:
-    """How to read the replay source: the target's options without its label (the online probe knows only the
-    target's classes); a built-in source keeps none of the reading flags, a .txt file no --text-column."""
-    assert recipe.replay is not None  # called only with --replay
-    options = get_modality(splits.modality).read_like(replace(recipe.data_options(), label=None), splits)
-    if recipe.replay.startswith(BUILTIN_PREFIX):  # built-in data comes with its own columns and fields
+def _phases_in_steps(recipe: Recipe, steps_per_epoch: int) -> Recipe:
+    """A new run's warm-up (and, infinite, cool-down) in steps, for schedules whose constant phase a run is extended
+    in (``--resume`` with more steps) or branched off (``--anneal``): its phases stay where they began, whatever
+    the run's length becomes. Other schedules stretch with the run, as before."""
+    if recipe.schedule not in ("constant", "infinite"):
+        return recipe
+    total = _planned_steps(recipe, steps_per_epoch)
+    update: dict = {}
+    warmup = recipe.warmup_steps
+    if warmup is None:
+        fraction = (
+            recipe.warmup_fraction if recipe.warmup_fraction is not None else recipe.warmup_epochs / recipe.epochs
+        )
+        warmup = int(min(1.0, fraction) * total)
+        update |= {"warmup_steps": warmup, "warmup_fraction": None}
+    if recipe.schedule == "infinite" and recipe.cooldown_steps is None:
+        update["cooldown_steps"] = max(1, round(recipe.decay_fraction * max(1, total - warmup)))
+    return recipe.model_copy(update=update)
+
+
+def constant_phase_start(recipe: Recipe) -> int | None:
+    """The step at which a run's LR has become constant (head warm-up, warm-up and cool-down behind it); None for
+    schedules that have no constant phase, or a recipe that does not record its phases in steps (older runs)."""
+    if recipe.schedule not in ("constant", "infinite") or recipe.warmup_steps is None:
+        return None
+    if recipe.schedule == "infinite" and recipe.cooldown_steps is None:
+        return None
+    return (recipe.freeze_encoder_steps or 0) + recipe.warmup_steps + (recipe.cooldown_steps or 0)
+
+
+def _anneal_point(run: str | Path) -> tuple[Recipe, ResumePoint]:
+    """The recipe of the run to anneal and its latest checkpoint, which must lie in its constant phase; the run's
+    folder is only read."""
+    run = Path(run)
+    if not (run / RECIPE_FILE).is_file():
+        raise SelfsupError(
+            f"--anneal '{run}' holds no {RECIPE_FILE}; pass the folder of a selfsup run trained with "
+            "--schedule infinite (or constant)."
+        )
+    recipe = load_recipe(run / RECIPE_FILE)
+    if recipe.anneal:
+        raise SelfsupError(
+            f"--anneal '{run}' is itself an anneal (of '{recipe.anneal}'); anneal the run in its constant phase."
+        )
+    start = constant_phase_start(recipe)
+    if start is None:
+        why = (
+            f"trained with the {recipe.schedule} schedule, which has no constant phase"
+            if recipe.schedule not in ("constant", "infinite")
+            else "does not record its warm-up in steps (a run of an older selfsup)"
+        )
+        raise SelfsupError(
+            f"--anneal branches off a run's constant phase, and '{run}' {why}; pre-train with --schedule infinite "
+            "(or constant), then anneal that run."
+        )
+    if not has_checkpoint(run):
+        raise SelfsupError(f"--anneal '{run}' has saved no training checkpoint yet; anneal it once it has.")
+    try:
+        point = resume_checkpoint(run, set_aside=False)
+    except SelfsupError as err:
+        raise SelfsupError(f"--anneal '{run}': {err}") from None
+    if point.step < start:
+        raise SelfsupError(
+            f"--anneal '{run}': its latest checkpoint (step {point.step}) is before its constant phase, which starts "
+            f"at step {start} (warm-up and cool-down); anneal it once it has trained past that step."
+        )
+    return recipe, point
+
+
+def anneal_recipe(run: str | Path, out: str | Path, steps: int | None = None) -> Recipe:
+    """The recipe of an anneal of ``run`` into ``out`` (``--anneal RUN --anneal-steps N --out OUT``): the run's own,
+    ending ``steps`` (default: a tenth of the steps it has trained) after its latest checkpoint."""
+    recipe, point = _anneal_point(run)
+    steps = steps or max(1, point.step // 10)
+    update = {"out": str(out), "anneal": str(run), "anneal_steps": steps, "max_steps": point.step + steps}
+    return make_recipe(**(recipe.model_dump() | update))
+
+
+def _anneal_start(recipe: Recipe) -> tuple[Recipe, ResumePoint]:
+    """The anneal ``recipe`` (:func:`anneal_recipe`) ending its steps after the run's latest checkpoint (that run may
+    have saved a newer one since), and that checkpoint; ``--out`` must be another folder."""
+    assert recipe.anneal is not None  # called for anneals only
+    if Path(recipe.out).resolve() == Path(recipe.anneal).resolve():
+        raise SelfsupError(
+            f"--anneal writes a new run and leaves '{recipe.anneal}' as it is: give another --out folder."
+        )
+    _, point = _anneal_point(recipe.anneal)
+    steps = recipe.anneal_steps or max(1, point.step // 10)
+    print(
+        f"anneal: from '{recipe.anneal}' at step {point.step}, the LR decays linearly to 0 over {steps} steps, "
+        f"into '{recipe.out}'",
+        file=sys.stderr,
+    )
+    return recipe.model_copy(update={"anneal_steps": steps, "max_steps": point.step + steps}), point
+
+
+def _other_options(recipe: Recipe, source: str, splits: Splits) -> DataOptions:
+    """How to read another source of the data's modality (--replay, --watch): the data's options, with its label
+    column (a table's; a folder's labels are its sub-folders); a built-in source keeps none of the reading flags,
+    a .txt file no --text-column."""
+    options = get_modality(splits.modality).read_like(recipe.data_options(), splits)
+    if source.startswith(BUILTIN_PREFIX):  # built-in data comes with its own columns and fields
         return DataOptions(modality=options.modality, image_size=options.image_size, bad_files=options.bad_files)
-    if Path(recipe.replay).suffix.lower() in LINE_SUFFIXES:  # one text per line: no fields to name
+    if Path(source).suffix.lower() in LINE_SUFFIXES:  # one text per line: no fields to name
         return replace(options, text_field=None)
     return options
 
 
-def _replay_set(recipe: Recipe, preprocessing: Preprocessing | None, splits: Splits) -> ArrayDataset:
-    """The source-domain samples to replay, read as the encoder reads its data (but for the data's label column:
-    the online probe knows only the data's classes); labels dropped."""
-    assert recipe.replay is not None  # called only with --replay
-    options, modality = _replay_options(recipe, splits), get_modality(splits.modality)
-    if preprocessing is not None:  # the encoder's part only: the replay source's columns are its own
+def _other_set(recipe: Recipe, source: str, flag: str, preprocessing: Preprocessing | None, splits: Splits) -> Splits:
+    """Another source (``--replay``, ``--watch``) read as the encoder reads its data, its samples fitted to the
+    data's shape (e.g. series cut or NaN-padded to the data's length); its labels, if any, are its own."""
+    options, modality = _other_options(recipe, source, splits), get_modality(splits.modality)
+    if preprocessing is not None:  # the encoder's part only: the other source's columns are its own
         preprocessing = preprocessing.without_source()
     try:
-        replay = load_data(recipe.replay, options, preprocessing=preprocessing)
+        try:
+            other = load_data(source, options, preprocessing=preprocessing)
+        except SelfsupError:
+            if options.label is None:
+                raise
+            other = load_data(source, replace(options, label=None), preprocessing=preprocessing)  # no such column
     except SelfsupError as err:
-        raise SelfsupError(f"--replay '{recipe.replay}': {err}") from err
-    if replay.modality != splits.modality:
+        raise SelfsupError(f"{flag} '{source}': {err}") from err
+    if other.modality != splits.modality:
         raise SelfsupError(
-            f"--replay '{recipe.replay}' is {replay.modality} data but '{recipe.data}' is "
-            f"{splits.modality}; replay samples of the same modality."
+            f"{flag} '{source}' is {other.modality} data but '{recipe.data}' is "
+            f"{splits.modality}; give data of the same modality."
         )
-    shape = splits.train.x.shape
-    x = modality.fit_samples(replay.train.x, tuple(shape[1:]))  # e.g. series cut or NaN-padded to the data's length
-    if x.shape[1:] != shape[1:]:
-        raise SelfsupError(
-            f"--replay samples have shape {tuple(x.shape[1:])} but the data's are {tuple(shape[1:])}; "
-            "give replay data with the same channels (or columns)."
+    shape = tuple(splits.train.x.shape[1:])
+
+    def fitted(part: ArrayDataset) -> ArrayDataset:
+        x = modality.fit_samples(part.x, shape)
+        if x.shape[1:] != shape:
+            raise SelfsupError(
+                f"{flag} samples have shape {tuple(x.shape[1:])} but the data's are {shape}; "
+                "give data with the same channels (or columns)."
+            )
+        return replace(part, x=x)
+
+    return replace(other, train=fitted(other.train), test=fitted(other.test) if other.test is not None else None)
+
+
+WATCH_FIT, WATCH_TEST = 2000, 1000  # samples of a watched set: class means from the first, accuracy on the second
+
+
+def _watched(name: str, fit: ArrayDataset, test: ArrayDataset | None, seed: int) -> WatchedSet:
+    """A watched set: its test split, or a stratified fifth of its samples held out; each part subsampled."""
+    if test is None:
+        fit_idx, test_idx = train_test_split(
+            np.arange(len(fit)), test_size=0.2, stratify=fit.y.numpy(), random_state=seed
         )
-    return ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long), replay.train.ids)
+        fit, test = fit.subset(fit_idx), fit.subset(test_idx)
+    rng = np.random.default_rng(seed)
+    parts = [
+        part.subset(np.sort(rng.choice(len(part), limit, replace=False))) if len(part) > limit else part
+        for part, limit in ((fit, WATCH_FIT), (test, WATCH_TEST))
+    ]
+    return WatchedSet(name, parts[0], parts[1])
+
+
+def _watch_sets(
+    recipe: Recipe,
+    fit_set: ArrayDataset,
+    probe_set: ArrayDataset | None,
+    replay: Splits | None,
+    preprocessing: Preprocessing,
+    splits: Splits,
+) -> list[WatchedSet]:
+    """What ``--watch`` scores: each --watch source, the --replay source when labelled, and the data itself (its
+    online probe's held-out split) when labelled; none without --watch or a labelled --replay."""
+    sources = [(source, _other_set(recipe, source, "--watch", preprocessing, splits)) for source in recipe.watch]
+    for source, read in sources:
+        if not read.train.labeled:
+            raise SelfsupError(
+                f"--watch '{source}' has no labels to score; watch labelled data (class sub-folders, or a table's "
+                "--label column)."
+            )
+    if replay is not None and replay.train.labeled and recipe.replay is not None:
+        sources.append((recipe.replay, replay))
+    if not sources:
+        return []
+    names: list[str] = []
+    for source, _ in sources:
+        name = source.removeprefix(BUILTIN_PREFIX) if source.startswith(BUILTIN_PREFIX) else Path(source).stem
+        names.append(name if name not in names else f"{name}-{len(names)}")
+    sets = [_watched(name, read.train, read.test, recipe.seed) for name, (_, read) in zip(names, sources)]
+    if probe_set is not None:
+        data = (
+            recipe.data.removeprefix(BUILTIN_PREFIX)
+            if recipe.data.startswith(BUILTIN_PREFIX)
+            else Path(recipe.data).stem
+        )
+        sets.insert(0, _watched(data if data not in names else f"{data}-data", fit_set, probe_set, recipe.seed))
+    return sets
 
 
 class ReplaySampler(torch.utils.data.Sampler):
@@ -331,7 +499,12 @@ def _carry_method(recipe: Recipe, method: Method, init: InitSource | None) -> In
             else f"'{init.path}' trained {init.method} and this run trains {recipe.method}"
         )
         raise SelfsupError(f"--init-parts all carries the method's parts, but {why}; use --init-parts encoder.")
-    return load_method_parts(method, method.own_state(), init) if same else None
+    if not same:
+        return None
+    own = method.own_state()
+    if recipe.adapter != "none" and init.method_state is not None:  # a teacher copied from the adapted encoder
+        init = replace(init, method_state=onto_adapted(init.method_state, own))
+    return load_method_parts(method, own, init)
 
 
 def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | None = None) -> Recipe:
@@ -340,6 +513,11 @@ def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | N
     if not recipe_file.is_file():
         raise SelfsupError(f"cannot resume: '{out}' holds no {RECIPE_FILE}; pass the folder of a selfsup run.")
     recipe = load_recipe(recipe_file)
+    if recipe.anneal and (epochs or max_steps is not None):
+        raise SelfsupError(
+            f"the run in '{out}' is an anneal of '{recipe.anneal}', which ends {recipe.anneal_steps} steps after "
+            "where it began; resume it with --resume --out alone (anneal again for another length)."
+        )
     # the run lives where it is now, not where the recipe says it was first written (moved or copied runs)
     update = (
         {"out": str(out)}
@@ -369,20 +547,27 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     check_paired(recipe, method_cls)
     if recipe.self_distill:
         return _self_distill(recipe, resume, overwrite, progress)
+    branch = None
+    if recipe.anneal and not resume:  # a new branch off another run's checkpoint (a resumed one has its own)
+        recipe, branch = _anneal_start(recipe)
     _check_out(recipe, resume, overwrite)  # before the lock file goes into someone's folder
     with _holding(Path(recipe.out)):
         _check_out(recipe, resume, overwrite)  # and again: another run may have finished there meanwhile
-        return _run(recipe, resume=resume, overwrite=overwrite, progress=progress)
+        return _run(recipe, resume=resume, overwrite=overwrite, progress=progress, branch=branch)
 
 
 def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool) -> PretrainResult:
-    """Stage 1 into ``OUT-stage1``, then stage 2 into OUT; ``--resume --out OUT`` continues whichever stopped."""
+    """Stage 1 into ``OUT-stage1``, then stage 2 into OUT, then (``distill_report``) the from-scratch run into
+    ``OUT-scratch`` and the comparison; ``--resume --out OUT`` continues whichever stopped."""
     if not recipe.init:
         raise SelfsupError("--self-distill re-starts from the original checkpoint: give it with --init.")
     first = recipe.model_copy(update={"self_distill": False, "out": str(stage1_folder(recipe.out))})
     stage1, final = Path(first.out), Path(recipe.out)
-    _check_out(recipe, resume, overwrite)  # both folders are checked before anything is written
+    scratch = _scratch_recipe(recipe) if recipe.distill_report else None
+    _check_out(recipe, resume, overwrite)  # every folder is checked before anything is written
     _check_out(first, resume, overwrite, flag="the stage-1 folder of --self-distill")
+    if scratch is not None:
+        _check_out(scratch, resume, overwrite, flag="the from-scratch folder of --self-distill")
     with _holding(final):
         _check_out(recipe, resume, overwrite)
         fresh = not resume and launched_rank() == 0
@@ -390,50 +575,175 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
             if overwrite:
                 clear_output_folder(final, RUN)
             save_recipe(recipe, final / RECIPE_FILE)
+        stage1_done = resume and (stage1 / WEIGHTS).is_file()  # then only stage 2 (and the comparison) go on
         try:
-            if resume and (stage1 / WEIGHTS).is_file():  # stage 1 finished: only stage 2 continues
-                teacher = load_encoder(stage1)
-            else:  # stage 1 from its last checkpoint, or again from the start when it never wrote one
-                stage1_resume = resume and has_checkpoint(stage1)
-                with _holding(stage1):
-                    teacher = _run(
-                        first,
-                        resume=stage1_resume,
-                        overwrite=not stage1_resume and (overwrite or resume),
-                        progress=progress,
-                    ).encoder
+            teacher = _side_run(first, resume, overwrite, progress)
         except BaseException as err:
             if fresh and not has_checkpoint(stage1):  # nothing to resume: leave no half-made run behind
                 _roll_back(final)
             if isinstance(err, RunInterrupted):  # resumed through OUT, not through its stage 1
                 raise RunInterrupted(final, err.step) from None
             raise
-        stage2_resume = resume and has_checkpoint(final)  # stage 2 may not have started yet
-        try:  # OUT holds only its recipe (or a start without a checkpoint)
-            return _run(recipe, resume=stage2_resume, overwrite=not stage2_resume, progress=progress, teacher=teacher)
-        except BaseException as err:
-            if launched_rank() == 0 and not (final / RECIPE_FILE).is_file():  # stage 2 rolled back: stage 1 is
-                save_recipe(recipe, final / RECIPE_FILE)  # done, and '--resume --out OUT' goes on with stage 2
-            if isinstance(err, RunInterrupted):
-                raise RunInterrupted(final, err.step) from None
-            raise
+        if stage1_done and (final / WEIGHTS).is_file():  # stage 2 finished too: the comparison is what is left
+            if scratch is None or (final / DISTILL_REPORT / "compare.json").is_file():
+                raise SelfsupError(
+                    f"the self-distillation run in '{final}' has finished (both stages"
+                    + (" and its comparison)" if scratch is not None else ")")
+                    + "; start another with a new --out."
+                )
+            distilled = load_encoder(final)
+            splits = load_data(recipe.data, recipe.data_options(), preprocessing=preprocessing_of(distilled))
+            result = PretrainResult(final, distilled, recipe, splits, _loss_history(final / "csv"))
+        else:
+            result = _stage2(recipe, teacher, resume, progress)
+        if scratch is not None and launched_rank() == 0:
+            _distill_report(recipe, scratch, teacher, result, resume, overwrite, progress)
+        return result
+
+
+def _side_run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool, **run: Any) -> Encoder:
+    """The encoder of a run beside a self-distillation (stage 1, from scratch) in its own folder: its export when a
+    resume finds it finished, else trained on from its last checkpoint, or again from the start without one."""
+    folder = Path(recipe.out)
+    if resume and (folder / WEIGHTS).is_file():
+        return load_encoder(folder)
+    from_checkpoint = resume and has_checkpoint(folder)
+    with _holding(folder):
+        overwrite = not from_checkpoint and (overwrite or resume)
+        return _run(recipe, resume=from_checkpoint, overwrite=overwrite, progress=progress, **run).encoder
+
+
+def _stage2(recipe: Recipe, teacher: nn.Module, resume: bool, progress: bool) -> PretrainResult:
+    """Self-distillation's stage 2 in OUT (which holds only its recipe, or a start without a checkpoint)."""
+    final = Path(recipe.out)
+    stage2_resume = resume and has_checkpoint(final)  # stage 2 may not have started yet
+    try:
+        return _run(recipe, resume=stage2_resume, overwrite=not stage2_resume, progress=progress, teacher=teacher)
+    except BaseException as err:
+        if launched_rank() == 0 and not (final / RECIPE_FILE).is_file():  # stage 2 rolled back: stage 1 is
+            save_recipe(recipe, final / RECIPE_FILE)  # done, and '--resume --out OUT' goes on with stage 2
+        if isinstance(err, RunInterrupted):
+            raise RunInterrupted(final, err.step) from None
+        raise
+
+
+DISTILL_REPORT = "distill-report"
+
+
+def scratch_folder(out: str | Path) -> Path:
+    """Where a self-distillation run trains its from-scratch comparison: beside it."""
+    out = Path(out)
+    return out.with_name(out.name + "-scratch")
+
+
+def _scratch_recipe(recipe: Recipe) -> Recipe:
+    """Stage 1's training from random weights (the architecture is the distilled encoder's: ``_run``'s
+    ``architecture``), into ``OUT-scratch``."""
+    return recipe.model_copy(
+        update={
+            "init": None,
+            "init_parts": "auto",
+            "self_distill": False,
+            "distill_report": False,
+            "freeze_encoder_steps": 0,  # no checkpoint to protect from new heads
+            "random_init": True,
+            "out": str(scratch_folder(recipe.out)),
+        }
+    )
+
+
+def _original(recipe: Recipe, distilled: Encoder) -> Encoder:
+    """The ``--init`` checkpoint as an encoder of the distilled one's architecture and preprocessing."""
+    assert recipe.init is not None  # self-distillation starts from one
+    encoder = build_encoder(distilled.config)
+    encoder.preprocessing = distilled.preprocessing
+    load_into(encoder, read_init(recipe.init))
+    return encoder.eval()
+
+
+def _distill_report(
+    recipe: Recipe,
+    scratch: Recipe,
+    stage1: Encoder,
+    distilled: PretrainResult,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    """Lee et al. 2022's comparison on the data's labels: the original checkpoint, stage 1 (further pre-trained),
+    the self-distilled encoder and the same architecture trained from scratch, each pair with a paired bootstrap
+    interval and McNemar's test (``selfsup compare``), into OUT/distill-report; skipped, said in one line, on
+    unlabelled data."""
+    from selfsup.evaluation.compare import compare
+
+    if not distilled.splits.train.labeled:
+        print(
+            f"--self-distill: '{recipe.data}' has no labels, so the comparison of the original, further pre-trained, "
+            "self-distilled and from-scratch encoders is skipped (evaluate them with 'selfsup compare').",
+            file=sys.stderr,
+        )
+        return
+    from_scratch = _side_run(scratch, resume, overwrite, progress, architecture=distilled.encoder.config)
+    encoders = [
+        ("original", _original(recipe, distilled.encoder)),
+        ("further (stage 1)", stage1),
+        ("self-distilled", distilled.encoder),
+        ("from scratch", from_scratch),
+    ]
+    where = Path(recipe.out) / DISTILL_REPORT
+    result = compare(encoders, recipe.data, options=recipe.data_options(), out=where, overwrite=True)
+    if progress:
+        _print_distill_report(result, where)
+
+
+def _print_distill_report(result: dict, where: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"self-distillation on {result['data']}: {result['split']}; accuracy %")
+    table.add_column("encoder")
+    protocols = list(dict.fromkeys(row["protocol"] for row in result["accuracies"]))
+    for protocol in protocols:
+        table.add_column(protocol, justify="right")
+    for name in dict.fromkeys(row["encoder"] for row in result["accuracies"]):
+        cells = {row["protocol"]: row["accuracy"] for row in result["accuracies"] if row["encoder"] == name}
+        table.add_row(name, *(f"{100 * cells[p]:.2f}" for p in protocols))
+    console = Console()
+    console.print(table)
+    console.print(f"paired intervals and McNemar tests of every pair: {where}/compare.md")
 
 
 def _run(
-    recipe: Recipe, *, resume: bool, overwrite: bool, progress: bool, teacher: nn.Module | None = None
+    recipe: Recipe,
+    *,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    teacher: nn.Module | None = None,
+    branch: ResumePoint | None = None,
+    architecture: dict | None = None,
 ) -> PretrainResult:
     """One pre-training run in the (checked, locked) folder ``recipe.out``, step by step; the folder is written
-    only once every step before training has passed."""
+    only once every step before training has passed. A ``branch`` (``--anneal``) is a new run that starts from
+    another run's training checkpoint, read as a resume of that run reads it; an ``architecture`` (an encoder's
+    config) is built instead of the recipe's."""
     out = Path(recipe.out)
-    resume_from = resume_checkpoint(out) if resume else None  # a corrupt checkpoint fails before any work
-    splits, config, preprocessing, init = _read(recipe, resume)
-    encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, resume)
+    resume_from = resume_checkpoint(out) if resume else branch  # a corrupt checkpoint fails before any work
+    from_checkpoint = resume_from is not None  # the weights come from a training checkpoint, not --init
+    source = recipe if branch is None else recipe.model_copy(update={"out": recipe.anneal})
+    splits, config, preprocessing, init = _read(source, from_checkpoint)
+    if architecture is not None:  # another encoder's, exactly (--self-distill's from-scratch comparison)
+        config = dict(architecture)
+    encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, from_checkpoint)
+    adapters = _adapters(recipe, encoder, progress and not resume)  # before the method copies it (EMA teachers)
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
     method_report = _carry_method(recipe, method, init)
-    train_loader, val_loader = _loaders(recipe, method, splits, preprocessing)
+    train_loader, val_loader, watch = _loaders(recipe, method, splits, preprocessing)
     recipe = _resumed_target(recipe, resume_from, len(train_loader))
     recipe = _head_warmup(recipe, method, init, method_report, len(train_loader))
     _check_freeze(recipe, len(train_loader))
+    if resume_from is None:
+        recipe = _phases_in_steps(recipe, len(train_loader))
     module = _module(recipe, method, views, teacher)
     n_classes = len(splits.train.classes or []) if val_loader else 0
     probe = OnlineProbe(method.encoder.embed_dim, n_classes, lr=module.lr) if n_classes > 1 else None
@@ -448,7 +758,10 @@ def _run(
         recipe.checkpoint_every_steps,
         after_first_save=write_description if resume and launched_rank() == 0 else None,
     )
-    trainer = _trainer(recipe, out, checkpoints, probe, len(train_loader), progress, resume_from)  # bad devices: before
+    watcher = _watcher(recipe, watch, out, len(train_loader))
+    trainer = _trainer(
+        recipe, out, checkpoints, probe, watcher, len(train_loader), progress, resume_from
+    )  # bad devices: before
     fresh = not resume and launched_rank() == 0  # anything is written
     if fresh:
         if overwrite:
@@ -466,11 +779,33 @@ def _run(
     encoder = method.encoder.cpu().eval()
     sides = None
     if trainer.is_global_zero:
+        own = method.own_state()
+        if adapters is not None:  # kept apart, then folded in: the export is a plain encoder
+            save_adapters(encoder, out, adapters, recipe.init)
+            merge_lora(encoder)
+            own = merged_state(own, adapters.alpha / adapters.rank)
         save_encoder(encoder, out, recipe.model_dump())
-        save_method_state(method.own_state(), out)
+        save_method_state(own, out)
         if isinstance(encoder, PairEncoder):
             sides = export_sides(encoder, out, recipe.model_dump() | {"method_args": method_args})
     return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
+
+
+def _adapters(recipe: Recipe, encoder: Encoder, show: bool) -> AdapterSummary | None:
+    """``--adapter lora``: the encoder's adapters, injected in place (everything else of it frozen), said in one
+    line with what trains and the training state's size next to full continued pre-training's."""
+    if recipe.adapter != "lora":
+        return None
+    summary = add_lora(encoder, recipe.lora_rank, recipe.lora_alpha, train_norms=recipe.adapter_norms)
+    if show:
+        print(
+            f"LoRA: rank-{summary.rank} adapters on {summary.layers} layers ({', '.join(summary.targets)}): "
+            f"{summary.trainable:,} of {summary.total:,} parameters train ({100 * summary.trainable / summary.total:.1f}%); "
+            f"weights, gradients and AdamW state {summary.state_bytes / 2**20:.0f} MiB (full continued pre-training: "
+            f"{summary.full_state_bytes / 2**20:.0f} MiB)",
+            file=sys.stderr,
+        )
+    return summary
 
 
 def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, Preprocessing, InitSource | None]:
@@ -496,6 +831,12 @@ def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, Preprocessing, In
     modality = get_modality(splits.modality)
     if export_config is not None:
         config = dict(export_config)  # the export's architecture and input normalisation, as trained
+        channels = int(splits.train.x.shape[1])
+        if init is not None and "in_chans" in config and int(config["in_chans"]) != channels:
+            # data of another channel count (an RGB export on multi-band data): the data's channels and statistics,
+            # fitted as for a new encoder; load_into adapts the first layer to them
+            fitted = modality.encoder_config(modality.default_encoder, splits, options, None)
+            config |= {key: fitted[key] for key in ("in_chans", "mean", "std")}
     else:
         config = modality.encoder_config(
             _encoder_name(recipe, splits.modality, init), splits, options, _encoder_args(recipe)
@@ -548,9 +889,9 @@ def _encoder(
     modality = get_modality(splits.modality)
     encoder = build_encoder(config)
     encoder.preprocessing = preprocessing
-    check_fits(encoder, splits)  # e.g. an RGB checkpoint on grey images
-    init_report = load_into(encoder, init) if init is not None else None
-    if init is None and not resume and modality.start_weights is not None:
+    check_fits(encoder, splits)  # e.g. a resumed run on other data (--init's config has the data's channels)
+    init_report = load_into(encoder, init) if init is not None else None  # adapts the first layer to them
+    if init is None and not resume and not recipe.random_init and modality.start_weights is not None:
         modality.start_weights(encoder)  # e.g. minilm: continued pre-training from its own weights
     pair = side_b(recipe, recipe.data_options(), resume) if method_class(recipe.method).paired else None
     method_args = recipe.method_args
@@ -591,14 +932,19 @@ def _method(
 
 def _loaders(
     recipe: Recipe, method: Method, splits: Splits, preprocessing: Preprocessing
-) -> tuple[DataLoader, DataLoader | None]:
-    """The training loader (with replayed source samples, if any) and the online probe's held-out loader."""
+) -> tuple[DataLoader, DataLoader | None, list[WatchedSet]]:
+    """The training loader (with replayed source samples, if any), the online probe's held-out loader and the
+    sets ``--watch`` scores."""
     fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
     method.check_data(fit_set.x)
-    replay = _replay_set(recipe, preprocessing, splits) if recipe.replay else None
-    if replay is not None:
+    replayed = _other_set(recipe, recipe.replay, "--replay", preprocessing, splits) if recipe.replay else None
+    watch = _watch_sets(recipe, fit_set, probe_set, replayed, preprocessing, splits)
+    replay = None
+    if replayed is not None:  # the online probe knows only the data's classes: replayed samples are unlabelled
+        x = replayed.train.x
+        replay = ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long), replayed.train.ids)
         method.check_data(replay.x)
     train_set, sampler = (
         (fit_set, None) if replay is None else _with_replay(fit_set, replay, recipe.replay_fraction, recipe.seed)
@@ -613,7 +959,7 @@ def _loaders(
         persistent_workers=recipe.num_workers > 0,
     )
     val_loader = DataLoader(probe_set, batch_size=512, num_workers=recipe.num_workers) if probe_set else None
-    return train_loader, val_loader
+    return train_loader, val_loader, watch
 
 
 def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module | None) -> PretrainModule:
@@ -631,6 +977,9 @@ def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module
         warmup_steps=recipe.warmup_steps,
         schedule=recipe.schedule,
         decay_fraction=recipe.decay_fraction,
+        cooldown_steps=recipe.cooldown_steps or 0,
+        constant_fraction=recipe.constant_fraction,
+        anneal_steps=recipe.anneal_steps or 0,
         freeze_encoder_steps=recipe.freeze_encoder_steps or 0,
         distill_teacher=teacher,
         distill_weight=recipe.distill_weight,
@@ -646,11 +995,12 @@ def _resumed_target(recipe: Recipe, resume_from: ResumePoint | None, steps_per_e
         return recipe
     if recipe.max_steps > recipe.epochs * steps_per_epoch:
         epochs = math.ceil(recipe.max_steps / steps_per_epoch)
-        print(
-            f"--max-steps {recipe.max_steps} reaches past the run's {recipe.epochs} epochs of {steps_per_epoch} "
-            f"steps: training up to {epochs} epochs",
-            file=sys.stderr,
-        )
+        if not recipe.anneal:  # an anneal's steps are its own, not a --max-steps the user gave
+            print(
+                f"--max-steps {recipe.max_steps} reaches past the run's {recipe.epochs} epochs of "
+                f"{steps_per_epoch} steps: training up to {epochs} epochs",
+                file=sys.stderr,
+            )
         recipe = recipe.model_copy(update={"epochs": epochs})
     end = _planned_steps(recipe, steps_per_epoch)
     if resume_from.step >= end and (Path(recipe.out) / WEIGHTS).is_file():
@@ -678,11 +1028,22 @@ def _epochs(recipe: Recipe, steps_per_epoch: int, resume_from: ResumePoint | Non
     return resume_from.epoch + 2 + remaining
 
 
+def _watcher(recipe: Recipe, sets: list[WatchedSet], out: Path, steps_per_epoch: int) -> Watch | None:
+    """The ``--watch`` callback, scoring every ``--watch-every`` steps (default: 20 times in the run)."""
+    if not sets:
+        return None
+    every = recipe.watch_every or max(1, _planned_steps(recipe, steps_per_epoch) // 20)
+    names = ", ".join(s.name for s in sets)
+    print(f"watch: nearest-class-mean accuracy on {names} every {every} steps (watch.csv, watch.png)", file=sys.stderr)
+    return Watch(sets, every, out)
+
+
 def _trainer(
     recipe: Recipe,
     out: Path,
     checkpoints: RunCheckpoints,
     probe: OnlineProbe | None,
+    watch: Watch | None,
     steps_per_epoch: int,
     progress: bool,
     resume_from: ResumePoint | None,
@@ -695,6 +1056,8 @@ def _trainer(
     callbacks: list[L.Callback] = [checkpoints, EmbeddingMonitors(), Throughput()]
     if probe is not None:  # first: a checkpoint written at the end of a step holds the probe's update of that step
         callbacks.insert(0, probe)
+    if watch is not None:  # before the checkpoints: a checkpoint written at a step holds that step's scores
+        callbacks.insert(0, watch)
     if progress:
         callbacks.append(RichProgressBar(leave=True) if bar else PlainProgress(sys.stdout))
     # SyncBatchNorm (global-batch BN statistics, as SimCLR/BYOL use) exists only on GPUs
