@@ -242,6 +242,10 @@ class Recipe(BaseModel):
             raise ValueError("give --warmup-steps or --warmup-fraction, not both")
         if self.random_init and self.init is not None:
             raise ValueError("--random-init starts from random weights and --init from a checkpoint: give one")
+        if self.cooldown_steps is not None and self.schedule != "infinite":
+            raise ValueError("--cooldown-steps is the infinite schedule's: give --schedule infinite, or leave it out")
+        if self.watch_every is not None and not self.watch and self.replay is None:
+            raise ValueError("--watch-every is how often --watch scores: give the data to watch with --watch DATA")
         if self.anneal_steps is not None and self.anneal is None:
             raise ValueError("--anneal-steps is the length of an anneal: give the run to anneal with --anneal RUN")
         return self

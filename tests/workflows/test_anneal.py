@@ -115,6 +115,11 @@ def test_anneals_that_cannot_be_are_refused_before_anything_is_written(
     _refused(capsys, ["pretrain", "--anneal", str(infinite_run), "--out", str(out), "--lr", "1"], "(got --lr)")
     _refused(capsys, ["pretrain", "--anneal", str(infinite_run)], "give --out")
     _refused(capsys, ["pretrain", *TINY, "--anneal-steps", "3", "--out", str(out)], "--anneal RUN")
+    _refused(capsys, ["pretrain", *TINY, "--cooldown-steps", "3", "--out", str(out)], "--schedule infinite")
+    distilled = tmp_path / "distilled"
+    flags = ["--schedule", "infinite", "--max-steps", "4", "--cooldown-steps", "1", "--warmup-steps", "1"]
+    _pretrain(distilled, "--init", str(infinite_run), "--self-distill", "--no-distill-report", *flags)
+    _refused(capsys, ["pretrain", "--anneal", str(distilled), "--out", str(out)], "a self-distillation run")
     assert not out.exists() and _snapshot(infinite_run) == before
     # an anneal is itself a run in no constant phase, and ends where it began N steps: it is not extended
     annealed = tmp_path / "annealed"

@@ -109,11 +109,12 @@ def test_text_replay_is_read_without_the_targets_label(tmp_path, one_thread) -> 
 
 
 def test_replay_options_keep_only_what_the_replay_source_can_take() -> None:
-    # (a table's label column is kept: a labelled replay source is watched; training drops its labels)
     clips = Splits(
         ArrayDataset(torch.zeros(2, 1, 4000), torch.zeros(2, dtype=torch.long), ["a", "b"]), None, "clips", "audio"
     )
     recipe = make_recipe(data="clips", label="word", sample_rate=8000, bad_files="skip", replay="builtin:spoken_words")
-    assert _other_options(recipe, "builtin:spoken_words", clips) == DataOptions(bad_files="skip")  # no flags
-    other = _other_options(recipe, "more_clips", clips)
-    assert other.label == "word" and other.sample_rate == 8000 and other.bad_files == "skip"
+    replay = _other_options(recipe, "builtin:spoken_words", clips, labelled=False)
+    assert replay == DataOptions(bad_files="skip")  # built-in data takes no reading flags
+    other = _other_options(recipe, "more_clips", clips, labelled=False)
+    assert other.label is None and other.sample_rate == 8000 and other.bad_files == "skip"
+    assert _other_options(recipe, "more_clips", clips, labelled=True).label == "word"  # --watch scores labels

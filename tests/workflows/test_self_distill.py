@@ -208,3 +208,22 @@ def test_an_occupied_scratch_folder_is_refused_before_writing(source, tmp_path, 
     assert "from-scratch folder" in capsys.readouterr().err and not (tmp_path / "d").exists()
     assert main([*argv, *TINY, "--no-distill-report"]) == 0  # the comparison off: no from-scratch run
     assert not (tmp_path / "d" / "distill-report").exists()
+
+
+def test_the_from_scratch_run_has_the_distilled_encoders_architecture_and_reading(tmp_path) -> None:
+    """Not the recipe's defaults: a ViT source read at 12 px (the data's own size is 8) gives a from-scratch ViT read
+    at 12 px, every weight trained (no adapter, though stage 1 and 2 train one)."""
+    source, out = tmp_path / "vit", tmp_path / "distilled"
+    digits = ["--data", "builtin:digits", "--batch-size", "64", "--max-steps", "2", "--no-probe"]
+    assert main(["pretrain", *digits, "--encoder", "vit", "--image-size", "12", "--out", str(source)]) == 0
+    assert (
+        main(["pretrain", *digits, "--init", str(source), "--self-distill", "--adapter", "lora", "--out", str(out)])
+        == 0
+    )
+    scratch = tmp_path / "distilled-scratch"
+    for name in ("selfsup.json", "preprocessing.json"):
+        saved = json.loads((scratch / name).read_text())
+        assert saved.get("encoder", saved) == json.loads((out / name).read_text()).get("encoder", saved), name
+    assert json.loads((scratch / "selfsup.json").read_text())["encoder"]["image_size"] == 12
+    assert yaml.safe_load((scratch / "recipe.yaml").read_text())["adapter"] == "none"
+    assert not (scratch / "adapter.safetensors").exists() and (out / "adapter.safetensors").is_file()

@@ -45,13 +45,15 @@ def test_data_that_cannot_be_watched_is_refused_before_anything_is_written(tmp_p
     iris.drop(columns="target").to_csv(unlabelled, index=False)
     out = tmp_path / "out"
     base = ["pretrain", "--data", str(labelled), "--label", "target", "--max-steps", "2", "--out", str(out)]
-    for watch, words in (
-        (str(unlabelled), "has no labels to score"),
-        ("builtin:digits", "is image"),
-        (str(tmp_path / "missing"), "--watch"),
+    for flags, words in (
+        (["--watch", str(unlabelled)], "unknown label column 'target'"),
+        (["--watch", "builtin:digits"], "is image"),
+        (["--watch", str(tmp_path / "missing")], "--watch"),
+        (["--watch", str(labelled), "--strategy", "fsdp"], "not available for --strategy fsdp"),
+        (["--watch-every", "3"], "give the data to watch with --watch DATA"),
     ):
         capsys.readouterr()
-        assert main([*base, "--watch", watch]) == EXIT_USER_ERROR
+        assert main([*base, *flags]) == EXIT_USER_ERROR
         err = capsys.readouterr().err.strip()
         assert err.startswith("selfsup: error: ") and "\n" not in err and words in err, err
         assert not out.exists()

@@ -82,11 +82,8 @@ def resume_checkpoint(out: Path, set_aside: bool = True) -> ResumePoint:
         ) from None
     if last.is_file() and set_aside:  # so that the next checkpoint does not rotate it into previous.ckpt
         os.replace(last, last.with_name(LAST + ".corrupt"))
-    warnings.warn(
-        f"{problem}; resuming from the earlier '{previous}' (step {point.step}), the broken one kept as "
-        f"{LAST}.corrupt.",
-        stacklevel=2,
-    )
+    kept = f", the broken one kept as {LAST}.corrupt" if set_aside else ""
+    warnings.warn(f"{problem}; resuming from the earlier '{previous}' (step {point.step}){kept}.", stacklevel=2)
     return point
 
 

@@ -27,7 +27,7 @@ class PretrainModule(L.LightningModule):
         *,
         schedule: str = "cosine",
         decay_fraction: float = 0.2,
-        cooldown_steps: int = 0,
+        cooldown_steps: int | None = None,
         constant_fraction: float = 1.0,
         anneal_steps: int = 0,
         freeze_encoder_steps: int = 0,
@@ -139,13 +139,16 @@ class PretrainModule(L.LightningModule):
         warmup = warmup_of(total)
 
         def multiplier(step: int, warmup: int, total: int) -> float:
+            cooldown = self.cooldown_steps  # none given: decay_fraction of the steps after warm-up
+            if cooldown is None:
+                cooldown = max(1, round(self.decay_fraction * max(1, total - warmup)))
             return lr_multiplier(
                 self.schedule,
                 step,
                 warmup,
                 total,
                 self.decay_fraction,
-                cooldown_steps=self.cooldown_steps,
+                cooldown_steps=cooldown,
                 constant_fraction=self.constant_fraction,
                 anneal_steps=self.anneal_steps,
             )

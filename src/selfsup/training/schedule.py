@@ -38,7 +38,9 @@ def infinite(step: int, warmup_steps: int, cooldown_steps: int, constant_fractio
     a deployable model is a short anneal branched off the constant phase (``anneal`` in :func:`lr_multiplier`)."""
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, cooldown_steps))
+    if cooldown_steps <= 0:
+        return constant_fraction
+    progress = min(1.0, (step - warmup_steps) / cooldown_steps)
     return constant_fraction + (1.0 - constant_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 

@@ -246,8 +246,9 @@ def _check_freeze(recipe: Recipe, steps_per_epoch: int) -> None:
 def _phases_in_steps(recipe: Recipe, steps_per_epoch: int) -> Recipe:
     """A new run's warm-up (and, infinite, cool-down) in steps, for schedules whose constant phase a run is extended
     in (``--resume`` with more steps) or branched off (``--anneal``): its phases stay where they began, whatever
-    the run's length becomes. Other schedules stretch with the run, as before."""
-    if recipe.schedule not in ("constant", "infinite"):
+    the run's length becomes. Other schedules stretch with the run, as before; so do runs on several devices,
+    whose steps Lightning counts once it has split the data (the module takes the fractions of its count)."""
+    if recipe.schedule not in ("constant", "infinite") or recipe.devices not in (1, "1"):
         return recipe
     total = _planned_steps(recipe, steps_per_epoch)
     update: dict = {}
@@ -283,6 +284,11 @@ def _anneal_point(run: str | Path) -> tuple[Recipe, ResumePoint]:
             "--schedule infinite (or constant)."
         )
     recipe = load_recipe(run / RECIPE_FILE)
+    if recipe.self_distill or recipe.devices not in (1, "1"):
+        what = "a self-distillation run" if recipe.self_distill else f"a run on --devices {recipe.devices}"
+        raise SelfsupError(
+            f"--anneal '{run}' is {what}; annealing such runs is not supported yet (anneal a one-device run)."
+        )
     if recipe.anneal:
         raise SelfsupError(
             f"--anneal '{run}' is itself an anneal (of '{recipe.anneal}'); anneal the run in its constant phase."
@@ -339,11 +345,13 @@ def _anneal_start(recipe: Recipe) -> tuple[Recipe, ResumePoint]:
     return recipe.model_copy(update={"anneal_steps": steps, "max_steps": point.step + steps}), point
 
 
-def _other_options(recipe: Recipe, source: str, splits: Splits) -> DataOptions:
-    """How to read another source of the data's modality (--replay, --watch): the data's options, with its label
-    column (a table's; a folder's labels are its sub-folders); a built-in source keeps none of the reading flags,
-    a .txt file no --text-column."""
+def _other_options(recipe: Recipe, source: str, splits: Splits, labelled: bool) -> DataOptions:
+    """How to read another source of the data's modality: the data's options, with its label column when
+    ``labelled`` (--watch; a --replay table is read without: a folder's labels are its sub-folders); a built-in
+    source keeps none of the reading flags, a .txt file no --text-column."""
     options = get_modality(splits.modality).read_like(recipe.data_options(), splits)
+    if not labelled:
+        options = replace(options, label=None)
     if source.startswith(BUILTIN_PREFIX):  # built-in data comes with its own columns and fields
         return DataOptions(modality=options.modality, image_size=options.image_size, bad_files=options.bad_files)
     if Path(source).suffix.lower() in LINE_SUFFIXES:  # one text per line: no fields to name
@@ -354,16 +362,12 @@ def _other_options(recipe: Recipe, source: str, splits: Splits) -> DataOptions:
 def _other_set(recipe: Recipe, source: str, flag: str, preprocessing: Preprocessing | None, splits: Splits) -> Splits:
     """Another source (``--replay``, ``--watch``) read as the encoder reads its data, its samples fitted to the
     data's shape (e.g. series cut or NaN-padded to the data's length); its labels, if any, are its own."""
-    options, modality = _other_options(recipe, source, splits), get_modality(splits.modality)
+    options = _other_options(recipe, source, splits, labelled=flag == "--watch")
+    modality = get_modality(splits.modality)
     if preprocessing is not None:  # the encoder's part only: the other source's columns are its own
         preprocessing = preprocessing.without_source()
     try:
-        try:
-            other = load_data(source, options, preprocessing=preprocessing)
-        except SelfsupError:
-            if options.label is None:
-                raise
-            other = load_data(source, replace(options, label=None), preprocessing=preprocessing)  # no such column
+        other = load_data(source, options, preprocessing=preprocessing)
     except SelfsupError as err:
         raise SelfsupError(f"{flag} '{source}': {err}") from err
     if other.modality != splits.modality:
@@ -391,9 +395,9 @@ WATCH_FIT, WATCH_TEST = 2000, 1000  # samples of a watched set: class means from
 def _watched(name: str, fit: ArrayDataset, test: ArrayDataset | None, seed: int) -> WatchedSet:
     """A watched set: its test split, or a stratified fifth of its samples held out; each part subsampled."""
     if test is None:
-        fit_idx, test_idx = train_test_split(
-            np.arange(len(fit)), test_size=0.2, stratify=fit.y.numpy(), random_state=seed
-        )
+        counts = np.unique(fit.y.numpy(), return_counts=True)[1]
+        stratify = fit.y.numpy() if counts.min() >= 2 else None  # a class of one sample cannot be stratified
+        fit_idx, test_idx = train_test_split(np.arange(len(fit)), test_size=0.2, stratify=stratify, random_state=seed)
         fit, test = fit.subset(fit_idx), fit.subset(test_idx)
     rng = np.random.default_rng(seed)
     parts = [
@@ -410,9 +414,16 @@ def _watch_sets(
     replay: Splits | None,
     preprocessing: Preprocessing,
     splits: Splits,
+    paired: bool,
 ) -> list[WatchedSet]:
     """What ``--watch`` scores: each --watch source, the --replay source when labelled, and the data itself (its
-    online probe's held-out split) when labelled; none without --watch or a labelled --replay."""
+    online probe's held-out split) when labelled; none without --watch or a labelled --replay. Paired runs and
+    sharded models (fsdp: every process would have to embed) are not watched."""
+    if recipe.watch and (paired or recipe.strategy.startswith("fsdp")):
+        what = "paired runs" if paired else "--strategy fsdp"
+        raise SelfsupError(f"--watch is not available for {what} yet; leave it out.")
+    if paired or recipe.strategy.startswith("fsdp"):
+        return []
     sources = [(source, _other_set(recipe, source, "--watch", preprocessing, splits)) for source in recipe.watch]
     for source, read in sources:
         if not read.train.labeled:
@@ -574,6 +585,8 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
         if fresh:  # OUT's recipe first, so that '--resume --out OUT' finds the run
             if overwrite:
                 clear_output_folder(final, RUN)
+                if scratch is not None:  # an earlier from-scratch run must not pass for this one's on a resume
+                    clear_output_folder(Path(scratch.out), RUN)
             save_recipe(recipe, final / RECIPE_FILE)
         stage1_done = resume and (stage1 / WEIGHTS).is_file()  # then only stage 2 (and the comparison) go on
         try:
@@ -584,7 +597,7 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
             if isinstance(err, RunInterrupted):  # resumed through OUT, not through its stage 1
                 raise RunInterrupted(final, err.step) from None
             raise
-        if stage1_done and (final / WEIGHTS).is_file():  # stage 2 finished too: the comparison is what is left
+        if stage1_done and (final / WEIGHTS).is_file() and not _extended(recipe):  # the comparison is what is left
             if scratch is None or (final / DISTILL_REPORT / "compare.json").is_file():
                 raise SelfsupError(
                     f"the self-distillation run in '{final}' has finished (both stages"
@@ -596,7 +609,7 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
             result = PretrainResult(final, distilled, recipe, splits, _loss_history(final / "csv"))
         else:
             result = _stage2(recipe, teacher, resume, progress)
-        if scratch is not None and launched_rank() == 0:
+        if scratch is not None:
             _distill_report(recipe, scratch, teacher, result, resume, overwrite, progress)
         return result
 
@@ -611,6 +624,12 @@ def _side_run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool, **r
     with _holding(folder):
         overwrite = not from_checkpoint and (overwrite or resume)
         return _run(recipe, resume=from_checkpoint, overwrite=overwrite, progress=progress, **run).encoder
+
+
+def _extended(recipe: Recipe) -> bool:
+    """Whether a resumed run is asked for other epochs or steps than its saved recipe says."""
+    saved = load_recipe(Path(recipe.out) / RECIPE_FILE)
+    return (recipe.epochs, recipe.max_steps) != (saved.epochs, saved.max_steps)
 
 
 def _stage2(recipe: Recipe, teacher: nn.Module, resume: bool, progress: bool) -> PretrainResult:
@@ -647,6 +666,8 @@ def _scratch_recipe(recipe: Recipe) -> Recipe:
             "distill_report": False,
             "freeze_encoder_steps": 0,  # no checkpoint to protect from new heads
             "random_init": True,
+            "adapter": "none",  # every weight trains from random: adapters on frozen random weights would not
+            "watch": [],
             "out": str(scratch_folder(recipe.out)),
         }
     )
@@ -683,7 +704,9 @@ def _distill_report(
             file=sys.stderr,
         )
         return
-    from_scratch = _side_run(scratch, resume, overwrite, progress, architecture=distilled.encoder.config)
+    from_scratch = _side_run(scratch, resume, overwrite, progress, architecture=distilled.encoder)  # every rank
+    if launched_rank() > 0:  # the comparison: once
+        return
     encoders = [
         ("original", _original(recipe, distilled.encoder)),
         ("further (stage 1)", stage1),
@@ -721,19 +744,21 @@ def _run(
     progress: bool,
     teacher: nn.Module | None = None,
     branch: ResumePoint | None = None,
-    architecture: dict | None = None,
+    architecture: Encoder | None = None,
 ) -> PretrainResult:
     """One pre-training run in the (checked, locked) folder ``recipe.out``, step by step; the folder is written
     only once every step before training has passed. A ``branch`` (``--anneal``) is a new run that starts from
-    another run's training checkpoint, read as a resume of that run reads it; an ``architecture`` (an encoder's
-    config) is built instead of the recipe's."""
+    another run's training checkpoint, read as a resume of that run reads it; an ``architecture`` (an encoder) is
+    built, and reads the data, as that encoder does, instead of as the recipe says."""
     out = Path(recipe.out)
     resume_from = resume_checkpoint(out) if resume else branch  # a corrupt checkpoint fails before any work
     from_checkpoint = resume_from is not None  # the weights come from a training checkpoint, not --init
     source = recipe if branch is None else recipe.model_copy(update={"out": recipe.anneal})
-    splits, config, preprocessing, init = _read(source, from_checkpoint)
-    if architecture is not None:  # another encoder's, exactly (--self-distill's from-scratch comparison)
-        config = dict(architecture)
+    if architecture is None:
+        splits, config, preprocessing, init = _read(source, from_checkpoint)
+    else:  # another encoder's, exactly: its config and the way it reads the data (--self-distill's from scratch)
+        config, preprocessing, init = dict(architecture.config), preprocessing_of(architecture), None
+        splits = load_data(recipe.data, recipe.data_options(), preprocessing=preprocessing.without_source())
     encoder, init_report, pair, method_args = _encoder(recipe, splits, config, preprocessing, init, from_checkpoint)
     adapters = _adapters(recipe, encoder, progress and not resume)  # before the method copies it (EMA teachers)
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
@@ -940,7 +965,8 @@ def _loaders(
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
     method.check_data(fit_set.x)
     replayed = _other_set(recipe, recipe.replay, "--replay", preprocessing, splits) if recipe.replay else None
-    watch = _watch_sets(recipe, fit_set, probe_set, replayed, preprocessing, splits)
+    paired = method.paired or recipe.pair_data is not None
+    watch = _watch_sets(recipe, fit_set, probe_set, replayed, preprocessing, splits, paired)
     replay = None
     if replayed is not None:  # the online probe knows only the data's classes: replayed samples are unlabelled
         x = replayed.train.x
@@ -977,7 +1003,7 @@ def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module
         warmup_steps=recipe.warmup_steps,
         schedule=recipe.schedule,
         decay_fraction=recipe.decay_fraction,
-        cooldown_steps=recipe.cooldown_steps or 0,
+        cooldown_steps=recipe.cooldown_steps,
         constant_fraction=recipe.constant_fraction,
         anneal_steps=recipe.anneal_steps or 0,
         freeze_encoder_steps=recipe.freeze_encoder_steps or 0,
