@@ -69,7 +69,8 @@ def test_a_folder_of_npy_stacks_is_images_and_a_single_npy_is_series(tmp_path) -
     for i in range(3):
         np.save(tmp_path / f"{i}.npy", _bands(i, 5))
     assert detect_modality(str(tmp_path)) == "image"
-    assert load_data(str(tmp_path), DataOptions(image_size=8)).train.x.shape == (3, 5, 8, 8)
+    with pytest.warns(UserWarning, match="its .npy arrays are read as 5-band images; series in .npy files are read"):
+        assert load_data(str(tmp_path), DataOptions(image_size=8)).train.x.shape == (3, 5, 8, 8)
     one = tmp_path / "one"
     one.mkdir()
     np.save(one / "x.npy", np.zeros((4, 30), dtype=np.float32))

@@ -70,3 +70,13 @@ def test_an_encoder_without_layers_to_adapt_is_refused_before_anything_is_writte
     err = capsys.readouterr().err.strip()
     assert err.startswith("selfsup: error: ") and "\n" not in err and "'mlp' encoder cannot take a LoRA adapter" in err
     assert not out.exists()
+
+
+def test_adapters_on_random_weights_are_said_in_one_warning(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    argv = ["pretrain", *TABLE, "--encoder", "ft_transformer", "--adapter", "lora", "--max-steps", "2"]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "--adapter lora without --init" in line]
+    assert len(warned) == 1 and warned[0].startswith("selfsup: warning: ")
+    assert json.loads((out / "adapter.json").read_text())["base"] is None

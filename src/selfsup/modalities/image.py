@@ -266,6 +266,12 @@ def load_folder(path: str, image_size: int | None = None, bad_files: str = "fail
     else:
         split = _entries(folder)
         train, test = _read_split(folder, split, size, bad_files, _raster_folder([p for p, _ in split[0]])), None
+    if any(Path(i).suffix.lower() == ".npy" for i in train.ids):  # a folder of arrays could have been series
+        warnings.warn(
+            f"'{folder}': its .npy arrays are read as {int(train.x.shape[1])}-band images; series in .npy files are "
+            "read from NAME_TRAIN.npy / NAME_TEST.npy (or one .npy file).",
+            stacklevel=2,
+        )
     return Splits(train=train, test=test, name=str(folder), modality="image")
 
 

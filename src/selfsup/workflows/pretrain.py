@@ -806,7 +806,7 @@ def _run(
     if trainer.is_global_zero:
         own = method.own_state()
         if adapters is not None:  # kept apart, then folded in: the export is a plain encoder
-            save_adapters(encoder, out, adapters, recipe.init)
+            save_adapters(encoder, out, adapters, _adapted_weights(recipe, encoder))
             merge_lora(encoder)
             own = merged_state(own, adapters.alpha / adapters.rank)
         save_encoder(encoder, out, recipe.model_dump())
@@ -816,12 +816,26 @@ def _run(
     return PretrainResult(out, encoder, recipe, splits, _loss_history(out / "csv"), sides)
 
 
+def _adapted_weights(recipe: Recipe, encoder: Encoder) -> str | None:
+    """What LoRA adapts: the --init checkpoint, an encoder's own pre-trained weights (minilm), or None (random)."""
+    if recipe.init is not None:
+        return recipe.init
+    own = get_modality(encoder.config["modality"]).start_weights is not None and not recipe.random_init
+    return f"{encoder.config['name']} (its own weights)" if own else None
+
+
 def _adapters(recipe: Recipe, encoder: Encoder, show: bool) -> AdapterSummary | None:
     """``--adapter lora``: the encoder's adapters, injected in place (everything else of it frozen), said in one
     line with what trains and the training state's size next to full continued pre-training's."""
     if recipe.adapter != "lora":
         return None
     summary = add_lora(encoder, recipe.lora_rank, recipe.lora_alpha, train_norms=recipe.adapter_norms)
+    if _adapted_weights(recipe, encoder) is None:
+        warnings.warn(
+            "--adapter lora without --init trains adapters on randomly initialised, frozen weights; give the "
+            "checkpoint to adapt with --init.",
+            stacklevel=2,
+        )
     if show:
         print(
             f"LoRA: rank-{summary.rank} adapters on {summary.layers} layers ({', '.join(summary.targets)}): "
