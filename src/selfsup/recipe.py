@@ -116,8 +116,8 @@ class Recipe(BaseModel):
     schedule: Literal["cosine", "wsd", "constant", "infinite"] = Field(
         "cosine",
         description="LR after warm-up: cosine (default), wsd (warm-up, stable, decay at the end), constant, or "
-        "infinite (cool-down to --constant-fraction of the peak, then constant: extend it with --resume, "
-        "branch a deployable model off it with --anneal)",
+        "infinite (cool-down to --constant-fraction of the peak, then constant, EMA teachers at their base "
+        "momentum: extend it with --resume, branch a deployable model off it with --anneal)",
     )
     decay_fraction: float = Field(
         0.2,

@@ -151,3 +151,18 @@ def test_warmup_flags_are_one_or_the_other() -> None:
         make_recipe(data="x", warmup_steps=5, warmup_fraction=0.1)
     with pytest.raises(SelfsupError, match="warmup_fraction"):
         make_recipe(data="x", warmup_fraction=1.5)
+
+
+def test_under_the_infinite_schedule_an_ema_teacher_keeps_its_base_momentum(small_encoder_config: dict) -> None:
+    method = build_method("byol", build_encoder(small_encoder_config), {"momentum": 0.9})
+    module = PretrainModule(
+        method, torch.nn.Identity(), lr=1e-3, weight_decay=0.0, warmup_fraction=0.0, schedule="infinite"
+    )
+    online = torch.nn.Sequential(method.encoder, method.projector)
+    with torch.no_grad():
+        for p in method.target.parameters():
+            p.zero_()
+    expected = [0.1 * p.detach().clone() for p in online.parameters()]  # 0.9 x 0 + 0.1 x online
+    module.on_train_batch_end(None, None, 0)
+    for got, want in zip(method.target.parameters(), expected):
+        torch.testing.assert_close(got, want)

@@ -96,7 +96,11 @@ class PretrainModule(L.LightningModule):
                 p.grad = None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.method.on_train_batch_end(progress=self.global_step / max(1, self._total_steps()))
+        """The method's per-step updates (EMA teachers) with the run's progress; under the infinite schedule, which
+        has no end to measure progress by, always 0 (an EMA teacher keeps its base momentum, however long the run
+        is extended or wherever it is annealed)."""
+        progress = 0.0 if self.schedule == "infinite" else self.global_step / max(1, self._total_steps())
+        self.method.on_train_batch_end(progress=progress)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """The held-out batch's embeddings, which the online probe (``training/probe.py``) scores."""
