@@ -227,3 +227,10 @@ def test_the_from_scratch_run_has_the_distilled_encoders_architecture_and_readin
     assert json.loads((scratch / "selfsup.json").read_text())["encoder"]["image_size"] == 12
     assert yaml.safe_load((scratch / "recipe.yaml").read_text())["adapter"] == "none"
     assert not (scratch / "adapter.safetensors").exists() and (out / "adapter.safetensors").is_file()
+
+
+def test_random_init_is_refused_for_paired_runs(tmp_path, capsys) -> None:
+    capsys.readouterr()
+    argv = ["pretrain", "--data", "builtin:spoken_words", "--pair-data", "builtin:spoken_word_captions"]
+    assert main([*argv, "--method", "clip", "--random-init", "--out", str(tmp_path / "r")]) == EXIT_USER_ERROR
+    assert "paired runs do not take it yet" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -556,6 +556,8 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     """
     method_cls = method_class(recipe.method)  # fail on a bad name before any data is read
     check_paired(recipe, method_cls)
+    if recipe.random_init and (method_cls.paired or recipe.pair_data):
+        raise SelfsupError("--random-init starts one encoder from random weights; paired runs do not take it yet.")
     if recipe.self_distill:
         return _self_distill(recipe, resume, overwrite, progress)
     branch = None
