@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from selfsup.evaluation.stats import seed_interval
 from tables_series import fmt
 
 # the CLI in a child process that prints its own peak memory at the end
@@ -78,6 +79,14 @@ def probe(root: Path, seed: int) -> dict:
     return compare(encoders, "builtin:rottentomatoes", seed=seed)
 
 
+def plain(values: list[float]) -> str:
+    """Mean [95% t-interval over seeds] of values that are not accuracies (no scaling, no clipping)."""
+    if len(values) < 2:
+        return f"{np.mean(values):.1f}"
+    mean, low, high = seed_interval(values)
+    return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+
+
 def markdown(saved: dict) -> str:
     runs = saved["runs"]
     lines = [
@@ -88,7 +97,7 @@ def markdown(saved: dict) -> str:
         cells = [
             fmt(
                 [
-                    100 * a["accuracy"]
+                    a["accuracy"]
                     for run in runs
                     for a in run["compare"]["accuracies"]
                     if a["encoder"] == name and a["protocol"] == p
@@ -104,8 +113,8 @@ def markdown(saved: dict) -> str:
                 f"{lora['total']:,} (all)"
                 if name == "full"
                 else f"{lora['trainable']:,} ({100 * lora['trainable'] / lora['total']:.1f}%)",
-                fmt([t["peak_rss_mib"] for t in trained]),
-                fmt([t["samples_per_s"] for t in trained]),
+                plain([t["peak_rss_mib"] for t in trained]),
+                plain([t["samples_per_s"] for t in trained]),
             ]
         lines.append(f"| {name} | " + " | ".join(cells + costs) + " |")
     pairs = [

@@ -75,7 +75,7 @@ def markdown(saved: dict) -> str:
     runs = saved["runs"]
     lines = ["| encoder | target kNN | target linear |", "|---|---|---|"]
     for encoder in ENCODERS:
-        cells = [fmt([accuracy(run, encoder, p) for run in runs]) for p in ("knn", "linear")]
+        cells = [fmt([accuracy(run, encoder, p) / 100 for run in runs]) for p in ("knn", "linear")]
         lines.append(f"| {encoder} | " + " | ".join(cells) + " |")
     lines.append("")
     for protocol in ("knn", "linear"):

@@ -173,9 +173,10 @@ def test_it_ends_with_the_four_way_comparison_and_a_resume_finishes_a_stopped_on
     out = tmp_path / "distilled"
     argv = ["pretrain", "--data", "builtin:iris", "--init", str(source), "--self-distill", "--out", str(out), *TINY]
     capsys.readouterr()
-    assert main(argv) == 0
+    assert main([*argv, "--seed", "3"]) == 0
     assert "self-distillation on builtin:iris" in capsys.readouterr().out
     report = json.loads((out / "distill-report" / "compare.json").read_text())
+    assert report["seed"] == 3  # the run's seed: its random-init baseline and probes
     encoders = ["original", "further (stage 1)", "self-distilled", "from scratch", "random-init", "raw-input"]
     assert list(dict.fromkeys(a["encoder"] for a in report["accuracies"])) == encoders
     assert {(p["a"], p["b"]) for p in report["pairs"] if p["protocol"] == "linear"} >= {

@@ -716,7 +716,7 @@ def _distill_report(
         ("from scratch", from_scratch),
     ]
     where = Path(recipe.out) / DISTILL_REPORT
-    result = compare(encoders, recipe.data, options=recipe.data_options(), out=where, overwrite=True)
+    result = compare(encoders, recipe.data, options=recipe.data_options(), seed=recipe.seed, out=where, overwrite=True)
     if progress:
         _print_distill_report(result, where)
 
