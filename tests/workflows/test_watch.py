@@ -57,3 +57,16 @@ def test_data_that_cannot_be_watched_is_refused_before_anything_is_written(tmp_p
         err = capsys.readouterr().err.strip()
         assert err.startswith("selfsup: error: ") and "\n" not in err and words in err, err
         assert not out.exists()
+
+
+def test_a_watched_table_is_scored_by_its_own_classes(tmp_path: Path) -> None:
+    """The usual stability-gap case for tables: the source domain's label column holds other classes than the
+    data's (here iris species as names in one table, as numbers in the other)."""
+    iris = load_iris(as_frame=True).frame
+    target, source = tmp_path / "target.csv", tmp_path / "source.csv"
+    iris.to_csv(target, index=False)
+    iris.assign(target=iris["target"].map({0: "setosa", 1: "versicolor", 2: "virginica"})).to_csv(source, index=False)
+    run = tmp_path / "run"
+    argv = ["pretrain", "--data", str(target), "--label", "target", "--watch", str(source), "--watch-every", "2"]
+    assert main([*argv, "--max-steps", "4", "--batch-size", "32", "--out", str(run)]) == 0
+    assert _curve(run)["source"] == [0, 2, 4]

@@ -366,6 +366,10 @@ def _other_set(recipe: Recipe, source: str, flag: str, preprocessing: Preprocess
     modality = get_modality(splits.modality)
     if preprocessing is not None:  # the encoder's part only: the other source's columns are its own
         preprocessing = preprocessing.without_source()
+        schema = preprocessing.get("schema")
+        if schema is not None and options.label is not None:  # a table's classes are its own, not the data's
+            unlabelled = dict(schema) | {"label": None, "classes": None}
+            preprocessing = replace(preprocessing, settings=dict(preprocessing.settings) | {"schema": unlabelled})
     try:
         other = load_data(source, options, preprocessing=preprocessing)
     except SelfsupError as err:
