@@ -254,14 +254,18 @@ def _phases_in_steps(recipe: Recipe, steps_per_epoch: int) -> Recipe:
     update: dict = {}
     warmup = recipe.warmup_steps
     if warmup is None:
-        fraction = (
-            recipe.warmup_fraction if recipe.warmup_fraction is not None else recipe.warmup_epochs / recipe.epochs
-        )
-        warmup = int(min(1.0, fraction) * total)
+        warmup = int(_warmup_fraction(recipe) * total)
         update |= {"warmup_steps": warmup, "warmup_fraction": None}
     if recipe.schedule == "infinite" and recipe.cooldown_steps is None:
         update["cooldown_steps"] = max(1, round(recipe.decay_fraction * max(1, total - warmup)))
     return recipe.model_copy(update=update)
+
+
+def _warmup_fraction(recipe: Recipe) -> float:
+    """The share of the run's steps spent warming up: ``--warmup-fraction``, else ``--warmup-epochs`` of its epochs."""
+    if recipe.warmup_fraction is not None:
+        return recipe.warmup_fraction
+    return min(1.0, recipe.warmup_epochs / recipe.epochs)
 
 
 def constant_phase_start(recipe: Recipe) -> int | None:
@@ -274,9 +278,9 @@ def constant_phase_start(recipe: Recipe) -> int | None:
     return (recipe.freeze_encoder_steps or 0) + recipe.warmup_steps + (recipe.cooldown_steps or 0)
 
 
-def _anneal_point(run: str | Path) -> tuple[Recipe, ResumePoint]:
-    """The recipe of the run to anneal and its latest checkpoint, which must lie in its constant phase; the run's
-    folder is only read."""
+def _anneal_source(run: str | Path) -> Recipe:
+    """The recipe of the run to anneal, which must have a constant phase recorded in steps; its folder is only
+    read."""
     run = Path(run)
     if not (run / RECIPE_FILE).is_file():
         raise SelfsupError(
@@ -293,8 +297,7 @@ def _anneal_point(run: str | Path) -> tuple[Recipe, ResumePoint]:
         raise SelfsupError(
             f"--anneal '{run}' is itself an anneal (of '{recipe.anneal}'); anneal the run in its constant phase."
         )
-    start = constant_phase_start(recipe)
-    if start is None:
+    if constant_phase_start(recipe) is None:
         why = (
             f"trained with the {recipe.schedule} schedule, which has no constant phase"
             if recipe.schedule not in ("constant", "infinite")
@@ -304,6 +307,27 @@ def _anneal_point(run: str | Path) -> tuple[Recipe, ResumePoint]:
             f"--anneal branches off a run's constant phase, and '{run}' {why}; pre-train with --schedule infinite "
             "(or constant), then anneal that run."
         )
+    return recipe
+
+
+def anneal_recipe(run: str | Path, out: str | Path, steps: int | None = None) -> Recipe:
+    """The recipe of an anneal of ``run`` into ``out`` (``--anneal RUN --anneal-steps N --out OUT``): the run's own.
+    Where it ends is fixed when it starts (:func:`_anneal_start`): ``steps`` (default: a tenth of the steps the run
+    has trained) after the run's latest checkpoint."""
+    recipe = _anneal_source(run)
+    return make_recipe(**(recipe.model_dump() | {"out": str(out), "anneal": str(run), "anneal_steps": steps}))
+
+
+def _anneal_start(recipe: Recipe) -> tuple[Recipe, ResumePoint]:
+    """The anneal ``recipe`` ending its steps after the annealed run's latest checkpoint, which must lie in that
+    run's constant phase, and that checkpoint (read once here; the run's folder is only read); ``--out`` must be
+    another folder."""
+    assert recipe.anneal is not None  # called for anneals only
+    run = Path(recipe.anneal)
+    if Path(recipe.out).resolve() == run.resolve():
+        raise SelfsupError(f"--anneal writes a new run and leaves '{run}' as it is: give another --out folder.")
+    start = constant_phase_start(_anneal_source(run))
+    assert start is not None  # _anneal_source refuses a run without a constant phase
     if not has_checkpoint(run):
         raise SelfsupError(f"--anneal '{run}' has saved no training checkpoint yet; anneal it once it has.")
     try:
@@ -315,30 +339,9 @@ def _anneal_point(run: str | Path) -> tuple[Recipe, ResumePoint]:
             f"--anneal '{run}': its latest checkpoint (step {point.step}) is before its constant phase, which starts "
             f"at step {start} (warm-up and cool-down); anneal it once it has trained past that step."
         )
-    return recipe, point
-
-
-def anneal_recipe(run: str | Path, out: str | Path, steps: int | None = None) -> Recipe:
-    """The recipe of an anneal of ``run`` into ``out`` (``--anneal RUN --anneal-steps N --out OUT``): the run's own,
-    ending ``steps`` (default: a tenth of the steps it has trained) after its latest checkpoint."""
-    recipe, point = _anneal_point(run)
-    steps = steps or max(1, point.step // 10)
-    update = {"out": str(out), "anneal": str(run), "anneal_steps": steps, "max_steps": point.step + steps}
-    return make_recipe(**(recipe.model_dump() | update))
-
-
-def _anneal_start(recipe: Recipe) -> tuple[Recipe, ResumePoint]:
-    """The anneal ``recipe`` (:func:`anneal_recipe`) ending its steps after the run's latest checkpoint (that run may
-    have saved a newer one since), and that checkpoint; ``--out`` must be another folder."""
-    assert recipe.anneal is not None  # called for anneals only
-    if Path(recipe.out).resolve() == Path(recipe.anneal).resolve():
-        raise SelfsupError(
-            f"--anneal writes a new run and leaves '{recipe.anneal}' as it is: give another --out folder."
-        )
-    _, point = _anneal_point(recipe.anneal)
     steps = recipe.anneal_steps or max(1, point.step // 10)
     print(
-        f"anneal: from '{recipe.anneal}' at step {point.step}, the LR decays linearly to 0 over {steps} steps, "
+        f"anneal: from '{run}' at step {point.step}, the LR decays linearly to 0 over {steps} steps, "
         f"into '{recipe.out}'",
         file=sys.stderr,
     )
@@ -411,6 +414,11 @@ def _watched(name: str, fit: ArrayDataset, test: ArrayDataset | None, seed: int)
     return WatchedSet(name, parts[0], parts[1])
 
 
+def _short_name(source: str) -> str:
+    """A source's name in the watch's curves: a built-in's name, or a path's stem."""
+    return source.removeprefix(BUILTIN_PREFIX) if source.startswith(BUILTIN_PREFIX) else Path(source).stem
+
+
 def _watch_sets(
     recipe: Recipe,
     fit_set: ArrayDataset,
@@ -441,15 +449,11 @@ def _watch_sets(
         return []
     names: list[str] = []
     for source, _ in sources:
-        name = source.removeprefix(BUILTIN_PREFIX) if source.startswith(BUILTIN_PREFIX) else Path(source).stem
+        name = _short_name(source)
         names.append(name if name not in names else f"{name}-{len(names)}")
     sets = [_watched(name, read.train, read.test, recipe.seed) for name, (_, read) in zip(names, sources)]
     if probe_set is not None:
-        data = (
-            recipe.data.removeprefix(BUILTIN_PREFIX)
-            if recipe.data.startswith(BUILTIN_PREFIX)
-            else Path(recipe.data).stem
-        )
+        data = _short_name(recipe.data)
         sets.insert(0, _watched(data if data not in names else f"{data}-data", fit_set, probe_set, recipe.seed))
     return sets
 
@@ -1015,11 +1019,7 @@ def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module
         views,
         lr=recipe.lr or method_class(recipe.method).default_lr,
         weight_decay=recipe.weight_decay,
-        warmup_fraction=(
-            recipe.warmup_fraction
-            if recipe.warmup_fraction is not None
-            else min(1.0, recipe.warmup_epochs / recipe.epochs)
-        ),
+        warmup_fraction=_warmup_fraction(recipe),
         warmup_steps=recipe.warmup_steps,
         schedule=recipe.schedule,
         decay_fraction=recipe.decay_fraction,
