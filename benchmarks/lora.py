@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from selfsup.evaluation.stats import seed_interval
-from tables_series import fmt
+from tables_series import earlier, fmt
 
 # the CLI in a child process that prints its own peak memory at the end
 CHILD = (
@@ -90,7 +90,7 @@ def plain(values: list[float]) -> str:
 def markdown(saved: dict) -> str:
     runs = saved["runs"]
     lines = [
-        "| encoder | target kNN | target linear | trainable parameters | peak RSS MiB | samples/s |",
+        "| encoder | target kNN | target linear | trainable parameters | peak RSS MiB | samples/s, per seed |",
         "|---|---|---|---|---|---|",
     ]
     for name in ("original", "full", "lora", "random-init", "raw-input"):
@@ -114,7 +114,7 @@ def markdown(saved: dict) -> str:
                 if name == "full"
                 else f"{lora['trainable']:,} ({100 * lora['trainable'] / lora['total']:.1f}%)",
                 plain([t["peak_rss_mib"] for t in trained]),
-                plain([t["samples_per_s"] for t in trained]),
+                " / ".join(f"{t['samples_per_s']:.1f}" for t in trained),
             ]
         lines.append(f"| {name} | " + " | ".join(cells + costs) + " |")
     pairs = [
@@ -130,7 +130,8 @@ def header(saved: dict) -> str:
     return (
         f"all-MiniLM-L6-v2 -> Rotten Tomatoes reviews ({saved['split']}); MLM, {saved['steps']} steps of "
         f"{saved['batch_size']}, {len(saved['runs'])} seeds; accuracy % on the test split, mean [95% t-interval over "
-        "seeds]; peak RSS of the training process; samples/s as the trainer measured them.\n"
+        "seeds]; peak RSS of the training process; samples/s as the trainer measured them, per seed (a loaded machine slows "
+        "them several times over: compare the seeds run on a quiet one).\n"
     )
 
 
@@ -149,9 +150,9 @@ def main() -> None:
         return
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    saved: dict = {"steps": args.steps, "batch_size": args.batch_size, "runs": []}
+    saved = earlier(out, args.steps, args.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
+        for seed in range(len(saved["runs"]), args.seeds):
             root = Path(tmp) / str(seed)
             run: dict = {"seed": seed}
             for way in WAYS:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from selfsup.encoders.text import minilm_folder
 from selfsup.recipe import make_recipe
 from selfsup.workflows.pretrain import pretrain
-from tables_series import fmt
+from tables_series import earlier, fmt
 
 ENCODERS = ("original", "further (stage 1)", "self-distilled", "from scratch", "random-init", "raw-input")
 ORDER = ("self-distilled", "further (stage 1)", "original")  # the paper's ordering on the target, best first
@@ -128,9 +128,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    saved: dict = {"steps": args.steps, "batch_size": args.batch_size, "runs": []}
+    saved = earlier(out, args.steps, args.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.seeds):
+        for seed in range(len(saved["runs"]), args.seeds):
             run = run_seed(Path(tmp), seed, args.steps, args.batch_size)
             saved["runs"].append(run)
             saved["split"] = run["report"]["split"]

@@ -158,5 +158,17 @@ def header(steps: int, seeds: int) -> str:
     )
 
 
+def earlier(out: Path, steps: int, batch_size: int) -> dict:
+    """The seeds already saved in OUT by a run with the same settings (they are kept and not run again)."""
+    fresh: dict = {"steps": steps, "batch_size": batch_size, "runs": []}
+    if not out.exists():
+        return fresh
+    saved = json.loads(out.read_text())
+    if (saved.get("steps"), saved.get("batch_size")) != (steps, batch_size):
+        return fresh
+    print(f"{out}: keeping the {len(saved['runs'])} seed(s) saved there; running the rest", file=sys.stderr)
+    return saved
+
+
 if __name__ == "__main__":
     main()
