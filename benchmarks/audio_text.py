@@ -3,7 +3,8 @@
 Audio: each method is pre-trained on builtin:spoken_words' training voices for a fixed number of
 optimiser steps and probed on its unseen test voices (kNN with k by CV, linear probe with C by CV,
 both on the training split), next to the random-init encoder and raw log-mel statistics; mean over
-seeds with a 95% t-interval over seeds. The spoken words are synthetic speech (espeak-ng).
+seeds with a 95% interval (``tables_series.fmt``: the t-interval over seeds with each seed's Wilson interval over
+the test samples in quadrature). The spoken words are synthetic speech (espeak-ng).
 
 Text: the shipped all-MiniLM-L6-v2 before and after continued pre-training (MLM, SimCSE) on
 builtin:rottentomatoes' training split, probed on fixed stratified subsets of its train and test
@@ -12,6 +13,7 @@ and a bag-of-subword-ids baseline. MiniLM's weights are fixed, so one seed is re
 
 Usage: python benchmarks/audio_text.py [--seeds 2] [--audio-steps 100] [--text-steps 50]
        [--text-train 1000] [--text-test 500] [--threads 2] [--out benchmarks/results/audio_text.json]
+       python benchmarks/audio_text.py --report benchmarks/results/audio_text.json
 Prints markdown tables; writes every row to the JSON file.
 """
 
@@ -37,7 +39,7 @@ from selfsup.recipe import make_recipe
 from selfsup.sources import load_data
 from selfsup.workflows.bench import BATCH, run_cell
 from selfsup.workflows.pretrain import pretrain
-from tables_series import accuracies, fmt
+from tables_series import INTERVAL, fmt, scored, with_notes
 
 AUDIO_METHODS = ("simclr", "mae")
 # audio_text.json was measured before pitch shift and time stretch became the audio default: pinned to reproduce it
@@ -121,24 +123,24 @@ def audio_markdown(results: list[dict]) -> str:
     lines = [
         "| encoder / method | kNN | linear | CPU s / run |",
         "|---|---|---|---|",
-        f"| raw log-mel statistics | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-        f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |",
+        f"| raw log-mel statistics | {fmt(scored(first, 'raw-input', 'knn'))} | "
+        f"{fmt(scored(first, 'raw-input', 'linear'))} | |",
     ]
     for encoder in dict.fromkeys(r["encoder"] for r in results):
         mine = [r for r in results if r["encoder"] == encoder]
         runs = [r for r in mine if r["method"] == mine[0]["method"]]
         lines.append(
-            f"| random-init {encoder} | {fmt(accuracies(runs, 'random-init', 'knn'))} | "
-            f"{fmt(accuracies(runs, 'random-init', 'linear'))} | |"
+            f"| random-init {encoder} | {fmt(scored(runs, 'random-init', 'knn'))} | "
+            f"{fmt(scored(runs, 'random-init', 'linear'))} | |"
         )
     for method in dict.fromkeys(r["method"] for r in results):
         runs = [r for r in results if r["method"] == method]
         lines.append(
             f"| {method} ({runs[0]['encoder']}, {runs[0]['steps']} steps) | "
-            f"{fmt(accuracies(runs, 'pretrained', 'knn'))} | {fmt(accuracies(runs, 'pretrained', 'linear'))} | "
+            f"{fmt(scored(runs, 'pretrained', 'knn'))} | {fmt(scored(runs, 'pretrained', 'linear'))} | "
             f"{np.mean([r['cpu_seconds'] for r in runs]):.0f} |"
         )
-    return "\n".join(lines)
+    return with_notes("\n".join(lines))
 
 
 def main() -> None:
@@ -151,7 +153,11 @@ def main() -> None:
     parser.add_argument("--skip", choices=["audio", "text"], help="leave one part out")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/audio_text.json")
+    parser.add_argument("--report", metavar="JSON", help="only print the tables of an earlier run's JSON")
     args = parser.parse_args()
+    if args.report:
+        report(json.loads(Path(args.report).read_text()))
+        return
     torch.set_num_threads(args.threads)
     out = {"args": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,15 +170,21 @@ def main() -> None:
                     )
                     print(f"audio {method} seed {seed}: done", file=sys.stderr, flush=True)
             out["audio"] = audio
-            print(
-                f"\n### Audio: builtin:spoken_words (synthetic speech), {args.seeds} seeds\n\n{audio_markdown(audio)}"
-            )
         if args.skip != "text":
             out["text"] = text_rows(args.text_steps, args.text_train, args.text_test, Path(tmp))
-            print(
-                f"\n### Text: builtin:rottentomatoes subset, 1 seed, 95% bootstrap CI\n\n{text_markdown(out['text'])}"
-            )
+    report(out)
     write_atomic(Path(args.out), json.dumps(out, indent=1, default=str))
+
+
+def report(saved: dict) -> None:
+    """Print the audio and text tables of a run (either part may be missing)."""
+    if "audio" in saved:
+        print(
+            f"\n### Audio: builtin:spoken_words (synthetic speech), {saved['args']['seeds']} seeds, {INTERVAL}\n\n"
+            f"{audio_markdown(saved['audio'])}"
+        )
+    if "text" in saved:
+        print(f"\n### Text: builtin:rottentomatoes subset, 1 seed, 95% Wilson CI\n\n{text_markdown(saved['text'])}")
 
 
 if __name__ == "__main__":

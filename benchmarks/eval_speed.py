@@ -108,9 +108,10 @@ def _cli(code: str, args: list[str]) -> tuple[float, float]:
 
 
 def _rows(report: Path) -> list[dict]:
+    """Each row's accuracy, interval and test-sample count (so its interval can be re-derived), and the baselines."""
     results = json.loads((report / "results.json").read_text())
     return [
-        {key: row[key] for key in ("encoder", "protocol", "accuracy", "ci_low", "ci_high")}
+        {key: row[key] for key in ("encoder", "protocol", "accuracy", "ci_low", "ci_high", "n_test")}
         | {"details": row["details"]}
         for row in results["rows"]
     ] + [{"baselines": results["meta"]["baselines"], "split": results["meta"]["split"]}]

@@ -9,7 +9,9 @@ language modelling on Rotten Tomatoes reviews (builtin:rottentomatoes), for the 
 
 Each run is its own process (the CLI), so its peak resident memory (ru_maxrss) is its own; samples per second are
 the trainer's (Throughput, mean over the logged steps). Both exports, the original checkpoint, a random-init encoder
-and the raw input are then probed on the same test split (``selfsup compare``: kNN, linear; paired intervals).
+and the raw input are then probed on the same test split (``selfsup compare``: kNN, linear; paired intervals, verdicts
+Holm-corrected over each protocol's pairs). Accuracies: mean [95% interval: ``tables_series.fmt``, the t-interval
+over seeds with each seed's Wilson interval over the test samples in quadrature].
 
 Usage: python benchmarks/lora.py [--seeds 3] [--steps 40] [--batch-size 32] [--out benchmarks/results/lora.json]
        python benchmarks/lora.py --report benchmarks/results/lora.json
@@ -29,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from selfsup.evaluation.compare import judge
 from selfsup.evaluation.stats import seed_interval
-from tables_series import earlier, fmt
+from tables_series import INTERVAL, compared, earlier, fmt, with_notes
 
 # the CLI in a child process that prints its own peak memory at the end
 CHILD = (
@@ -94,17 +97,7 @@ def markdown(saved: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name in ("original", "full", "lora", "random-init", "raw-input"):
-        cells = [
-            fmt(
-                [
-                    a["accuracy"]
-                    for run in runs
-                    for a in run["compare"]["accuracies"]
-                    if a["encoder"] == name and a["protocol"] == p
-                ]
-            )
-            for p in ("knn", "linear")
-        ]
+        cells = [fmt([compared(run["compare"], name, p) for run in runs]) for p in ("knn", "linear")]
         costs = ["", "", ""]
         if name in WAYS:
             trained = [run[name] for run in runs]
@@ -117,20 +110,21 @@ def markdown(saved: dict) -> str:
                 " / ".join(f"{t['samples_per_s']:.1f}" for t in trained),
             ]
         lines.append(f"| {name} | " + " | ".join(cells + costs) + " |")
-    pairs = [
-        f"seed {run['seed']} {p['protocol']}: {100 * p['difference']:+.2f} [{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]"
+    pairs = [  # re-judged as compare does now (Holm over each protocol's pairs): stored verdicts may predate it
+        f"seed {run['seed']} {p['protocol']}: {100 * p['difference']:+.2f} [{100 * p['ci_low']:+.2f}, "
+        f"{100 * p['ci_high']:+.2f}], p (Holm over {p['holm_m']}) {p['p_holm']:.2g}, {p['verdict']}"
         for run in runs
-        for p in run["compare"]["pairs"]
+        for p in judge(run["compare"]["pairs"])
         if (p["a"], p["b"]) == ("full", "lora")
     ]
-    return "\n".join(lines) + "\n\nfull - lora, paired 95% bootstrap interval: " + "; ".join(pairs)
+    return with_notes("\n".join(lines)) + "\n\nfull - lora, paired 95% bootstrap interval: " + "; ".join(pairs)
 
 
 def header(saved: dict) -> str:
     return (
         f"all-MiniLM-L6-v2 -> Rotten Tomatoes reviews ({saved['split']}); MLM, {saved['steps']} steps of "
-        f"{saved['batch_size']}, {len(saved['runs'])} seeds; accuracy % on the test split, mean [95% t-interval over "
-        "seeds]; peak RSS of the training process; samples/s as the trainer measured them, per seed (a loaded machine slows "
+        f"{saved['batch_size']}, {len(saved['runs'])} seeds; accuracy % on the test split, {INTERVAL}; "
+        "peak RSS of the training process; samples/s as the trainer measured them, per seed (a loaded machine slows "
         "them several times over: compare the seeds run on a quiet one).\n"
     )
 

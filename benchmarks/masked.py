@@ -6,7 +6,8 @@ are listed) on the training split only, with default hyperparameters, then probe
 test split: kNN (k=20) and a linear probe (C by 5-fold CV on train). Masked methods use the data's
 token encoder (vit, patch_transformer, ft_transformer); the view-based method its default encoder
 (small_cnn, dilated_conv, mlp). Each gets the random-init baseline of its own architecture (same
-seeds), ▼ marking a mean not above it. Numbers: mean over seeds [95% t-interval over seeds].
+seeds), ▼ marking a mean not above it. Numbers: mean over seeds [95% interval: the t-interval over seeds with
+each seed's Wilson interval over the test samples in quadrature, ``tables_series.fmt``].
 
 The view-based method per dataset is the one that did best in the earlier benchmarks: SimCLR on digits
 (the quickstart), Barlow Twins on ItalyPowerDemand (best view-based linear probe in
@@ -30,7 +31,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tables_series import accuracies, add_run_args, fmt, prepare, print_saved, run_one, save_progress
+from tables_series import (
+    INTERVAL,
+    accuracies,
+    add_run_args,
+    fmt,
+    prepare,
+    print_saved,
+    run_one,
+    save_progress,
+    scored,
+    with_notes,
+)
 
 VIEW_METHOD = {"digits": "simclr", "italypowerdemand": "barlow_twins", "breast_cancer": "simclr"}
 MASKED = ("mae", "mfm", "data2vec", "jepa")
@@ -42,20 +54,21 @@ def markdown(results: list[dict]) -> str:
         runs = [r for r in results if r["dataset"] == dataset]
         first = [r for r in runs if r["method"] == runs[0]["method"]]  # probed the baselines
         lines.append(
-            f"| {dataset} | raw features | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-            f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |"
+            f"| {dataset} | raw features | {fmt(scored(first, 'raw-input', 'knn'))} | "
+            f"{fmt(scored(first, 'raw-input', 'linear'))} | |"
         )
-        gbdt = accuracies(first, "raw-input", "gbdt")
-        if gbdt:
-            lines.append(f"| {dataset} | gradient-boosted trees (raw) | | {fmt(gbdt)} (supervised) | |")
+        if accuracies(first, "raw-input", "gbdt"):
+            lines.append(
+                f"| {dataset} | gradient-boosted trees (raw) | | {fmt(scored(first, 'raw-input', 'gbdt'))} (supervised) | |"
+            )
         random_init = {}
         for encoder in dict.fromkeys(r["encoder"] for r in runs):
             one = [r for r in runs if r["encoder"] == encoder]
             one = [r for r in one if r["method"] == one[0]["method"]]  # the run that probed its baselines
             random_init[encoder] = (accuracies(one, "random-init", "knn"), accuracies(one, "random-init", "linear"))
             lines.append(
-                f"| {dataset} | random-init {encoder} | {fmt(random_init[encoder][0])} | "
-                f"{fmt(random_init[encoder][1])} | |"
+                f"| {dataset} | random-init {encoder} | {fmt(scored(one, 'random-init', 'knn'))} | "
+                f"{fmt(scored(one, 'random-init', 'linear'))} | |"
             )
         for method in dict.fromkeys(r["method"] for r in runs):
             mruns = [r for r in runs if r["method"] == method]
@@ -65,16 +78,17 @@ def markdown(results: list[dict]) -> str:
             lin_mark = " ▼" if np.mean(lin) <= np.mean(random_init[encoder][1]) else ""
             cpu = np.mean([r["cpu_seconds"] for r in mruns])
             lines.append(
-                f"| {dataset} | {method} ({encoder}) | {fmt(knn)}{knn_mark} | {fmt(lin)}{lin_mark} | {cpu:.0f} |"
+                f"| {dataset} | {method} ({encoder}) | {fmt(scored(mruns, 'pretrained', 'knn'))}{knn_mark} | "
+                f"{fmt(scored(mruns, 'pretrained', 'linear'))}{lin_mark} | {cpu:.0f} |"
             )
-    return "\n".join(lines)
+    return with_notes("\n".join(lines))
 
 
 def header(steps: int, seeds: int) -> str:
     return (
         f"Fixed budget: {steps} AdamW steps per run (batch 128 images and tables, 64 series, capped at the "
         f"training-set size), default hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, "
-        f"mean [95% t-interval over seeds]. ▼: mean not above the random-init encoder of the same architecture.\n"
+        f"{INTERVAL}. ▼: mean not above the random-init encoder of the same architecture.\n"
     )
 
 

@@ -7,7 +7,8 @@ kNN (k by CV) and linear probe (C by CV) on the training split's labels, and zer
 with the class names as prompts (template '{}', fixed beforehand; no label used), next to the random-
 init encoder with and without the projection (zero-shot: untrained copies of both sides) and raw log-mel
 statistics. Mean over seeds
-with a 95% t-interval over seeds. The spoken words are synthetic speech (espeak-ng), and the captions
+with a 95% interval (``tables_series.fmt``: the t-interval over seeds with each seed's Wilson interval over the
+test samples in quadrature). The spoken words are synthetic speech (espeak-ng), and the captions
 name the word, so this is language supervision, not self-supervision.
 
 Usage: python benchmarks/pairs.py [--seeds 2] [--steps 150] [--threads 2] [--out benchmarks/results/pairs.json]
@@ -32,7 +33,7 @@ from selfsup.evaluation.evaluate import EvaluationOptions, evaluate
 from selfsup.files import write_atomic
 from selfsup.recipe import make_recipe
 from selfsup.workflows.pretrain import pretrain
-from tables_series import accuracies, fmt
+from tables_series import INTERVAL, fmt, scored, with_notes
 
 VARIANTS = {
     "clip default (lock=auto: MiniLM locked, LiT)": {},
@@ -77,13 +78,13 @@ def markdown(results: list[dict]) -> str:
     lines = [
         "| encoder | kNN | linear | zero-shot | CPU s / run |",
         "|---|---|---|---|---|",
-        f"| raw log-mel statistics | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-        f"{fmt(accuracies(first, 'raw-input', 'linear'))} | | |",
+        f"| raw log-mel statistics | {fmt(scored(first, 'raw-input', 'knn'))} | "
+        f"{fmt(scored(first, 'raw-input', 'linear'))} | | |",
         "| random-init audio_cnn, no projection | "
-        + " | ".join(fmt(accuracies(first, "random-init-unprojected", p)) for p in PROTOCOLS[:2])
+        + " | ".join(fmt(scored(first, "random-init-unprojected", p)) for p in PROTOCOLS[:2])
         + " | | |",
         "| random-init audio_cnn + projection (zero-shot: + random text side) | "
-        + " | ".join(fmt(accuracies(first, "random-init", p)) for p in PROTOCOLS)
+        + " | ".join(fmt(scored(first, "random-init", p)) for p in PROTOCOLS)
         + " | |",
     ]
     for variant in dict.fromkeys(r["variant"] for r in results):
@@ -91,10 +92,10 @@ def markdown(results: list[dict]) -> str:
         seconds = sum(r["cpu_seconds"] for r in runs) / len(runs)
         lines.append(
             f"| {variant} ({runs[0]['steps']} steps) | "
-            + " | ".join(fmt(accuracies(runs, "pretrained", p)) for p in PROTOCOLS)
+            + " | ".join(fmt(scored(runs, "pretrained", p)) for p in PROTOCOLS)
             + f" | {seconds:.0f} |"
         )
-    return "\n".join(lines)
+    return with_notes("\n".join(lines))
 
 
 def main() -> None:
@@ -117,7 +118,7 @@ def main() -> None:
     seeds = saved["args"]["seeds"]
     print(
         f"### CLIP, audio side: builtin:spoken_words (synthetic speech), unseen test voices, {seeds} seeds, "
-        f"mean [95% t-interval over seeds]\n\n{markdown(saved['results'])}"
+        f"{INTERVAL}\n\n{markdown(saved['results'])}"
     )
 
 

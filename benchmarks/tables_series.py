@@ -3,7 +3,8 @@
 For each built-in table and series dataset, each method that fits it is pre-trained for the same fixed
 budget of optimiser steps (the CPU seconds each run took are reported), on the training split only,
 then probed on the dataset's test split: kNN (k=20) and a linear probe (C by 5-fold CV on train).
-Every number is the mean over seeds with a 95% t-interval over those seeds, next to the random-init
+Every number is the mean over seeds with a 95% interval (``fmt``: the t-interval over seeds combined with each
+seed's Wilson interval over the test samples, as the harness does on a fixed split), next to the random-init
 encoder (same architecture, untrained, same seeds), the raw features and, for tables, gradient-boosted
 trees on the raw features. No hyperparameter is tuned on a test split: methods run at their defaults.
 
@@ -21,20 +22,32 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from reinterval import wilson_of
 from selfsup.datasets import builtin_datasets
-from selfsup.evaluation.stats import seed_interval
+from selfsup.evaluation.stats import over_seeds, seed_interval
 from selfsup.methods import METHODS
 from selfsup.workflows.bench import BATCH, run_cell
 
 TABLES = ("breast_cancer", "wine", "iris")
 SERIES = ("gunpoint", "italypowerdemand", "basicmotions", "japanesevowels")  # arrowhead: --datasets arrowhead
 run_one = run_cell  # one pre-train + evaluate cell, shared with `selfsup bench`
+# what fmt's intervals are, for the tables' headers
+INTERVAL = (
+    "mean [95% interval: the t-interval over seeds combined in quadrature, each side on its own, with each seed's "
+    "Wilson interval over the test samples, since every seed scores the same test split]"
+)
+T_ONLY = "†"  # fmt's mark on an interval that leaves out test-sampling uncertainty; with_notes explains it
+T_ONLY_NOTE = (
+    f"{T_ONLY} 95% t-interval over seeds alone (no test-sample count stored, or seeds on different test splits): "
+    "on a fixed test split it leaves out test-sampling uncertainty, and seeds that agree give it zero width."
+)
 
 
 def applicable_methods(modality: str, only: list[str] | None) -> list[str]:
@@ -57,21 +70,70 @@ def save_progress(out: Path, steps: int, seeds: int, results: list[dict]) -> Non
     os.replace(tmp_out, out)
 
 
-def interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds in percent, clipped to [0, 100] (no interval from one seed)."""
+def interval(scores: Sequence[float | Mapping[str, Any]]) -> tuple[float, float, float, bool]:
+    """Mean and 95% interval in percent, clipped to [0, 100], and whether it is the t-interval over seeds alone.
+
+    ``scores``: one per seed, a result row (``accuracy`` and ``n_test``, or ``accuracy`` and its own interval
+    ``ci_low``/``ci_high``) or a bare accuracy. When every seed has an interval over its test samples (Wilson's,
+    from ``n_test``), the seeds scored the same test split, so the interval is ``over_seeds``: Student t over the
+    seeds combined in quadrature, each side on its own, with each seed's interval, as ``selfsup bench`` computes
+    it (one seed: its Wilson interval; never zero-width). Otherwise the t-interval over seeds (NaN for one seed).
+    """
+    values = [float(s["accuracy"]) if isinstance(s, Mapping) else float(s) for s in scores]
+    samples = [i for i in map(_sample_interval, scores) if i is not None]
+    if values and len(samples) == len(values):
+        spread = over_seeds(values, samples)
+        return 100 * spread["accuracy"], 100 * spread["ci_low"], 100 * spread["ci_high"], False
     if len(values) < 2:
-        return 100 * float(np.mean(values)), float("nan"), float("nan")
+        return 100 * float(np.mean(values)), float("nan"), float("nan"), True
     mean, low, high = seed_interval(values)
-    return 100 * mean, max(0.0, 100 * low), min(100.0, 100 * high)
+    return 100 * mean, max(0.0, 100 * low), min(100.0, 100 * high), True
 
 
-def fmt(values: list[float]) -> str:
-    mean, low, high = interval(values)
-    return f"{mean:.1f}" if np.isnan(low) else f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+def _sample_interval(score: float | Mapping[str, Any]) -> tuple[float, float] | None:
+    """One seed's 95% interval over its test samples: Wilson's from ``n_test``, else the row's own, else None."""
+    if not isinstance(score, Mapping):
+        return None
+    if score.get("n_test"):
+        return wilson_of(float(score["accuracy"]), int(score["n_test"]))  # refuses a non-count accuracy
+    if "ci_low" in score and "ci_high" in score:
+        return float(score["ci_low"]), float(score["ci_high"])
+    return None
+
+
+def fmt(scores: Sequence[float | Mapping[str, Any]]) -> str:
+    """``mean [low, high]`` in percent (``interval``); a t-interval over seeds alone is marked ``T_ONLY``."""
+    mean, low, high, t_only = interval(scores)
+    if np.isnan(low):
+        return f"{mean:.1f}"
+    return f"{mean:.1f} [{low:.1f}, {high:.1f}]" + (T_ONLY if t_only else "")
+
+
+def with_notes(table: str) -> str:
+    """``table``, followed by the footnote of ``T_ONLY`` when one of its intervals carries it."""
+    return f"{table}\n\n{T_ONLY_NOTE}" if T_ONLY in table else table
+
+
+def scored(runs: list[dict], encoder: str, protocol: str) -> list[dict] | list[float]:
+    """What ``fmt`` takes for ``encoder`` under ``protocol``, one per run: its result rows (each with ``n_test``),
+    or only their accuracies when the runs scored different test splits (then the t-interval over seeds holds)."""
+    rows = [r for run in runs for r in run["rows"] if r["encoder"] == encoder and r["protocol"] == protocol]
+    if len({run.get("split") for run in runs}) > 1:
+        return [r["accuracy"] for r in rows]
+    return rows
 
 
 def accuracies(runs: list[dict], encoder: str, protocol: str) -> list[float]:
     return [r["accuracy"] for run in runs for r in run["rows"] if r["encoder"] == encoder and r["protocol"] == protocol]
+
+
+def compared(result: dict, encoder: str, protocol: str) -> dict | float:
+    """What ``fmt`` takes for ``encoder`` under ``protocol`` in a ``selfsup compare`` result: its accuracy with the
+    test-sample count (one seed), or the bare accuracy (a mean over several seeds is no count of test samples)."""
+    accuracy = next(
+        a["accuracy"] for a in result["accuracies"] if a["encoder"] == encoder and a["protocol"] == protocol
+    )
+    return {"accuracy": accuracy, "n_test": result["n_test"]} if result.get("seeds", 1) == 1 else accuracy
 
 
 def markdown(results: list[dict]) -> str:
@@ -81,13 +143,17 @@ def markdown(results: list[dict]) -> str:
         first = [r for r in runs if r["method"] == runs[0]["method"]]  # baselines depend on the seed only
         random_knn, random_lin = accuracies(first, "random-init", "knn"), accuracies(first, "random-init", "linear")
         lines.append(
-            f"| {dataset} | raw features | {fmt(accuracies(first, 'raw-input', 'knn'))} | "
-            f"{fmt(accuracies(first, 'raw-input', 'linear'))} | |"
+            f"| {dataset} | raw features | {fmt(scored(first, 'raw-input', 'knn'))} | "
+            f"{fmt(scored(first, 'raw-input', 'linear'))} | |"
         )
-        gbdt = accuracies(first, "raw-input", "gbdt")
-        if gbdt:
-            lines.append(f"| {dataset} | gradient-boosted trees (raw) | | {fmt(gbdt)} (supervised) | |")
-        lines.append(f"| {dataset} | random-init encoder | {fmt(random_knn)} | {fmt(random_lin)} | |")
+        if accuracies(first, "raw-input", "gbdt"):
+            lines.append(
+                f"| {dataset} | gradient-boosted trees (raw) | | {fmt(scored(first, 'raw-input', 'gbdt'))} (supervised) | |"
+            )
+        lines.append(
+            f"| {dataset} | random-init encoder | {fmt(scored(first, 'random-init', 'knn'))} | "
+            f"{fmt(scored(first, 'random-init', 'linear'))} | |"
+        )
         for method in dict.fromkeys(r["method"] for r in runs):
             mruns = [r for r in runs if r["method"] == method]
             knn, lin = accuracies(mruns, "pretrained", "knn"), accuracies(mruns, "pretrained", "linear")
@@ -95,8 +161,11 @@ def markdown(results: list[dict]) -> str:
             knn_mark = " ▼" if np.mean(knn) <= np.mean(random_knn) else ""
             lin_mark = " ▼" if np.mean(lin) <= np.mean(random_lin) else ""
             cpu = np.mean([r["cpu_seconds"] for r in mruns])
-            lines.append(f"| {dataset} | {method} | {fmt(knn)}{knn_mark} | {fmt(lin)}{lin_mark} | {cpu:.0f} |")
-    return "\n".join(lines)
+            lines.append(
+                f"| {dataset} | {method} | {fmt(scored(mruns, 'pretrained', 'knn'))}{knn_mark} | "
+                f"{fmt(scored(mruns, 'pretrained', 'linear'))}{lin_mark} | {cpu:.0f} |"
+            )
+    return with_notes("\n".join(lines))
 
 
 def add_run_args(parser: argparse.ArgumentParser, out: str) -> None:
@@ -153,8 +222,8 @@ def header(steps: int, seeds: int) -> str:
     return (
         f"Fixed budget: {steps} AdamW steps per run (batch {BATCH['tabular']} tables, {BATCH['timeseries']} "
         f"series, capped at the training-set size; the CPU seconds each run took are listed), default encoder "
-        f"and method hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, mean [95% "
-        f"t-interval over seeds]. ▼: mean not above the random-init encoder's.\n"
+        f"and method hyperparameters, {seeds} seeds; accuracy % on each dataset's test split, {INTERVAL}. "
+        "▼: mean not above the random-init encoder's.\n"
     )
 
 

@@ -9,7 +9,7 @@ dataset's test split (kNN and linear probe, hyperparameters by CV on train):
 - ``2d``: the new rule (timm, nanoGPT), decay only on parameters of 2+ dimensions.
 
 Each is the mean over seeds with a 95% interval computed as ``selfsup bench`` does (``leaderboard``:
-Student t over seeds, combined in quadrature with the bootstrap interval over test samples, since every
+Student t over seeds, combined in quadrature with the Wilson interval over test samples, since every
 seed scores the same test split), next to the random-init and raw-input baselines of the same seeds and
 the previous figures of the same cells in ``benchmarks/results/bench-cpu.json`` (all parameters decayed).
 ``all`` doubles as a control: it should reproduce the previous figures if nothing else changed.
@@ -145,7 +145,7 @@ def markdown(rows: list[dict], previous: list[dict], results: list[dict]) -> str
 def header(seeds: int) -> str:
     return (
         f"AdamW, weight decay 1e-4, `selfsup bench` settings, {seeds} seeds; accuracy % on each dataset's test "
-        f"split, mean [95% interval: t over seeds with the test-sample bootstrap in quadrature, as bench-cpu.json].\n"
+        f"split, mean [95% interval: t over seeds with the test-sample Wilson interval in quadrature, as bench-cpu.json].\n"
     )
 
 
@@ -204,8 +204,8 @@ def main() -> None:
         "seeds": args.seeds,
         "threads": args.threads,
         "previous": args.previous,
-        "confidence_interval": "95% Student-t interval of the mean over seeds, combined in quadrature with the mean "
-        "bootstrap interval over test samples (selfsup.evaluation.bench.leaderboard)",
+        "confidence_interval": "95% Student-t interval of the mean over seeds, combined in quadrature with each "
+        "seed's Wilson interval over test samples, each side on its own (selfsup.workflows.bench.leaderboard)",
         "versions": versions(),
     }
     results: list[dict] = []

@@ -21,6 +21,15 @@ from selfsup import __version__
 from selfsup.errors import RunInterrupted, SelfsupError, unknown_name
 
 EXIT_USER_ERROR = 2
+# selfsup export --format: what each writes and how to load it back (workflows/formats.py writes them)
+EXPORT_FORMATS = {
+    "selfsup": "encoder.safetensors + selfsup.json + preprocessing.json; selfsup.checkpoint.load_encoder('OUT')",
+    "hf": "Hugging Face folder + README.md model card; text: transformers.AutoModel.from_pretrained('OUT'), "
+    "others: selfsup.encoders.hub.HubEncoder.from_pretrained('OUT')",
+    "timm": "timm backbones: model.safetensors + config.json; timm.create_model('local-dir:OUT', pretrained=True)",
+    "onnx": "encoder.onnx, dynamic batch axis; onnxruntime.InferenceSession('OUT/encoder.onnx')",
+    "torchscript": "encoder.pt (torch.jit.trace); torch.jit.load('OUT/encoder.pt')",
+}
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 BUILTIN_PREFIX = "builtin:"
 # older spellings kept beside a field's own --field-name (the README and users' scripts use them)
@@ -328,7 +337,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
             out=out,
             overwrite=args.overwrite,
         )
-    interval = "95% bootstrap CI" if args.seeds == 1 else "95% t-interval over seeds"
+    interval = "95% Wilson CI over the test samples" if args.seeds == 1 else "95% t-interval over seeds"
     print_table(
         cast(list[dict], result.rows),
         f"{result.meta['data']}: {result.meta['split']}, {args.seeds} seed{'s' * (args.seeds > 1)}, {interval}",
@@ -341,7 +350,7 @@ def _run_compare(args: argparse.Namespace, console: Console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from selfsup.evaluation.compare import compare, p_value
+    from selfsup.evaluation.compare import compare, holm_note, p_value
     from selfsup.outputs import COMPARISON, check_output_folder, folder_lock
 
     protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip())
@@ -364,9 +373,9 @@ def _run_compare(args: argparse.Namespace, console: Console) -> None:
         else f"paired 95% bootstrap CI over test samples scored over {args.seeds} seeds, paired t-test p"
         if result["fixed_split"]
         else "95% t-interval over seeds, paired t-test p"
-    )
+    ) + f", {holm_note(result)}; a verdict needs both Holm p < 0.05 and a CI without 0"
     table = Table(title=f"{args.data}: {result['split']}; {how}")
-    for column in ("protocol", "A", "B", "A - B", "95% CI", "p", "verdict"):
+    for column in ("protocol", "A", "B", "A - B", "95% CI", "p", "p (Holm)", "verdict"):
         table.add_column(column)
     for p in result["pairs"]:
         table.add_row(
@@ -376,6 +385,7 @@ def _run_compare(args: argparse.Namespace, console: Console) -> None:
             f"{100 * p['difference']:+.2f}",
             f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]",
             f"{p_value(p):.3g}",
+            f"{p['p_holm']:.3g}",
             p["verdict"],
         )
     console.print(table)
@@ -440,10 +450,10 @@ def _bench_into(out: Path, args: argparse.Namespace, console: Console) -> None:
         "seeds": args.seeds,
         "seed": 0,
         "confidence_interval": f"95% Student-t interval of the mean over {args.seeds} seeds, combined in "
-        "quadrature with the mean bootstrap interval over test samples (each dataset's "
+        "quadrature with the mean Wilson interval over test samples, each side on its own (each dataset's "
         "test split is the same for every seed)"
         if args.seeds > 1
-        else "95% percentile bootstrap over test samples (one seed)",
+        else "95% Wilson score interval over the test samples (one seed)",
         "baselines": "random-init: the method's architecture, untrained, same seed; raw-input: the inputs "
         "themselves; gbdt: gradient-boosted trees on raw table features",
         "time": f"{minutes:.1f} min",
@@ -484,7 +494,7 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
             out=out,
             overwrite=args.overwrite,
         )
-    table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% bootstrap CI")
+    table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% Wilson CI")
     for column in ("model", "accuracy", "95% CI", "trained on", "early stopping"):
         table.add_column(column)
     for name, row, data in (
@@ -587,7 +597,7 @@ def _build_parser() -> _Parser:
         type=int,
         default=1,
         help="repeat with seeds SEED..SEED+N-1 (split when the data has none, random-init, probes) and "
-        "report the mean with a 95%% t-interval over seeds (default 1: bootstrap over test samples)",
+        "report the mean with a 95%% t-interval over seeds (default 1: Wilson interval over test samples)",
     )
     e.add_argument(
         "--finetune-blocks", type=int, help="finetune: train only the encoder's last N stages (default: all of it)"
@@ -607,9 +617,10 @@ def _build_parser() -> _Parser:
 
     c = sub.add_parser(
         "compare",
-        help="compare encoders on one labeled set: paired bootstrap and McNemar test",
+        help="compare encoders on one labeled set: paired bootstrap, McNemar test, Holm correction",
         description="Probe several encoders (plus random-init and raw input) on identical splits and "
-        "seeds; 'A beats B' only when the paired 95%% interval excludes zero.",
+        "seeds; 'A beats B' only when the paired 95%% interval excludes zero and McNemar's (or the paired "
+        "t-test's) p, Holm-corrected over the pairs of each protocol, is below 0.05.",
     )
     c.add_argument("encoders", nargs="+", help="run folders or exports")
     c.add_argument("--data", required=True, help="labeled data: " + _field_help("data"))
@@ -679,10 +690,24 @@ def _build_parser() -> _Parser:
     m.add_argument("--batch-size", type=int, default=512)
     m.add_argument("--overwrite", action="store_true", help="replace embeddings selfsup wrote to --out before")
 
-    x = sub.add_parser("export", help="write encoder.safetensors + selfsup.json from a run or a checkpoint")
+    x = sub.add_parser(
+        "export",
+        help="write an encoder from a run or a checkpoint: selfsup's files, or hf, timm, onnx, torchscript",
+        epilog="formats (all but selfsup are read back by their library and compared with the encoder on\n"
+        "samples of --check-data; OUT/export.json records the largest difference):\n"
+        + "\n".join(f"  {name:<12} {what}" for name, what in EXPORT_FORMATS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     x.add_argument("--run", required=True, help="run folder")
     x.add_argument("--checkpoint", help="a training checkpoint of that run, e.g. RUN/checkpoints/last.ckpt")
     x.add_argument("--out", required=True, help="folder to write the export to")
+    x.add_argument(
+        "--format", default="selfsup", choices=list(EXPORT_FORMATS), help="what to write (default selfsup; see below)"
+    )
+    x.add_argument(
+        "--check-data",
+        help="data to compare a non-selfsup export with the encoder on (its first 16 samples; default: the run's data)",
+    )
     x.add_argument("--overwrite", action="store_true", help="replace an earlier export (or run) in --out")
 
     sub.add_parser("methods", help="list the self-supervised methods and the data each works on")
@@ -784,8 +809,24 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             from selfsup.workflows.export import export_encoder
 
-            path = export_encoder(args.run, args.out, checkpoint=args.checkpoint, overwrite=args.overwrite)
-            console.print(f"encoder exported to {path}")
+            path = export_encoder(
+                args.run,
+                args.out,
+                checkpoint=args.checkpoint,
+                overwrite=args.overwrite,
+                format=args.format,
+                check_data=args.check_data,
+            )
+            console.print(f"encoder exported to {path}" + (f" as {args.format}" if args.format != "selfsup" else ""))
+            if args.format != "selfsup":
+                import json
+
+                check = json.loads((path / "export.json").read_text())["check"]
+                console.print(
+                    f"read back with {check['with']}: max abs difference from the encoder {check['max_abs_diff']:.2g} "
+                    f"on {check['samples']} samples of {check['data']}",
+                    markup=False,
+                )
         elif args.command == "methods":
             _run_methods(console)
         elif args.command == "datasets":

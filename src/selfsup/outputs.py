@@ -147,6 +147,10 @@ RUN = OutputKind(
         "metrics-before-resume.csv",
         "watch.csv",
         "watch.png",
+        "train.log",
+        "loggers.json",
+        "mlruns",  # --logger mlflow's local store, and wandb's offline runs
+        "wandb",
         LOCK,
         # inside its folders, only the files selfsup and Lightning's loggers write: a user's file there stays
         "checkpoints/last.ckpt",
@@ -174,7 +178,20 @@ LEADERBOARD = OutputKind(
     _REPORT_FILES + ("cells.json", LOCK),
     nested=(("runs/*", RUN.name),),
 )  # each cell's run
-KINDS = {kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN)}
+
+
+EXPORT_FORMAT = "selfsup-export"  # the "format" of an export's export.json
+
+
+def _is_export_record(path: Path) -> bool:
+    record = _json(path)
+    return isinstance(record, dict) and record.get("format") == EXPORT_FORMAT
+
+
+# an export in another format than selfsup's (export --format hf|timm|onnx|torchscript): its export.json lists its
+# files (workflows.formats.written_by clears those)
+EXPORT = OutputKind("model export", (("export.json", _is_export_record),), ("export.json", LOCK))
+KINDS = {kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN, EXPORT)}
 
 
 def _holds_files(folder: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # selfsup.data imports torch: the CLI validates a recipe with
 # how to read a source: by suffix, or one of selfsup.modalities.MODALITIES (written out here so that validating a
 # recipe needs no torch; tests/test_recipe.py keeps the two the same)
 ModalityName = Literal["auto", "image", "tabular", "timeseries", "audio", "text"]
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")  # Lightning's loggers a run can write its metrics to
 
 
 class Recipe(BaseModel):
@@ -228,6 +230,23 @@ class Recipe(BaseModel):
     strategy: str = Field("auto", description="auto (default), ddp, fsdp (Lightning)")
     precision: str = Field("32-true", description="32-true (default), bf16-mixed, 16-mixed (Lightning)")
     max_steps: int = Field(-1, description="stop after this many steps (default -1: train every epoch)")
+    logger: str = Field(
+        "csv,tensorboard",
+        description="where the metrics go, comma-separated: csv (always: the report reads it), tensorboard, mlflow "
+        "(a local store in OUT/mlruns unless MLFLOW_TRACKING_URI is set), wandb (offline in OUT/wandb unless "
+        "WANDB_MODE=online) (default csv,tensorboard)",
+    )
+
+    @field_validator("logger")
+    @classmethod
+    def _loggers(cls, value: str) -> str:
+        names = [name.strip().lower() for name in value.split(",") if name.strip()]
+        for name in names:
+            if name not in LOGGERS:
+                close = difflib.get_close_matches(name, LOGGERS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ValueError(f"unknown logger '{name}' (choose from {', '.join(LOGGERS)}){hint}")
+        return ",".join(name for name in LOGGERS if name == "csv" or name in names)
 
     @field_validator("max_steps")
     @classmethod

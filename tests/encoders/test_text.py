@@ -146,3 +146,18 @@ def test_saved_and_loaded_through_the_checkpoint_format(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), encoder(x))
     assert minilm_folder().is_dir()
+
+
+def test_the_shipped_minilm_is_checked_against_its_digests_and_a_damaged_copy_is_refused(tmp_path):
+    from selfsup.encoders.text import MINILM_SHA256, check_digests
+
+    check_digests(minilm_folder(), MINILM_SHA256, "minilm")  # the installed copy is the published one
+    for name in MINILM_SHA256:
+        (tmp_path / name).write_bytes((minilm_folder() / name).read_bytes())
+    vocab = (tmp_path / "vocab.txt").read_bytes()
+    (tmp_path / "vocab.txt").write_bytes(vocab.replace(b"[UNK]", b"[UNX]", 1))  # one token renamed
+    with pytest.raises(SelfsupError, match=r"vocab.txt' does not match its known sha256 digest"):
+        check_digests(tmp_path, MINILM_SHA256, "minilm")
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(SelfsupError, match=r"config.json' is missing"):
+        check_digests(tmp_path, MINILM_SHA256, "minilm")

@@ -1,5 +1,5 @@
-"""Paired comparisons: hand-computed statistics, no difference between an encoder and its copy, and a
-verdict only when the interval excludes zero."""
+"""Paired comparisons: hand-computed statistics, no difference between an encoder and its copy, Holm's correction
+by hand, and a verdict only when the Holm-adjusted p and the interval agree."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from selfsup.cli import EXIT_USER_ERROR, main
-from selfsup.evaluation.compare import compare, mcnemar, paired_bootstrap, verdict
+from selfsup.evaluation.compare import compare, holm, judge, mcnemar, paired_bootstrap, verdict
 
 
 def test_paired_bootstrap_and_mcnemar_hand_computed() -> None:
@@ -33,12 +33,46 @@ def test_intervals_shrink_as_the_test_set_grows() -> None:
     assert widths[0] > widths[1] > widths[2]
 
 
-def test_verdict_only_when_the_interval_excludes_zero() -> None:
+def test_verdict_only_when_the_interval_excludes_zero_and_p_is_small() -> None:
     rng = np.random.default_rng(0)
     perfect, coin = np.ones(200, dtype=bool), rng.random(200) < 0.5
     _, low, high = paired_bootstrap(perfect, coin)
-    assert verdict("A", "B", low, high) == "A beats B" and verdict("B", "A", -high, -low) == "A beats B"
-    assert verdict("A", "B", -0.01, 0.02) == "no difference shown"
+    p = mcnemar(perfect, coin)
+    assert verdict("A", "B", low, high, p) == "A beats B" and verdict("B", "A", -high, -low, p) == "A beats B"
+    assert verdict("A", "B", -0.01, 0.02, 0.001) == "no difference shown"  # the interval holds 0
+    assert verdict("A", "B", 0.01, 0.02, 0.06) == "no difference shown"  # p too large
+
+
+def test_holm_hand_computed() -> None:
+    # sorted 0.01, 0.03, 0.04 -> times 3, 2, 1 -> 0.03, 0.06, 0.04 -> made monotone: 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.2, 0.5, 0.01, 0.9]) == pytest.approx([0.6, 1.0, 0.04, 1.0])  # 0.01*4, 0.2*3, min(1, 0.5*2)
+    assert holm([0.03]) == [0.03] and holm([]) == []
+
+
+def test_holm_turns_an_uncorrected_win_into_no_difference() -> None:
+    """A beats B on its own (McNemar p = 0.035, interval above 0), but not as one of three comparisons."""
+    n = 100
+    b = np.zeros(n, dtype=bool)
+    b[:60] = True
+    a = b.copy()
+    a[60:72] = True  # 12 samples only A gets right
+    a[:3] = False  # 3 samples only B gets right
+    correct = {"A": a, "B": b, "C": b.copy()}  # C: a copy of B
+    pairs = []
+    for x, y in (("A", "B"), ("A", "C"), ("B", "C")):
+        diff, low, high = paired_bootstrap(correct[x], correct[y])
+        pairs.append({"protocol": "knn", "a": x, "b": y, "difference": diff, "ci_low": low, "ci_high": high})
+        pairs[-1]["mcnemar_p"] = mcnemar(correct[x], correct[y])
+    assert pairs[0]["mcnemar_p"] == pytest.approx(2 * sum(math.comb(15, i) for i in range(12, 16)) / 2**15)  # 0.035
+    assert pairs[0]["ci_low"] > 0 and verdict("A", "B", pairs[0]["ci_low"], pairs[0]["ci_high"], 0.035) == "A beats B"
+    judged = judge(pairs + [dict(pairs[0], protocol="linear")])  # the other protocol is its own family
+    knn = judged[:3]
+    assert [p["holm_m"] for p in judged] == [3, 3, 3, 1]
+    assert [p["p_holm"] for p in knn] == pytest.approx([3 * 0.03515625, 3 * 0.03515625, 1.0])
+    assert [p["verdict"] for p in knn] == ["no difference shown"] * 3
+    assert judged[3]["p_holm"] == judged[3]["mcnemar_p"] and judged[3]["verdict"] == "A beats B"
+    assert "verdict" not in pairs[0]  # judge copies
 
 
 def test_an_encoder_and_its_copy_show_no_difference(iris_run, tmp_path) -> None:
@@ -51,7 +85,9 @@ def test_an_encoder_and_its_copy_show_no_difference(iris_run, tmp_path) -> None:
     assert len(same) == 2  # knn and linear
     assert all(p["difference"] == 0 and p["mcnemar_p"] == 1.0 and p["verdict"] == "no difference shown" for p in same)
     assert [p["b"] for p in result["pairs"][:3]] == [str(copy), "random-init", "raw-input"]  # baselines always there
-    assert "| knn |" in (out / "compare.md").read_text()
+    assert all(p["holm_m"] == 6 and p["p_holm"] >= p["mcnemar_p"] for p in result["pairs"])  # 4 names: 6 pairs
+    report = (out / "compare.md").read_text()
+    assert "| knn |" in report and "Holm-corrected over 6 comparisons per protocol" in report
 
 
 def test_overwrite_replaces_its_own_comparison_only(iris_run, tmp_path, capsys) -> None:

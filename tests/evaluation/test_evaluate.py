@@ -32,7 +32,7 @@ def test_several_seeds_give_a_mean_and_a_t_interval(iris_run) -> None:
     assert knn["pretrained"]["ci_low"] < knn["pretrained"]["accuracy"] < knn["pretrained"]["ci_high"]
     assert "combined in quadrature" in result.meta["confidence_interval"]
     one = evaluate(iris_run, "builtin:iris", EvaluationOptions(seed=4))
-    assert one.meta["seeds"] == 1 and "bootstrap" in one.meta["confidence_interval"]
+    assert one.meta["seeds"] == 1 and "Wilson" in one.meta["confidence_interval"]
     assert [r["accuracy"] for r in one.rows if r["encoder"] == "pretrained"] == [
         r["per_seed"][0] for r in result.rows if r["encoder"] == "pretrained"
     ]

@@ -108,3 +108,34 @@ def test_a_collapsed_wide_embedding_gives_one_class_everywhere_not_an_error() ->
     y = np.arange(60) % 3
     predicted, details = linear_probe(np.ones((60, WIDE + 1)), y, np.ones((9, WIDE + 1)), Cs=(1.0,))
     assert "fitted_in" in details and len(set(predicted)) == 1  # nothing to tell the classes apart by
+
+
+def _low_rank_wide(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows wider than WIDE that vary in 10 directions only (plus a trace of noise): 4 classes along 4 of them."""
+    from selfsup.evaluation.linear import WIDE
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4
+    z = rng.normal(size=(n, 10))
+    z[:, :4] += 4.0 * np.eye(4)[y]
+    mixing = np.random.default_rng(99).normal(size=(10, WIDE + 476))  # the same directions in both splits
+    return z @ mixing + 1e-6 * rng.normal(size=(n, WIDE + 476)), y
+
+
+def test_wide_rows_fitted_on_principal_components_give_the_full_models_predictions_when_those_hold_the_variance():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = _low_rank_wide(120, 0)
+    xt, yt = _low_rank_wide(60, 1)
+    predicted, details = linear_probe(x, y, xt, Cs=(0.1,), components=20)
+    assert "first 20 principal components of the 1,500 standardised columns" in details["fitted_in"]
+    assert "(100.0% of its variance" in details["fitted_in"]
+    full = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000)).fit(x, y)
+    np.testing.assert_array_equal(predicted, full.predict(xt))
+    assert (predicted == yt).mean() > 0.8
+    # no fewer training rows than components: the exact span is as cheap, and stays
+    assert "span of the 120" in linear_probe(x, y, xt, Cs=(0.1,), components=120)[1]["fitted_in"]
+    # not wider than WIDE: nothing is reduced
+    assert "fitted_in" not in linear_probe(x[:, :50], y, xt[:, :50], Cs=(0.1,), components=20)[1]

@@ -60,3 +60,20 @@ def test_each_probe_is_named_as_it_starts(capsys):
     run_protocols(features, y, y, ("knn", "linear"), progress=True)
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["[1/2] knn probe on raw-input (40 x 3)", "[2/2] linear probe on raw-input (40 x 3)"]
+
+
+def test_only_the_raw_input_is_fitted_on_principal_components():
+    from selfsup.evaluation.linear import WIDE
+    from selfsup.evaluation.protocols import RAW_COMPONENTS, RAW_INPUT
+
+    rng = np.random.default_rng(0)
+    n = RAW_COMPONENTS + 44
+    y = np.arange(n) % 2
+    x = rng.normal(size=(n, WIDE + 1))
+    x[:, 0] += 3.0 * y
+    rows = run_protocols({"pretrained": (x, x[:20]), RAW_INPUT: (x, x[:20])}, y, y[:20], ["linear"])
+    fitted_in = {row["encoder"]: row["details"]["fitted_in"] for row in rows}
+    assert fitted_in["pretrained"].startswith(f"the span of the {n} standardised training rows")
+    assert fitted_in[RAW_INPUT].startswith(f"the first {RAW_COMPONENTS} principal components")
+    rows = run_protocols({RAW_INPUT: (x, x[:20])}, y, y[:20], ["labels"])  # the same reduction at 100% of labels
+    assert rows[-1]["details"]["fitted_in"].startswith(f"the first {RAW_COMPONENTS} principal components")

@@ -43,9 +43,11 @@ def test_leaderboard_ranks_methods_and_shares_baselines_across_methods() -> None
     assert [r["encoder"] for r in rows] == ["b", "a", "random-init (mlp)", "raw-input"]  # best method first
     a = rows[1]
     assert a["accuracy"] == pytest.approx(0.7) and a["per_seed"] == [0.6, 0.8]
-    # the same split every seed: the seeds' t-interval and the test-sample interval (half 0.5 here) combine
-    half = np.sqrt((seed_interval([0.6, 0.8])[2] - 0.6 - 0.1) ** 2 + 0.5**2)
-    assert (a["ci_low"], a["ci_high"]) == pytest.approx((max(0.0, 0.7 - half), min(1.0, 0.7 + half)))
+    # the same split every seed: the seeds' t-interval and each side of the test-sample intervals ([0, 1] here:
+    # on average 0.7 below the accuracy and 0.3 above) combine
+    t_half = seed_interval([0.6, 0.8])[2] - 0.7
+    below, above = np.sqrt(t_half**2 + 0.7**2), np.sqrt(t_half**2 + 0.3**2)
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((max(0.0, 0.7 - below), min(1.0, 0.7 + above)))
     assert rows[2]["per_seed"] == [0.4, 0.2]  # one random-init per seed, not one per method and seed
     assert rows[0]["details"]["steps"] == 3 and rows[0]["group"] == "toy"
 

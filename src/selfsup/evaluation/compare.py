@@ -7,7 +7,11 @@ test samples; each pair is compared sample by sample:
   for both, so the shared difficulty of a sample cancels);
 - an exact **McNemar test** on the samples one got right and the other wrong.
 
-"A beats B" is written only when the interval excludes zero.
+Every pair of a protocol is tested (the encoders, random-init and raw input: at least 3 pairs), so the
+p-values of a protocol are corrected for multiple comparisons by Holm's step-down method (Holm 1979),
+which controls the family-wise error rate at 5% under any dependence between the tests. "A beats B" is
+written only when both agree: the Holm-adjusted p is below 0.05 and the 95% interval of A − B excludes
+zero on A's side. The interval itself is not adjusted (it is each pair's own 95% interval).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.evaluate import labeled_split
 from selfsup.evaluation.html import simple_page
-from selfsup.evaluation.protocols import predict
+from selfsup.evaluation.protocols import RAW_INPUT, predict
 from selfsup.evaluation.stats import seed_interval
 from selfsup.files import write_atomic
 from selfsup.modalities import check_fits, get_modality
@@ -68,12 +72,40 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
     return 1.0 if only_a + only_b == 0 else float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
-def verdict(name_a: str, name_b: str, low: float, high: float) -> str:
-    if low > 0:
+ALPHA = 0.05
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values, in the input order: the i-th smallest of m (from 0) times
+    ``m - i``, never below an earlier (smaller) one's, at most 1. Rejecting where adjusted p < alpha controls
+    the family-wise error rate at alpha."""
+    m = len(p_values)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(name_a: str, name_b: str, low: float, high: float, p_adjusted: float) -> str:
+    """Who beats whom: only when the (Holm-adjusted) p is below ``ALPHA`` and the interval excludes zero."""
+    if p_adjusted < ALPHA and low > 0:
         return f"{name_a} beats {name_b}"
-    if high < 0:
+    if p_adjusted < ALPHA and high < 0:
         return f"{name_b} beats {name_a}"
     return "no difference shown"
+
+
+def judge(pairs: list[dict]) -> list[dict]:
+    """``pairs`` with ``p_holm`` (Holm over the pairs of the same protocol), ``holm_m`` (how many) and ``verdict``."""
+    judged = [dict(pair) for pair in pairs]
+    for protocol in dict.fromkeys(pair["protocol"] for pair in judged):
+        family = [pair for pair in judged if pair["protocol"] == protocol]
+        for pair, adjusted in zip(family, holm([p_value(pair) for pair in family]), strict=True):
+            pair["p_holm"], pair["holm_m"] = adjusted, len(family)
+            pair["verdict"] = verdict(pair["a"], pair["b"], pair["ci_low"], pair["ci_high"], adjusted)
+    return judged
 
 
 def _load(
@@ -126,14 +158,14 @@ def _correctness(
             random_init = build_encoder(encoder.config).eval()
             baselines["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
             raw = get_modality(splits.modality).raw_features
-            baselines["raw-input"] = (raw(train.x, encoder.config), raw(test.x, encoder.config))
+            baselines[RAW_INPUT] = (raw(train.x, encoder.config), raw(test.x, encoder.config))
     features |= baselines
     assert labels is not None  # compare refuses an empty list of encoders
     train_y, test_y, split_note, _ = labels
     correct = {}
     for protocol in protocols:
         for name, (train_emb, test_emb) in features.items():
-            pred, _ = predict(protocol, train_emb, train_y, test_emb, k=k, seed=seed)
+            pred, _ = predict(protocol, train_emb, train_y, test_emb, k=k, seed=seed, raw=name == RAW_INPUT)
             correct[name, protocol] = pred == test_y
     return correct, split_note, labels[3]
 
@@ -160,6 +192,8 @@ def compare(
     split and the interval is Student's t over seeds, with a paired t-test. When every seed scores the
     same test samples, those samples are resampled instead (each scored as the share of seeds that got
     it right), so the interval covers test-sampling uncertainty; p is a paired t-test over samples.
+    Each pair keeps its raw p and gets ``p_holm``, Holm-adjusted over the ``holm_m`` pairs of its protocol;
+    its verdict needs ``p_holm`` < 0.05 and an interval that excludes zero (``verdict``).
     The report goes to ``out`` when given; ``overwrite`` first removes an earlier comparison's files there.
     """
     for name in protocols:
@@ -215,9 +249,9 @@ def compare(
                         "ci_low": low,
                         "ci_high": high,
                         **test,
-                        "verdict": verdict(a, b, low, high),
                     }
                 )
+    pairs = judge(pairs)
     split = runs[0][1] if seeds == 1 else runs[0][1].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}")
     result = {
         "data": data,
@@ -245,8 +279,14 @@ def _one_sample_t_p(values: list[float]) -> float:
 
 
 def p_value(pair: dict) -> float:
-    """McNemar's p (one seed) or the paired t-test's (several)."""
+    """McNemar's p (one seed) or the paired t-test's (several), before the Holm correction."""
     return pair["mcnemar_p"] if "mcnemar_p" in pair else pair["paired_t_p"]
+
+
+def holm_note(result: dict) -> str:
+    """How the p-values were corrected, e.g. "Holm-corrected over 3 comparisons per protocol"."""
+    sizes = sorted({p["holm_m"] for p in result["pairs"]})
+    return f"Holm-corrected over {' or '.join(map(str, sizes))} comparisons per protocol"
 
 
 def _write(out: Path, result: dict) -> None:
@@ -259,18 +299,21 @@ def _write(out: Path, result: dict) -> None:
         if result["fixed_split"]
         else f"95% Student-t interval over {result['seeds']} seeds of the per-seed difference; p: paired t-test"
     )
+    how += f"; p (Holm): {holm_note(result)}"
+    rule = f'"A beats B" only when the Holm-adjusted p < {ALPHA} and the interval excludes zero.'
     lines = [
         "# Paired comparison",
         "",
         f"- data: {result['data']}; split: {result['split']}",
-        f'- difference: accuracy A − B in points, {how}. "A beats B" only when the interval excludes zero.',
+        f"- difference: accuracy A − B in points, {how}. {rule}",
         "",
-        "| protocol | A | B | A − B | 95% CI | p | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| protocol | A | B | A − B | 95% CI | p | p (Holm) | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {p['protocol']} | {p['a']} | {p['b']} | {100 * p['difference']:+.2f} | "
-        f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}] | {p_value(p):.3g} | {p['verdict']} |"
+        f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}] | {p_value(p):.3g} | {p['p_holm']:.3g} | "
+        f"{p['verdict']} |"
         for p in result["pairs"]
     ]
     pairs = [
@@ -281,6 +324,7 @@ def _write(out: Path, result: dict) -> None:
             f"{100 * p['difference']:+.2f}",
             f"[{100 * p['ci_low']:+.2f}, {100 * p['ci_high']:+.2f}]",
             f"{p_value(p):.3g}",
+            f"{p['p_holm']:.3g}",
             p["verdict"],
         ]
         for p in result["pairs"]
@@ -288,10 +332,16 @@ def _write(out: Path, result: dict) -> None:
     accuracies = [[a["encoder"], a["protocol"], f"{100 * a['accuracy']:.2f}%"] for a in result["accuracies"]]
     page = simple_page(
         "Paired comparison",
-        [("data", result["data"]), ("split", result["split"]), ("seeds", str(result["seeds"])), ("difference", how)],
+        [
+            ("data", result["data"]),
+            ("split", result["split"]),
+            ("seeds", str(result["seeds"])),
+            ("difference", how),
+            ("verdict", rule),
+        ],
         [
             ("Accuracy (mean over seeds)", ["encoder", "protocol", "accuracy"], accuracies),
-            ("Pairs", ["protocol", "A", "B", "A − B", "95% CI", "p", "verdict"], pairs),
+            ("Pairs", ["protocol", "A", "B", "A − B", "95% CI", "p", "p (Holm)", "verdict"], pairs),
         ],
         versions(),
     )

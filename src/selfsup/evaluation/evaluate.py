@@ -25,7 +25,7 @@ from selfsup.evaluation.embed import embed
 from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
 from selfsup.evaluation.options import EvaluationOptions
 from selfsup.evaluation.progress import probe_steps
-from selfsup.evaluation.protocols import MODEL_PROTOCOLS, PROTOCOLS, run_protocols
+from selfsup.evaluation.protocols import MODEL_PROTOCOLS, PROTOCOLS, RAW_INPUT, run_protocols
 from selfsup.evaluation.report import write_report
 from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
@@ -124,7 +124,7 @@ def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, categorical:
     pred, details = gradient_boosting(
         train.x.numpy(), train.y.numpy(), test.x.numpy(), categorical=categorical, seed=seed
     )
-    return result_row("raw-input", "gbdt", accuracy_with_ci(test.y.numpy(), pred, seed=seed), len(train), details)
+    return result_row(RAW_INPUT, "gbdt", accuracy_with_ci(test.y.numpy(), pred), len(train), details)
 
 
 def _aggregate(per_seed: list[list[ResultRow]], fixed_split: bool) -> list[ResultRow]:
@@ -138,8 +138,8 @@ def _aggregate(per_seed: list[list[ResultRow]], fixed_split: bool) -> list[Resul
             next(r for r in rows_s if (r["encoder"], r["protocol"]) == (first["encoder"], first["protocol"]))
             for rows_s in per_seed
         ]
-        halves = [(r["ci_high"] - r["ci_low"]) / 2 for r in same] if fixed_split else None
-        summary = over_seeds([r["accuracy"] for r in same], halves)
+        intervals = [(r["ci_low"], r["ci_high"]) for r in same] if fixed_split else None
+        summary = over_seeds([r["accuracy"] for r in same], intervals)
         row = first.copy()
         row["accuracy"], row["ci_low"], row["ci_high"] = summary["accuracy"], summary["ci_low"], summary["ci_high"]
         row["per_seed"] = summary["per_seed"]
@@ -169,7 +169,7 @@ def _finetune_rows(
             seed=seed,
             progress=progress,
         )
-        scores = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
+        scores = accuracy_with_ci(test.y.numpy(), pred)
         rows.append(
             result_row(
                 name, "finetune", scores, len(train), details, confusion(test.y.numpy(), pred, len(train.classes))
@@ -190,7 +190,7 @@ def _zero_shot_rows(
     rows = []
     for name, text_encoder in partners.items():
         pred, details = zero_shot(features[name][1], text_encoder, test.classes, prompt)
-        scores = accuracy_with_ci(test.y.numpy(), pred, seed=seed)
+        scores = accuracy_with_ci(test.y.numpy(), pred)
         rows.append(
             result_row(name, "zeroshot", scores, 0, details, confusion(test.y.numpy(), pred, len(test.classes)))
         )
@@ -283,7 +283,7 @@ def _seed_rows(
         torch.manual_seed(seed)
         models["random-init"] = random_init = build_encoder(config).eval()
         features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
-        features["raw-input"] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
+        features[RAW_INPUT] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
     frozen = [p for p in protocols if p not in MODEL_PROTOCOLS]
     rows = run_protocols(
         features,
@@ -336,12 +336,12 @@ def _meta(
         if len(set(split_notes)) == 1
         else split_notes[0].replace(f"seed {seed}", f"seeds {seed}-{seed + seeds - 1}")
     )
-    interval = "95% percentile bootstrap over test samples (2000 resamples)"
+    interval = f"95% Wilson score interval over the {len(last.test)} test samples"
     if seeds > 1:
         interval = f"95% Student-t interval of the mean over {seeds} seeds"
         if fixed_split:
             interval += (
-                ", combined in quadrature with the mean bootstrap interval over test samples "
+                ", combined in quadrature with the mean Wilson interval over test samples, each side on its own "
                 "(every seed scored the same test split)"
             )
     assert last.train.classes is not None  # labeled_split refuses unlabeled data
@@ -389,7 +389,7 @@ def evaluate(
     encoder's own schema, so new rows get the preprocessing fitted at pre-training time.
     With ``seeds`` > 1 everything seeded (a split the data does not fix, the random-init copy, the
     probes) is repeated for seeds ``seed .. seed + seeds - 1`` and each row is the mean with a 95%
-    t-interval over seeds; with one seed the interval is a bootstrap over test samples.
+    t-interval over seeds; with one seed the interval is Wilson's over the test samples.
     ``baselines=False`` probes the encoder alone, for a caller that already has the baselines of the
     same split and seed (the before/after comparison).
     The report goes to ``out`` when given (``loss_history`` adds the pre-training loss curve); ``overwrite``

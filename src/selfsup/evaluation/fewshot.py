@@ -2,8 +2,10 @@
 
 Each episode draws ``k`` training samples per class, classifies every test sample by its nearest
 class centroid (cosine, on L2-normalised embeddings: SimpleShot, Wang et al. 2019) and scores the
-whole test split. The result is the mean over episodes with a 95% interval of that mean
-(``1.96 * std / sqrt(episodes)``, as few-shot papers report it).
+whole test split. The result is the mean over episodes with a 95% interval of that mean: Student t
+over the episodes (about ``1.96 * std / sqrt(episodes)``, as few-shot papers report it), combined in
+quadrature with the episodes' Wilson intervals over the test samples, which every episode shares
+(``stats.over_seeds``), so an interval is never zero-width when every episode scores 100%.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from selfsup.errors import SelfsupError
+from selfsup.evaluation.stats import over_seeds, wilson_interval
 
 SHOTS = (1, 5, 10)
 EPISODES = 100
@@ -45,19 +48,19 @@ def few_shot(
     rng = np.random.default_rng(seed)
     rows = []
     for k in shots:
-        accuracies = np.empty(episodes)
+        correct = np.empty(episodes, dtype=np.int64)
         for e in range(episodes):
             centroids = np.stack([train_n[rng.choice(idx, size=k, replace=False)].mean(axis=0) for idx in by_class])
             predicted = classes[np.argmax(test_n @ normalise(centroids).T, axis=1)]
-            accuracies[e] = float((predicted == test_y).mean())
-        mean = float(accuracies.mean())
-        half = 1.96 * float(accuracies.std(ddof=1)) / np.sqrt(episodes) if episodes > 1 else 0.0
+            correct[e] = int((predicted == test_y).sum())
+        wilson = {c: wilson_interval(c, len(test_y)) for c in np.unique(correct).tolist()}
+        summary = over_seeds((correct / len(test_y)).tolist(), [wilson[c] for c in correct.tolist()])
         rows.append(
             {
                 "protocol": f"{k}-shot",
-                "accuracy": mean,
-                "ci_low": max(0.0, mean - half),
-                "ci_high": min(1.0, mean + half),
+                "accuracy": summary["accuracy"],
+                "ci_low": summary["ci_low"],
+                "ci_high": summary["ci_high"],
                 "n_test": len(test_y),
                 "details": {"shots": k, "episodes": episodes, "classifier": "nearest centroid (cosine)"},
             }

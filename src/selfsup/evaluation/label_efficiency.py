@@ -33,14 +33,18 @@ def label_efficiency(
     test_y: np.ndarray,
     fractions: tuple[float, ...] = FRACTIONS,
     seed: int = 0,
+    components: int | None = None,
 ) -> list[dict]:
-    """One row per fraction: ``protocol`` ``"linear@1%"``, the accuracy with its bootstrap CI, details."""
+    """One row per fraction: ``protocol`` ``"linear@1%"``, the accuracy with its Wilson CI, details; ``components``
+    as :func:`linear_probe` takes it (the raw input's principal components)."""
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     rows = []
     for fraction in fractions:
         idx = label_subset(train_y, fraction, seed)
-        predicted, details = linear_probe(np.asarray(train_emb)[idx], train_y[idx], test_emb, seed=seed)
-        result = accuracy_with_ci(test_y, predicted, seed=seed)
+        predicted, details = linear_probe(
+            np.asarray(train_emb)[idx], train_y[idx], test_emb, seed=seed, components=components
+        )
+        result = accuracy_with_ci(test_y, predicted)
         rows.append(
             {
                 "protocol": f"linear@{fraction:.0%}",

@@ -29,6 +29,9 @@ OPTIONAL_PROTOCOLS = ("mlp", "fewshot", "labels")  # mlp: one-hidden-layer probe
 ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
 MODEL_PROTOCOLS = ("finetune", "zeroshot")  # run by evaluate: they need the encoders, not their embeddings
 KNN_TEMPERATURE = 0.07
+RAW_INPUT = "raw-input"  # the baseline that probes the input itself
+# the raw input's linear probe on inputs wider than linear.WIDE: its first principal components (fitted on train)
+RAW_COMPONENTS = 256
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def check_protocols(names: Iterable[str], known: Sequence[str] = ALL_PROTOCOLS) 
 
 
 def _knn(
-    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int, raw: bool
 ) -> tuple[np.ndarray, dict]:
     chosen, cv_accuracy = (
         choose_k(np.asarray(train_emb), train_y, temperature=KNN_TEMPERATURE, seed=seed)
@@ -68,19 +71,19 @@ def _knn(
 
 
 def _linear(
-    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int, raw: bool
 ) -> tuple[np.ndarray, dict]:
-    return linear_probe(train_emb, train_y, test_emb, seed=seed)
+    return linear_probe(train_emb, train_y, test_emb, seed=seed, components=RAW_COMPONENTS if raw else None)
 
 
 def _mlp(
-    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int, raw: bool
 ) -> tuple[np.ndarray, dict]:
     return mlp_probe(train_emb, train_y, test_emb, seed=seed)
 
 
-# (train_emb, train_y, test_emb, k, seed) -> (test predictions, details)
-Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray, int | str, int], tuple[np.ndarray, dict]]
+# (train_emb, train_y, test_emb, k, seed, raw: the embeddings are the raw input) -> (test predictions, details)
+Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray, int | str, int, bool], tuple[np.ndarray, dict]]
 # the protocols that predict each test sample once (a row each; compare.py pairs their predictions)
 PREDICTORS: dict[str, Predictor] = {
     "knn": _knn,
@@ -97,18 +100,22 @@ def predict(
     *,
     k: int | str = "cv",
     seed: int = 0,
+    raw: bool = False,
 ) -> tuple[np.ndarray, dict]:
-    """Test-split predictions of one single-row protocol (knn, linear, mlp) and its details."""
+    """Test-split predictions of one single-row protocol (knn, linear, mlp) and its details; ``raw``: the embeddings
+    are the raw input (its linear probe may be fitted on principal components, ``RAW_COMPONENTS``)."""
     check_protocols([protocol], tuple(PREDICTORS))
-    return PREDICTORS[protocol](train_emb, train_y, test_emb, k, seed)
+    return PREDICTORS[protocol](train_emb, train_y, test_emb, k, seed, raw)
 
 
 def _single_row(protocol: str) -> Callable[[Probe], list[ResultRow]]:
-    """The rows function of a ``PREDICTORS`` protocol: its accuracy with the bootstrap CI and the confusion matrix."""
+    """The rows function of a ``PREDICTORS`` protocol: its accuracy with the Wilson CI and the confusion matrix."""
 
     def rows(p: Probe) -> list[ResultRow]:
-        pred, details = predict(protocol, p.train_emb, p.train_y, p.test_emb, k=p.k, seed=p.seed)
-        scores = accuracy_with_ci(p.test_y, pred, seed=p.seed)
+        pred, details = predict(
+            protocol, p.train_emb, p.train_y, p.test_emb, k=p.k, seed=p.seed, raw=p.encoder == RAW_INPUT
+        )
+        scores = accuracy_with_ci(p.test_y, pred)
         return [
             result_row(p.encoder, protocol, scores, len(p.train_emb), details, confusion(p.test_y, pred, p.n_classes))
         ]
@@ -126,7 +133,14 @@ def _few_shot_rows(p: Probe) -> list[ResultRow]:
 def _label_efficiency_rows(p: Probe) -> list[ResultRow]:
     return [
         result_row(p.encoder, r["protocol"], r, r["n_train"], r["details"])
-        for r in label_efficiency(p.train_emb, p.train_y, p.test_emb, p.test_y, seed=p.seed)
+        for r in label_efficiency(
+            p.train_emb,
+            p.train_y,
+            p.test_emb,
+            p.test_y,
+            seed=p.seed,
+            components=RAW_COMPONENTS if p.encoder == RAW_INPUT else None,
+        )
     ]
 
 

@@ -121,7 +121,8 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
     if shot is not None:
         notes.append(
             f"- **k-shot**: k training samples per class drawn {shot['details']['episodes']} times; nearest "
-            "class centroid (cosine, SimpleShot); mean accuracy with a 95% interval over the episodes."
+            "class centroid (cosine, SimpleShot); mean accuracy with a 95% interval: Student t over the episodes, "
+            "combined in quadrature with the Wilson interval over the test samples they share."
         )
     return notes
 
@@ -137,7 +138,7 @@ def _summary_markdown(
         "- **baselines**: `random-init` (same architecture, untrained) and `raw-input` (the inputs "
         "themselves) show what the protocol reaches without pre-training; pre-training helps only "
         "where it beats them beyond the confidence intervals.",
-        f"- **95% CI**: {meta.get('confidence_interval', 'percentile bootstrap over test samples')}.",
+        f"- **95% CI**: {meta.get('confidence_interval', 'Wilson score interval over the test samples')}.",
         "",
     ]
     groups = any("group" in r for r in rows)
@@ -194,8 +195,7 @@ def _tsne(emb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         return np.stack([np.arange(n, dtype=np.float64), np.zeros(n)], axis=1), idx, len(emb)
     perplexity = float(max(1.0, min(30.0, (n - 1) / 3)))
     init = "pca" if min(x.shape) >= 2 else "random"
-    # One thread: t-SNE's OpenMP loop slows down by 10-50x when the cores are shared.
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1):  # OpenMP's limit is the calling thread's: set it in each map's own thread
         xy = TSNE(n_components=2, perplexity=perplexity, init=init, max_iter=500, random_state=seed).fit_transform(x)
     return xy, idx, len(emb)
 
@@ -223,10 +223,19 @@ def _embedding_maps(
     embeddings: dict[str, np.ndarray], labels: np.ndarray | None, class_names: list[str] | None, seed: int
 ) -> bytes:
     """t-SNE maps (van der Maaten & Hinton 2008) of each encoder's training embeddings, side by side."""
+    from joblib import Parallel, delayed
+    from joblib import cpu_count as joblib_cpu_count
+    from threadpoolctl import threadpool_limits
+
+    # One map per core at a time, each on one thread (_tsne): t-SNE's OpenMP loop slows down by 10-50x when cores
+    # are shared. BLAS's limit is the process's: set here, once.
+    with threadpool_limits(limits=1):
+        maps = Parallel(n_jobs=min(len(embeddings), joblib_cpu_count()), prefer="threads")(
+            delayed(_tsne)(emb, seed) for emb in embeddings.values()
+        )
     fig = Figure(figsize=(5.5 * len(embeddings), 5))
     axes = fig.subplots(1, len(embeddings), squeeze=False)[0]
-    for i, (ax, (name, emb)) in enumerate(zip(axes, embeddings.items())):
-        xy, idx, n_all = _tsne(emb, seed)
+    for i, (ax, name, (xy, idx, n_all)) in enumerate(zip(axes, embeddings, maps)):
         y = np.full(len(idx), -1) if labels is None else np.asarray(labels)[idx]
         _scatter(ax, xy, y, class_names, legend=i == len(embeddings) - 1)
         ax.set_title(f"{name} ({len(idx)} of {n_all} points)")

@@ -9,7 +9,7 @@ class _ScoredRow(TypedDict):
     encoder: str  # "pretrained", "random-init", "raw-input" (or an encoder's path in a comparison)
     protocol: str  # "knn", "linear", "mlp", "1-shot", "linear@10%", "finetune", "zeroshot", "gbdt"
     accuracy: float  # on the test split; with several seeds, their mean
-    ci_low: float  # the 95% interval: a bootstrap over test samples, or over seeds (``stats.over_seeds``)
+    ci_low: float  # the 95% interval: Wilson over test samples, or over seeds (``stats.over_seeds``)
     ci_high: float
     n_train: int  # the labels the protocol trained on (0 for zero-shot)
     n_test: int

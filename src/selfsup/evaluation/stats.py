@@ -1,44 +1,47 @@
-"""Confidence intervals: percentile bootstrap over test samples (Efron 1979), Student t over seeds."""
+"""Confidence intervals: Wilson score interval over test samples (Wilson 1927), Student t over seeds.
+
+A single run's accuracy is k correct out of n test samples, a binomial proportion. Its 95% interval is
+Wilson's score interval rather than a bootstrap over the test samples: the percentile bootstrap of 45/45
+correct is [1, 1] (every resample is all correct), while Wilson's is [0.921, 1]. Wilson's interval has
+close to nominal coverage even for small n and proportions near 0 or 1, and is never zero-width for
+n >= 1; Clopper-Pearson's exact interval is wider than it needs to be, coverage above 95% (Brown, Cai &
+DasGupta 2001, "Interval estimation for a binomial proportion").
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def bootstrap_ci(
-    correct: np.ndarray,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Return ``(accuracy, low, high)`` for a 0/1 vector of per-sample correctness.
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """``(low, high)``: Wilson's score interval for ``correct`` successes out of ``n`` (scipy's ``binomtest``)."""
+    from scipy.stats import binomtest
 
-    Resampling n test samples with replacement from a 0/1 vector draws the number of correct
-    ones from Binomial(n, accuracy), so the resampled accuracies are drawn from that
-    distribution directly: the same percentile bootstrap, in O(n_resamples) memory.
-    """
+    if n < 1 or not 0 <= correct <= n:
+        raise ValueError(f"need n >= 1 and 0 <= correct <= n, got {correct} of {n}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"need 0 < confidence < 1, got {confidence}")
+    interval = binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def accuracy_interval(correct: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(accuracy, low, high)`` for a 0/1 vector of per-sample correctness: the Wilson interval."""
     correct = np.asarray(correct).ravel()
     if correct.size == 0:
-        raise ValueError("bootstrap_ci needs at least one test sample")
+        raise ValueError("an accuracy interval needs at least one test sample")
     if not np.isin(correct, (0, 1)).all():
         raise ValueError("correct must hold only 0/1 (or boolean) values")
-    if not 0.0 < confidence < 1.0 or n_resamples < 1:
-        raise ValueError(f"need 0 < confidence < 1 and n_resamples >= 1, got {confidence}, {n_resamples}")
-    n = correct.size
-    accuracy = float(correct.astype(np.float64).mean())
-    rng = np.random.default_rng(seed)
-    resampled = rng.binomial(n, accuracy, size=n_resamples) / n
-    alpha = 1.0 - confidence
-    low, high = np.quantile(resampled, [alpha / 2, 1 - alpha / 2])
-    return accuracy, float(low), float(high)
+    k, n = int(correct.astype(np.int64).sum()), int(correct.size)
+    return k / n, *wilson_interval(k, n, confidence)
 
 
-def accuracy_with_ci(y_true: np.ndarray, y_pred: np.ndarray, **kw) -> dict:
-    """Accuracy of ``y_pred`` against ``y_true`` with its bootstrap interval (``kw`` → ``bootstrap_ci``)."""
+def accuracy_with_ci(y_true: np.ndarray, y_pred: np.ndarray, confidence: float = 0.95) -> dict:
+    """Accuracy of ``y_pred`` against ``y_true`` with its 95% Wilson interval over the test samples."""
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has {y_true.size} labels but y_pred has {y_pred.size}")
-    accuracy, low, high = bootstrap_ci(y_true == y_pred, **kw)
+    accuracy, low, high = accuracy_interval(y_true == y_pred, confidence)
     return {"accuracy": accuracy, "ci_low": low, "ci_high": high, "n_test": int(y_true.size)}
 
 
@@ -56,21 +59,29 @@ def seed_interval(values: np.ndarray | list[float], confidence: float = 0.95) ->
     return mean, mean - half, mean + half
 
 
-def over_seeds(accuracies: list[float], sample_half_widths: list[float] | None = None) -> dict:
+def over_seeds(accuracies: list[float], sample_intervals: list[tuple[float, float]] | None = None) -> dict:
     """A result row's accuracy fields from per-seed accuracies: the mean, a 95% interval clipped to [0, 1], the values.
 
     The interval is Student t over seeds. When every seed scored the same test samples (a fixed split),
-    the seeds do not see test-sampling uncertainty, so ``sample_half_widths`` (each seed's interval over
-    test samples) are added in quadrature: ``half = sqrt(t_half**2 + mean(sample_half)**2)``.
+    the seeds do not see test-sampling uncertainty, so each seed's interval over test samples
+    (``sample_intervals``, ``(low, high)`` per seed: Wilson's, asymmetric near 0 and 1) is added in
+    quadrature, each side on its own: ``below = sqrt(t_half**2 + mean(accuracy_i - low_i)**2)`` and
+    ``above = sqrt(t_half**2 + mean(high_i - accuracy_i)**2)``. So seeds that all score 45/45 give
+    [0.921, 1], Wilson's interval of one of them, not a zero-width one.
     """
     mean, low, high = seed_interval(accuracies)
-    half = (high - low) / 2
-    if sample_half_widths:
-        half = float(np.sqrt(half**2 + np.mean(sample_half_widths) ** 2))
+    below = above = (high - low) / 2
+    if sample_intervals:
+        if len(sample_intervals) != len(accuracies):
+            raise ValueError(f"{len(accuracies)} accuracies but {len(sample_intervals)} sample intervals")
+        a = np.asarray(accuracies, dtype=np.float64)
+        lows, highs = np.asarray(sample_intervals, dtype=np.float64).reshape(-1, 2).T
+        below = float(np.sqrt(below**2 + np.mean(a - lows) ** 2))
+        above = float(np.sqrt(above**2 + np.mean(highs - a) ** 2))
     return {
         "accuracy": mean,
-        "ci_low": max(0.0, mean - half),
-        "ci_high": min(1.0, mean + half),
+        "ci_low": max(0.0, mean - below),
+        "ci_high": min(1.0, mean + above),
         "per_seed": list(accuracies),
     }
 

@@ -128,11 +128,11 @@ def _summarise(dataset: str, name: str, protocol: str, same: list[dict]) -> dict
             "steps": cells[0]["steps"],
             "cpu_seconds": round(sum(c["cpu_seconds"] for c in cells) / len(cells), 1),
         }
-    # one seed: keep the evaluation's own interval (bootstrap over test samples) rather than a zero-width one
+    # one seed: keep the evaluation's own interval (Wilson over test samples) rather than a zero-width one
     fixed_split = len({c["split"] for c in cells}) == 1  # then the seeds do not resample the test samples
-    halves = [(r["ci_high"] - r["ci_low"]) / 2 for r in same] if fixed_split else None
+    intervals = [(r["ci_low"], r["ci_high"]) for r in same] if fixed_split else None
     spread = (
-        over_seeds([r["accuracy"] for r in same], halves)
+        over_seeds([r["accuracy"] for r in same], intervals)
         if len(same) > 1
         else {"accuracy": same[0]["accuracy"], "ci_low": same[0]["ci_low"], "ci_high": same[0]["ci_high"]}
     )

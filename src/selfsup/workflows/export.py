@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from selfsup import __version__
 from selfsup.checkpoint import (
     METHOD_WEIGHTS,
     load_encoder,
@@ -24,13 +28,22 @@ from selfsup.checkpoint import (
 from selfsup.data import UNLABELED, DataOptions, Preprocessing
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.encoders.pair import PairEncoder, side_names
-from selfsup.errors import SelfsupError, first_line
+from selfsup.errors import SelfsupError, first_line, unknown_name
 from selfsup.evaluation.embed import embed
 from selfsup.files import write_atomic
 from selfsup.modalities import check_fits
-from selfsup.outputs import RUN, check_output_file, check_output_folder, clear_output_folder, folder_lock
-from selfsup.sources import load_data
+from selfsup.outputs import (
+    EXPORT_FORMAT,
+    RUN,
+    check_output_file,
+    check_output_folder,
+    clear_output_folder,
+    folder_lock,
+)
+from selfsup.sources import load_data, source_modality
 from selfsup.training.adapters import ADAPTER_META, ADAPTER_WEIGHTS, merged_state
+from selfsup.workflows import formats
+from selfsup.workflows.model_card import model_card
 
 EMBEDDING_FORMATS = (".npy", ".parquet")
 PARQUET_KEY = b"selfsup"  # key of the schema metadata selfsup writes into its embeddings' Parquet files
@@ -139,12 +152,26 @@ def _write_parquet(f: BinaryIO, emb: np.ndarray, parts: list, classes: list[str]
 
 
 def export_encoder(
-    run: str | Path, out: str | Path, *, checkpoint: str | Path | None = None, overwrite: bool = False
+    run: str | Path,
+    out: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    overwrite: bool = False,
+    format: str = "selfsup",
+    check_data: str | None = None,
 ) -> Path:
     """Write ``encoder.safetensors`` + ``selfsup.json`` to ``out`` from a run's export or a training checkpoint.
     ``out`` is new or empty, or with ``overwrite`` an earlier export or run (only its files are replaced). LoRA
     adapters (``--adapter lora``) are folded into the encoder's weights; a run's export also keeps them apart
-    (``adapter.safetensors``, ``adapter.json``), copied along."""
+    (``adapter.safetensors``, ``adapter.json``), copied along.
+
+    ``format`` ``hf``, ``timm``, ``onnx`` or ``torchscript`` writes that format instead (``workflows.formats``),
+    read back by its library and compared with the encoder on samples of ``check_data`` (default: the run's
+    data) before it is kept; ``export.json`` beside it records the files and the largest difference."""
+    if format == "selfsup" and check_data is not None:
+        raise SelfsupError("--check-data checks exports in other formats; --format selfsup copies the encoder's files.")
+    if format != "selfsup":
+        return _export_as(format, run, out, checkpoint=checkpoint, overwrite=overwrite, check_data=check_data)
     out = check_output_folder(out, RUN, overwrite=overwrite)
     if Path(run).exists() and out.exists() and out.resolve() == _folder_of(run).resolve():
         raise SelfsupError(f"--out '{out}' is the run itself; export to another folder.")
@@ -220,3 +247,137 @@ def _from_checkpoint(meta: dict, checkpoint: str | Path) -> tuple[Encoder, dict[
         )
     method = {k[len("method.") :]: v for k, v in state.items() if k.startswith("method.")}
     return encoder, own_tensors(method, "encoder.")
+
+
+def _export_as(
+    fmt: str,
+    run: str | Path,
+    out: str | Path,
+    *,
+    checkpoint: str | Path | None,
+    overwrite: bool,
+    check_data: str | None,
+) -> Path:
+    """``export_encoder`` in another format: refusals first, then the files written beside ``out``, read back
+    by the format's library and compared on samples, and only then moved into ``out`` (``--overwrite``: in place
+    of the files an earlier export there lists)."""
+    if fmt not in formats.FORMATS:
+        raise unknown_name("export format", fmt, formats.FORMATS)
+    out = check_output_folder(out, formats.EXPORT, overwrite=overwrite)
+    if Path(run).exists() and out.exists() and out.resolve() == _folder_of(run).resolve():
+        raise SelfsupError(f"--out '{out}' is the run itself; export to another folder.")
+    meta = read_meta(run)
+    formats.check_format(fmt, meta["encoder"], _folder_of(run))
+    if checkpoint is None:
+        encoder = load_encoder(run)
+    else:
+        encoder = _from_checkpoint(meta, checkpoint)[0]
+        encoder.preprocessing = read_preprocessing(run, meta["encoder"])
+    encoder.eval()
+    if fmt == "timm":
+        formats.check_timm(encoder)
+    samples, source = _check_samples(encoder, meta.get("recipe") or {}, check_data)
+    x = formats.inputs(encoder, samples)
+    with folder_lock(out):
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+        try:
+            with torch.no_grad():
+                formats.write(fmt, encoder, tmp, x[:2])
+                if fmt in ("hf", "timm"):  # Hub folders: a model card
+                    card = model_card(fmt, encoder, meta, _folder_of(run), checkpoint)
+                    (tmp / "README.md").write_text(card)
+                diff = _compare(encoder, formats.LOADERS[fmt](tmp, encoder), x, fmt)
+            files = _move_into(out, tmp, overwrite)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        record = {
+            "format": EXPORT_FORMAT,
+            "export_format": fmt,
+            "run": str(run),
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "files": files,
+            "modality": encoder.config["modality"],
+            "embed_dim": int(encoder.embed_dim),
+            "input": {"shape": [None, *x.shape[1:]], "dtype": str(x.dtype).removeprefix("torch.")},
+            "check": {"with": formats.CHECKED_WITH[fmt], "data": source, "samples": len(x), "max_abs_diff": diff},
+            "selfsup": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_atomic(out / formats.RECORD, json.dumps(record, indent=1))
+    return out
+
+
+def _move_into(out: Path, tmp: Path, overwrite: bool) -> list[str]:
+    """Move the files written in ``tmp`` into ``out`` (after removing those an earlier export there lists, with
+    ``overwrite``); a file of the user's in the way is refused before anything moves. Returns their names."""
+    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+    earlier = set(formats.written_by(out).written(out)) if overwrite else set()
+    clash = next((name for name in files if (out / name).exists() and out / name not in earlier), None)
+    if clash is not None:
+        raise SelfsupError(
+            f"--out '{out}' holds '{clash}', which selfsup did not write and this export would replace; "
+            "move it or choose another folder."
+        )
+    if overwrite:
+        clear_output_folder(out, formats.written_by(out))
+    for name in files:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / name, out / name)
+    return files
+
+
+def _run_data(recipe: dict, encoder: Encoder) -> tuple[str | None, DataOptions]:
+    """The run's data and how it was read; for a side of a paired run whose modality is the pair's other
+    source's, that source."""
+    names = {field.name for field in dataclasses.fields(DataOptions)}
+    given: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items() if k in names and v is not None
+    }
+    options, source = DataOptions(**given), recipe.get("data")
+    if source and recipe.get("pair_data") and source_modality(source, options) != encoder.config["modality"]:
+        return recipe["pair_data"], DataOptions(text_field=recipe.get("pair_text_field"))
+    return source, options
+
+
+def _check_samples(encoder: Encoder, recipe: dict, check_data: str | None) -> tuple[torch.Tensor, str]:
+    """The first ``formats.CHECK_SAMPLES`` training samples of ``check_data`` (default: the run's data), read
+    as the encoder reads data, and where they came from."""
+    source, options = (check_data, DataOptions()) if check_data is not None else _run_data(recipe, encoder)
+    if not source:
+        raise SelfsupError("the run records no data to check the export on; pass --check-data with data like its own.")
+    try:
+        splits = load_data(source, options, preprocessing=preprocessing_of(encoder))
+        check_fits(encoder, splits)
+    except SelfsupError as err:
+        raise SelfsupError(
+            f"cannot read samples from '{source}' to check the export on: {str(err).rstrip('.')}; "
+            "pass --check-data with data like the encoder's."
+        ) from err
+    part = splits.train
+    return part.subset(list(range(min(formats.CHECK_SAMPLES, len(part))))).float_samples(), source
+
+
+def _compare(encoder: Encoder, loaded: formats.Loader, x: torch.Tensor, fmt: str) -> float:
+    """The largest absolute difference between the encoder's embeddings of ``x`` and the export's (read back by
+    its library); an export beyond ``formats.TOLERANCE`` is refused."""
+    expected = encoder(x).float()
+    try:
+        got = loaded(x).float()
+    except Exception as err:  # e.g. a traced size that was fixed at export: nothing is kept
+        raise SelfsupError(
+            f"the {fmt} export of the {encoder.config['modality']} encoder '{encoder.config.get('name')}' fails on "
+            f"a batch of {len(x)}: {formats.clean(first_line(err))}; nothing was written. Use --format hf."
+        ) from err
+    if got.shape != expected.shape:
+        raise SelfsupError(
+            f"the {fmt} export gives embeddings of shape {tuple(got.shape)}, not {tuple(expected.shape)}; "
+            "nothing was written. Please report this."
+        )
+    diff = float((got - expected).abs().max()) if len(x) else 0.0
+    limit = formats.TOLERANCE * max(1.0, float(expected.abs().max()) if len(x) else 1.0)
+    if not diff <= limit:  # NaN too
+        raise SelfsupError(
+            f"the {fmt} export differs from the encoder by up to {diff:.3g} on {len(x)} samples (more than "
+            f"{limit:.3g}); nothing was written. Please report this."
+        )
+    return diff

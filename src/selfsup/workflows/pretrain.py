@@ -20,7 +20,6 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 from lightning.pytorch.callbacks import RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader
@@ -64,6 +63,7 @@ from selfsup.training.checkpoints import (
     stop_on_interrupt,
 )
 from selfsup.training.init import InitReport, InitSource, load_into, load_method_parts, read_init, report_table
+from selfsup.training.loggers import TRAIN_LOG, LoggerIds, TrainLog, build_loggers
 from selfsup.training.module import PretrainModule
 from selfsup.training.pairs import (
     check_paired,
@@ -1099,7 +1099,9 @@ def _trainer(
     for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
         logging.getLogger(name).setLevel(logging.WARNING)
     bar = progress and sys.stdout.isatty()  # a redrawn bar in a terminal; a few plain lines in logs and pipes
-    callbacks: list[L.Callback] = [checkpoints, EmbeddingMonitors(), Throughput()]
+    callbacks: list[L.Callback] = [checkpoints, EmbeddingMonitors(), Throughput(), TrainLog(out / TRAIN_LOG)]
+    if recipe.logger not in ("csv", "csv,tensorboard"):  # MLflow or W&B: the recipe as parameters, their run ids
+        callbacks.append(LoggerIds(out, recipe.model_dump()))
     if probe is not None:  # first: a checkpoint written at the end of a step holds the probe's update of that step
         callbacks.insert(0, probe)
     if watch is not None:  # before the checkpoints: a checkpoint written at a step holds that step's scores
@@ -1114,6 +1116,7 @@ def _trainer(
             f"--accelerator {recipe.accelerator}: no CUDA GPU is visible to PyTorch on this machine; "
             "use --accelerator cpu (or auto)."
         )
+    loggers = build_loggers(recipe.logger, out)  # a logger's missing package: its own error line
     try:
         return L.Trainer(
             max_epochs=_epochs(recipe, steps_per_epoch, resume_from),
@@ -1124,7 +1127,7 @@ def _trainer(
             precision=recipe.precision,  # type: ignore[arg-type]  # a str: Lightning checks the value itself
             sync_batchnorm=multi_device,
             callbacks=callbacks,
-            logger=[CSVLogger(out, name="csv", version=""), TensorBoardLogger(out, name="tensorboard", version="")],
+            logger=loggers,
             log_every_n_steps=max(1, min(10, steps_per_epoch)),
             enable_progress_bar=bar,
             enable_checkpointing=False,

@@ -101,9 +101,7 @@ def quickstart(
         loss_history=run.loss_history,
     )
     result.meta["pretrain_seconds"] = round(trained, 1)
-    print_table(
-        cast(list[dict], result.rows), f"{plan.data}: {result.meta['split']}, 1 seed, 95% bootstrap CI", console
-    )
+    print_table(cast(list[dict], result.rows), f"{plan.data}: {result.meta['split']}, 1 seed, 95% Wilson CI", console)
     console.print(f"pre-training took {trained:.0f} s. {plan.note}")
     console.print(f"report: {out / 'report' / 'report.html'} (one page, opens offline; also summary.md and the plots)")
     console.print(f"encoder: {out / 'encoder.safetensors'} — load it with selfsup.load_encoder('{out}')")

@@ -38,7 +38,7 @@ from selfsup.sources import load_data
 
 @dataclass
 class SelfTrainResult:
-    teacher: dict  # accuracy with its 95% bootstrap CI on the test split
+    teacher: dict  # accuracy with its 95% Wilson CI on the test split
     student: dict
     n_labeled: int
     n_pool: int
@@ -106,8 +106,8 @@ def self_train(
     )
     student_pred = logits_of(student, x_test).argmax(1).numpy()
     result = SelfTrainResult(
-        teacher=accuracy_with_ci(y_test, teacher_pred, seed=seed),
-        student=accuracy_with_ci(y_test, student_pred, seed=seed),
+        teacher=accuracy_with_ci(y_test, teacher_pred),
+        student=accuracy_with_ci(y_test, student_pred),
         n_labeled=len(train),
         n_pool=len(pool),
         n_pseudo=int(keep.sum()),
