@@ -308,6 +308,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
         finetune=finetune,
         partner=args.partner,
         prompt=args.prompt,
+        tasks=args.tasks,
     )
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
     check_output_folder(out, EVALUATION, overwrite=args.overwrite)  # before any work
@@ -548,7 +549,13 @@ def _build_parser() -> _Parser:
 
     _add_pretrain(sub)
 
-    e = sub.add_parser("evaluate", help="kNN / linear probe of an encoder vs random-init and raw-input baselines")
+    e = sub.add_parser(
+        "evaluate",
+        help="kNN / linear probe of an encoder vs random-init and raw-input baselines, with label-free monitors",
+        description="Probe an encoder's frozen embeddings (and optionally fine-tune it) next to random-init and "
+        "raw-input baselines, with 95% intervals. The report also gives each encoder's label-free monitors on "
+        "the training split: RankMe (higher is better), alignment and uniformity (lower is better).",
+    )
     e.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
     e.add_argument(
         "--data",
@@ -569,7 +576,8 @@ def _build_parser() -> _Parser:
     e.add_argument(
         "--protocol",
         help="comma-separated (default knn,linear, plus zeroshot for a paired run's side with a text "
-        "partner): knn, linear, mlp, fewshot (1-, 5-, 10-shot episodes), labels (linear probe "
+        "partner): knn, linear, mlp, ncm (nearest class mean, cosine; opt-in), fewshot (1-, 5-, 10-shot episodes), "
+        "labels (linear probe "
         "on 1%%, 10%%, 100%% of the training labels, plotted), finetune (encoder + linear head, "
         "early stopping on 10%% of the training split), zeroshot (nearest label prompt embedded "
         "by the text partner)",
@@ -612,6 +620,14 @@ def _build_parser() -> _Parser:
         "validation loss and keeps the best epoch",
     )
     e.add_argument("--test-fraction", type=float, default=0.25)
+    e.add_argument(
+        "--tasks",
+        type=int,
+        metavar="N",
+        help="class-incremental split: cut the classes (label order) into N consecutive groups and also report "
+        "each knn/linear/mlp/ncm probe per task, trained and tested on that task's classes only "
+        "(task-incremental), and the mean over tasks",
+    )
     e.add_argument("--out", help="report folder (default RUN/eval)")
     e.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation report in --out")
 

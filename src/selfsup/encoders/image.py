@@ -46,8 +46,10 @@ def _timm_backbone(name: str, in_chans: int, image_size: int) -> nn.Module:
     except TypeError:  # convolutional models take no img_size
         model = timm.create_model(name, **kwargs)
     if image_size <= 64 and hasattr(model, "conv1") and hasattr(model, "maxpool"):
-        # CIFAR stem (SimCLR appendix B.9): 3x3 stride-1 first conv and no max-pool for small images.
-        out_chans = cast(nn.Conv2d, model.conv1).out_channels
+        # CIFAR stem (SimCLR appendix B.9): 3x3 stride-1 first conv and no max-pool for small images; a deep stem
+        # (resnet10t, resnet50d: three convolutions) becomes that one convolution too, of the stem's width
+        convs = [m for m in cast(nn.Module, model.conv1).modules() if isinstance(m, nn.Conv2d)]
+        out_chans = convs[-1].out_channels
         model.conv1 = nn.Conv2d(in_chans, out_chans, 3, stride=1, padding=1, bias=False)
         model.maxpool = nn.Identity()
     return model

@@ -2,7 +2,9 @@
 
 Frozen-embedding protocols and fine-tuning; all selection (k and C by cross-validation, early
 stopping on a validation part) uses the training split only. The test split is the data's own when
-it has one, otherwise a stratified split fixed by the seed and recorded in the report.
+it has one, otherwise a stratified split fixed by the seed and recorded in the report. Every encoder also gets the
+label-free monitors (``evaluation.monitors``) on the training split, and, with ``tasks``, per-task probes
+(``evaluation.tasks``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from selfsup.errors import SelfsupError
 from selfsup.evaluation.baselines import gradient_boosting
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
+from selfsup.evaluation.monitors import ALIGNMENT_PAIRS, MONITOR_SAMPLES, default_views, encoder_monitors
 from selfsup.evaluation.options import EvaluationOptions
 from selfsup.evaluation.progress import probe_steps
-from selfsup.evaluation.protocols import MODEL_PROTOCOLS, PROTOCOLS, RAW_INPUT, run_protocols
+from selfsup.evaluation.protocols import MODEL_PROTOCOLS, PREDICTORS, PROTOCOLS, RAW_INPUT, run_protocols
 from selfsup.evaluation.report import write_report
 from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
+from selfsup.evaluation.tasks import SCENARIO, class_tasks, mean_over_seeds, task_rows
 from selfsup.evaluation.zeroshot import class_prompts, load_partner, partner_path, zero_shot
 from selfsup.modalities import check_fits, get_modality
 from selfsup.outputs import EVALUATION, clear_output_folder
@@ -242,13 +246,16 @@ def _load(
 
 @dataclass
 class _SeedRun:
-    """One seed's split and rows, and the embeddings the report maps."""
+    """One seed's split and rows, the embeddings the report maps, the encoders the monitors read and the per-task
+    rows (with ``tasks``)."""
 
     train: ArrayDataset
     test: ArrayDataset
     split_note: str
     features: dict[str, tuple[np.ndarray, np.ndarray]]
     rows: list[ResultRow]
+    models: dict[str, Encoder]
+    task_rows: list[dict[str, Any]]
 
 
 def _seed_rows(
@@ -268,6 +275,7 @@ def _seed_rows(
         splits, options.test_data, options.read, preprocessing_of(encoder), seed, options.test_fraction
     )
     assert train.classes is not None  # labeled_split refuses unlabeled data
+    groups = class_tasks(len(train.classes), options.tasks) if options.tasks is not None else []  # before any work
     check_fits(encoder, Splits(train=test, test=None, name=options.test_data or splits.name, modality=splits.modality))
     x_train, x_test = train.float_samples(), test.float_samples()
     key = (tuple(train.ids), tuple(test.ids))  # the pretrained encoder's embeddings depend on the split only
@@ -295,6 +303,10 @@ def _seed_rows(
         n_classes=len(train.classes),
         progress=options.progress,
     )
+    tasks: list[dict[str, Any]] = []
+    if groups:
+        probes = [p for p in frozen if p in PREDICTORS]
+        tasks = task_rows(features, train.y.numpy(), test.y.numpy(), groups, probes, k=options.k, seed=seed)
     if partner is not None:
         partners = {"pretrained": partner.encoder}
         if options.baselines:
@@ -307,7 +319,7 @@ def _seed_rows(
         with probe_steps(1, options.progress) as starting:
             starting(f"gbdt on raw-input ({len(train):,} x {train.x.shape[1]:,})")
             rows.append(_gradient_boosting_row(train, test, modality.tree_columns(config), seed))
-    return _SeedRun(train, test, split_note, features, rows)
+    return _SeedRun(train, test, split_note, features, rows, models, tasks)
 
 
 def _meta(
@@ -373,6 +385,20 @@ def _meta(
     return meta
 
 
+def _monitors(run: _SeedRun, splits: Splits, config: dict, seed: int) -> dict[str, Any]:
+    """The label-free monitors of every encoder on the last seed's training split, and what they were computed on."""
+    views = default_views(splits, config)
+    x = run.train.float_samples()
+    monitors = encoder_monitors({name: f[0] for name, f in run.features.items()}, run.models, x, views, seed)
+    n = min(len(x), MONITOR_SAMPLES)
+    on = f"{n} of the {len(x)} training samples (seed {seed})"
+    if any("alignment" in m for m in monitors.values()):
+        on += f"; alignment over {min(n, ALIGNMENT_PAIRS)} of them, two views each by the modality's default views"
+    else:
+        on += "; no alignment: the modality's two views of a sample are the same input"
+    return {"monitors": monitors, "monitors_on": on}
+
+
 def evaluate(
     encoder: Encoder | str | Path,
     data: str | Splits,
@@ -401,6 +427,7 @@ def evaluate(
     splits = data if isinstance(data, Splits) else load_data(data, options.read, preprocessing=preprocessing_of(model))
     check_fits(model, splits)
     per_seed: list[list[ResultRow]] = []
+    per_seed_tasks: list[list[dict[str, Any]]] = []
     split_notes: list[str] = []
     split_keys: set[tuple] = set()
     test_ids: dict[str, list[str]] = {}  # by seed, of a split made here
@@ -408,6 +435,7 @@ def evaluate(
     for seed in range(options.seed, options.seed + options.seeds):
         run = _seed_rows(model, splits, options, protocols, partner, seed, cache)
         per_seed.append(run.rows)
+        per_seed_tasks.append(run.task_rows)
         split_notes.append(run.split_note)
         split_keys.add((tuple(run.train.ids), tuple(run.test.ids)))
         if not options.test_data and splits.test is None:
@@ -415,6 +443,15 @@ def evaluate(
     fixed_split = len(split_keys) == 1
     meta = _meta(encoder_name, config, splits, options, run, split_notes, fixed_split, test_ids, partner)
     meta["preprocessing"] = preprocessing_of(model).as_dict()  # how the data was read for the encoder
+    meta |= _monitors(run, splits, config, options.seed + options.seeds - 1)
+    if options.tasks is not None:
+        assert run.train.classes is not None  # labeled_split refuses unlabeled data
+        names = run.train.classes
+        meta["tasks"] = {
+            "scenario": SCENARIO,
+            "classes": [[names[i] for i in group] for group in class_tasks(len(names), options.tasks)],
+            "rows": mean_over_seeds(per_seed_tasks),
+        }
     result = EvaluationResult(
         _aggregate(per_seed, fixed_split),
         meta,

@@ -103,6 +103,59 @@ def _per_class_table(rows: list[dict], protocol: str, class_names: list[str] | N
     return f'<h2>Per-class accuracy ({escape(protocol)})</h2><table id="per-class">{head}{body}</table>'
 
 
+MONITORS_NOTE = (
+    "No labels used. RankMe: the effective rank of the embeddings (Garrido et al. 2023), higher is better (more "
+    "dimensions in use; 1 is collapse). Alignment: the mean squared distance between the normalised embeddings of "
+    "two augmented views of a sample, lower is better. Uniformity: log of the mean Gaussian potential between "
+    "normalised embeddings, lower is better (spread more evenly over the sphere; Wang & Isola 2020)."
+)
+MONITOR_COLUMNS = {"rankme": "RankMe", "alignment": "alignment", "uniformity": "uniformity"}
+
+
+def monitor_cells(values: dict) -> list[str]:
+    """An encoder's monitors as table cells, in ``MONITOR_COLUMNS`` order ("-" where not measured)."""
+    return [f"{values[key]:.{1 if key == 'rankme' else 3}f}" if key in values else "-" for key in MONITOR_COLUMNS]
+
+
+def task_header(meta: dict) -> tuple[str, list[str]]:
+    """The per-task section's heading and its sentence saying which classes each task holds."""
+    groups = meta["tasks"]["classes"]
+    heading = f"Class-incremental split: {len(groups)} tasks"
+    listing = "; ".join(f"task {i}: {', '.join(map(str, g))}" for i, g in enumerate(groups, start=1))
+    return heading, [f"{meta['tasks']['scenario']}; accuracy per task and their mean.", f"Classes: {listing}."]
+
+
+def _monitors_section(meta: dict) -> str:
+    if not meta.get("monitors"):
+        return ""
+    head = "<tr><th>encoder</th>" + "".join(f"<th>{c}</th>" for c in MONITOR_COLUMNS.values()) + "</tr>"
+    body = "".join(
+        f'<tr><td class="name">{escape(name)}</td>' + "".join(f"<td>{c}</td>" for c in monitor_cells(v)) + "</tr>"
+        for name, v in meta["monitors"].items()
+    )
+    note = f"{MONITORS_NOTE} On {meta.get('monitors_on', 'the training split')}."
+    return f'<h2>Label-free monitors</h2><table id="monitors">{head}{body}</table><p class="note">{escape(note)}</p>'
+
+
+def _tasks_section(meta: dict) -> str:
+    if not meta.get("tasks"):
+        return ""
+    heading, notes = task_header(meta)
+    rows = meta["tasks"]["rows"]
+    n = len(meta["tasks"]["classes"])
+    head = "<tr><th>encoder</th><th>protocol</th>" + "".join(f"<th>task {i}</th>" for i in range(1, n + 1))
+    head += "<th>mean</th></tr>"
+    body = "".join(
+        f'<tr><td class="name">{escape(str(r["encoder"]))}</td><td class="name">{escape(r["protocol"])}</td>'
+        + "".join(f"<td>{100 * a:.2f}%</td>" for a in r["per_task"] + [r["accuracy"]])
+        + "</tr>"
+        for r in rows
+    )
+    return f'<h2>{escape(heading)}</h2><table id="tasks">{head}{body}</table>' + "".join(
+        f'<p class="note">{escape(line)}</p>' for line in notes
+    )
+
+
 def _versions_table(versions: dict) -> str:
     return (
         '<h2>Versions</h2><table id="versions">'
@@ -138,6 +191,7 @@ def report_html(
         "saw the test split.</p>",
         "<h2>Protocols</h2><ul>" + "".join(f"<li>{_markdown_inline(n)}</li>" for n in notes) + "</ul>",
     ]
+    parts += [_monitors_section(meta), _tasks_section(meta)]
     shown = confusion_row(rows)
     if shown is not None:
         parts.append(_per_class_table(rows, shown["protocol"], class_names))

@@ -9,7 +9,7 @@ from selfsup.data import DataOptions
 from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.finetune import FinetuneOptions
-from selfsup.evaluation.protocols import ALL_PROTOCOLS, MODEL_PROTOCOLS, check_protocols
+from selfsup.evaluation.protocols import ALL_PROTOCOLS, MODEL_PROTOCOLS, PREDICTORS, check_protocols
 from selfsup.evaluation.zeroshot import DEFAULT_PROMPT, class_prompts
 
 
@@ -24,7 +24,9 @@ class EvaluationOptions:
     split. ``seeds`` > 1 repeats everything seeded for seeds ``seed .. seed + seeds - 1``. ``finetune``: the
     fine-tuning settings (None: the defaults). ``baselines=False`` probes the encoder alone (no random-init,
     raw-input or gbdt rows). ``partner``: zero-shot's text encoder (default: the one a paired run's export names),
-    ``prompt`` its label template.
+    ``prompt`` its label template. ``tasks``: also cut the classes into this many tasks (consecutive groups in label
+    order) and run each single-row probe (knn, linear, mlp, ncm) per task, on that task's classes only
+    (``evaluation.tasks``).
     """
 
     test_data: str | None = None
@@ -39,6 +41,7 @@ class EvaluationOptions:
     baselines: bool = True
     partner: Encoder | str | Path | None = None
     prompt: str = DEFAULT_PROMPT
+    tasks: int | None = None
 
     def __post_init__(self) -> None:
         if self.protocols is not None:  # a list (or one name) given at run time is kept as a tuple
@@ -50,3 +53,9 @@ class EvaluationOptions:
         class_prompts(["class"], self.prompt)  # a bad template
         if self.partner is not None and self.protocols is not None and "zeroshot" not in self.protocols:
             raise SelfsupError("--partner is the text encoder for zero-shot rows; add zeroshot to --protocol.")
+        if self.tasks is not None and self.tasks < 2:
+            raise SelfsupError(f"--tasks must be at least 2 (a split of the classes into tasks), got {self.tasks}.")
+        if self.tasks is not None and self.protocols is not None and not set(self.protocols) & set(PREDICTORS):
+            raise SelfsupError(
+                f"--tasks runs the {', '.join(PREDICTORS)} probes per task; add one of them to --protocol."
+            )

@@ -19,13 +19,15 @@ from selfsup.evaluation.knn import choose_k, knn_predict
 from selfsup.evaluation.label_efficiency import label_efficiency
 from selfsup.evaluation.linear import linear_probe
 from selfsup.evaluation.mlp import mlp_probe
+from selfsup.evaluation.ncm import ncm_predict
 from selfsup.evaluation.progress import probe_steps
 from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion
 
 PROTOCOLS = ("knn", "linear")  # the default ones
-# 1-, 5- and 10-shot episodes (fewshot.py); the linear probe on 1%, 10%, 100% of the labels (label_efficiency.py)
-OPTIONAL_PROTOCOLS = ("mlp", "fewshot", "labels")  # mlp: one-hidden-layer probe (mlp.py)
+# mlp: one-hidden-layer probe (mlp.py); ncm: nearest class mean (ncm.py); 1-, 5- and 10-shot episodes
+# (fewshot.py); the linear probe on 1%, 10%, 100% of the labels (label_efficiency.py)
+OPTIONAL_PROTOCOLS = ("mlp", "ncm", "fewshot", "labels")
 ALL_PROTOCOLS = PROTOCOLS + OPTIONAL_PROTOCOLS
 MODEL_PROTOCOLS = ("finetune", "zeroshot")  # run by evaluate: they need the encoders, not their embeddings
 KNN_TEMPERATURE = 0.07
@@ -82,6 +84,12 @@ def _mlp(
     return mlp_probe(train_emb, train_y, test_emb, seed=seed)
 
 
+def _ncm(
+    train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray, k: int | str, seed: int, raw: bool
+) -> tuple[np.ndarray, dict]:
+    return ncm_predict(train_emb, train_y, test_emb)
+
+
 # (train_emb, train_y, test_emb, k, seed, raw: the embeddings are the raw input) -> (test predictions, details)
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray, int | str, int, bool], tuple[np.ndarray, dict]]
 # the protocols that predict each test sample once (a row each; compare.py pairs their predictions)
@@ -89,6 +97,7 @@ PREDICTORS: dict[str, Predictor] = {
     "knn": _knn,
     "linear": _linear,
     "mlp": _mlp,
+    "ncm": _ncm,
 }
 
 
@@ -102,7 +111,7 @@ def predict(
     seed: int = 0,
     raw: bool = False,
 ) -> tuple[np.ndarray, dict]:
-    """Test-split predictions of one single-row protocol (knn, linear, mlp) and its details; ``raw``: the embeddings
+    """Test-split predictions of one single-row protocol (knn, linear, mlp, ncm) and its details; ``raw``: the embeddings
     are the raw input (its linear probe may be fitted on principal components, ``RAW_COMPONENTS``)."""
     check_protocols([protocol], tuple(PREDICTORS))
     return PREDICTORS[protocol](train_emb, train_y, test_emb, k, seed, raw)
@@ -149,6 +158,7 @@ PROTOCOL_ROWS: dict[str, Callable[[Probe], list[ResultRow]]] = {
     "knn": _single_row("knn"),
     "linear": _single_row("linear"),
     "mlp": _single_row("mlp"),
+    "ncm": _single_row("ncm"),
     "fewshot": _few_shot_rows,  # a row per number of shots
     "labels": _label_efficiency_rows,  # a row per label fraction
 }

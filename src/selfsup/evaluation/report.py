@@ -15,7 +15,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from selfsup.evaluation.html import best_by_protocol, confusion_row, per_class_accuracy, report_html
+from selfsup.evaluation.html import (
+    MONITOR_COLUMNS,
+    MONITORS_NOTE,
+    best_by_protocol,
+    confusion_row,
+    monitor_cells,
+    per_class_accuracy,
+    report_html,
+    task_header,
+)
 from selfsup.evaluation.linear import TORCH_ABOVE
 from selfsup.files import write_atomic
 
@@ -92,6 +101,11 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
             "- **mlp**: one hidden layer of 256 ReLU units on standardised frozen embeddings, early stopping on "
             "10% of the training split."
         )
+    if any(r["protocol"] == "ncm" for r in rows):
+        notes.append(
+            "- **ncm**: nearest class mean: each class is the mean of its L2-normalised training embeddings, each "
+            "test sample takes the class whose mean is nearest by cosine (Mensink et al. 2013); nothing tuned."
+        )
     if any(r["protocol"].startswith("linear@") for r in rows):
         notes.append(
             "- **linear@p%**: the linear probe trained on a stratified p% of the training labels (at least one "
@@ -147,6 +161,7 @@ def _summary_markdown(
         f"| {r.get('group', '')} " * groups + f"| {r['encoder']} | {r['protocol']} | {_pct(r['accuracy'])} | {_ci(r)} |"
         for r in rows
     ]
+    lines += _monitors_markdown(meta) + _tasks_markdown(meta)
     shown = confusion_row(rows)
     if shown is not None:
         accuracy = per_class_accuracy(shown)
@@ -160,6 +175,34 @@ def _summary_markdown(
     if meta.get("versions"):
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())]
     return "\n".join(lines) + "\n"
+
+
+def _monitors_markdown(meta: dict) -> list[str]:
+    if not meta.get("monitors"):
+        return []
+    lines = ["", "## Label-free monitors", "", f"{MONITORS_NOTE} On {meta.get('monitors_on', 'the training split')}."]
+    lines += [
+        "",
+        "| encoder | " + " | ".join(MONITOR_COLUMNS.values()) + " |",
+        "|---" * (1 + len(MONITOR_COLUMNS)) + "|",
+    ]
+    return lines + [f"| {name} | " + " | ".join(monitor_cells(v)) + " |" for name, v in meta["monitors"].items()]
+
+
+def _tasks_markdown(meta: dict) -> list[str]:
+    if not meta.get("tasks"):
+        return []
+    heading, notes = task_header(meta)
+    n = len(meta["tasks"]["classes"])
+    lines = ["", f"## {heading}", "", *notes, ""]
+    lines += [
+        "| encoder | protocol | " + " | ".join(f"task {i}" for i in range(1, n + 1)) + " | mean |",
+        "|---" * (n + 3) + "|",
+    ]
+    return lines + [
+        f"| {r['encoder']} | {r['protocol']} | " + " | ".join(_pct(a) for a in r["per_task"] + [r["accuracy"]]) + " |"
+        for r in meta["tasks"]["rows"]
+    ]
 
 
 def _loss_curve(loss_history: list[tuple[int, float]]) -> bytes:
