@@ -139,3 +139,17 @@ def test_wide_rows_fitted_on_principal_components_give_the_full_models_predictio
     assert "span of the 120" in linear_probe(x, y, xt, Cs=(0.1,), components=120)[1]["fitted_in"]
     # not wider than WIDE: nothing is reduced
     assert "fitted_in" not in linear_probe(x[:, :50], y, xt[:, :50], Cs=(0.1,), components=20)[1]
+
+
+def test_costly_fits_warm_started_along_C_on_two_threads_choose_the_same_C_and_predictions(monkeypatch):
+    from selfsup.evaluation import linear
+
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 4
+    x = rng.normal(size=(400, 30)) + 0.8 * np.eye(4)[y] @ rng.normal(size=(4, 30))
+    xt = rng.normal(size=(200, 30))
+    cold = linear.linear_probe(x, y, xt, seed=0)
+    monkeypatch.setattr(linear, "LARGE", x.size)  # this input counts as large: the warm path
+    warm = linear.linear_probe(x, y, xt, seed=0)
+    assert warm[1]["C"] == cold[1]["C"] and abs(warm[1]["cv_accuracy"] - cold[1]["cv_accuracy"]) < 0.01
+    assert np.mean(warm[0] == cold[0]) == 1.0  # the refit on the whole split is cold either way

@@ -23,12 +23,14 @@ from selfsup.errors import SelfsupError
 
 MAX_ITER = 5000
 WIDE = 1024  # embeddings wider than this, and wider than the training split is long, are fitted in its span
+LARGE = 1_000_000  # training rows x columns from which the CV folds run on two threads, warm-started along C
 
 
-def _model(C: float, seed: int, standardise: bool) -> Any:
-    # warm starts along the C path only in the training span: elsewhere the fits are cheap, and cold ones keep
-    # the figures of earlier releases (lbfgs stops at a tolerance, so a warm start ends at a slightly other point)
-    model = LogisticRegression(C=C, solver="lbfgs", max_iter=MAX_ITER, random_state=seed, warm_start=not standardise)
+def _model(C: float, seed: int, standardise: bool, warm: bool) -> Any:
+    # warm starts along the C path only where the fits are costly (the training span, LARGE inputs): elsewhere they
+    # are cheap, and cold ones keep the figures of earlier releases (lbfgs stops at a tolerance, so a warm start
+    # ends at a slightly other point)
+    model = LogisticRegression(C=C, solver="lbfgs", max_iter=MAX_ITER, random_state=seed, warm_start=warm)
     return make_pipeline(StandardScaler(), model) if standardise else model
 
 
@@ -68,20 +70,27 @@ def in_principal_subspace(
 
 
 def _cv_scores(
-    train_emb: np.ndarray, train_y: np.ndarray, Cs: tuple[float, ...], folds: int, seed: int, standardise: bool
+    train_emb: np.ndarray,
+    train_y: np.ndarray,
+    Cs: tuple[float, ...],
+    folds: int,
+    seed: int,
+    standardise: bool,
+    warm: bool,
 ) -> list[float]:
-    """Mean held-out accuracy of every C (ascending); in the training span each fold is fitted along the C path
-    from the previous C's solution (a warm start, as ``LogisticRegressionCV``), and the folds run on two threads."""
+    """Mean held-out accuracy of every C (ascending); with ``warm`` (costly fits) each fold is fitted along the C
+    path from the previous C's solution (a warm start, as ``LogisticRegressionCV``), and the folds run on two
+    threads."""
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
 
     def path(fit: np.ndarray, held: np.ndarray) -> list[float]:
-        model, scores = _model(Cs[0], seed, standardise), []
+        model, scores = _model(Cs[0], seed, standardise, warm), []
         for C in Cs:
             _set_C(model, C).fit(train_emb[fit], train_y[fit])
             scores.append(float(np.mean(model.predict(train_emb[held]) == train_y[held])))
         return scores
 
-    by_fold = Parallel(n_jobs=1 if standardise else 2, prefer="threads")(  # small fits gain nothing from threads
+    by_fold = Parallel(n_jobs=2 if warm else 1, prefer="threads")(  # small fits gain nothing from threads
         delayed(path)(fit, held) for fit, held in splitter.split(train_emb, train_y)
     )
     return [float(score) for score in np.mean(by_fold, axis=0)]
@@ -134,12 +143,13 @@ def _fit_predict(
     folds = min(int(cv), int(counts.min()))
     if len(Cs) == 1 or folds < 2:
         C = Cs[(len(Cs) - 1) // 2]
-        model = _model(C, seed, standardise).fit(train_emb, train_y)
+        model = _model(C, seed, standardise, warm=False).fit(train_emb, train_y)
         return model.predict(test_emb), {"C": C, "cv_accuracy": None, "cv_folds": 0} | details
 
-    scores = _cv_scores(train_emb, train_y, Cs, folds, seed, standardise)
+    warm = not standardise or train_emb.size >= LARGE  # costly fits: warm starts, folds on two threads
+    scores = _cv_scores(train_emb, train_y, Cs, folds, seed, standardise, warm)
     best = int(np.argmax(scores))  # first maximum: the smallest C among ties
-    model = _model(Cs[best], seed, standardise).fit(train_emb, train_y)
+    model = _model(Cs[best], seed, standardise, warm=False).fit(train_emb, train_y)
     return model.predict(test_emb), {"C": Cs[best], "cv_accuracy": scores[best], "cv_folds": folds} | details
 
 
