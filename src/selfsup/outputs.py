@@ -82,6 +82,9 @@ def _report_with(meta_key: str) -> Callable[[Path], bool]:
     return check
 
 
+is_evaluation_results = _report_with("encoder")  # an evaluation report's results.json
+
+
 @dataclass(frozen=True)
 class OutputKind:
     """One kind of output folder: how to recognise it and the top-level entries selfsup writes into it."""
@@ -121,9 +124,9 @@ _REPORT_FILES = (
 EVALUATION = OutputKind(
     "evaluation report",
     (
-        ("results.json", _report_with("encoder")),
+        ("results.json", is_evaluation_results),
         ("before_after.json", _list_of("before", "after")),
-        ("[0-9]*-*/results.json", _report_with("encoder")),
+        ("[0-9]*-*/results.json", is_evaluation_results),
     ),  # a stopped one
     _REPORT_FILES + ("before_after.md", "before_after.json", LOCK),
     nested=(("[0-9]*-*", "evaluation report"),),

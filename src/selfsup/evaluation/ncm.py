@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+from selfsup.evaluation.fewshot import normalise
 
 
 def ncm_predict(train_emb: np.ndarray, train_y: np.ndarray, test_emb: np.ndarray) -> tuple[np.ndarray, dict]:
     """Test predictions by the nearest class mean (cosine) and the details: the number of class means.
     Ties go to the smallest label."""
     classes, index = np.unique(np.asarray(train_y), return_inverse=True)
-    train = _normalize(train_emb)
+    train = normalise(np.asarray(train_emb).reshape(len(train_emb), -1))
     means = np.zeros((len(classes), train.shape[1]))
     np.add.at(means, index, train)
-    similarity = _normalize(test_emb) @ _normalize(means).T
+    similarity = normalise(np.asarray(test_emb).reshape(len(test_emb), -1)) @ normalise(means).T
     return classes[similarity.argmax(axis=1)], {"class_means": len(classes), "similarity": "cosine"}

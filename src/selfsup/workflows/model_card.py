@@ -12,6 +12,7 @@ import yaml
 
 from selfsup import __version__
 from selfsup.encoders import Encoder
+from selfsup.outputs import is_evaluation_results
 from selfsup.workflows.formats import ONNX_FILE, TORCHSCRIPT_FILE, text_encoder, transformers_folder
 
 
@@ -78,17 +79,8 @@ def evaluation_reports(run: Path) -> list[dict[str, Any]]:
     """The evaluation reports (``results.json``) in the run folder: ``RUN/eval``, ``RUN/report`` and the like."""
     reports = []
     for path in sorted(run.glob("*/results.json")) + sorted(run.glob("*/*/results.json")):
-        try:
-            content = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if (
-            isinstance(content, dict)
-            and isinstance(content.get("meta"), dict)
-            and "encoder" in content["meta"]
-            and isinstance(content.get("rows"), list)
-        ):
-            reports.append(content)
+        if is_evaluation_results(path):
+            reports.append(json.loads(path.read_text()))
     return reports
 
 
