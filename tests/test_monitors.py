@@ -18,6 +18,15 @@ def test_rankme() -> None:
     assert math.isclose(rankme(two), 2.0, rel_tol=1e-4)
 
 
+def test_rankme_of_wide_rows_is_the_svds() -> None:
+    from sklearn.datasets import load_digits
+
+    pixels = torch.tensor(load_digits().data[:20], dtype=torch.float32)  # 20 x 64: from the Gram matrix
+    singular = torch.linalg.svdvals(pixels.double())
+    p = singular / singular.sum() + 1e-7
+    assert math.isclose(rankme(pixels), float(torch.exp(-(p * p.log()).sum())), rel_tol=1e-6)
+
+
 def test_alignment_and_uniformity() -> None:
     z = torch.randn(50, 8)
     assert alignment(z, 2 * z) == 0.0  # same directions

@@ -130,7 +130,8 @@ def test_wide_rows_fitted_on_principal_components_give_the_full_models_predictio
     x, y = _low_rank_wide(120, 0)
     xt, yt = _low_rank_wide(60, 1)
     predicted, details = linear_probe(x, y, xt, Cs=(0.1,), components=20)
-    assert "first 20 principal components of the 1,500 standardised columns" in details["fitted_in"]
+    # rank 10 plus 1e-6 noise: the noise's directions sit at the Gram matrix's round-off and are not kept
+    assert "first 10 principal components of the 1,500 standardised columns" in details["fitted_in"]
     assert "(100.0% of its variance" in details["fitted_in"]
     full = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000)).fit(x, y)
     np.testing.assert_array_equal(predicted, full.predict(xt))
@@ -153,3 +154,23 @@ def test_costly_fits_warm_started_along_C_on_two_threads_choose_the_same_C_and_p
     warm = linear.linear_probe(x, y, xt, seed=0)
     assert warm[1]["C"] == cold[1]["C"] and abs(warm[1]["cv_accuracy"] - cold[1]["cv_accuracy"]) < 0.01
     assert np.mean(warm[0] == cold[0]) == 1.0  # the refit on the whole split is cold either way
+
+
+def test_principal_axes_are_numpys_svd_for_wide_and_tall_rows():
+    from sklearn.datasets import load_digits
+
+    from selfsup.evaluation.linear import principal_axes
+
+    pixels = load_digits().data[:300]
+    for a in (pixels[:40] - pixels[:40].mean(0), pixels - pixels.mean(0)):  # 40 x 64 (wide), 300 x 64 (tall)
+        axes, kept = principal_axes(a, 10)
+        _, singular, rows = np.linalg.svd(a, full_matrices=False)
+        assert axes.shape == (64, 10)
+        # the same axes up to sign, orthonormal, holding the same share of the variance
+        np.testing.assert_allclose(np.abs(np.sum(axes * rows[:10].T, axis=0)), 1.0, atol=1e-8)
+        np.testing.assert_allclose(axes.T @ axes, np.eye(10), atol=1e-8)
+        assert abs(kept - (singular[:10] ** 2).sum() / (singular**2).sum()) < 1e-12
+    # rank 1: one axis, not ten made of round-off
+    line = np.outer(np.arange(-20, 20), pixels[5])
+    axes, kept = principal_axes(line, 10)
+    assert axes.shape == (64, 1) and abs(kept - 1.0) < 1e-12

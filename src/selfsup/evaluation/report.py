@@ -271,11 +271,16 @@ def _embedding_maps(
     from threadpoolctl import threadpool_limits
 
     # One map per core at a time, each on one thread (_tsne): t-SNE's OpenMP loop slows down by 10-50x when cores
-    # are shared. BLAS's limit is the process's: set here, once.
+    # are shared. BLAS's limit is the process's: set here, once. The widest embeddings (raw pixels), the longest to
+    # map, start first, so the others fill the other cores meanwhile.
+    names = sorted(
+        embeddings, key=lambda name: -np.asarray(embeddings[name]).reshape(len(embeddings[name]), -1).shape[1]
+    )
     with threadpool_limits(limits=1):
-        maps = Parallel(n_jobs=min(len(embeddings), joblib_cpu_count()), prefer="threads")(
-            delayed(_tsne)(emb, seed) for emb in embeddings.values()
+        done = Parallel(n_jobs=min(len(embeddings), joblib_cpu_count()), prefer="threads")(
+            delayed(_tsne)(embeddings[name], seed) for name in names
         )
+    maps = [done[names.index(name)] for name in embeddings]
     fig = Figure(figsize=(5.5 * len(embeddings), 5))
     axes = fig.subplots(1, len(embeddings), squeeze=False)[0]
     for i, (ax, name, (xy, idx, n_all)) in enumerate(zip(axes, embeddings, maps)):
