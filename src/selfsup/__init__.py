@@ -26,6 +26,8 @@ _API = {
     "SelfsupError": "selfsup.errors",
     "load_encoder": "selfsup.checkpoint",
     "save_encoder": "selfsup.checkpoint",
+    "load_classifier": "selfsup.checkpoint",
+    "self_train": "selfsup.workflows.selftrain",
     "embed": "selfsup.evaluation.embed",
     "evaluate": "selfsup.evaluation.evaluate",
     "EvaluationOptions": "selfsup.evaluation.options",

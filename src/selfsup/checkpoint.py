@@ -16,13 +16,14 @@ from safetensors.torch import load_file, save_file
 from selfsup import __version__
 from selfsup.data import Preprocessing
 from selfsup.encoders import Encoder, build_encoder
-from selfsup.errors import SelfsupError
+from selfsup.errors import SelfsupError, first_line
 from selfsup.files import write_atomic
 
 WEIGHTS = "encoder.safetensors"
 META = "selfsup.json"
 PREPROCESSING = "preprocessing.json"
 METHOD_WEIGHTS = "method.safetensors"  # a run's method beside its encoder: heads, teacher, centres, decoder
+CLASSIFIER = "classifier.safetensors"  # a linear head beside its encoder (self-training's student); classes in META
 FORMAT = "selfsup-encoder"
 # 2: ft_transformer and patch_transformer became token transformers (issue 4); their version-1 weights
 # have other parameter names
@@ -215,3 +216,43 @@ def load_encoder(path: str | Path, expect_modality: str | None = None, allow_pai
         )
     encoder.preprocessing = read_preprocessing(path, meta["encoder"])
     return encoder.eval()
+
+
+def save_classifier(
+    model: torch.nn.Sequential, classes: list[str], out_dir: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` (an encoder followed by a linear head, as fine-tuning builds it) into ``out_dir``: the encoder
+    as an ordinary export (``load_encoder`` reads it) and the head beside it (``load_classifier`` reads both), its
+    class names in ``selfsup.json``; each file atomically."""
+    encoder, head = model[0], model[1]
+    if not isinstance(encoder, Encoder) or not isinstance(head, torch.nn.Linear) or head.out_features != len(classes):
+        raise ValueError(f"expected an encoder and a linear head of {len(classes)} classes, got {head}")
+    out = save_encoder(encoder, out_dir, extra=(extra or {}) | {"classifier": {"file": CLASSIFIER, "classes": classes}})
+    state = {"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()}
+    save_file(state, str(out / (CLASSIFIER + ".tmp")), metadata={"format": FORMAT})
+    os.replace(out / (CLASSIFIER + ".tmp"), out / CLASSIFIER)
+    return out
+
+
+def load_classifier(path: str | Path) -> tuple[torch.nn.Sequential, list[str]]:
+    """An encoder and its linear head saved by :func:`save_classifier`, in eval mode, and the head's class names."""
+    meta = read_meta(path)
+    described = meta.get("classifier")
+    head_file = _folder(path) / CLASSIFIER
+    if not isinstance(described, dict) or not head_file.is_file():
+        raise SelfsupError(
+            f"'{_folder(path)}' holds an encoder but no classifier ({CLASSIFIER}); load it with "
+            "selfsup.load_encoder, or pass a self-training student's folder."
+        )
+    encoder = load_encoder(path)
+    try:
+        state = load_file(str(head_file))
+    except (SafetensorError, OSError) as err:
+        raise SelfsupError(f"cannot read '{head_file}': {err}; the export is corrupted.") from err
+    classes = [str(name) for name in described["classes"]]
+    head = torch.nn.Linear(encoder.embed_dim, len(classes))
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as err:
+        raise SelfsupError(f"'{head_file}' does not fit the encoder beside it ({first_line(err)}).") from None
+    return torch.nn.Sequential(encoder, head).eval(), classes

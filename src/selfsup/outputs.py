@@ -132,7 +132,9 @@ EVALUATION = OutputKind(
     nested=(("[0-9]*-*", "evaluation report"),),
 )  # before/after: each set's report
 SELFTRAIN = OutputKind(
-    "self-training report", (("selftrain.json", _json_with("teacher", "student")),), ("selftrain.json", LOCK)
+    "self-training report",
+    (("selftrain.json", _json_with("teacher", "student")),),
+    ("selftrain.json", "pseudo_labels.csv", "student", LOCK),
 )
 # a pre-training run, or an export (the same files without the training state)
 RUN = OutputKind(
@@ -194,7 +196,13 @@ def _is_export_record(path: Path) -> bool:
 # an export in another format than selfsup's (export --format hf|timm|onnx|torchscript): its export.json lists its
 # files (workflows.formats.written_by clears those)
 EXPORT = OutputKind("model export", (("export.json", _is_export_record),), ("export.json", LOCK))
-KINDS = {kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN, EXPORT)}
+# selfsup curate: the chosen pool samples (selection.csv), what was done (curation.json) and the prepared subset
+CURATION = OutputKind(
+    "curation",
+    (("curation.json", _json_with("strategy", "budget", "selected")),),
+    ("curation.json", "selection.csv", "subset", "subset.*", LOCK),
+)
+KINDS = {kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN, EXPORT, CURATION)}
 
 
 def _holds_files(folder: Path) -> bool:

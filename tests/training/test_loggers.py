@@ -71,5 +71,5 @@ def test_unknown_or_missing_loggers_are_one_line_and_nothing_is_written(tmp_path
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if it were not installed
     assert main([*IRIS, "--logger", "wandb", "--out", str(run)]) == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip()
-    assert err.endswith('--logger wandb needs the wandb package: pip install "selfsup[wandb]".')
+    assert err.endswith("--logger wandb needs the optional package 'wandb': pip install 'selfsup[wandb]'")
     assert len(err.splitlines()) == 1 and not run.exists()

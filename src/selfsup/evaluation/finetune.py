@@ -120,7 +120,7 @@ def train_classifier(
     options: FinetuneOptions = FinetuneOptions(),
     seed: int = 0,
     progress: bool = False,
-) -> tuple[nn.Module, dict]:
+) -> tuple[nn.Sequential, dict]:
     """Train a copy of ``encoder`` (its last ``options.blocks`` stages, or all of it) and a linear head on
     ``targets``: class indices ``(N,)`` or class probabilities ``(N, classes)`` (soft targets, which
     self-training's student learns from). Training stops early on the cross-entropy of a validation part of

@@ -82,10 +82,9 @@ def mask_tokens(
 
 def masked_lm_head(encoder: TextEncoder) -> nn.Module:
     """The transformers masked-LM head for ``encoder``'s architecture (see the module docstring)."""
-    from transformers import AutoModelForMaskedLM
+    from selfsup.encoders.text import quiet_transformers, transformers_package, weights_folder
 
-    from selfsup.encoders.text import quiet_transformers, weights_folder
-
+    AutoModelForMaskedLM = transformers_package().AutoModelForMaskedLM
     folder = weights_folder(encoder.config)
     try:
         with quiet_transformers():

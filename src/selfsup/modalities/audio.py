@@ -32,7 +32,7 @@ import torch
 from rich.progress import track
 
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits, warn_skipped
-from selfsup.errors import SelfsupError
+from selfsup.errors import SelfsupError, require
 from selfsup.modalities import AUDIO_SUFFIXES, Modality
 from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
 from selfsup.views import ViewSpec
@@ -52,6 +52,11 @@ VIEW_ARGS = ("crop_scale", "local_crop_scale", "gain_db", "mix", "pitch", "stret
 # --------------------------------------------------------------------------- reading
 
 
+def soundfile() -> Any:
+    """The soundfile package (libsndfile; the ``[audio]`` extra), or the one-line error saying how to install it."""
+    return require("soundfile", "audio", "reading audio")
+
+
 def audio_files(folder: Path) -> list[Path]:
     """The audio files directly in ``folder``, sorted; hidden files (``._x.wav``) are left out."""
     return sorted(
@@ -61,7 +66,7 @@ def audio_files(folder: Path) -> list[Path]:
 
 def read_clip(path: Path, sample_rate: int) -> np.ndarray:
     """One file as float32 mono samples at ``sample_rate``; OSError/ValueError/soundfile errors if unreadable."""
-    import soundfile as sf
+    sf = soundfile()
     from scipy.signal import resample_poly
 
     data, rate = sf.read(path, dtype="float32", always_2d=True)
@@ -94,8 +99,7 @@ def segments(wave: np.ndarray, length: int) -> list[np.ndarray]:
 def _read_files(
     entries: list[tuple[Path, int]], root: Path, sample_rate: int, length: int, bad_files: str
 ) -> tuple[list[np.ndarray], list[int], list[str], list[str]]:
-    import soundfile as sf
-
+    sf = soundfile()
     pieces, labels, ids, skipped, first_reason = [], [], [], [], ""
     for path, label in track(entries, description=f"reading {root.name}", transient=True, disable=len(entries) < 2000):
         try:

@@ -39,7 +39,7 @@ from selfsup.encoders.image import ImageEncoder
 from selfsup.encoders.small_cnn import SmallCNN
 from selfsup.encoders.text import TextEncoder
 from selfsup.encoders.tokens import TokenTransformer
-from selfsup.errors import SelfsupError
+from selfsup.errors import SelfsupError, require
 from selfsup.files import write_atomic
 
 ADAPTED = (
@@ -138,18 +138,17 @@ def add_lora(
             f"the '{name}' encoder cannot take a LoRA adapter: it has no transformer attention or MLP layers; "
             f"adapters go on {ADAPTED}. Train it without an adapter (full continued pre-training)."
         )
-    from peft import LoraConfig, inject_adapter_in_model
-
+    peft = require("peft", "lora", "--adapter lora")
     base = list(encoder.parameters())
     scale = float(rank if alpha is None else alpha)
-    config = LoraConfig(
+    config = peft.LoraConfig(
         r=rank,
-        lora_alpha=scale,  # type: ignore[arg-type]  # typed int by peft; it only divides it by the rank
+        lora_alpha=scale,  # typed int by peft; it only divides it by the rank
         lora_dropout=dropout,
         target_modules=targets,
         bias="none",
     )
-    inject_adapter_in_model(config, encoder, adapter_name=ADAPTER)
+    peft.inject_adapter_in_model(config, encoder, adapter_name=ADAPTER)
     for name, p in encoder.named_parameters():
         p.requires_grad_(_is_adapter(name))
     if train_norms:
@@ -174,8 +173,7 @@ def add_lora(
 
 def _adapted_layers(encoder: nn.Module) -> list[tuple[str, Any]]:
     """The peft layers (``BaseTunerLayer``) in ``encoder``, by name."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
+    BaseTunerLayer = require("peft.tuners.tuners_utils", "lora", "--adapter lora").BaseTunerLayer
     layers = [(name, module) for name, module in encoder.named_modules() if isinstance(module, BaseTunerLayer)]
     if not layers:
         raise ValueError("the encoder carries no LoRA adapters (add_lora first)")

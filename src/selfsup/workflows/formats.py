@@ -26,7 +26,7 @@ from torch import nn
 from selfsup.encoders import Encoder
 from selfsup.encoders.pair import Projected
 from selfsup.encoders.tokens import TokenTransformer, key_mask, pool_tokens
-from selfsup.errors import SelfsupError, first_line, unknown_name
+from selfsup.errors import SelfsupError, first_line, locate, require, unknown_name
 from selfsup.outputs import EXPORT, OutputKind
 
 FORMATS = ("selfsup", "hf", "timm", "onnx", "torchscript")
@@ -86,11 +86,8 @@ def check_format(fmt: str, config: dict[str, Any], run: Path) -> None:
                 "use --format hf, onnx, torchscript or selfsup."
             )
     if fmt == "onnx":
-        import importlib.util
-
-        missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
-        if missing:
-            raise SelfsupError(f'--format onnx needs {", ".join(missing)}, not installed; pip install "selfsup[onnx]".')
+        for name in ONNX_PACKAGES:  # located, not imported: importing them takes seconds
+            locate(name, "onnx", "--format onnx")
 
 
 def check_timm(encoder: Encoder) -> None:
@@ -138,10 +135,10 @@ def write_hf(encoder: Encoder, folder: Path) -> None:
 
 def load_hf(folder: Path, encoder: Encoder) -> Loader:
     if transformers_folder(encoder):
-        from transformers import AutoModel, AutoTokenizer
+        from selfsup.encoders.text import quiet_transformers, transformers_package
 
-        from selfsup.encoders.text import quiet_transformers
-
+        library = transformers_package()
+        AutoModel, AutoTokenizer = library.AutoModel, library.AutoTokenizer
         pooling = text_encoder(encoder).pooling
         with quiet_transformers():
             model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
@@ -300,8 +297,7 @@ def write_onnx(encoder: Encoder, folder: Path, example: torch.Tensor) -> None:
 
 
 def load_onnx(folder: Path, encoder: Encoder) -> Loader:
-    import onnxruntime
-
+    onnxruntime = require("onnxruntime", "onnx", "--format onnx")
     session = onnxruntime.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])

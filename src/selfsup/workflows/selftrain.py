@@ -4,9 +4,16 @@ Strong Semi-Supervised Learners"): fine-tune, pseudo-label, distill.
 1. **Teacher**: the pre-trained encoder plus a linear head, fine-tuned on the labeled training split.
 2. **Pseudo-labels**: the teacher's class probabilities on the unlabeled pool; the samples whose top
    probability reaches ``threshold`` are kept.
-3. **Student**: a fresh copy of the *pre-trained* encoder plus a head, trained on the labeled samples
-   (cross-entropy) and the kept pool samples (cross-entropy against the teacher's soft predictions at
-   ``temperature``, SimCLRv2's distillation loss).
+3. **Student**: a fresh copy of the *pre-trained* encoder plus a head, or (``student_encoder``) a freshly
+   initialised, e.g. smaller, architecture (SimCLRv2 §2.3 distils into a smaller ResNet as well), trained on the
+   labeled samples (cross-entropy) and the kept pool samples (cross-entropy against the teacher's soft predictions at
+   ``temperature``, SimCLRv2's distillation loss). Or, ``order="pseudo-then-gold"``, first on the kept pool samples
+   alone, then on the labeled samples with a new head (Predictions For Pre-training Language Models: the teacher's
+   predictions as a pre-training stage before fine-tuning on gold labels).
+
+With ``out``, the student is saved as an ordinary encoder export plus its linear head (``out/student``:
+``selfsup.load_encoder`` reads the encoder, ``selfsup.load_classifier`` both, with the class names), and the teacher's
+pseudo-labels of the whole pool, with their confidences, go to ``out/pseudo_labels.csv``.
 
 Both are trained by the fine-tuning protocol (``evaluation/finetune.py``): the head at 10x the encoder's
 learning rate, early stopping on a stratified validation part carved from what each one trains on (the
@@ -17,23 +24,31 @@ made on it. The pool's labels, if it has any, are never read.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 
-from selfsup.checkpoint import load_encoder
-from selfsup.data import DataOptions
-from selfsup.errors import SelfsupError
+from selfsup.checkpoint import load_encoder, save_classifier
+from selfsup.data import DataOptions, Splits
+from selfsup.encoders import Encoder, build_encoder
+from selfsup.errors import SelfsupError, unknown_name
 from selfsup.evaluation.evaluate import labeled_split
 from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classifier
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.files import write_atomic
-from selfsup.modalities import check_fits
+from selfsup.modalities import check_fits, get_modality
 from selfsup.outputs import SELFTRAIN, clear_output_folder
 from selfsup.sources import load_data
+
+ORDERS = ("joint", "pseudo-then-gold")
 
 
 @dataclass
@@ -48,10 +63,63 @@ class SelfTrainResult:
     split: str
     fitting: dict  # per model: best epoch, epochs run, validation size, loss and accuracy (the student's validation
     # part is mostly pseudo-labelled: its "accuracy" there is agreement with the teacher's top class)
+    architectures: dict  # per model: encoder name and parameter count (encoder + head)
+    order: str  # "joint": labels and pseudo-labels together; "pseudo-then-gold": pseudo-labels, then labels
 
 
 def _fit_summary(details: dict) -> dict:
     return {key: details[key] for key in ("best_epoch", "epochs_run", "n_val", "val_loss", "val_accuracy")}
+
+
+def _student_encoder(
+    pretrained: Encoder, splits: Splits, options: DataOptions | None, name: str | None, args: dict[str, Any]
+) -> Encoder:
+    """The student's starting encoder: the pre-trained one, or a freshly initialised ``name`` (with ``args``, e.g.
+    a smaller width) fitted to the same data as it is read for the teacher."""
+    if name is None:
+        if args:
+            raise SelfsupError("--student-encoder-arg needs --student-encoder: the architecture it configures.")
+        return pretrained
+    config = get_modality(splits.modality).encoder_config(name, splits, options, args)
+    student = build_encoder(config)
+    student.preprocessing = pretrained.preprocessing
+    check_fits(student, splits)
+    return student
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _pseudo_label_csv(ids: list[str], classes: list[str], probabilities: torch.Tensor, keep: torch.Tensor) -> str:
+    """One row per pool sample: its id, the teacher's top class and probability, and whether the student used it."""
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["id", "pseudo_label", "confidence", "used"])
+    top, index = probabilities.max(dim=1)
+    for sample, k, p, used in zip(ids, index.tolist(), top.tolist(), keep.tolist()):
+        writer.writerow([sample, classes[k], f"{p:.6f}", int(used)])
+    return rows.getvalue()
+
+
+def _write(
+    out: Path,
+    overwrite: bool,
+    result: SelfTrainResult,
+    student: torch.nn.Sequential,
+    classes: list[str],
+    pseudo_labels: str,
+) -> None:
+    """The report, the pseudo-labels and the student (written as ``student.tmp``, then renamed)."""
+    if overwrite:
+        clear_output_folder(out, SELFTRAIN)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / "student.tmp"
+    shutil.rmtree(staging, ignore_errors=True)  # a killed earlier attempt's
+    save_classifier(student, classes, staging, extra={"selftrain": {"report": "../selftrain.json"}})
+    os.replace(staging, out / "student")
+    write_atomic(out / "pseudo_labels.csv", pseudo_labels)
+    write_atomic(out / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
 
 
 def self_train(
@@ -67,18 +135,31 @@ def self_train(
     batch_size: int = 64,
     seed: int = 0,
     test_fraction: float = 0.25,
+    student_encoder: str | None = None,
+    student_encoder_args: dict[str, Any] | None = None,
+    student_lr: float | None = None,
+    order: str = "joint",
     out: str | Path | None = None,
     overwrite: bool = False,
 ) -> SelfTrainResult:
-    """Teacher -> pseudo-labels -> student (see the module docstring); writes ``selftrain.json`` to ``out``
-    (with ``overwrite``, first removing an earlier self-training report's files there)."""
+    """Teacher -> pseudo-labels -> student (see the module docstring); writes ``selftrain.json``, the student and
+    the pseudo-labels to ``out`` (with ``overwrite``, first removing an earlier self-training's files there).
+    ``student_lr``: the student encoder's learning rate (default ``lr`` for the pre-trained copy, ``10 * lr`` for a
+    fresh architecture, which starts from random weights). ``order``: ``joint`` (SimCLRv2: one training on the labels
+    and the kept pseudo-labels) or ``pseudo-then-gold`` (Predictions for Pre-training: the student trains on the kept
+    pseudo-labels alone, then a new head and its encoder on the labels; the fitting report gains that first stage)."""
+    if order not in ORDERS:
+        raise unknown_name("self-training order", order, ORDERS)
     if not 0 <= threshold < 1:
         raise SelfsupError(f"--threshold {threshold} must be in [0, 1): the teacher's top class probability.")
-    if temperature <= 0 or epochs < 1 or lr <= 0 or batch_size < 2:
-        raise SelfsupError("--temperature and --lr must be positive, --epochs at least 1, --batch-size at least 2.")
+    if temperature <= 0 or epochs < 1 or lr <= 0 or batch_size < 2 or (student_lr is not None and student_lr <= 0):
+        raise SelfsupError(
+            "--temperature, --lr and --student-lr must be positive, --epochs at least 1, --batch-size at least 2."
+        )
     pretrained = load_encoder(encoder)
     splits = load_data(labeled, options, preprocessing=pretrained.preprocessing)
     check_fits(pretrained, splits)
+    student_start = _student_encoder(pretrained, splits, options, student_encoder, student_encoder_args or {})
     train, test, split_note = labeled_split(splits, None, options, pretrained.preprocessing, seed, test_fraction)
     pool_splits = load_data(
         unlabeled,
@@ -101,9 +182,35 @@ def self_train(
 
     targets = torch.cat([F.one_hot(y, classes).float(), soft[keep]])
     strata = torch.cat([y, soft[keep].argmax(1)]).numpy()
-    student, student_fit = train_classifier(
-        pretrained, torch.cat([x, pool[keep]]), targets, strata, classes, options=finetuning, seed=seed + 1
-    )
+    fresh = student_start is not pretrained
+    stages: dict[str, dict] = {}
+    student_lr = student_lr if student_lr is not None else (10 * lr if fresh else lr)
+    student_finetuning = FinetuneOptions(backbone_lr=student_lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
+    if order == "joint":
+        student, student_fit = train_classifier(
+            student_start,
+            torch.cat([x, pool[keep]]),
+            targets,
+            strata,
+            classes,
+            options=student_finetuning,
+            seed=seed + 1,
+        )
+    else:  # Predictions for pre-training: the teacher's predictions first, as a training stage of their own
+        if int(keep.sum()) < 2 * classes:
+            raise SelfsupError(
+                f"--order {order} trains first on the pseudo-labelled pool, but only {int(keep.sum())} pool samples "
+                f"reach --threshold {threshold}; lower it."
+            )
+        on_pseudo, pseudo_fit = train_classifier(
+            student_start, pool[keep], soft[keep], soft[keep].argmax(1).numpy(), classes, options=student_finetuning,
+            seed=seed + 1,
+        )  # fmt: skip
+        # then a new head on the gold labels, the encoder at the teacher's learning rate
+        student, student_fit = train_classifier(
+            cast(Encoder, on_pseudo[0]), x, y, y.numpy(), classes, options=finetuning, seed=seed + 2
+        )
+        stages["student on pseudo-labels"] = _fit_summary(pseudo_fit)
     student_pred = logits_of(student, x_test).argmax(1).numpy()
     result = SelfTrainResult(
         teacher=accuracy_with_ci(y_test, teacher_pred),
@@ -114,12 +221,19 @@ def self_train(
         threshold=threshold,
         temperature=temperature,
         split=split_note,
-        fitting={"teacher": _fit_summary(teacher_fit), "student": _fit_summary(student_fit)},
+        fitting={"teacher": _fit_summary(teacher_fit), "student": _fit_summary(student_fit)} | stages,
+        order=order,
+        architectures={
+            "teacher": {"encoder": pretrained.config["name"], "parameters": _parameters(teacher)},
+            "student": {
+                "encoder": student_start.config["name"],
+                "parameters": _parameters(student),
+                "start": "fresh (random) weights" if fresh else "the pre-trained weights",
+                "encoder_lr": student_lr,
+            },
+        },
     )
     if out is not None:
-        out = Path(out)
-        if overwrite:
-            clear_output_folder(out, SELFTRAIN)
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
+        pseudo_labels = _pseudo_label_csv(pool_splits.train.ids, train.classes, F.softmax(pool_logits, dim=1), keep)
+        _write(Path(out), overwrite, result, student, train.classes, pseudo_labels)
     return result
