@@ -295,3 +295,29 @@ def test_the_lock_removes_only_the_folders_it_created(tmp_path):
     with folder_lock(tmp_path / "kept"):
         pass
     assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
+
+
+def test_move_outputs_refuses_a_users_file_before_moving_anything_and_replaces_its_own(tmp_path) -> None:
+    import json
+
+    from selfsup.errors import SelfsupError
+    from selfsup.outputs import CURATION, move_outputs
+
+    staged, out = tmp_path / "staged", tmp_path / "out"
+    (staged / "subset" / "0").mkdir(parents=True)
+    (staged / "subset" / "0" / "a.png").write_text("new")
+    (staged / "selection.csv").write_text("new")
+    (staged / "curation.json").write_text(json.dumps({"strategy": "random", "budget": 0.5, "selected": 1}))
+    (out / "subset" / "0").mkdir(parents=True)
+    (out / "subset" / "0" / "a.png").write_text("old")  # inside a folder an earlier curation wrote
+    (out / "selection.csv").write_text("mine")  # no earlier curation: the user's
+    with pytest.raises(SelfsupError, match="holds 'selection.csv', which selfsup did not write"):
+        move_outputs(staged, out)
+    assert (out / "selection.csv").read_text() == "mine" and (staged / "subset" / "0" / "a.png").is_file()
+    # an earlier curation there: its files (nested ones too) are replaced, the marker moves last
+    (out / "curation.json").write_text(json.dumps({"strategy": "coreset", "budget": 0.2, "selected": 3}))
+    (out / "notes.txt").write_text("mine")
+    moved = move_outputs(staged, out, CURATION, last="curation.json")
+    assert moved[-1] == "curation.json" and set(moved) == {"curation.json", "selection.csv", "subset/0/a.png"}
+    assert (out / "subset" / "0" / "a.png").read_text() == "new" and (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "curation.json").read_text())["strategy"] == "random"

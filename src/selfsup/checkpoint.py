@@ -98,16 +98,20 @@ def read_preprocessing(path: str | Path, encoder_config: dict[str, Any], side: s
     return preprocessing
 
 
+def save_tensors(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Write ``state`` (detached, on the CPU) as safetensors to ``path`` via ``path.tmp`` + ``os.replace``."""
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, path)
+
+
 def save_encoder(
     encoder: Encoder, out_dir: str | Path, recipe: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
 ) -> Path:
     """Write the encoder's weights and description into ``out_dir`` (each file atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    tmp_weights = out / (WEIGHTS + ".tmp")
-    save_file(state, str(tmp_weights), metadata={"format": FORMAT})
-    os.replace(tmp_weights, out / WEIGHTS)
+    save_tensors(encoder.state_dict(), out / WEIGHTS)
     write_meta(encoder, out, recipe, extra)
     return out
 
@@ -133,10 +137,7 @@ def own_tensors(state: dict[str, torch.Tensor], encoder_prefix: str) -> dict[str
 def save_method_state(state: dict[str, Any], out_dir: str | Path) -> None:
     """Write a method's own tensors (all but its encoder's: ``Method.own_state``) beside the encoder, atomically, so
     that continued pre-training with the same method carries its heads, teacher and centres (``--init-parts``)."""
-    out = Path(out_dir)
-    tmp = out / (METHOD_WEIGHTS + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, out / METHOD_WEIGHTS)
+    save_tensors(state, Path(out_dir) / METHOD_WEIGHTS)
 
 
 def _folder(path: str | Path) -> Path:
@@ -228,9 +229,7 @@ def save_classifier(
     if not isinstance(encoder, Encoder) or not isinstance(head, torch.nn.Linear) or head.out_features != len(classes):
         raise ValueError(f"expected an encoder and a linear head of {len(classes)} classes, got {head}")
     out = save_encoder(encoder, out_dir, extra=(extra or {}) | {"classifier": {"file": CLASSIFIER, "classes": classes}})
-    state = {"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()}
-    save_file(state, str(out / (CLASSIFIER + ".tmp")), metadata={"format": FORMAT})
-    os.replace(out / (CLASSIFIER + ".tmp"), out / CLASSIFIER)
+    save_tensors(head.state_dict(), out / CLASSIFIER)
     return out
 
 

@@ -324,6 +324,30 @@ def clear_output_folder(out: str | Path, kind: OutputKind) -> list[Path]:
     return removed
 
 
+def move_outputs(tmp: Path, out: Path, earlier: OutputKind | None = None, last: str | None = None) -> list[str]:
+    """Move every file written under ``tmp`` to the same place under ``out``. With ``earlier`` (the kind of output
+    there that this one replaces), what that output wrote is removed first. A file of the user's in the way (one
+    that neither it nor a folder above it was written by ``earlier``) is refused before anything is removed or
+    moved. ``last``: the file moved last (the output's marker, so a stopped move leaves no marker). Returns the moved
+    files' names, relative to ``out``."""
+    files = sorted((p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()), key=lambda n: (n == last, n))
+    ours = set(earlier.written(out)) if earlier is not None else set()
+    clash = next(
+        (name for name in files if (out / name).exists() and not ours & {out / name, *(out / name).parents}), None
+    )
+    if clash is not None:
+        raise SelfsupError(
+            f"--out '{out}' holds '{clash}', which selfsup did not write and this output would replace; "
+            "move it or choose another folder."
+        )
+    if earlier is not None:
+        clear_output_folder(out, earlier)
+    for name in files:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / name, out / name)
+    return files
+
+
 def _holder(lock_path: Path) -> str:
     try:
         pid = lock_path.read_text().strip()

@@ -28,7 +28,6 @@ import csv
 import io
 import json
 import math
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -43,7 +42,7 @@ from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
 from selfsup.encoders import Encoder, preprocessing_of
 from selfsup.errors import SelfsupError, unknown_name
 from selfsup.files import write_atomic
-from selfsup.outputs import CURATION, check_output_folder, clear_output_folder, folder_lock
+from selfsup.outputs import CURATION, check_output_folder, folder_lock, move_outputs
 from selfsup.sources import BUILTIN_PREFIX, load_data, source_modality
 from selfsup.workflows.subsets import check_subsettable, image_folder_base, write_subset
 
@@ -86,15 +85,20 @@ def check_request(target: str, pool: str, budget: float, strategy: str, threshol
         raise SelfsupError(f"--budget must be a fraction of the pool in (0, 1], got {budget}; e.g. --budget 0.2.")
     if not (math.isfinite(threshold) and 0 < threshold <= 1):
         raise SelfsupError(f"--threshold must be a cosine similarity in (0, 1], got {threshold}; e.g. 0.95.")
-    pool_modality, target_modality = source_modality(pool, options), source_modality(target, options)
-    if pool_modality and target_modality and pool_modality != target_modality:
+    pool_modality = source_modality(pool, options)
+    _check_same_modality(target, pool, source_modality(target, options), pool_modality)
+    if pool_modality:
+        check_subsettable(pool, pool_modality)
+    return pool_modality or ""
+
+
+def _check_same_modality(target: str, pool: str, target_modality: str | None, pool_modality: str | None) -> None:
+    """Refuse a target and a pool of two modalities (either unknown: nothing to check yet)."""
+    if target_modality and pool_modality and target_modality != pool_modality:
         raise SelfsupError(
             f"the target '{target}' is {target_modality} data but the pool '{pool}' is {pool_modality}; "
             "curate a pool of the target's modality."
         )
-    if pool_modality:
-        check_subsettable(pool, pool_modality)
-    return pool_modality or ""
 
 
 def _budget_count(budget: float, n: int, pool: str) -> int:
@@ -210,16 +214,17 @@ def near_duplicates(pool: np.ndarray, threshold: float, chunk: int = 1024) -> tu
             best[rows] = against
             dropped[rows] = against >= threshold
         inside = pool[rows] @ pool[rows].T
+        kept_here: list[int] = []  # this chunk's kept rows so far, by position in it
         for j, i in enumerate(rows):
             if dropped[i]:
                 continue
-            earlier = [m for m in range(j) if not dropped[rows[m]]]
-            if earlier:
-                top = float(inside[j, earlier].max())
+            if kept_here:
+                top = float(inside[j, kept_here].max())
                 best[i] = max(best[i], top)
                 if top >= threshold:
                     dropped[i] = True
                     continue
+            kept_here.append(j)
             kept.append(int(i))
     return dropped, best
 
@@ -274,15 +279,14 @@ def select_mixture(
     rng = np.random.default_rng(seed)
     sizes = np.bincount(assigned, minlength=n_clusters) / len(assigned)
     tried: list[dict] = []
-    best: np.ndarray | None = None
+    best, best_score = np.arange(0), -math.inf
     for c in range(candidates):
         weights = sizes if c == 0 else rng.dirichlet(np.ones(n_clusters))
         picked = _mixture_sample(assigned, weights, count, rng)
         score = proxy(picked)
         tried.append({"weights": [round(float(w), 4) for w in weights], "score": score})
-        if best is None or score > max(t["score"] for t in tried[:-1]):
-            best = picked
-    assert best is not None
+        if c == 0 or score > best_score:  # the first best on ties
+            best, best_score = picked, score
     return best, assigned[best], tried
 
 
@@ -304,18 +308,6 @@ def _selection_csv(source: str, part: ArrayDataset, idx: np.ndarray, scores: np.
         score_text = "" if np.isnan(score) else f"{float(score):.6f}"
         writer.writerow([rank, int(i), part.ids[i], label, score_text, "" if cluster < 0 else int(cluster), *path])
     return rows.getvalue()
-
-
-def _move_into(out: Path, tmp: Path, overwrite: bool) -> None:
-    """The finished outputs in ``tmp`` moved into ``out``, the earlier curation there removed first; its marker
-    ``curation.json`` moves last."""
-    if overwrite:
-        clear_output_folder(out, CURATION)
-    names = sorted((p.name for p in tmp.iterdir()), key=lambda name: name == "curation.json")
-    for name in names:
-        if (out / name).exists():
-            raise SelfsupError(f"--out '{out}' holds '{name}', which selfsup did not write; choose another folder.")
-        os.replace(tmp / name, out / name)
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -365,12 +357,7 @@ def curate(
         else:
             raw = load_data(pool, options)
             check_subsettable(pool, raw.modality)
-            target_modality = source_modality(target, options)
-            if target_modality and target_modality != raw.modality:
-                raise SelfsupError(
-                    f"the target '{target}' is {target_modality} data but the pool '{pool}' is {raw.modality}; "
-                    "curate a pool of the target's modality."
-                )
+            _check_same_modality(target, pool, source_modality(target, options), raw.modality)
             _budget_count(budget, len(raw.train), pool)
             model = short_run(pool, raw.modality, len(raw.train), bootstrap_steps, seed, work / "bootstrap", options)
             used = {
@@ -383,11 +370,7 @@ def curate(
         used["name"] = str(model.config.get("name", ""))
         pool_splits = _read(pool, options, model, "pool")
         target_splits = _read(target, options, model, "target")
-        if pool_splits.modality != target_splits.modality:
-            raise SelfsupError(
-                f"the target '{target}' is {target_splits.modality} data but the pool '{pool}' is "
-                f"{pool_splits.modality}; curate a pool of the target's modality."
-            )
+        _check_same_modality(target, pool, target_splits.modality, pool_splits.modality)
         check_subsettable(pool, pool_splits.modality)
         n = len(pool_splits.train)
         count = _budget_count(budget, n, pool)
@@ -441,7 +424,7 @@ def curate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         write_atomic(staged / "curation.json", json.dumps(meta, indent=1, default=str))
-        _move_into(out, staged, overwrite)
+        move_outputs(staged, out, CURATION if overwrite else None, last="curation.json")
     return CurationResult(
         out=out,
         strategy=strategy,

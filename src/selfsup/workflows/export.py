@@ -39,6 +39,7 @@ from selfsup.outputs import (
     check_output_folder,
     clear_output_folder,
     folder_lock,
+    move_outputs,
 )
 from selfsup.sources import load_data, source_modality
 from selfsup.training.adapters import ADAPTER_META, ADAPTER_WEIGHTS, merged_state
@@ -287,7 +288,7 @@ def _export_as(
                     card = model_card(fmt, encoder, meta, _folder_of(run), checkpoint)
                     (tmp / "README.md").write_text(card)
                 diff = _compare(encoder, formats.LOADERS[fmt](tmp, encoder), x, fmt)
-            files = _move_into(out, tmp, overwrite)
+            files = move_outputs(tmp, out, formats.written_by(out) if overwrite else None)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         record = {
@@ -305,25 +306,6 @@ def _export_as(
         }
         write_atomic(out / formats.RECORD, json.dumps(record, indent=1))
     return out
-
-
-def _move_into(out: Path, tmp: Path, overwrite: bool) -> list[str]:
-    """Move the files written in ``tmp`` into ``out`` (after removing those an earlier export there lists, with
-    ``overwrite``); a file of the user's in the way is refused before anything moves. Returns their names."""
-    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
-    earlier = set(formats.written_by(out).written(out)) if overwrite else set()
-    clash = next((name for name in files if (out / name).exists() and out / name not in earlier), None)
-    if clash is not None:
-        raise SelfsupError(
-            f"--out '{out}' holds '{clash}', which selfsup did not write and this export would replace; "
-            "move it or choose another folder."
-        )
-    if overwrite:
-        clear_output_folder(out, formats.written_by(out))
-    for name in files:
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp / name, out / name)
-    return files
 
 
 def _run_data(recipe: dict, encoder: Encoder) -> tuple[str | None, DataOptions]:
