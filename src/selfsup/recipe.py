@@ -176,6 +176,21 @@ class Recipe(BaseModel):
     )
     replay: str | None = Field(None, description="source-domain data to mix into each batch (continued pre-training)")
     replay_fraction: float = Field(0.1, gt=0, lt=1, description="share of each batch drawn from --replay (default 0.1)")
+    target_data: str | None = Field(
+        None,
+        description="the target domain's data (e.g. what 'selfsup curate' curated --data for), upsampled over the "
+        "last --upsample-at-end of the steps",
+    )
+    upsample_at_end: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="domain upsampling (Blakeney et al. 2024): over this last share of the steps, --target-share of "
+        "each batch comes from --target-data (default 0: off)",
+    )
+    target_share: float = Field(
+        0.5, gt=0, le=1, description="--upsample-at-end: share of each batch drawn from --target-data (default 0.5)"
+    )
     watch: list[str] = Field(
         default_factory=list,
         description="labelled data to score while training (nearest-class-mean accuracy every --watch-every steps, "
@@ -265,6 +280,12 @@ class Recipe(BaseModel):
             raise ValueError("--cooldown-steps is the infinite schedule's: give --schedule infinite, or leave it out")
         if self.watch_every is not None and not self.watch and self.replay is None:
             raise ValueError("--watch-every is how often --watch scores: give the data to watch with --watch DATA")
+        if self.upsample_at_end > 0 and self.target_data is None:
+            raise ValueError("--upsample-at-end raises the target domain's share: give its data with --target-data")
+        if self.target_data is not None and self.upsample_at_end == 0:
+            raise ValueError("--target-data is upsampled at the end of training: give --upsample-at-end FRACTION")
+        if self.target_data is not None and self.replay is not None:
+            raise ValueError("--replay and --target-data both mix another source into the batches: give one")
         if self.anneal_steps is not None and self.anneal is None:
             raise ValueError("--anneal-steps is the length of an anneal: give the run to anneal with --anneal RUN")
         return self

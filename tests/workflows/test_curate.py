@@ -263,3 +263,43 @@ def test_a_builtin_image_pool_is_written_as_pngs_in_class_folders(data, encoder,
     assert len(read) == len(result.selected) == round(0.05 * len(pool))
     expected = sorted(pool.classes[pool.y[i]] for i in result.selected)
     assert sorted(read.classes[i] for i in read.y) == expected
+
+
+def test_without_an_encoder_the_pool_is_read_once(data, tmp_path, monkeypatch):
+    """The bootstrap run reads the pool (with the preprocessing it fits) and its read is the one embedded."""
+    import selfsup.sources
+    import selfsup.workflows.pretrain
+
+    reads: list[str] = []
+    real = selfsup.sources.load_data
+
+    def counted(source, *args, **kwargs):
+        reads.append(str(source))
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(selfsup.sources, "load_data", counted)
+    monkeypatch.setattr(selfsup.workflows.pretrain, "load_data", counted)
+    options = DataOptions(image_size=16)
+    result = curate(
+        str(data["target"]), str(data["pool"]), 0.1, "coreset", out=tmp_path / "cur", options=options, bootstrap_steps=2
+    )
+    assert reads.count(str(data["pool"])) == 1 and reads.count(str(data["target"])) == 1
+    assert result.encoder == "bootstrap" and len(result.selected) == 30 == len(_rows(tmp_path / "cur"))
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [("--budget", "--budget must be a fraction"), ("--strategy", "Did you mean 'coreset'?"), ("--threshold", "--thr")],
+)
+def test_bad_numbers_are_refused_before_torch_is_imported(tmp_path, change, said):
+    import subprocess
+    import sys
+
+    bad = {"--budget": "0", "--strategy": "corset", "--threshold": "1.5"}[change]
+    script = "import sys; from selfsup.cli import main; code = main(sys.argv[1:]); print('torch' in sys.modules); sys.exit(code)"
+    argv = ["curate", "--target", "builtin:digits", "--pool", "builtin:digits", "--budget", "0.2", "--out", "out"]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv, change, bad], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == EXIT_USER_ERROR and said in proc.stderr and "\n" not in proc.stderr.strip()
+    assert proc.stdout.strip() == "False" and list(tmp_path.iterdir()) == []

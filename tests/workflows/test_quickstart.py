@@ -23,7 +23,8 @@ def _quickstart(tmp_path, capsys, monkeypatch, *args: str):
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps a narrow (captured) terminal's table cells
     out = tmp_path / "q"
     code = main(["quickstart", "--epochs", "1", "--out", str(out), *args])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err  # stderr: the warning lines
     assert code == 0, printed
     return out, printed
 
@@ -50,9 +51,23 @@ def _check_report(out, data: str) -> None:
     assert "pretrained" in (report / "report.html").read_text()
 
 
+def test_image_quickstart_is_fashion_mnist_with_its_recipe(monkeypatch) -> None:
+    from selfsup.workflows import quickstart
+
+    monkeypatch.setattr(quickstart, "idx_files", lambda: [Path(__file__)])  # a file that exists: "installed"
+    plan = quickstart._plan("image")
+    assert plan.data == "builtin:fashion_mnist" and plan.method == "vicreg" and plan.lr == 2e-3
+    assert plan.view_args == {"crop_scale": [0.35, 1.0]}
+
+
 @pytest.mark.slow
-def test_quickstart_pretrains_compares_and_reports(tmp_path, capsys, monkeypatch) -> None:
+def test_quickstart_without_fashion_mnist_runs_on_digits_and_says_so(tmp_path, capsys, monkeypatch) -> None:
+    """Without Debian's dataset-fashion-mnist the image quickstart still runs end to end, on digits, with one
+    warning line that says how to get Fashion-MNIST."""
+    monkeypatch.setattr("selfsup.workflows.quickstart.idx_files", lambda: [tmp_path / "not-installed.gz"])
     out, printed = _quickstart(tmp_path, capsys, monkeypatch)
+    warned = [line for line in printed.splitlines() if "selfsup: warning: the image quickstart" in line]
+    assert len(warned) == 1 and "apt-get install dataset-fashion-mnist" in warned[0], printed
     assert "selfsup quickstart" in printed and "builtin:digits" in printed
     _check_table(printed)
     _check_report(out, "builtin:digits")

@@ -201,3 +201,58 @@ def test_pseudo_labels_as_a_training_stage_before_the_gold_labels(setup) -> None
     assert result.student["accuracy"] > 0.7
     with pytest.raises(SelfsupError, match="unknown self-training order 'gold-first'"):
         self_train(run, str(labeled), str(pool), options=options, order="gold-first", epochs=1)
+
+
+@pytest.mark.parametrize("stop_at", ["student", "selftrain.json"])
+def test_a_move_stopped_midway_leaves_a_folder_still_recognised_as_self_training(
+    setup, tmp_path, monkeypatch, stop_at
+) -> None:
+    """The outputs move into --out pseudo-labels first and the report last; stopped before the student or before the
+    report, the folder is still a self-training report: refused without --overwrite, replaced with it."""
+    import os
+    from pathlib import Path
+
+    from selfsup.outputs import SELFTRAIN, check_output_folder
+
+    run, labeled, pool, _ = setup
+    out = tmp_path / "st"
+    real = os.replace
+
+    def stopped(src, dst):  # a kill as the move reaches ``stop_at``
+        if Path(dst).is_relative_to(out) and Path(dst).relative_to(out).parts[0] == stop_at:
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", stopped)
+    arguments = dict(options=DataOptions(label="target"), threshold=0.9, epochs=1, batch_size=32, out=out)
+    with pytest.raises(KeyboardInterrupt):
+        self_train(run, str(labeled), str(pool), **arguments)
+    monkeypatch.undo()
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".selfsup.lock"}
+    assert "pseudo_labels.csv" in left and "selftrain.json" not in left
+    assert ("student/selfsup.json" in left) == (stop_at == "selftrain.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["st"]  # the staging folder is gone
+    with pytest.raises(SelfsupError, match="already holds a self-training report"):
+        check_output_folder(out, SELFTRAIN, overwrite=False)
+    self_train(run, str(labeled), str(pool), **arguments, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["pseudo_labels.csv", "selftrain.json", "student"]
+
+
+def test_future_teacher_and_sla_options(setup) -> None:
+    """--teacher future records its look-ahead; SLA rotates images, so a table is refused in one line."""
+    run, labeled, pool, _ = setup
+    options = DataOptions(label="target")
+    result = self_train(
+        run, str(labeled), str(pool), options=options, teacher="future", future_steps=2, future_lr=5.0, epochs=2,
+        batch_size=64,
+    )  # fmt: skip
+    labeller = result.pseudo_labeller  # large look-ahead steps: the copy's labels differ from the teacher's
+    assert labeller["teacher"] == "future" and labeller["steps"] == 2 and 0 < labeller["changed"] <= result.n_pool
+    with pytest.raises(SelfsupError, match="unknown self-training teacher 'past'"):
+        self_train(run, str(labeled), str(pool), options=options, teacher="past", epochs=1)
+    with pytest.raises(SelfsupError, match="--future-steps of at least 1"):
+        self_train(run, str(labeled), str(pool), options=options, teacher="future", future_steps=0, epochs=1)
+    with pytest.raises(SelfsupError, match="leave out one of --teacher future and --label-augmentation"):
+        self_train(run, str(labeled), str(pool), options=options, teacher="future", label_augmentation="rotation")
+    with pytest.raises(SelfsupError, match="rotates images, but the encoder reads tabular data"):
+        self_train(run, str(labeled), str(pool), options=options, label_augmentation="rotation", epochs=1)

@@ -65,7 +65,10 @@ class ImageEncoder(Encoder):
         super().__init__()
         self.config = dict(config)
         name, chans, size = config["name"], int(config["in_chans"]), int(config["image_size"])
-        self.backbone = SmallCNN(chans) if name == "small_cnn" else _timm_backbone(name, chans, size)
+        if name == "small_cnn":
+            self.backbone: nn.Module = SmallCNN(chans, int(config.get("width", 32)))
+        else:
+            self.backbone = _timm_backbone(name, chans, size)
         self.embed_dim: int = int(cast(int, self.backbone.num_features))  # SmallCNN and timm models carry it
         self.image_size = size
         self.register_buffer("mean", torch.tensor(config["mean"], dtype=torch.float32).view(1, -1, 1, 1))
@@ -104,14 +107,27 @@ def image_encoder_config(
 ) -> dict:
     """The JSON-serialisable description from which an image encoder is rebuilt.
 
-    Only ``vit`` takes ``encoder_args`` (see ``VIT_DEFAULTS``); every other encoder is chosen by name.
+    ``vit`` takes ``encoder_args`` (see ``VIT_DEFAULTS``), ``small_cnn`` its ``width`` (first stage's channels,
+    default 32: e.g. 16 for a smaller self-training student); every other encoder is chosen by name.
     """
-    if encoder_args and name != "vit":
+    extra = set(encoder_args) - ({"width"} if name == "small_cnn" else set())
+    if extra and name != "vit":
+        but = " other than width" if name == "small_cnn" else ""
         raise SelfsupError(
-            f"image encoder '{name}' takes no encoder arguments (got {', '.join(encoder_args)}); "
+            f"image encoder '{name}' takes no encoder arguments{but} (got {', '.join(sorted(extra))}); "
             "pick another timm model name instead, or use 'vit'."
         )
-    config = {
+    if name == "small_cnn" and "width" in encoder_args:
+        width = encoder_args["width"]
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise SelfsupError(f"small_cnn's width must be a whole number of at least 1, got {width!r}.")
+        return _image_config(name, in_chans, image_size, mean, std) | {"width": width}
+    config = _image_config(name, in_chans, image_size, mean, std)
+    return config | (_vit_args(image_size, encoder_args) if name == "vit" else {})
+
+
+def _image_config(name: str, in_chans: int, image_size: int, mean: list[float], std: list[float]) -> dict:
+    return {
         "modality": "image",
         "name": name,
         "in_chans": in_chans,
@@ -119,7 +135,6 @@ def image_encoder_config(
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
     }
-    return config | (_vit_args(image_size, encoder_args) if name == "vit" else {})
 
 
 class ImagePatchTokenizer(Tokenizer):

@@ -22,6 +22,7 @@ from selfsup.checkpoint import load_encoder, versions
 from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.errors import SelfsupError
+from selfsup.evaluation import label_augmentation
 from selfsup.evaluation.baselines import gradient_boosting
 from selfsup.evaluation.embed import embed
 from selfsup.evaluation.finetune import FinetuneOptions, fine_tune
@@ -399,6 +400,20 @@ def _monitors(run: _SeedRun, splits: Splits, config: dict, seed: int) -> dict[st
     return {"monitors": monitors, "monitors_on": on}
 
 
+def _check_label_augmentation(
+    options: EvaluationOptions, protocols: tuple[str, ...], modality: str | None, splits: Splits
+) -> None:
+    """SLA is the finetune protocol's option, for data its transformations apply to: refused before any work."""
+    name = options.finetune.label_augmentation if options.finetune else None
+    if name is None:
+        return
+    if "finetune" not in protocols:
+        raise SelfsupError(
+            "--finetune-label-augmentation is an option of the finetune protocol: add finetune to --protocol."
+        )
+    label_augmentation.check_input(name, str(modality), splits.train.x[:1])
+
+
 def evaluate(
     encoder: Encoder | str | Path,
     data: str | Splits,
@@ -426,6 +441,7 @@ def evaluate(
     config = model.config
     splits = data if isinstance(data, Splits) else load_data(data, options.read, preprocessing=preprocessing_of(model))
     check_fits(model, splits)
+    _check_label_augmentation(options, protocols, config.get("modality"), splits)
     per_seed: list[list[ResultRow]] = []
     per_seed_tasks: list[list[dict[str, Any]]] = []
     split_notes: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,13 +20,16 @@ from torch import nn
 
 from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
+from selfsup.evaluation import label_augmentation
 
 _NORMS = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
 
 
 @dataclass(frozen=True)
 class FinetuneOptions:
-    """``blocks``: how many of the encoder's last stages to train (None: all of it)."""
+    """``blocks``: how many of the encoder's last stages to train (None: all of it). ``label_augmentation``:
+    SLA's joint labels over input transformations, aggregated at test time (``"rotation"``; see
+    ``evaluation/label_augmentation.py``)."""
 
     blocks: int | None = None
     backbone_lr: float = 1e-3
@@ -35,8 +39,10 @@ class FinetuneOptions:
     patience: int = 10
     batch_size: int = 64
     val_fraction: float = 0.1
+    label_augmentation: str | None = None
 
     def __post_init__(self) -> None:
+        label_augmentation.check(self.label_augmentation)
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
             raise SelfsupError(
                 f"fine-tuning needs epochs, patience and batch size of at least 1, got {self.epochs}, "
@@ -124,7 +130,9 @@ def train_classifier(
     """Train a copy of ``encoder`` (its last ``options.blocks`` stages, or all of it) and a linear head on
     ``targets``: class indices ``(N,)`` or class probabilities ``(N, classes)`` (soft targets, which
     self-training's student learns from). Training stops early on the cross-entropy of a validation part of
-    ``x`` stratified by ``strata`` and keeps the best epoch. Returns ``(model in eval mode, details)``."""
+    ``x`` stratified by ``strata`` and keeps the best epoch. Returns ``(model in eval mode, details)``; with
+    ``options.label_augmentation`` the model is a ``label_augmentation.Aggregated``, whose head predicts the joint
+    labels and which returns the aggregated class logits."""
     o = options
     if not len(x) == len(targets) == len(strata) or (targets.ndim == 2 and targets.shape[1] != classes):
         raise ValueError(
@@ -132,11 +140,16 @@ def train_classifier(
             "classes do not match"
         )
     targets = targets.float() if targets.ndim == 2 else targets.long()
+    m = label_augmentation.check(o.label_augmentation)  # SLA: classes x m joint labels
+    if o.label_augmentation is not None:
+        modality = str(getattr(encoder, "config", {}).get("modality"))
+        label_augmentation.check_input(o.label_augmentation, modality, x)
     fit_idx, val_idx = _validation_split(strata, o.val_fraction, seed)
     torch.manual_seed(seed)
     backbone = copy.deepcopy(encoder).float()
     frozen, n_trained = train_last(backbone, o.blocks)
-    model = nn.Sequential(backbone, nn.Linear(encoder.embed_dim, classes))
+    head = nn.Linear(encoder.embed_dim, classes * m)
+    model = nn.Sequential(backbone, head) if m == 1 else label_augmentation.Aggregated(backbone, head, m)
     trained = [p for p in backbone.parameters() if p.requires_grad]
     groups = [{"params": model[1].parameters(), "lr": o.head_lr}] + (
         [{"params": trained, "lr": o.backbone_lr}] if trained else []
@@ -163,7 +176,12 @@ def train_classifier(
                 batch = order[i : i + o.batch_size]
                 if len(batch) < 2 and len(order) > 1:  # batch norm cannot train on one sample
                     continue
-                loss = F.cross_entropy(model(x_fit[batch].float()), y_fit[batch])
+                inputs, batch_targets = x_fit[batch].float(), y_fit[batch]
+                if m > 1:  # every view of the batch, with its joint label; validation scores the aggregation
+                    inputs, batch_targets = label_augmentation.joint_batch(inputs, batch_targets, classes, m)
+                    loss = F.cross_entropy(cast(label_augmentation.Aggregated, model).joint(inputs), batch_targets)
+                else:
+                    loss = F.cross_entropy(model(inputs), batch_targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

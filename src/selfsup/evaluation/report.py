@@ -119,7 +119,13 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
         )
         notes.append(
             f"- **finetune**: {which} and a linear head trained on the labels (AdamW, encoder LR "
-            f"{d['backbone_lr']}, head LR {d['head_lr']}, batch {d['batch_size']}, no augmentation), at most "
+            f"{d['backbone_lr']}, head LR {d['head_lr']}, batch {d['batch_size']}, "
+            + (
+                "SLA: joint class x rotation labels over the 4 rotations, test prediction averaged over them"
+                if d.get("label_augmentation")
+                else "no augmentation"
+            )
+            + "), at most "
             f"{d['epochs']} epochs, stopped after {d['patience']} without a lower loss on a stratified "
             f"{d['val_fraction']:.0%} validation part of the training split, best epoch kept; `random-init` "
             "fine-tuned is supervised training from scratch."

@@ -14,6 +14,7 @@ from torch import nn
 from selfsup.methods.base import Method
 from selfsup.methods.ema import frozen_copy
 from selfsup.training.schedule import lr_multiplier
+from selfsup.training.upsample import DomainUpsampling
 
 
 class PretrainModule(L.LightningModule):
@@ -34,6 +35,7 @@ class PretrainModule(L.LightningModule):
         warmup_steps: int | None = None,
         distill_teacher: nn.Module | None = None,
         distill_weight: float = 1.0,
+        upsample: DomainUpsampling | None = None,
     ) -> None:
         super().__init__()
         self.method = method
@@ -47,6 +49,8 @@ class PretrainModule(L.LightningModule):
         self.distill_teacher = frozen_copy(distill_teacher).eval() if distill_teacher is not None else None
         self.distill_weight = distill_weight
         self._warming_up = False  # the backbone is in eval mode for head warm-up
+        self.upsample = upsample  # --upsample-at-end: target samples in the last steps' batches
+        self._target_count = 0  # how many of this step's samples are the target's
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         x = batch[0]  # the labels are the online probe's (``training/probe.py``)
@@ -64,6 +68,8 @@ class PretrainModule(L.LightningModule):
             loss = loss + self.distill_weight * distill_loss
             self.log("distill_loss", distill_loss, on_step=True, on_epoch=False)
         self.log("loss", out.loss, prog_bar=True, on_step=True, on_epoch=True)
+        if self.upsample is not None:
+            self.log("target_share", self._target_count / len(batch[1]), on_step=True, on_epoch=False)
         for key, value in out.logs.items():
             self.log(key, value, on_step=True, on_epoch=False)
         return {"loss": loss, "embedding": out.embedding.detach()}  # the embeddings: for the callbacks
@@ -76,6 +82,16 @@ class PretrainModule(L.LightningModule):
             self.distill_teacher.eval()
             target = self.distill_teacher(x)
         return (self.method.encoder(x) - target).square().sum(dim=1).mean()
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        """Domain upsampling (``training/upsample.py``): in the run's last steps, part of the training batch is
+        replaced by target samples, chosen by the step this batch trains (the global step, resume-proof)."""
+        if self.upsample is None or not self.trainer.training:
+            return batch
+        batch, self._target_count = self.upsample.mix(
+            batch, self.global_step, self._total_steps(), self.global_rank, self.trainer.world_size
+        )
+        return batch
 
     def _encoder_frozen(self) -> bool:
         return self.global_step < self.freeze_encoder_steps

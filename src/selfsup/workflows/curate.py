@@ -33,18 +33,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from selfsup import __version__
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
-from selfsup.encoders import Encoder, preprocessing_of
 from selfsup.errors import SelfsupError, unknown_name
 from selfsup.files import write_atomic
 from selfsup.outputs import CURATION, check_output_folder, folder_lock, move_outputs
-from selfsup.sources import BUILTIN_PREFIX, load_data, source_modality
-from selfsup.workflows.subsets import check_subsettable, image_folder_base, write_subset
+
+if TYPE_CHECKING:  # importing this module stays light (no torch): the CLI checks the request with it first
+    from selfsup.data import ArrayDataset, DataOptions, Splits
+    from selfsup.encoders import Encoder
+    from selfsup.workflows.pretrain import PretrainResult
 
 STRATEGIES = ("coreset", "dedup", "mixture", "random")
 CURATION_FORMAT = "selfsup-curation"
@@ -76,15 +77,23 @@ class CurationResult:
 # --------------------------------------------------------------------------- checks
 
 
-def check_request(target: str, pool: str, budget: float, strategy: str, threshold: float, options: DataOptions) -> str:
-    """Refuse bad input before any work: the strategy, the budget, the threshold, sources of two modalities, a
-    pool whose subset cannot be written. Returns the pool's modality when known before reading (else "")."""
+def check_numbers(budget: float, strategy: str, threshold: float) -> None:
+    """Refuse a bad strategy, budget or threshold; needs no torch (the CLI calls it before importing any)."""
     if strategy not in STRATEGIES:
         raise unknown_name("curation strategy", strategy, STRATEGIES)
     if not (isinstance(budget, (int, float)) and math.isfinite(budget) and 0 < budget <= 1):
         raise SelfsupError(f"--budget must be a fraction of the pool in (0, 1], got {budget}; e.g. --budget 0.2.")
     if not (math.isfinite(threshold) and 0 < threshold <= 1):
         raise SelfsupError(f"--threshold must be a cosine similarity in (0, 1], got {threshold}; e.g. 0.95.")
+
+
+def check_request(target: str, pool: str, budget: float, strategy: str, threshold: float, options: DataOptions) -> str:
+    """Refuse bad input before any work: the strategy, the budget, the threshold, sources of two modalities, a
+    pool whose subset cannot be written. Returns the pool's modality when known before reading (else "")."""
+    from selfsup.sources import source_modality
+    from selfsup.workflows.subsets import check_subsettable
+
+    check_numbers(budget, strategy, threshold)
     pool_modality = source_modality(pool, options)
     _check_same_modality(target, pool, source_modality(target, options), pool_modality)
     if pool_modality:
@@ -138,9 +147,11 @@ def _recipe_fields(options: DataOptions) -> dict[str, Any]:
     return fields
 
 
-def short_run(data: str, modality: str, n: int, steps: int, seed: int, folder: Path, options: DataOptions) -> Encoder:
-    """A short pre-training run on ``data`` (``n`` samples) with the modality's usual method and default encoder,
-    into ``folder``; returns its encoder."""
+def short_run(
+    data: str, modality: str, n: int, steps: int, seed: int, folder: Path, options: DataOptions
+) -> PretrainResult:
+    """A short pre-training run on ``data`` (``n`` samples: the batch is at most that) with the modality's usual
+    method and default encoder, into ``folder``; returns the run (its encoder, and the data as it read it)."""
     from selfsup.recipe import make_recipe
     from selfsup.workflows.pretrain import pretrain
 
@@ -157,7 +168,7 @@ def short_run(data: str, modality: str, n: int, steps: int, seed: int, folder: P
         seed=seed,
         **_recipe_fields(options),
     )
-    return pretrain(recipe, progress=False).encoder
+    return pretrain(recipe, progress=False)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -294,6 +305,10 @@ def select_mixture(
 
 
 def _selection_csv(source: str, part: ArrayDataset, idx: np.ndarray, scores: np.ndarray, clusters: np.ndarray) -> str:
+    from selfsup.data import UNLABELED
+    from selfsup.sources import BUILTIN_PREFIX, source_modality
+    from selfsup.workflows.subsets import image_folder_base
+
     folder = None
     if source_modality(source) in ("image",) and not source.startswith(BUILTIN_PREFIX):
         folder = image_folder_base(source)
@@ -314,7 +329,9 @@ def _selection_csv(source: str, part: ArrayDataset, idx: np.ndarray, scores: np.
 
 
 def _read(source: str, options: DataOptions, encoder: Encoder, what: str) -> Splits:
+    from selfsup.encoders import preprocessing_of
     from selfsup.modalities import check_fits
+    from selfsup.sources import load_data
 
     splits = load_data(source, options, preprocessing=preprocessing_of(encoder))
     check_fits(encoder, splits)
@@ -345,30 +362,32 @@ def curate(
     ``selection.csv``, ``curation.json`` and the prepared subset into ``out`` (new or empty, or with ``overwrite``
     an earlier curation). ``mixture`` makes ``proxy_runs`` proxy runs of ``proxy_steps`` steps each."""
     from selfsup.checkpoint import load_encoder
+    from selfsup.data import DataOptions
+    from selfsup.encoders import preprocessing_of
+    from selfsup.sources import load_data
+    from selfsup.workflows.subsets import check_subsettable, write_subset
 
     options = options or DataOptions()
-    check_request(target, pool, budget, strategy, threshold, options)
+    modality = check_request(target, pool, budget, strategy, threshold, options)
     out = check_output_folder(out, CURATION, overwrite=overwrite)
     with folder_lock(out), tempfile.TemporaryDirectory(dir=out, prefix=".curate-") as scratch:
         work = Path(scratch)
         if encoder is not None:
             model = load_encoder(encoder)
             used: dict[str, Any] = {"encoder": str(encoder)}
-        else:
-            raw = load_data(pool, options)
-            check_subsettable(pool, raw.modality)
-            _check_same_modality(target, pool, source_modality(target, options), raw.modality)
-            _budget_count(budget, len(raw.train), pool)
-            model = short_run(pool, raw.modality, len(raw.train), bootstrap_steps, seed, work / "bootstrap", options)
+            pool_splits = _read(pool, options, model, "pool")
+        else:  # the pool is read once, by the bootstrap run, with the preprocessing it fits (its encoder's)
+            modality = modality or load_data(pool, options).modality  # unknown before reading: read says why
+            bootstrap = short_run(pool, modality, MAX_BATCH, bootstrap_steps, seed, work / "bootstrap", options)
+            model, pool_splits = bootstrap.encoder, bootstrap.splits
             used = {
                 "encoder": "bootstrap",
-                "method": BOOTSTRAP_METHODS[raw.modality],
+                "method": BOOTSTRAP_METHODS[modality],
                 "steps": bootstrap_steps,
                 "data": pool,
                 "seed": seed,
             }
         used["name"] = str(model.config.get("name", ""))
-        pool_splits = _read(pool, options, model, "pool")
         target_splits = _read(target, options, model, "target")
         _check_same_modality(target, pool, target_splits.modality, pool_splits.modality)
         check_subsettable(pool, pool_splits.modality)
@@ -450,6 +469,8 @@ def _mixture(
     proxies: tuple[int, int] = (MIXTURE_CANDIDATES, PROXY_STEPS),
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """The mixture strategy: proxy runs on each candidate's subset, scored by kNN on the target's labels."""
+    from selfsup.workflows.subsets import write_subset
+
     if not target.train.labeled:
         raise SelfsupError(
             f"--strategy mixture scores its proxy runs by kNN on the target's labels, but '{target.name}' is "
@@ -464,8 +485,8 @@ def _mixture(
         folder.mkdir()
         data = write_subset(pool, pool_splits, picked, folder, options)
         read = replace(options, modality=pool_splits.modality)
-        proxy_encoder = short_run(str(data), pool_splits.modality, len(picked), steps, seed, folder / "run", read)
-        return _knn_score(proxy_encoder, target, seed)
+        trained = short_run(str(data), pool_splits.modality, len(picked), steps, seed, folder / "run", read)
+        return _knn_score(trained.encoder, target, seed)
 
     idx, clusters, tried = select_mixture(pool_emb, count, seed, proxy, candidates=candidates)
     details = {

@@ -77,6 +77,7 @@ from selfsup.training.pairs import (
 )
 from selfsup.training.probe import OnlineProbe
 from selfsup.training.progress import PlainProgress
+from selfsup.training.upsample import DomainUpsampling
 from selfsup.training.watch import Watch, WatchedSet
 
 RECIPE_FILE = "recipe.yaml"
@@ -488,6 +489,31 @@ def _with_replay(data: ArrayDataset, replay: ArrayDataset, fraction: float, seed
     return ConcatDataset([data, replay]), ReplaySampler(len(data), len(replay), fraction, seed)
 
 
+def _upsampling(
+    recipe: Recipe, method: Method, splits: Splits, preprocessing: Preprocessing, loader: DataLoader
+) -> DomainUpsampling | None:
+    """``--target-data T --upsample-at-end FRACTION``: T read as the encoder reads the data (of its modality, its
+    samples fitted to the data's shape), unlabelled, and replacing ``--target-share`` of each batch in the last
+    FRACTION of the steps (Blakeney et al. 2024; ``training/upsample.py``)."""
+    if recipe.target_data is None:
+        return None
+    if method.paired or recipe.pair_data is not None:
+        raise SelfsupError("--upsample-at-end is not supported with paired data; leave it out.")
+    read = _other_set(recipe, recipe.target_data, "--target-data", preprocessing, splits).train
+    if len(read) == 0:
+        raise SelfsupError(f"--target-data '{recipe.target_data}' has no samples; pass target data with samples.")
+    target = ArrayDataset(read.x, torch.full((len(read),), UNLABELED, dtype=torch.long), read.ids)
+    method.check_data(target.x)
+    upsample = DomainUpsampling(target, recipe.upsample_at_end, recipe.target_share, recipe.seed)
+    total, batch = _planned_steps(recipe, len(loader)), int(loader.batch_size or 1)
+    print(
+        f"domain upsampling: from step {upsample.start(total)} of {total}, {upsample.count(batch)} of each batch's "
+        f"{batch} samples come from '{recipe.target_data}' ({len(target)} samples)",
+        file=sys.stderr,
+    )
+    return upsample
+
+
 def _write_init_report(
     out: Path, init: InitSource, report: InitReport, method_report: InitReport | None, show: bool
 ) -> None:
@@ -779,7 +805,8 @@ def _run(
     _check_freeze(recipe, len(train_loader))
     if resume_from is None:
         recipe = _phases_in_steps(recipe, len(train_loader))
-    module = _module(recipe, method, views, teacher)
+    upsample = _upsampling(recipe, method, splits, preprocessing, train_loader)
+    module = _module(recipe, method, views, teacher, upsample)
     n_classes = len(splits.train.classes or []) if val_loader else 0
     probe = OnlineProbe(method.encoder.embed_dim, n_classes, lr=module.lr) if n_classes > 1 else None
 
@@ -1012,7 +1039,13 @@ def _loaders(
     return train_loader, val_loader, watch
 
 
-def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module | None) -> PretrainModule:
+def _module(
+    recipe: Recipe,
+    method: Method,
+    views: nn.Module,
+    teacher: nn.Module | None,
+    upsample: DomainUpsampling | None = None,
+) -> PretrainModule:
     """The Lightning module: the method's loss on the views, the recipe's optimiser and schedule."""
     return PretrainModule(
         method,
@@ -1029,6 +1062,7 @@ def _module(recipe: Recipe, method: Method, views: nn.Module, teacher: nn.Module
         freeze_encoder_steps=recipe.freeze_encoder_steps or 0,
         distill_teacher=teacher,
         distill_weight=recipe.distill_weight,
+        upsample=upsample,
     )
 
 

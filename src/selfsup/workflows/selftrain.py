@@ -11,6 +11,11 @@ Strong Semi-Supervised Learners"): fine-tune, pseudo-label, distill.
    alone, then on the labeled samples with a new head (Predictions For Pre-training Language Models: the teacher's
    predictions as a pre-training stage before fine-tuning on gold labels).
 
+Options: FST's "learning from future" teacher (``teacher="future"``: each pool batch is pseudo-labelled by a copy of
+the teacher after a few virtual gradient steps on it, then discarded; ``workflows/future_teacher.py`` states its
+simplifications) and SLA for the teacher's supervised fine-tuning (``label_augmentation="rotation"``: joint
+class x rotation labels, aggregated over the rotations at test time; ``evaluation/label_augmentation.py``).
+
 With ``out``, the student is saved as an ordinary encoder export plus its linear head (``out/student``:
 ``selfsup.load_encoder`` reads the encoder, ``selfsup.load_classifier`` both, with the class names), and the teacher's
 pseudo-labels of the whole pool, with their confidences, go to ``out/pseudo_labels.csv``.
@@ -27,9 +32,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,15 +45,18 @@ from selfsup.checkpoint import load_encoder, save_classifier
 from selfsup.data import DataOptions, Splits
 from selfsup.encoders import Encoder, build_encoder
 from selfsup.errors import SelfsupError, unknown_name
+from selfsup.evaluation import label_augmentation as sla
 from selfsup.evaluation.evaluate import labeled_split
 from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classifier
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.files import write_atomic
 from selfsup.modalities import check_fits, get_modality
-from selfsup.outputs import SELFTRAIN, clear_output_folder
+from selfsup.outputs import PSEUDO_LABELS_HEADER, SELFTRAIN, check_output_folder, move_outputs
 from selfsup.sources import load_data
+from selfsup.workflows.future_teacher import future_logits
 
 ORDERS = ("joint", "pseudo-then-gold")
+TEACHERS = ("fixed", "future")  # who pseudo-labels: the fine-tuned teacher, or its look-ahead copy (FST)
 
 
 @dataclass
@@ -65,6 +73,10 @@ class SelfTrainResult:
     # part is mostly pseudo-labelled: its "accuracy" there is agreement with the teacher's top class)
     architectures: dict  # per model: encoder name and parameter count (encoder + head)
     order: str  # "joint": labels and pseudo-labels together; "pseudo-then-gold": pseudo-labels, then labels
+    # who pseudo-labelled: {"teacher": "fixed"} or FST's look-ahead copy, its steps and learning rate, and how many
+    # pool samples' top class it changed from the fixed teacher's
+    pseudo_labeller: dict = field(default_factory=lambda: {"teacher": "fixed"})
+    label_augmentation: str | None = None  # the teacher's fine-tuning with SLA's joint labels ("rotation")
 
 
 def _fit_summary(details: dict) -> dict:
@@ -95,7 +107,7 @@ def _pseudo_label_csv(ids: list[str], classes: list[str], probabilities: torch.T
     """One row per pool sample: its id, the teacher's top class and probability, and whether the student used it."""
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["id", "pseudo_label", "confidence", "used"])
+    writer.writerow(PSEUDO_LABELS_HEADER.split(","))
     top, index = probabilities.max(dim=1)
     for sample, k, p, used in zip(ids, index.tolist(), top.tolist(), keep.tolist()):
         writer.writerow([sample, classes[k], f"{p:.6f}", int(used)])
@@ -110,16 +122,19 @@ def _write(
     classes: list[str],
     pseudo_labels: str,
 ) -> None:
-    """The report, the pseudo-labels and the student (written as ``student.tmp``, then renamed)."""
-    if overwrite:
-        clear_output_folder(out, SELFTRAIN)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / "student.tmp"
-    shutil.rmtree(staging, ignore_errors=True)  # a killed earlier attempt's
-    save_classifier(student, classes, staging, extra={"selftrain": {"report": "../selftrain.json"}})
-    os.replace(staging, out / "student")
-    write_atomic(out / "pseudo_labels.csv", pseudo_labels)
-    write_atomic(out / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
+    """The pseudo-labels, the student and the report, staged beside ``out`` and moved in that order (the report,
+    ``selftrain.json``, last; with ``overwrite``, an earlier self-training's files there are removed first). A move
+    stopped midway leaves a folder still recognised as a self-training report (by its pseudo-labels or student)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        write_atomic(staged / "pseudo_labels.csv", pseudo_labels)
+        save_classifier(student, classes, staged / "student", extra={"selftrain": {"report": "../selftrain.json"}})
+        write_atomic(staged / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
+        out.mkdir(exist_ok=True)
+        move_outputs(staged, out, SELFTRAIN if overwrite else None, last="selftrain.json")
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def self_train(
@@ -131,6 +146,7 @@ def self_train(
     threshold: float = 0.9,
     temperature: float = 1.0,
     epochs: int = 30,
+    student_epochs: int | None = None,
     lr: float = 1e-4,
     batch_size: int = 64,
     seed: int = 0,
@@ -139,26 +155,60 @@ def self_train(
     student_encoder_args: dict[str, Any] | None = None,
     student_lr: float | None = None,
     order: str = "joint",
+    teacher: str = "fixed",
+    future_steps: int = 1,
+    future_lr: float = 0.01,
+    label_augmentation: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
 ) -> SelfTrainResult:
     """Teacher -> pseudo-labels -> student (see the module docstring); writes ``selftrain.json``, the student and
     the pseudo-labels to ``out`` (with ``overwrite``, first removing an earlier self-training's files there).
-    ``student_lr``: the student encoder's learning rate (default ``lr`` for the pre-trained copy, ``10 * lr`` for a
+    ``student_epochs``: the student's most epochs (default ``epochs``; it sees the pool as well, so fewer epochs
+    give it as many steps). ``student_lr``: the student encoder's learning rate (default ``lr`` for the pre-trained copy, ``10 * lr`` for a
     fresh architecture, which starts from random weights). ``order``: ``joint`` (SimCLRv2: one training on the labels
     and the kept pseudo-labels) or ``pseudo-then-gold`` (Predictions for Pre-training: the student trains on the kept
-    pseudo-labels alone, then a new head and its encoder on the labels; the fitting report gains that first stage)."""
+    pseudo-labels alone, then a new head and its encoder on the labels; the fitting report gains that first stage).
+    ``teacher``: ``fixed`` (the fine-tuned teacher pseudo-labels the pool) or ``future`` (FST: each pool batch is
+    pseudo-labelled by a copy of the teacher after ``future_steps`` virtual gradient steps at ``future_lr`` on it;
+    ``workflows/future_teacher.py``). ``label_augmentation``: fine-tune the teacher with SLA's joint labels
+    (``"rotation"``: square images; ``evaluation/label_augmentation.py``); the student is trained without it."""
     if order not in ORDERS:
         raise unknown_name("self-training order", order, ORDERS)
+    if teacher not in TEACHERS:
+        raise unknown_name("self-training teacher", teacher, TEACHERS)
+    if teacher == "future" and (future_steps < 1 or future_lr <= 0):
+        raise SelfsupError(
+            f"--teacher future needs --future-steps of at least 1 and a positive --future-lr, got {future_steps} "
+            f"and {future_lr}."
+        )
     if not 0 <= threshold < 1:
         raise SelfsupError(f"--threshold {threshold} must be in [0, 1): the teacher's top class probability.")
-    if temperature <= 0 or epochs < 1 or lr <= 0 or batch_size < 2 or (student_lr is not None and student_lr <= 0):
+    sla.check(label_augmentation)
+    if teacher == "future" and label_augmentation is not None:
         raise SelfsupError(
-            "--temperature, --lr and --student-lr must be positive, --epochs at least 1, --batch-size at least 2."
+            "--teacher future takes its look-ahead steps on class labels, not SLA's joint labels: leave out one of "
+            "--teacher future and --label-augmentation."
         )
+    student_epochs = epochs if student_epochs is None else student_epochs
+    if (
+        temperature <= 0
+        or min(epochs, student_epochs) < 1
+        or lr <= 0
+        or batch_size < 2
+        or (student_lr is not None and student_lr <= 0)
+    ):
+        raise SelfsupError(
+            "--temperature, --lr and --student-lr must be positive, --epochs and --student-epochs at least 1, "
+            "--batch-size at least 2."
+        )
+    if out is not None:
+        check_output_folder(out, SELFTRAIN, overwrite=overwrite)  # before any work
     pretrained = load_encoder(encoder)
     splits = load_data(labeled, options, preprocessing=pretrained.preprocessing)
     check_fits(pretrained, splits)
+    if label_augmentation is not None:
+        sla.check_input(label_augmentation, str(pretrained.config.get("modality")), splits.train.x[:1])
     student_start = _student_encoder(pretrained, splits, options, student_encoder, student_encoder_args or {})
     train, test, split_note = labeled_split(splits, None, options, pretrained.preprocessing, seed, test_fraction)
     pool_splits = load_data(
@@ -174,9 +224,17 @@ def self_train(
     x_test, y_test = test.float_samples(), test.y.numpy()
 
     finetuning = FinetuneOptions(backbone_lr=lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
-    teacher, teacher_fit = train_classifier(pretrained, x, y, y.numpy(), classes, options=finetuning, seed=seed)
-    teacher_pred = logits_of(teacher, x_test).argmax(1).numpy()
-    pool_logits = logits_of(teacher, pool)
+    teacher_finetuning = replace(finetuning, label_augmentation=label_augmentation)
+    tuned, teacher_fit = train_classifier(pretrained, x, y, y.numpy(), classes, options=teacher_finetuning, seed=seed)
+    teacher_pred = logits_of(tuned, x_test).argmax(1).numpy()
+    pool_logits = logits_of(tuned, pool)
+    labeller: dict[str, Any] = {"teacher": teacher}
+    if teacher == "future":
+        fixed_top = pool_logits.argmax(1)
+        pool_logits = future_logits(
+            tuned, x, y, pool, steps=future_steps, lr=future_lr, threshold=threshold, batch_size=batch_size, seed=seed
+        )
+        labeller |= {"steps": future_steps, "lr": future_lr, "changed": int((pool_logits.argmax(1) != fixed_top).sum())}
     soft = F.softmax(pool_logits / temperature, dim=1)
     keep = F.softmax(pool_logits, dim=1).max(dim=1).values >= threshold
 
@@ -185,7 +243,9 @@ def self_train(
     fresh = student_start is not pretrained
     stages: dict[str, dict] = {}
     student_lr = student_lr if student_lr is not None else (10 * lr if fresh else lr)
-    student_finetuning = FinetuneOptions(backbone_lr=student_lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
+    student_finetuning = FinetuneOptions(
+        backbone_lr=student_lr, head_lr=10 * lr, epochs=student_epochs, batch_size=batch_size
+    )
     if order == "joint":
         student, student_fit = train_classifier(
             student_start,
@@ -223,8 +283,10 @@ def self_train(
         split=split_note,
         fitting={"teacher": _fit_summary(teacher_fit), "student": _fit_summary(student_fit)} | stages,
         order=order,
+        pseudo_labeller=labeller,
+        label_augmentation=label_augmentation,
         architectures={
-            "teacher": {"encoder": pretrained.config["name"], "parameters": _parameters(teacher)},
+            "teacher": {"encoder": pretrained.config["name"], "parameters": _parameters(tuned)},
             "student": {
                 "encoder": student_start.config["name"],
                 "parameters": _parameters(student),
