@@ -20,6 +20,7 @@ from selfsup.losses import (
     barlow_twins_loss,
     info_nce_loss,
     nt_xent_loss,
+    sinkhorn_knopp,
     update_center,
     vicreg_loss,
 )
@@ -79,6 +80,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         center = torch.ones(1, D, dtype=torch.float64)
         result["center"] = update_center(center, list(data["teacher"][:, rows]), momentum=0.9)
         result["mean"] = all_reduce_mean(torch.tensor([float(rank)]))
+        result["sinkhorn"] = sinkhorn_knopp(data["teacher"][0][rows], 0.5, iterations=3)  # global-batch sums
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -100,6 +102,7 @@ def test_gathered_losses_match_full_batch(tmp_path: Path) -> None:
         assert res["world"] == (r, WORLD)
         torch.testing.assert_close(res["gathered"], data["z1"])
         torch.testing.assert_close(res["mean"], torch.tensor([0.5]))
+    torch.testing.assert_close(torch.cat([res["sinkhorn"] for res in ranks]), sinkhorn_knopp(data["teacher"][0], 0.5))
 
     for name in LOSSES:
         full = _run(name, _model(), data, slice(None))

@@ -49,3 +49,14 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     out = x.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / world_size
+
+
+@torch.no_grad()
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    """Elementwise maximum of ``x`` over processes (no gradient); ``x`` itself for a single process."""
+    _, world_size = world()
+    if world_size == 1:
+        return x
+    out = x.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out

@@ -77,3 +77,39 @@ def test_update_center_momentum_rule() -> None:
     assert not new.requires_grad
     # a 1-D centre keeps its shape too
     assert update_center(torch.zeros(2), teacher, momentum=0.5).shape == (2,)
+
+
+# Sinkhorn-Knopp on exp(logits / T) = [[2, 1], [1, 1]] (B = 2 samples, K = 2 prototypes), by hand:
+# Q = M^T / 5 = [[.4, .2], [.2, .2]]; iteration 1: prototype rows -> [[1/3, 1/6], [1/4, 1/4]] (rows / sum / K),
+# sample columns -> [[4/7, 2/5], [3/7, 3/5]] / B, so after one iteration the samples get [4/7, 3/7] and [2/5, 3/5].
+# Iteration 2: rows [[5/17, 7/34], [5/24, 7/24]], columns -> samples [24/41, 17/41] and [12/29, 17/29].
+SK_T = 0.05
+SK_LOGITS = torch.tensor([[SK_T * math.log(2), 0.0], [0.0, 0.0]])
+
+
+def test_sinkhorn_knopp_hand_computed() -> None:
+    from selfsup.losses import sinkhorn_knopp
+
+    one = sinkhorn_knopp(SK_LOGITS, SK_T, iterations=1)
+    torch.testing.assert_close(one, torch.tensor([[4 / 7, 3 / 7], [2 / 5, 3 / 5]]))
+    two = sinkhorn_knopp(SK_LOGITS, SK_T, iterations=2)
+    torch.testing.assert_close(two, torch.tensor([[24 / 41, 17 / 41], [12 / 29, 17 / 29]]))
+    # prototype marginals after two iterations: 1188/1189 and 1190/1189, closing on the uniform B/K = 1
+    torch.testing.assert_close(two.sum(dim=0), torch.tensor([1188 / 1189, 1190 / 1189]))
+
+
+def test_sinkhorn_knopp_marginals_become_uniform_and_large_logits_stay_finite() -> None:
+    from selfsup.losses import sinkhorn_knopp
+
+    logits = 10 + torch.randn(12, 4, generator=torch.Generator().manual_seed(0)) * 0.5  # exp(10 / 0.04) overflows
+    q = sinkhorn_knopp(logits, 0.04, iterations=200)
+    assert torch.isfinite(q).all()
+    torch.testing.assert_close(q.sum(dim=1), torch.ones(12))  # every sample: a distribution
+    torch.testing.assert_close(q.sum(dim=0), torch.full((4,), 3.0), atol=1e-3, rtol=0)  # every prototype: B/K
+
+
+def test_dino_cross_entropy_matches_dino_loss_given_the_teacher_softmax() -> None:
+    from selfsup.losses import dino_cross_entropy
+
+    probs = [torch.softmax(t / 0.04, dim=-1) for t in TEACHER]
+    torch.testing.assert_close(dino_cross_entropy(STUDENT, probs), dino_loss(STUDENT, TEACHER, torch.zeros(1, 2)))

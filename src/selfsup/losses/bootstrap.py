@@ -1,11 +1,11 @@
-"""Bootstrap (teacher/target) losses: BYOL/SimSiam negative cosine similarity and DINO."""
+"""Bootstrap (teacher/target) losses: BYOL/SimSiam negative cosine similarity, DINO, Sinkhorn-Knopp centring."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from selfsup.distributed import all_reduce_mean
+from selfsup.distributed import all_reduce_max, all_reduce_mean, world
 
 
 def negative_cosine_similarity(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -33,6 +33,15 @@ def dino_loss(
     cross-entropy ``sum_k -p_t log p_s``.
     """
     teacher_probs = [F.softmax((t - center) / teacher_temp, dim=-1) for t in teacher_out]
+    return dino_cross_entropy(student_out, teacher_probs, student_temp)
+
+
+def dino_cross_entropy(
+    student_out: list[torch.Tensor], teacher_probs: list[torch.Tensor], student_temp: float = 0.1
+) -> torch.Tensor:
+    """The cross-entropy half of :func:`dino_loss`, given the teacher's probabilities (one ``(B, K)`` tensor per
+    global view, e.g. from :func:`sinkhorn_knopp`): the mean over pairs ``i != j`` of the batch-mean
+    ``sum_k -p_t log softmax(s / student_temp)``."""
     student_logp = [F.log_softmax(s / student_temp, dim=-1) for s in student_out]
     terms = [
         (-p_t * logp_s).sum(dim=-1).mean()
@@ -54,3 +63,26 @@ def update_center(center: torch.Tensor, teacher_out: list[torch.Tensor], momentu
     batch_center = torch.cat([t.detach() for t in teacher_out], dim=0).mean(dim=0)
     batch_center = all_reduce_mean(batch_center).reshape(center.shape)
     return center * momentum + batch_center * (1 - momentum)
+
+
+@torch.no_grad()
+def sinkhorn_knopp(teacher_out: torch.Tensor, teacher_temp: float, iterations: int = 3) -> torch.Tensor:
+    """Sinkhorn-Knopp centring of teacher logits, as in SwAV (Caron et al. 2020, "Unsupervised Learning of Visual
+    Features by Contrasting Cluster Assignments") and DINOv2 (Oquab et al. 2023): starting from
+    ``exp(teacher_out / teacher_temp)`` (``(B, K)``), alternately rescale so every prototype gets ``1/K`` of the
+    mass and every sample ``1/B``, ``iterations`` times; returns ``(B, K)`` probabilities, each row summing to 1,
+    whose prototype marginals approach uniform (``B/K`` each). ``B`` is the global batch: sums are taken over all
+    processes (equal per-rank batch sizes assumed).
+    """
+    _, world_size = world()
+    logits = teacher_out.detach().to(torch.promote_types(teacher_out.dtype, torch.float32)) / teacher_temp
+    logits = logits - all_reduce_max(logits.max())  # a common shift, cancelled by the first normalisation
+    q = torch.exp(logits).t()  # (K, B)
+    n_prototypes, batch = q.shape[0], q.shape[1] * world_size
+    q /= all_reduce_mean(q.sum()) * world_size
+    for _ in range(iterations):
+        q /= all_reduce_mean(q.sum(dim=1, keepdim=True)) * world_size  # each prototype: total mass 1 ...
+        q /= n_prototypes  # ... then 1/K
+        q /= q.sum(dim=0, keepdim=True)  # each sample: total mass 1 ...
+        q /= batch  # ... then 1/B
+    return (q * batch).t().to(teacher_out.dtype)

@@ -22,6 +22,7 @@ METHOD_NAMES = (
     "cpc",
     "data2vec",
     "dino",
+    "dinov2",
     "jepa",
     "mae",
     "mfm",

@@ -1,13 +1,23 @@
-"""DINO: Caron et al. 2021, "Emerging Properties in Self-Supervised Vision Transformers"."""
+"""DINO: Caron et al. 2021, "Emerging Properties in Self-Supervised Vision Transformers".
+
+Options from DINOv2 (Oquab et al. 2023, "DINOv2: Learning Robust Visual Features without Supervision"): a linear
+teacher-temperature warm-up, the KoLeo regulariser on the student's features, and Sinkhorn-Knopp centring in place
+of the running centre (``dinov2`` turns them on). From DINOv3 (Siméoni et al. 2025): Gram anchoring of a token
+encoder's patch similarities to a snapshot of the EMA teacher taken late in training (``gram_weight``).
+"""
 
 from __future__ import annotations
+
+from typing import Literal, cast
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from selfsup.encoders import Encoder
-from selfsup.losses import dino_loss, update_center
+from selfsup.encoders.tokens import TokenTransformer
+from selfsup.errors import SelfsupError
+from selfsup.losses import dino_cross_entropy, dino_loss, gram_loss, koleo_loss, sinkhorn_knopp, update_center
 from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
 from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import DINOHead
@@ -22,6 +32,42 @@ class DINOConfig(MethodConfig):
     teacher_temperature: float = Field(0.04, gt=0)
     center_momentum: float = Field(0.9, ge=0, le=1)
     momentum: float = Field(0.996, ge=0, le=1, description="teacher EMA momentum at the start; rises to 1")
+    warmup_teacher_temperature: float = Field(0.04, gt=0, description="teacher temperature at the start of warm-up")
+    teacher_temperature_warmup: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="fraction of training over which the teacher temperature rises linearly from "
+        "warmup_teacher_temperature to teacher_temperature (DINO/DINOv2: 30 of 100 epochs, 0.3); 0: none. Under "
+        "the infinite schedule, which has no end, it stays at warmup_teacher_temperature",
+    )
+    koleo_weight: float = Field(0.0, ge=0, description="weight of the KoLeo regulariser (DINOv2: 0.1); 0: off")
+    centering: Literal["center", "sinkhorn"] = Field(
+        "center", description="teacher centring: DINO's running centre, or Sinkhorn-Knopp (DINOv2)"
+    )
+    sinkhorn_iterations: int = Field(3, ge=1, description="Sinkhorn-Knopp iterations (DINOv2: 3)")
+    gram_weight: float = Field(
+        0.0, ge=0, description="weight of DINOv3's Gram anchoring of patch similarities (token encoders); 0: off"
+    )
+    gram_start: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="fraction of training at which the EMA teacher's encoder is copied as the Gram teacher and "
+        "Gram anchoring starts (DINOv3 applies it in a late refinement phase); the copy is not refreshed",
+    )
+
+
+def teacher_temperature(config: DINOConfig, progress: float) -> float:
+    """The teacher temperature at ``progress`` in [0, 1]: linear from ``warmup_teacher_temperature`` to
+    ``teacher_temperature`` over the first ``teacher_temperature_warmup`` of training, then constant."""
+    warmup = config.teacher_temperature_warmup
+    if warmup <= 0 or progress >= warmup:
+        return config.teacher_temperature
+    fraction = max(progress, 0.0) / warmup
+    return config.warmup_teacher_temperature + fraction * (
+        config.teacher_temperature - config.warmup_teacher_temperature
+    )
 
 
 @register_method
@@ -33,28 +79,66 @@ class DINO(Method):
     Config = DINOConfig
     config: DINOConfig
     center: torch.Tensor
+    gram_teacher: TokenTransformer
+    gram_ready: torch.Tensor
 
     def __init__(self, encoder: Encoder, config: DINOConfig) -> None:
         super().__init__(encoder, config)
         self.head = DINOHead(encoder.embed_dim, config.hidden_dim, config.bottleneck_dim, config.prototypes)
         self.teacher = frozen_copy(nn.Sequential(encoder, self.head))
-        self.register_buffer("center", torch.zeros(1, config.prototypes))
+        self.register_buffer("center", torch.zeros(1, config.prototypes))  # unused under Sinkhorn centring
+        self.progress = 0.0  # of training, as of the last optimiser step: drives the temperature warm-up
+        if config.gram_weight > 0:
+            if not isinstance(encoder, TokenTransformer):
+                raise SelfsupError(
+                    "gram_weight anchors patch similarities, so it needs a token encoder (vit, patch_transformer, "
+                    "ft_transformer, spec_transformer); set gram_weight=0 for this encoder."
+                )
+            self.gram_teacher = frozen_copy(encoder)  # replaced by the EMA teacher's encoder at gram_start
+            self.register_buffer("gram_ready", torch.zeros((), dtype=torch.bool))
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
         cfg = self.config
         n_global = self.views.n_global
         globals_ = torch.cat(views[:n_global])
-        h = self.encoder(globals_)
+        gram = cfg.gram_weight > 0 and bool(self.gram_ready)
+        if gram:  # the token encoder's content tokens too, for Gram anchoring
+            run = cast(TokenTransformer, self.encoder).run(globals_)
+            h = run.pooled
+        else:
+            h = self.encoder(globals_)
         student = list(self.head(h).chunk(n_global))
         if len(views) > n_global:  # local crops share a size, so one forward serves them all
             student += list(self.head(self.encoder(torch.cat(views[n_global:]))).chunk(len(views) - n_global))
         with torch.no_grad():
             teacher = list(self.teacher(globals_).chunk(n_global))
-        loss = dino_loss(student, teacher, self.center, cfg.student_temperature, cfg.teacher_temperature)
-        self.center = update_center(self.center, teacher, cfg.center_momentum)
-        return StepOutput(loss, {}, h[: len(views[0])])
+        temperature = teacher_temperature(cfg, self.progress)
+        logs: dict[str, float | torch.Tensor] = {}
+        if cfg.centering == "sinkhorn":
+            probs = sinkhorn_knopp(torch.cat(teacher), temperature, cfg.sinkhorn_iterations).chunk(n_global)
+            loss = dino_cross_entropy(student, list(probs), cfg.student_temperature)
+        else:
+            loss = dino_loss(student, teacher, self.center, cfg.student_temperature, temperature)
+            self.center = update_center(self.center, teacher, cfg.center_momentum)
+        if cfg.koleo_weight > 0:  # DINOv2: on the student's features of each global crop
+            koleo = torch.stack([koleo_loss(crop) for crop in h.chunk(n_global)]).sum()
+            logs["koleo"] = koleo.detach()
+            loss = loss + cfg.koleo_weight * koleo
+        if gram:
+            with torch.no_grad():
+                target = self.gram_teacher.run(globals_).tokens
+            anchoring = gram_loss(run.tokens, target, run.valid)
+            logs["gram"] = anchoring.detach()
+            loss = loss + cfg.gram_weight * anchoring
+        if cfg.teacher_temperature_warmup > 0:
+            logs["teacher_temperature"] = temperature
+        return StepOutput(loss, logs, h[: len(views[0])])
 
     def on_train_batch_end(self, progress: float) -> None:
+        self.progress = progress
+        if self.config.gram_weight > 0 and progress >= self.config.gram_start and not self.gram_ready:
+            self.gram_teacher.load_state_dict(self.teacher[0].state_dict())  # DINOv3's Gram teacher: the EMA one
+            self.gram_ready.fill_(True)
         ema_update(
             self.teacher, nn.Sequential(self.encoder, self.head), cosine_momentum(self.config.momentum, progress)
         )
