@@ -11,6 +11,7 @@ averaging of parameter gradients over the ``W`` ranks yields exactly ``dL_full/d
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -41,22 +42,21 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _all_reduce(x: torch.Tensor, op: Any) -> torch.Tensor:
+    """``x`` reduced elementwise by ``op`` over processes (no gradient); ``x`` itself for a single process."""
+    if world()[1] == 1:
+        return x
+    out = x.detach().clone()
+    dist.all_reduce(out, op=op)
+    return out
+
+
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` over processes (no gradient); ``x`` itself for a single process."""
     _, world_size = world()
-    if world_size == 1:
-        return x
-    out = x.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out / world_size
+    return x if world_size == 1 else _all_reduce(x, dist.ReduceOp.SUM) / world_size
 
 
-@torch.no_grad()
 def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
     """Elementwise maximum of ``x`` over processes (no gradient); ``x`` itself for a single process."""
-    _, world_size = world()
-    if world_size == 1:
-        return x
-    out = x.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.MAX)
-    return out
+    return _all_reduce(x, dist.ReduceOp.MAX)

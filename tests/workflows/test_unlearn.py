@@ -25,7 +25,7 @@ from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classi
 from selfsup.outputs import UNLEARNING
 from selfsup.sources import load_data
 from selfsup.workflows.forget_sets import UnlearnOptions
-from selfsup.workflows.unlearn import unlearn, unlearn_model
+from selfsup.workflows.unlearn import unlearn, unlearn_with_stop
 
 FORGET_CLASS = 3
 FAST = UnlearnOptions(steps=30, lr=3e-4, batch_size=32, finetune_epochs=2)
@@ -99,8 +99,8 @@ def test_labelled_methods_lower_forget_accuracy_and_npo_keeps_retain_where_gradi
     original = setup["classifier"]
     before_forget, before_retain = _accuracy(original, xf, yf), _accuracy(original, xr, yr)
     assert before_forget >= 0.8  # the classifier learnt its training 3s
-    npo = unlearn_model(original, "npo", xf, xr, yf, yr, FAST, seed=0)
-    ascent = unlearn_model(original, "gradient-ascent", xf, xr, yf, yr, FAST, seed=0)
+    npo = unlearn_with_stop(original, "npo", xf, xr, yf, yr, FAST, seed=0)[0]
+    ascent = unlearn_with_stop(original, "gradient-ascent", xf, xr, yf, yr, FAST, seed=0)[0]
     for unlearned in (npo, ascent):
         assert _accuracy(unlearned, xf, yf) <= before_forget - 0.5
     assert _accuracy(npo, xr, yr) >= before_retain - 0.15
@@ -112,7 +112,7 @@ def test_labelled_methods_lower_forget_accuracy_and_npo_keeps_retain_where_gradi
 def test_label_agnostic_turns_forget_embeddings_away_and_keeps_retain(setup) -> None:
     xf, _, xr, _ = _parts(setup)
     encoder = setup["classifier"][0]
-    unlearned = unlearn_model(encoder, "label-agnostic", xf, xr, options=FAST, seed=0)
+    unlearned = unlearn_with_stop(encoder, "label-agnostic", xf, xr, options=FAST, seed=0)[0]
 
     def similarity(x: torch.Tensor) -> float:
         a, b = (torch.as_tensor(embed(m, x)) for m in (unlearned, encoder))

@@ -101,21 +101,6 @@ def _scored(x: torch.Tensor, y: torch.Tensor | None, seed: int) -> tuple[torch.T
     return x[keep], None if y is None else y[keep]
 
 
-def unlearn_model(
-    model: nn.Module,
-    method: str,
-    x_forget: torch.Tensor,
-    x_retain: torch.Tensor,
-    y_forget: torch.Tensor | None = None,
-    y_retain: torch.Tensor | None = None,
-    options: UnlearnOptions | None = None,
-    seed: int = 0,
-) -> nn.Module:
-    """A copy of ``model`` after ``method`` (module docstring), stopped by ``options.stop`` (without a held-out part:
-    ``options.steps`` steps); :func:`unlearn_with_stop` also takes the held-out part and returns the stop record."""
-    return unlearn_with_stop(model, method, x_forget, x_retain, y_forget, y_retain, options, seed)[0]
-
-
 def unlearn_with_stop(
     model: nn.Module,
     method: str,
