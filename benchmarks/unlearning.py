@@ -98,7 +98,7 @@ def run_seed(seed: int, steps: int, encoder_level: bool, work: Path) -> list[dic
     import torch
 
     from selfsup.checkpoint import load_encoder, save_classifier
-    from selfsup.evaluation.finetune import FinetuneOptions, _validation_split
+    from selfsup.evaluation.finetune import FinetuneOptions, validation_split
     from selfsup.sources import load_data
     from selfsup.workflows.forget_sets import UnlearnOptions
     from selfsup.workflows.subsets import write_subset
@@ -113,7 +113,7 @@ def run_seed(seed: int, steps: int, encoder_level: bool, work: Path) -> list[dic
     torch.manual_seed(seed)
     original, finetune_seconds = fine_tune_classifier(encoder, train, len(train.classes), options, seed)
     save_classifier(original, train.classes, work / f"classifier-{seed}")
-    _, val_idx = _validation_split(train.y.numpy(), FinetuneOptions().val_fraction, seed)  # step 2's held-out tenth
+    _, val_idx = validation_split(train.y.numpy(), FinetuneOptions().val_fraction, seed)  # step 2's held-out tenth
     rows = []
     for forget_name, ids in _forget_ids(train.ids, train.y.numpy(), seed).items():
         forget = _csv(work / f"forget-{forget_name}-{seed}.csv", ids)

@@ -604,7 +604,7 @@ def test_installed_entry_point_exit_code(tmp_path):
 def test_methods_lists_every_method_and_its_data(capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
-    for name in (*METHOD_NAMES, "scarf", "vime", "ts2vec", "cpc"):
+    for name in (*METHOD_NAMES, "scarf", "vime", "ts2vec", "cpc", "cropmae", "tera"):
         assert name in out
     assert "tabular" in out and "timeseries" in out
     assert "clip" in out and "pairs of any two" in out
@@ -795,3 +795,13 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"selfsup {__version__}"
+
+
+def test_evaluate_takes_several_prompt_templates_and_refuses_one_without_a_slot(capsys, tmp_path):
+    from selfsup.cli import _build_parser
+
+    flags = ["--encoder", "e", "--data", "d", "--prompt", "a {}", "--prompt", "{}"]
+    args = _build_parser().parse_args(["evaluate", *flags])
+    assert args.prompt == ["a {}", "{}"]
+    argv = ["evaluate", "--encoder", str(tmp_path), "--data", "builtin:iris", "--prompt", "a {}", "--prompt", "bad"]
+    assert "--prompt must hold" in _fails(capsys, argv)

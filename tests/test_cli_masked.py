@@ -20,6 +20,9 @@ TINY = ["--epochs", "1", "--max-steps", "2", "--batch-size", "32"]
         ("builtin:italypowerdemand", "jepa", "patch_transformer", ["--encoder-arg", "depth=1"]),
         ("builtin:iris", "data2vec", "ft_transformer", ["--encoder-arg", "n_layers=1"]),
         ("builtin:iris", "mfm", "ft_transformer", ["--encoder-arg", "n_layers=1"]),
+        ("builtin:iris", "mae", "ft_transformer", ["--encoder-arg", "n_layers=1"]),  # MAE's crop scale: images only
+        ("builtin:digits", "cropmae", "vit", ["--encoder-arg", "depth=1"]),
+        ("builtin:italypowerdemand", "tera", "patch_transformer", ["--encoder-arg", "depth=1"]),
     ],
 )
 def test_masked_run_uses_the_token_encoder_and_embeds(data, method, encoder, args, tmp_path) -> None:

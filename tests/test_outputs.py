@@ -323,3 +323,47 @@ def test_move_outputs_refuses_a_users_file_before_moving_anything_and_replaces_i
     assert moved[-1] == "curation.json" and set(moved) == {"curation.json", "selection.csv", "subset/0/a.png"}
     assert (out / "subset" / "0" / "a.png").read_text() == "new" and (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "curation.json").read_text())["strategy"] == "random"
+
+
+_STAGER = textwrap.dedent("""
+    import sys, time
+    from selfsup.outputs import folder_lock, staging
+    with folder_lock(sys.argv[1]) as out, staging(out) as staged:
+        (staged / "student").mkdir()
+        (staged / "student" / "encoder.safetensors").write_bytes(b"half")
+        print("staged", flush=True)
+        time.sleep(120)
+""")
+
+
+def test_a_killed_runs_staging_folder_is_cleared_by_the_next_run_and_nothing_else(tmp_path) -> None:
+    from selfsup.outputs import STAGING, move_outputs, staging
+
+    out = tmp_path / "out"
+    stager = subprocess.Popen([sys.executable, "-c", _STAGER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert stager.stdout.readline().strip() == "staged"
+    finally:
+        stager.send_signal(signal.SIGKILL)
+        stager.wait(timeout=30)
+        stager.stdout.close()
+    assert stager.returncode == -signal.SIGKILL
+    (stale,) = out.glob(STAGING + "*")
+    assert (stale / "student" / "encoder.safetensors").read_bytes() == b"half"
+    assert check_output_folder(out, SELFTRAIN, overwrite=False) == out  # still a new folder: no output in it
+    (out.parent / "mine").mkdir()  # a user's folder beside it, and one inside named like nothing of ours
+    (out / "notes").mkdir()
+    with folder_lock(out), staging(out) as staged:
+        assert not stale.exists() and staged.parent == out
+        (staged / "selftrain.json").write_text("{}")
+        assert move_outputs(staged, out, last="selftrain.json") == ["selftrain.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes", "selftrain.json"]
+    assert (out.parent / "mine").is_dir()
+
+
+def test_a_folder_holding_only_a_killed_runs_staging_folder_is_removed_with_it(tmp_path) -> None:
+    from selfsup.outputs import STAGING
+
+    with folder_lock(tmp_path / "new") as out:
+        (out / f"{STAGING}x").mkdir()  # as a killed run left it, before this run staged anything
+    assert list(tmp_path.iterdir()) == []

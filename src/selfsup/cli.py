@@ -306,6 +306,7 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
         head_lr=args.head_lr,
         epochs=args.finetune_epochs,
         label_augmentation=args.finetune_label_augmentation,
+        augment=args.finetune_augment,
     )
     options = EvaluationOptions(  # checked here, before any work; --test-data and progress: one set only
         read=_data_options(args),
@@ -510,6 +511,7 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
             future_steps=args.future_steps,
             future_lr=args.future_lr,
             label_augmentation=args.label_augmentation,
+            augment=args.augment,
             out=out,
             overwrite=args.overwrite,
         )
@@ -546,6 +548,8 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
         )
     if result.label_augmentation:
         console.print(f"teacher fine-tuned with SLA ({result.label_augmentation}), scored by the aggregated prediction")
+    if result.augment:
+        console.print(f"teacher fine-tuned with plain {result.augment} augmentation (ordinary labels)")
     console.print(
         f"report: {out / 'selftrain.json'}; student (encoder + classifier): {out / 'student'} — load it with "
         f"selfsup.load_classifier('{out / 'student'}'); pseudo-labels: {out / 'pseudo_labels.csv'}"
@@ -721,8 +725,10 @@ def _build_parser() -> _Parser:
     )
     e.add_argument(
         "--prompt",
-        default="{}",
-        help="zero-shot: the label prompt, '{}' standing for the class name, e.g. 'the word {}' (default '{}')",
+        action="append",
+        help="zero-shot: a label template, '{}' standing for the class name, e.g. 'the word {}'; repeat it for "
+        "several, whose normalised text embeddings are averaged per class (CLIP's prompt ensembling); default: "
+        "CLIP's 7 ImageNet templates for images, '{}' otherwise",
     )
     e.add_argument(
         "--partner",
@@ -761,6 +767,12 @@ def _build_parser() -> _Parser:
         metavar="rotation",
         help="finetune: SLA (Lee et al. 2020): the head predicts joint (class, rotation) labels over the 4 rotations "
         "of square images, and the test prediction averages them over the rotations",
+    )
+    e.add_argument(
+        "--finetune-augment",
+        metavar="rotation|all-rotations",
+        help="finetune: plain rotation augmentation with the ordinary labels (SLA's DA control): each training image "
+        "turned by a random multiple of 90 degrees, or all 4 turns of each image in its batch; test images unturned",
     )
     e.add_argument("--test-fraction", type=float, default=0.25)
     e.add_argument(
@@ -879,6 +891,12 @@ def _build_parser() -> _Parser:
         metavar="rotation",
         help="fine-tune the teacher with SLA (Lee et al. 2020): joint (class, rotation) labels over the 4 rotations "
         "of square images, averaged over the rotations at test time",
+    )
+    t.add_argument(
+        "--augment",
+        metavar="rotation|all-rotations",
+        help="fine-tune the teacher with plain rotation augmentation and the ordinary labels (SLA's DA control): "
+        "a random multiple of 90 degrees per image, or all 4 turns of each image in its batch",
     )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(

@@ -24,6 +24,7 @@ import yaml
 from selfsup.errors import SelfsupError
 
 LOCK = ".selfsup.lock"
+STAGING = ".selfsup-staging-"  # the prefix of the folders an output is written into before it is moved in place
 
 
 def _json(path: Path) -> Any:
@@ -244,7 +245,8 @@ KINDS = {
 
 
 def _holds_files(folder: Path) -> bool:
-    return folder.is_dir() and any(p.name != LOCK for p in folder.iterdir())
+    """Whether ``folder`` holds anything but selfsup's lock and the staging folders a killed run left."""
+    return folder.is_dir() and any(p.name != LOCK and not p.name.startswith(STAGING) for p in folder.iterdir())
 
 
 def _a(name: str) -> str:
@@ -328,9 +330,12 @@ def check_output_file(
 
 
 def _remove_empty(folder: Path, up_to: Path) -> None:
-    """Remove ``folder`` and then its parents below ``up_to`` while they hold nothing (but a stale lock)."""
+    """Remove ``folder`` and then its parents below ``up_to`` while they hold nothing (but a stale lock or staging
+    folder)."""
     while folder != up_to and folder.is_dir() and not _holds_files(folder):
         (folder / LOCK).unlink(missing_ok=True)
+        for stale in folder.glob(STAGING + "*"):  # a killed run's
+            shutil.rmtree(stale, ignore_errors=True)
         folder.rmdir()
         folder = folder.parent
 
@@ -384,6 +389,21 @@ def move_outputs(tmp: Path, out: Path, earlier: OutputKind | None = None, last: 
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp / name, out / name)
     return files
+
+
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A new folder inside ``out`` (held with ``folder_lock``) to write an output into before ``move_outputs`` moves
+    it in place; removed on the way out. The staging folders a killed run left there are removed first: their names
+    are selfsup's own, and the lock says no running process uses them."""
+    for stale in out.glob(STAGING + "*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+    folder = Path(tempfile.mkdtemp(dir=out, prefix=STAGING))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _holder(lock_path: Path) -> str:

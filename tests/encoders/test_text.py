@@ -161,3 +161,37 @@ def test_the_shipped_minilm_is_checked_against_its_digests_and_a_damaged_copy_is
     (tmp_path / "config.json").unlink()
     with pytest.raises(SelfsupError, match=r"config.json' is missing"):
         check_digests(tmp_path, MINILM_SHA256, "minilm")
+
+
+T5_TINY = {"embed_dim": 32, "depth": 1, "decoder_depth": 1, "heads": 2, "mlp_dim": 64, "max_length": 24}
+
+
+def test_t5_is_the_encoder_half_with_mode_and_sentinel_rows_past_the_tokenizer(tmp_path):
+    from selfsup.encoders.text import extra_token_id
+    from selfsup.workflows.formats import check_format, load_torchscript, write
+
+    config = text_encoder_config("t5", **T5_TINY)
+    assert config["vocab_size"] == 30522 and config["extra_tokens"][:4] == ["[NLU]", "[S2S]", "[NLG]", "<extra_id_0>"]
+    assert extra_token_id(config, "[NLU]") == 30522 and extra_token_id(config, "<extra_id_99>") == 30522 + 102
+    encoder = build_encoder(json.loads(json.dumps(config))).eval()
+    assert type(encoder.model).__name__ == "T5EncoderModel" and encoder.embed_dim == 32
+    assert encoder.model.encoder.embed_tokens.weight.shape == (30522 + 103, 32)
+    assert not any("decoder" in k for k in encoder.state_dict())
+    x = tokenize(["short one", "a much longer sentence with many more words than the first"], config)
+    with torch.no_grad():
+        hidden, valid = encoder.forward_tokens(x)
+        mean = (hidden * valid.unsqueeze(-1)).sum(1) / valid.sum(1, keepdim=True)  # over the text, not the padding
+        assert torch.allclose(encoder(x), mean, atol=1e-6)
+        assert torch.allclose(encoder(x[:1])[0], encoder(x)[0], atol=1e-5)
+        assert torch.equal(encoder(x.float()), encoder(x))
+    save_encoder(encoder, tmp_path / "run")  # safetensors: no tied copies of the embeddings
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "run")(x), encoder(x))
+        (tmp_path / "ts").mkdir()
+        write("torchscript", encoder, tmp_path / "ts", x)
+        assert torch.allclose(load_torchscript(tmp_path / "ts", encoder)(x), encoder(x), atol=1e-5)
+    for fmt in ("hf", "onnx"):
+        with pytest.raises(SelfsupError, match="cannot hold the t5 encoder"):
+            check_format(fmt, config, tmp_path)
+    with pytest.raises(SelfsupError, match="decoder_depth must be at least 1"):
+        text_encoder_config("t5", decoder_depth=0)

@@ -94,3 +94,36 @@ def test_kept_tokens_see_only_each_other(series) -> None:
     assert torch.allclose(encoder.forward_tokens(changed, keep)[0], tokens, atol=1e-5)
     changed[..., 30:40] += 5.0  # patch 3: kept
     assert not torch.allclose(encoder.forward_tokens(changed, keep)[0], tokens, atol=1e-5)
+
+
+def test_mask_token_replaces_exactly_the_masked_tokens(digits) -> None:
+    """iBOT's [MASK] input: masked content tokens become mask_token + their position, the rest are untouched; with
+    no mask, run is the plain pre-norm transformer it was (tokenizer, blocks, LayerNorm, mean of the tokens)."""
+    torch.manual_seed(0)
+    encoder = build_encoder(image_config("vit", digits, 16, SMALL_VIT)).eval()
+    x = digits.train.float_samples()[:3]
+    tokens, _ = encoder.tokenizer(x)
+    seen: list[torch.Tensor] = []
+    hook = encoder.blocks[0].register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    mask = torch.zeros(3, 16, dtype=torch.bool)
+    mask[0, [1, 5]] = True
+    mask[2, 15] = True
+    mask_token = torch.randn(32)
+    with torch.no_grad():
+        masked = encoder.run(x, mask=mask, mask_token=mask_token)
+        plain = encoder.run(x)
+    hook.remove()
+    expected = torch.where(mask.unsqueeze(-1), mask_token + encoder.tokenizer.positions(16), tokens)
+    assert torch.equal(seen[0], expected)
+    assert torch.equal(seen[0][~mask], tokens[~mask]) and not torch.equal(seen[0][mask], tokens[mask])
+    assert torch.equal(seen[1], tokens)  # no mask: the tokenizer's tokens as they are
+    z = tokens
+    with torch.no_grad():
+        for block in encoder.blocks:
+            z = block(z)
+        reference = encoder.norm(z)
+    assert torch.allclose(plain.tokens, reference, atol=1e-6)
+    assert torch.allclose(plain.pooled, reference.mean(dim=1), atol=1e-6)
+    assert not torch.allclose(masked.pooled[0], plain.pooled[0]) and torch.allclose(masked.pooled[1], plain.pooled[1])
+    with pytest.raises(ValueError, match="mask_token"):
+        encoder.run(x, mask=mask)

@@ -49,7 +49,7 @@ def test_selection_never_touches_the_test_split(iris_run, monkeypatch, tmp_path)
     train, _test, _ = labeled_split(splits, None, None, encoder.preprocessing, 0, 0.25)
     train_rows = sorted(row.tobytes() for row in embed(encoder, train.float_samples()))
     seen_cv, seen_val = [], []
-    real_split, real_val = StratifiedKFold.split, finetune_module._validation_split
+    real_split, real_val = StratifiedKFold.split, finetune_module.validation_split
 
     def cv_spy(self, X, y=None, groups=None):
         seen_cv.append(np.asarray(X))
@@ -60,7 +60,7 @@ def test_selection_never_touches_the_test_split(iris_run, monkeypatch, tmp_path)
         return real_val(y, fraction, seed)
 
     monkeypatch.setattr(StratifiedKFold, "split", cv_spy)
-    monkeypatch.setattr(finetune_module, "_validation_split", val_spy)
+    monkeypatch.setattr(finetune_module, "validation_split", val_spy)
     result = evaluate(
         iris_run,
         splits,

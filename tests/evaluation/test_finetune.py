@@ -10,7 +10,15 @@ from torch import nn
 from selfsup.encoders import build_encoder
 from selfsup.encoders.image import image_encoder_config
 from selfsup.errors import SelfsupError
-from selfsup.evaluation.finetune import FinetuneOptions, fine_tune, logits_of, stages, train_classifier, train_last
+from selfsup.evaluation.finetune import (
+    FinetuneOptions,
+    fine_tune,
+    logits_of,
+    stages,
+    train_classifier,
+    train_last,
+    validation_split,
+)
 
 
 class TinyEncoder(nn.Sequential):
@@ -97,3 +105,20 @@ def test_bad_options_and_divergence_are_one_clear_line() -> None:
     x, y = _blobs(60, 0)
     with pytest.raises(SelfsupError, match="diverged"):
         fine_tune(TinyEncoder(), x * float("nan"), y, x, options=FinetuneOptions(epochs=2))
+
+
+def test_a_fixed_budget_runs_every_epoch_and_keeps_the_last_weights() -> None:
+    """keep="last": every epoch runs, whatever the validation loss does (patience 1), and the final weights are kept."""
+    x, y = _blobs(90, 0)
+    with pytest.raises(SelfsupError, match="keeps the 'best' or the 'last' epoch, not 'first'"):
+        FinetuneOptions(keep="first")
+    fits = {}
+    for epochs in (3, 4):
+        options = FinetuneOptions(epochs=epochs, patience=1, keep="last", head_lr=1.0, backbone_lr=0.1, batch_size=16)
+        fits[epochs] = train_classifier(TinyEncoder(), x, torch.as_tensor(y), y, 3, options=options, seed=0)
+    model, details = fits[4]
+    assert details["epochs_run"] == 4 and details["best_epoch"] == 4 and details["keep"] == "last"
+    assert not torch.equal(model[1].weight, fits[3][0][1].weight)  # the fourth epoch's training is kept
+    _, val = validation_split(y, 0.1, 0)
+    loss = torch.nn.functional.cross_entropy(logits_of(model, x[val]), torch.as_tensor(y[val]))
+    assert float(loss) == pytest.approx(details["val_loss"], rel=1e-5)  # reported: the last epoch's loss

@@ -12,12 +12,16 @@ from selfsup.datasets import load_builtin
 from selfsup.encoders import build_encoder
 from selfsup.encoders.text import text_encoder_config
 from selfsup.errors import SelfsupError
+from selfsup.evaluation.options import EvaluationOptions
 from selfsup.evaluation.zeroshot import (
+    IMAGE_TEMPLATES,
+    class_embeddings,
     class_prompts,
     load_partner,
     nearest_prompt,
     partner_path,
     prompt_embeddings,
+    templates_of,
     zero_shot,
 )
 from selfsup.modalities import get_modality
@@ -65,3 +69,30 @@ def test_partner_path_and_non_text_partner_refused(tmp_path, one_thread) -> None
     assert partner_path(tmp_path / "plain") is None
     with pytest.raises(SelfsupError, match="embeds label prompts with a text encoder"):
         load_partner(table)
+
+
+def test_several_templates_average_the_normalised_prompt_embeddings(one_thread) -> None:
+    torch.manual_seed(0)
+    text = build_encoder(text_encoder_config("small_bert", **TEXT)).eval()
+    classes, templates = ["cat", "dog"], ["a photo of a {}", "the {}", "{}"]
+    by_hand = np.zeros((2, 32))
+    for template in templates:
+        for c, name in enumerate(classes):
+            e = prompt_embeddings(text, [template.replace("{}", name)])[0]
+            by_hand[c] += e / np.linalg.norm(e) / len(templates)
+    assert np.allclose(class_embeddings(text, classes, templates), by_hand, atol=1e-5)
+    pred, details = zero_shot(np.stack([by_hand[1], by_hand[0]]) * 2.0, text, classes, templates)
+    assert pred.tolist() == [1, 0]
+    assert details["prompt"] == "a photo of a {} | the {} | {}" and len(details["prompts"]) == 6
+
+
+def test_default_templates_and_bad_ones_refused() -> None:
+    assert templates_of(None, "image") == IMAGE_TEMPLATES and len(IMAGE_TEMPLATES) == 7
+    assert templates_of(None, "audio") == ("{}",)
+    assert templates_of(["the word {}", "{}"]) == ("the word {}", "{}")
+    assert EvaluationOptions(prompt=["a {}", "the {}"]).prompt == ("a {}", "the {}")
+    with pytest.raises(SelfsupError, match="--prompt must hold") as err:
+        EvaluationOptions(prompt=["a {}", "no slot here"])
+    assert "\n" not in str(err.value)
+    with pytest.raises(SelfsupError, match="at least one template"):
+        templates_of([])

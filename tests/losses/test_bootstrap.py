@@ -113,3 +113,26 @@ def test_dino_cross_entropy_matches_dino_loss_given_the_teacher_softmax() -> Non
 
     probs = [torch.softmax(t / 0.04, dim=-1) for t in TEACHER]
     torch.testing.assert_close(dino_cross_entropy(STUDENT, probs), dino_loss(STUDENT, TEACHER, torch.zeros(1, 2)))
+
+
+def test_ibot_patch_loss_hand_computed() -> None:
+    from selfsup.losses import ibot_patch_loss
+
+    # 1 image, 3 patches, patches 0 and 2 masked, 4 prototypes, student_temp 0.1:
+    # softmax(0.1 * log([4, 2, 1, 1]) / 0.1) = [1/2, 1/4, 1/8, 1/8]; zero logits -> uniform [1/4] * 4
+    mask = torch.tensor([[True, False, True]])
+    student = torch.stack([0.1 * torch.log(torch.tensor([4.0, 2.0, 1.0, 1.0])), torch.zeros(4)])  # patches 0, 2
+    teacher = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    # patch 0: -log(1/2) = ln 2; patch 2: -(1/2 log(1/4) + 1/2 log(1/4)) = ln 4; the image's mean: 1.5 ln 2
+    expected = (math.log(2) + math.log(4)) / 2
+    assert math.isclose(ibot_patch_loss(student, teacher, mask).item(), expected, rel_tol=1e-6)
+    # a second image with one masked patch at CE ln 4 (uniform teacher and student): the mean of the image means,
+    # an image weighted the same whatever its count of masked patches
+    two = torch.tensor([[True, False, True], [False, True, False]])
+    student2 = torch.cat([student, torch.zeros(1, 4)])
+    teacher2 = torch.cat([teacher, torch.full((1, 4), 0.25)])
+    expected2 = (expected + math.log(4)) / 2
+    assert math.isclose(ibot_patch_loss(student2, teacher2, two).item(), expected2, rel_tol=1e-6)
+    # an image with no masked patch counts as 0 in the mean over images (DINOv2's forward_masked)
+    three = torch.cat([two, torch.zeros(1, 3, dtype=torch.bool)])
+    assert math.isclose(ibot_patch_loss(student2, teacher2, three).item(), 2 * expected2 / 3, rel_tol=1e-6)

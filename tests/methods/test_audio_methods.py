@@ -26,6 +26,7 @@ SMALL_HEADS = {
     "mae": {"decoder_dim": 32, "decoder_depth": 1},
     "data2vec": {"decoder_dim": 32, "decoder_depth": 1},
     "jepa": {"predictor_dim": 32, "predictor_depth": 1},
+    "tera": {},
 }
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,7 +75,7 @@ def test_view_based_method_trains(words, name, encoder_name):
     assert _changed(before, method.encoder.state_dict())
 
 
-@pytest.mark.parametrize("name", ["mae", "data2vec", "jepa"])
+@pytest.mark.parametrize("name", ["mae", "data2vec", "jepa", "tera"])
 def test_masked_method_trains_on_spectrogram_patches(words, name, train_fixed):
     encoder, _ = _encoder(words, "spec_transformer")
     method = build_method(name, encoder, SMALL_HEADS[name])

@@ -105,3 +105,33 @@ def test_the_logit_scale_is_capped_on_the_parameter(batch) -> None:
         method.log_scale.fill_(10.0)
     method.on_train_batch_end(0.5)
     assert method.log_scale.item() == pytest.approx(math.log(100))
+
+
+def test_sigmoid_loss_starts_at_the_papers_scale_and_bias_and_learns_both(batch) -> None:
+    method = _method(batch, dim=16, loss="sigmoid")
+    assert method.log_scale.item() == pytest.approx(math.log(10)) and method.bias.item() == pytest.approx(-10.0)
+    losses = _steps(method, batch, 10)
+    assert losses[-1] < 0.6 * losses[0]
+    assert method.bias.item() != pytest.approx(-10.0)
+    assert _method(batch, dim=16).bias is None  # the bias is SigLIP's only: CLIP's state is unchanged
+
+
+@pytest.mark.parametrize("loss", ["infonce", "sigmoid"])
+def test_token_interaction_trains_on_both_sides_tokens(batch, loss) -> None:
+    method = _method(batch, dim=16, interaction="token", loss=loss)
+    text_tokens, valid = method.tokens("b", batch[1])
+    assert text_tokens.shape[-1] == 16 and not valid.all()  # captions are padded
+    before = {k: v.clone() for k, v in method.encoder.state_dict().items()}
+    losses = _steps(method, batch, 10)
+    assert losses[-1] < losses[0]
+    after = method.encoder.state_dict()
+    for side in ("a.encoder.", "b.encoder."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(side)), side
+
+
+def test_token_interaction_refuses_a_side_without_tokens(batch) -> None:
+    iris = load_builtin("iris")
+    table = build_encoder(get_modality("tabular").encoder_config("mlp", iris, None, {}))
+    pair = PairEncoder(table, build_encoder(batch[3]))
+    with pytest.raises(SelfsupError, match="side a's encoder 'mlp' yields none"):
+        build_method("clip", pair, {"interaction": "token"})

@@ -100,3 +100,18 @@ def test_jepa_feature_subsets_on_a_small_table() -> None:
         covered.scatter_(1, target, True)
     assert 1 <= len(targets) <= 3 and context.shape[1] >= 1
     assert not covered.gather(1, context).any()
+
+
+def test_ibot_masks_mask_half_the_images_at_a_ratio_in_range() -> None:
+    """DINOv2's collator: int(0.5 * B) images masked, each at its own ratio in [0.1, 0.5] of the 16 tokens."""
+    from selfsup.methods.masking import ibot_masks
+
+    torch.manual_seed(0)
+    mask = ibot_masks(64, (4, 4), True, (0.1, 0.5), 0.5)
+    counts = mask.sum(dim=1)
+    assert mask.shape == (64, 16) and int((counts > 0).sum()) == 32
+    masked = counts[counts > 0]
+    assert int(masked.min()) >= 2 and int(masked.max()) <= 8  # round(0.1 * 16) .. round(0.5 * 16)
+    assert len(set(masked.tolist())) > 2  # ratios differ between images
+    everyone = ibot_masks(8, (5,), False, (0.2, 0.2), 1.0)  # a table: 1 of 5 columns, at random, every row
+    assert everyone.sum(dim=1).tolist() == [1] * 8

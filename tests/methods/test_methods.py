@@ -33,7 +33,17 @@ def test_every_method_for_any_modality_is_covered() -> None:
     }
     assert any_modality == set(SMALL_HEADS)
     assert {name for name, cls in METHODS.items() if cls.paired} == {"clip"}  # tests/methods/test_clip.py
-    assert {name for name, cls in METHODS.items() if cls.needs_tokens} == {"mae", "mfm", "data2vec", "jepa"}
+    assert {name for name, cls in METHODS.items() if cls.needs_tokens} == {
+        "mae",
+        "mfm",
+        "data2vec",
+        "jepa",
+        "tjepa",  # JEPA's presets: tests/methods/test_jepa_variants.py
+        "ecg_jepa",
+        "sar_jepa",
+        "cropmae",  # tests/methods/test_cropmae.py
+        "tera",  # tests/methods/test_tera.py
+    }
 
 
 # DINO's target moves on purpose: centring removes the prototypes every sample shares, so from a random

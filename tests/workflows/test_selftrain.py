@@ -256,3 +256,18 @@ def test_future_teacher_and_sla_options(setup) -> None:
         self_train(run, str(labeled), str(pool), options=options, teacher="future", label_augmentation="rotation")
     with pytest.raises(SelfsupError, match="rotates images, but the encoder reads tabular data"):
         self_train(run, str(labeled), str(pool), options=options, label_augmentation="rotation", epochs=1)
+
+
+def test_plain_rotation_augmentation_of_the_teacher_is_refused_on_tables_and_with_sla(setup, capsys) -> None:
+    """--augment (SLA's DA control) rotates images: a table is refused in one line, before any training."""
+    run, labeled, pool, _ = setup
+    base = ["selftrain", "--encoder", str(run), "--labeled", str(labeled), "--unlabeled", str(pool)]
+    assert main([*base, "--label", "target", "--augment", "rotation"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "augmentation 'rotation' rotates images, but the encoder reads tabular data" in err
+    assert len(err.splitlines()) == 1
+    options = DataOptions(label="target")
+    with pytest.raises(SelfsupError, match="unknown fine-tuning augmentation 'flip'"):
+        self_train(run, str(labeled), str(pool), options=options, augment="flip")
+    with pytest.raises(SelfsupError, match="SLA already trains on every rotation"):
+        self_train(run, str(labeled), str(pool), options=options, augment="rotation", label_augmentation="rotation")

@@ -15,7 +15,7 @@ from torch import nn
 from selfsup.checkpoint import save_encoder
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.encoders import build_encoder
-from selfsup.evaluation.finetune import FinetuneOptions, _validation_split, logits_of, train_classifier
+from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classifier, validation_split
 from selfsup.sources import load_builtin
 from selfsup.workflows.forget_sets import UnlearnOptions
 from selfsup.workflows.unlearn import unlearn_with_stop
@@ -65,7 +65,7 @@ def digits_model() -> dict:
     x, y = train.float_samples(), train.y
     classifier, _ = train_classifier(encoder, x, y, y.numpy(), 10, options=FinetuneOptions(epochs=8), seed=0)
     forget = np.flatnonzero(y.numpy() == 3)[:10]
-    _, val = _validation_split(y.numpy(), FinetuneOptions().val_fraction, 0)  # never trained on
+    _, val = validation_split(y.numpy(), FinetuneOptions().val_fraction, 0)  # never trained on
     heldout = np.setdiff1d(val, forget)
     retain = np.setdiff1d(np.arange(len(y)), np.r_[forget, heldout])
     yield {"classifier": classifier, "encoder": encoder, "x": x, "y": y, "parts": (forget, retain, heldout)}

@@ -47,4 +47,10 @@ def build_encoder(config: dict[str, Any]) -> Encoder:
         return build(config)
     if modality not in ENCODER_MODULES:
         raise SelfsupError(f"no encoder for modality '{modality}'; known: {', '.join(ENCODER_MODULES)}.")
-    return importlib.import_module(ENCODER_MODULES[modality]).build(config)
+    encoder = importlib.import_module(ENCODER_MODULES[modality]).build(config)
+    registers = config.get("registers", 0)  # register tokens a method added (TokenTransformer.add_registers)
+    if registers:
+        if not hasattr(encoder, "add_registers"):
+            raise SelfsupError(f"the '{config.get('name')}' encoder takes no register tokens (a token encoder does).")
+        encoder.add_registers(int(registers))
+    return encoder

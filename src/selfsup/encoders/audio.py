@@ -292,13 +292,19 @@ class AudioCNN(Encoder):
         )
         self.embed_dim: int = 4 * width
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(frames (B, T // 4, D), valid (B, T // 4) bool)``: the last stage's features averaged over frequency,
+        one token per pooled time step (FILIP's token-wise similarity reads them); ``valid`` False past the end."""
         h, valid = self.frontend(x)
         if h.shape[-1] < 4:  # inputs under 4 frames (~30 ms): pad to what the two 2 x 2 pools need
             h, valid = F.pad(h, (0, 4 - h.shape[-1])), F.pad(valid, (0, 4 - valid.shape[-1]), value=False)
         h = self.features(h).mean(dim=2).transpose(1, 2)  # (B, T // 4, D)
         keep = F.max_pool1d(F.max_pool1d(valid.float().unsqueeze(1), 2), 2).squeeze(1) > 0
         keep[:, 0] |= ~keep.any(dim=1)  # a sample with no valid frame still pools its first position
+        return h, keep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, keep = self.forward_tokens(x)
         weights = keep.unsqueeze(-1).to(h.dtype)
         return pool_tokens(h, keep) + (h * weights).sum(1) / weights.sum(1)
 

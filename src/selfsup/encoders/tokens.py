@@ -16,7 +16,7 @@ A modality supplies a **tokenizer**, a :class:`Tokenizer` (an ``nn.Module``) wit
 
 :class:`TokenTransformer` prepends ``n_prefix`` learned tokens ([CLS]), runs pre-norm blocks and a
 final LayerNorm. ``forward_tokens(x, keep)`` encodes only the tokens at ``keep``: masked methods
-never hand the encoder a masked token.
+never hand the encoder a masked token; iBOT (in ``dino``/``dinov2``) does, with ``run(x, mask=..., mask_token=...)``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.encoders import Encoder
+from selfsup.errors import SelfsupError
 
 
 def sincos_1d(n: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
@@ -205,9 +206,24 @@ class TokenTransformer(Encoder):
             allowed = allowed & order
         return allowed
 
-    def run(self, x: torch.Tensor, keep: torch.Tensor | None = None, layers: bool = False) -> TokenOutput:
-        """Encode the content tokens at ``keep (B, K)`` (all when None; sorted indices keep causal order)."""
+    def run(
+        self,
+        x: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        layers: bool = False,
+        mask: torch.Tensor | None = None,
+        mask_token: torch.Tensor | None = None,
+    ) -> TokenOutput:
+        """Encode the content tokens at ``keep (B, K)`` (all when None; sorted indices keep causal order).
+
+        ``mask (B, N)`` bool, with ``mask_token (D,)``: the content tokens where ``mask`` is True are replaced by
+        ``mask_token`` plus their position (iBOT's and BEiT's [MASK] input; the caller owns the learned token)."""
         tokens, valid = self.tokenizer(x)
+        if mask is not None:
+            if mask_token is None or mask.shape != tokens.shape[:2]:
+                raise ValueError(f"mask needs a mask_token and the token layout {tuple(tokens.shape[:2])}")
+            masked = mask_token.to(tokens.dtype) + self.tokenizer.positions(tokens.shape[1]).to(tokens.dtype)
+            tokens = torch.where(mask.unsqueeze(-1), masked.unsqueeze(0), tokens)
         if keep is not None:
             tokens, valid = gather_tokens(tokens, keep), gather_tokens(valid, keep)
         batch, p = tokens.shape[0], self.n_prefix
@@ -239,3 +255,28 @@ class TokenTransformer(Encoder):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled ``(B, D)`` embedding of all tokens (zeros for a series with no valid token)."""
         return self.run(x).pooled
+
+    n_registers: int = 0  # learned tokens add_registers appended to the prefix
+
+    def add_registers(self, n: int) -> None:
+        """Append ``n`` learned register tokens to the prefix (Darcet et al. 2024, "Vision Transformers Need
+        Registers"; ECG-JEPA's register token, T-JEPA's regularisation tokens).
+
+        Every token attends to them, and they leave the output like the prefix ([CLS] stays first, so
+        ``pool='cls'`` is unchanged). ``config["registers"]`` records them, so ``build_encoder`` rebuilds them and a
+        saved encoder loads. ``n`` equal to the registers already there is a no-op (a rebuilt encoder); another
+        count is refused (the learned ones would be lost)."""
+        if n == self.n_registers:
+            return
+        if self.n_registers or n < 0:
+            raise SelfsupError(
+                f"the encoder has {self.n_registers} register tokens, so it cannot take {n}; "
+                f"set registers={self.n_registers} (or 0 to keep them)."
+            )
+        dim = self.embed_dim
+        new = torch.empty(n, dim).uniform_(-(dim**-0.5), dim**-0.5)  # as the prefix: U(-1/sqrt(d), 1/sqrt(d))
+        old = self.prefix.data if self.prefix is not None else new[:0]
+        self.prefix = nn.Parameter(torch.cat([old, new.to(old)]))
+        self.n_prefix, self.n_registers = self.n_prefix + n, n
+        if isinstance(getattr(self, "config", None), dict):
+            self.config["registers"] = n

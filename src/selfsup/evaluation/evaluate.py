@@ -34,7 +34,7 @@ from selfsup.evaluation.report import write_report
 from selfsup.evaluation.rows import ResultRow, result_row
 from selfsup.evaluation.stats import accuracy_with_ci, confusion, over_seeds
 from selfsup.evaluation.tasks import SCENARIO, class_tasks, mean_over_seeds, task_rows
-from selfsup.evaluation.zeroshot import class_prompts, load_partner, partner_path, zero_shot
+from selfsup.evaluation.zeroshot import class_prompts, load_partner, partner_path, templates_of, zero_shot
 from selfsup.modalities import check_fits, get_modality
 from selfsup.outputs import EVALUATION, clear_output_folder
 from selfsup.sources import load_data
@@ -187,7 +187,7 @@ def _zero_shot_rows(
     features: dict[str, tuple[np.ndarray, np.ndarray]],
     partners: dict[str, Encoder],
     test: ArrayDataset,
-    prompt: str,
+    prompt: tuple[str, ...],
     seed: int,
 ) -> list[ResultRow]:
     """Zero-shot rows: each encoder's test embeddings against its text partner's label-prompt embeddings."""
@@ -313,7 +313,7 @@ def _seed_rows(
         if options.baselines:
             torch.manual_seed(seed)
             partners["random-init"] = build_encoder(partner.encoder.config).eval()
-        rows += _zero_shot_rows(features, partners, test, options.prompt, seed)
+        rows += _zero_shot_rows(features, partners, test, templates_of(options.prompt, splits.modality), seed)
     if "finetune" in protocols:
         rows += _finetune_rows(models, train, test, options.finetune or FinetuneOptions(), seed, options.progress)
     if options.baselines and modality.tree_columns is not None:
@@ -378,8 +378,10 @@ def _meta(
     if partner is not None:
         meta["zero_shot"] = {
             "text_encoder": partner.name,
-            "prompt": options.prompt,
-            "prompts": class_prompts(last.train.classes, options.prompt),
+            "prompt": " | ".join(templates_of(options.prompt, splits.modality)),
+            "prompts": [
+                p for t in templates_of(options.prompt, splits.modality) for p in class_prompts(last.train.classes, t)
+            ],
         }
     if (Path(encoder_name) / "recipe.yaml").is_file():
         meta["recipe"] = (Path(encoder_name) / "recipe.yaml").read_text()
@@ -403,15 +405,17 @@ def _monitors(run: _SeedRun, splits: Splits, config: dict, seed: int) -> dict[st
 def _check_label_augmentation(
     options: EvaluationOptions, protocols: tuple[str, ...], modality: str | None, splits: Splits
 ) -> None:
-    """SLA is the finetune protocol's option, for data its transformations apply to: refused before any work."""
-    name = options.finetune.label_augmentation if options.finetune else None
-    if name is None:
-        return
-    if "finetune" not in protocols:
-        raise SelfsupError(
-            "--finetune-label-augmentation is an option of the finetune protocol: add finetune to --protocol."
-        )
-    label_augmentation.check_input(name, str(modality), splits.train.x[:1])
+    """SLA and plain rotation augmentation are the finetune protocol's options, for data their transformations
+    apply to: refused before any work."""
+    for name, flag, option in (
+        (options.finetune.label_augmentation if options.finetune else None, "label-augmentation", "label augmentation"),
+        (options.finetune.augment if options.finetune else None, "augment", "augmentation"),
+    ):
+        if name is None:
+            continue
+        if "finetune" not in protocols:
+            raise SelfsupError(f"--finetune-{flag} is an option of the finetune protocol: add finetune to --protocol.")
+        label_augmentation.check_input(name, str(modality), splits.train.x[:1], option=option)
 
 
 def evaluate(

@@ -3,7 +3,9 @@
 The usual transfer protocol next to the frozen probes (SimCLR, Chen et al. 2020, §B.5; MAE, He et al.
 2022, §4): the backbone gets its own, smaller learning rate than the new head, and training stops
 early on the cross-entropy of a stratified validation split carved from the training split, restoring
-the best epoch, so the test split is used once, for the reported accuracy. No augmentation is applied.
+the best epoch, so the test split is used once, for the reported accuracy. No augmentation is applied unless asked:
+``augment`` turns the training images (plain rotation augmentation, SLA's DA control) and ``label_augmentation`` is
+SLA itself (``evaluation/label_augmentation.py``); validation and test images are never turned.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ _NORMS = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
 class FinetuneOptions:
     """``blocks``: how many of the encoder's last stages to train (None: all of it). ``label_augmentation``:
     SLA's joint labels over input transformations, aggregated at test time (``"rotation"``; see
-    ``evaluation/label_augmentation.py``)."""
+    ``evaluation/label_augmentation.py``). ``augment``: plain augmentation with the ordinary labels, the
+    control SLA is compared with: ``"rotation"`` (a random quarter turn per image) or ``"all-rotations"`` (all four
+    turns of each image in its batch); the validation and test images are not turned. ``keep``: ``"best"`` (early
+    stopping: the epoch of lowest validation loss restored) or ``"last"`` (a fixed budget: every epoch run, the final
+    weights kept; the validation part is only reported on)."""
 
     blocks: int | None = None
     backbone_lr: float = 1e-3
@@ -40,9 +46,19 @@ class FinetuneOptions:
     batch_size: int = 64
     val_fraction: float = 0.1
     label_augmentation: str | None = None
+    augment: str | None = None
+    keep: str = "best"
 
     def __post_init__(self) -> None:
+        if self.keep not in ("best", "last"):
+            raise SelfsupError(f"fine-tuning keeps the 'best' or the 'last' epoch, not '{self.keep}'.")
         label_augmentation.check(self.label_augmentation)
+        label_augmentation.check_augment(self.augment)
+        if self.augment is not None and self.label_augmentation is not None:
+            raise SelfsupError(
+                "SLA already trains on every rotation, with joint labels; leave out the plain rotation augmentation "
+                "or the label augmentation."
+            )
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
             raise SelfsupError(
                 f"fine-tuning needs epochs, patience and batch size of at least 1, got {self.epochs}, "
@@ -88,7 +104,8 @@ def train_last(backbone: nn.Module, blocks: int | None) -> tuple[list[nn.Module]
     return all_stages[: len(all_stages) - n_trained], n_trained
 
 
-def _validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices: a stratified ``fraction`` of ``y`` (at least one per class) held out."""
     idx = np.arange(len(y))
     n_val = max(round(fraction * len(y)), len(np.unique(y)))
     if len(y) - n_val < 2:
@@ -144,7 +161,10 @@ def train_classifier(
     if o.label_augmentation is not None:
         modality = str(getattr(encoder, "config", {}).get("modality"))
         label_augmentation.check_input(o.label_augmentation, modality, x)
-    fit_idx, val_idx = _validation_split(strata, o.val_fraction, seed)
+    if o.augment is not None:
+        modality = str(getattr(encoder, "config", {}).get("modality"))
+        label_augmentation.check_input(o.augment, modality, x, option="augmentation")
+    fit_idx, val_idx = validation_split(strata, o.val_fraction, seed)
     torch.manual_seed(seed)
     backbone = copy.deepcopy(encoder).float()
     frozen, n_trained = train_last(backbone, o.blocks)
@@ -158,6 +178,7 @@ def train_classifier(
     x_fit, y_fit = x[fit_idx], targets[fit_idx]
     x_val, y_val = x[val_idx], targets[val_idx]
     generator = torch.Generator().manual_seed(seed)
+    turns = torch.Generator().manual_seed(seed + 1)  # DA's draws: the batch order stays that of no augmentation
     best = (float("inf"), 0.0, 0, copy.deepcopy(model.state_dict()))  # loss, accuracy, epoch, weights
     bar = None
     if progress:
@@ -177,6 +198,8 @@ def train_classifier(
                 if len(batch) < 2 and len(order) > 1:  # batch norm cannot train on one sample
                     continue
                 inputs, batch_targets = x_fit[batch].float(), y_fit[batch]
+                if o.augment is not None:  # DA: turned images, their own labels
+                    inputs, batch_targets = label_augmentation.augmented_batch(o.augment, inputs, batch_targets, turns)
                 if m > 1:  # every view of the batch, with its joint label; validation scores the aggregation
                     inputs, batch_targets = label_augmentation.joint_batch(inputs, batch_targets, classes, m)
                     loss = F.cross_entropy(cast(label_augmentation.Aggregated, model).joint(inputs), batch_targets)
@@ -186,21 +209,24 @@ def train_classifier(
                 loss.backward()
                 optimizer.step()
             val_loss, accuracy = _validate(model, x_val, y_val)
-            if val_loss < best[0]:
+            if val_loss < best[0] and o.keep == "best":
                 best = (val_loss, accuracy, epoch, copy.deepcopy(model.state_dict()))
+            elif o.keep == "last" and val_loss < float("inf"):  # a fixed budget: the epoch kept is the last one
+                best = (val_loss, accuracy, epoch, {})
             if bar is not None:
                 bar.advance(task)
-            if epoch - best[2] >= o.patience:
+            if o.keep == "best" and epoch - best[2] >= o.patience:
                 break
     finally:
         if bar is not None:
             bar.stop()
-    if best[2] == 0:
+    if best[2] == 0 or (o.keep == "last" and best[2] != epoch):
         raise SelfsupError(
             "fine-tuning diverged: the validation loss was never finite; lower the learning rates "
             "(evaluate: --finetune-lr and --head-lr; selftrain: --lr)."
         )
-    model.load_state_dict(best[3])
+    if o.keep == "best":
+        model.load_state_dict(best[3])
     model.eval()
     details = asdict(o) | {
         "stages_trained": n_trained,

@@ -10,6 +10,12 @@ classification loss plus a separate transformation loss). At test time the predi
 The transformations are the four rotations by multiples of 90 degrees (the paper's choice for images); they need
 square images, and other modalities are refused. Simplification: SLA's self-distillation head (SLA+SD, one N-way head
 trained towards the aggregated prediction for a single forward pass) is not trained; inference runs the M views.
+
+SLA's own control is **DA**: the same transformations as plain data augmentation, with the ordinary class label
+(Lee et al. 2020, Table 1), also a fine-tuning option here (``augment``): ``"rotation"`` turns each training image by
+a random multiple of 90 degrees each time it is drawn (as many views per step as without augmentation), and
+``"all-rotations"`` trains every batch on all four turns of each image (SLA's views per step, SLA's compute). The test
+prediction is the plain one, on the unturned image.
 """
 
 from __future__ import annotations
@@ -33,15 +39,16 @@ def check(name: str | None) -> int:
     return TRANSFORMATIONS[name]
 
 
-def check_input(name: str, modality: str, x: torch.Tensor) -> None:
-    """Refuse data the transformations do not apply to: rotations need square images ``(N, C, H, H)``."""
+def check_input(name: str, modality: str, x: torch.Tensor, option: str = "label augmentation") -> None:
+    """Refuse data the transformations do not apply to: rotations need square images ``(N, C, H, H)``. ``option``
+    names the option in the message (SLA's ``label augmentation`` or DA's ``augmentation``)."""
     if modality != "image" or x.ndim != 4:
         raise SelfsupError(
-            f"label augmentation '{name}' rotates images, but the encoder reads {modality} data; fine-tune without it."
+            f"{option} '{name}' rotates images, but the encoder reads {modality} data; fine-tune without it."
         )
     if x.shape[-1] != x.shape[-2]:
         raise SelfsupError(
-            f"label augmentation '{name}' needs square images (a rotation keeps their shape), got "
+            f"{option} '{name}' needs square images (a rotation keeps their shape), got "
             f"{x.shape[-2]}x{x.shape[-1]}; set --image-size."
         )
 
@@ -87,3 +94,38 @@ class Aggregated(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         views = torch.cat([transform(x, j) for j in range(self.m)])
         return aggregate(self.joint(views).unflatten(0, (self.m, len(x))), self.m)
+
+
+AUGMENTATIONS = ("rotation", "all-rotations")  # DA: a random quarter turn per image, or all four turns of each
+
+
+def check_augment(name: str | None) -> None:
+    """A one-line error for an unknown plain augmentation ``name`` (None: no augmentation)."""
+    if name is not None and name not in AUGMENTATIONS:
+        raise SelfsupError(
+            f"unknown fine-tuning augmentation '{name}'; known: {', '.join(AUGMENTATIONS)} (a random quarter turn "
+            "per image, or all four turns of every image, each with its own label)."
+        )
+
+
+def random_transform(x: torch.Tensor, generator: torch.Generator, m: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image of ``x`` through its own ``t_j``, ``j`` drawn uniformly from ``0 .. m-1`` by ``generator``;
+    returns the turned images and the ``j`` drawn."""
+    drawn = torch.randint(m, (len(x),), generator=generator)
+    out = x.clone()
+    for j in range(1, m):
+        chosen = drawn == j
+        if chosen.any():
+            out[chosen] = transform(x[chosen], j)
+    return out, drawn
+
+
+def augmented_batch(
+    name: str, x: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DA's batch for ``augment=name``: the images turned (randomly, or all four turns stacked view by view as in
+    ``joint_batch``) with their own, unchanged targets (class indices or probabilities)."""
+    m = TRANSFORMATIONS["rotation"]
+    if name == "rotation":
+        return random_transform(x, generator, m)[0], targets
+    return torch.cat([transform(x, j) for j in range(m)]), torch.cat([targets] * m)

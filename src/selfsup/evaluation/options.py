@@ -10,7 +10,7 @@ from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.finetune import FinetuneOptions
 from selfsup.evaluation.protocols import ALL_PROTOCOLS, MODEL_PROTOCOLS, PREDICTORS, check_protocols
-from selfsup.evaluation.zeroshot import DEFAULT_PROMPT, class_prompts
+from selfsup.evaluation.zeroshot import templates_of
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class EvaluationOptions:
     split. ``seeds`` > 1 repeats everything seeded for seeds ``seed .. seed + seeds - 1``. ``finetune``: the
     fine-tuning settings (None: the defaults). ``baselines=False`` probes the encoder alone (no random-init,
     raw-input or gbdt rows). ``partner``: zero-shot's text encoder (default: the one a paired run's export names),
-    ``prompt`` its label template. ``tasks``: also cut the classes into this many tasks (consecutive groups in label
+    ``prompt`` its label template or templates (several: CLIP's prompt ensembling; None: the default of the
+    encoder's modality, ``evaluation.zeroshot``). ``tasks``: also cut the classes into this many tasks (consecutive groups in label
     order) and run each single-row probe (knn, linear, mlp, ncm) per task, on that task's classes only
     (``evaluation.tasks``).
     """
@@ -40,7 +41,7 @@ class EvaluationOptions:
     progress: bool = False
     baselines: bool = True
     partner: Encoder | str | Path | None = None
-    prompt: str = DEFAULT_PROMPT
+    prompt: str | tuple[str, ...] | None = None
     tasks: int | None = None
 
     def __post_init__(self) -> None:
@@ -50,7 +51,8 @@ class EvaluationOptions:
         check_protocols(self.protocols or (), ALL_PROTOCOLS + MODEL_PROTOCOLS)
         if self.seeds < 1:
             raise SelfsupError(f"--seeds must be at least 1, got {self.seeds}.")
-        class_prompts(["class"], self.prompt)  # a bad template
+        if self.prompt is not None:  # a list given at run time is kept as a tuple; a bad template fails here
+            object.__setattr__(self, "prompt", templates_of(self.prompt))
         if self.partner is not None and self.protocols is not None and "zeroshot" not in self.protocols:
             raise SelfsupError("--partner is the text encoder for zero-shot rows; add zeroshot to --protocol.")
         if self.tasks is not None and self.tasks < 2:

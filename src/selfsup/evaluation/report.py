@@ -123,6 +123,10 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
             + (
                 "SLA: joint class x rotation labels over the 4 rotations, test prediction averaged over them"
                 if d.get("label_augmentation")
+                else "training images turned by a random multiple of 90 degrees, ordinary labels"
+                if d.get("augment") == "rotation"
+                else "all 4 rotations of each training image in its batch, ordinary labels"
+                if d.get("augment")
                 else "no augmentation"
             )
             + "), at most "
@@ -134,7 +138,8 @@ def _protocol_notes(rows: list[dict]) -> list[str]:
     if zero is not None:
         notes.append(
             f"- **zeroshot**: no labels used; each test sample gets the class whose prompt (template "
-            f"`{zero['details']['prompt']}`) the paired text encoder embeds nearest by cosine similarity "
+            f"`{zero['details']['prompt']}`; several, separated by `|`: the mean of their normalised embeddings) "
+            "the paired text encoder embeds nearest by cosine similarity "
             "(CLIP); `random-init` pairs untrained copies of both sides (chance level)."
         )
     shot = next((r for r in rows if r["protocol"].endswith("-shot")), None)

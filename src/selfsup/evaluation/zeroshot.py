@@ -1,13 +1,17 @@
-"""Zero-shot classification with label prompts (Radford et al. 2021, CLIP, section 3.1.2).
+"""Zero-shot classification with label prompts (Radford et al. 2021, CLIP, sections 3.1.2 and 3.1.4).
 
-Each class name is written into a prompt (``"{}"`` by default, e.g. ``"the word {}"``), the prompts are
-embedded by the text side of a paired run, and each test sample goes to the class whose prompt embedding
-is nearest by cosine similarity. No label of the data is used: the training split is not read.
+Each class name is written into one or more templates (e.g. ``"the word {}"``), the prompts are embedded by the
+text side of a paired run, and each test sample goes to the class whose prompt embedding is nearest by cosine
+similarity. With several templates a class is the mean of its prompts' L2-normalised embeddings (CLIP's prompt
+ensembling, done in embedding space). Default templates: for images, the 7 that CLIP's authors recommend for
+ImageNet (their notebook's selection of the 80); for other modalities ``"{}"``, the bare class name (no ensemble
+is established for audio, text or tables). No label of the data is used: the training split is not read.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,16 @@ from selfsup.evaluation.embed import embed
 from selfsup.evaluation.fewshot import normalise
 
 DEFAULT_PROMPT = "{}"
+# CLIP's recommended subset of its 80 ImageNet templates (Radford et al. 2021, the Prompt_Engineering notebook)
+IMAGE_TEMPLATES = (
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
 
 
 def partner_path(encoder_path: str | Path, modality: str | None = None) -> Path | None:
@@ -58,6 +72,27 @@ def class_prompts(classes: list[str], template: str = DEFAULT_PROMPT) -> list[st
     return [template.replace("{}", name.replace("_", " ")) for name in classes]
 
 
+def templates_of(prompt: str | Sequence[str] | None, modality: str | None = None) -> tuple[str, ...]:
+    """The templates to use: ``prompt`` (one or several), or the default for ``modality`` when None; each must
+    hold ``{}`` once."""
+    if prompt is None:
+        templates: tuple[str, ...] = IMAGE_TEMPLATES if modality == "image" else (DEFAULT_PROMPT,)
+    else:
+        templates = (prompt,) if isinstance(prompt, str) else tuple(prompt)
+    if not templates:
+        raise SelfsupError("--prompt needs at least one template, '{}' standing for the class name.")
+    for template in templates:
+        class_prompts(["class"], template)
+    return templates
+
+
+def class_embeddings(text_encoder: Encoder, classes: list[str], templates: Sequence[str]) -> np.ndarray:
+    """``(classes, D)``: per class, the mean of its prompts' L2-normalised embeddings over ``templates`` (CLIP's
+    prompt ensembling; ``nearest_prompt`` normalises the mean again)."""
+    per_template = [normalise(prompt_embeddings(text_encoder, class_prompts(classes, t))) for t in templates]
+    return np.mean(per_template, axis=0)
+
+
 def nearest_prompt(test_emb: np.ndarray, prompt_emb: np.ndarray) -> np.ndarray:
     """For each test embedding, the index of the prompt embedding with the highest cosine similarity (the
     prompts are class prototypes, as the class centroids are in few-shot)."""
@@ -72,9 +107,12 @@ def prompt_embeddings(text_encoder: Encoder, prompts: list[str]) -> np.ndarray:
 
 
 def zero_shot(
-    test_emb: np.ndarray, text_encoder: Encoder, classes: list[str], template: str = DEFAULT_PROMPT
+    test_emb: np.ndarray, text_encoder: Encoder, classes: list[str], template: str | Sequence[str] = DEFAULT_PROMPT
 ) -> tuple[np.ndarray, dict]:
-    """Predicted class indices for the test embeddings, and the prompts used."""
-    prompts = class_prompts(classes, template)
-    pred = nearest_prompt(test_emb, prompt_embeddings(text_encoder, prompts))
-    return pred, {"prompt": template, "prompts": prompts}
+    """Predicted class indices for the test embeddings (one template, or several ensembled), and the prompts
+    used: ``prompt`` the templates joined by `` | ``, ``templates`` them, ``prompts`` every prompt, template by
+    template."""
+    templates = templates_of(template)
+    pred = nearest_prompt(test_emb, class_embeddings(text_encoder, classes, templates))
+    prompts = [p for t in templates for p in class_prompts(classes, t)]
+    return pred, {"prompt": " | ".join(templates), "templates": list(templates), "prompts": prompts}

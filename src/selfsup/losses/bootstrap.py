@@ -1,4 +1,4 @@
-"""Bootstrap (teacher/target) losses: BYOL/SimSiam negative cosine similarity, DINO, Sinkhorn-Knopp centring."""
+"""Bootstrap (teacher/target) losses: BYOL/SimSiam negative cosine similarity, DINO, iBOT, Sinkhorn-Knopp centring."""
 
 from __future__ import annotations
 
@@ -52,6 +52,23 @@ def dino_cross_entropy(
     if not terms:
         raise ValueError("dino_loss needs at least one (teacher, student) pair of different views")
     return sum(terms[1:], terms[0]) / len(terms)
+
+
+def ibot_patch_loss(
+    student: torch.Tensor, teacher_probs: torch.Tensor, mask: torch.Tensor, student_temp: float = 0.1
+) -> torch.Tensor:
+    """iBOT's masked-patch self-distillation loss (Zhou et al. 2022, "iBOT: Image BERT Pre-Training with Online
+    Tokenizer"), as DINOv2 computes it (Oquab et al. 2023, ``iBOTPatchLoss.forward_masked``).
+
+    ``student``: ``(M, K)`` logits of the student's patch head at the masked tokens; ``teacher_probs``: ``(M, K)``
+    the teacher's (centred, sharpened) probabilities at the same tokens; ``mask``: the ``(B, N)`` bool mask they
+    were taken at (rows in ``mask[mask]`` order). Each token's cross-entropy ``sum_k -p_t log softmax(s /
+    student_temp)`` is averaged over its image's masked tokens, and those per-image means are summed and divided by
+    ``B``: an image with no masked token counts as 0.
+    """
+    per_token = -(teacher_probs * F.log_softmax(student / student_temp, dim=-1)).sum(dim=-1)  # (M,)
+    weights = (1.0 / mask.sum(dim=1).clamp_min(1)).unsqueeze(1).expand_as(mask)[mask].to(per_token.dtype)
+    return (per_token * weights).sum() / mask.shape[0]
 
 
 @torch.no_grad()

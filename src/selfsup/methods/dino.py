@@ -2,8 +2,10 @@
 
 Options from DINOv2 (Oquab et al. 2023, "DINOv2: Learning Robust Visual Features without Supervision"): a linear
 teacher-temperature warm-up, the KoLeo regulariser on the student's features, and Sinkhorn-Knopp centring in place
-of the running centre (``dinov2`` turns them on). From DINOv3 (Siméoni et al. 2025): Gram anchoring of a token
-encoder's patch similarities to a snapshot of the EMA teacher taken late in training (``gram_weight``).
+of the running centre, and iBOT's masked-patch self-distillation for token encoders (Zhou et al. 2022, "iBOT: Image
+BERT Pre-Training with Online Tokenizer": ``ibot_weight``); ``dinov2`` turns them on. From DINOv3 (Siméoni et al.
+2025): Gram anchoring of a token encoder's patch similarities to a snapshot of the EMA teacher taken late in training
+(``gram_weight``).
 """
 
 from __future__ import annotations
@@ -11,16 +13,26 @@ from __future__ import annotations
 from typing import Literal, cast
 
 import torch
-from pydantic import Field
+import torch.nn.functional as F
+from pydantic import Field, field_validator
 from torch import nn
 
 from selfsup.encoders import Encoder
 from selfsup.encoders.tokens import TokenTransformer
 from selfsup.errors import SelfsupError
-from selfsup.losses import dino_cross_entropy, dino_loss, gram_loss, koleo_loss, sinkhorn_knopp, update_center
+from selfsup.losses import (
+    dino_cross_entropy,
+    dino_loss,
+    gram_loss,
+    ibot_patch_loss,
+    koleo_loss,
+    sinkhorn_knopp,
+    update_center,
+)
 from selfsup.methods.base import Method, MethodConfig, StepOutput, register_method
 from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import DINOHead
+from selfsup.methods.masking import ibot_masks
 from selfsup.views import ViewSpec
 
 
@@ -56,6 +68,29 @@ class DINOConfig(MethodConfig):
         description="fraction of training at which the EMA teacher's encoder is copied as the Gram teacher and "
         "Gram anchoring starts (DINOv3 applies it in a late refinement phase); the copy is not refreshed",
     )
+    ibot_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of iBOT's masked-patch loss (token encoders only; DINOv2: 1.0); 0: off. The student's "
+        "global crops have some patch tokens replaced by a learned [MASK] token; a patch head matches the "
+        "unmasked teacher's patch distribution at those tokens",
+    )
+    ibot_mask_ratio: tuple[float, float] = Field(
+        (0.1, 0.5), description="iBOT: share of a masked crop's tokens masked, drawn uniformly per crop (DINOv2)"
+    )
+    ibot_mask_probability: float = Field(
+        0.5, ge=0, le=1, description="iBOT: share of the global crops that are masked at all (DINOv2: 0.5)"
+    )
+    ibot_separate_head: bool = Field(
+        True, description="iBOT: a patch head (and its EMA teacher) of its own, as DINOv2 trains; else the [CLS] head"
+    )
+
+    @field_validator("ibot_mask_ratio")
+    @classmethod
+    def _mask_ratio_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1] < 1:
+            raise ValueError(f"expected 0 < low <= high < 1, got {value}")
+        return value
 
 
 def teacher_temperature(config: DINOConfig, progress: float) -> float:
@@ -81,6 +116,7 @@ class DINO(Method):
     center: torch.Tensor
     gram_teacher: TokenTransformer
     gram_ready: torch.Tensor
+    patch_center: torch.Tensor
 
     def __init__(self, encoder: Encoder, config: DINOConfig) -> None:
         super().__init__(encoder, config)
@@ -96,14 +132,60 @@ class DINO(Method):
                 )
             self.gram_teacher = frozen_copy(encoder)  # replaced by the EMA teacher's encoder at gram_start
             self.register_buffer("gram_ready", torch.zeros((), dtype=torch.bool))
+        # iBOT: on for token encoders; a default weight (dinov2's) is silently off for other encoders
+        self.ibot = config.ibot_weight > 0 and isinstance(encoder, TokenTransformer)
+        if config.ibot_weight > 0 and not self.ibot and "ibot_weight" in config.model_fields_set:
+            raise SelfsupError(
+                "ibot_weight masks patch tokens, so it needs a token encoder (vit, patch_transformer, "
+                "ft_transformer, spec_transformer); set ibot_weight=0 for this encoder."
+            )
+        if self.ibot:
+            self.mask_token = nn.Parameter(torch.zeros(encoder.embed_dim))  # DINOv2 starts it at zero
+            if config.ibot_separate_head:
+                self.patch_head = DINOHead(
+                    encoder.embed_dim, config.hidden_dim, config.bottleneck_dim, config.prototypes
+                )
+                self.patch_teacher = frozen_copy(self.patch_head)
+            self.register_buffer("patch_center", torch.zeros(1, config.prototypes))  # unused under Sinkhorn
+
+    def patch_heads(self) -> tuple[nn.Module, nn.Module]:
+        """iBOT's (student, EMA teacher) patch heads: their own, or the [CLS] ones (``ibot_separate_head``)."""
+        if self.config.ibot_separate_head:
+            return self.patch_head, self.patch_teacher
+        return self.head, self.teacher[1]
+
+    def ibot_loss(
+        self, student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        """iBOT's loss at the ``mask (B, N)`` tokens of the student's masked and the teacher's unmasked content
+        tokens ``(B, N, D)``, the teacher centred as the [CLS] outputs are (its own running patch centre, or
+        Sinkhorn-Knopp over the masked tokens) and sharpened at ``temperature``."""
+        cfg = self.config
+        student_head, teacher_head = self.patch_heads()
+        logits = student_head(student[mask])
+        with torch.no_grad():
+            target = teacher_head(teacher[mask])
+            if cfg.centering == "sinkhorn":
+                probs = sinkhorn_knopp(target, temperature, cfg.sinkhorn_iterations)
+            else:
+                probs = F.softmax((target - self.patch_center) / temperature, dim=-1)
+                self.patch_center = update_center(self.patch_center, [target], cfg.center_momentum)
+        return ibot_patch_loss(logits, probs, mask, cfg.student_temperature)
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:
         cfg = self.config
         n_global = self.views.n_global
         globals_ = torch.cat(views[:n_global])
         gram = cfg.gram_weight > 0 and bool(self.gram_ready)
-        if gram:  # the token encoder's content tokens too, for Gram anchoring
-            run = cast(TokenTransformer, self.encoder).run(globals_)
+        mask = None
+        if self.ibot:  # iBOT: the student sees its global crops with some tokens masked, the teacher all of them
+            tokenizer = cast(TokenTransformer, self.encoder).tokenizer
+            grid = tokenizer.grid(globals_)
+            ratio, share = cfg.ibot_mask_ratio, cfg.ibot_mask_probability
+            if int(share * len(globals_)):  # else no crop of this batch is masked
+                mask = ibot_masks(len(globals_), grid, tokenizer.ordered, ratio, share, device=globals_.device)
+        if gram or self.ibot:  # the token encoder's content tokens too, for Gram anchoring and iBOT
+            run = cast(TokenTransformer, self.encoder).run(globals_, mask=mask, mask_token=self._mask_token())
             h = run.pooled
         else:
             h = self.encoder(globals_)
@@ -111,7 +193,11 @@ class DINO(Method):
         if len(views) > n_global:  # local crops share a size, so one forward serves them all
             student += list(self.head(self.encoder(torch.cat(views[n_global:]))).chunk(len(views) - n_global))
         with torch.no_grad():
-            teacher = list(self.teacher(globals_).chunk(n_global))
+            if self.ibot:
+                teacher_run = cast(TokenTransformer, self.teacher[0]).run(globals_)
+                teacher = list(self.teacher[1](teacher_run.pooled).chunk(n_global))
+            else:
+                teacher = list(self.teacher(globals_).chunk(n_global))
         temperature = teacher_temperature(cfg, self.progress)
         logs: dict[str, float | torch.Tensor] = {}
         if cfg.centering == "sinkhorn":
@@ -130,15 +216,23 @@ class DINO(Method):
             anchoring = gram_loss(run.tokens, target, run.valid)
             logs["gram"] = anchoring.detach()
             loss = loss + cfg.gram_weight * anchoring
+        if mask is not None:
+            patch = self.ibot_loss(run.tokens, teacher_run.tokens, mask & run.valid, temperature)
+            logs["ibot"] = patch.detach()
+            loss = loss + cfg.ibot_weight * patch
         if cfg.teacher_temperature_warmup > 0:
             logs["teacher_temperature"] = temperature
         return StepOutput(loss, logs, h[: len(views[0])])
+
+    def _mask_token(self) -> torch.Tensor | None:
+        return self.mask_token if self.ibot else None
 
     def on_train_batch_end(self, progress: float) -> None:
         self.progress = progress
         if self.config.gram_weight > 0 and progress >= self.config.gram_start and not self.gram_ready:
             self.gram_teacher.load_state_dict(self.teacher[0].state_dict())  # DINOv3's Gram teacher: the EMA one
             self.gram_ready.fill_(True)
-        ema_update(
-            self.teacher, nn.Sequential(self.encoder, self.head), cosine_momentum(self.config.momentum, progress)
-        )
+        momentum = cosine_momentum(self.config.momentum, progress)
+        ema_update(self.teacher, nn.Sequential(self.encoder, self.head), momentum)
+        if self.ibot and self.config.ibot_separate_head:
+            ema_update(self.patch_teacher, self.patch_head, momentum)

@@ -4,13 +4,17 @@ Any modality's token encoder: a high ratio of tokens is masked, the encoder sees
 ones, and a light decoder (context tokens + a mask token per hidden position) reconstructs the hidden
 tokens' content; the loss is on masked tokens only. ``target`` makes the same pipeline predict the
 tokens' values (``pixels``), their Fourier amplitude (``frequency``, see ``mfm``) or HOG features.
-The input is not augmented (MAE crops and flips images); the decoder is a small transformer.
+Views as in the paper: images get MAE's only augmentation, a random resized crop (area 20-100%,
+``crop_scale``) and a horizontal flip (off where the data says so, e.g. digits), no colour jitter;
+series, audio and tables are not augmented (they have no crop that keeps the whole sample; the paper
+is on images). ``--view-arg "crop_scale=[1,1]" --view-arg flip=false`` gives the unaugmented images. The
+decoder is a small transformer.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -65,9 +69,13 @@ class MAEConfig(HiddenTokenConfig):
 @register_method
 class MAE(Method):
     name = "mae"
-    summary = "masked autoencoder: reconstruct hidden tokens from the visible ones (any token encoder)"
+    summary = (
+        "masked autoencoder: reconstruct hidden tokens from the visible ones (any token encoder); "
+        "images cropped and flipped as in the paper, other data unaugmented"
+    )
     paper = "He et al. 2022, Masked Autoencoders Are Scalable Vision Learners"
-    views = ViewSpec(n_global=0, original=True)
+    views = ViewSpec(n_global=0, original=True, light=True)  # images: one crop + flip in place of the batch
+    view_defaults: ClassVar[dict[str, Any]] = {"crop_scale": (0.2, 1.0)}  # MAE's RandomResizedCrop area
     needs_tokens = True
     default_lr = 1e-3
     Config = MAEConfig

@@ -179,3 +179,27 @@ def jepa_masks(
     score = torch.rand(batch, n, generator=generator, device=device) + 2.0 * covered
     context = score.argsort(dim=1)[:, :k].sort(dim=1).values
     return context, targets
+
+
+def ibot_masks(
+    batch: int,
+    grid: tuple[int, ...],
+    ordered: bool,
+    ratio: tuple[float, float],
+    probability: float,
+    generator=None,
+    device=None,
+) -> torch.Tensor:
+    """``(B, N)`` bool masks as DINOv2's collator draws them for iBOT (Zhou et al. 2022; Oquab et al. 2023):
+    ``int(probability * B)`` images, chosen at random, are masked, each at its own ratio drawn uniformly from
+    ``ratio`` (at least one token masked, one visible), blockwise when the tokens have neighbours (``block`` with
+    2-token blocks), at random otherwise (tables); the other images are not masked."""
+    n = math.prod(grid)
+    order = ranking(batch, grid, "block" if ordered else "random", 2, generator, device)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=order.device).expand(batch, n))
+    low, high = ratio
+    ratios = low + (high - low) * torch.rand(batch, generator=generator, device=device)
+    counts = (ratios * n).round().clamp(1, n - 1)
+    chosen = torch.randperm(batch, generator=generator, device=device)[: int(probability * batch)]
+    counts = torch.zeros_like(counts).index_copy_(0, chosen, counts[chosen])
+    return rank < counts.unsqueeze(1)

@@ -4,7 +4,8 @@ the target (``log(1 + |FFT|)`` over each patch, per channel; see ``losses/masked
 
 The paper masks frequency bands of the whole image instead of tokens; predicting a token's spectrum
 keeps one masking mechanism for every modality. On tables a token is one value, so the target is
-``log(1 + |value|)``: the method runs there but is meant for images and series.
+``log(1 + |value|)``: the method runs there but is meant for images and series. Views are MAE's (images:
+a random resized crop and flip; other data as it is).
 """
 
 from __future__ import annotations

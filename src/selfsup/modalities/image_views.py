@@ -23,6 +23,11 @@ Probabilities: symmetric spec (SimCLR) blur 0.5 / solarize 0 on every global vie
 (BYOL, DINO) global view 1 blur 1.0 / solarize 0, global view 2 blur 0.1 / solarize 0.2 (further
 global views alternate); local crops blur 0.5 / solarize 0 and use ``local_crop_scale``.
 
+Light specs (``spec.light``: MAE, CropMAE) get the crop and flip only, at ``crop_scale``; with ``spec.original`` the
+first view is such a crop in place of the batch itself. With ``spec.nested`` each global view after the first is a
+crop of the first one at ``local_crop_scale`` of its area, resized to the full view size and flipped on its own
+(CropMAE's global-to-local crops: 50-100% of the image, then 30-60% of that).
+
 Saturation, hue and grayscale need RGB and are skipped when ``C != 3``; brightness and contrast apply
 to any channel count (contrast then uses the mean over all channels). Every colour op clamps to
 ``[0, 1]``.
@@ -108,7 +113,8 @@ def _crop_boxes(
 
     Like torchvision's ``RandomResizedCrop``: area fraction uniform in ``scale``, aspect ratio
     (width / height, in pixels) log-uniform in ``ratio``; up to ``_CROP_TRIES`` candidates per sample
-    (all drawn at once), the first that fits the image is used, otherwise the last is shrunk to fit.
+    (all drawn at once), the first that fits the image is used, otherwise torchvision's fallback: a central
+    crop, the whole image when its aspect ratio is within ``ratio`` (so ``scale=(1, 1)`` gives the whole image).
     The centre is uniform over the positions that keep the crop inside the image. A horizontal flip
     (p=``flip_p``) negates the x scale.
     """
@@ -126,6 +132,11 @@ def _crop_boxes(
     frac_h = frac_h.gather(1, first[:, None]).squeeze(1).clamp_(max=1.0)
     centre_x = (1.0 - frac_w) * (2.0 * u[:, -3] - 1.0)
     centre_y = (1.0 - frac_h) * (2.0 * u[:, -2] - 1.0)
+    none = ~fits.any(dim=1)  # torchvision's fallback: the central crop closest to the whole image
+    in_ratio = width / height
+    frac_w = torch.where(none, min(1.0, ratio[1] / in_ratio), frac_w)
+    frac_h = torch.where(none, min(1.0, in_ratio / ratio[0]), frac_h)
+    centre_x, centre_y = centre_x.masked_fill(none, 0.0), centre_y.masked_fill(none, 0.0)
     sign = torch.where(u[:, -1] < flip_p, -1.0, 1.0)
     theta = torch.zeros(n, 2, 3, device=device)
     theta[:, 0, 0] = frac_w * sign
@@ -167,6 +178,26 @@ def _random_resized_crop(
     """``views`` random resized (and maybe flipped) crops of every image: ``(views * B, C, size, size)``."""
     theta = _crop_boxes(views * x.shape[0], x.shape[-2], x.shape[-1], scale, ratio, flip_p, generator, x.device)
     return _resized_crop(x, theta, size)
+
+
+def _nested_boxes(
+    outer: torch.Tensor,
+    size: int,
+    scale: tuple[float, float],
+    flip_p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Boxes ``(n, 2, 3)`` in the image of random resized crops taken inside the ``outer`` crops (CropMAE's local
+    crop of its global view): a crop of a ``size`` x ``size`` view at ``scale`` of its area, composed with the
+    outer crop before the outer crop's flip (each view is flipped on its own, as CropMAE flips after cropping)."""
+    inner = _crop_boxes(outer.shape[0], size, size, scale, _RATIO, flip_p, generator, outer.device)
+    theta = torch.zeros_like(inner)
+    outer_w = outer[:, 0, 0].abs()  # the outer crop unflipped
+    theta[:, 0, 0] = outer_w * inner[:, 0, 0]
+    theta[:, 0, 2] = outer_w * inner[:, 0, 2] + outer[:, 0, 2]
+    theta[:, 1, 1] = outer[:, 1, 1] * inner[:, 1, 1]
+    theta[:, 1, 2] = outer[:, 1, 1] * inner[:, 1, 2] + outer[:, 1, 2]
+    return theta
 
 
 # --------------------------------------------------------------------------- helpers
@@ -441,12 +472,15 @@ class ImageViews(torch.nn.Module):
             raise ValueError(f"expected {self.channels} channels, got {x.shape[1]}")
         views: list[torch.Tensor] = [x] if self.spec.original else []  # the batch itself (masked methods)
         if x.shape[0] == 0:
+            first = [x.new_empty(0, x.shape[1], self.size, self.size)] if self.spec.original and self.spec.light else []
             return (
-                views
+                (first or views)
                 + [x.new_empty(0, x.shape[1], self.size, self.size)] * self.spec.n_global
                 + [x.new_empty(0, x.shape[1], self.local_size, self.local_size)] * self.spec.n_local
             )
-        if self.spec.n_global:
+        if self.spec.light:  # crops and flips only (MAE, CropMAE)
+            views = self._light_views(x, int(self.spec.original) + self.spec.n_global, generator)
+        elif self.spec.n_global:
             views += self._views(
                 x, self.spec.n_global, self.size, self.crop_scale, self.global_blur_p, self.global_solarize_p, generator
             )
@@ -461,6 +495,20 @@ class ImageViews(torch.nn.Module):
                 generator,
             )
         return views
+
+    def _light_views(self, x: torch.Tensor, count: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+        """``count`` random resized crops (``crop_scale``) with flips, nothing else; with ``spec.nested``, every one
+        after the first is a crop of the first (``local_crop_scale`` of its area, full size)."""
+        if count == 0:
+            return []
+        flip_p = 0.5 if self.flip else 0.0
+        height, width = x.shape[-2:]
+        if not self.spec.nested:
+            theta = _crop_boxes(count * len(x), height, width, self.crop_scale, _RATIO, flip_p, generator, x.device)
+            return list(_resized_crop(x, theta, self.size).chunk(count))
+        outer = _crop_boxes(len(x), height, width, self.crop_scale, _RATIO, flip_p, generator, x.device)
+        inner = [_nested_boxes(outer, self.size, self.local_crop_scale, flip_p, generator) for _ in range(count - 1)]
+        return list(_resized_crop(x, torch.cat([outer, *inner]), self.size).chunk(count))
 
     def _views(
         self,

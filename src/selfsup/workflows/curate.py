@@ -28,7 +28,6 @@ import csv
 import io
 import json
 import math
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -40,7 +39,7 @@ import numpy as np
 from selfsup import __version__
 from selfsup.errors import SelfsupError, unknown_name
 from selfsup.files import write_atomic
-from selfsup.outputs import CURATION, check_output_folder, folder_lock, move_outputs
+from selfsup.outputs import CURATION, check_output_folder, folder_lock, move_outputs, staging
 
 if TYPE_CHECKING:  # importing this module stays light (no torch): the CLI checks the request with it first
     from selfsup.data import ArrayDataset, DataOptions, Splits
@@ -370,8 +369,7 @@ def curate(
     options = options or DataOptions()
     modality = check_request(target, pool, budget, strategy, threshold, options)
     out = check_output_folder(out, CURATION, overwrite=overwrite)
-    with folder_lock(out), tempfile.TemporaryDirectory(dir=out, prefix=".curate-") as scratch:
-        work = Path(scratch)
+    with folder_lock(out), staging(out) as work:
         if encoder is not None:
             model = load_encoder(encoder)
             used: dict[str, Any] = {"encoder": str(encoder)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +39,7 @@ from selfsup.outputs import (
     clear_output_folder,
     folder_lock,
     move_outputs,
+    staging,
 )
 from selfsup.sources import load_data, source_modality
 from selfsup.training.adapters import ADAPTER_META, ADAPTER_WEIGHTS, merged_state
@@ -280,17 +280,13 @@ def _export_as(
     samples, source = _check_samples(encoder, meta.get("recipe") or {}, check_data)
     x = formats.inputs(encoder, samples)
     with folder_lock(out):
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-        try:
-            with torch.no_grad():
-                formats.write(fmt, encoder, tmp, x[:2])
-                if fmt in ("hf", "timm"):  # Hub folders: a model card
-                    card = model_card(fmt, encoder, meta, _folder_of(run), checkpoint)
-                    (tmp / "README.md").write_text(card)
-                diff = _compare(encoder, formats.LOADERS[fmt](tmp, encoder), x, fmt)
+        with staging(out) as tmp, torch.no_grad():
+            formats.write(fmt, encoder, tmp, x[:2])
+            if fmt in ("hf", "timm"):  # Hub folders: a model card
+                card = model_card(fmt, encoder, meta, _folder_of(run), checkpoint)
+                (tmp / "README.md").write_text(card)
+            diff = _compare(encoder, formats.LOADERS[fmt](tmp, encoder), x, fmt)
             files = move_outputs(tmp, out, formats.written_by(out) if overwrite else None)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         record = {
             "format": EXPORT_FORMAT,
             "export_format": fmt,

@@ -85,6 +85,11 @@ def check_format(fmt: str, config: dict[str, Any], run: Path) -> None:
                 f"--format timm holds timm models only, and this encoder is {what}; "
                 "use --format hf, onnx, torchscript or selfsup."
             )
+    if config.get("modality") == "text" and config.get("name") == "t5" and fmt in ("hf", "onnx"):
+        raise SelfsupError(
+            f"--format {fmt} cannot hold the t5 encoder (transformers' AutoModel reads a T5 folder as the whole "
+            "encoder-decoder; ONNX export fails on T5's relative positions); use --format torchscript or selfsup."
+        )
     if fmt == "onnx":
         for name in ONNX_PACKAGES:  # located, not imported: importing them takes seconds
             locate(name, "onnx", "--format onnx")

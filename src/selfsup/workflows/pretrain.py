@@ -993,7 +993,10 @@ def _method(
     paired run's: samples matched with their partners)."""
     method_cls = method_class(recipe.method)
     method = build_method(recipe.method, encoder, method_args)
-    view_args = splits.view_defaults | method_cls.view_defaults | recipe.view_args
+    # a method's paper defaults for view arguments its data's modality has (MAE's crop scale is for images)
+    known = get_modality(splits.modality).view_args
+    paper = {key: value for key, value in method_cls.view_defaults.items() if key in known}
+    view_args = splits.view_defaults | paper | recipe.view_args
     if pair is not None:
         assert isinstance(encoder, PairEncoder)  # _encoder pairs it with its side
         views = pair_views(method_cls.views, splits, pair[0], encoder.a.config, encoder.b.config, view_args)

@@ -32,8 +32,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -51,7 +49,7 @@ from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classi
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.files import write_atomic
 from selfsup.modalities import check_fits, get_modality
-from selfsup.outputs import PSEUDO_LABELS_HEADER, SELFTRAIN, check_output_folder, move_outputs
+from selfsup.outputs import PSEUDO_LABELS_HEADER, SELFTRAIN, check_output_folder, move_outputs, staging
 from selfsup.sources import load_data
 from selfsup.workflows.future_teacher import future_logits
 
@@ -77,6 +75,7 @@ class SelfTrainResult:
     # pool samples' top class it changed from the fixed teacher's
     pseudo_labeller: dict = field(default_factory=lambda: {"teacher": "fixed"})
     label_augmentation: str | None = None  # the teacher's fine-tuning with SLA's joint labels ("rotation")
+    augment: str | None = None  # the teacher's fine-tuning with plain rotation augmentation (SLA's DA control)
 
 
 def _fit_summary(details: dict) -> dict:
@@ -122,19 +121,16 @@ def _write(
     classes: list[str],
     pseudo_labels: str,
 ) -> None:
-    """The pseudo-labels, the student and the report, staged beside ``out`` and moved in that order (the report,
+    """The pseudo-labels, the student and the report, staged inside ``out`` and moved in that order (the report,
     ``selftrain.json``, last; with ``overwrite``, an earlier self-training's files there are removed first). A move
-    stopped midway leaves a folder still recognised as a self-training report (by its pseudo-labels or student)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    stopped midway leaves a folder still recognised as a self-training report (by its pseudo-labels or student).
+    The caller holds ``out``'s ``folder_lock`` (the CLI does, over the whole self-training)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with staging(out) as staged:
         write_atomic(staged / "pseudo_labels.csv", pseudo_labels)
         save_classifier(student, classes, staged / "student", extra={"selftrain": {"report": "../selftrain.json"}})
         write_atomic(staged / "selftrain.json", json.dumps(asdict(result), indent=1, default=float))
-        out.mkdir(exist_ok=True)
         move_outputs(staged, out, SELFTRAIN if overwrite else None, last="selftrain.json")
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
 
 
 def self_train(
@@ -159,6 +155,7 @@ def self_train(
     future_steps: int = 1,
     future_lr: float = 0.01,
     label_augmentation: str | None = None,
+    augment: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
 ) -> SelfTrainResult:
@@ -172,7 +169,9 @@ def self_train(
     ``teacher``: ``fixed`` (the fine-tuned teacher pseudo-labels the pool) or ``future`` (FST: each pool batch is
     pseudo-labelled by a copy of the teacher after ``future_steps`` virtual gradient steps at ``future_lr`` on it;
     ``workflows/future_teacher.py``). ``label_augmentation``: fine-tune the teacher with SLA's joint labels
-    (``"rotation"``: square images; ``evaluation/label_augmentation.py``); the student is trained without it."""
+    (``"rotation"``: square images; ``evaluation/label_augmentation.py``); the student is trained without it.
+    ``augment``: fine-tune the teacher with plain rotation augmentation and the ordinary labels, SLA's DA control
+    (``"rotation"``: a random quarter turn per image; ``"all-rotations"``: all four in each batch)."""
     if order not in ORDERS:
         raise unknown_name("self-training order", order, ORDERS)
     if teacher not in TEACHERS:
@@ -184,7 +183,7 @@ def self_train(
         )
     if not 0 <= threshold < 1:
         raise SelfsupError(f"--threshold {threshold} must be in [0, 1): the teacher's top class probability.")
-    sla.check(label_augmentation)
+    FinetuneOptions(label_augmentation=label_augmentation, augment=augment)  # the names, and not both
     if teacher == "future" and label_augmentation is not None:
         raise SelfsupError(
             "--teacher future takes its look-ahead steps on class labels, not SLA's joint labels: leave out one of "
@@ -209,6 +208,8 @@ def self_train(
     check_fits(pretrained, splits)
     if label_augmentation is not None:
         sla.check_input(label_augmentation, str(pretrained.config.get("modality")), splits.train.x[:1])
+    if augment is not None:
+        sla.check_input(augment, str(pretrained.config.get("modality")), splits.train.x[:1], option="augmentation")
     student_start = _student_encoder(pretrained, splits, options, student_encoder, student_encoder_args or {})
     train, test, split_note = labeled_split(splits, None, options, pretrained.preprocessing, seed, test_fraction)
     pool_splits = load_data(
@@ -224,7 +225,7 @@ def self_train(
     x_test, y_test = test.float_samples(), test.y.numpy()
 
     finetuning = FinetuneOptions(backbone_lr=lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
-    teacher_finetuning = replace(finetuning, label_augmentation=label_augmentation)
+    teacher_finetuning = replace(finetuning, label_augmentation=label_augmentation, augment=augment)
     tuned, teacher_fit = train_classifier(pretrained, x, y, y.numpy(), classes, options=teacher_finetuning, seed=seed)
     teacher_pred = logits_of(tuned, x_test).argmax(1).numpy()
     pool_logits = logits_of(tuned, pool)
@@ -285,6 +286,7 @@ def self_train(
         order=order,
         pseudo_labeller=labeller,
         label_augmentation=label_augmentation,
+        augment=augment,
         architectures={
             "teacher": {"encoder": pretrained.config["name"], "parameters": _parameters(tuned)},
             "student": {

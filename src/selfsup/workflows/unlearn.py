@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -60,7 +59,7 @@ from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError, unknown_name
 from selfsup.files import write_atomic
 from selfsup.losses.unlearning import distillation_loss, forget_similarity_loss, gradient_ascent_loss, npo_loss
-from selfsup.outputs import UNLEARNING, check_output_folder, folder_lock, move_outputs
+from selfsup.outputs import UNLEARNING, check_output_folder, folder_lock, move_outputs, staging
 from selfsup.workflows.forget_sets import (
     LABELLED,
     METHODS,
@@ -315,9 +314,9 @@ def _heldout(
                 "--heldout is for a given classifier; an encoder is fine-tuned here, and the held-out part is the "
                 "fine-tuning's own validation part."
             )
-        from selfsup.evaluation.finetune import FinetuneOptions, _validation_split
+        from selfsup.evaluation.finetune import FinetuneOptions, validation_split
 
-        _, val_idx = _validation_split(train.y.numpy(), FinetuneOptions().val_fraction, seed)
+        _, val_idx = validation_split(train.y.numpy(), FinetuneOptions().val_fraction, seed)
         idx = np.setdiff1d(val_idx, forget_idx)
         return idx, f"the fine-tuning's validation part less the forget set ({len(idx)} samples; never trained on)"
     if heldout is None:
@@ -466,8 +465,7 @@ def unlearn(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         extra = {"unlearned": {"method": method, "from": str(model), "report": "../audit.json"}}
-        with tempfile.TemporaryDirectory(dir=out, prefix=".unlearn-") as scratch:
-            staged = Path(scratch)
+        with staging(out) as staged:
             if kind == "classifier":
                 assert isinstance(unlearned, nn.Sequential) and classes is not None
                 save_classifier(unlearned, classes, staged / "model", extra=extra)
