@@ -361,9 +361,9 @@ def test_a_killed_runs_staging_folder_is_cleared_by_the_next_run_and_nothing_els
     assert (out.parent / "mine").is_dir()
 
 
-def test_a_folder_holding_only_a_killed_runs_staging_folder_is_removed_with_it(tmp_path) -> None:
-    from selfsup.outputs import STAGING
+def test_staging_needs_the_folder_lock(tmp_path) -> None:
+    from selfsup.outputs import staging
 
-    with folder_lock(tmp_path / "new") as out:
-        (out / f"{STAGING}x").mkdir()  # as a killed run left it, before this run staged anything
+    with pytest.raises(RuntimeError, match="needs this process to hold folder_lock"), staging(tmp_path):
+        pass
     assert list(tmp_path.iterdir()) == []

@@ -484,37 +484,34 @@ def _run_selftrain(args: argparse.Namespace, console: Console) -> None:
 
     from rich.table import Table
 
-    from selfsup.outputs import SELFTRAIN, check_output_folder, folder_lock
     from selfsup.workflows.selftrain import self_train
 
     out = (
         Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "selftrain"
     )
-    check_output_folder(out, SELFTRAIN, overwrite=args.overwrite)  # before any work
-    with folder_lock(out):
-        result = self_train(
-            args.encoder,
-            args.labeled,
-            args.unlabeled,
-            options=_data_options(args),
-            threshold=args.threshold,
-            temperature=args.temperature,
-            epochs=args.epochs,
-            student_epochs=args.student_epochs,
-            lr=args.lr,
-            seed=args.seed,
-            student_encoder=args.student_encoder,
-            student_encoder_args=_key_values(args.student_encoder_args or [], "--student-encoder-arg"),
-            student_lr=args.student_lr,
-            order=args.order,
-            teacher=args.teacher,
-            future_steps=args.future_steps,
-            future_lr=args.future_lr,
-            label_augmentation=args.label_augmentation,
-            augment=args.augment,
-            out=out,
-            overwrite=args.overwrite,
-        )
+    result = self_train(  # checks and holds the folder
+        args.encoder,
+        args.labeled,
+        args.unlabeled,
+        options=_data_options(args),
+        threshold=args.threshold,
+        temperature=args.temperature,
+        epochs=args.epochs,
+        student_epochs=args.student_epochs,
+        lr=args.lr,
+        seed=args.seed,
+        student_encoder=args.student_encoder,
+        student_encoder_args=_key_values(args.student_encoder_args or [], "--student-encoder-arg"),
+        student_lr=args.student_lr,
+        order=args.order,
+        teacher=args.teacher,
+        future_steps=args.future_steps,
+        future_lr=args.future_lr,
+        label_augmentation=args.label_augmentation,
+        augment=args.augment,
+        out=out,
+        overwrite=args.overwrite,
+    )
     table = Table(title=f"self-training on {args.labeled}: {result.split}; 95% Wilson CI")
     for column in ("model", "encoder", "accuracy", "95% CI", "trained on", "early stopping"):
         table.add_column(column)
@@ -727,8 +724,8 @@ def _build_parser() -> _Parser:
         "--prompt",
         action="append",
         help="zero-shot: a label template, '{}' standing for the class name, e.g. 'the word {}'; repeat it for "
-        "several, whose normalised text embeddings are averaged per class (CLIP's prompt ensembling); default: "
-        "CLIP's 7 ImageNet templates for images, '{}' otherwise",
+        "several, whose normalised text embeddings are averaged per class (CLIP's prompt ensembling); 'imagenet' "
+        "stands for CLIP's 7 ImageNet templates; default: '{}', the class name itself",
     )
     e.add_argument(
         "--partner",

@@ -330,12 +330,11 @@ def check_output_file(
 
 
 def _remove_empty(folder: Path, up_to: Path) -> None:
-    """Remove ``folder`` and then its parents below ``up_to`` while they hold nothing (but a stale lock or staging
-    folder)."""
+    """Remove ``folder`` and then its parents below ``up_to`` while they hold nothing (but a stale lock)."""
     while folder != up_to and folder.is_dir() and not _holds_files(folder):
         (folder / LOCK).unlink(missing_ok=True)
-        for stale in folder.glob(STAGING + "*"):  # a killed run's
-            shutil.rmtree(stale, ignore_errors=True)
+        if any(folder.iterdir()):  # a killed run's staging folder: only ``staging``, under the lock, removes it
+            return
         folder.rmdir()
         folder = folder.parent
 
@@ -396,6 +395,8 @@ def staging(out: Path) -> Iterator[Path]:
     """A new folder inside ``out`` (held with ``folder_lock``) to write an output into before ``move_outputs`` moves
     it in place; removed on the way out. The staging folders a killed run left there are removed first: their names
     are selfsup's own, and the lock says no running process uses them."""
+    if _holder(out / LOCK) != f"process {os.getpid()}":
+        raise RuntimeError(f"staging('{out}') needs this process to hold folder_lock('{out}')")
     for stale in out.glob(STAGING + "*"):
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale)

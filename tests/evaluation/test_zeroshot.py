@@ -87,7 +87,9 @@ def test_several_templates_average_the_normalised_prompt_embeddings(one_thread) 
 
 
 def test_default_templates_and_bad_ones_refused() -> None:
-    assert templates_of(None, "image") == IMAGE_TEMPLATES and len(IMAGE_TEMPLATES) == 7
+    assert templates_of(None, "image") == ("{}",)  # an ensemble is asked for: results never change silently
+    assert templates_of("imagenet") == IMAGE_TEMPLATES and len(IMAGE_TEMPLATES) == 7
+    assert templates_of(["{}", "imagenet"]) == ("{}", *IMAGE_TEMPLATES)
     assert templates_of(None, "audio") == ("{}",)
     assert templates_of(["the word {}", "{}"]) == ("the word {}", "{}")
     assert EvaluationOptions(prompt=["a {}", "the {}"]).prompt == ("a {}", "the {}")

@@ -107,3 +107,16 @@ def test_ibot_is_for_token_encoders_only(digits, small_encoder_config) -> None:
     with pytest.raises(SelfsupError, match="ibot_mask_ratio"):
         build_method("dinov2", _vit(digits), {"ibot_mask_ratio": (0.5, 0.1)})
     assert "iBOT" in METHODS["dinov2"].summary and "token encoders only" in METHODS["dinov2"].summary
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_step_with_no_crop_masked_still_reaches_every_trained_parameter(digits) -> None:
+    """DDP refuses a step that leaves a trained parameter without a gradient: with no crop masked, the mask token
+    and patch head join the loss at zero."""
+    method = build_method("dino", _vit(digits), HEAD | {"ibot_weight": 1.0, "ibot_mask_probability": 0.0})
+    out = method.training_loss(_views(digits))
+    assert "ibot" not in out.logs
+    out.loss.backward()
+    assert method.mask_token.grad is not None and all(
+        p.grad is not None for p in method.patch_head.parameters() if p.requires_grad
+    )

@@ -237,3 +237,20 @@ def test_a_resume_asked_to_go_further_goes_further_or_says_why_not(tmp_path, cap
     err = _fails(capsys, ["pretrain", "--resume", "--out", str(out)])
     assert f"has trained its {per_epoch + 3} steps" in err and "larger --max-steps or --epochs" in err
     assert _snapshot(out) == before
+
+
+def test_a_dinov2_run_from_before_ibot_resumes_without_it(tmp_path, capsys) -> None:
+    """A dinov2 run begun before iBOT was on by default (its recipe names no ibot_weight, its checkpoint has no
+    mask token) resumes as it began, without the new term's weights, and says so in one line."""
+    out = tmp_path / "run"
+    argv = ["--data", "builtin:digits", "--image-size", "8", "--method", "dinov2", "--encoder", "vit"]
+    argv += ["--encoder-arg", "patch_size=4", "--batch-size", "64", "--max-steps", "2", "--no-probe"]
+    assert main(["pretrain", *argv, "--method-arg", "ibot_weight=0", "--out", str(out)]) == 0
+    recipe = yaml.safe_load((out / "recipe.yaml").read_text())
+    del recipe["method_args"]["ibot_weight"]  # as an older selfsup wrote it
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    capsys.readouterr()
+    assert main(["pretrain", "--resume", "--out", str(out), "--max-steps", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "began before dinov2 had its iBOT term; it resumes without it" in err
+    assert _step(out) == 4

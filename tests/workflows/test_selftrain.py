@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer
 from selfsup.cli import EXIT_USER_ERROR, main
 from selfsup.data import DataOptions
 from selfsup.errors import SelfsupError
+from selfsup.outputs import STAGING
 from selfsup.workflows.selftrain import self_train
 
 FAST = dict(epochs=20, batch_size=32)
@@ -228,10 +229,11 @@ def test_a_move_stopped_midway_leaves_a_folder_still_recognised_as_self_training
     with pytest.raises(KeyboardInterrupt):
         self_train(run, str(labeled), str(pool), **arguments)
     monkeypatch.undo()
+    assert not list(out.glob(STAGING + "*")) and [p.name for p in tmp_path.iterdir()] == ["st"]  # staging gone
     left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".selfsup.lock"}
     assert "pseudo_labels.csv" in left and "selftrain.json" not in left
     assert ("student/selfsup.json" in left) == (stop_at == "selftrain.json")
-    assert [p.name for p in tmp_path.iterdir()] == ["st"]  # the staging folder is gone
+    assert all(name == "pseudo_labels.csv" or name.startswith("student/") for name in left)
     with pytest.raises(SelfsupError, match="already holds a self-training report"):
         check_output_folder(out, SELFTRAIN, overwrite=False)
     self_train(run, str(labeled), str(pool), **arguments, overwrite=True)

@@ -271,7 +271,7 @@ class TokenTransformer(Encoder):
         if self.n_registers or n < 0:
             raise SelfsupError(
                 f"the encoder has {self.n_registers} register tokens, so it cannot take {n}; "
-                f"set registers={self.n_registers} (or 0 to keep them)."
+                f"set registers={self.n_registers}."
             )
         dim = self.embed_dim
         new = torch.empty(n, dim).uniform_(-(dim**-0.5), dim**-0.5)  # as the prefix: U(-1/sqrt(d), 1/sqrt(d))

@@ -24,6 +24,7 @@ from selfsup.evaluation.fewshot import normalise
 
 DEFAULT_PROMPT = "{}"
 # CLIP's recommended subset of its 80 ImageNet templates (Radford et al. 2021, the Prompt_Engineering notebook)
+TEMPLATE_SET = "imagenet"  # --prompt imagenet: the templates below
 IMAGE_TEMPLATES = (
     "itap of a {}.",
     "a bad photo of the {}.",
@@ -73,12 +74,14 @@ def class_prompts(classes: list[str], template: str = DEFAULT_PROMPT) -> list[st
 
 
 def templates_of(prompt: str | Sequence[str] | None, modality: str | None = None) -> tuple[str, ...]:
-    """The templates to use: ``prompt`` (one or several), or the default for ``modality`` when None; each must
-    hold ``{}`` once."""
+    """The templates to use: ``prompt`` (one or several; ``"imagenet"`` names CLIP's 7 ImageNet templates), or
+    ``"{}"`` when None (the bare class name, whatever ``modality``: an ensemble is asked for, never a silent
+    default); each must hold ``{}`` once."""
     if prompt is None:
-        templates: tuple[str, ...] = IMAGE_TEMPLATES if modality == "image" else (DEFAULT_PROMPT,)
+        templates: tuple[str, ...] = (DEFAULT_PROMPT,)
     else:
         templates = (prompt,) if isinstance(prompt, str) else tuple(prompt)
+    templates = tuple(t for name in templates for t in (IMAGE_TEMPLATES if name == TEMPLATE_SET else (name,)))
     if not templates:
         raise SelfsupError("--prompt needs at least one template, '{}' standing for the class name.")
     for template in templates:

@@ -220,6 +220,10 @@ class DINO(Method):
             patch = self.ibot_loss(run.tokens, teacher_run.tokens, mask & run.valid, temperature)
             logs["ibot"] = patch.detach()
             loss = loss + cfg.ibot_weight * patch
+        elif self.ibot:  # no crop masked this step: the mask token and patch head join at zero (DDP wants every
+            # parameter to get a gradient each step)
+            unused = [self.mask_token, *self.patch_heads()[0].parameters()]
+            loss = loss + 0.0 * sum(p.sum() for p in unused)
         if cfg.teacher_temperature_warmup > 0:
             logs["teacher_temperature"] = temperature
         return StepOutput(loss, logs, h[: len(views[0])])

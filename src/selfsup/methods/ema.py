@@ -20,10 +20,11 @@ def frozen_copy(module: ModuleT) -> ModuleT:
     return teacher
 
 
-def cosine_momentum(base: float, progress: float) -> float:
-    """BYOL's schedule: momentum rises from ``base`` to 1 along a cosine over training (progress in [0, 1])."""
+def cosine_momentum(base: float, progress: float, end: float = 1.0) -> float:
+    """BYOL's schedule: momentum rises from ``base`` to ``end`` (1 in BYOL) along a cosine over training (progress in
+    [0, 1])."""
     progress = min(max(progress, 0.0), 1.0)
-    return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+    return end - (end - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
 
 
 @torch.no_grad()

@@ -40,7 +40,7 @@ from selfsup.errors import SelfsupError
 from selfsup.losses.gradient_targets import gradient_targets, paper_radii
 from selfsup.losses.masked import masked_loss
 from selfsup.methods.base import Method, MethodConfig, StepOutput, check_heads, register_method
-from selfsup.methods.ema import ema_update, frozen_copy
+from selfsup.methods.ema import cosine_momentum, ema_update, frozen_copy
 from selfsup.methods.heads import TokenPredictor
 from selfsup.methods.jepa_masks import ecg_masks, tjepa_masks
 from selfsup.methods.masking import check_masking, jepa_masks
@@ -192,6 +192,5 @@ class JEPA(Method):
 
     def on_train_batch_end(self, progress: float) -> None:
         if self.teacher is not None:
-            start, end = self.config.momentum, self.config.momentum_end
-            cosine = (math.cos(math.pi * min(max(progress, 0.0), 1.0)) + 1.0) / 2.0
-            ema_update(self.teacher, self.encoder, end - (end - start) * cosine)
+            momentum = cosine_momentum(self.config.momentum, progress, self.config.momentum_end)
+            ema_update(self.teacher, self.encoder, momentum)

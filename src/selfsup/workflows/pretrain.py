@@ -568,8 +568,27 @@ def resume_recipe(out: str | Path, epochs: int | None = None, max_steps: int | N
         {"out": str(out)}
         | ({"epochs": epochs} if epochs else {})
         | ({"max_steps": max_steps} if max_steps is not None else {})
+        | _defaults_it_predates(recipe, Path(out))
     )
     return make_recipe(**(recipe.model_dump() | update))
+
+
+def _defaults_it_predates(recipe: Recipe, out: Path) -> dict[str, Any]:
+    """Method defaults that changed after the run began, kept as the run had them: a ``dinov2`` run from before its
+    iBOT term (on by default since) resumes without it, whose weights its checkpoint lacks."""
+    if recipe.method != "dinov2" or "ibot_weight" in recipe.method_args or not has_checkpoint(out):
+        return {}
+    state = torch.load(resume_checkpoint(out, set_aside=False).path, map_location="cpu", weights_only=False)
+    keys = list(state.get("state_dict", {}))
+    token_encoder = any(".encoder.tokenizer." in key for key in keys)  # iBOT is for token encoders only
+    if not token_encoder or any(key.endswith("mask_token") for key in keys):
+        return {}
+    warnings.warn(
+        f"the dinov2 run in '{out}' began before dinov2 had its iBOT term; it resumes without it (ibot_weight=0)",
+        UserWarning,
+        stacklevel=2,
+    )
+    return {"method_args": recipe.method_args | {"ibot_weight": 0.0}}
 
 
 def stage1_folder(out: str | Path) -> Path:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -49,7 +50,7 @@ from selfsup.evaluation.finetune import FinetuneOptions, logits_of, train_classi
 from selfsup.evaluation.stats import accuracy_with_ci
 from selfsup.files import write_atomic
 from selfsup.modalities import check_fits, get_modality
-from selfsup.outputs import PSEUDO_LABELS_HEADER, SELFTRAIN, check_output_folder, move_outputs, staging
+from selfsup.outputs import PSEUDO_LABELS_HEADER, SELFTRAIN, check_output_folder, folder_lock, move_outputs, staging
 from selfsup.sources import load_data
 from selfsup.workflows.future_teacher import future_logits
 
@@ -124,7 +125,7 @@ def _write(
     """The pseudo-labels, the student and the report, staged inside ``out`` and moved in that order (the report,
     ``selftrain.json``, last; with ``overwrite``, an earlier self-training's files there are removed first). A move
     stopped midway leaves a folder still recognised as a self-training report (by its pseudo-labels or student).
-    The caller holds ``out``'s ``folder_lock`` (the CLI does, over the whole self-training)."""
+    The caller holds ``out``'s ``folder_lock`` (``self_train`` does, over the whole self-training)."""
     out.mkdir(parents=True, exist_ok=True)
     with staging(out) as staged:
         write_atomic(staged / "pseudo_labels.csv", pseudo_labels)
@@ -203,101 +204,116 @@ def self_train(
         )
     if out is not None:
         check_output_folder(out, SELFTRAIN, overwrite=overwrite)  # before any work
-    pretrained = load_encoder(encoder)
-    splits = load_data(labeled, options, preprocessing=pretrained.preprocessing)
-    check_fits(pretrained, splits)
-    if label_augmentation is not None:
-        sla.check_input(label_augmentation, str(pretrained.config.get("modality")), splits.train.x[:1])
-    if augment is not None:
-        sla.check_input(augment, str(pretrained.config.get("modality")), splits.train.x[:1], option="augmentation")
-    student_start = _student_encoder(pretrained, splits, options, student_encoder, student_encoder_args or {})
-    train, test, split_note = labeled_split(splits, None, options, pretrained.preprocessing, seed, test_fraction)
-    pool_splits = load_data(
-        unlabeled,
-        DataOptions(**(vars(options or DataOptions()) | {"label": None})),
-        preprocessing=pretrained.preprocessing,
-    )
-    check_fits(pretrained, pool_splits)
-    pool = pool_splits.train.float_samples()
-    assert train.classes is not None  # labeled_split refuses unlabeled data
-    classes = len(train.classes)
-    x, y = train.float_samples(), train.y
-    x_test, y_test = test.float_samples(), test.y.numpy()
-
-    finetuning = FinetuneOptions(backbone_lr=lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
-    teacher_finetuning = replace(finetuning, label_augmentation=label_augmentation, augment=augment)
-    tuned, teacher_fit = train_classifier(pretrained, x, y, y.numpy(), classes, options=teacher_finetuning, seed=seed)
-    teacher_pred = logits_of(tuned, x_test).argmax(1).numpy()
-    pool_logits = logits_of(tuned, pool)
-    labeller: dict[str, Any] = {"teacher": teacher}
-    if teacher == "future":
-        fixed_top = pool_logits.argmax(1)
-        pool_logits = future_logits(
-            tuned, x, y, pool, steps=future_steps, lr=future_lr, threshold=threshold, batch_size=batch_size, seed=seed
+    with folder_lock(out) if out is not None else nullcontext():  # one run per folder, over the whole work
+        pretrained = load_encoder(encoder)
+        splits = load_data(labeled, options, preprocessing=pretrained.preprocessing)
+        check_fits(pretrained, splits)
+        if label_augmentation is not None:
+            sla.check_input(label_augmentation, str(pretrained.config.get("modality")), splits.train.x[:1])
+        if augment is not None:
+            sla.check_input(augment, str(pretrained.config.get("modality")), splits.train.x[:1], option="augmentation")
+        student_start = _student_encoder(pretrained, splits, options, student_encoder, student_encoder_args or {})
+        train, test, split_note = labeled_split(splits, None, options, pretrained.preprocessing, seed, test_fraction)
+        pool_splits = load_data(
+            unlabeled,
+            DataOptions(**(vars(options or DataOptions()) | {"label": None})),
+            preprocessing=pretrained.preprocessing,
         )
-        labeller |= {"steps": future_steps, "lr": future_lr, "changed": int((pool_logits.argmax(1) != fixed_top).sum())}
-    soft = F.softmax(pool_logits / temperature, dim=1)
-    keep = F.softmax(pool_logits, dim=1).max(dim=1).values >= threshold
+        check_fits(pretrained, pool_splits)
+        pool = pool_splits.train.float_samples()
+        assert train.classes is not None  # labeled_split refuses unlabeled data
+        classes = len(train.classes)
+        x, y = train.float_samples(), train.y
+        x_test, y_test = test.float_samples(), test.y.numpy()
 
-    targets = torch.cat([F.one_hot(y, classes).float(), soft[keep]])
-    strata = torch.cat([y, soft[keep].argmax(1)]).numpy()
-    fresh = student_start is not pretrained
-    stages: dict[str, dict] = {}
-    student_lr = student_lr if student_lr is not None else (10 * lr if fresh else lr)
-    student_finetuning = FinetuneOptions(
-        backbone_lr=student_lr, head_lr=10 * lr, epochs=student_epochs, batch_size=batch_size
-    )
-    if order == "joint":
-        student, student_fit = train_classifier(
-            student_start,
-            torch.cat([x, pool[keep]]),
-            targets,
-            strata,
-            classes,
-            options=student_finetuning,
-            seed=seed + 1,
+        finetuning = FinetuneOptions(backbone_lr=lr, head_lr=10 * lr, epochs=epochs, batch_size=batch_size)
+        teacher_finetuning = replace(finetuning, label_augmentation=label_augmentation, augment=augment)
+        tuned, teacher_fit = train_classifier(
+            pretrained, x, y, y.numpy(), classes, options=teacher_finetuning, seed=seed
         )
-    else:  # Predictions for pre-training: the teacher's predictions first, as a training stage of their own
-        if int(keep.sum()) < 2 * classes:
-            raise SelfsupError(
-                f"--order {order} trains first on the pseudo-labelled pool, but only {int(keep.sum())} pool samples "
-                f"reach --threshold {threshold}; lower it."
+        teacher_pred = logits_of(tuned, x_test).argmax(1).numpy()
+        pool_logits = logits_of(tuned, pool)
+        labeller: dict[str, Any] = {"teacher": teacher}
+        if teacher == "future":
+            fixed_top = pool_logits.argmax(1)
+            pool_logits = future_logits(
+                tuned,
+                x,
+                y,
+                pool,
+                steps=future_steps,
+                lr=future_lr,
+                threshold=threshold,
+                batch_size=batch_size,
+                seed=seed,
             )
-        on_pseudo, pseudo_fit = train_classifier(
-            student_start, pool[keep], soft[keep], soft[keep].argmax(1).numpy(), classes, options=student_finetuning,
-            seed=seed + 1,
-        )  # fmt: skip
-        # then a new head on the gold labels, the encoder at the teacher's learning rate
-        student, student_fit = train_classifier(
-            cast(Encoder, on_pseudo[0]), x, y, y.numpy(), classes, options=finetuning, seed=seed + 2
+            labeller |= {
+                "steps": future_steps,
+                "lr": future_lr,
+                "changed": int((pool_logits.argmax(1) != fixed_top).sum()),
+            }
+        soft = F.softmax(pool_logits / temperature, dim=1)
+        keep = F.softmax(pool_logits, dim=1).max(dim=1).values >= threshold
+
+        targets = torch.cat([F.one_hot(y, classes).float(), soft[keep]])
+        strata = torch.cat([y, soft[keep].argmax(1)]).numpy()
+        fresh = student_start is not pretrained
+        stages: dict[str, dict] = {}
+        student_lr = student_lr if student_lr is not None else (10 * lr if fresh else lr)
+        student_finetuning = FinetuneOptions(
+            backbone_lr=student_lr, head_lr=10 * lr, epochs=student_epochs, batch_size=batch_size
         )
-        stages["student on pseudo-labels"] = _fit_summary(pseudo_fit)
-    student_pred = logits_of(student, x_test).argmax(1).numpy()
-    result = SelfTrainResult(
-        teacher=accuracy_with_ci(y_test, teacher_pred),
-        student=accuracy_with_ci(y_test, student_pred),
-        n_labeled=len(train),
-        n_pool=len(pool),
-        n_pseudo=int(keep.sum()),
-        threshold=threshold,
-        temperature=temperature,
-        split=split_note,
-        fitting={"teacher": _fit_summary(teacher_fit), "student": _fit_summary(student_fit)} | stages,
-        order=order,
-        pseudo_labeller=labeller,
-        label_augmentation=label_augmentation,
-        augment=augment,
-        architectures={
-            "teacher": {"encoder": pretrained.config["name"], "parameters": _parameters(tuned)},
-            "student": {
-                "encoder": student_start.config["name"],
-                "parameters": _parameters(student),
-                "start": "fresh (random) weights" if fresh else "the pre-trained weights",
-                "encoder_lr": student_lr,
+        if order == "joint":
+            student, student_fit = train_classifier(
+                student_start,
+                torch.cat([x, pool[keep]]),
+                targets,
+                strata,
+                classes,
+                options=student_finetuning,
+                seed=seed + 1,
+            )
+        else:  # Predictions for pre-training: the teacher's predictions first, as a training stage of their own
+            if int(keep.sum()) < 2 * classes:
+                raise SelfsupError(
+                    f"--order {order} trains first on the pseudo-labelled pool, but only {int(keep.sum())} pool samples "
+                    f"reach --threshold {threshold}; lower it."
+                )
+            on_pseudo, pseudo_fit = train_classifier(
+                student_start, pool[keep], soft[keep], soft[keep].argmax(1).numpy(), classes, options=student_finetuning,
+                seed=seed + 1,
+            )  # fmt: skip
+            # then a new head on the gold labels, the encoder at the teacher's learning rate
+            student, student_fit = train_classifier(
+                cast(Encoder, on_pseudo[0]), x, y, y.numpy(), classes, options=finetuning, seed=seed + 2
+            )
+            stages["student on pseudo-labels"] = _fit_summary(pseudo_fit)
+        student_pred = logits_of(student, x_test).argmax(1).numpy()
+        result = SelfTrainResult(
+            teacher=accuracy_with_ci(y_test, teacher_pred),
+            student=accuracy_with_ci(y_test, student_pred),
+            n_labeled=len(train),
+            n_pool=len(pool),
+            n_pseudo=int(keep.sum()),
+            threshold=threshold,
+            temperature=temperature,
+            split=split_note,
+            fitting={"teacher": _fit_summary(teacher_fit), "student": _fit_summary(student_fit)} | stages,
+            order=order,
+            pseudo_labeller=labeller,
+            label_augmentation=label_augmentation,
+            augment=augment,
+            architectures={
+                "teacher": {"encoder": pretrained.config["name"], "parameters": _parameters(tuned)},
+                "student": {
+                    "encoder": student_start.config["name"],
+                    "parameters": _parameters(student),
+                    "start": "fresh (random) weights" if fresh else "the pre-trained weights",
+                    "encoder_lr": student_lr,
+                },
             },
-        },
-    )
-    if out is not None:
-        pseudo_labels = _pseudo_label_csv(pool_splits.train.ids, train.classes, F.softmax(pool_logits, dim=1), keep)
-        _write(Path(out), overwrite, result, student, train.classes, pseudo_labels)
-    return result
+        )
+        if out is not None:
+            pseudo_labels = _pseudo_label_csv(pool_splits.train.ids, train.classes, F.softmax(pool_logits, dim=1), keep)
+            _write(Path(out), overwrite, result, student, train.classes, pseudo_labels)
+        return result
