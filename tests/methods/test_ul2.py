@@ -104,3 +104,13 @@ def test_ul2_trains_the_t5_encoder_on_real_reviews(reviews, one_thread, train_fi
 def test_ul2_refuses_other_encoders():
     with pytest.raises(SelfsupError, match="--encoder t5"):
         build_method("ul2", build_encoder(text_encoder_config("small_bert", embed_dim=32, heads=2, depth=1)))
+
+
+def test_ul2_gets_the_t5_encoder_when_none_is_named():
+    from selfsup.recipe import make_recipe
+    from selfsup.workflows.pretrain import _encoder_name
+
+    assert _encoder_name(make_recipe(data="builtin:rottentomatoes", method="ul2"), "text", None) == "t5"
+    named = make_recipe(data="builtin:rottentomatoes", method="ul2", encoder="small_bert")
+    assert _encoder_name(named, "text", None) == "small_bert"  # then build_method refuses it in one line
+    assert _encoder_name(make_recipe(data="builtin:rottentomatoes", method="mlm"), "text", None) != "t5"

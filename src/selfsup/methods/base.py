@@ -53,6 +53,7 @@ class Method(nn.Module):
     paired: ClassVar[bool] = False  # trains two encoders on paired data (--pair-data): views are [side a, side b]
     accepts_pairs: ClassVar[bool] = False  # with --pair-data, views are [sample, its pair] through the one encoder
     encoder_defaults: ClassVar[dict[str, Any]] = {}  # encoder arguments the method needs (the recipe's win)
+    default_encoder: ClassVar[str | None] = None  # the architecture it needs when --encoder is unset (ul2: t5)
     view_defaults: ClassVar[dict[str, Any]] = {}  # view arguments from the method's paper (the recipe's win)
     default_lr: ClassVar[float] = 1e-3
     Config: ClassVar[type[MethodConfig]] = MethodConfig

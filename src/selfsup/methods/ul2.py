@@ -104,11 +104,12 @@ class UL2(Method):
     name = "ul2"
     summary = (
         "mixture of 7 denoisers, drawn uniformly: T5 span corruption (regular, extreme) and prefix LM, each "
-        "input led by its mode token; a small T5 with MiniLM's tokenizer (text; --encoder t5)"
+        "input led by its mode token; a small T5 with MiniLM's tokenizer (text; its encoder is t5)"
     )
     paper = "Tay et al. 2022, UL2; Raffel et al. 2020, T5 (span corruption)"
     views = ViewSpec(n_global=0, original=True)
     modalities = ("text",)
+    default_encoder = "t5"
     default_lr = 1e-3
     Config = UL2Config
     config: UL2Config

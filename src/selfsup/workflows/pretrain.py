@@ -940,10 +940,10 @@ def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, Preprocessing, In
 
 
 def _encoder_name(recipe: Recipe, modality_name: str, init: InitSource | None) -> str:
-    """The architecture of a new encoder: ``--encoder``, a model folder's, or the modality's default (a token
-    encoder for methods that need tokens)."""
-    modality = get_modality(modality_name)
-    default = modality.token_encoder if method_class(recipe.method).needs_tokens else modality.default_encoder
+    """The architecture of a new encoder: ``--encoder``, a model folder's, the method's own (ul2's t5), or the
+    modality's default (a token encoder for methods that need tokens)."""
+    modality, method = get_modality(modality_name), method_class(recipe.method)
+    default = method.default_encoder or (modality.token_encoder if method.needs_tokens else modality.default_encoder)
     return recipe.encoder or (init.architecture if init else None) or default
 
 
