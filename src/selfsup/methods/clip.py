@@ -34,7 +34,8 @@ Options (benchmarks/pairs_variants.py compares them):
 from __future__ import annotations
 
 import math
-from typing import Literal, cast
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field
@@ -132,24 +133,23 @@ class CLIP(Method):
             with torch.no_grad():
                 self.log_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
 
-    def _embed(self, side: str, x: torch.Tensor) -> torch.Tensor:
+    def _through(self, side: str, encode: Callable[[Any], Any]) -> tuple[Projected, Any]:
+        """Side's projected encoder and ``encode(its encoder)``: a locked side (LiT) runs frozen, its dropout and
+        batch-norm statistics off."""
         projected = getattr(self.encoder, side)
         if self.config.lock != side:
-            return projected(x)
-        projected.encoder.eval()  # a locked side keeps its dropout and batch-norm statistics off
+            return projected, encode(projected.encoder)
+        projected.encoder.eval()
         with torch.no_grad():
-            h = projected.encoder(x)
+            return projected, encode(projected.encoder)
+
+    def _embed(self, side: str, x: torch.Tensor) -> torch.Tensor:
+        projected, h = self._through(side, lambda encoder: encoder(x))
         return projected.projection(h)
 
     def tokens(self, side: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Side's token features through its projection, ``(B, N, dim)``, and their validity ``(B, N)``."""
-        projected = getattr(self.encoder, side)
-        if self.config.lock != side:
-            h, valid = projected.encoder.forward_tokens(x)
-        else:
-            projected.encoder.eval()
-            with torch.no_grad():
-                h, valid = projected.encoder.forward_tokens(x)
+        projected, (h, valid) = self._through(side, lambda encoder: encoder.forward_tokens(x))
         return projected.projection(h), valid
 
     def training_loss(self, views: list[torch.Tensor]) -> StepOutput:

@@ -578,7 +578,8 @@ def _defaults_it_predates(recipe: Recipe, out: Path) -> dict[str, Any]:
     iBOT term (on by default since) resumes without it, whose weights its checkpoint lacks."""
     if recipe.method != "dinov2" or "ibot_weight" in recipe.method_args or not has_checkpoint(out):
         return {}
-    state = torch.load(resume_checkpoint(out, set_aside=False).path, map_location="cpu", weights_only=False)
+    path = resume_checkpoint(out, set_aside=False).path  # mapped, not read: only its key names are looked at
+    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     keys = list(state.get("state_dict", {}))
     token_encoder = any(".encoder.tokenizer." in key for key in keys)  # iBOT is for token encoders only
     if not token_encoder or any(key.endswith("mask_token") for key in keys):
