@@ -121,3 +121,26 @@ def test_gathered_losses_match_full_batch(tmp_path: Path) -> None:
     expected_center = 0.9 * torch.ones(1, D, dtype=torch.float64) + 0.1 * data["teacher"].mean(dim=(0, 1))
     for res in ranks:
         torch.testing.assert_close(res["center"], expected_center)
+
+
+def test_embedding_runs_on_one_device_and_a_missing_gpu_is_refused_in_one_line() -> None:
+    import pytest
+
+    from selfsup.distributed import inference_device
+    from selfsup.errors import SelfsupError
+
+    assert inference_device("cpu", 1) == torch.device("cpu")
+    assert inference_device("cpu", "auto") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert inference_device("auto", 1).type in ("cpu", "mps")
+        for accelerator in ("gpu", "cuda"):
+            with pytest.raises(SelfsupError, match=f"--accelerator {accelerator}: no CUDA GPU") as err:
+                inference_device(accelerator, 1)
+            assert "\n" not in str(err.value)
+    else:
+        assert inference_device("gpu", "0,") == torch.device("cuda", 0)
+    for devices in (2, "2", "0,1", "-1"):
+        with pytest.raises(SelfsupError, match="embedding runs on one device"):
+            inference_device("cpu", devices)
+    with pytest.raises(SelfsupError, match="choose one of auto, cpu, gpu, cuda, mps"):
+        inference_device("tpu", 1)

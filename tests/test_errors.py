@@ -30,3 +30,19 @@ def test_a_missing_package_names_itself_and_its_extra(monkeypatch):
         SelfsupError, match=r"^x needs the optional package 'no_such_package_here': pip install 'selfsup"
     ):
         require("no_such_package_here.sub", "text", "x")  # the top-level package is named
+
+
+def test_an_error_raised_in_a_data_loading_worker_keeps_its_one_line():
+    import torch
+    from torch.utils.data import DataLoader
+
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: int):
+            raise SelfsupError("cannot read image 'x.png': truncated. Fix or remove it.")
+
+    with pytest.raises(SelfsupError) as caught:
+        next(iter(DataLoader(Broken(), num_workers=1)))
+    assert str(caught.value) == "cannot read image 'x.png': truncated. Fix or remove it."

@@ -27,6 +27,8 @@ LAYERS: dict[str, int] = {
     "methods": 4,
     "modalities": 4,
     "datasets": 5,
+    "shards": 5,
+    "hf_sources": 5,
     "sources": 6,
     "training": 7,
     "evaluation": 7,

@@ -52,6 +52,8 @@ DATA_FIELDS = (
     "segment_seconds",
     "text_field",
     "bad_files",
+    "in_memory",
+    "column",
 )
 
 
@@ -90,6 +92,26 @@ def _field_help(name: str) -> str:
 def _flags(name: str) -> list[str]:
     """The flags of recipe field ``name``: ``--field-name``, then any older spelling."""
     return [f"--{name.replace('_', '-')}", *FLAG_ALIASES.get(name, ())]
+
+
+def _add_embedding_device_flags(p: argparse.ArgumentParser) -> None:
+    """evaluate's and embed's --accelerator, --devices and --precision: where the encoder embeds (one device)."""
+    p.add_argument(
+        "--accelerator",
+        default="auto",
+        help="where the encoder embeds: auto (default: a GPU when PyTorch sees one, else the CPU), cpu, gpu, cuda, "
+        "mps (evaluate's probes and fine-tuning run on the CPU)",
+    )
+    p.add_argument(
+        "--devices",
+        type=_int_or_str,
+        default=1,
+        help="1 (default): embedding runs on one device; pick a GPU by its index and a comma, e.g. '1,'",
+    )
+    p.add_argument(
+        "--precision",
+        help="32 (default), or bf16-mixed / 16-mixed: the encoder runs under autocast (GPUs), embeddings are float32",
+    )
 
 
 def _int_or_str(text: str) -> int | str:
@@ -140,6 +162,8 @@ def _data_options(args: argparse.Namespace):
         segment_seconds=args.segment_seconds,
         text_field=args.text_field,
         bad_files=args.bad_files or "fail",
+        in_memory=args.in_memory or "auto",
+        column=args.column,
     )
 
 
@@ -195,7 +219,7 @@ def _check_source(what: str, source: str | None) -> None:
             raise unknown_name(
                 "built-in dataset", source[len(BUILTIN_PREFIX) :], BUILTIN_NAMES, hint="Use builtin:NAME or a path."
             )
-    elif not Path(source).exists():
+    elif "://" not in source and not Path(source).exists():  # a URL: prepared shards in object storage
         raise SelfsupError(
             f"{what} '{source}' does not exist; pass a folder of images, a table (.csv/.parquet), "
             "series (.ts/.npy/.npz or a folder of them), audio (.wav/.flac/.ogg or a folder of "
@@ -260,7 +284,7 @@ def _run_pretrain(args: argparse.Namespace, console: Console) -> None:
     )
 
     run = pretrain(recipe, resume=args.resume, overwrite=args.overwrite)
-    if launched_rank() > 0:  # DDP worker processes stay quiet
+    if launched_rank(recipe) > 0:  # the other processes of a run on several devices stay quiet
         return
     if run.sides:
         a, b = run.sides
@@ -319,6 +343,9 @@ def _run_evaluate(args: argparse.Namespace, console: Console) -> None:
         partner=args.partner,
         prompt=args.prompt,
         tasks=args.tasks,
+        accelerator=args.accelerator,
+        devices=args.devices,
+        precision=args.precision,
     )
     out = Path(args.out) if args.out else (Path(args.encoder) if Path(args.encoder).is_dir() else Path(".")) / "eval"
     check_output_folder(out, EVALUATION, overwrite=args.overwrite)  # before any work
@@ -782,6 +809,7 @@ def _build_parser() -> _Parser:
     )
     e.add_argument("--out", help="report folder (default RUN/eval)")
     e.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation report in --out")
+    _add_embedding_device_flags(e)
 
     c = sub.add_parser(
         "compare",
@@ -989,13 +1017,19 @@ def _build_parser() -> _Parser:
     n.add_argument("--out", required=True, help="folder for the unlearned model (OUT/model) and OUT/audit.json")
     n.add_argument("--overwrite", action="store_true", help="replace an earlier unlearning in --out")
 
-    m = sub.add_parser("embed", help="write embeddings of a dataset to .npy or .parquet")
+    m = sub.add_parser("embed", help="write embeddings of a dataset to .npy, .parquet or a folder of Parquet shards")
     m.add_argument("--encoder", required=True, help="run folder or encoder.safetensors")
     m.add_argument("--data", required=True, help=_field_help("data"))
     _add_data_flags(m)
-    m.add_argument("--out", required=True, help="output file: .npy or .parquet (with ids, split and labels)")
+    m.add_argument(
+        "--out",
+        required=True,
+        help="output file: .npy or .parquet (with ids, split and labels), or a folder (a name without a suffix) of "
+        "Parquet shards part-00000.parquet, ... of 16,384 rows each; written block by block",
+    )
     m.add_argument("--batch-size", type=int, default=512)
     m.add_argument("--overwrite", action="store_true", help="replace embeddings selfsup wrote to --out before")
+    _add_embedding_device_flags(m)
 
     x = sub.add_parser(
         "export",
@@ -1017,9 +1051,57 @@ def _build_parser() -> _Parser:
     )
     x.add_argument("--overwrite", action="store_true", help="replace an earlier export (or run) in --out")
 
+    _add_prepare(sub)
     sub.add_parser("methods", help="list the self-supervised methods and the data each works on")
     sub.add_parser("datasets", help="list the built-in datasets (builtin:NAME), all offline")
     return parser
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "prepare",
+        help="write a source as LitData shards that pretrain, evaluate and embed stream (pip install 'selfsup[scale]')",
+        description="Write a source (builtin:NAME or a path, read with the data flags below) as LitData shards in "
+        "OUT: train/ (and test/), the samples' ids and labels, and selfsup-shards.json. Give OUT (or its s3:// copy) "
+        "as --data to pretrain, evaluate or embed: training streams it with LitData's StreamingDataLoader.",
+    )
+    r.add_argument("source", help="builtin:NAME or a path, as --data of 'selfsup pretrain'")
+    r.add_argument("out", help="folder to write the shards to (new or empty)")
+    _add_data_flags(r)
+    r.add_argument(
+        "--image-size",
+        type=int,
+        help="images: the size they are decoded and stored at (default: 64 for a folder, a built-in its own)",
+    )
+    r.add_argument("--num-workers", type=int, default=2, help="processes that read and write samples (default 2)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the order the samples are stored in (default 0)")
+    r.add_argument("--overwrite", action="store_true", help="replace shards selfsup prepared in OUT before")
+
+
+def _run_prepare(args: argparse.Namespace, console: Console) -> None:
+    from dataclasses import replace
+
+    _check_source("SOURCE", args.source)
+    if args.num_workers < 1:
+        raise SelfsupError(f"--num-workers must be at least 1, got {args.num_workers}.")
+    from selfsup.workflows.prepare import prepare
+
+    result = prepare(
+        args.source,
+        args.out,
+        replace(_data_options(args), image_size=args.image_size),
+        overwrite=args.overwrite,
+        num_workers=args.num_workers,
+        seed=args.seed,
+    )
+    counts = ", ".join(f"{count:,} {name}" for name, count in result.counts.items())
+    skipped = f", {result.skipped} unreadable left out" if result.skipped else ""
+    console.print(
+        f"prepared {result.modality} shards in {result.out}: {counts} samples{skipped}, "
+        f"{result.bytes / 2**20:,.1f} MiB, {result.seconds:.1f} s",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _run_methods(console: Console) -> None:
@@ -1116,6 +1198,9 @@ def main(argv: list[str] | None = None) -> int:
                 overwrite=args.overwrite,
                 batch_size=args.batch_size,
                 progress=True,
+                accelerator=args.accelerator,
+                devices=args.devices,
+                precision=args.precision,
             )
             console.print(f"embeddings written to {path}")
         elif args.command == "export":
@@ -1139,6 +1224,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"on {check['samples']} samples of {check['data']}",
                     markup=False,
                 )
+        elif args.command == "prepare":
+            _run_prepare(args, console)
         elif args.command == "methods":
             _run_methods(console)
         elif args.command == "datasets":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from torch.utils.data import Dataset
 from selfsup.errors import SelfsupError
 
 UNLABELED = -1
+IN_MEMORY_BYTES = 2 * 1024**3  # --in-memory auto: a source decoded larger than this is read lazily
 # file suffixes a sample id may carry that pairing ignores: images, audio, series arrays, text files
 MEDIA_SUFFIXES = (
     ".png",
@@ -69,6 +71,127 @@ class ArrayDataset(Dataset):
     def float_samples(self) -> torch.Tensor:
         """All samples as float32, as ``__getitem__`` returns them."""
         return self.x.float().div(255.0) if self.x.dtype == torch.uint8 else self.x.float()
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.x.shape[1:])
+
+    @property
+    def stored_dtype(self) -> torch.dtype:
+        """How samples are held (uint8 pictures, float rasters and series, int64 token ids)."""
+        return self.x.dtype
+
+    def head(self, n: int, seed: int = 0) -> ArrayDataset:
+        """At most ``n`` samples drawn at random (all when there are fewer): a bounded sample to fit statistics on."""
+        return self if len(self) <= n else self.subset(bounded_draw(len(self), n, seed))
+
+
+# samples decoded to fit preprocessing (normalisation statistics, checks) on a lazily read source (issue 17)
+FIT_SAMPLES = 1024
+
+
+def bounded_draw(total: int, n: int, seed: int) -> np.ndarray:
+    """``n`` of ``total`` positions drawn at random without repeats, in order: the bounded sample of ``head``."""
+    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+
+
+@dataclass
+class LazyDataset(Dataset):
+    """Samples decoded when they are asked for (in DataLoader workers), not held in memory: a source too large to
+    decode whole before the first step (issue 17). Indexing it is cheap; memory does not grow with its size.
+
+    ``decode(items[i])`` gives sample ``i`` as :class:`ArrayDataset` holds it (pictures uint8 ``(C, H, W)``);
+    ``decode`` must pickle (a module-level function or a ``functools.partial`` of one) for worker processes.
+    Steps that need every sample at once (``x``) refuse in one line; :meth:`head` decodes a bounded sample.
+    """
+
+    decode: Callable[[Any], torch.Tensor]
+    items: list
+    y: torch.Tensor
+    ids: list[str]
+    sample_shape: tuple[int, ...]
+    stored_dtype: torch.dtype
+    name: str = ""
+    classes: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)
+    # the block of the file each item is read with (a Parquet row group): training shuffles blocks, then the items
+    # within each, so that a block is read about once per epoch instead of once per item
+    blocks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.decode(self.items[index])
+        if sample.dtype == torch.uint8:
+            sample = sample.float().div_(255.0)
+        return sample, int(self.y[index])
+
+    @property
+    def labeled(self) -> bool:
+        return bool(self.classes) and bool((self.y != UNLABELED).all())
+
+    @property
+    def x(self) -> torch.Tensor:
+        raise SelfsupError(
+            f"'{self.name or 'the data'}' is read lazily ({len(self)} samples, decoded as training asks for them) "
+            "and this step needs every sample in memory; pass --in-memory yes if they fit."
+        )
+
+    def float_samples(self) -> torch.Tensor:
+        return self.x
+
+    def subset(self, indices: np.ndarray | list[int]) -> LazyDataset:
+        picked = [int(i) for i in np.asarray(indices).tolist()]
+        return LazyDataset(
+            self.decode,
+            [self.items[i] for i in picked],
+            self.y[torch.as_tensor(picked, dtype=torch.long)],
+            [self.ids[i] for i in picked],
+            self.sample_shape,
+            self.stored_dtype,
+            self.name,
+            self.classes,
+            blocks=self.blocks[picked] if self.blocks is not None else None,
+        )
+
+    def in_memory(self) -> ArrayDataset:
+        """Every sample decoded into an :class:`ArrayDataset` (for sets known to be small)."""
+        x = torch.stack([self.decode(item) for item in self.items]) if self.items else torch.empty(0)
+        return ArrayDataset(x, self.y.clone(), list(self.ids), self.classes, list(self.skipped))
+
+    def head(self, n: int, seed: int = 0) -> ArrayDataset:
+        """At most ``n`` samples drawn at random, decoded into memory: a bounded sample to fit statistics on."""
+        return (self if len(self) <= n else self.subset(bounded_draw(len(self), n, seed))).in_memory()
+
+
+Samples = ArrayDataset | LazyDataset  # what a split holds: decoded samples, or samples decoded when asked for
+
+
+LAZY_WORKERS = 4  # at most this many DataLoader processes decode a lazily read source
+
+
+def loader_workers(samples: Any) -> int:
+    """DataLoader worker processes for reading ``samples``: none for samples in memory; for a lazily read source,
+    up to ``LAZY_WORKERS``, leaving one CPU to the model, so that decoding runs beside the steps."""
+    return max(1, min(LAZY_WORKERS, (os.cpu_count() or 2) - 1)) if isinstance(samples, LazyDataset) else 0
+
+
+def fit_sample(samples: Samples) -> ArrayDataset:
+    """The samples preprocessing is fitted on (normalisation statistics): all of an in-memory split, a bounded random
+    sample (``FIT_SAMPLES``) of a lazily read one."""
+    return samples if isinstance(samples, ArrayDataset) else samples.head(FIT_SAMPLES)
+
+
+def decoded(samples: Samples, what: str) -> ArrayDataset:
+    """``samples`` in memory, for a step that needs all of them at once (``what`` names it); a lazily read source is
+    refused in one line rather than decoded whole behind the user's back."""
+    if isinstance(samples, ArrayDataset):
+        return samples
+    raise SelfsupError(
+        f"{what} needs every sample in memory, but '{samples.name or 'the data'}' is read lazily "
+        f"({len(samples)} samples); pass --in-memory yes if it fits."
+    )
 
 
 def warn_skipped(skipped: list[str], noun: str, first_reason: str) -> None:
@@ -165,8 +288,8 @@ class Preprocessing:
 class Splits:
     """A data source: a training split, and a test split when the source defines one."""
 
-    train: ArrayDataset
-    test: ArrayDataset | None
+    train: Samples
+    test: Samples | None
     name: str
     modality: str
     view_defaults: dict = field(default_factory=dict)  # augmentation defaults that suit this data
@@ -188,6 +311,28 @@ class DataOptions:
     sample_rate: int | None = None  # audio: resample to this rate in Hz (default 16000, or the encoder's)
     segment_seconds: float | None = None  # audio: cut files into clips this long (default 1.0, or the encoder's)
     text_field: str | None = None  # text: the JSON field / table column holding the text (default "text")
+    # decode every sample before training ("yes"), as training asks for them ("no"), or "auto": in memory when the
+    # decoded source fits IN_MEMORY_BYTES (sources without a lazy reader are always read whole)
+    in_memory: str = "auto"
+    column: str | None = None  # Hugging Face datasets / Parquet: the image, audio or text column to read
+
+    def file_flags(self) -> list[str]:
+        """The flags given that choose how a source's files are read (its columns, rate, clip length): what data whose
+        samples are already read (built-in datasets, prepared shards) refuses."""
+        return [
+            flag
+            for flag, value in (
+                ("--label", self.label),
+                ("--ignore", self.ignore),
+                ("--series-id", self.series_id),
+                ("--time-column", self.time_column),
+                ("--sample-rate", self.sample_rate),
+                ("--segment-seconds", self.segment_seconds),
+                ("--text-column", self.text_field),
+                ("--column", self.column),
+            )
+            if value
+        ]
 
 
 @dataclass

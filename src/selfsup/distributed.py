@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from selfsup.errors import SelfsupError
+
 
 def world() -> tuple[int, int]:
     """Return ``(rank, world_size)``; ``(0, 1)`` when torch.distributed is not initialised."""
@@ -60,3 +62,49 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
 def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
     """Elementwise maximum of ``x`` over processes (no gradient); ``x`` itself for a single process."""
     return _all_reduce(x, dist.ReduceOp.MAX)
+
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning's names, as --accelerator takes them
+
+
+def check_accelerator(accelerator: str) -> None:
+    """Refuse, in one line, a GPU or MPS accelerator this machine does not have (before any work)."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SelfsupError(
+            f"--accelerator {accelerator}: no CUDA GPU is visible to PyTorch on this machine; "
+            "use --accelerator cpu (or auto)."
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise SelfsupError(
+            "--accelerator mps: no Apple MPS device is available to PyTorch on this machine; "
+            "use --accelerator cpu (or auto)."
+        )
+
+
+def inference_device(accelerator: str = "auto", devices: int | str = 1) -> torch.device:
+    """The one device gradient-free work (embedding) runs on, from Lightning-style ``--accelerator`` and
+    ``--devices``: a count of 1 (or ``auto``), or one device index written ``K,`` (Lightning's index list).
+    ``auto`` takes a CUDA GPU, else an Apple MPS device, else the CPU. Several devices are refused in one line:
+    embedding runs in one process (run one process per part of the data to use more)."""
+    if accelerator not in ACCELERATORS:
+        raise SelfsupError(f"--accelerator {accelerator}: choose one of {', '.join(ACCELERATORS)}.")
+    check_accelerator(accelerator)
+    text = str(devices).strip()
+    index = 0
+    if text.endswith(",") and text[:-1].strip().isdigit():
+        index = int(text[:-1])
+    elif text not in ("1", "auto"):
+        raise SelfsupError(
+            f"--devices {devices}: embedding runs on one device; pass --devices 1, or one GPU's index and a comma "
+            "('1,' is the second GPU), and run one process per part of the data to use several."
+        )
+    kind = accelerator
+    if accelerator == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    kind = "cuda" if kind == "gpu" else kind
+    if kind == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if kind == "cuda" else 1
+    if index >= count:
+        raise SelfsupError(f"--devices {devices}: device {index} does not exist; this machine has {count} {kind}.")
+    return torch.device(kind, index)

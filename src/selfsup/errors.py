@@ -11,7 +11,21 @@ from types import ModuleType
 
 
 class SelfsupError(Exception):
-    """An error caused by the user's input. The CLI prints it as one line and exits with code 2."""
+    """An error caused by the user's input. The CLI prints it as one line and exits with code 2.
+
+    One raised in a DataLoader worker (a lazily read file that cannot be decoded) comes back from torch as a new
+    SelfsupError of "Caught SelfsupError in DataLoader worker process N." and the worker's traceback: it keeps
+    only the original message.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        text = str(message)
+        if text.startswith("Caught SelfsupError in DataLoader worker") and WORKER_MARK in text:
+            text = text.rsplit(WORKER_MARK, 1)[1].strip()
+        super().__init__(text)
+
+
+WORKER_MARK = "SelfsupError: "  # where the original message starts in a worker's traceback
 
 
 def first_line(err: BaseException) -> str:

@@ -239,8 +239,16 @@ UNLEARNING = OutputKind(
     (("audit.json", _json_with("method", "forget", "audit")), ("model/selfsup.json", _is_unlearned)),
     ("audit.json", "model", "retrained", LOCK),
 )
+# selfsup prepare: a source as LitData shards (train/, test/), their ids and labels, and selfsup-shards.json (moved
+# in last: its marker)
+SHARDS = OutputKind(
+    "prepared dataset",
+    (("selfsup-shards.json", _json_with("format", "modality", "splits")),),
+    ("selfsup-shards.json", "selfsup-samples.parquet", "train", "test", LOCK),
+)
 KINDS = {
-    kind.name: kind for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN, EXPORT, CURATION, UNLEARNING)
+    kind.name: kind
+    for kind in (RUN, EVALUATION, COMPARISON, LEADERBOARD, SELFTRAIN, EXPORT, CURATION, UNLEARNING, SHARDS)
 }
 
 

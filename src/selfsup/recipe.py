@@ -221,7 +221,22 @@ class Recipe(BaseModel):
     )
     seed: int = Field(0, description="random seed of initialisation, views and data order (default 0)")
     out: str = Field("runs/selfsup", description="run folder (default runs/selfsup)")
-    num_workers: int = Field(0, ge=0, description="data-loading worker processes (default 0: in the main process)")
+    num_workers: int | None = Field(
+        None,
+        ge=0,
+        description="data-loading worker processes (default: 0, the main process, for data in memory; 4 for data "
+        "read lazily)",
+    )
+    in_memory: Literal["auto", "yes", "no"] = Field(
+        "auto",
+        description="decode every sample before training (yes), as training asks for them, in the data-loading "
+        "workers (no), or auto (default): in memory when the decoded data fits 2 GiB",
+    )
+    column: str | None = Field(
+        None,
+        description="Hugging Face datasets (save_to_disk folders) and Parquet files: the image, audio or text column "
+        "to read",
+    )
     bad_files: Literal["fail", "skip"] = Field(
         "fail",
         description="unreadable image or audio files: stop (fail, "
@@ -241,9 +256,32 @@ class Recipe(BaseModel):
         description="also write a checkpoint every this many steps (for long epochs; a killed run resumes there)",
     )
     accelerator: str = Field("auto", description="cpu, gpu or auto (default; Lightning)")
-    devices: int | str = Field(1, description="number of devices, e.g. 2, or auto (default 1; Lightning)")
-    strategy: str = Field("auto", description="auto (default), ddp, fsdp (Lightning)")
+    devices: int | str = Field(1, description="number of devices (per node), e.g. 2, or auto (default 1; Lightning)")
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        description="number of machines, each running --devices processes; above 1 the run must be started by "
+        "torchrun or SLURM's srun on every node (docs/scale.md) (default 1)",
+    )
+    strategy: str = Field(
+        "auto",
+        description="auto (default) or ddp: Lightning's data parallelism, every device holding the whole model "
+        "(docs/scale.md)",
+    )
     precision: str = Field("32-true", description="32-true (default), bf16-mixed, 16-mixed (Lightning)")
+    accumulate_grad_batches: int = Field(
+        1,
+        ge=1,
+        description="sum the gradients of this many batches per optimiser step (default 1); steps, --max-steps, "
+        "the LR schedule and --checkpoint-every-steps count optimiser steps",
+    )
+    gradient_clip_val: float | None = Field(
+        None, gt=0, description="clip the gradients at this value before each optimiser step (default: no clipping)"
+    )
+    gradient_clip_algorithm: Literal["norm", "value"] = Field(
+        "norm",
+        description="with --gradient-clip-val: clip the gradients' global norm (norm, default) or each value",
+    )
     max_steps: int = Field(-1, description="stop after this many steps (default -1: train every epoch)")
     logger: str = Field(
         "csv,tensorboard",
@@ -310,6 +348,8 @@ class Recipe(BaseModel):
             sample_rate=self.sample_rate,
             segment_seconds=self.segment_seconds,
             text_field=self.text_field,
+            in_memory=self.in_memory,
+            column=self.column,
         )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from selfsup.data import ArrayDataset
@@ -114,3 +115,77 @@ def test_ragged_series_are_embedded_shortest_first_in_trimmed_batches_with_the_s
         np.testing.assert_allclose(embed(encoder, x, batch_size=4), one_by_one, atol=1e-5)
         order = _by_length(encoder, x)
         assert order is not None and _trimmed(encoder, x[order[:4]]).shape[-1] < 40  # the four shortest: short
+
+
+def _lazy_digits(n: int = 90):
+    """A LazyDataset over the built-in digits (its samples decoded one at a time from a tensor, as a reader's
+    ``decode`` does from files), and the same samples in memory."""
+    import functools
+
+    from selfsup.data import LazyDataset
+    from selfsup.datasets import load_builtin
+
+    data = load_builtin("digits").train.subset(list(range(n)))
+    lazy = LazyDataset(
+        functools.partial(torch.select, data.x, 0),  # picklable: DataLoader workers decode
+        list(range(n)),
+        data.y,
+        data.ids,
+        data.sample_shape,
+        data.stored_dtype,
+        "digits",
+        data.classes,
+    )
+    return lazy, data
+
+
+def test_blocks_of_a_lazy_dataset_decoded_by_workers_equal_the_in_memory_embeddings() -> None:
+    from selfsup.encoders import build_encoder
+    from selfsup.encoders.image import image_encoder_config
+    from selfsup.evaluation.embed import embed_chunks
+
+    lazy, data = _lazy_digits()
+    torch.manual_seed(0)
+    encoder = build_encoder(image_encoder_config("small_cnn", 1, 8, [0.3], [0.4]))
+    whole = embed(encoder, data.float_samples(), batch_size=16)
+    blocks = list(embed_chunks(encoder, lazy, chunk_rows=25, batch_size=16, workers=2))
+    assert [len(b) for b in blocks] == [25, 25, 25, 15]  # batches of 16 regrouped into blocks of 25
+    np.testing.assert_allclose(np.concatenate(blocks), whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embed(encoder, lazy, batch_size=16), whole, rtol=1e-5, atol=1e-6)  # default workers
+    for in_memory in (data.float_samples(), data):  # a tensor, or uint8 samples made float a block at a time
+        tensor_blocks = list(embed_chunks(encoder, in_memory, chunk_rows=40, batch_size=16))
+        assert [len(b) for b in tensor_blocks] == [40, 40, 10]
+        np.testing.assert_allclose(np.concatenate(tensor_blocks), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_embeds_close_to_float32_and_bad_precision_is_refused() -> None:
+    from selfsup.errors import SelfsupError
+
+    _, data = _lazy_digits(64)
+    torch.manual_seed(0)
+    enc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32))
+    x = data.float_samples()
+    full, half = embed(enc, x), embed(enc, x, precision="bf16-mixed")
+    assert half.dtype == np.float32 and not np.array_equal(half, full)  # it did run in bfloat16
+    np.testing.assert_allclose(half, full, rtol=0.05, atol=0.05)
+    with pytest.raises(SelfsupError, match="precision"):
+        embed(enc, x, precision="8-bit")
+
+
+@pytest.mark.gpu
+def test_embedding_on_a_gpu_matches_the_cpu_and_leaves_the_encoder_where_it_was() -> None:
+    from selfsup.distributed import inference_device
+    from selfsup.encoders import build_encoder
+    from selfsup.encoders.image import image_encoder_config
+
+    _, data = _lazy_digits(64)
+    torch.manual_seed(0)
+    encoder = build_encoder(image_encoder_config("small_cnn", 1, 8, [0.3], [0.4]))
+    x = data.float_samples()
+    on_cpu = embed(encoder, x)
+    on_gpu = embed(encoder, x, device=inference_device("gpu", 1))
+    assert next(encoder.parameters()).device.type == "cpu"  # a copy embedded on the GPU
+    np.testing.assert_allclose(on_gpu, on_cpu, rtol=1e-2, atol=1e-2)  # TF32 convolutions
+    half = embed(encoder, x, device="cuda", precision="bf16-mixed")
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, on_cpu, rtol=0.1, atol=0.1)

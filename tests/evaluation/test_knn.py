@@ -3,8 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selfsup.evaluation import knn as knn_module
-from selfsup.evaluation.knn import knn_predict
+from selfsup.evaluation.knn import choose_k, knn_predict
 
 
 def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,18 +49,33 @@ def test_weighting_lets_one_close_neighbour_outvote_two_far_ones():
     assert knn_predict(x, y, query, k=3, temperature=100.0)[0] == 1  # ~uniform votes: majority
 
 
-def test_chunking_matches_unchunked(monkeypatch):
+def test_chunking_matches_unchunked():
     rng = np.random.default_rng(3)
     x, q = rng.normal(size=(300, 8)), rng.normal(size=(77, 8))
     y = rng.integers(0, 4, size=300)
     full = knn_predict(x, y, q, k=10)
-    monkeypatch.setattr(knn_module, "_CHUNK_ELEMENTS", 300 * 7)  # 7 test rows per chunk
-    np.testing.assert_array_equal(knn_predict(x, y, q, k=10), full)
-    loo_full = None
-    monkeypatch.setattr(knn_module, "_CHUNK_ELEMENTS", 1 << 23)
+    np.testing.assert_array_equal(knn_predict(x, y, q, k=10, chunk_entries=300 * 7), full)  # 7 test rows a chunk
     loo_full = knn_predict(x, y, x, k=1, exclude_self=True)
-    monkeypatch.setattr(knn_module, "_CHUNK_ELEMENTS", 300 * 7)
-    np.testing.assert_array_equal(knn_predict(x, y, x, k=1, exclude_self=True), loo_full)
+    np.testing.assert_array_equal(knn_predict(x, y, x, k=1, exclude_self=True, chunk_entries=300 * 7), loo_full)
+
+
+def test_chunked_knn_on_digits_equals_one_matrix():
+    """Real data (the built-in digits' pixels: a bank of 1,347 training images, 450 test queries): predictions and
+    the cross-validated k are the same whether the queries are scored in one similarity matrix, one at a time or
+    13 at a time."""
+    from selfsup.sources import load_data
+
+    data = load_data("builtin:digits")
+    assert data.test is not None
+    bank, y = data.train.float_samples().flatten(1).numpy(), data.train.y.numpy()
+    queries, truth = data.test.float_samples().flatten(1).numpy(), data.test.y.numpy()
+    one_matrix = knn_predict(bank, y, queries, k=20, chunk_entries=1 << 40)
+    assert (one_matrix == truth).mean() > 0.9  # a real kNN, not a degenerate one
+    for entries in (1, len(bank) * 13):
+        np.testing.assert_array_equal(knn_predict(bank, y, queries, k=20, chunk_entries=entries), one_matrix)
+    loo = knn_predict(bank, y, bank, k=5, exclude_self=True, chunk_entries=1 << 40)
+    np.testing.assert_array_equal(knn_predict(bank, y, bank, k=5, exclude_self=True, chunk_entries=len(bank) * 7), loo)
+    assert choose_k(bank, y, chunk_entries=1 << 40) == choose_k(bank, y, chunk_entries=len(bank) * 5)
 
 
 def test_exclude_self_requires_same_rows():

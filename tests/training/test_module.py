@@ -166,3 +166,46 @@ def test_under_the_infinite_schedule_an_ema_teacher_keeps_its_base_momentum(smal
     module.on_train_batch_end(None, None, 0)
     for got, want in zip(method.target.parameters(), expected):
         torch.testing.assert_close(got, want)
+
+
+def test_several_processes_draw_their_own_views_and_one_keeps_the_runs_seed(small_encoder_config: dict) -> None:
+    """``on_train_start`` reseeds each of several processes by (seed, rank, start step); one process keeps the
+    generator as ``seed_everything`` left it, so one-device runs draw exactly as before. The trainer here is a
+    stand-in for the three numbers the module reads of it."""
+    from types import SimpleNamespace
+
+    from selfsup.training.module import process_seed
+
+    method = build_method("simclr", build_encoder(small_encoder_config), {})
+    module = PretrainModule(method, torch.nn.Identity(), lr=1e-3, weight_decay=0.0, warmup_fraction=0.0, seed=7)
+    draws = {}
+    for world, rank, step in ((1, 0, 0), (2, 0, 0), (2, 1, 0), (2, 1, 40)):
+        torch.manual_seed(7)
+        module.trainer = SimpleNamespace(world_size=world, global_rank=rank, global_step=step)  # type: ignore[assignment]
+        module.on_train_start()
+        draws[world, rank, step] = torch.rand(4)
+    torch.manual_seed(7)
+    assert torch.equal(draws[1, 0, 0], torch.rand(4))  # one process: untouched
+    assert len({tuple(d.tolist()) for d in draws.values()}) == 4  # each process, and a resume, its own draws
+    assert process_seed(7, 1, 40) == process_seed(7, 1, 40)  # deterministic: a resume is reproducible
+    assert process_seed(0, 1) != process_seed(1, 0)  # not seed + rank
+
+
+def test_an_ema_teacher_moves_once_per_optimiser_step_when_batches_accumulate() -> None:
+    """BYOL on breast_cancer, 4 batches of 32 accumulated 2 to a step: its teacher follows the student twice (once
+    per optimiser step, as methods/base.py promises), not after every batch."""
+    splits = load_builtin("breast_cancer")
+    method = build_method("byol", _encoder()[0], {})
+    updates: list[float] = []
+    update = method.on_train_batch_end
+    method.on_train_batch_end = lambda progress: (updates.append(progress), update(progress=progress))  # type: ignore[method-assign]
+    views = get_modality("tabular").make_views(method.views, splits, method.encoder.config, {})
+    module = PretrainModule(method, views, lr=1e-3, weight_decay=0.0, warmup_fraction=0.0)
+    x = splits.train.x[:128]
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x), dtype=torch.long)), batch_size=32)
+    trainer = L.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, accumulate_grad_batches=2,
+    )  # fmt: skip
+    trainer.fit(module, loader)
+    assert trainer.global_step == 2 and len(updates) == 2

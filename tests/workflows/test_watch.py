@@ -49,7 +49,7 @@ def test_data_that_cannot_be_watched_is_refused_before_anything_is_written(tmp_p
         (["--watch", str(unlabelled)], "unknown label column 'target'"),
         (["--watch", "builtin:digits"], "is image"),
         (["--watch", str(tmp_path / "missing")], "--watch"),
-        (["--watch", str(labelled), "--strategy", "fsdp"], "not available for --strategy fsdp"),
+        (["--watch", str(labelled), "--strategy", "fsdp"], "--strategy fsdp is not supported"),
         (["--watch-every", "3"], "give the data to watch with --watch DATA"),
     ):
         capsys.readouterr()

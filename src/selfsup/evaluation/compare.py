@@ -1,7 +1,7 @@
 """Compare encoders under identical splits and seeds, with paired statistics.
 
-Every encoder (and always a random-init copy of the first and the raw input) is probed on the same
-test samples; each pair is compared sample by sample:
+Every encoder (and always a random-init copy of the first, and the raw input unless the data is read lazily) is
+probed on the same test samples; each pair is compared sample by sample:
 
 - the accuracy difference with a 95% **paired bootstrap** interval (the same resampled test samples
   for both, so the shared difficulty of a sample cancels);
@@ -25,11 +25,11 @@ import torch
 from scipy.stats import binomtest, ttest_1samp
 
 from selfsup.checkpoint import load_encoder, versions
-from selfsup.data import DataOptions, Splits
+from selfsup.data import ArrayDataset, DataOptions, Splits
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.embed import embed
-from selfsup.evaluation.evaluate import labeled_split
+from selfsup.evaluation.evaluate import labeled_samples
 from selfsup.evaluation.html import simple_page
 from selfsup.evaluation.protocols import RAW_INPUT, predict
 from selfsup.evaluation.stats import seed_interval
@@ -140,7 +140,7 @@ def _correctness(
     baselines: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # of the first encoder, listed after the encoders
     labels: tuple[np.ndarray, np.ndarray, str, list[str]] | None = None
     for i, (path, encoder, splits) in enumerate(loaded):
-        train, test, split_note = labeled_split(splits, None, options, preprocessing_of(encoder), seed, test_fraction)
+        train, test, split_note = labeled_samples(splits, None, options, preprocessing_of(encoder), seed, test_fraction)
         if labels is None:
             labels = (train.y.numpy(), test.y.numpy(), split_note, [str(s) for s in test.ids])
         elif [str(s) for s in test.ids] != labels[3]:
@@ -148,7 +148,7 @@ def _correctness(
                 f"'{path}' reads '{data}' into another test split than '{loaded[0][0]}'; "
                 "compare encoders that read the data the same way."
             )
-        x_train, x_test = train.float_samples(), test.float_samples()
+        x_train, x_test = train, test  # embedded a block at a time (lazily read: decoded by workers)
         key = (path, tuple(train.ids), tuple(test.ids))
         if key not in cache:
             cache[key] = (embed(encoder, x_train), embed(encoder, x_test))
@@ -158,7 +158,8 @@ def _correctness(
             random_init = build_encoder(encoder.config).eval()
             baselines["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
             raw = get_modality(splits.modality).raw_features
-            baselines[RAW_INPUT] = (raw(train.x, encoder.config), raw(test.x, encoder.config))
+            if isinstance(train, ArrayDataset) and isinstance(test, ArrayDataset):  # not on lazily read data
+                baselines[RAW_INPUT] = (raw(train.x, encoder.config), raw(test.x, encoder.config))
     features |= baselines
     assert labels is not None  # compare refuses an empty list of encoders
     train_y, test_y, split_note, _ = labels

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sized
+from contextlib import AbstractContextManager, nullcontext
 from typing import cast
 
 import numpy as np
@@ -11,6 +12,11 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
+
+from selfsup.data import ArrayDataset, loader_workers
+from selfsup.errors import SelfsupError
+
+CHUNK_ROWS = 16384  # embeddings held at once when they are written to disk block by block (128 MiB at 2048 dims)
 
 
 def _conv_then_norm(module: nn.Module) -> list[tuple[nn.Sequential, int]]:
@@ -49,13 +55,15 @@ def _default_device(encoder: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _batches(samples: torch.Tensor | Dataset, batch_size: int) -> Iterator[torch.Tensor]:
+def _batches(samples: torch.Tensor | Dataset, batch_size: int, workers: int, pin: bool) -> Iterator[torch.Tensor]:
     if isinstance(samples, torch.Tensor):
         for start in range(0, len(samples), batch_size):
             yield samples[start : start + batch_size]
         return
-    loader = DataLoader(samples, batch_size=batch_size, shuffle=False, num_workers=0)
-    for batch in loader:
+    loader = DataLoader(
+        samples, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin, persistent_workers=False
+    )
+    for batch in loader:  # a SelfsupError a worker raises keeps its own line (selfsup.errors.SelfsupError)
         yield batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
@@ -97,58 +105,124 @@ def _by_length(encoder: torch.nn.Module, samples: torch.Tensor | Dataset) -> tor
     return torch.argsort((ids != int(pad)).sum(dim=1), stable=True)
 
 
-def embed(
+def _autocast(device: torch.device, precision: str | None) -> AbstractContextManager:
+    """Mixed precision for the forward pass: ``bf16-mixed`` or ``16-mixed`` (Lightning's names) under
+    ``torch.autocast``; full float32 for None, ``32`` and ``32-true``. Embeddings come back as float32 either way."""
+    if precision in (None, "32", "32-true"):
+        return nullcontext()
+    dtypes = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+    if precision not in dtypes:
+        raise SelfsupError(f"--precision {precision}: embedding takes 32, bf16-mixed or 16-mixed.")
+    return torch.autocast(device_type=device.type, dtype=dtypes[precision])
+
+
+def _on_device(encoder: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``encoder`` with batch norms folded (eval mode), on ``device``: a copy when it lives elsewhere, so the
+    caller's encoder stays where it is."""
+    model = folded_batch_norms(encoder)
+    if _default_device(model) != device:
+        model = copy.deepcopy(model).to(device)
+    return model
+
+
+def embed_chunks(
     encoder: torch.nn.Module,
     samples: torch.Tensor | Dataset,
+    chunk_rows: int | None = CHUNK_ROWS,
     batch_size: int = 512,
     device: str | torch.device | None = None,
     progress: bool = False,
-) -> np.ndarray:
-    """Embed ``samples`` with ``encoder`` in eval mode; returns float32 ``(N, D)``.
-
-    ``samples`` is a tensor ``(N, ...)`` (float, or int token ids) or a Dataset yielding ``(x, y)``. Dropout and
-    batch-norm statistics are frozen during embedding; the encoder's previous train/eval mode
-    is restored afterwards. Outputs with more than two dimensions are flattened per sample. Token ids of a
-    text encoder, and ragged series (NaN after their end) of a series encoder, are embedded shortest first, each batch cut after its own
-    longest sample, and returned in their own order.
-    """
+    precision: str | None = None,
+    workers: int | None = None,
+) -> Iterator[np.ndarray]:
+    """The embeddings of ``samples`` as :func:`embed` gives them, in consecutive float32 blocks of ``chunk_rows``
+    rows (the last one shorter; None: one block), in the samples' order: memory holds one block, not all of them
+    (``embed`` writes them to disk block by block). ``workers`` DataLoader processes decode a Dataset (default:
+    ``loader_workers``); ``precision`` ``bf16-mixed`` runs the encoder under ``torch.autocast`` (GPUs)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if chunk_rows is not None and chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     device = torch.device(device) if device is not None else _default_device(encoder)
     n = len(cast(Sized, samples))  # tensors, and the map-style datasets the readers build
-    order = _by_length(encoder, samples)
-    if order is not None:
-        samples = samples[order]
+    workers = loader_workers(samples) if workers is None else workers
     was_training = encoder.training
-    chunks: list[np.ndarray] = []
     bar = None
     try:
         encoder.eval()
-        model = folded_batch_norms(encoder)
+        model = _on_device(encoder, device)
         if progress:
             from rich.progress import Progress
 
             bar = Progress(transient=True)
             bar.start()
             task = bar.add_task("embedding", total=n)
-        with torch.inference_mode():
-            for x in _batches(samples, batch_size):
-                x = _trimmed(encoder, x.to(device=device, dtype=torch.float32))
-                if x.ndim == 4:  # images: oneDNN's convolutions run about 1.5x faster on channels-last tensors
-                    x = x.contiguous(memory_format=torch.channels_last)
-                    model.to(memory_format=torch.channels_last)
-                out = model(x)
-                chunks.append(out.reshape(len(x), -1).float().cpu().numpy())
-                if bar is not None:
-                    bar.advance(task, len(x))
+
+        # an in-memory dataset's stored samples, each batch made float as ``float_samples`` does (pictures: / 255)
+        stored = samples.x if isinstance(samples, ArrayDataset) else samples
+        scale = isinstance(samples, ArrayDataset) and samples.x.dtype == torch.uint8
+
+        def run(part: torch.Tensor | Dataset) -> Iterator[np.ndarray]:
+            with torch.inference_mode(), _autocast(device, precision):
+                for x in _batches(part, batch_size, workers, pin=device.type == "cuda"):
+                    x = x.to(device=device, dtype=torch.float32, non_blocking=True)
+                    x = _trimmed(encoder, x.div_(255.0) if scale else x)
+                    if x.ndim == 4:  # images: oneDNN's convolutions run about 1.5x faster on channels-last tensors
+                        x = x.contiguous(memory_format=torch.channels_last)
+                        model.to(memory_format=torch.channels_last)
+                    out = model(x)
+                    yield out.reshape(len(x), -1).float().cpu().numpy()
+                    if bar is not None:
+                        bar.advance(task, len(x))
+
+        if isinstance(stored, torch.Tensor):  # in memory: each block on its own, shortest first
+            step = chunk_rows or max(n, 1)
+            for start in range(0, n, step):
+                part = stored[start : start + step]
+                order = _by_length(encoder, part)
+                block = np.concatenate(list(run(part if order is None else part[order])))
+                if order is not None:
+                    block[order.cpu().numpy()] = block.copy()
+                yield np.ascontiguousarray(block, dtype=np.float32)
+            return
+        pending: list[np.ndarray] = []
+        held = 0
+        for out in run(samples):  # one loader over the whole set: its workers start once
+            pending.append(out)
+            held += len(out)
+            while chunk_rows is not None and held >= chunk_rows:
+                block = np.concatenate(pending)
+                yield np.ascontiguousarray(block[:chunk_rows], dtype=np.float32)
+                pending, held = [block[chunk_rows:]], held - chunk_rows
+        if held:
+            yield np.ascontiguousarray(np.concatenate(pending), dtype=np.float32)
     finally:
         if bar is not None:
             bar.stop()
         encoder.to(memory_format=torch.contiguous_format)  # as it came (a no-op unless images made it channels-last)
         encoder.train(was_training)
-    if not chunks:
+
+
+def embed(
+    encoder: torch.nn.Module,
+    samples: torch.Tensor | Dataset,
+    batch_size: int = 512,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    precision: str | None = None,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Embed ``samples`` with ``encoder`` in eval mode; returns float32 ``(N, D)``.
+
+    ``samples`` is a tensor ``(N, ...)`` (float, or int token ids), an in-memory ``ArrayDataset`` (its float
+    samples), or a Dataset yielding ``(x, y)`` (a lazily read source is decoded by ``workers`` DataLoader
+    processes). ``device`` (default: the encoder's) runs a copy of the
+    encoder there when it lives elsewhere. Dropout and batch-norm statistics are frozen during embedding; the
+    encoder's previous train/eval mode is restored afterwards. Outputs with more than two dimensions are flattened
+    per sample. Token ids of a text encoder, and ragged series (NaN after their end) of a series encoder, are
+    embedded shortest first, each batch cut after its own longest sample, and returned in their own order.
+    """
+    blocks = list(embed_chunks(encoder, samples, None, batch_size, device, progress, precision, workers))
+    if not blocks:
         return np.zeros((0, 0), dtype=np.float32)
-    out = np.concatenate(chunks)
-    if order is not None:
-        out[order.cpu().numpy()] = out.copy()
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)

@@ -4,7 +4,10 @@ Frozen-embedding protocols and fine-tuning; all selection (k and C by cross-vali
 stopping on a validation part) uses the training split only. The test split is the data's own when
 it has one, otherwise a stratified split fixed by the seed and recorded in the report. Every encoder also gets the
 label-free monitors (``evaluation.monitors``) on the training split, and, with ``tasks``, per-task probes
-(``evaluation.tasks``).
+(``evaluation.tasks``). The encoders embed on one device (``EvaluationOptions.accelerator``; the probes run on the
+CPU). A lazily read source (``data.LazyDataset``) is embedded through DataLoader workers, never decoded whole: its
+raw-input and gbdt baselines, which fit on every raw sample in memory, are left out with one warning line, and the
+finetune protocol is refused before any work.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from selfsup.checkpoint import load_encoder, versions
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, LazyDataset, Preprocessing, Samples, Splits, decoded
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.errors import SelfsupError
 from selfsup.evaluation import label_augmentation
@@ -56,7 +59,7 @@ class EvaluationResult:
         return self.files
 
 
-def _labeled_part(data: ArrayDataset, name: str) -> tuple[ArrayDataset, str]:
+def _labeled_part(data: Samples, name: str) -> tuple[Samples, str]:
     if not data.classes or not (data.y != UNLABELED).any():
         raise SelfsupError(
             f"'{name}' has no labels; evaluation needs labeled data (image class sub-folders, "
@@ -68,7 +71,7 @@ def _labeled_part(data: ArrayDataset, name: str) -> tuple[ArrayDataset, str]:
     return data.subset(np.flatnonzero(data.y.numpy() != UNLABELED)), f"; {unlabeled} unlabeled samples left out"
 
 
-def check_classes(train: ArrayDataset, test: ArrayDataset, train_name: str, test_name: str) -> None:
+def check_classes(train: Samples, test: Samples, train_name: str, test_name: str) -> None:
     """Refuse training labels of one class (every probe would score 100%); warn when the test labels hold one
     class only (the probes still choose among every training class, but the score covers that class alone)."""
     assert train.classes is not None and test.classes is not None  # labeled data only
@@ -96,6 +99,20 @@ def labeled_split(
     seed: int,
     test_fraction: float,
 ) -> tuple[ArrayDataset, ArrayDataset, str]:
+    """:func:`labeled_samples` in memory, for steps that need every sample at once (a lazily read source is
+    refused in one line, ``data.decoded``)."""
+    train, test, note = labeled_samples(splits, test_data, options, preprocessing, seed, test_fraction)
+    return decoded(train, "this step"), decoded(test, "this step"), note
+
+
+def labeled_samples(
+    splits: Splits,
+    test_data: str | None,
+    options: DataOptions | None,
+    preprocessing: Preprocessing | None,
+    seed: int,
+    test_fraction: float,
+) -> tuple[Samples, Samples, str]:
     """The labeled train and test parts, and a note saying how they were split: ``test_data`` (read with the
     encoder's ``preprocessing``) when given, else the data's own test split, else a stratified ``test_fraction``
     split fixed by ``seed``; training labels of one class are refused, test labels of one class warned about
@@ -125,7 +142,7 @@ def labeled_split(
     return train, test, note
 
 
-def _gradient_boosting_row(train: ArrayDataset, test: ArrayDataset, categorical: np.ndarray, seed: int) -> ResultRow:
+def _gradient_boosting_row(train: Samples, test: Samples, categorical: np.ndarray, seed: int) -> ResultRow:
     pred, details = gradient_boosting(
         train.x.numpy(), train.y.numpy(), test.x.numpy(), categorical=categorical, seed=seed
     )
@@ -156,20 +173,22 @@ def _aggregate(per_seed: list[list[ResultRow]], fixed_split: bool) -> list[Resul
 
 def _finetune_rows(
     encoders: dict[str, Encoder],
-    train: ArrayDataset,
-    test: ArrayDataset,
+    train: Samples,
+    test: Samples,
     options: FinetuneOptions,
     seed: int,
     progress: bool,
 ) -> list[ResultRow]:
     assert train.classes is not None  # labeled_split refuses unlabeled data
     rows = []
+    x_train = decoded(train, "the finetune protocol").float_samples()
+    x_test = decoded(test, "the finetune protocol").float_samples()
     for name, model in encoders.items():
         pred, details = fine_tune(
             model,
-            train.float_samples(),
+            x_train,
             train.y.numpy(),
-            test.float_samples(),
+            x_test,
             options=options,
             seed=seed,
             progress=progress,
@@ -186,7 +205,7 @@ def _finetune_rows(
 def _zero_shot_rows(
     features: dict[str, tuple[np.ndarray, np.ndarray]],
     partners: dict[str, Encoder],
-    test: ArrayDataset,
+    test: Samples,
     prompt: tuple[str, ...],
     seed: int,
 ) -> list[ResultRow]:
@@ -250,8 +269,8 @@ class _SeedRun:
     """One seed's split and rows, the embeddings the report maps, the encoders the monitors read and the per-task
     rows (with ``tasks``)."""
 
-    train: ArrayDataset
-    test: ArrayDataset
+    train: Samples
+    test: Samples
     split_note: str
     features: dict[str, tuple[np.ndarray, np.ndarray]]
     rows: list[ResultRow]
@@ -272,27 +291,40 @@ def _seed_rows(
     ``cache`` holds the pretrained encoder's embeddings of the last split (seeds that share a split embed it once)."""
     config = encoder.config
     modality = get_modality(splits.modality)
-    train, test, split_note = labeled_split(
+    train, test, split_note = labeled_samples(
         splits, options.test_data, options.read, preprocessing_of(encoder), seed, options.test_fraction
     )
     assert train.classes is not None  # labeled_split refuses unlabeled data
     groups = class_tasks(len(train.classes), options.tasks) if options.tasks is not None else []  # before any work
     check_fits(encoder, Splits(train=test, test=None, name=options.test_data or splits.name, modality=splits.modality))
-    x_train, x_test = train.float_samples(), test.float_samples()
+    x_train, x_test = train, test  # in memory: float samples a block at a time; lazily read: by workers
+    device, precision = options.device, options.precision
     key = (tuple(train.ids), tuple(test.ids))  # the pretrained encoder's embeddings depend on the split only
     if key not in cache:
         cache.clear()
         cache[key] = (
-            embed(encoder, x_train, progress=options.progress),
-            embed(encoder, x_test, progress=options.progress),
+            embed(encoder, x_train, progress=options.progress, device=device, precision=precision),
+            embed(encoder, x_test, progress=options.progress, device=device, precision=precision),
         )
     features = {"pretrained": cache[key]}
     models = {"pretrained": encoder}
+    lazy = isinstance(train, LazyDataset) or isinstance(test, LazyDataset)
     if options.baselines:
         torch.manual_seed(seed)
         models["random-init"] = random_init = build_encoder(config).eval()
-        features["random-init"] = (embed(random_init, x_train), embed(random_init, x_test))
-        features[RAW_INPUT] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
+        features["random-init"] = (
+            embed(random_init, x_train, device=device, precision=precision),
+            embed(random_init, x_test, device=device, precision=precision),
+        )
+        if not lazy:
+            features[RAW_INPUT] = (modality.raw_features(train.x, config), modality.raw_features(test.x, config))
+        elif seed == options.seed:
+            warnings.warn(
+                f"no raw-input baseline: '{splits.name}' is read lazily and that baseline fits a probe on every "
+                "raw sample in memory; pass --in-memory yes to get it.",
+                UserWarning,
+                stacklevel=2,
+            )
     frozen = [p for p in protocols if p not in MODEL_PROTOCOLS]
     rows = run_protocols(
         features,
@@ -316,7 +348,7 @@ def _seed_rows(
         rows += _zero_shot_rows(features, partners, test, templates_of(options.prompt, splits.modality), seed)
     if "finetune" in protocols:
         rows += _finetune_rows(models, train, test, options.finetune or FinetuneOptions(), seed, options.progress)
-    if options.baselines and modality.tree_columns is not None:
+    if options.baselines and modality.tree_columns is not None and not lazy:
         with probe_steps(1, options.progress) as starting:
             starting(f"gbdt on raw-input ({len(train):,} x {train.x.shape[1]:,})")
             rows.append(_gradient_boosting_row(train, test, modality.tree_columns(config), seed))
@@ -339,10 +371,9 @@ def _meta(
     modality = get_modality(splits.modality)
     baselines = "none"
     if options.baselines:
-        baselines = (
-            f"random-init: same architecture, untrained, seeded by the run's seed; raw-input: {modality.raw_input}"
-        )
-        if modality.tree_columns is not None:
+        raw = modality.raw_input if RAW_INPUT in last.features else "left out (the data is read lazily)"
+        baselines = f"random-init: same architecture, untrained, seeded by the run's seed; raw-input: {raw}"
+        if modality.tree_columns is not None and RAW_INPUT in last.features:
             baselines += "; gbdt: HistGradientBoosting on the raw features, scikit-learn defaults"
     split_note = (
         split_notes[0]
@@ -391,10 +422,10 @@ def _meta(
 def _monitors(run: _SeedRun, splits: Splits, config: dict, seed: int) -> dict[str, Any]:
     """The label-free monitors of every encoder on the last seed's training split, and what they were computed on."""
     views = default_views(splits, config)
-    x = run.train.float_samples()
-    monitors = encoder_monitors({name: f[0] for name, f in run.features.items()}, run.models, x, views, seed)
-    n = min(len(x), MONITOR_SAMPLES)
-    on = f"{n} of the {len(x)} training samples (seed {seed})"
+    # the split itself: of a lazily read one, only the few samples alignment takes are decoded
+    monitors = encoder_monitors({name: f[0] for name, f in run.features.items()}, run.models, run.train, views, seed)
+    n = min(len(run.train), MONITOR_SAMPLES)
+    on = f"{n} of the {len(run.train)} training samples (seed {seed})"
     if any("alignment" in m for m in monitors.values()):
         on += f"; alignment over {min(n, ALIGNMENT_PAIRS)} of them, two views each by the modality's default views"
     else:
@@ -415,7 +446,7 @@ def _check_label_augmentation(
             continue
         if "finetune" not in protocols:
             raise SelfsupError(f"--finetune-{flag} is an option of the finetune protocol: add finetune to --protocol.")
-        label_augmentation.check_input(name, str(modality), splits.train.x[:1], option=option)
+        label_augmentation.check_input(name, str(modality), splits.train.head(1).x, option=option)
 
 
 def evaluate(
@@ -446,6 +477,10 @@ def evaluate(
     splits = data if isinstance(data, Splits) else load_data(data, options.read, preprocessing=preprocessing_of(model))
     check_fits(model, splits)
     _check_label_augmentation(options, protocols, config.get("modality"), splits)
+    if "finetune" in protocols:  # before any work: fine-tuning trains on tensors in memory
+        for part in (splits.train, splits.test):
+            if part is not None:
+                decoded(part, "the finetune protocol")
     per_seed: list[list[ResultRow]] = []
     per_seed_tasks: list[list[dict[str, Any]]] = []
     split_notes: list[str] = []

@@ -11,7 +11,9 @@ import numpy as np
 
 from selfsup.errors import SelfsupError
 
-_CHUNK_ELEMENTS = 1 << 23  # similarity entries per chunk (64 MiB in float64)
+# similarity entries per block of queries (32 MiB in float32): memory holds one block of the (queries x bank)
+# matrix, never the whole of it, so any number of queries fits; the bank's normalised embeddings are held whole
+CHUNK_ENTRIES = 1 << 23
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -27,12 +29,14 @@ def knn_predict(
     k: int = 20,
     temperature: float = 0.07,
     exclude_self: bool = False,
+    chunk_entries: int = CHUNK_ENTRIES,
 ) -> np.ndarray:
     """Predict a label for every row of ``test_emb`` by a similarity-weighted kNN vote.
 
     ``k`` is clipped to the number of usable training points. With ``exclude_self`` the test
     set must be the training set itself, and each point's own entry is left out
-    (leave-one-out). Ties go to the smallest label.
+    (leave-one-out). Ties go to the smallest label. Queries are scored in blocks of about ``chunk_entries``
+    similarities (at least one query a block), with the same result for any block size.
     """
     train_y = np.asarray(train_y)
     if len(train_emb) != len(train_y):
@@ -50,7 +54,7 @@ def knn_predict(
     train_n = _normalize(train_emb)
     test_n = _normalize(test_emb)
     preds = np.empty(len(test_n), dtype=np.int64)
-    chunk = max(1, _CHUNK_ELEMENTS // n_train)
+    chunk = max(1, chunk_entries // n_train)
     for start in range(0, len(test_n), chunk):
         sim = test_n[start : start + chunk] @ train_n.T
         rows = np.arange(len(sim))
@@ -70,7 +74,13 @@ K_CANDIDATES = (1, 3, 5, 10, 20, 50, 100)
 
 
 def _correct_by_k(
-    train_n: np.ndarray, train_y: np.ndarray, test_n: np.ndarray, test_y: np.ndarray, ks: list[int], temperature: float
+    train_n: np.ndarray,
+    train_y: np.ndarray,
+    test_n: np.ndarray,
+    test_y: np.ndarray,
+    ks: list[int],
+    temperature: float,
+    chunk_entries: int = CHUNK_ENTRIES,
 ) -> np.ndarray:
     """How many of ``test_n`` the kNN vote of ``knn_predict`` gets right for each of the ascending ``ks``, from one
     similarity matrix and one sort of the ``max(ks)`` nearest (the vote of the k nearest is the first k's)."""
@@ -79,7 +89,7 @@ def _correct_by_k(
     known = np.isin(test_y, classes)
     correct = np.zeros(len(ks))
     largest = ks[-1]
-    chunk = max(1, _CHUNK_ELEMENTS // len(train_n))
+    chunk = max(1, chunk_entries // len(train_n))
     for start in range(0, len(test_n), chunk):
         sim = test_n[start : start + chunk] @ train_n.T
         top = np.argpartition(-sim, largest - 1, axis=1)[:, :largest]
@@ -106,6 +116,7 @@ def choose_k(
     folds: int = 5,
     temperature: float = 0.07,
     seed: int = 0,
+    chunk_entries: int = CHUNK_ENTRIES,
 ) -> tuple[int, float | None]:
     """``k`` by stratified K-fold cross-validation on the training split only: ``(best k, its CV accuracy)``.
 
@@ -125,7 +136,9 @@ def choose_k(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     normalized = _normalize(train_emb)
     for fit, held in splitter.split(train_emb, train_y):
-        correct = _correct_by_k(normalized[fit], train_y[fit], normalized[held], train_y[held], usable, temperature)
+        correct = _correct_by_k(
+            normalized[fit], train_y[fit], normalized[held], train_y[held], usable, temperature, chunk_entries
+        )
         scores += correct / len(held) / folds
     best = int(np.argmax(scores))  # the first maximum: the smallest k among ties
     return usable[best], float(scores[best])

@@ -9,10 +9,12 @@ every encoder it probes, on a fixed random subset of at most ``MONITOR_SAMPLES``
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
+from typing import cast
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from selfsup.data import Splits
 from selfsup.evaluation.embed import embed
@@ -65,17 +67,20 @@ def default_views(splits: Splits, encoder_config: dict) -> torch.nn.Module:
 def encoder_monitors(
     train_features: dict[str, np.ndarray],
     encoders: Mapping[str, torch.nn.Module],
-    x: torch.Tensor,
+    x: torch.Tensor | Dataset,
     views: torch.nn.Module | None,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Each encoder's monitors on the training split: RankMe, uniformity and spread of its training embeddings
     ``train_features[name]`` (the rows ``subset`` picks), and alignment for the names in ``encoders`` (their two views
-    of the samples ``x``, the same rows) when ``views`` is given and its views differ."""
-    rows = subset(len(x), MONITOR_SAMPLES, seed)
+    of the samples ``x``, the same rows; a tensor, or a Dataset of ``(sample, label)``) when ``views`` is given and
+    its views differ."""
+    rows = subset(len(cast(Sized, x)), MONITOR_SAMPLES, seed)
     result = {name: embedding_monitors(np.asarray(z)[rows]) for name, z in train_features.items()}
     if views is not None:
-        pairs = x[rows[subset(len(rows), ALIGNMENT_PAIRS, seed)]]
+        picked = rows[subset(len(rows), ALIGNMENT_PAIRS, seed)]
+        # a Dataset (a lazily read split): only these samples are decoded
+        pairs = x[picked] if isinstance(x, torch.Tensor) else torch.stack([x[int(i)][0] for i in picked])
         for name, encoder in encoders.items():
             aligned = view_alignment(encoder, pairs, views, seed)
             if aligned is not None:

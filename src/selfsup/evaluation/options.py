@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from selfsup.data import DataOptions
+from selfsup.distributed import inference_device
 from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError
 from selfsup.evaluation.finetune import FinetuneOptions
@@ -27,7 +30,9 @@ class EvaluationOptions:
     ``prompt`` its label template or templates (several: CLIP's prompt ensembling; None: the default of the
     encoder's modality, ``evaluation.zeroshot``). ``tasks``: also cut the classes into this many tasks (consecutive groups in label
     order) and run each single-row probe (knn, linear, mlp, ncm) per task, on that task's classes only
-    (``evaluation.tasks``).
+    (``evaluation.tasks``). ``accelerator`` and ``devices`` (Lightning's names) choose the one device the encoders
+    embed on (``distributed.inference_device``; auto: a GPU when there is one), ``precision`` ``bf16-mixed`` embeds
+    under autocast; the probes run on the CPU.
     """
 
     test_data: str | None = None
@@ -43,8 +48,19 @@ class EvaluationOptions:
     partner: Encoder | str | Path | None = None
     prompt: str | tuple[str, ...] | None = None
     tasks: int | None = None
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the encoders embed."""
+        return inference_device(self.accelerator, self.devices)
 
     def __post_init__(self) -> None:
+        self.device  # noqa: B018  # a device this machine lacks, or several: refused before any work
+        if self.precision not in (None, "32", "32-true", "bf16-mixed", "16-mixed"):
+            raise SelfsupError(f"--precision {self.precision}: embedding takes 32, bf16-mixed or 16-mixed.")
         if self.protocols is not None:  # a list (or one name) given at run time is kept as a tuple
             protocols = (self.protocols,) if isinstance(self.protocols, str) else tuple(self.protocols)
             object.__setattr__(self, "protocols", protocols)

@@ -32,6 +32,7 @@ TEXT_SUFFIXES = (".txt", ".jsonl", ".ndjson")  # a text table (.csv) needs --mod
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what soundfile (libsndfile) reads
 AUDIO_SEARCH_DEPTH = 3  # a folder, its train/test or class sub-folders, and classes within train/test
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
+SHARDS_FILE = "selfsup-shards.json"  # marks a folder of prepared shards (selfsup prepare; selfsup.shards)
 
 
 def _no_preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) -> Preprocessing:
@@ -120,6 +121,19 @@ def _holds_series(folder: Path) -> bool:
     )
 
 
+def _shards_modality(description: Path) -> str:
+    """The modality a ``selfsup-shards.json`` records (reading the shards checks the rest of it)."""
+    import json
+
+    try:
+        modality = json.loads(description.read_text()).get("modality")
+    except (OSError, ValueError, AttributeError):
+        modality = None
+    if modality not in MODALITIES:
+        raise SelfsupError(f"'{description}' is not a selfsup shard description; prepare the source again.")
+    return str(modality)
+
+
 def detect_modality(source: str) -> str:
     """The modality of a path: tables, series and audio by suffix; a folder of series files is series (a folder
     of several .npy arrays not named NAME_TRAIN/NAME_TEST holds image rasters), a folder holding audio files
@@ -128,6 +142,8 @@ def detect_modality(source: str) -> str:
     A CSV is read as a table; pass ``--modality timeseries`` to read it as series.
     """
     path = Path(source)
+    if (path / SHARDS_FILE).is_file():  # prepared shards: the modality they were prepared from
+        return _shards_modality(path / SHARDS_FILE)
     suffix = path.suffix.lower()
     if suffix in COMPRESSION_SUFFIXES:  # patients.csv.gz is a table
         suffix = Path(path.stem).suffix.lower()
@@ -155,8 +171,8 @@ def check_fits(encoder: Encoder, splits: Splits) -> None:
     expected = encoder.config.get("in_chans", encoder.config.get("n_features"))
     unit = "channel" if "in_chans" in encoder.config else "table feature"
     for part in (splits.train, splits.test):
-        if expected is not None and part is not None and int(part.x.shape[1]) != int(expected):
-            got = int(part.x.shape[1])
+        if expected is not None and part is not None and part.sample_shape[0] != int(expected):
+            got = part.sample_shape[0]
             raise SelfsupError(
                 f"the encoder takes {expected} {unit}{'s' * (int(expected) != 1)} but "
                 f"'{splits.name}' has {got} {unit}{'s' * (got != 1)}; pass data like the "

@@ -17,6 +17,16 @@ shorter than a segment (padded to one) are counted in one warning.
 
 Unreadable files (corrupt, empty, non-finite samples) stop the run (``bad_files="fail"``) or are left
 out (``"skip"``, with a warning), as for images.
+
+Read lazily (``--in-memory no``, or ``auto`` when the decoded segments, 4 bytes a sample, would pass
+``IN_MEMORY_BYTES``; issue 17), each file's segments are counted from its header (``soundfile.info``: frames and
+rate), and a segment is decoded when training asks for it: only the frames its resampled samples depend on
+are read (``resample_poly``'s filter reaches ``10 * max(up, down)`` upsampled samples), so segments are the
+in-memory ones bit for bit (MP3, whose seeks libsndfile does not land on the exact sample, is decoded from the
+file's start to the segment's end: convert long MP3 files to FLAC, or prepare them). A file whose header is
+unreadable stops the run up front; one that turns out unreadable (or non-finite, or shorter than its header
+says) in a segment stops it when that segment is reached, naming it, and ``--bad-files skip`` is refused
+(prepare the data instead).
 """
 
 from __future__ import annotations
@@ -24,15 +34,28 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, BinaryIO, TypedDict
 
 import numpy as np
 import torch
 from rich.progress import track
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits, warn_skipped
-from selfsup.errors import SelfsupError, require
+from selfsup.data import (
+    IN_MEMORY_BYTES,
+    UNLABELED,
+    ArrayDataset,
+    DataOptions,
+    LazyDataset,
+    Preprocessing,
+    Samples,
+    Splits,
+    fit_sample,
+    warn_skipped,
+)
+from selfsup.errors import SelfsupError, first_line, require
 from selfsup.modalities import AUDIO_SUFFIXES, Modality
 from selfsup.modalities.view_args import bounded_number, check_known, crop_pair
 from selfsup.views import ViewSpec
@@ -46,6 +69,7 @@ DEFAULT_SEGMENT_SECONDS = 1.0
 MAX_SAMPLE_RATE = 384000
 MAX_SEGMENT_SECONDS = 600.0
 MIN_STD_DB = 1.0  # per-bin std floor: a band silent in training (above a low source rate's Nyquist) stays tame
+SEEK_INEXACT = (".mp3",)  # formats whose seeks libsndfile does not land on the exact sample (read from the start)
 VIEW_ARGS = ("crop_scale", "local_crop_scale", "gain_db", "mix", "pitch", "stretch", "time_mask", "freq_mask")
 
 
@@ -64,8 +88,9 @@ def audio_files(folder: Path) -> list[Path]:
     )
 
 
-def read_clip(path: Path, sample_rate: int) -> np.ndarray:
-    """One file as float32 mono samples at ``sample_rate``; OSError/ValueError/soundfile errors if unreadable."""
+def read_clip(path: Path | BinaryIO, sample_rate: int) -> np.ndarray:
+    """One file (a path, or an open file: a Hugging Face Audio cell's bytes) as float32 mono samples at
+    ``sample_rate``; OSError/ValueError/soundfile errors if unreadable."""
     sf = soundfile()
     from scipy.signal import resample_poly
 
@@ -81,14 +106,61 @@ def read_clip(path: Path, sample_rate: int) -> np.ndarray:
     return wave.astype(np.float32, copy=False)
 
 
+def segment_starts(samples: int, length: int) -> list[int]:
+    """Where the segments of a clip of ``samples`` samples start (see :func:`segments`)."""
+    shortest = (length + 1) // 2
+    return [start for start in range(0, samples, length) if not start or samples - start >= shortest]
+
+
+def _ratio(rate: int, sample_rate: int) -> tuple[int, int]:
+    """``resample_poly``'s up and down factors from ``rate`` to ``sample_rate``."""
+    g = math.gcd(int(rate), sample_rate)
+    return sample_rate // g, int(rate) // g
+
+
+def resampled_length(frames: int, rate: int, sample_rate: int) -> int:
+    """Samples of a clip of ``frames`` at ``rate`` once resampled to ``sample_rate`` (``resample_poly``:
+    ``ceil(frames * up / down)``)."""
+    up, down = _ratio(rate, sample_rate)
+    return -(-frames * up // down)
+
+
+def read_window(path: str, start: int, length: int, frames: int, rate: int, sample_rate: int) -> np.ndarray:
+    """Samples ``start .. start + length`` (at ``sample_rate``; fewer at the clip's end) of the file ``path`` of
+    ``frames`` frames at ``rate``, equal bit for bit to those of :func:`read_clip`'s whole clip, reading only the
+    frames they depend on: ``resample_poly``'s filter reaches ``10 * max(up, down)`` upsampled samples either
+    way, and a window starting at a multiple of ``down`` frames keeps the whole clip's output phase. MP3 files are
+    decoded from their start to the window's end (libsndfile's MP3 seeks are not sample-exact)."""
+    sf = soundfile()
+    up, down = _ratio(rate, sample_rate)
+    if up == down:
+        first, stop = start, min(frames, start + length)
+    else:
+        margin = 10 * max(up, down) // up + 2  # input frames the filter reaches, and one for rounding
+        first = max(0, ((start * down) // up - margin) // down * down)
+        stop = min(frames, -(-(start + length) * down // up) + margin)
+    if path.lower().endswith(SEEK_INEXACT):  # decoded from the start: its seeks can land off the sample
+        data = sf.read(path, stop=stop, dtype="float32", always_2d=True)[0][first:]
+    else:
+        data = sf.read(path, start=first, stop=stop, dtype="float32", always_2d=True)[0]
+    if data.shape[0] < stop - first:
+        raise ValueError(f"it ends after {first + data.shape[0]} samples, before the {frames} its header announces")
+    wave = data.mean(axis=1)
+    if not np.isfinite(wave).all():
+        raise ValueError("it holds non-finite samples")
+    if up == down:
+        return wave.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    offset = start - first // down * up
+    return resample_poly(wave, up, down).astype(np.float32, copy=False)[offset : offset + length]
+
+
 def segments(wave: np.ndarray, length: int) -> list[np.ndarray]:
     """``wave`` cut into pieces of ``length`` samples from its start, NaN-padded at the end; a trailing piece
     shorter than half a segment is dropped unless it is the whole clip."""
-    shortest = (length + 1) // 2
     out = []
-    for start in range(0, len(wave), length):
-        if start and len(wave) - start < shortest:
-            break
+    for start in segment_starts(len(wave), length):
         piece = np.full(length, np.nan, dtype=np.float32)
         chunk = wave[start : start + length]
         piece[: len(chunk)] = chunk
@@ -131,18 +203,35 @@ def _warn_padded(parts: list[ArrayDataset | None], sample_rate: int, length: int
         for start in range(0, len(part.x), 4096):  # bounded memory
             kept = (~torch.isnan(part.x[start : start + 4096, 0])).sum(dim=1)
             lengths += kept[(kept < length) & whole[start : start + 4096]].tolist()
+    _warn_short(lengths, files, sample_rate, length)
+
+
+def _warn_short(lengths: list[int], files: int, sample_rate: int, length: int) -> None:
+    """The warning of :func:`_warn_padded`: ``lengths`` (samples) of the ``files`` files shorter than a segment."""
     if lengths:
         warnings.warn(
             f"{len(lengths)} of {files} audio files are shorter than a segment (the shortest "
             f"{min(lengths) / sample_rate:.3g} s) and were padded to {length / sample_rate:g} s "
             "(read as silence).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
 def read_split(folder: Path, sample_rate: int, length: int, bad_files: str = "fail") -> ArrayDataset:
     """Read one folder: class sub-folders (labeled) or files directly in it (unlabeled)."""
+    entries, classes = split_entries(folder)
+    pieces, labels, ids, skipped = _read_files(entries, folder, sample_rate, length, bad_files)
+    if not pieces:
+        raise SelfsupError(f"none of the {len(entries)} audio files in '{folder}' could be read.")
+    return ArrayDataset(
+        torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels, dtype=torch.long), ids, classes, skipped
+    )
+
+
+def split_entries(folder: Path) -> tuple[list[tuple[Path, int]], list[str] | None]:
+    """A folder's audio files with their labels, and its classes: class sub-folders (labeled) or files directly in
+    it (unlabeled, classes None)."""
     class_dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".") and audio_files(d)]
     flat = audio_files(folder)
     if class_dirs and flat:
@@ -160,12 +249,108 @@ def read_split(folder: Path, sample_rate: int, length: int, bad_files: str = "fa
             f"no audio files found in '{folder}' (looked for {', '.join(SUFFIXES)} files, directly "
             "or in class sub-folders)."
         )
-    pieces, labels, ids, skipped = _read_files(entries, folder, sample_rate, length, bad_files)
-    if not pieces:
-        raise SelfsupError(f"none of the {len(entries)} audio files in '{folder}' could be read.")
-    return ArrayDataset(
-        torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels, dtype=torch.long), ids, classes, skipped
-    )
+    return entries, classes
+
+
+# a segment of a lazily read file: its path, where the segment starts (samples at the sample rate), and the file's
+# frame count and rate (from its header)
+Segment = tuple[str, int, int, int]
+
+
+@dataclass
+class _Index:
+    """A split's files read from their headers only: its segments, their labels and ids, the lengths (samples at
+    the sample rate) of files shorter than a segment, how many files were read and the first unreadable one."""
+
+    items: list[Segment] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    short: list[int] = field(default_factory=list)
+    files: int = 0
+    failed: tuple[Path, str] | None = None
+
+
+def _index(entries: list[tuple[Path, int]], root: Path, sample_rate: int, length: int) -> _Index:
+    """Each file's segments from its header (``soundfile.info``: frames and rate), no samples decoded."""
+    sf = soundfile()
+    index = _Index()
+    for path, label in track(entries, description=f"indexing {root.name}", transient=True, disable=len(entries) < 2000):
+        try:
+            info = sf.info(str(path))
+            if info.frames <= 0:
+                raise ValueError("it holds no samples")
+        except (sf.SoundFileError, OSError, ValueError, EOFError, RuntimeError) as err:
+            index.failed = index.failed or (path, first_line(err))
+            continue
+        frames, rate = int(info.frames), int(info.samplerate)
+        samples = resampled_length(frames, rate, sample_rate)
+        starts = segment_starts(samples, length)
+        name = str(path.relative_to(root)) if path != root else path.name
+        index.items += [(str(path), start, frames, rate) for start in starts]
+        index.labels += [label] * len(starts)
+        index.ids += [name] if len(starts) == 1 else [f"{name}#{k}" for k in range(len(starts))]
+        index.short += [samples] if samples < length else []
+        index.files += 1
+    return index
+
+
+def _decode_segment(item: Segment, sample_rate: int, length: int) -> torch.Tensor:
+    """One segment of a lazily read file as :func:`segments` cuts it from :func:`read_clip`: float32 ``(1, length)``,
+    NaN-padded; an unreadable file stops the run naming it, since a sample cannot be left out once training began."""
+    path, start, frames, rate = item
+    sf = soundfile()
+    try:
+        wave = read_window(path, start, length, frames, rate, sample_rate)
+    except (sf.SoundFileError, OSError, ValueError, EOFError, RuntimeError) as err:
+        raise SelfsupError(
+            f"cannot read audio file '{path}': {first_line(err)}. Fix or remove it; 'selfsup prepare --bad-files "
+            "skip' reads every file once and leaves unreadable ones out."
+        ) from err
+    piece = np.full((1, length), np.nan, dtype=np.float32)
+    piece[0, : len(wave)] = wave
+    return torch.from_numpy(piece)
+
+
+def _lazy_splits(
+    parts: dict[str, tuple[list[tuple[Path, int]], list[str] | None, Path]],
+    sample_rate: int,
+    length: int,
+    in_memory: str,
+    bad_files: str,
+    source: Path,
+) -> dict[str, Samples] | None:
+    """The splits read lazily (segments decoded as training asks for them), or None to read them into memory: as
+    ``in_memory`` says, or (auto) when the decoded segments (4 bytes a sample) would pass ``IN_MEMORY_BYTES``."""
+    indexed = {name: _index(entries, root, sample_rate, length) for name, (entries, _, root) in parts.items()}
+    count = sum(len(index.items) for index in indexed.values())
+    if in_memory == "auto" and count * length * 4 <= IN_MEMORY_BYTES:
+        return None
+    if bad_files == "skip":
+        raise SelfsupError(
+            f"'{source}' is read lazily ({count} segments{', too many to decode first' * (in_memory == 'auto')}), "
+            "so --bad-files skip cannot leave unreadable files out before training; prepare it with "
+            "'selfsup prepare --bad-files skip', or pass --in-memory yes."
+        )
+    lazy: dict[str, Samples] = {}
+    for name, index in indexed.items():
+        if index.failed is not None:
+            raise SelfsupError(
+                f"cannot read audio file '{index.failed[0]}': {index.failed[1]}. Fix or remove it; 'selfsup prepare "
+                "--bad-files skip' reads every file once and leaves unreadable ones out."
+            )
+        lazy[name] = LazyDataset(
+            partial(_decode_segment, sample_rate=sample_rate, length=length),
+            index.items,
+            torch.tensor(index.labels, dtype=torch.long),
+            index.ids,
+            (1, length),
+            torch.float32,
+            str(parts[name][2]),
+            parts[name][1],
+        )
+    short = [n for index in indexed.values() for n in index.short]
+    _warn_short(short, sum(index.files for index in indexed.values()), sample_rate, length)
+    return lazy
 
 
 def check_sample_rate(value: Any) -> int:
@@ -218,27 +403,41 @@ def load_folder(
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
     bad_files: str = "fail",
     name: str | None = None,
+    in_memory: str = "yes",
 ) -> Splits:
-    """Read an audio file or folder (see the module docstring) into memory."""
+    """Read an audio file or folder (see the module docstring): decoded into memory, or lazily (``in_memory``: yes,
+    no, or auto: lazily when its decoded segments would pass ``IN_MEMORY_BYTES``), each file's segments indexed
+    from its header and a segment read (only the frames it depends on) and resampled as training asks for it."""
     source = Path(path)
     rate, seconds = check_sample_rate(sample_rate), check_segment_seconds(segment_seconds)
     length = max(1, round(seconds * rate))
     if not source.exists():
         raise SelfsupError(f"audio data '{source}' does not exist; pass an audio file or a folder of them.")
+    if source.is_file() and source.suffix.lower() not in SUFFIXES:
+        raise SelfsupError(f"'{source}' is not an audio file ({', '.join(SUFFIXES)}).")
+    split_folders = source.is_dir() and (source / "train").is_dir() and (source / "test").is_dir()
+    parts: dict[str, tuple[list[tuple[Path, int]], list[str] | None, Path]]  # files and labels, classes, root
     if source.is_file():
-        if source.suffix.lower() not in SUFFIXES:
-            raise SelfsupError(f"'{source}' is not an audio file ({', '.join(SUFFIXES)}).")
-        pieces, labels, ids, skipped = _read_files([(source, UNLABELED)], source, rate, length, "fail")
-        train = ArrayDataset(torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels), ids, None, skipped)
-        test = None
-    elif (source / "train").is_dir() and (source / "test").is_dir():
-        train = read_split(source / "train", rate, length, bad_files)
-        test = read_split(source / "test", rate, length, bad_files)
-        if train.classes != test.classes:
-            raise SelfsupError(f"'{source}/train' and '{source}/test' have different class sub-folders.")
+        parts = {"": ([(source, UNLABELED)], None, source)}
+    elif split_folders:
+        parts = {split: (*split_entries(source / split), source / split) for split in ("train", "test")}
     else:
-        train, test = read_split(source, rate, length, bad_files), None
-    _warn_padded([train, test], rate, length)
+        parts = {"": (*split_entries(source), source)}
+    lazy = _lazy_splits(parts, rate, length, in_memory, bad_files, source) if in_memory != "yes" else None
+    read: dict[str, Samples] = {}
+    if lazy is not None:
+        read = lazy
+    elif source.is_file():
+        pieces, labels, ids, skipped = _read_files([(source, UNLABELED)], source, rate, length, "fail")
+        read[""] = ArrayDataset(torch.from_numpy(np.stack(pieces)[:, None]), torch.tensor(labels), ids, None, skipped)
+    else:
+        read = {split: read_split(source / split, rate, length, bad_files) for split in parts}
+    train, test = read.get("train", read.get("")), read.get("test")
+    assert train is not None  # parts holds a train split, or the source itself
+    if test is not None and train.classes != test.classes:
+        raise SelfsupError(f"'{source}/train' and '{source}/test' have different class sub-folders.")
+    if lazy is None:
+        _warn_padded([part for part in (train, test) if isinstance(part, ArrayDataset)], rate, length)
     return Splits(
         train=train,
         test=test,
@@ -251,7 +450,7 @@ def load_folder(
 def load(source: str, options: DataOptions, preprocessing: Preprocessing | None = None) -> Splits:
     """Read an audio file or folder; for an encoder, at its sample rate and segment length."""
     rate, seconds = reading(options, preprocessing)
-    return load_folder(source, rate, seconds, options.bad_files)
+    return load_folder(source, rate, seconds, options.bad_files, in_memory=options.in_memory)
 
 
 # --------------------------------------------------------------------------- encoder, views, baseline
@@ -294,7 +493,7 @@ def encoder_config(
     seconds = read.get("segment_seconds", DEFAULT_SEGMENT_SECONDS)
     args = dict(encoder_args or {})
     config = audio_encoder_config(name, rate, seconds, **args)
-    mean, std = bin_statistics(splits.train.x, config)
+    mean, std = bin_statistics(fit_sample(splits.train).x, config)  # a bounded sample of lazily read data
     return audio_encoder_config(name, rate, seconds, mean, std, **args)
 
 

@@ -2,7 +2,10 @@
 
 A folder with class sub-folders is labeled (labels are used for probing only); a flat folder is
 unlabeled; a folder with ``train/`` and ``test/`` sub-folders gives both splits. Images are decoded
-once, resized (short side) and centre-cropped to a square, and kept in memory as uint8.
+once, resized (short side) and centre-cropped to a square, and kept in memory as uint8. A folder too large for
+that (``--in-memory auto``: decoded past ``IN_MEMORY_BYTES``; or ``--in-memory no``) is read lazily: only its file
+names are listed up front, each image is decoded the same way when training asks for it (in the data-loading
+workers), and the normalisation statistics are fitted on a bounded random sample (``FIT_SAMPLES``).
 
 Grey images of more than 8 bits keep their full range, scaled to 0..255: 16-bit ones (PNG, TIFF) as
 ``value / 257``; 32-bit integer ones as 16-bit when their values fit 0..65535, else from their own minimum
@@ -26,9 +29,11 @@ tifffile or numpy cannot read: fill missing pixels (e.g. with the band's mean) b
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TypedDict
+from typing import BinaryIO, TypedDict
 
 import numpy as np
 import torch
@@ -36,7 +41,18 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits, warn_skipped
+from selfsup.data import (
+    IN_MEMORY_BYTES,
+    UNLABELED,
+    ArrayDataset,
+    DataOptions,
+    LazyDataset,
+    Preprocessing,
+    Samples,
+    Splits,
+    fit_sample,
+    warn_skipped,
+)
 from selfsup.errors import SelfsupError, first_line
 from selfsup.modalities import Modality
 from selfsup.views import ViewSpec
@@ -76,7 +92,8 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
 
 
-def _decode(path: Path, size: int, grey: bool) -> np.ndarray:
+def _decode(path: Path | BinaryIO, size: int, grey: bool) -> np.ndarray:
+    """A picture file (a path, or an open file: a Hugging Face Image cell's bytes) as uint8 ``(C, size, size)``."""
     with Image.open(path) as img:
         img.load()
         img = _to_8bit(img).convert("L" if grey else "RGB")
@@ -89,7 +106,7 @@ def _decode(path: Path, size: int, grey: bool) -> np.ndarray:
     return arr[None] if grey else arr.transpose(2, 0, 1)
 
 
-def _is_grey(paths: list[Path]) -> bool:
+def _is_grey(paths: Sequence[Path | BinaryIO]) -> bool:
     for path in paths[:32]:
         try:
             with Image.open(path) as img:
@@ -208,6 +225,63 @@ def _check_bands(path: Path, bands: int, first: tuple[Path, int] | None) -> None
         )
 
 
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _decode_file(path: str, size: int, grey: bool, raster: bool, bands: int) -> torch.Tensor:
+    """One file of a lazily read folder, decoded as :func:`_read_split` decodes it; an unreadable file (or a raster
+    of other bands) stops the run naming it, since a sample cannot be left out once training has begun."""
+    try:
+        sample = (
+            _decode_raster(Path(path), size)
+            if raster
+            else torch.from_numpy(np.array(_decode(Path(path), size, grey), order="C"))
+        )
+    except UNREADABLE as err:
+        raise SelfsupError(
+            f"cannot read image '{path}': {first_line(err)}. Fix or remove it; 'selfsup prepare --bad-files skip' "
+            "reads every file once and leaves unreadable ones out."
+        ) from err
+    if raster and int(sample.shape[0]) != bands:
+        raise SelfsupError(f"'{path}' has {int(sample.shape[0])} bands but the folder's first file has {bands}.")
+    return sample
+
+
+def _lazy_split(
+    folder: Path, split: tuple[list[tuple[Path, int]], list[str] | None], size: int, raster: bool, grey: bool
+) -> LazyDataset:
+    """A split whose files are decoded as training asks for them: only the first is read now (its shape)."""
+    entries, classes = split
+    first = str(entries[0][0])
+    bands = int(_decode_raster(Path(first), size).shape[0]) if raster else (1 if grey else 3)
+    decode = partial(_decode_file, size=size, grey=grey, raster=raster, bands=bands)
+    return LazyDataset(
+        decode,
+        [str(p) for p, _ in entries],
+        torch.tensor([label for _, label in entries], dtype=torch.long),
+        [str(p.relative_to(folder)) for p, _ in entries],
+        (bands, size, size),
+        torch.float32 if raster else torch.uint8,
+        str(folder),
+        classes,
+    )
+
+
+def _lazily(entries: int, size: int, raster: bool, in_memory: str, bad_files: str, folder: Path) -> bool:
+    """Whether to read a folder lazily: as ``--in-memory`` says, or (auto) when its decoded samples would pass
+    ``IN_MEMORY_BYTES`` (counting 3 bytes a pixel, 4 per band for rasters)."""
+    lazy = in_memory == "no" or (
+        in_memory == "auto" and entries * size * size * (16 if raster else 3) > IN_MEMORY_BYTES
+    )
+    if lazy and bad_files == "skip":
+        raise SelfsupError(
+            f"'{folder}' is read lazily ({entries} images{', too many to decode first' * (in_memory == 'auto')}), "
+            "so --bad-files skip cannot leave unreadable files out before training; prepare it with "
+            "'selfsup prepare --bad-files skip', or pass --in-memory yes."
+        )
+    return lazy
+
+
 def _read_split(
     folder: Path,
     split: tuple[list[tuple[Path, int]], list[str] | None],
@@ -227,7 +301,7 @@ def _read_split(
     ):
         try:
             arrays.append(_decode_raster(path, size) if raster else _decode(path, size, grey))
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        except UNREADABLE as err:
             if bad_files == "fail":
                 raise SelfsupError(
                     f"cannot read image '{path}': {err}. Fix or remove it, or pass --bad-files skip."
@@ -247,28 +321,36 @@ def _read_split(
     return ArrayDataset(x, torch.tensor(labels, dtype=torch.long), ids, classes, skipped)
 
 
-def load_folder(path: str, image_size: int | None = None, bad_files: str = "fail") -> Splits:
-    """Read an image folder (see module docstring) into memory."""
+def load_folder(path: str, image_size: int | None = None, bad_files: str = "fail", in_memory: str = "yes") -> Splits:
+    """Read an image folder (see module docstring): decoded into memory, or lazily (``in_memory``: yes, no, or auto:
+    lazily when decoded it would pass ``IN_MEMORY_BYTES``)."""
     folder = Path(path)
     if not folder.exists():
         raise SelfsupError(f"data folder '{folder}' does not exist; pass a folder of images or builtin:NAME.")
     if not folder.is_dir():
         raise SelfsupError(f"'{folder}' is not a folder; pass a folder of images or builtin:NAME.")
     size = image_size or FOLDER_DEFAULT_SIZE
-    if (folder / "train").is_dir() and (folder / "test").is_dir():
-        parts = {"train": _entries(folder / "train"), "test": _entries(folder / "test")}
-        raster = _raster_folder([p for entries, _ in parts.values() for p, _ in entries])
-        train = _read_split(folder / "train", parts["train"], size, bad_files, raster)
-        like = (folder / "train" / train.ids[0], int(train.x.shape[1])) if raster else None
-        test = _read_split(folder / "test", parts["test"], size, bad_files, raster, like)
-        if train.classes != test.classes:
-            raise SelfsupError(f"'{folder}/train' and '{folder}/test' have different class sub-folders.")
+    split_folders = (folder / "train").is_dir() and (folder / "test").is_dir()
+    parts = {name: _entries(folder / name) for name in ("train", "test")} if split_folders else {"": _entries(folder)}
+    every = [p for entries, _ in parts.values() for p, _ in entries]
+    raster = _raster_folder(every)
+    read: dict[str, Samples] = {}
+    if _lazily(len(every), size, raster, in_memory, bad_files, folder):
+        for name, part in parts.items():
+            grey = not raster and _is_grey([p for p, _ in part[0]])
+            read[name] = _lazy_split(folder / name, part, size, raster, grey)
     else:
-        split = _entries(folder)
-        train, test = _read_split(folder, split, size, bad_files, _raster_folder([p for p, _ in split[0]])), None
+        like = None  # rasters: every file has the first one's bands
+        for name, part in parts.items():
+            read[name] = _read_split(folder / name, part, size, bad_files, raster, like)
+            like = like or ((folder / name / read[name].ids[0], read[name].sample_shape[0]) if raster else None)
+    train, test = read.get("train", read.get("")), read.get("test")
+    assert train is not None  # parts holds a train split, or the folder itself
+    if test is not None and train.classes != test.classes:
+        raise SelfsupError(f"'{folder}/train' and '{folder}/test' have different class sub-folders.")
     if any(Path(i).suffix.lower() == ".npy" for i in train.ids):  # a folder of arrays could have been series
         warnings.warn(
-            f"'{folder}': its .npy arrays are read as {int(train.x.shape[1])}-band images; series in .npy files are "
+            f"'{folder}': its .npy arrays are read as {train.sample_shape[0]}-band images; series in .npy files are "
             "read from NAME_TRAIN.npy / NAME_TEST.npy (or one .npy file).",
             stacklevel=2,
         )
@@ -284,12 +366,12 @@ class Reading(TypedDict):
 def load(source: str, options: DataOptions, preprocessing: Preprocessing | None = None) -> Splits:
     """Read an image folder; for an encoder, at its input size (``--image-size`` overrides it)."""
     size = options.image_size or (preprocessing.get("image_size") if preprocessing else None)
-    return load_folder(source, image_size=size, bad_files=options.bad_files)
+    return load_folder(source, image_size=size, bad_files=options.bad_files, in_memory=options.in_memory)
 
 
 def default_view_size(splits: Splits) -> int:
     """Views at the data's own size, but at least 16 pixels so small CNNs keep spatial structure."""
-    return max(int(splits.train.x.shape[-1]), MIN_VIEW_SIZE)
+    return max(splits.train.sample_shape[-1], MIN_VIEW_SIZE)
 
 
 def encoder_config(
@@ -304,10 +386,29 @@ def encoder_config(
 
     image_size = options if isinstance(options, int) else (options.image_size if options else None)
     image_size = image_size or default_view_size(splits)
-    x = splits.train.float_samples()
-    mean = x.mean(dim=(0, 2, 3)).tolist()
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-    return image_encoder_config(name, int(x.shape[1]), image_size, mean, std, **(encoder_args or {}))
+    mean, std = channel_statistics(fit_sample(splits.train).x)
+    channels = splits.train.sample_shape[0]
+    return image_encoder_config(name, channels, image_size, mean, std, **(encoder_args or {}))
+
+
+def channel_statistics(x: torch.Tensor, chunk: int = 512) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (unbiased) standard deviation, at least 1e-3, of stored samples ``(N, C, H, W)`` (uint8
+    pictures as [0, 1], rasters as they are): two passes over chunks, summed in float64, so that a large split is
+    never copied whole as floats (100,000 RGB images of 128 px would take 20 GB)."""
+
+    def chunks():
+        for start in range(0, len(x), chunk):
+            part = x[start : start + chunk].double()
+            yield part / 255.0 if x.dtype == torch.uint8 else part
+
+    count = len(x) * x.shape[2] * x.shape[3]
+    mean = sum((part.sum(dim=(0, 2, 3)) for part in chunks()), torch.zeros(x.shape[1], dtype=torch.float64)) / count
+    squares = sum(
+        (((part - mean.view(1, -1, 1, 1)) ** 2).sum(dim=(0, 2, 3)) for part in chunks()),
+        torch.zeros(x.shape[1], dtype=torch.float64),
+    )
+    std = (squares / max(1, count - 1)).sqrt().clamp_min(1e-3)
+    return mean.float().tolist(), std.float().tolist()
 
 
 VIEW_ARGS = ("crop_scale", "local_crop_scale", "local_size", "flip", "jitter_strength")
@@ -327,7 +428,7 @@ def make_views(spec: ViewSpec, splits: Splits, encoder_config: dict, view_args: 
     for key in ("crop_scale", "local_crop_scale"):
         if key in view_args:
             view_args[key] = crop_pair(key, view_args[key])
-    raster = splits.train.x.is_floating_point()
+    raster = splits.train.stored_dtype.is_floating_point
     if raster:
         warnings.warn(
             f"'{splits.name}' holds {channels}-band rasters: colour jitter, random greyscale and solarize are off "
@@ -355,7 +456,7 @@ def preprocessing(splits: Splits, options: DataOptions, encoder_config: dict) ->
 
 def read_like(options: DataOptions, splits: Splits) -> DataOptions:
     """Options that read another image source (replay) at this data's size."""
-    return replace(options, image_size=int(splits.train.x.shape[-1]))
+    return replace(options, image_size=splits.train.sample_shape[-1])
 
 
 MODALITY = Modality(

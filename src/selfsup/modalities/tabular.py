@@ -27,6 +27,9 @@ looks continuous (more than 20 distinct numbers, not whole or unique on over hal
 Sample ids: when an ``--ignore``d column is named like an id (``id``, ``*_id``, ``*-id``, ``* id``)
 and its values are present and unique, its values; otherwise ``"row-{i}"`` with ``i`` the row's index
 label in the frame (for a file, the 0-based data row; for the built-in tables, the row of the full table).
+
+A Parquet file too large to hold (``--in-memory no``, or ``auto``) is read lazily, its schema fitted on a bounded
+sample of row groups: ``table_lazy``. CSV / TSV files are always read whole.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
+from selfsup.data import IN_MEMORY_BYTES, UNLABELED, ArrayDataset, DataOptions, Preprocessing, Samples, Splits
 from selfsup.errors import SelfsupError, first_line, unknown_name
 from selfsup.modalities import Modality
 from selfsup.views import ViewSpec
@@ -269,8 +272,11 @@ def _check_columns(frame: pd.DataFrame, label: str | None, ignore: Sequence[str]
         raise SelfsupError(f"column '{label}' is both the --label and an --ignore column; pass it as one of them.")
 
 
-def _fit_column(column: pd.Series, name: str) -> tuple[str, dict | None, str | None]:
-    """(kind, schema entry, reason); kind: 'numeric', 'numeric_missing' (gets an indicator), 'categorical', 'dropped'."""
+def _fit_column(column: pd.Series, name: str, total_rows: int | None = None) -> tuple[str, dict | None, str | None]:
+    """(kind, schema entry, reason); kind: 'numeric', 'numeric_missing' (gets an indicator), 'categorical', 'dropped'.
+
+    ``total_rows``: the rows of the whole table when ``column`` is a sample of them (a lazily read table): distinct
+    whole numbers spanning no more than the table's rows look like a row index (on all rows: consecutive ones)."""
     missing = column.isna().to_numpy()
     n_present = int((~missing).sum())
     if n_present == 0:
@@ -306,9 +312,8 @@ def _fit_column(column: pd.Series, name: str) -> tuple[str, dict | None, str | N
         if _is_whole(finite):
             if len(distinct) <= MAX_CODES and len(finite) >= 2 * len(distinct):
                 return "categorical", {"name": name, "categories": [_category_key(v) for v in distinct]}, None
-            if len(distinct) == len(finite) == len(values) >= MIN_ID_ROWS and distinct[-1] - distinct[0] + 1 == len(
-                distinct
-            ):
+            span = distinct[-1] - distinct[0] + 1
+            if len(distinct) == len(finite) == len(values) >= MIN_ID_ROWS and span <= (total_rows or len(distinct)):
                 return "dropped", None, ID_REASON
         mean = float(finite.mean())
         std = float(finite.std())
@@ -347,11 +352,19 @@ def _fit_classes(column: pd.Series, name: str) -> list[str]:
     return _sorted_categories(keys, numeric)
 
 
-def fit_schema(frame: pd.DataFrame, label: str | None = None, ignore: Sequence[str] = ()) -> dict:
+def fit_schema(
+    frame: pd.DataFrame,
+    label: str | None = None,
+    ignore: Sequence[str] = (),
+    total_rows: int | None = None,
+    label_values: pd.Series | None = None,
+) -> dict:
     """Fit the table schema (docs/modalities.md; kinds and rules in the module docstring) on ``frame``.
 
     ``label`` is the class column (left out of the inputs), ``ignore`` columns to leave out (ids).
-    Left-out columns are reported in ``schema["dropped"]`` and in one warning.
+    Left-out columns are reported in ``schema["dropped"]`` and in one warning. When ``frame`` is a sample of the
+    table's rows (a lazily read table), ``total_rows`` is the table's row count and ``label_values`` its whole
+    label column (the classes are fitted on every row).
     """
     frame = _string_columns(frame, "table")
     ignore = [str(c) for c in ignore]
@@ -365,7 +378,7 @@ def fit_schema(frame: pd.DataFrame, label: str | None = None, ignore: Sequence[s
     for name in frame.columns:
         if name == label or name in ignore:
             continue
-        kind, entry, reason = _fit_column(frame[name], name)
+        kind, entry, reason = _fit_column(frame[name], name, total_rows)
         if entry is None:  # kind "dropped"
             dropped.append({"name": name, "reason": reason})
         elif kind == "categorical":
@@ -388,7 +401,9 @@ def fit_schema(frame: pd.DataFrame, label: str | None = None, ignore: Sequence[s
         "indicators": indicators,
         "categorical": categorical,
         "label": label,
-        "classes": _fit_classes(frame[label], label) if label is not None else None,
+        "classes": _fit_classes(frame[label] if label_values is None else label_values, label)
+        if label is not None
+        else None,
         "ignored": ignore,
         "dropped": dropped,
     }
@@ -496,6 +511,43 @@ def _ids(frame: pd.DataFrame, ignore: Sequence[str]) -> list[str]:
     return [f"row-{i}" for i in frame.index]
 
 
+def _schemas(
+    rows: pd.DataFrame,
+    labels: pd.DataFrame,
+    options: DataOptions,
+    preprocessing: Preprocessing | None,
+    total_rows: int | None = None,
+) -> tuple[dict, dict]:
+    """The schema fitted on ``rows`` (or an encoder's ``preprocessing``), and the one the split is read with: that
+    schema with the split's label and classes. ``labels`` holds the label column of every row (``rows`` itself, or
+    for a lazily read table, whose ``rows`` are a sample of ``total_rows``, that column read alone)."""
+    ignore = tuple(str(c) for c in options.ignore)
+    sampled = total_rows is not None and options.label is not None
+    if preprocessing is None:
+        label_values = labels[options.label] if sampled and options.label in labels.columns else None
+        schema = fit_schema(rows, options.label, ignore, total_rows, label_values)
+        label, classes = schema["label"], schema["classes"]
+    else:
+        schema = _check_schema(preprocessing.get("schema"))
+        _check_columns(rows, options.label, ignore)
+        inputs = {e["name"] for e in schema["numeric"]} | {e["name"] for e in schema["categorical"]}
+        clash = [c for c in ignore if c in inputs]
+        if clash:
+            raise SelfsupError(
+                f"--ignore {_quoted(clash)}: the encoder was pre-trained with this column as an input; "
+                "do not ignore it."
+            )
+        if options.label is None or options.label == schema["label"]:
+            label = schema["label"] if schema["label"] in rows.columns else None
+            classes = schema["classes"] if label is not None else None
+        else:
+            label = options.label
+            if label in inputs:
+                _warn(f"label column '{label}' is also an input of the encoder; probing accuracy will be inflated.")
+            classes = _fit_classes(labels[label], label)
+    return schema, {**schema, "label": label, "classes": classes}
+
+
 def from_frames(
     train: pd.DataFrame,
     test: pd.DataFrame | None,
@@ -514,28 +566,8 @@ def from_frames(
     train = _string_columns(train, name)
     if len(train) == 0:
         raise SelfsupError(f"table '{name}' has no rows.")
-    if preprocessing is None:
-        schema = fit_schema(train, options.label, ignore)
-        label, classes = schema["label"], schema["classes"]
-    else:
-        schema = _check_schema(preprocessing.get("schema"))
-        _check_columns(train, options.label, ignore)
-        inputs = {e["name"] for e in schema["numeric"]} | {e["name"] for e in schema["categorical"]}
-        clash = [c for c in ignore if c in inputs]
-        if clash:
-            raise SelfsupError(
-                f"--ignore {_quoted(clash)}: the encoder was pre-trained with this column as an input; "
-                "do not ignore it."
-            )
-        if options.label is None or options.label == schema["label"]:
-            label = schema["label"] if schema["label"] in train.columns else None
-            classes = schema["classes"] if label is not None else None
-        else:
-            label = options.label
-            if label in inputs:
-                _warn(f"label column '{label}' is also an input of the encoder; probing accuracy will be inflated.")
-            classes = _fit_classes(train[label], label)
-    applied = {**schema, "label": label, "classes": classes}
+    schema, applied = _schemas(train, train, options, preprocessing)
+    classes = applied["classes"]
 
     def split(frame: pd.DataFrame) -> ArrayDataset:
         x, y = apply_schema(frame, applied)
@@ -552,8 +584,29 @@ def from_frames(
 
 
 def load(source: str, options: DataOptions | None = None, preprocessing: Preprocessing | None = None) -> Splits:
-    """Read a .csv / .tsv / .parquet file as the training split (no test split); see ``from_frames``."""
-    return from_frames(read_table(source), None, str(source), options or DataOptions(), preprocessing)
+    """Read a .csv / .tsv / .parquet file as the training split (no test split); see ``from_frames``. A Parquet file
+    is read lazily (``table_lazy``) with ``--in-memory no``, or ``auto`` when its encoded rows would pass
+    ``IN_MEMORY_BYTES``; a CSV / TSV file is always read whole."""
+    options = options or DataOptions()
+    path = Path(source)
+    if options.in_memory != "yes" and path.is_file() and _table_format(path) is None:
+        from selfsup.modalities.table_lazy import _parquet_file, lazy_table
+
+        parquet = _parquet_file(path)
+        # each column makes at most two features (a number and its missing indicator): surely small enough
+        if (
+            options.in_memory == "no"
+            or parquet.metadata.num_rows * 2 * parquet.metadata.num_columns * 4 > IN_MEMORY_BYTES
+        ):
+            splits = lazy_table(path, options, preprocessing, parquet)
+            if options.in_memory == "no" or len(splits.train) * splits.train.sample_shape[0] * 4 > IN_MEMORY_BYTES:
+                return splits
+    elif options.in_memory == "no" and path.is_file():
+        _warn(
+            f"'{path}' is read whole: a CSV/TSV file has no row index to read rows from lazily; save it as Parquet "
+            "(pandas: read_csv(...).to_parquet(...)) to read it lazily."
+        )
+    return from_frames(read_table(source), None, str(source), options, preprocessing)
 
 
 # ---------------------------------------------------------------- encoder, views, baseline
@@ -592,7 +645,8 @@ def make_views(
 ) -> torch.nn.Module:
     """``TableViews`` for a method's view spec (``view_args``: corrupt_rate, mask_rate, noise_std).
 
-    Replacement values are drawn from up to 20,000 training rows (a fixed random choice).
+    Replacement values are drawn from up to 20,000 training rows (a fixed random choice; for a lazily read table,
+    from the row groups its schema was fitted on).
     """
     from selfsup.modalities.table_views import TableViews
     from selfsup.modalities.view_args import check_known
@@ -600,7 +654,7 @@ def make_views(
     view_args = check_known(view_args, VIEW_ARGS, "table")
     args = {key: _rate(key, value, None if key == "noise_std" else 1.0) for key, value in view_args.items()}
     n_numeric, width = _layout(encoder_config) if encoder_config else _schema_layout(_fitted_schema(splits))
-    rows = splits.train.x.float()
+    rows = _marginal_rows(splits.train)
     if rows.dim() != 2 or rows.shape[1] != width:
         raise SelfsupError(
             f"the table has {tuple(rows.shape)} features but the encoder's columns make "
@@ -610,6 +664,18 @@ def make_views(
         pick = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:MAX_MARGINAL_ROWS]
         rows = rows[pick.sort().values]
     return TableViews(spec, n_numeric, rows, **args)
+
+
+def _marginal_rows(train: Samples) -> torch.Tensor:
+    """The training rows the views may draw replacement values from (all of them in memory; a lazily read table's
+    schema sample, or a bounded random sample of other lazy data)."""
+    if isinstance(train, ArrayDataset):
+        return train.x.float()
+    from selfsup.modalities.table_lazy import ParquetRows
+
+    if isinstance(train.decode, ParquetRows):
+        return train.decode.fitted_rows(MAX_MARGINAL_ROWS)
+    return train.head(MAX_MARGINAL_ROWS).x.float()
 
 
 def _schema_layout(schema: dict) -> tuple[int, int]:

@@ -19,12 +19,22 @@ Empty and blank texts are left out. Sample ids: a record's ``id`` field or a tab
 there is one (what ``--pair-data`` matches on), else ``line-{n}`` (1-based line of a .txt/.jsonl file) or
 ``row-{i}`` (0-based data row of a table). An empty file, or one with no text left, a missing text field
 or column, a record that is not a JSON object and a text that is not a string are refused in one line.
+
+A .txt or .jsonl file is read lazily (``--in-memory no``, or ``auto`` when its lines' token ids, ``max_length``
+int64 each, would pass ``IN_MEMORY_BYTES``; issue 17; tables are read whole): one pass, a line at a time, finds
+each text's place in the file (byte offset), label and id, parsing and checking every record as above but
+tokenising none; a text is read and tokenised (the same ids as in memory) when training asks for it. The texts
+cut to ``max_length`` are counted on a bounded random sample (``FIT_SAMPLES``), in one warning that says so.
+A file changed after it was indexed stops the run when a changed text is reached, in one line.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -32,8 +42,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from selfsup.data import ArrayDataset, DataOptions, Preprocessing, Splits
-from selfsup.errors import SelfsupError
+from selfsup.data import (
+    FIT_SAMPLES,
+    IN_MEMORY_BYTES,
+    ArrayDataset,
+    DataOptions,
+    LazyDataset,
+    Preprocessing,
+    Samples,
+    Splits,
+    bounded_draw,
+)
+from selfsup.errors import SelfsupError, first_line
 from selfsup.modalities import Modality
 from selfsup.modalities.labels import encode_labels, label_text
 from selfsup.views import ViewSpec
@@ -53,15 +73,41 @@ RAW_BUCKETS = 4096  # columns of the hashed bag-of-tokens baseline
 
 # --------------------------------------------------------------------------- reading
 
+# where a text lies in its file: the byte offset of its line (ended by b"\n"), and which of the lines
+# ``str.splitlines`` finds in it (0 but where rarer separators, a lone "\r" or "\x1c", cut it further)
+Place = tuple[int, int]
 
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise SelfsupError(
-            f"cannot read '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} at "
-            f"position {err.start}); save it as UTF-8."
-        ) from None
+
+def _decoded(raw: bytes, offset: int) -> str:
+    return raw.decode("utf-8-sig" if offset == 0 else "utf-8")  # a byte-order mark only at the file's start
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str, Place]]:
+    """The lines of a UTF-8 file, numbered from 1 as ``str.splitlines`` cuts its whole text, with their places;
+    read a line at a time (memory does not grow with the file)."""
+    n, offset = 0, 0
+    with path.open("rb") as file:
+        for raw in file:
+            try:
+                text = _decoded(raw, offset)
+            except UnicodeDecodeError as err:
+                raise SelfsupError(
+                    f"cannot read '{path}': it is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                    f"position {offset + err.start}); save it as UTF-8."
+                ) from None
+            for sub, line in enumerate(text.splitlines() or [""]):
+                n += 1
+                yield n, line, (offset, sub)
+            offset += len(raw)
+
+
+def _line_at(path: str, place: Place) -> str:
+    """The line at ``place`` of the file ``path`` (see :data:`Place`)."""
+    offset, sub = place
+    with open(path, "rb") as file:
+        file.seek(offset)
+        raw = file.readline()
+    return (_decoded(raw, offset).splitlines() or [""])[sub]
 
 
 def _text(value: Any, where: str) -> str | None:
@@ -78,8 +124,20 @@ def _text(value: Any, where: str) -> str | None:
 
 def read_txt(path: Path) -> tuple[list[str], list[str | None] | None, list[str]]:
     """Texts, labels (None: unlabeled) and ids of a .txt file: one text per line, blank lines left out."""
-    rows = [(f"line-{n}", line.strip()) for n, line in enumerate(_read_lines(path), 1) if line.strip()]
-    return [text for _, text in rows], None, [sample_id for sample_id, _ in rows]
+    texts, _, ids = _scan_txt(path, keep_text=True)
+    return texts, None, ids
+
+
+def _scan_txt(path: Path, keep_text: bool) -> tuple[list[str], list[Place], list[str]]:
+    """The texts of a .txt file (only when ``keep_text``), their places and their ids."""
+    texts, places, ids = [], [], []
+    for n, line, place in _lines(path):
+        if line.strip():
+            if keep_text:
+                texts.append(line.strip())
+            places.append(place)
+            ids.append(f"line-{n}")
+    return texts, places, ids
 
 
 def read_jsonl(
@@ -87,9 +145,18 @@ def read_jsonl(
 ) -> tuple[list[str], list[str | None] | None, list[str]]:
     """Texts, labels and ids of a JSON-lines file (see the module docstring). A label field that no record has
     is refused (a misspelt --label), or with ``strict=False`` (the encoder's own label) leaves them unlabeled."""
-    texts, labels, ids = [], [], []
+    texts, _, labels, ids = _scan_jsonl(path, field, label, strict, keep_text=True)
+    return texts, labels, ids
+
+
+def _scan_jsonl(
+    path: Path, field: str, label: str | None, strict: bool, keep_text: bool
+) -> tuple[list[str], list[Place], list[str | None] | None, list[str]]:
+    """:func:`read_jsonl`'s texts (only when ``keep_text``), places, labels and ids: every record is parsed and
+    checked, none tokenised."""
+    texts, places, labels, ids = [], [], [], []
     fields: dict[str, Any] = {}  # every field name seen, in order
-    for n, line in enumerate(_read_lines(path), 1):
+    for n, line, place in _lines(path):
         if not line.strip():
             continue
         where = f"line {n} of '{path}'"
@@ -108,18 +175,20 @@ def read_jsonl(
         text = _text(record[field], f"field '{field}' of {where}")
         if text is None:
             continue
-        texts.append(text)
+        if keep_text:
+            texts.append(text)
+        places.append(place)
         labels.append(label_text(record.get(label), where) if label else None)
         ids.append(str(record[ID_FIELD]) if record.get(ID_FIELD) is not None else f"line-{n}")
     if label and label not in fields:
         if not strict:
-            return texts, None, ids
+            return texts, places, None, ids
         known = ", ".join(f"'{k}'" for k in list(fields)[:8])
         raise SelfsupError(
             f"no record of '{path}' has the label field '{label}' (their fields: {known}); name the "
             "label field with --label."
         )
-    return texts, (labels if label else None), ids
+    return texts, places, (labels if label else None), ids
 
 
 def read_text_table(
@@ -158,7 +227,15 @@ def read_texts(
 ) -> tuple[list[str], list[str | None] | None, list[str]]:
     """Texts, labels (None when the source has none) and sample ids of a text file, by its suffix; without
     ``options.label``, the ``default_label`` field or column labels the texts where the file has it."""
-    path = Path(path)
+    texts, _, labels, ids = _scan(Path(path), options, default_label, keep_text=True)
+    return texts, labels, ids
+
+
+def _scan(
+    path: Path, options: DataOptions, default_label: str | None, keep_text: bool
+) -> tuple[list[str], list[Place], list[str | None] | None, list[str]]:
+    """:func:`read_texts`'s texts (only when ``keep_text``; a table's always), places in the file (.txt and
+    .jsonl), labels and ids."""
     if path.is_dir():
         raise SelfsupError(
             f"text data '{path}' is a folder; text is read from one file: pass a .txt, .jsonl or .csv file."
@@ -167,22 +244,25 @@ def read_texts(
         raise SelfsupError(f"text data '{path}' does not exist; pass a .txt, .jsonl or .csv file.")
     suffix = path.suffix.lower()
     field = options.text_field or TEXT_FIELD
+    found: tuple[list[str], list[Place], list[str | None] | None, list[str]]
     if suffix in LINE_SUFFIXES:
         if options.label or options.text_field:
             raise SelfsupError(
                 f"'{path}' is plain text (one text per line) with no fields; --label and --text-column "
                 "need a .jsonl or .csv file."
             )
-        found = read_txt(path)
+        texts, places, ids = _scan_txt(path, keep_text)
+        found = texts, places, None, ids
     elif suffix in JSONL_SUFFIXES:
-        found = read_jsonl(path, field, options.label or default_label, strict=bool(options.label))
+        found = _scan_jsonl(path, field, options.label or default_label, bool(options.label), keep_text)
     elif suffix in TABLE_SUFFIXES or Path(path.stem).suffix.lower() in TABLE_SUFFIXES:  # .csv.gz too
-        found = read_text_table(path, field, options.label or default_label, strict=bool(options.label))
+        texts, labels, ids = read_text_table(path, field, options.label or default_label, strict=bool(options.label))
+        found = texts, [], labels, ids
     else:
         raise SelfsupError(
             f"cannot read '{path}' as text: unknown file type '{path.suffix}'; use {', '.join(SUFFIXES)}."
         )
-    if not found[0]:
+    if not found[3]:
         raise SelfsupError(f"'{path}' holds no text (every line or cell is empty).")
     return found
 
@@ -258,10 +338,105 @@ def load(source: str, options: DataOptions | None = None, preprocessing: Preproc
     if Path(source).suffix.lower() not in LINE_SUFFIXES:  # a .txt file has no fields to name
         options = replace(options, text_field=options.text_field or preprocessing.get("text_field"))
     label = options.label or preprocessing.get("label")
-    texts, labels, ids = read_texts(source, options, default_label=label)
-    train = dataset(texts, labels, ids, preprocessing, f"'{source}'")
+    train: Samples
+    if _lazily(Path(source), options.in_memory, int(preprocessing.settings["max_length"])):
+        train = lazy_dataset(Path(source), options, label, preprocessing)
+    else:
+        texts, labels, ids = read_texts(source, options, default_label=label)
+        train = dataset(texts, labels, ids, preprocessing, f"'{source}'")
     read = Preprocessing(NAME, dict(preprocessing.settings) | {"text_field": options.text_field, "label": label})
     return Splits(train=train, test=None, name=str(source), modality=NAME, preprocessing=read)
+
+
+def _lazily(path: Path, in_memory: str, max_length: int) -> bool:
+    """Whether to read a text file lazily: a .txt or .jsonl file (tables are read whole) as ``--in-memory`` says, or
+    (auto) when its lines' token ids (``max_length`` int64 each) would pass ``IN_MEMORY_BYTES``; its lines are
+    counted (bytes scanned, nothing decoded) only when it is large enough to matter."""
+    if in_memory == "yes" or not path.is_file() or path.suffix.lower() not in LINE_SUFFIXES + JSONL_SUFFIXES:
+        return False
+    if in_memory == "no":
+        return True
+    if path.stat().st_size < IN_MEMORY_BYTES // (8 * max_length):  # fewer lines than that, whatever they hold
+        return False
+    lines = 1
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 24):
+            lines += chunk.count(b"\n")
+    return lines * max_length * 8 > IN_MEMORY_BYTES
+
+
+def _tokenized(text: str, tokenizer: str, max_length: int, pad_id: int) -> torch.Tensor:
+    """One text as :func:`~selfsup.encoders.text.tokenize` makes it: ``(max_length,)`` int64, right-padded."""
+    from selfsup.encoders.text import load_tokenizer
+
+    ids = load_tokenizer(tokenizer)(text, truncation=True, max_length=max_length)["input_ids"]
+    out = torch.full((max_length,), pad_id, dtype=torch.long)
+    out[: len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out
+
+
+def _text_at(path: str, field: str | None, place: Place) -> str:
+    """The text at ``place`` of a .txt file (``field`` None) or of a .jsonl file's record, as it was indexed; a file
+    changed since then stops the run in one line."""
+    try:
+        line = _line_at(path, place)
+        text = _text(json.loads(line)[field], "a record") if field is not None else line.strip()
+    except (OSError, UnicodeDecodeError, ValueError, IndexError, KeyError, TypeError, SelfsupError) as err:
+        text, reason = None, f" ({first_line(err)})"
+    else:
+        reason = ""
+    if not text:
+        raise SelfsupError(
+            f"cannot read the text at byte {place[0]} of '{path}'{reason}: the file changed since it was indexed; "
+            "read it again."
+        )
+    return text
+
+
+def _decode_text(
+    place: Place, path: str, field: str | None, tokenizer: str, max_length: int, pad_id: int
+) -> torch.Tensor:
+    """One text of a lazily read file, read and tokenised as training asks for it."""
+    return _tokenized(_text_at(path, field, place), tokenizer, max_length, pad_id)
+
+
+def lazy_dataset(path: Path, options: DataOptions, label: str | None, preprocessing: Preprocessing) -> LazyDataset:
+    """A .txt or .jsonl file read lazily: one pass now finds each text's place, label and id (every record parsed
+    and checked, none tokenised); a text is read and tokenised when training asks for it. Texts longer than the
+    encoder's length are counted on a bounded random sample (``FIT_SAMPLES``), in one warning."""
+    _, places, labels, ids = _scan(path, options, label, keep_text=False)
+    y, classes = encode_labels(labels if labels is not None else [None] * len(ids), None, f"'{path}'")
+    settings = preprocessing.settings
+    length, pad = int(settings["max_length"]), int(settings["pad_id"])
+    field = (options.text_field or TEXT_FIELD) if path.suffix.lower() in JSONL_SUFFIXES else None
+    decode = partial(
+        _decode_text, path=str(path), field=field, tokenizer=str(settings["tokenizer"]), max_length=length, pad_id=pad
+    )
+    _warn_cut(str(path), field, places, str(settings["tokenizer"]), length)
+    return LazyDataset(decode, places, y, ids, (length,), torch.long, str(path), classes)
+
+
+def _warn_cut(path: str, field: str | None, places: list[Place], tokenizer: str, length: int) -> None:
+    """One warning line when texts of a bounded random sample (``FIT_SAMPLES``) are longer than ``length`` tokens:
+    how many of those checked (the rest are not tokenised before training)."""
+    from selfsup.encoders.text import load_tokenizer
+
+    picked = bounded_draw(len(places), FIT_SAMPLES, 0) if len(places) > FIT_SAMPLES else np.arange(len(places))
+    texts = [_text_at(path, field, places[i]) for i in picked.tolist()]
+    cut = sum(
+        len(ids) > length
+        for ids in load_tokenizer(tokenizer)(texts, truncation=True, max_length=length + 1)["input_ids"]
+    )
+    if cut:
+        checked = f"{len(texts)} texts" + (
+            f" checked (a random sample of the {len(places)})" * (len(texts) < len(places))
+        )
+        warnings.warn(
+            f"{cut} of {checked} are longer than {Path(tokenizer).name}'s {length} tokens; texts longer than "
+            f"{length} tokens are cut to {length}.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 # --------------------------------------------------------------------------- encoder, views, baseline

@@ -24,6 +24,9 @@ Sources:
   Both splits are padded to one length; test labels are indexed by the training split's classes, and
   a test label the training split lacks is refused.
 
+``.npy`` series are memory-mapped and read as training asks for them with ``--in-memory no`` (or ``auto`` when
+large): ``series_lazy``; other files are read whole.
+
 Sample ids: ``FILESTEM/i`` (``i`` the 0-based series or row), or the ``--series-id`` value. Every
 reader refuses, in one line: a file without series, an empty series (length 0, or every value
 missing), a channel missing in every series, infinite or non-numeric values, and channel counts that
@@ -32,6 +35,7 @@ differ between series, splits, or from the encoder's.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -42,7 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from selfsup.data import ArrayDataset, DataOptions, Preprocessing, Splits
+from selfsup.data import IN_MEMORY_BYTES, ArrayDataset, DataOptions, Preprocessing, Samples, Splits, fit_sample
 from selfsup.errors import SelfsupError
 from selfsup.modalities import Modality
 from selfsup.modalities.labels import encode_labels, label_text, sorted_classes
@@ -508,11 +512,11 @@ class Reading(TypedDict):
     time_column: str | None
 
 
-def check_channels(dataset: ArrayDataset, preprocessing: Preprocessing | None, source: str) -> None:
+def check_channels(dataset: Samples, preprocessing: Preprocessing | None, source: str) -> None:
     """Refuse series whose channel count differs from the encoder's."""
     if preprocessing is None or preprocessing.get("channels") is None:
         return
-    expected, found = int(preprocessing.get("channels")), int(dataset.x.shape[1])
+    expected, found = int(preprocessing.get("channels")), int(dataset.sample_shape[0])
     if expected != found:
         raise SelfsupError(
             f"the encoder takes {expected} channel(s) but {source} has {found}; pass series with "
@@ -527,7 +531,70 @@ def load_files(
     preprocessing: Preprocessing | None = None,
     name: str | None = None,
 ) -> Splits:
-    """Read a train file and an optional test file into splits of one length (test labels use train's classes)."""
+    """Read a train file and an optional test file into splits of one length (test labels use train's classes);
+    ``.npy`` files lazily with ``--in-memory no`` (or ``auto``, when large: ``series_lazy``)."""
+    read = options or DataOptions()
+    lazy = _lazy_npy(train_path, test_path, read.in_memory)
+    train: Samples
+    test: Samples | None = None
+    if lazy is not None:
+        train, test = lazy
+        check_channels(train, preprocessing, f"'{train_path}'")
+    else:
+        train, test = _read_files(train_path, test_path, options, preprocessing)
+    columns = Reading(
+        channels=int(train.sample_shape[0]),
+        label=read.label,
+        ignore=list(read.ignore),
+        series_id=read.series_id,
+        time_column=read.time_column,
+    )
+    return Splits(
+        train=train, test=test, name=name or str(train_path), modality=NAME, preprocessing=Preprocessing(NAME, columns)
+    )
+
+
+def _lazy_npy(
+    train_path: str | Path, test_path: str | Path | None, in_memory: str
+) -> tuple[Samples, Samples | None] | None:
+    """Lazily read splits of ``.npy`` files (``series_lazy``), or None to read them whole: as ``in_memory`` says,
+    or (auto) when as float32 they would pass ``IN_MEMORY_BYTES``. Other files are always read whole (``no`` says
+    so, once)."""
+    paths = [Path(p) for p in (train_path, test_path) if p is not None]
+    if in_memory == "yes":
+        return None
+    if any(p.suffix.lower() != ".npy" or not p.is_file() for p in paths):
+        if in_memory == "no":
+            warnings.warn(
+                f"'{paths[0]}' is read whole: only .npy series are read lazily (.npz, .ts and tables cannot be "
+                "read one series at a time); save the series as NAME_TRAIN.npy / NAME_TEST.npy to read them lazily.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return None
+    from selfsup.modalities.series_lazy import lazy_npy, open_npy, series_shape
+
+    arrays = [open_npy(p) for p in paths]
+    shapes = [series_shape(a) for a in arrays]
+    if in_memory == "auto" and sum(a.shape[0] * c * t * 4 for a, (c, t) in zip(arrays, shapes)) <= IN_MEMORY_BYTES:
+        return None
+    if len(shapes) == 2 and shapes[0][0] != shapes[1][0]:
+        raise SelfsupError(
+            f"'{paths[0]}' has {shapes[0][0]} channel(s) but '{paths[1]}' has {shapes[1][0]}; train and test series "
+            "need the same channels."
+        )
+    length = max(t for _, t in shapes)
+    parts = [lazy_npy(p, a, length) for p, a in zip(paths, arrays)]
+    return parts[0], (parts[1] if len(parts) == 2 else None)
+
+
+def _read_files(
+    train_path: str | Path,
+    test_path: str | Path | None,
+    options: DataOptions | None,
+    preprocessing: Preprocessing | None,
+) -> tuple[ArrayDataset, ArrayDataset | None]:
+    """The splits of a train file and an optional test file read into memory, padded to one length."""
     train = read_file(train_path, options)
     check_channels(train, preprocessing, f"'{train_path}'")
     test = None
@@ -540,17 +607,7 @@ def load_files(
             )
         length = max(train.x.shape[-1], test.x.shape[-1])
         train.x, test.x = pad_length(train.x, length), pad_length(test.x, length)
-    read = options or DataOptions()
-    columns = Reading(
-        channels=int(train.x.shape[1]),
-        label=read.label,
-        ignore=list(read.ignore),
-        series_id=read.series_id,
-        time_column=read.time_column,
-    )
-    return Splits(
-        train=train, test=test, name=name or str(train_path), modality=NAME, preprocessing=Preprocessing(NAME, columns)
-    )
+    return train, test
 
 
 def load(source: str, options: DataOptions, preprocessing: Preprocessing | None = None) -> Splits:
@@ -604,7 +661,7 @@ def encoder_config(
     from selfsup.data import valid_lengths
     from selfsup.encoders.series import series_encoder_config
 
-    x = splits.train.x
+    x = fit_sample(splits.train).x  # every series in memory; a bounded sample of lazily read ones
     mean, std = channel_statistics(x)
     length = int(valid_lengths(x).max()) or int(x.shape[-1])  # the training split's, not a padded test's
     return series_encoder_config(name, int(x.shape[1]), length, mean, std, **(encoder_args or {}))

@@ -8,6 +8,7 @@ on them and scored on the embeddings ``validation_step`` returns for a held-out 
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,8 +37,10 @@ class PretrainModule(L.LightningModule):
         distill_teacher: nn.Module | None = None,
         distill_weight: float = 1.0,
         upsample: DomainUpsampling | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        self.seed = seed  # the run's; several processes draw their views from their own seeds derived from it
         self.method = method
         self.views = views
         self.lr, self.weight_decay, self.warmup_fraction = lr, weight_decay, warmup_fraction
@@ -51,6 +54,15 @@ class PretrainModule(L.LightningModule):
         self._warming_up = False  # the backbone is in eval mode for head warm-up
         self.upsample = upsample  # --upsample-at-end: target samples in the last steps' batches
         self._target_count = 0  # how many of this step's samples are the target's
+
+    def on_train_start(self) -> None:
+        """Several processes: each reseeds torch's generators (CPU and GPU, which the views and masks draw from) from
+        the run's seed, its global rank and the step it starts at, so that processes draw different augmentations
+        (``seed_everything`` seeds them all alike, for identical initial weights) and a resumed run does not replay
+        the draws of the run's first steps. One process keeps the generator as seeded, as before."""
+        if self.trainer.world_size > 1:
+            torch.manual_seed(process_seed(self.seed, self.global_rank, self.global_step))
+        self._updated_at = self.global_step
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         x = batch[0]  # the labels are the online probe's (``training/probe.py``)
@@ -112,9 +124,12 @@ class PretrainModule(L.LightningModule):
                 p.grad = None
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        """The method's per-step updates (EMA teachers) with the run's progress; under the infinite schedule, which
+        """The method's per-step updates (EMA teachers), once per optimiser step, with the run's progress; under the infinite schedule, which
         has no end to measure progress by, always 0 (an EMA teacher keeps its base momentum, however long the run
         is extended or wherever it is annealed)."""
+        if self.global_step == getattr(self, "_updated_at", -1):  # --accumulate-grad-batches: no optimiser step yet
+            return
+        self._updated_at = self.global_step
         progress = 0.0 if self.schedule == "infinite" else self.global_step / max(1, self._total_steps())
         self.method.on_train_batch_end(progress=progress)
 
@@ -186,6 +201,13 @@ class PretrainModule(L.LightningModule):
         lambdas = [after_freeze if freeze and encoder else whole for encoder in in_encoder]
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def process_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The seed of process ``rank`` of a run seeded ``seed``, starting at ``step``: independent streams for every
+    (seed, rank, step), through NumPy's ``SeedSequence`` (unlike ``seed + rank``, seed 0's rank 1 is not seed 1's
+    rank 0)."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0] % 2**63)
 
 
 def decays(param: torch.Tensor) -> bool:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from selfsup.checkpoint import save_encoder
-from selfsup.data import ArrayDataset, DataOptions, Preprocessing, Splits, pair_by_id
+from selfsup.data import ArrayDataset, DataOptions, Preprocessing, Splits, decoded, pair_by_id
 from selfsup.encoders import Encoder, build_encoder
 from selfsup.encoders.pair import PairEncoder, side_names
 from selfsup.errors import SelfsupError
@@ -56,9 +56,10 @@ def check_paired(recipe: Recipe, method: type[Method]) -> None:
 
 def _pool(splits: Splits) -> ArrayDataset:
     """Every sample of a source, whatever its split: side b is matched by id wherever it is."""
+    train = decoded(splits.train, "pairing samples")
     if splits.test is None:
-        return splits.train
-    train, test = splits.train, splits.test
+        return train
+    test = decoded(splits.test, "pairing samples")
     if train.x.shape[1:] != test.x.shape[1:]:
         raise SelfsupError(f"the train and test samples of '{splits.name}' have different shapes.")
     classes = train.classes if train.classes == test.classes else None
@@ -134,8 +135,8 @@ def pair_splits(a: Splits, b: Splits) -> Splits:
     """Side a's splits with each sample paired with its match in ``b`` (``PairedDataset`` splits); a test split
     with no match at all is dropped (pre-training does not use it)."""
     pool = _pool(b)
-    train = pair_by_id(a.train, pool, a.name, b.name)
-    test = pair_by_id(a.test, pool, a.name, b.name, required=False) if a.test is not None else None
+    train = pair_by_id(decoded(a.train, "pairing samples"), pool, a.name, b.name)
+    test = pair_by_id(decoded(a.test, "pairing samples"), pool, a.name, b.name, required=False) if a.test else None
     return replace(a, train=train, test=test)  # type: ignore[arg-type]  # PairedDataset: ArrayDataset's interface
 
 

@@ -389,6 +389,10 @@ def curate(
         target_splits = _read(target, options, model, "target")
         _check_same_modality(target, pool, target_splits.modality, pool_splits.modality)
         check_subsettable(pool, pool_splits.modality)
+        from selfsup.data import decoded  # torch: only once the inputs look right
+
+        pool_splits.train = decoded(pool_splits.train, "curating a pool")
+        target_splits.train = decoded(target_splits.train, "curating a pool")
         n = len(pool_splits.train)
         count = _budget_count(budget, n, pool)
         pool_emb = _embedded(model, pool_splits.train)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import shutil
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,11 +27,12 @@ from selfsup.checkpoint import (
     save_encoder,
     save_method_state,
 )
-from selfsup.data import UNLABELED, DataOptions, Preprocessing
+from selfsup.data import UNLABELED, DataOptions, LazyDataset, Preprocessing, Samples
+from selfsup.distributed import inference_device
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.encoders.pair import PairEncoder, side_names
 from selfsup.errors import SelfsupError, first_line, unknown_name
-from selfsup.evaluation.embed import embed
+from selfsup.evaluation.embed import CHUNK_ROWS, embed_chunks
 from selfsup.files import write_atomic
 from selfsup.modalities import check_fits
 from selfsup.outputs import (
@@ -83,6 +87,69 @@ def is_embeddings(path: Path) -> bool:
         return False
 
 
+SHARDS_DESCRIPTION = "_embeddings.json"  # in a folder of Parquet shards; Parquet readers skip names starting "_"
+SHARD_PATTERN = re.compile(r"part-\d{5,}\.parquet")
+
+
+def is_embeddings_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder of Parquet shards selfsup wrote: its description and ``part-NNNNN.parquet``
+    files, nothing else. Only such a folder is replaced with ``--overwrite``."""
+    try:
+        return _is_description(path / SHARDS_DESCRIPTION) and all(
+            p.name == SHARDS_DESCRIPTION or (p.is_file() and SHARD_PATTERN.fullmatch(p.name)) for p in path.iterdir()
+        )
+    except OSError:
+        return False
+
+
+def _check_output_shards(out: Path, overwrite: bool) -> None:
+    """Before any work: ``out`` (a folder of Parquet shards) is new or empty, or with ``overwrite`` selfsup's
+    shards."""
+    if out.exists() and not out.is_dir():
+        raise SelfsupError(
+            f"--out '{out}' is a file; a name without a suffix is a folder of Parquet shards: choose another --out."
+        )
+    if out.is_dir() and any(out.iterdir()):
+        if not is_embeddings_folder(out):
+            raise SelfsupError(
+                f"--out '{out}' holds files selfsup did not write (not selfsup embeddings); choose another --out. "
+                "selfsup never deletes what it did not write."
+            )
+        if not overwrite:
+            raise SelfsupError(
+                f"--out '{out}' already holds selfsup embeddings; pass --overwrite to replace them, or choose "
+                "another --out."
+            )
+    check_output_file(out / SHARDS_DESCRIPTION, "embeddings description", _is_description, overwrite=True)
+
+
+@dataclasses.dataclass
+class _Block:
+    """Consecutive rows of one split: their ids, split name, labels (class names, None when unlabeled) and
+    embeddings."""
+
+    ids: list[str]
+    split: str
+    labels: list[str | None] | None
+    emb: np.ndarray
+
+
+def _blocks(
+    encoder: Encoder, parts: list[tuple[str, Samples]], labeled: bool, chunk_rows: int, **how: Any
+) -> Iterator[_Block]:
+    """Each split's embeddings, block by block (``embed_chunks``): memory holds one block."""
+    for name, part in parts:
+        start = 0
+        for emb in embed_chunks(encoder, part, chunk_rows, **how):
+            stop = start + len(emb)
+            labels = None
+            if labeled:
+                assert part.classes is not None
+                labels = [part.classes[i] if i != UNLABELED else None for i in part.y[start:stop].tolist()]
+            yield _Block(part.ids[start:stop], name, labels, emb)
+            start = stop
+
+
 def write_embeddings(
     encoder_path: str | Path,
     data: str,
@@ -92,64 +159,139 @@ def write_embeddings(
     overwrite: bool = False,
     batch_size: int = 512,
     progress: bool = False,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    precision: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Path:
-    """Embed every sample of ``data`` (train split, then test split if any) into ``.npy`` or ``.parquet``.
+    """Embed every sample of ``data`` (train split, then test split if any) into ``.npy``, ``.parquet``, or a folder
+    (a name without a suffix) of Parquet shards ``part-00000.parquet``, ... of ``chunk_rows`` rows each.
 
-    The data is read the way the encoder was trained (a table with its saved schema). Parquet rows
-    carry the sample id, the split, the label (if any) and one ``e{i}`` column per dimension.
+    The data is read the way the encoder was trained (a table with its saved schema); a lazily read source is
+    decoded by DataLoader workers. The encoder embeds on one device (``accelerator``, ``devices``:
+    ``distributed.inference_device``). Embeddings are written block by block as they come (memory holds
+    ``chunk_rows`` of them, not all): into a temporary name beside ``out``, moved into place when complete. Parquet
+    rows carry the sample id, the split, the label (if any) and one float32 ``e{i}`` column per dimension.
     """
     out = Path(out)
-    if out.suffix not in EMBEDDING_FORMATS:
-        raise SelfsupError(f"cannot write embeddings to '{out}': use a .npy or .parquet file name.")
-    check_output_file(out, "embeddings", is_embeddings, overwrite=overwrite)
+    folder = out.suffix == ""
+    if not folder and out.suffix not in EMBEDDING_FORMATS:
+        raise SelfsupError(
+            f"cannot write embeddings to '{out}': use a .npy or .parquet file name, or a folder name without a "
+            "suffix for Parquet shards."
+        )
+    device = inference_device(accelerator, devices)  # a device this machine lacks: before any work
+    if folder:
+        _check_output_shards(out, overwrite)
+    else:
+        check_output_file(out, "embeddings", is_embeddings, overwrite=overwrite)
     if out.suffix == ".npy":  # its description too: a user's file of that name is never replaced
         check_output_file(npy_description(out), "embeddings description", _is_description, overwrite=True)
     encoder = load_encoder(encoder_path)
     splits = load_data(data, options, preprocessing=preprocessing_of(encoder))
     check_fits(encoder, splits)
-    parts = [("train", splits.train)] + ([("test", splits.test)] if splits.test is not None else [])
-    emb = np.concatenate(
-        [embed(encoder, part.float_samples(), batch_size=batch_size, progress=progress) for _, part in parts]
-    )
+    parts: list[tuple[str, Samples]] = [("train", splits.train)]
+    parts += [("test", splits.test)] if splits.test is not None else []
+    classes = splits.train.classes
+    labeled = bool(classes) and any(bool((part.y != UNLABELED).any()) for _, part in parts)
+    how = {"batch_size": batch_size, "device": device, "progress": progress, "precision": precision}
+    blocks = _blocks(encoder, parts, labeled, chunk_rows, **how)
+    rows = sum(len(part) for _, part in parts)
+    meta = {"format": EMBEDDINGS_FORMAT, "encoder": str(encoder_path)}
+    if folder:
+        _write_shards(out, blocks, meta | {"data": data})
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     # a name of our own beside it (never a user's file), replaced in one step, removed on any failure
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            if out.suffix == ".npy":
-                np.save(f, emb.astype(np.float32, copy=False))
-            else:
-                _write_parquet(f, emb, parts, splits.train.classes, str(encoder_path))
+        if out.suffix == ".npy":
+            shape = _write_npy(tmp, blocks, rows)
+        else:
+            _write_parquet(tmp, blocks, meta)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     if out.suffix == ".npy":
-        write_atomic(
-            npy_description(out),
-            json.dumps(
-                {"format": EMBEDDINGS_FORMAT, "encoder": str(encoder_path), "data": data, "shape": list(emb.shape)},
-                indent=1,
-            ),
-        )
+        write_atomic(npy_description(out), json.dumps(meta | {"data": data, "shape": list(shape)}, indent=1))
     return out
 
 
-def _write_parquet(f: BinaryIO, emb: np.ndarray, parts: list, classes: list[str] | None, encoder: str) -> None:
-    """Rows of id, split, label (if any) and ``e{i}`` columns, with selfsup's key in the schema metadata."""
-    import pandas as pd
+def _write_npy(path: Path, blocks: Iterator[_Block], rows: int) -> tuple[int, int]:
+    """The blocks into one float32 ``(rows, D)`` ``.npy`` at ``path``, filled in place (a memory map); its shape."""
+    array = None
+    start = 0
+    for block in blocks:
+        if array is None:
+            array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, block.emb.shape[1]))
+        array[start : start + len(block.emb)] = block.emb
+        start += len(block.emb)
+    if array is None:  # no sample at all
+        np.save(path, np.zeros((0, 0), dtype=np.float32))
+        return (0, 0)
+    array.flush()
+    shape = (int(array.shape[0]), int(array.shape[1]))
+    del array  # closes the memory map
+    return shape
+
+
+def _table(block: _Block, meta: dict[str, Any]) -> Any:
+    """A block as an Arrow table: id, split, label (when the data has labels), ``e{i}`` float32 columns, with
+    selfsup's key in the schema metadata."""
     import pyarrow as pa
+
+    columns: dict[str, Any] = {"id": pa.array(block.ids, pa.string()), "split": [block.split] * len(block.ids)}
+    if block.labels is not None:
+        columns["label"] = pa.array(block.labels, pa.string())
+    for i in range(block.emb.shape[1]):
+        columns[f"e{i}"] = pa.array(block.emb[:, i])
+    return pa.table(columns).replace_schema_metadata({PARQUET_KEY: json.dumps(meta).encode()})
+
+
+def _write_parquet(path: Path, blocks: Iterator[_Block], meta: dict[str, Any]) -> None:
+    """The blocks into one Parquet file at ``path``, a row group each, as they come."""
     import pyarrow.parquet as pq
 
-    frame = pd.DataFrame(emb, columns=[f"e{i}" for i in range(emb.shape[1])])
-    frame.insert(0, "split", [name for name, part in parts for _ in range(len(part))])
-    frame.insert(0, "id", [i for _, part in parts for i in part.ids])
-    labels = torch.cat([part.y for _, part in parts]).numpy()
-    if classes and (labels != UNLABELED).any():
-        frame.insert(2, "label", [classes[i] if i != UNLABELED else None for i in labels])
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = json.dumps({"format": "selfsup-embeddings", "encoder": encoder}).encode()
-    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), PARQUET_KEY: meta}), f)
+    writer = None
+    try:
+        for block in blocks:
+            table = _table(block, meta)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # no sample at all: an empty table
+        import pyarrow as pa
+
+        pq.write_table(pa.table({"id": pa.array([], pa.string())}).replace_schema_metadata({PARQUET_KEY: b"{}"}), path)
+
+
+def _write_shards(out: Path, blocks: Iterator[_Block], meta: dict[str, Any]) -> tuple[int, int]:
+    """The blocks into ``out/part-00000.parquet``, ... (one per block) and ``out/_embeddings.json``: written into a
+    temporary folder beside ``out``, moved into place when complete (an earlier folder of selfsup's shards
+    replaced only then). Returns the embeddings' shape."""
+    import pyarrow.parquet as pq
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    try:
+        rows, dim, count = 0, 0, 0
+        for count, block in enumerate(blocks, start=1):
+            pq.write_table(_table(block, meta), staging / f"part-{count - 1:05d}.parquet")
+            rows, dim = rows + len(block.emb), int(block.emb.shape[1])
+        description = meta | {"shape": [rows, dim], "parts": count}
+        (staging / SHARDS_DESCRIPTION).write_text(json.dumps(description, indent=1))
+        if out.is_dir() and any(out.iterdir()):  # selfsup's shards (checked before any work), with --overwrite
+            os.replace(out, old)
+        os.replace(staging, out)
+        return rows, dim
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def export_encoder(
@@ -331,8 +473,8 @@ def _check_samples(encoder: Encoder, recipe: dict, check_data: str | None) -> tu
             f"cannot read samples from '{source}' to check the export on: {str(err).rstrip('.')}; "
             "pass --check-data with data like the encoder's."
         ) from err
-    part = splits.train
-    return part.subset(list(range(min(formats.CHECK_SAMPLES, len(part))))).float_samples(), source
+    first = splits.train.subset(list(range(min(formats.CHECK_SAMPLES, len(splits.train)))))
+    return (first.in_memory() if isinstance(first, LazyDataset) else first).float_samples(), source
 
 
 def _compare(encoder: Encoder, loaded: formats.Loader, x: torch.Tensor, fmt: str) -> float:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
-import os
 import sys
 import warnings
 from contextlib import AbstractContextManager, nullcontext
@@ -17,7 +15,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 from lightning.pytorch.callbacks import RichProgressBar
 from sklearn.model_selection import train_test_split
@@ -33,7 +30,18 @@ from selfsup.checkpoint import (
     save_method_state,
     write_meta,
 )
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Preprocessing, Splits
+from selfsup.data import (
+    UNLABELED,
+    ArrayDataset,
+    DataOptions,
+    LazyDataset,
+    Preprocessing,
+    Samples,
+    Splits,
+    decoded,
+    loader_workers,
+)
+from selfsup.distributed import check_accelerator
 from selfsup.encoders import Encoder, build_encoder, preprocessing_of
 from selfsup.encoders.pair import PairEncoder
 from selfsup.errors import RunInterrupted, SelfsupError, first_line
@@ -44,6 +52,7 @@ from selfsup.modalities import check_fits, get_modality
 from selfsup.modalities.text import LINE_SUFFIXES
 from selfsup.outputs import RUN, check_output_folder, clear_output_folder, folder_lock
 from selfsup.recipe import Recipe, load_recipe, make_recipe, save_recipe
+from selfsup.shards import ShardDataset
 from selfsup.sources import BUILTIN_PREFIX, load_data, source_modality
 from selfsup.training.adapters import (
     AdapterSummary,
@@ -63,6 +72,7 @@ from selfsup.training.checkpoints import (
     stop_on_interrupt,
 )
 from selfsup.training.init import InitReport, InitSource, load_into, load_method_parts, read_init, report_table
+from selfsup.training.launch import ProcessCheck, launch, lightning_trainer
 from selfsup.training.loggers import TRAIN_LOG, LoggerIds, TrainLog, build_loggers
 from selfsup.training.module import PretrainModule
 from selfsup.training.pairs import (
@@ -77,6 +87,7 @@ from selfsup.training.pairs import (
 )
 from selfsup.training.probe import OnlineProbe
 from selfsup.training.progress import PlainProgress
+from selfsup.training.samplers import BlockShuffleSampler
 from selfsup.training.upsample import DomainUpsampling
 from selfsup.training.watch import Watch, WatchedSet
 
@@ -94,21 +105,28 @@ class PretrainResult:
     sides: tuple[Path, Path] | None = None  # a paired run's side exports
 
 
-def launched_rank() -> int:
-    """Rank of a process that Lightning's DDP launcher started by re-running the command (0 in the launcher)."""
-    return sum(int(os.environ.get(name, "0") or 0) for name in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+def launched_rank(recipe: Recipe) -> int:
+    """This process's global rank, as Lightning's Trainer for the recipe's devices, nodes and strategy sets it
+    (torchrun, SLURM or Lightning's own launcher; ``training/launch.py``): 0 in a one-process run."""
+    return launch(recipe).global_rank
+
+
+def _one_process(recipe: Recipe) -> bool:
+    """Whether the run trains in one process (its steps per epoch are the loader's; several processes split each
+    epoch between them, and Lightning counts their steps)."""
+    return recipe.devices in (1, "1") and recipe.num_nodes == 1
 
 
 def _check_out(recipe: Recipe, resume: bool, overwrite: bool, flag: str = "--out") -> None:
     """Before any work: --out is new, empty, or a selfsup run (to resume or, with --overwrite, replace)."""
-    if launched_rank() > 0:  # the launcher (rank 0) has already checked and written the folder
+    if launched_rank(recipe) > 0:  # rank 0 checks and writes the folder
         return
     check_output_folder(recipe.out, RUN, overwrite=overwrite, resume=resume, flag=flag)
 
 
-def _holding(out: Path) -> AbstractContextManager:
-    """The run's lock on its folder, held by the launcher process (DDP workers share it)."""
-    return folder_lock(out) if launched_rank() == 0 else nullcontext(out)
+def _holding(recipe: Recipe, out: Path) -> AbstractContextManager:
+    """The run's lock on its folder, held by the rank-0 process (the other processes share it)."""
+    return folder_lock(out) if launched_rank(recipe) == 0 else nullcontext(out)
 
 
 def _roll_back(out: Path) -> None:
@@ -120,9 +138,9 @@ def _roll_back(out: Path) -> None:
         warnings.warn(f"could not remove the unfinished run in '{out}': {first_line(err)}", stacklevel=2)
 
 
-def _probe_split(train: ArrayDataset, seed: int, enabled: bool) -> tuple[ArrayDataset, ArrayDataset | None]:
+def _probe_split(train: Samples, seed: int, enabled: bool) -> tuple[Samples, Samples | None]:
     """Carve a stratified held-out split for the online probe when the data is labeled (and has a sample of
-    every class to hold out)."""
+    every class to hold out); prepared shards hold out their last tenth (shuffled when prepared) instead."""
     counts = np.bincount(train.y.numpy()) if train.labeled else np.array([])
     if (
         not enabled
@@ -133,6 +151,9 @@ def _probe_split(train: ArrayDataset, seed: int, enabled: bool) -> tuple[ArrayDa
     ):
         return train, None
     idx = np.arange(len(train))
+    if isinstance(train, ShardDataset):  # stored in a seeded random order: a contiguous tail streams as one piece
+        cut = len(train) - math.ceil(PROBE_HOLDOUT * len(train))
+        return train.subset(idx[:cut]), train.subset(idx[cut:])
     fit_idx, val_idx = train_test_split(idx, test_size=PROBE_HOLDOUT, stratify=train.y.numpy(), random_state=seed)
     return train.subset(fit_idx), train.subset(val_idx)
 
@@ -165,14 +186,14 @@ def _write_rows(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _keep_metrics_across_resume(csv_dir: Path) -> Path | None:
-    """Lightning's CSV logger deletes the metrics.csv it finds: set the rows aside before a resumed fit.
+def _keep_metrics_across_resume(csv_dir: Path, rank_zero: bool) -> Path | None:
+    """Lightning's CSV logger deletes the metrics.csv it finds: set the rows aside before a resumed fit (rank 0).
 
     Outside ``csv_dir``: the logger warns that it will delete whatever that folder holds.
     """
     path, previous = csv_dir / "metrics.csv", csv_dir.parent / "metrics-before-resume.csv"
     rows = _read_rows(previous) + _read_rows(path)  # a backup is left only by a resume that crashed
-    if not rows or launched_rank() != 0:
+    if not rows or not rank_zero:
         return None
     _write_rows(previous, rows)
     path.unlink(missing_ok=True)
@@ -201,6 +222,13 @@ def _check_export(recipe: Recipe, encoder_config: dict, splits: Splits) -> None:
         raise SelfsupError(
             "--encoder-arg cannot change the architecture of a selfsup export given to --init; leave it out."
         )
+
+
+def _steps_per_epoch(recipe: Recipe, loader: DataLoader) -> int:
+    """The optimiser steps an epoch of the training loader takes in one process: one per
+    ``--accumulate-grad-batches`` batches, and one at the epoch's end on what has accumulated (as Lightning
+    steps, and counts ``estimated_stepping_batches``, the schedule's length)."""
+    return math.ceil(len(loader) / recipe.accumulate_grad_batches)
 
 
 def _planned_steps(recipe: Recipe, steps_per_epoch: int) -> int:
@@ -249,7 +277,7 @@ def _phases_in_steps(recipe: Recipe, steps_per_epoch: int) -> Recipe:
     in (``--resume`` with more steps) or branched off (``--anneal``): its phases stay where they began, whatever
     the run's length becomes. Other schedules stretch with the run, as before; so do runs on several devices,
     whose steps Lightning counts once it has split the data (the module takes the fractions of its count)."""
-    if recipe.schedule not in ("constant", "infinite") or recipe.devices not in (1, "1"):
+    if recipe.schedule not in ("constant", "infinite") or not _one_process(recipe):
         return recipe
     total = _planned_steps(recipe, steps_per_epoch)
     update: dict = {}
@@ -289,8 +317,9 @@ def _anneal_source(run: str | Path) -> Recipe:
             "--schedule infinite (or constant)."
         )
     recipe = load_recipe(run / RECIPE_FILE)
-    if recipe.self_distill or recipe.devices not in (1, "1"):
-        what = "a self-distillation run" if recipe.self_distill else f"a run on --devices {recipe.devices}"
+    if recipe.self_distill or not _one_process(recipe):
+        nodes = f" --num-nodes {recipe.num_nodes}" if recipe.num_nodes > 1 else ""
+        what = "a self-distillation run" if recipe.self_distill else f"a run on --devices {recipe.devices}{nodes}"
         raise SelfsupError(
             f"--anneal '{run}' is {what}; annealing such runs is not supported yet (anneal a one-device run)."
         )
@@ -383,9 +412,10 @@ def _other_set(recipe: Recipe, source: str, flag: str, preprocessing: Preprocess
             f"{flag} '{source}' is {other.modality} data but '{recipe.data}' is "
             f"{splits.modality}; give data of the same modality."
         )
-    shape = tuple(splits.train.x.shape[1:])
+    shape = splits.train.sample_shape
 
-    def fitted(part: ArrayDataset) -> ArrayDataset:
+    def fitted(part: Samples) -> ArrayDataset:
+        part = decoded(part, flag)
         x = modality.fit_samples(part.x, shape)
         if x.shape[1:] != shape:
             raise SelfsupError(
@@ -400,7 +430,7 @@ def _other_set(recipe: Recipe, source: str, flag: str, preprocessing: Preprocess
 WATCH_FIT, WATCH_TEST = 2000, 1000  # samples of a watched set: class means from the first, accuracy on the second
 
 
-def _watched(name: str, fit: ArrayDataset, test: ArrayDataset | None, seed: int) -> WatchedSet:
+def _watched(name: str, fit: Samples, test: Samples | None, seed: int) -> WatchedSet:
     """A watched set: its test split, or a stratified fifth of its samples held out; each part subsampled."""
     if test is None:
         counts = np.unique(fit.y.numpy(), return_counts=True)[1]
@@ -412,7 +442,8 @@ def _watched(name: str, fit: ArrayDataset, test: ArrayDataset | None, seed: int)
         part.subset(np.sort(rng.choice(len(part), limit, replace=False))) if len(part) > limit else part
         for part, limit in ((fit, WATCH_FIT), (test, WATCH_TEST))
     ]
-    return WatchedSet(name, parts[0], parts[1])
+    fit_part, test_part = (part if isinstance(part, ArrayDataset) else part.in_memory() for part in parts)
+    return WatchedSet(name, fit_part, test_part)  # bounded: decoded even when the data is read lazily
 
 
 def _short_name(source: str) -> str:
@@ -422,8 +453,8 @@ def _short_name(source: str) -> str:
 
 def _watch_sets(
     recipe: Recipe,
-    fit_set: ArrayDataset,
-    probe_set: ArrayDataset | None,
+    fit_set: Samples,
+    probe_set: Samples | None,
     replay: Splits | None,
     preprocessing: Preprocessing,
     splits: Splits,
@@ -482,7 +513,7 @@ class ReplaySampler(torch.utils.data.Sampler):
         return iter(order[torch.randperm(len(order), generator=generator)].tolist())
 
 
-def _with_replay(data: ArrayDataset, replay: ArrayDataset, fraction: float, seed: int):
+def _with_replay(data: Samples, replay: ArrayDataset, fraction: float, seed: int):
     """One dataset of both, and the :class:`ReplaySampler` over it."""
     from torch.utils.data import ConcatDataset
 
@@ -505,7 +536,7 @@ def _upsampling(
     target = ArrayDataset(read.x, torch.full((len(read),), UNLABELED, dtype=torch.long), read.ids)
     method.check_data(target.x)
     upsample = DomainUpsampling(target, recipe.upsample_at_end, recipe.target_share, recipe.seed)
-    total, batch = _planned_steps(recipe, len(loader)), int(loader.batch_size or 1)
+    total, batch = _planned_steps(recipe, _steps_per_epoch(recipe, loader)), int(loader.batch_size or 1)
     print(
         f"domain upsampling: from step {upsample.start(total)} of {total}, {upsample.count(batch)} of each batch's "
         f"{batch} samples come from '{recipe.target_data}' ({len(target)} samples)",
@@ -618,7 +649,7 @@ def pretrain(recipe: Recipe, *, resume: bool = False, overwrite: bool = False, p
     if recipe.anneal and not resume:  # a new branch off another run's checkpoint (a resumed one has its own)
         recipe, branch = _anneal_start(recipe)
     _check_out(recipe, resume, overwrite)  # before the lock file goes into someone's folder
-    with _holding(Path(recipe.out)):
+    with _holding(recipe, Path(recipe.out)):
         _check_out(recipe, resume, overwrite)  # and again: another run may have finished there meanwhile
         return _run(recipe, resume=resume, overwrite=overwrite, progress=progress, branch=branch)
 
@@ -635,9 +666,9 @@ def _self_distill(recipe: Recipe, resume: bool, overwrite: bool, progress: bool)
     _check_out(first, resume, overwrite, flag="the stage-1 folder of --self-distill")
     if scratch is not None:
         _check_out(scratch, resume, overwrite, flag="the from-scratch folder of --self-distill")
-    with _holding(final):
+    with _holding(recipe, final):
         _check_out(recipe, resume, overwrite)
-        fresh = not resume and launched_rank() == 0
+        fresh = not resume and launched_rank(recipe) == 0
         if fresh:  # OUT's recipe first, so that '--resume --out OUT' finds the run
             if overwrite:
                 clear_output_folder(final, RUN)
@@ -677,7 +708,7 @@ def _side_run(recipe: Recipe, resume: bool, overwrite: bool, progress: bool, **r
     if resume and (folder / WEIGHTS).is_file():
         return load_encoder(folder)
     from_checkpoint = resume and has_checkpoint(folder)
-    with _holding(folder):
+    with _holding(recipe, folder):
         overwrite = not from_checkpoint and (overwrite or resume)
         return _run(recipe, resume=from_checkpoint, overwrite=overwrite, progress=progress, **run).encoder
 
@@ -695,7 +726,7 @@ def _stage2(recipe: Recipe, teacher: nn.Module, resume: bool, progress: bool) ->
     try:
         return _run(recipe, resume=stage2_resume, overwrite=not stage2_resume, progress=progress, teacher=teacher)
     except BaseException as err:
-        if launched_rank() == 0 and not (final / RECIPE_FILE).is_file():  # stage 2 rolled back: stage 1 is
+        if launched_rank(recipe) == 0 and not (final / RECIPE_FILE).is_file():  # stage 2 rolled back: stage 1 is
             save_recipe(recipe, final / RECIPE_FILE)  # done, and '--resume --out OUT' goes on with stage 2
         if isinstance(err, RunInterrupted):
             raise RunInterrupted(final, err.step) from None
@@ -761,7 +792,7 @@ def _distill_report(
         )
         return
     from_scratch = _side_run(scratch, resume, overwrite, progress, architecture=distilled.encoder)  # every rank
-    if launched_rank() > 0:  # the comparison: once
+    if launched_rank(recipe) > 0:  # the comparison: once
         return
     encoders = [
         ("original", _original(recipe, distilled.encoder)),
@@ -807,7 +838,8 @@ def _run(
     another run's training checkpoint, read as a resume of that run reads it; an ``architecture`` (an encoder) is
     built, and reads the data, as that encoder does, instead of as the recipe says."""
     out = Path(recipe.out)
-    resume_from = resume_checkpoint(out) if resume else branch  # a corrupt checkpoint fails before any work
+    # a corrupt checkpoint fails before any work; rank 0 sets a broken last.ckpt aside, the others only read
+    resume_from = resume_checkpoint(out, set_aside=launched_rank(recipe) == 0) if resume else branch
     from_checkpoint = resume_from is not None  # the weights come from a training checkpoint, not --init
     source = recipe if branch is None else recipe.model_copy(update={"out": recipe.anneal})
     if architecture is None:
@@ -820,11 +852,12 @@ def _run(
     method, views, splits = _method(recipe, splits, config, encoder, pair, method_args)
     method_report = _carry_method(recipe, method, init)
     train_loader, val_loader, watch = _loaders(recipe, method, splits, preprocessing)
-    recipe = _resumed_target(recipe, resume_from, len(train_loader))
-    recipe = _head_warmup(recipe, method, init, method_report, len(train_loader))
-    _check_freeze(recipe, len(train_loader))
+    steps_per_epoch = _steps_per_epoch(recipe, train_loader)
+    recipe = _resumed_target(recipe, resume_from, steps_per_epoch)
+    recipe = _head_warmup(recipe, method, init, method_report, steps_per_epoch)
+    _check_freeze(recipe, steps_per_epoch)
     if resume_from is None:
-        recipe = _phases_in_steps(recipe, len(train_loader))
+        recipe = _phases_in_steps(recipe, steps_per_epoch)
     upsample = _upsampling(recipe, method, splits, preprocessing, train_loader)
     module = _module(recipe, method, views, teacher, upsample)
     n_classes = len(splits.train.classes or []) if val_loader else 0
@@ -838,13 +871,13 @@ def _run(
         out,
         recipe.checkpoint_every,
         recipe.checkpoint_every_steps,
-        after_first_save=write_description if resume and launched_rank() == 0 else None,
+        after_first_save=write_description if resume and launched_rank(recipe) == 0 else None,
     )
-    watcher = _watcher(recipe, watch, out, len(train_loader))
+    watcher = _watcher(recipe, watch, out, steps_per_epoch)
     trainer = _trainer(
-        recipe, out, checkpoints, probe, watcher, len(train_loader), progress, resume_from
+        recipe, out, checkpoints, probe, watcher, steps_per_epoch, progress, resume_from
     )  # bad devices: before
-    fresh = not resume and launched_rank() == 0  # anything is written
+    fresh = not resume and trainer.is_global_zero  # anything is written
     if fresh:
         if overwrite:
             clear_output_folder(out, RUN)
@@ -927,7 +960,7 @@ def _read(recipe: Recipe, resume: bool) -> tuple[Splits, dict, Preprocessing, In
     modality = get_modality(splits.modality)
     if export_config is not None:
         config = dict(export_config)  # the export's architecture and input normalisation, as trained
-        channels = int(splits.train.x.shape[1])
+        channels = splits.train.sample_shape[0]
         if init is not None and "in_chans" in config and int(config["in_chans"]) != channels:
             # data of another channel count (an RGB export on multi-band data): the data's channels and statistics,
             # fitted as for a new encoder; load_into adapts the first layer to them
@@ -1037,7 +1070,7 @@ def _loaders(
     fit_set, probe_set = _probe_split(splits.train, recipe.seed, recipe.online_probe)
     if len(fit_set) < 2:
         raise SelfsupError(f"'{recipe.data}' has {len(fit_set)} usable samples; pre-training needs at least 2.")
-    method.check_data(fit_set.x)
+    method.check_data(fit_set.head(CHECK_SAMPLES).x if isinstance(fit_set, LazyDataset) else fit_set.x)
     replayed = _other_set(recipe, recipe.replay, "--replay", preprocessing, splits) if recipe.replay else None
     paired = method.paired or recipe.pair_data is not None
     watch = _watch_sets(recipe, fit_set, probe_set, replayed, preprocessing, splits, paired)
@@ -1049,17 +1082,34 @@ def _loaders(
     train_set, sampler = (
         (fit_set, None) if replay is None else _with_replay(fit_set, replay, recipe.replay_fraction, recipe.seed)
     )
-    train_loader = DataLoader(
-        train_set,
-        batch_size=min(recipe.batch_size, len(fit_set)),
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=recipe.num_workers,
-        persistent_workers=recipe.num_workers > 0,
-    )
-    val_loader = DataLoader(probe_set, batch_size=512, num_workers=recipe.num_workers) if probe_set else None
+    if sampler is None and isinstance(fit_set, LazyDataset) and fit_set.blocks is not None:
+        sampler = BlockShuffleSampler(fit_set.blocks, recipe.seed)  # a lazy table: a row group read once, not per row
+    workers = _workers(recipe, fit_set)
+    if isinstance(train_set, ShardDataset) and "spawn" in recipe.strategy:  # its loader is made for forked processes
+        raise SelfsupError(f"--strategy {recipe.strategy} cannot stream prepared shards; use --strategy ddp.")
+    if isinstance(train_set, ShardDataset):  # prepared shards: LitData streams them (ranks, nodes, mid-epoch resume)
+        train_loader = train_set.loader(min(recipe.batch_size, len(fit_set)), workers, recipe.seed)
+    else:
+        train_loader = DataLoader(
+            train_set,
+            batch_size=min(recipe.batch_size, len(fit_set)),
+            shuffle=sampler is None,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+    val_loader = DataLoader(probe_set, batch_size=512, num_workers=workers) if probe_set else None
     return train_loader, val_loader, watch
+
+
+CHECK_SAMPLES = 64  # samples of lazily read data a method checks before training (shapes, lengths)
+
+
+def _workers(recipe: Recipe, data: Samples) -> int:
+    """``--num-workers``, or by default none for data in memory and a few for data decoded as training asks for it
+    (``data.loader_workers``)."""
+    return recipe.num_workers if recipe.num_workers is not None else loader_workers(data)
 
 
 def _module(
@@ -1086,6 +1136,7 @@ def _module(
         distill_teacher=teacher,
         distill_weight=recipe.distill_weight,
         upsample=upsample,
+        seed=recipe.seed,
     )
 
 
@@ -1094,7 +1145,7 @@ def _resumed_target(recipe: Recipe, resume_from: ResumePoint | None, steps_per_e
     raises them (said in one line), and a finished run (its encoder exported) with no step left to train is
     refused; one killed after its last checkpoint, before its export, resumes to write it. Several devices split
     each epoch between them (the steps per epoch are Lightning's to count): there, the recipe as it is."""
-    if resume_from is None or recipe.devices not in (1, "1"):
+    if resume_from is None or not _one_process(recipe):
         return recipe
     if recipe.max_steps > recipe.epochs * steps_per_epoch:
         epochs = math.ceil(recipe.max_steps / steps_per_epoch)
@@ -1120,7 +1171,7 @@ def _epochs(recipe: Recipe, steps_per_epoch: int, resume_from: ResumePoint | Non
     progress bar does not promise 20 epochs for 3 steps). A resumed run has done the checkpoint's epochs, the
     last one perhaps only in part (a run stopped by ``max_steps`` mid-epoch resumes in the next one). Several
     devices split each epoch's batches between them: there, the recipe's epochs."""
-    if recipe.max_steps < 0 or recipe.devices not in (1, "1"):
+    if recipe.max_steps < 0 or not _one_process(recipe):
         return recipe.epochs
     if resume_from is None:
         return min(recipe.epochs, math.ceil(recipe.max_steps / max(1, steps_per_epoch)))
@@ -1152,52 +1203,40 @@ def _trainer(
     resume_from: ResumePoint | None,
 ) -> L.Trainer:
     """The Lightning trainer, with the online ``probe`` if there is one; a device, strategy or precision it cannot
-    use is a :class:`SelfsupError`."""
-    for name in ("lightning.pytorch", "lightning.fabric"):  # device banners and tips: not for our users
-        logging.getLogger(name).setLevel(logging.WARNING)
+    use is a :class:`SelfsupError`. Progress is shown by rank 0 only."""
     bar = progress and sys.stdout.isatty()  # a redrawn bar in a terminal; a few plain lines in logs and pipes
     callbacks: list[L.Callback] = [checkpoints, EmbeddingMonitors(), Throughput(), TrainLog(out / TRAIN_LOG)]
+    callbacks.append(ProcessCheck(out / TRAIN_LOG, progress))  # several processes: each on its own samples?
     if recipe.logger not in ("csv", "csv,tensorboard"):  # MLflow or W&B: the recipe as parameters, their run ids
         callbacks.append(LoggerIds(out, recipe.model_dump()))
     if probe is not None:  # first: a checkpoint written at the end of a step holds the probe's update of that step
         callbacks.insert(0, probe)
     if watch is not None:  # before the checkpoints: a checkpoint written at a step holds that step's scores
         callbacks.insert(0, watch)
-    if progress:
+    if progress and launched_rank(recipe) == 0:
         callbacks.append(RichProgressBar(leave=True) if bar else PlainProgress(sys.stdout))
     # SyncBatchNorm (global-batch BN statistics, as SimCLR/BYOL use) exists only on GPUs
     on_gpu = torch.cuda.is_available() and recipe.accelerator in ("auto", "gpu", "cuda")
-    multi_device = recipe.devices not in (1, "1") and on_gpu
-    if recipe.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise SelfsupError(
-            f"--accelerator {recipe.accelerator}: no CUDA GPU is visible to PyTorch on this machine; "
-            "use --accelerator cpu (or auto)."
-        )
+    multi_device = not _one_process(recipe) and on_gpu
+    check_accelerator(recipe.accelerator)  # a GPU this machine lacks: one line
     loggers = build_loggers(recipe.logger, out)  # a logger's missing package: its own error line
-    try:
-        return L.Trainer(
-            max_epochs=_epochs(recipe, steps_per_epoch, resume_from),
-            max_steps=recipe.max_steps,
-            accelerator=recipe.accelerator,
-            devices=recipe.devices,
-            strategy=recipe.strategy,
-            precision=recipe.precision,  # type: ignore[arg-type]  # a str: Lightning checks the value itself
-            sync_batchnorm=multi_device,
-            callbacks=callbacks,
-            logger=loggers,
-            log_every_n_steps=max(1, min(10, steps_per_epoch)),
-            enable_progress_bar=bar,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            default_root_dir=out,
-        )
-    except (MisconfigurationException, ValueError, RuntimeError) as err:
-        first = first_line(err)
-        raise SelfsupError(
-            f"cannot train with --accelerator {recipe.accelerator} --devices {recipe.devices} "
-            f"--strategy {recipe.strategy} --precision {recipe.precision}: {first}"
-        ) from None
+    return lightning_trainer(
+        recipe,
+        max_epochs=_epochs(recipe, steps_per_epoch, resume_from),
+        max_steps=recipe.max_steps,
+        accumulate_grad_batches=recipe.accumulate_grad_batches,
+        gradient_clip_val=recipe.gradient_clip_val,
+        gradient_clip_algorithm=recipe.gradient_clip_algorithm,
+        sync_batchnorm=multi_device,
+        callbacks=callbacks,
+        logger=loggers,
+        log_every_n_steps=max(1, min(10, steps_per_epoch)),
+        enable_progress_bar=bar,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=out,
+    )
 
 
 LIGHTNING_NOISE = (
@@ -1208,6 +1247,7 @@ LIGHTNING_NOISE = (
     ".*resuming from a checkpoint that ended before the epoch ended.*",  # the loader restarts the epoch
     ".*Checkpoint directory.*exists and is not empty.*",
     ".*Trying to infer the `batch_size`.*",
+    ".*`IterableDataset` has `__len__` defined.*",  # LitData's StreamingDataset shards itself between workers
 )
 
 
@@ -1226,7 +1266,7 @@ def _fit(
         for noise in LIGHTNING_NOISE:
             warnings.filterwarnings("ignore", message=noise)
         warnings.filterwarnings("ignore", category=PossibleUserWarning)
-        previous_metrics = _keep_metrics_across_resume(out / "csv") if resume_from else None
+        previous_metrics = _keep_metrics_across_resume(out / "csv", trainer.is_global_zero) if resume_from else None
         try:
             with stop_on_interrupt(checkpoints):
                 trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume_from.path) if resume_from else None)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits
+from selfsup.data import UNLABELED, ArrayDataset, DataOptions, Splits, decoded
 from selfsup.errors import SelfsupError
 from selfsup.sources import BUILTIN_PREFIX
 
@@ -136,7 +136,7 @@ def write_subset(source: str, splits: Splits, chosen: np.ndarray, tmp: Path, opt
     """Write the samples ``chosen`` (indices into ``splits.train``) of ``source`` under ``tmp``; returns the
     subset's path (``tmp/subset`` or ``tmp/subset.SUFFIX``)."""
     check_subsettable(source, splits.modality)
-    part = splits.train
+    part = decoded(splits.train, "writing a subset")
     if splits.modality == "image":
         return _images(source, part, chosen, tmp)
     if splits.modality == "tabular":

@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup import __version__
-from selfsup.data import ArrayDataset, DataOptions
+from selfsup.data import ArrayDataset, DataOptions, decoded
 from selfsup.encoders import Encoder
 from selfsup.errors import SelfsupError, unknown_name
 from selfsup.files import write_atomic
@@ -374,7 +374,9 @@ def unlearn(
                 splits, None, data_options, encoder.preprocessing, seed, test_fraction
             )
         else:
-            train, test, split_note = splits.train, splits.test, "the data's own training split (unlabelled)"
+            train = decoded(splits.train, "unlearning")
+            test = decoded(splits.test, "unlearning") if splits.test is not None else None
+            split_note = "the data's own training split (unlabelled)"
         if classes is not None and classes != train.classes:
             raise SelfsupError(
                 f"the classifier '{model}' predicts classes {classes} but '{data}' has {train.classes}; "
