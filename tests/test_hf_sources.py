@@ -268,3 +268,11 @@ def test_pretrain_reads_a_saved_dataset_through_the_cli(digit_sources, tmp_path,
     assert main(missing) == 2 and not (tmp_path / "other").exists()
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "has no column 'picture' (its columns: 'image', 'label', 'id')" in err
+
+
+def test_parquet_rows_know_their_row_groups_so_training_shuffles_group_by_group():
+    from selfsup.hf_sources import Rows
+
+    rows = Rows(("a.parquet", "b.parquet"), True, (0, 5, 8), ((0, 2, 5), (0, 3)))  # groups of 2, 3 | 3 rows
+    assert rows.blocks().tolist() == [0, 0, 1, 1, 1, 2, 2, 2]
+    assert Rows(("a.arrow",), False, (0, 4)).blocks() is None  # memory-mapped: any row is as cheap as another

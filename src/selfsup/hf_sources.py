@@ -104,6 +104,14 @@ class Rows:
     def __len__(self) -> int:
         return self.starts[-1]
 
+    def blocks(self) -> np.ndarray | None:
+        """Parquet: each row's row group, numbered across the files (training shuffles group by group, since reading
+        a row reads its group: ``LazyDataset.blocks``); None for memory-mapped Arrow files."""
+        if not self.parquet or not self.groups:
+            return None
+        sizes = [np.diff(firsts) for firsts in self.groups]
+        return np.repeat(np.arange(sum(len(s) for s in sizes)), np.concatenate(sizes)).astype(np.int32)
+
     def cell(self, column: str, row: int) -> Any:
         """The value of ``column`` at the split's ``row`` (a dict for Image / Audio cells)."""
         f = bisect.bisect_right(self.starts, row) - 1
@@ -497,6 +505,7 @@ def _image_split(cells: Cells, y: torch.Tensor, ids: list[str], classes, size: i
         torch.uint8,
         name,
         classes,
+        blocks=cells.rows.blocks(),
     )
     if not _in_memory(options, len(lazy), (1 if grey else 3) * size * size, cells.where):
         return lazy
@@ -571,6 +580,7 @@ def _audio_split(
         name,
         classes,
         skipped,
+        blocks=None if (groups := cells.rows.blocks()) is None else groups[[row for row, _ in items]],
     )
     if not _in_memory(options, len(lazy), 4 * length, cells.where):
         return lazy
