@@ -188,11 +188,13 @@ class ShardDataset(LazyDataset):
             dataset = dataset.subset(positions)
         return dataset
 
-    def loader(self, batch_size: int, num_workers: int, seed: int) -> Any:
+    def loader(self, batch_size: int, num_workers: int, seed: int, num_nodes: int = 1) -> Any:
         """The training loader: LitData's ``StreamingDataLoader`` (resumable mid-epoch: Lightning saves its
         ``state_dict`` in the run's checkpoints), full batches only, each rank streaming its own part."""
         dataset = self.streaming(shuffle=True, seed=seed, drop_last=True)
-        return _rank_aware_loader()(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=True)
+        loader = _rank_aware_loader()(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=True)
+        loader.num_nodes = num_nodes  # the run's --num-nodes: LitData would guess it from the GPUs of this machine
+        return loader
 
 
 def _rank_aware_loader() -> type:
@@ -205,8 +207,11 @@ def _rank_aware_loader() -> type:
     base: Any = litdata().StreamingDataLoader
 
     class RankAwareLoader(base):
+        num_nodes = 1
+
         def _ranks(self) -> None:
-            env = _DistributedEnv.detect()
+            found = _DistributedEnv.detect()
+            env = _DistributedEnv(found.world_size, found.global_rank, self.num_nodes if found.world_size > 1 else 1)
             if env != self.dataset.distributed_env:
                 self.dataset.distributed_env = env
 

@@ -1088,7 +1088,7 @@ def _loaders(
     if isinstance(train_set, ShardDataset) and "spawn" in recipe.strategy:  # its loader is made for forked processes
         raise SelfsupError(f"--strategy {recipe.strategy} cannot stream prepared shards; use --strategy ddp.")
     if isinstance(train_set, ShardDataset):  # prepared shards: LitData streams them (ranks, nodes, mid-epoch resume)
-        train_loader = train_set.loader(min(recipe.batch_size, len(fit_set)), workers, recipe.seed)
+        train_loader = train_set.loader(min(recipe.batch_size, len(fit_set)), workers, recipe.seed, recipe.num_nodes)
     else:
         train_loader = DataLoader(
             train_set,
