@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from selfsup import hf_sources
+from selfsup import data
 from selfsup.cli import main
 from selfsup.data import ArrayDataset, DataOptions, LazyDataset
 from selfsup.errors import SelfsupError
@@ -177,7 +177,7 @@ def test_a_lazy_split_pickles_small_and_decodes_in_another_process_the_same(digi
 def test_auto_decodes_in_memory_until_the_limit(digit_sources, monkeypatch):
     _, saved, _ = digit_sources
     assert isinstance(load_data(str(saved), DataOptions(image_size=16)).train, ArrayDataset)
-    monkeypatch.setattr(hf_sources, "IN_MEMORY_BYTES", 30 * 16 * 16 - 1)  # one byte less than the train split
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 30 * 16 * 16 - 1)  # one byte less than the train split
     assert isinstance(load_data(str(saved), DataOptions(image_size=16)).train, LazyDataset)
 
 

@@ -168,6 +168,22 @@ class LazyDataset(Dataset):
 Samples = ArrayDataset | LazyDataset  # what a split holds: decoded samples, or samples decoded when asked for
 
 
+def reads_lazily(in_memory: str, decoded_bytes: int) -> bool:
+    """Whether a source is read lazily: as ``--in-memory`` says (``no``), or with ``auto`` when its decoded samples
+    would pass ``IN_MEMORY_BYTES``."""
+    return in_memory == "no" or (in_memory == "auto" and decoded_bytes > IN_MEMORY_BYTES)
+
+
+def refuse_skipping_lazily(where: str, count: int, noun: str, unreadable: str, auto: bool) -> SelfsupError:
+    """The one line that refuses ``--bad-files skip`` on a source read lazily (``count`` ``noun``): what cannot be
+    decoded is met only once training has begun, when it can no longer be left out."""
+    return SelfsupError(
+        f"{where} is read lazily ({count} {noun}{', too many to decode first' * auto}), so --bad-files skip cannot "
+        f"leave unreadable {unreadable} out before training; prepare it with 'selfsup prepare --bad-files skip', "
+        "or pass --in-memory yes."
+    )
+
+
 LAZY_WORKERS = 4  # at most this many DataLoader processes decode a lazily read source
 
 

@@ -37,13 +37,14 @@ import numpy as np
 import torch
 
 from selfsup.data import (
-    IN_MEMORY_BYTES,
     UNLABELED,
     ArrayDataset,
     DataOptions,
     LazyDataset,
     Preprocessing,
     Splits,
+    reads_lazily,
+    refuse_skipping_lazily,
     warn_skipped,
 )
 from selfsup.errors import SelfsupError, first_line
@@ -447,13 +448,10 @@ def _audio_sample(cells: Cells, rate: int, length: int, item: tuple[int, int]) -
 
 def _in_memory(options: DataOptions, count: int, sample_bytes: int, where: str) -> bool:
     """Whether to decode a split now: as ``--in-memory`` says, or (auto) when decoded it fits ``IN_MEMORY_BYTES``."""
-    keep = options.in_memory == "yes" or (options.in_memory == "auto" and count * sample_bytes <= IN_MEMORY_BYTES)
-    if not keep and options.bad_files == "skip":
-        raise SelfsupError(
-            f"{where} is read lazily ({count} samples), so --bad-files skip cannot leave unreadable rows out before "
-            "training; pass --in-memory yes."
-        )
-    return keep
+    lazy = reads_lazily(options.in_memory, count * sample_bytes)
+    if lazy and options.bad_files == "skip":
+        raise refuse_skipping_lazily(where, count, "samples", "rows", options.in_memory == "auto")
+    return not lazy
 
 
 def _decode_all(lazy: LazyDataset, raw, errors: tuple, bad_files: str, noun: str, where: str) -> ArrayDataset:

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from selfsup import data
 from selfsup.data import ArrayDataset, DataOptions, LazyDataset, Samples
 from selfsup.datasets.speech import FOLDER
 from selfsup.errors import SelfsupError
@@ -100,9 +101,9 @@ def test_auto_reads_in_memory_until_the_decoded_segments_pass_the_limit(tmp_path
     eager = _load(root)
     assert isinstance(eager.train, ArrayDataset)
     segments = len(eager.train) + len(eager.test)
-    monkeypatch.setattr(audio, "IN_MEMORY_BYTES", segments * 16000 * 4)  # exactly the decoded size: still fits
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", segments * 16000 * 4)  # exactly the decoded size: still fits
     assert isinstance(_load(root).train, ArrayDataset)
-    monkeypatch.setattr(audio, "IN_MEMORY_BYTES", segments * 16000 * 4 - 1)
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", segments * 16000 * 4 - 1)
     assert isinstance(_load(root).train, LazyDataset)
 
 

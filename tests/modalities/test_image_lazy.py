@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from selfsup import data
 from selfsup.data import ArrayDataset, DataOptions, LazyDataset
 from selfsup.errors import SelfsupError
 from selfsup.modalities import image
@@ -57,7 +58,7 @@ def test_a_lazy_split_holds_paths_not_pixels_and_refuses_steps_that_need_them_al
 def test_auto_reads_in_memory_until_the_decoded_folder_passes_the_limit(tmp_path, digits, monkeypatch):
     root = _folder(tmp_path / "data", digits)
     assert isinstance(load_data(str(root), DataOptions(image_size=16)).train, ArrayDataset)
-    monkeypatch.setattr(image, "IN_MEMORY_BYTES", 36 * 16 * 16 * 3 - 1)  # one byte less than the folder decoded
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 36 * 16 * 16 * 3 - 1)  # one byte less than the folder decoded
     assert isinstance(load_data(str(root), DataOptions(image_size=16)).train, LazyDataset)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from selfsup import data
 from selfsup.data import ArrayDataset, DataOptions, LazyDataset, valid_lengths
 from selfsup.datasets import load_builtin
 from selfsup.errors import SelfsupError
@@ -58,7 +59,7 @@ def test_a_lazy_split_is_a_memory_map_that_pickles_small(tmp_path):
 def test_auto_maps_npy_series_when_they_pass_the_limit_and_other_files_stay_in_memory(tmp_path, monkeypatch):
     root = _npy_folder(tmp_path / "gp", "gunpoint")
     assert isinstance(load_data(str(root), DataOptions()).train, ArrayDataset)
-    monkeypatch.setattr(timeseries, "IN_MEMORY_BYTES", 200 * 150 * 4 - 1)  # one byte less than both splits
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 200 * 150 * 4 - 1)  # one byte less than both splits
     assert isinstance(load_data(str(root), DataOptions()).train, LazyDataset)
     gunpoint = load_builtin("gunpoint")
     npz = tmp_path / "gunpoint.npz"

@@ -44,7 +44,6 @@ import torch
 from rich.progress import track
 
 from selfsup.data import (
-    IN_MEMORY_BYTES,
     UNLABELED,
     ArrayDataset,
     DataOptions,
@@ -53,6 +52,8 @@ from selfsup.data import (
     Samples,
     Splits,
     fit_sample,
+    reads_lazily,
+    refuse_skipping_lazily,
     warn_skipped,
 )
 from selfsup.errors import SelfsupError, first_line, require
@@ -323,14 +324,10 @@ def _lazy_splits(
     ``in_memory`` says, or (auto) when the decoded segments (4 bytes a sample) would pass ``IN_MEMORY_BYTES``."""
     indexed = {name: _index(entries, root, sample_rate, length) for name, (entries, _, root) in parts.items()}
     count = sum(len(index.items) for index in indexed.values())
-    if in_memory == "auto" and count * length * 4 <= IN_MEMORY_BYTES:
+    if not reads_lazily(in_memory, count * length * 4):
         return None
     if bad_files == "skip":
-        raise SelfsupError(
-            f"'{source}' is read lazily ({count} segments{', too many to decode first' * (in_memory == 'auto')}), "
-            "so --bad-files skip cannot leave unreadable files out before training; prepare it with "
-            "'selfsup prepare --bad-files skip', or pass --in-memory yes."
-        )
+        raise refuse_skipping_lazily(f"'{source}'", count, "segments", "files", in_memory == "auto")
     lazy: dict[str, Samples] = {}
     for name, index in indexed.items():
         if index.failed is not None:

@@ -42,7 +42,6 @@ from PIL import Image, UnidentifiedImageError
 from rich.progress import track
 
 from selfsup.data import (
-    IN_MEMORY_BYTES,
     UNLABELED,
     ArrayDataset,
     DataOptions,
@@ -51,6 +50,8 @@ from selfsup.data import (
     Samples,
     Splits,
     fit_sample,
+    reads_lazily,
+    refuse_skipping_lazily,
     warn_skipped,
 )
 from selfsup.errors import SelfsupError, first_line
@@ -270,15 +271,9 @@ def _lazy_split(
 def _lazily(entries: int, size: int, raster: bool, in_memory: str, bad_files: str, folder: Path) -> bool:
     """Whether to read a folder lazily: as ``--in-memory`` says, or (auto) when its decoded samples would pass
     ``IN_MEMORY_BYTES`` (counting 3 bytes a pixel, 4 per band for rasters)."""
-    lazy = in_memory == "no" or (
-        in_memory == "auto" and entries * size * size * (16 if raster else 3) > IN_MEMORY_BYTES
-    )
+    lazy = reads_lazily(in_memory, entries * size * size * (16 if raster else 3))
     if lazy and bad_files == "skip":
-        raise SelfsupError(
-            f"'{folder}' is read lazily ({entries} images{', too many to decode first' * (in_memory == 'auto')}), "
-            "so --bad-files skip cannot leave unreadable files out before training; prepare it with "
-            "'selfsup prepare --bad-files skip', or pass --in-memory yes."
-        )
+        raise refuse_skipping_lazily(f"'{folder}'", entries, "images", "files", in_memory == "auto")
     return lazy
 
 

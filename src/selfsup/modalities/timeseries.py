@@ -46,7 +46,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from selfsup.data import IN_MEMORY_BYTES, ArrayDataset, DataOptions, Preprocessing, Samples, Splits, fit_sample
+from selfsup.data import (
+    ArrayDataset,
+    DataOptions,
+    Preprocessing,
+    Samples,
+    Splits,
+    fit_sample,
+    reads_lazily,
+)
 from selfsup.errors import SelfsupError
 from selfsup.modalities import Modality
 from selfsup.modalities.labels import encode_labels, label_text, sorted_classes
@@ -576,7 +584,7 @@ def _lazy_npy(
 
     arrays = [open_npy(p) for p in paths]
     shapes = [series_shape(a) for a in arrays]
-    if in_memory == "auto" and sum(a.shape[0] * c * t * 4 for a, (c, t) in zip(arrays, shapes)) <= IN_MEMORY_BYTES:
+    if not reads_lazily(in_memory, sum(a.shape[0] * c * t * 4 for a, (c, t) in zip(arrays, shapes))):
         return None
     if len(shapes) == 2 and shapes[0][0] != shapes[1][0]:
         raise SelfsupError(
