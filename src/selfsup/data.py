@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -93,6 +93,43 @@ FIT_SAMPLES = 1024
 def bounded_draw(total: int, n: int, seed: int) -> np.ndarray:
     """``n`` of ``total`` positions drawn at random without repeats, in order: the bounded sample of ``head``."""
     return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+
+
+class NumberedIds(Sequence[str]):
+    """The ids ``f"{prefix}{i}"`` of ``n`` samples, made when asked for: a lazily read source of millions of rows holds
+    no id strings. Compares equal to a list of the same ids; a slice is a list."""
+
+    def __init__(self, prefix: str, n: int) -> None:
+        self.prefix, self.n = prefix, int(n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [f"{self.prefix}{i}" for i in range(self.n)[index]]
+        return f"{self.prefix}{range(self.n)[index]}"
+
+    def __iter__(self) -> Iterator[str]:
+        return (f"{self.prefix}{i}" for i in range(self.n))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, NumberedIds):
+            return (self.prefix, self.n) == (other.prefix, other.n)
+        if isinstance(other, (list, tuple)):
+            return len(other) == self.n and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"NumberedIds({self.prefix!r}, {self.n})"
 
 
 @dataclass

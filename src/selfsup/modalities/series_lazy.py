@@ -18,9 +18,8 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from selfsup.data import UNLABELED, LazyDataset
+from selfsup.data import UNLABELED, LazyDataset, NumberedIds
 from selfsup.errors import SelfsupError
-from selfsup.modalities.table_lazy import NumberedIds
 
 
 def open_npy(path: Path) -> np.ndarray:

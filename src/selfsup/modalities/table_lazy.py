@@ -19,55 +19,18 @@ CSV / TSV files have no row index to seek by: they are always read whole (``--in
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import torch
 
-from selfsup.data import DataOptions, LazyDataset, Preprocessing, Splits
+from selfsup.data import DataOptions, LazyDataset, NumberedIds, Preprocessing, Splits
 from selfsup.errors import SelfsupError, first_line
 
 FIT_ROWS = 100_000  # rows of a lazily read table its schema is fitted on
-
-
-class NumberedIds(Sequence[str]):
-    """The ids ``f"{prefix}{i}"`` of ``n`` samples, made when asked for: a lazily read source of millions of rows holds
-    no id strings. Compares equal to a list of the same ids; a slice is a list."""
-
-    def __init__(self, prefix: str, n: int) -> None:
-        self.prefix, self.n = prefix, int(n)
-
-    def __len__(self) -> int:
-        return self.n
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[str]: ...
-
-    def __getitem__(self, index: int | slice) -> str | list[str]:
-        if isinstance(index, slice):
-            return [f"{self.prefix}{i}" for i in range(self.n)[index]]
-        return f"{self.prefix}{range(self.n)[index]}"
-
-    def __iter__(self) -> Iterator[str]:
-        return (f"{self.prefix}{i}" for i in range(self.n))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, NumberedIds):
-            return (self.prefix, self.n) == (other.prefix, other.n)
-        if isinstance(other, (list, tuple)):
-            return len(other) == self.n and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"NumberedIds({self.prefix!r}, {self.n})"
 
 
 def _parquet_file(path: Path) -> Any:
